@@ -1,0 +1,1 @@
+"""Fixtures for the kube test server (filled in by the adapter work)."""

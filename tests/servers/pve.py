@@ -1,0 +1,1 @@
+"""Fixtures for the pve test server (filled in by the adapter work)."""

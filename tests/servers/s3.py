@@ -1,0 +1,1 @@
+"""Fixtures for the s3 test server (filled in by the adapter work)."""
