@@ -1,1 +1,660 @@
-"""Fixtures for the kube test server (filled in by the adapter work)."""
+"""A Kubernetes API emulator (kmock) for tests, plus helpers that seed objects into it.
+
+``kube_emulator`` runs a ``kmock.KubernetesEmulator`` on its own thread and event loop, bound to
+127.0.0.1, with every resource drbot uses registered (so empty lists are lists, not 404s).
+``kube`` is an ``adapters.kubernetes.client.Kube`` bound to it through a kubeconfig file.
+
+kmock ignores label/field selectors, does not do PUT, and has no eviction subresource: the
+emulator here answers ``pods/<name>/eviction`` itself (deleting the pod, or 429 for a pod that a
+test marked as protected by a PodDisruptionBudget).
+
+The seeding helpers speak plain HTTP to the emulator, so they are safe from any thread and can
+be reused by end-to-end tests and the simulated lab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.kubernetes import resources as R
+from adapters.kubernetes.client import Kube
+from adapters.kubernetes.resources import Resource
+
+
+class KubeServer:
+    """A running emulator: ``url``, the kmock ``emulator``, and JSON helpers over HTTP."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.emulator: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        # (namespace, pod) -> PodDisruptionBudget name: evictions of these pods answer 429.
+        self.protected_pods: dict[tuple[str, str], str] = {}
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="kube-emulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(20):
+            raise RuntimeError("the Kubernetes emulator did not start within 20 s")
+        if self._error is not None:
+            raise RuntimeError(f"the Kubernetes emulator failed to start: {self._error!r}")
+
+    def stop(self) -> None:
+        if self.loop is not None and self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(20)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self.loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        import aiohttp.test_utils
+        import kmock
+
+        self._stop = asyncio.Event()
+        async with kmock.KubernetesEmulator() as emulator:
+            self.emulator = emulator
+            register_resources(emulator)
+            emulator[lambda request: request.subresource == "eviction"] << self._evict
+            server = aiohttp.test_utils.RawTestServer(emulator, host="127.0.0.1", port=0)
+            await server.start_server()
+            try:
+                self.url = f"http://127.0.0.1:{server.port}"
+                self._ready.set()
+                await self._stop.wait()
+            finally:
+                await server.close()
+
+    def _evict(self, request: Any) -> Any:
+        """policy/v1 Eviction: 429 for a protected pod, else delete the pod (201)."""
+        import kmock
+
+        key = (request.namespace, request.name)
+        if key in self.protected_pods:
+            pdb = self.protected_pods[key]
+            return kmock.Response(status=429, payload={
+                "apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 429,
+                "reason": "TooManyRequests",
+                "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+                "details": {"causes": [{
+                    "reason": "DisruptionBudget",
+                    "message": f"The disruption budget {pdb} needs 1 healthy pods and has 1 "
+                               "currently",
+                }]},
+            })
+        pod_key = (kmock.resource("", "v1", "pods"), request.namespace, request.name)
+        if pod_key not in self.emulator.objects or self.emulator.objects[pod_key].deleted:
+            return kmock.Response(status=404, payload={
+                "apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 404,
+                "reason": "NotFound", "message": f'pods "{request.name}" not found'})
+        self.emulator.objects[pod_key].delete()
+        return kmock.Response(status=201, payload={
+            "apiVersion": "v1", "kind": "Status", "status": "Success", "code": 201})
+
+    def on_loop(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the emulator's loop (to change reactions safely) and return its result."""
+        assert self.loop is not None
+
+        async def call() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
+
+    def inject(self, criteria: Any, *payload: Any) -> None:
+        """Add a reaction, e.g. ``inject("list v1/nodes", 500)`` (kmock's DSL)."""
+
+        def add() -> None:
+            view = self.emulator[criteria]
+            for item in payload:
+                view = view << item
+
+        self.on_loop(add)
+
+    def requests(self, criteria: Any) -> list[Any]:
+        """The requests the emulator received that match kmock ``criteria``."""
+        return self.on_loop(lambda: list(self.emulator[criteria]))
+
+    # ---- JSON over HTTP -------------------------------------------------------------
+
+    def path(self, res: Resource, namespace: str | None = None, name: str | None = None) -> str:
+        base = f"/apis/{res.group}/{res.version}" if res.group else f"/api/{res.version}"
+        if res.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{res.plural}"
+        return base + (f"/{name}" if name else "")
+
+    def http(self, method: str, path: str, body: Any = None, content_type: str = "") -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": content_type or "application/json"}
+        req = urllib.request.Request(  # noqa: S310 (the emulator's own http URL)
+            self.url + path, data=data, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+                text = resp.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+        return json.loads(text) if text else None
+
+    def create(self, res: Resource, body: dict[str, Any]) -> dict[str, Any]:
+        namespace = body.get("metadata", {}).get("namespace")
+        full = {"apiVersion": res.api_version, "kind": res.kind, **body}
+        return self.http("POST", self.path(res, namespace), full)
+
+    def get(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        return self.http("GET", self.path(res, namespace, name))
+
+    def list(self, res: Resource, namespace: str | None = None) -> list[dict[str, Any]]:
+        return (self.http("GET", self.path(res, namespace)) or {}).get("items", [])
+
+    def patch(
+        self, res: Resource, name: str, patch: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        return self.http("PATCH", self.path(res, namespace, name), patch,
+                         "application/merge-patch+json")
+
+    def delete(self, res: Resource, name: str, namespace: str | None = None) -> Any:
+        return self.http("DELETE", self.path(res, namespace, name))
+
+
+def register_resources(emulator: Any) -> None:
+    """Declare every resource drbot uses, so listing an empty one answers an empty list."""
+    import kmock
+
+    for res in (*R.CORE, *R.CUSTOM):
+        emulator.resources[f"{res.api_version}/{res.plural}"] = kmock.ResourceInfo(
+            kind=res.kind, namespaced=res.namespaced
+        )
+    for version in ("v1beta2",):  # older Flux versions of OCIRepository and Bucket
+        for plural, kind in (("ocirepositories", "OCIRepository"), ("buckets", "Bucket")):
+            emulator.resources[f"source.toolkit.fluxcd.io/{version}/{plural}"] = (
+                kmock.ResourceInfo(kind=kind, namespaced=True)
+            )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def dead_endpoint() -> str:
+    """A 127.0.0.1 URL where nothing listens (connection refused)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def write_kubeconfig(path: Path, server_url: str) -> Path:
+    """A kubeconfig for ``server_url`` with a bearer token (the emulator ignores it)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "lab", "cluster": {"server": server_url}}],
+        "users": [{"name": "drbot", "user": {"token": "test-token"}}],
+        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "drbot"}}],
+        "current-context": "lab",
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture
+def kube_emulator() -> Iterator[KubeServer]:
+    server = KubeServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def kube(kube_emulator: KubeServer, tmp_path: Path) -> Iterator[Kube]:
+    client = Kube(write_kubeconfig(tmp_path / "kubeconfig", kube_emulator.url))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+# ---- background "controllers" -------------------------------------------------------------
+
+
+class Reactor:
+    """Runs ``step`` every ``interval`` seconds on a thread until stopped (a tiny controller)."""
+
+    def __init__(self, step: Callable[[], None], interval: float = 0.05) -> None:
+        self._step = step
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.errors: list[BaseException] = []
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._step()
+            except Exception as exc:  # surfaced by stop()
+                self.errors.append(exc)
+
+    def __enter__(self) -> Reactor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        if self.errors:
+            raise self.errors[0]
+
+
+class FluxController(Reactor):
+    """Does what Flux's controllers do with a reconcile request, for the objects it is told.
+
+    For every watched object whose ``reconcile.fluxcd.io/requestedAt`` differs from
+    ``status.lastHandledReconcileAt``: copy it over, set ``observedGeneration`` and a Ready
+    condition from ``outcomes`` (default True).
+    """
+
+    def __init__(self, server: KubeServer, *resources: Resource) -> None:
+        super().__init__(self._reconcile_all)
+        self.server = server
+        self.resources = resources or (
+            R.KUSTOMIZATIONS, R.HELMRELEASES, R.GITREPOSITORIES, R.HELMCHARTS,
+            R.HELMREPOSITORIES, R.OCIREPOSITORIES, R.BUCKETS,
+        )
+        # (kind, namespace, name) -> (ready, reason, message)
+        self.outcomes: dict[tuple[str, str, str], tuple[bool, str, str]] = {}
+        self.handled: list[tuple[str, str, str]] = []
+
+    def _reconcile_all(self) -> None:
+        for res in self.resources:
+            for obj in self.server.list(res):
+                self._reconcile(res, obj)
+
+    def _reconcile(self, res: Resource, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata", {})
+        token = (meta.get("annotations") or {}).get("reconcile.fluxcd.io/requestedAt")
+        status = obj.get("status") or {}
+        if not token or token == status.get("lastHandledReconcileAt"):
+            return
+        if (obj.get("spec") or {}).get("suspend"):
+            return
+        key = (res.kind, meta.get("namespace", ""), meta.get("name", ""))
+        ready, reason, message = self.outcomes.get(
+            key, (True, "ReconciliationSucceeded", "Applied revision: main@sha1:0123abcd")
+        )
+        generation = meta.get("generation", 1)
+        condition = {
+            "type": "Ready", "status": "True" if ready else "False", "reason": reason,
+            "message": message, "observedGeneration": generation,
+        }
+        self.server.patch(res, key[2], {"status": {
+            "lastHandledReconcileAt": token, "observedGeneration": generation,
+            "conditions": [condition], "lastAppliedRevision": "main@sha1:0123abcd",
+        }}, key[1])
+        self.handled.append(key)
+
+
+# ---- seeding helpers ------------------------------------------------------------------------
+
+
+def _ready_condition(ready: bool | None, reason: str, message: str) -> list[dict[str, Any]]:
+    if ready is None:
+        return []
+    return [{"type": "Ready", "status": "True" if ready else "False", "reason": reason,
+             "message": message, "observedGeneration": 1}]
+
+
+def add_kustomization(
+    server: KubeServer,
+    name: str,
+    namespace: str = "flux-system",
+    *,
+    suspended: bool = False,
+    ready: bool | None = True,
+    message: str = "Applied revision: main@sha1:0123abcd",
+    source: tuple[str, str] = ("GitRepository", "flux-system"),
+    source_namespace: str | None = None,
+) -> dict[str, Any]:
+    ref: dict[str, Any] = {"kind": source[0], "name": source[1]}
+    if source_namespace:
+        ref["namespace"] = source_namespace
+    return server.create(R.KUSTOMIZATIONS, {
+        "metadata": {"name": name, "namespace": namespace, "generation": 1},
+        "spec": {"interval": "10m", "path": f"./{name}", "prune": True, "sourceRef": ref,
+                 "suspend": suspended},
+        "status": {"observedGeneration": 1, "lastAppliedRevision": "main@sha1:0123abcd",
+                   "conditions": _ready_condition(ready, "ReconciliationSucceeded"
+                                                  if ready else "BuildFailed", message)},
+    })
+
+
+def add_helmrelease(
+    server: KubeServer,
+    name: str,
+    namespace: str = "flux-system",
+    *,
+    suspended: bool = False,
+    ready: bool | None = True,
+    chart: str = "podinfo",
+    source: tuple[str, str] = ("HelmRepository", "podinfo"),
+    chart_ref: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"interval": "10m", "suspend": suspended}
+    if chart_ref:
+        spec["chartRef"] = {"kind": chart_ref[0], "name": chart_ref[1]}
+    else:
+        spec["chart"] = {"spec": {"chart": chart, "version": "6.x",
+                                  "sourceRef": {"kind": source[0], "name": source[1]}}}
+    return server.create(R.HELMRELEASES, {
+        "metadata": {"name": name, "namespace": namespace, "generation": 1},
+        "spec": spec,
+        "status": {"observedGeneration": 1, "lastAttemptedRevision": "6.5.0",
+                   "conditions": _ready_condition(ready, "InstallSucceeded", "Helm install ok")},
+    })
+
+
+def add_source(
+    server: KubeServer,
+    kind: str,
+    name: str,
+    namespace: str = "flux-system",
+    *,
+    suspended: bool = False,
+    spec: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    res = {r.kind: r for r in R.CUSTOM if r.group == "source.toolkit.fluxcd.io"}[kind]
+    return server.create(res, {
+        "metadata": {"name": name, "namespace": namespace, "generation": 1},
+        "spec": {"interval": "1m", "suspend": suspended, **(spec or {})},
+        "status": {"observedGeneration": 1,
+                   "conditions": _ready_condition(True, "Succeeded", "stored artifact")},
+    })
+
+
+def add_node(
+    server: KubeServer,
+    name: str,
+    *,
+    ready: bool = True,
+    roles: tuple[str, ...] = (),
+    etcd: bool = False,
+    ip: str = "10.0.0.10",
+    unschedulable: bool = False,
+    finalizers: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    labels = {"kubernetes.io/hostname": name}
+    for role in roles:
+        labels[f"node-role.kubernetes.io/{role}"] = "true"
+    if etcd:
+        labels["node-role.kubernetes.io/etcd"] = "true"
+    return server.create(R.NODES, {
+        "metadata": {"name": name, "labels": labels, "finalizers": list(finalizers)},
+        "spec": {"unschedulable": unschedulable},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True" if ready else "Unknown",
+                            "reason": "KubeletReady" if ready else "NodeStatusUnknown",
+                            "message": "kubelet is posting ready status" if ready
+                            else "Kubelet stopped posting node status."}],
+            "addresses": [{"type": "InternalIP", "address": ip},
+                          {"type": "Hostname", "address": name}],
+        },
+    })
+
+
+def set_node_ready(server: KubeServer, name: str, ready: bool) -> None:
+    server.patch(R.NODES, name, {"status": {"conditions": [
+        {"type": "Ready", "status": "True" if ready else "Unknown",
+         "reason": "KubeletReady" if ready else "NodeStatusUnknown"}]}})
+
+
+def add_pod(
+    server: KubeServer,
+    name: str,
+    namespace: str,
+    node: str,
+    *,
+    owner_kind: str = "ReplicaSet",
+    mirror: bool = False,
+    labels: dict[str, str] | None = None,
+    phase: str = "Running",
+    pvc: str | None = None,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels or {}}
+    if owner_kind:
+        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner_kind,
+                                    "name": f"{name}-owner", "uid": "u-1", "controller": True}]
+    if mirror:
+        meta["annotations"] = {"kubernetes.io/config.mirror": "abc"}
+    spec: dict[str, Any] = {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}
+    if pvc:
+        spec["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": pvc}}]
+    return server.create(R.PODS, {"metadata": meta, "spec": spec, "status": {"phase": phase}})
+
+
+def add_lh_volume(
+    server: KubeServer,
+    name: str,
+    replicas: list[tuple[str, bool]],
+    *,
+    pvc: str = "",
+    pvc_namespace: str = "",
+    state: str = "attached",
+    robustness: str = "healthy",
+    size: str = "1073741824",
+    node: str = "",
+    last_backup: str = "",
+    last_backup_at: str = "",
+) -> dict[str, Any]:
+    """A Longhorn Volume and one Replica per (nodeID, healthy) pair."""
+    ns = R.LONGHORN_NAMESPACE
+    volume = server.create(R.LH_VOLUMES, {
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"numberOfReplicas": len(replicas), "size": size, "frontend": "blockdev"},
+        "status": {"state": state, "robustness": robustness, "currentNodeID": node,
+                   "lastBackup": last_backup, "lastBackupAt": last_backup_at,
+                   "kubernetesStatus": {"pvcName": pvc, "namespace": pvc_namespace,
+                                        "pvName": f"pv-{name}" if pvc else ""}},
+    })
+    for index, (node_id, healthy) in enumerate(replicas):
+        add_lh_replica(server, f"{name}-r-{index}", name, node_id, healthy)
+    return volume
+
+
+def add_lh_replica(
+    server: KubeServer, name: str, volume: str, node: str, healthy: bool
+) -> dict[str, Any]:
+    stamp = "2026-01-01T00:00:00Z"
+    return server.create(R.LH_REPLICAS, {
+        "metadata": {"name": name, "namespace": R.LONGHORN_NAMESPACE,
+                     "labels": {"longhornvolume": volume}},
+        "spec": {"nodeID": node, "volumeName": volume, "diskID": "disk-1",
+                 "healthyAt": stamp if healthy else "", "failedAt": "" if healthy else stamp},
+        "status": {"currentState": "running" if healthy else "error"},
+    })
+
+
+def add_lh_node(
+    server: KubeServer, name: str, *, ready: bool = True, reason: str = "",
+    allow_scheduling: bool = True,
+) -> dict[str, Any]:
+    return server.create(R.LH_NODES, {
+        "metadata": {"name": name, "namespace": R.LONGHORN_NAMESPACE},
+        "spec": {"allowScheduling": allow_scheduling},
+        "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                                   "reason": reason}]},
+    })
+
+
+def backup_url(backup: str, volume: str, target: str = "s3://backups@us-east-1/lh") -> str:
+    return f"{target}?backup={backup}&volume={volume}"
+
+
+def add_lh_backup(
+    server: KubeServer,
+    name: str,
+    volume: str,
+    *,
+    state: str = "Completed",
+    created: str = "2026-01-02T03:04:05Z",
+    size: str = "1073741824",
+    pvc: str = "",
+    pvc_namespace: str = "",
+    error: str = "",
+) -> dict[str, Any]:
+    labels = {"backup-volume": volume, "backup-target": "default"}
+    status_labels = {}
+    if pvc:
+        status_labels = {"KubernetesStatus": json.dumps(
+            {"pvcName": pvc, "namespace": pvc_namespace, "pvName": f"pv-{volume}"})}
+    return server.create(R.LH_BACKUPS, {
+        "metadata": {"name": name, "namespace": R.LONGHORN_NAMESPACE, "labels": labels},
+        "spec": {"snapshotName": f"snap-{name}"},
+        "status": {"state": state, "backupCreatedAt": created, "snapshotCreatedAt": created,
+                   "url": backup_url(name, volume) if state == "Completed" else "",
+                   "volumeName": volume, "size": size, "error": error, "volumeSize": size,
+                   "labels": status_labels, "backupTargetName": "default"},
+    })
+
+
+def add_lh_backup_volume(
+    server: KubeServer, volume: str, *, last_backup: str, last_backup_at: str,
+    v18: bool = True,
+) -> dict[str, Any]:
+    """A BackupVolume named as Longhorn v1.8+ names it (``<vol>-<hash>``) or as v1.7 does."""
+    name = f"{volume}-5b2e8f0c" if v18 else volume
+    spec = {"volumeName": volume, "backupTargetName": "default"} if v18 else {}
+    return server.create(R.LH_BACKUPVOLUMES, {
+        "metadata": {"name": name, "namespace": R.LONGHORN_NAMESPACE,
+                     "labels": {"backup-target": "default"} if v18 else {}},
+        "spec": spec,
+        "status": {"lastBackupName": last_backup, "lastBackupAt": last_backup_at,
+                   "lastSyncedAt": last_backup_at},
+    })
+
+
+def add_lh_backup_target(
+    server: KubeServer, *, available: bool = True, url: str = "s3://backups@us-east-1/lh",
+    message: str = "",
+) -> dict[str, Any]:
+    conditions = [] if available else [
+        {"type": "Unavailable", "status": "True", "reason": "Unavailable", "message": message}]
+    return server.create(R.LH_BACKUPTARGETS, {
+        "metadata": {"name": "default", "namespace": R.LONGHORN_NAMESPACE},
+        "spec": {"backupTargetURL": url, "credentialSecret": "s3-secret", "pollInterval": "300s"},
+        "status": {"available": available, "conditions": conditions,
+                   "lastSyncedAt": "2026-01-02T00:00:00Z"},
+    })
+
+
+def add_cnpg_cluster(
+    server: KubeServer,
+    name: str,
+    namespace: str = "db",
+    *,
+    ready: bool = True,
+    last_backup: str = "2026-01-02T01:00:00Z",
+    archiving: tuple[bool, str] = (True, ""),
+    plugin_store: str = "",
+) -> dict[str, Any]:
+    conditions = [
+        {"type": "Ready", "status": "True" if ready else "False", "reason": "ClusterIsReady"},
+        {"type": "ContinuousArchiving", "status": "True" if archiving[0] else "False",
+         "reason": "ContinuousArchivingSuccess" if archiving[0]
+         else "ContinuousArchivingFailing", "message": archiving[1]},
+    ]
+    spec: dict[str, Any] = {"instances": 3}
+    if plugin_store:
+        spec["plugins"] = [{"name": "barman-cloud.cloudnative-pg.io", "isWALArchiver": True,
+                            "parameters": {"barmanObjectName": plugin_store}}]
+    return server.create(R.CNPG_CLUSTERS, {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+        "status": {"phase": "Cluster in healthy state" if ready else "Failing",
+                   "lastSuccessfulBackup": last_backup,
+                   "firstRecoverabilityPoint": "2025-12-26T01:00:00Z",
+                   "conditions": conditions},
+    })
+
+
+def add_objectstore(
+    server: KubeServer, name: str, namespace: str, server_name: str,
+    window: dict[str, str],
+) -> dict[str, Any]:
+    return server.create(R.BARMAN_OBJECTSTORES, {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"configuration": {"destinationPath": "s3://pg/"}},
+        "status": {"serverRecoveryWindow": {server_name: window}},
+    })
+
+
+def add_cnpg_backup(
+    server: KubeServer, name: str, cluster: str, namespace: str = "db", *,
+    phase: str = "completed", started: str = "2026-01-02T01:00:00Z",
+    stopped: str = "2026-01-02T01:05:00Z", error: str = "",
+) -> dict[str, Any]:
+    return server.create(R.CNPG_BACKUPS, {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"cluster": {"name": cluster}, "method": "barmanObjectStore"},
+        "status": {"phase": phase, "startedAt": started, "stoppedAt": stopped, "error": error,
+                   "backupId": "20260102T010000", "method": "barmanObjectStore"},
+    })
+
+
+def add_cnpg_scheduled_backup(
+    server: KubeServer, name: str, cluster: str, namespace: str = "db", *,
+    schedule: str = "0 0 1 * * *", suspended: bool = False,
+) -> dict[str, Any]:
+    return server.create(R.CNPG_SCHEDULEDBACKUPS, {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"cluster": {"name": cluster}, "schedule": schedule, "suspend": suspended},
+        "status": {"lastScheduleTime": "2026-01-02T01:00:00Z",
+                   "nextScheduleTime": "2026-01-03T01:00:00Z"},
+    })
+
+
+def add_etcd_snapshot(
+    server: KubeServer, snapshot: str, node: str, *, s3: bool = False,
+    created: str = "2026-01-02T00:00:00Z", ready: bool = True, size: str = "2048k",
+    error: str = "",
+) -> dict[str, Any]:
+    storage = "s3" if s3 else node
+    location = (f"s3://etcd-backups/k3s/{snapshot}" if s3
+                else f"file:///var/lib/rancher/k3s/server/db/snapshots/{snapshot}")
+    status: dict[str, Any] = {"creationTime": created, "readyToUse": ready, "size": size}
+    if error:
+        status["error"] = {"time": created, "message": error}
+    return server.create(R.ETCD_SNAPSHOT_FILES, {
+        "metadata": {"name": f"{'s3' if s3 else 'local'}-{snapshot}-a1b2c3",
+                     "labels": {"etcd.k3s.cattle.io/snapshot-storage-node": storage}},
+        "spec": {"snapshotName": snapshot, "nodeName": storage, "location": location,
+                 **({"s3": {"bucket": "etcd-backups", "prefix": "k3s"}} if s3 else {})},
+        "status": status,
+    })

@@ -1,0 +1,200 @@
+"""Longhorn: volumes and replicas, dead-node cleanup, backups, restore, replica health."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.errors import AdapterError, Conflict, Refused, TimedOut
+from adapters.kubernetes import longhorn
+from adapters.kubernetes import resources as R
+from adapters.kubernetes.client import Kube
+from tests.servers.kube import (
+    KubeServer,
+    Reactor,
+    add_lh_backup,
+    add_lh_backup_target,
+    add_lh_backup_volume,
+    add_lh_node,
+    add_lh_volume,
+    backup_url,
+)
+
+NS = R.LONGHORN_NAMESPACE
+
+
+def test_volumes_and_replica_health(kube_emulator: KubeServer, kube: Kube) -> None:
+    add_lh_volume(kube_emulator, "pvc-1", [("a", True), ("b", False)], pvc="data",
+                  pvc_namespace="apps", robustness="degraded", last_backup="backup-1")
+    kube_emulator.patch(R.LH_REPLICAS, "pvc-1-r-0", {"metadata": {
+        "finalizers": ["longhorn.io"], "deletionTimestamp": "2026-01-01T00:00:00Z"}}, NS)
+    volume = longhorn.get_volume(kube, "pvc-1")
+    assert (volume.pvc, volume.pvc_namespace, volume.last_backup) == ("data", "apps", "backup-1")
+    assert [(r.node, r.healthy) for r in volume.replicas] == [("a", False), ("b", False)]
+    assert volume.robustness == "degraded" and volume.number_of_replicas == 2
+
+
+def test_volumes_losing_last_replica(kube_emulator: KubeServer, kube: Kube) -> None:
+    add_lh_volume(kube_emulator, "safe", [("a", True), ("b", True)])
+    add_lh_volume(kube_emulator, "only-on-a", [("a", True), ("b", False)])
+    add_lh_volume(kube_emulator, "failed-on-a", [("a", False)])
+    add_lh_volume(kube_emulator, "elsewhere", [("c", True)])
+    assert longhorn.volumes_losing_last_replica(kube, "a") == ["failed-on-a", "only-on-a"]
+    assert longhorn.volumes_losing_last_replica(kube, "c") == ["elsewhere"]
+    assert longhorn.volumes_losing_last_replica(kube, "z") == []
+
+
+def test_clean_dead_node(kube_emulator: KubeServer, kube: Kube) -> None:
+    add_lh_volume(kube_emulator, "v1", [("dead", False), ("b", True)])
+    add_lh_volume(kube_emulator, "v2", [("b", True), ("c", True)])
+    add_lh_node(kube_emulator, "dead", ready=False, reason="KubernetesNodeGone")
+    result = longhorn.clean_dead_node(kube, "dead", timeout=5, poll=0.05)
+    assert result.deleted_replicas == ["v1-r-0"] and result.node_deleted
+    assert [r.name for r in longhorn.list_replicas(kube)] == ["v1-r-1", "v2-r-0", "v2-r-1"]
+    assert kube_emulator.get(R.LH_NODES, "dead", NS) is None
+    patches = kube_emulator.requests("patch")
+    assert any(p.data == {"spec": {"allowScheduling": False}} for p in patches)
+
+
+def test_clean_dead_node_refuses_to_lose_the_last_copy(
+    kube_emulator: KubeServer, kube: Kube
+) -> None:
+    add_lh_volume(kube_emulator, "v1", [("dead", True), ("b", False)])
+    add_lh_volume(kube_emulator, "v2", [("dead", False), ("b", True)])
+    add_lh_node(kube_emulator, "dead", ready=False)
+    with pytest.raises(Refused, match="last copy of Longhorn volume\\(s\\) v1"):
+        longhorn.clean_dead_node(kube, "dead", timeout=1, poll=0.05)
+    assert len(longhorn.list_replicas(kube)) == 4
+    assert kube_emulator.get(R.LH_NODES, "dead", NS) is not None
+
+
+def test_clean_dead_node_stops_at_a_leftover_engine(
+    kube_emulator: KubeServer, kube: Kube
+) -> None:
+    add_lh_node(kube_emulator, "dead", ready=False)
+    kube_emulator.create(R.LH_ENGINES, {"metadata": {"name": "v1-e-0", "namespace": NS},
+                                        "spec": {"nodeID": "dead", "volumeName": "v1"}})
+    with pytest.raises(Conflict, match="engine\\(s\\) v1-e-0 on node dead"):
+        longhorn.clean_dead_node(kube, "dead", timeout=1, poll=0.05)
+    assert kube_emulator.get(R.LH_NODES, "dead", NS)["spec"]["allowScheduling"] is False
+
+
+def test_backups_backup_volumes_and_target(kube_emulator: KubeServer, kube: Kube) -> None:
+    add_lh_backup(kube_emulator, "backup-old", "vol", created="2026-01-01T00:00:00Z")
+    add_lh_backup(kube_emulator, "backup-new", "vol", created="2026-01-02T00:00:00Z",
+                  pvc="data", pvc_namespace="apps")
+    add_lh_backup(kube_emulator, "backup-running", "vol", state="InProgress",
+                  created="2026-01-03T00:00:00Z")
+    add_lh_backup(kube_emulator, "backup-other", "other")
+    latest = longhorn.latest_backup(kube, "vol")
+    assert latest is not None and latest.name == "backup-new"
+    assert (latest.pvc, latest.pvc_namespace) == ("data", "apps")
+    assert latest.url == backup_url("backup-new", "vol")
+    assert [b.name for b in longhorn.list_backups(kube, "vol")] == [
+        "backup-old", "backup-new", "backup-running"]
+    assert longhorn.latest_backup(kube, "none") is None
+
+    add_lh_backup_volume(kube_emulator, "vol", last_backup="backup-new",
+                         last_backup_at="2026-01-02T00:00:00Z", v18=True)
+    add_lh_backup_volume(kube_emulator, "legacy", last_backup="b1",
+                         last_backup_at="2025-12-01T00:00:00Z", v18=False)
+    bvs = longhorn.list_backup_volumes(kube)
+    assert [(b.name, b.volume, b.last_backup) for b in bvs] == [
+        ("legacy", "legacy", "b1"), ("vol-5b2e8f0c", "vol", "backup-new")]
+
+    add_lh_backup_target(kube_emulator, available=False, message="cannot reach s3")
+    target = longhorn.get_backup_target(kube)
+    assert not target.available and target.message == "cannot reach s3"
+    assert target.url.startswith("s3://")
+
+
+def test_trigger_backup(kube_emulator: KubeServer, kube: Kube) -> None:
+    add_lh_volume(kube_emulator, "vol", [("a", True)])
+
+    def longhorn_manager() -> None:
+        for snap in kube_emulator.list(R.LH_SNAPSHOTS, NS):
+            if not (snap.get("status") or {}).get("readyToUse"):
+                kube_emulator.patch(R.LH_SNAPSHOTS, snap["metadata"]["name"],
+                                    {"status": {"readyToUse": True}}, NS)
+        for backup in kube_emulator.list(R.LH_BACKUPS, NS):
+            name = backup["metadata"]["name"]
+            if (backup.get("status") or {}).get("state") != "Completed":
+                kube_emulator.patch(R.LH_BACKUPS, name, {"status": {
+                    "state": "Completed", "url": backup_url(name, "vol"),
+                    "volumeName": "vol", "backupCreatedAt": "2026-01-05T00:00:00Z"}}, NS)
+
+    with Reactor(longhorn_manager):
+        backup = longhorn.trigger_backup(kube, "vol", timeout=5, poll=0.05)
+    assert backup.state == "Completed" and backup.name.startswith("drbot-vol-")
+    stored = kube_emulator.get(R.LH_BACKUPS, backup.name, NS)
+    assert stored["spec"]["snapshotName"] == backup.name
+    assert stored["metadata"]["labels"]["backup-volume"] == "vol"
+    snap = kube_emulator.get(R.LH_SNAPSHOTS, backup.name, NS)
+    assert snap["spec"] == {"volume": "vol", "createSnapshot": True,
+                            "labels": {"created-by": "drbot"}}
+
+
+def _finish_restores(kube_emulator: KubeServer, fail: bool = False) -> None:
+    for vol in kube_emulator.list(R.LH_VOLUMES, NS):
+        status = vol.get("status") or {}
+        if vol["spec"].get("fromBackup") and status.get("state") != "detached":
+            condition = {"type": "Restore", "status": "False",
+                         "reason": "RestoreFailure" if fail else "",
+                         "message": "backup is corrupted" if fail else ""}
+            kube_emulator.patch(R.LH_VOLUMES, vol["metadata"]["name"], {"status": {
+                "state": "detached", "restoreInitiated": True, "restoreRequired": fail,
+                "conditions": [condition]}}, NS)
+
+
+def test_restore_backup_builds_volume_pv_and_pvc(kube_emulator: KubeServer, kube: Kube) -> None:
+    add_lh_backup(kube_emulator, "backup-1", "pvc-old", size="2147483648")
+    with Reactor(lambda: _finish_restores(kube_emulator)):
+        restored = longhorn.restore_backup(kube, "backup-1", "data-restored", "apps",
+                                           timeout=5, poll=0.05)
+    assert restored.volume == "restore-apps-data-restored" and restored.size == "2147483648"
+    volume = kube_emulator.get(R.LH_VOLUMES, restored.volume, NS)
+    assert volume["spec"]["fromBackup"] == backup_url("backup-1", "pvc-old")
+    pv = kube_emulator.get(R.PERSISTENTVOLUMES, restored.volume)
+    assert pv["spec"]["csi"]["driver"] == "driver.longhorn.io"
+    assert pv["spec"]["csi"]["volumeHandle"] == restored.volume
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert pv["spec"]["claimRef"] == {"namespace": "apps", "name": "data-restored"}
+    pvc = kube_emulator.get(R.PERSISTENTVOLUMECLAIMS, "data-restored", "apps")
+    assert pvc["spec"]["volumeName"] == restored.volume
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "2147483648"
+    # A retry finds its own objects and succeeds without creating anything new.
+    again = longhorn.restore_backup(kube, "backup-1", "data-restored", "apps",
+                                    timeout=5, poll=0.05)
+    assert again == restored
+
+
+def test_restore_refusals_and_failure(kube_emulator: KubeServer, kube: Kube) -> None:
+    add_lh_backup(kube_emulator, "running", "vol", state="InProgress")
+    with pytest.raises(Refused, match="running is InProgress"):
+        longhorn.restore_backup(kube, "running", "x", "apps", timeout=1, poll=0.05)
+    add_lh_backup(kube_emulator, "good", "vol")
+    kube_emulator.create(R.PERSISTENTVOLUMECLAIMS, {
+        "metadata": {"name": "taken", "namespace": "apps"}, "spec": {"volumeName": "other"}})
+    with pytest.raises(Conflict, match="PVC apps/taken already exists"):
+        longhorn.restore_backup(kube, "good", "taken", "apps", timeout=1, poll=0.05)
+    with Reactor(lambda: _finish_restores(kube_emulator, fail=True)), pytest.raises(
+        AdapterError, match="failed to restore volume restore-apps-new: backup is corrupted"
+    ):
+        longhorn.restore_backup(kube, "good", "new", "apps", timeout=5, poll=0.05)
+    assert kube_emulator.get(R.PERSISTENTVOLUMECLAIMS, "new", "apps") is None
+
+
+def test_wait_replicas_healthy(kube_emulator: KubeServer, kube: Kube) -> None:
+    add_lh_volume(kube_emulator, "v1", [("a", True), ("b", False)], robustness="degraded")
+    add_lh_volume(kube_emulator, "detached", [("a", False)], state="detached",
+                  robustness="faulted")
+    with pytest.raises(TimedOut, match=r"v1 \(degraded, 1/2 healthy replicas\)"):
+        longhorn.wait_replicas_healthy(kube, timeout=0.2, poll=0.05)
+
+    def rebuild() -> None:
+        kube_emulator.patch(R.LH_REPLICAS, "v1-r-1", {"spec": {
+            "failedAt": "", "healthyAt": "2026-01-02T00:00:00Z"}}, NS)
+        kube_emulator.patch(R.LH_VOLUMES, "v1", {"status": {"robustness": "healthy"}}, NS)
+
+    with Reactor(rebuild):
+        done = longhorn.wait_replicas_healthy(kube, timeout=5, poll=0.05)
+    assert [v.name for v in done] == ["v1"]
