@@ -1,0 +1,44 @@
+# The two commands of the README: `make demo` and `make test`. Both set up what they need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test lint bench system-packages clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+# redis-server for the tests and the private Redis; sshd and ssh-keygen for the simulated lab.
+system-packages:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	{ command -v sshd >/dev/null || test -x /usr/sbin/sshd; } || missing="$$missing openssh-server"; \
+	command -v ssh >/dev/null || missing="$$missing openssh-client"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing:$$missing. Install them (Debian: sudo apt-get install -y$$missing) and re-run."; exit 1; \
+	  fi; \
+	fi
+
+demo: $(STAMP) system-packages
+	$(PY) -m bot.cli demo
+
+test: $(STAMP) system-packages
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bot handlers adapters tests bench
+
+bench: $(STAMP) system-packages
+	$(PY) bench/submit_latency.py
+	$(PY) bench/backup_scan.py
+
+clean:
+	rm -rf $(VENV) .lab .pytest_cache

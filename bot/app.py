@@ -1,0 +1,57 @@
+"""The bot process: the core, the relay thread, the reaper, and the frontends around them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from bot.core import Core, Reply, Request
+from bot.frontends.base import Frontend
+from bot.reaper import reap
+from bot.relay import Relay, attach
+from bot.render import Card
+from bot.runtime import Runtime
+
+log = logging.getLogger("drbot.app")
+
+
+class BotApp:
+    """Holds what frontends need: `submit` (ack path) and the relay that speaks in threads."""
+
+    def __init__(self, rt: Runtime, frontends: dict[str, Frontend]) -> None:
+        self.rt = rt
+        self.core = Core(rt)
+        self.frontends = frontends
+        self.relay: Relay | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.relay = Relay(self.rt, self.frontends, loop, on_tick=self._reap)
+        self._thread = threading.Thread(target=self.relay.run, name="relay", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self.relay:
+            self.relay.stop()
+        if self._thread:
+            self._thread.join(10)
+
+    def _reap(self) -> None:
+        for job_id in reap(self.rt):
+            log.info("reaper changed job %s", job_id, extra={"job_id": job_id})
+
+    async def submit(self, request: Request) -> Reply:
+        """Run a request through the core off the event loop (it does blocking Redis calls)."""
+        return await asyncio.to_thread(self.core.handle, request)
+
+    async def open_thread(self, frontend: Frontend, channel: str, reply: Reply) -> None:
+        """Create the job's thread with its status card, then let the relay speak there."""
+        if not reply.job_id:
+            return
+        from bot.render import card
+
+        job = await asyncio.to_thread(self.rt.store.get, reply.job_id)
+        thread = await frontend.open_thread(channel, card(job) if job else Card(reply.job_id, "",
+                                                                                 ""))
+        await asyncio.to_thread(attach, self.rt.client, reply.job_id, frontend.name, thread)

@@ -1,0 +1,162 @@
+"""`drbot`: the command line. Heavy imports happen inside each command, so --help stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="drbot", description="Disaster-recovery chat-ops bot.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    console = sub.add_parser("console", help="type /dr commands; see the job threads live")
+    console.add_argument("--as", dest="speak_as", metavar="NAME",
+                         help="speak as this person (lab configuration only)")
+    console.add_argument("--script", type=Path, help="read commands from this file, not stdin")
+    sub.add_parser("bot", help="run the chat frontends, the relay and the reaper (needs REDIS_URL)")
+    worker = sub.add_parser("worker", help="run jobs (needs REDIS_URL)")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    lab = sub.add_parser("lab", help="start the simulated homelab on 127.0.0.1 until Ctrl-C")
+    lab.add_argument("--dir", type=Path, default=Path(".lab"), help="where to write its files")
+    lab.add_argument("--time-scale", type=float, default=1.0, help="speed of lab delays")
+    sub.add_parser("check-config", help="validate the settings, policy and inventory files")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from bot.errors import CommandError, ConfigError
+
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"drbot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except CommandError as exc:
+        print(f"drbot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from bot import logs
+    from bot.config import Settings
+
+    settings = Settings()
+    logs.setup(settings.log_level, settings.log_json)
+    return settings
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from bot.queue import queue
+    from bot.runtime import Runtime
+    from bot.worker import DrbotWorker
+
+    settings = _settings()
+    settings.require("redis_url", "signing_key", "policy")
+    rt = Runtime.from_settings(settings, patient=True)
+    rt.settings.key()
+    _ = rt.policy, rt.inventory  # validate the files before taking any job
+    worker = DrbotWorker([queue(rt.client, settings.queue)], connection=rt.client,
+                         worker_ttl=60, job_monitoring_interval=5, maintenance_interval=30)
+    worker.work(burst=args.burst, logging_level=settings.log_level.upper())
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from bot import registry
+    from bot.inventory import load_inventory
+    from bot.policy import Policy
+
+    settings = _settings()
+    settings.require("policy")
+    assert settings.policy is not None
+    policy = Policy.load(settings.policy)
+    inventory = load_inventory(settings.inventory)
+    unknown = sorted(set(policy.data.commands) - set(registry.load(settings.plugins)))
+    if unknown:
+        print(f"{settings.policy}: commands: unknown command(s) {', '.join(unknown)}",
+              file=sys.stderr)
+        return 2
+    print(f"ok: {len(policy.data.people)} people, {len(policy.data.commands)} command rules, "
+          f"{len(inventory.nodes)} nodes")
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    import asyncio
+
+    settings = _settings()
+    settings.require("policy")
+    with AllInOne(settings) as settings:
+        from bot.app import BotApp
+        from bot.frontends import console
+        from bot.runtime import Runtime
+
+        rt = Runtime.from_settings(settings, patient=True)
+        frontend = console.ConsoleFrontend(throttle=min(settings.throttle_seconds, 0.5))
+        app = BotApp(rt, {"console": frontend})
+        lines = args.script.open(encoding="utf-8") if args.script else sys.stdin
+        echo = bool(args.script) or not sys.stdin.isatty()
+        return asyncio.run(console.run(app, lines, args.speak_as, echo))
+
+
+def cmd_bot(args: argparse.Namespace) -> int:
+    from bot.serve import serve
+
+    settings = _settings()
+    settings.require("redis_url", "signing_key", "policy")
+    return serve(settings)
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from bot.lab import main as lab_main
+
+    lab_main(args.dir, args.time_scale)
+    return 0
+
+
+class AllInOne:
+    """With no REDIS_URL: a private Redis and a worker subprocess, both ended on exit or Ctrl-C."""
+
+    def __init__(self, settings):  # type: ignore[no-untyped-def]
+        self.settings = settings
+        self.redis = None
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        if self.settings.redis_url:
+            return self.settings
+        from pydantic import SecretStr
+
+        from bot.private_redis import PrivateRedis
+
+        self.redis = PrivateRedis()
+        url = self.redis.start()
+        key = self.settings.signing_key or SecretStr(secrets.token_hex(32))
+        settings = self.settings.model_copy(update={"redis_url": url, "signing_key": key})
+        env = dict(os.environ, REDIS_URL=url, DRBOT_SIGNING_KEY=key.get_secret_value())
+        self.worker = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env)
+        return settings
+
+    def __exit__(self, *exc: object) -> None:
+        if self.worker and self.worker.poll() is None:
+            self.worker.terminate()
+            try:
+                self.worker.wait(15)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+        if self.redis:
+            self.redis.stop()
+
+
+COMMANDS = {"console": cmd_console, "bot": cmd_bot, "worker": cmd_worker, "lab": cmd_lab,
+            "check-config": cmd_check_config}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Settings from the environment (and secrets from mounted files).
+
+Every secret may be given as ``DRBOT_<NAME>`` or, preferably, as ``DRBOT_<NAME>_FILE`` naming a file
+that holds it (a mounted Kubernetes Secret, a systemd credential). Secrets are ``SecretStr``: they never
+appear in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+SECRETS = ("signing_key", "slack_bot_token", "slack_app_token", "slack_signing_secret",
+           "discord_token", "redis_password")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DRBOT_", extra="ignore")
+
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "DRBOT_REDIS_URL"),
+                                  description="Redis for jobs, events and locks (required for bot "
+                                              "and worker; the console starts a private one)")
+    redis_password: SecretStr | None = Field(None, description="Redis password if not in the URL")
+    signing_key: SecretStr | None = Field(None, description="HMAC key signing job and approval "
+                                                            "records; the same in bot and worker")
+    policy: Path | None = Field(None, description="policy file (people, roles, command rules)")
+    inventory: Path | None = Field(None, description="inventory file (nodes, hosts, iac, backups)")
+    kubeconfig: Path | None = Field(None, description="worker only: kubeconfig for the cluster")
+    queue: str = Field("drbot", description="rq queue name")
+    throttle_seconds: float = Field(2.0, ge=0, description="least time between two status edits")
+    heartbeat_seconds: float = Field(5.0, gt=0, description="running job heartbeat interval")
+    lost_after_seconds: float = Field(20.0, gt=0, description="a running job whose heartbeat is "
+                                                             "older than this is reported lost")
+    cancel_grace_seconds: float = Field(10.0, ge=0, description="cancel: SIGINT, then stop after")
+    plugins: list[str] = Field(default_factory=list, description="extra modules of handlers to "
+                                                                  "load (your own runbooks)")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_json: bool = Field(True, description="JSON log lines (false: plain text)")
+    http_port: int | None = Field(None, description="port for /healthz, /readyz and /metrics")
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = Field(None, description="xapp- token: Socket Mode")
+    slack_signing_secret: SecretStr | None = Field(None, description="HTTP mode signature key")
+    discord_token: SecretStr | None = None
+    discord_guild: int | None = Field(None, description="guild for command sync (else global)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        data = dict(data or {})
+        for name in SECRETS:
+            path = os.environ.get(f"DRBOT_{name.upper()}_FILE")
+            if path and not data.get(name):
+                try:
+                    data[name] = Path(path).read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    raise ConfigError(f"DRBOT_{name.upper()}_FILE={path}: cannot read it "
+                                      f"({exc.strerror}); mount the secret there") from None
+        return data
+
+    def require(self, *names: str) -> None:
+        """Refuse to start without the settings a process cannot work without."""
+        missing = [n for n in names if getattr(self, n) in (None, "")]
+        if missing:
+            env = ", ".join("REDIS_URL" if n == "redis_url" else f"DRBOT_{n.upper()}"
+                            for n in missing)
+            raise ConfigError(f"missing setting(s): {env}; set them in the environment "
+                              "(secrets may be given as *_FILE paths)")
+
+    def key(self) -> bytes:
+        self.require("signing_key")
+        assert self.signing_key is not None
+        key = self.signing_key.get_secret_value().encode()
+        if len(key) < 32:
+            raise ConfigError("DRBOT_SIGNING_KEY is shorter than 32 characters; generate one with "
+                              "`python -c 'import secrets; print(secrets.token_hex(32))'`")
+        return key

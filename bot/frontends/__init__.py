@@ -1,0 +1,1 @@
+"""Chat frontends: each only translates between one platform and the core."""

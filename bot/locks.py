@@ -1,0 +1,129 @@
+"""Lease locks in Redis: shared or exclusive, renewed by the running job, expiring if it dies.
+
+One Lua script takes every key a runbook declares at once or none of them, and names the holder of
+the first key that is busy. Release is compare-and-delete of this job's own lease.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import redis
+
+PREFIX = "drbot:lock:"
+
+# KEYS: lock keys. ARGV: job id, ttl ms, "probe" or "take", then one mode per key ("s" or "x").
+# A lock is a hash: field "mode" and one field per holder job id -> expiry (ms since epoch).
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local job, ttl = ARGV[1], tonumber(ARGV[2])
+for i, key in ipairs(KEYS) do
+  local fields = redis.call('HGETALL', key)
+  local live = 0
+  for j = 1, #fields, 2 do
+    local f, v = fields[j], fields[j + 1]
+    if f ~= 'mode' then
+      if tonumber(v) <= now then redis.call('HDEL', key, f)
+      elseif f ~= job then
+        live = live + 1
+        if ARGV[3 + i] == 'x' or redis.call('HGET', key, 'mode') == 'x' then
+          return {key, f}
+        end
+      end
+    end
+  end
+  if live == 0 then redis.call('DEL', key) end
+end
+if ARGV[3] == 'probe' then return false end
+for i, key in ipairs(KEYS) do
+  redis.call('HSET', key, 'mode', ARGV[3 + i], job, now + ttl)
+  redis.call('PEXPIRE', key, ttl * 4)
+end
+return false
+"""
+
+# Renew only leases this job still holds; returns how many it renewed.
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('HEXISTS', key, ARGV[1]) == 1 then
+    redis.call('HSET', key, ARGV[1], now + tonumber(ARGV[2]))
+    redis.call('PEXPIRE', key, tonumber(ARGV[2]) * 4)
+    n = n + 1
+  end
+end
+return n
+"""
+
+_RELEASE = """
+for _, key in ipairs(KEYS) do
+  if redis.call('HDEL', key, ARGV[1]) == 1 and redis.call('HLEN', key) <= 1 then
+    redis.call('DEL', key)
+  end
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class LockKey:
+    name: str
+    mode: Literal["shared", "exclusive"] = "exclusive"
+
+
+def shared(name: str) -> LockKey:
+    return LockKey(name, "shared")
+
+
+def exclusive(name: str) -> LockKey:
+    return LockKey(name, "exclusive")
+
+
+@dataclass(frozen=True)
+class Busy:
+    key: str
+    holder: str
+
+
+class Locks:
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._acquire = client.register_script(_ACQUIRE)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    @staticmethod
+    def _keys(keys: list[LockKey]) -> list[str]:
+        return [PREFIX + k.name for k in keys]
+
+    def acquire(self, job_id: str, keys: list[LockKey], ttl: float, *, probe: bool = False
+                ) -> Busy | None:
+        """Take every key or none; return the first busy key and its holder's job id.
+
+        With probe=True nothing is taken: it only tells whether the keys would be granted now
+        (used to refuse at submit time, before anything is queued).
+        """
+        if not keys:
+            return None
+        modes = ["x" if k.mode == "exclusive" else "s" for k in keys]
+        busy = self._acquire(keys=self._keys(keys),
+                             args=[job_id, int(ttl * 1000), "probe" if probe else "take", *modes])
+        if not busy:
+            return None
+        key, holder = (b.decode() if isinstance(b, bytes) else b for b in busy)
+        return Busy(key.removeprefix(PREFIX), holder)
+
+    def renew(self, job_id: str, keys: list[LockKey], ttl: float) -> int:
+        return int(self._renew(keys=self._keys(keys), args=[job_id, int(ttl * 1000)]) or 0)
+
+    def release(self, job_id: str, keys: list[LockKey]) -> None:
+        if keys:
+            self._release(keys=self._keys(keys), args=[job_id])
+
+    def holders(self, key: str) -> dict[str, str]:
+        raw = self.client.hgetall(PREFIX + key)
+        return {k.decode(): v.decode() for k, v in raw.items() if k != b"mode"}

@@ -1,0 +1,92 @@
+"""The command registry: handlers declare themselves with a decorator that returns them unchanged.
+
+Two kinds of handler exist. A *runbook* handler runs on the worker (which holds the infrastructure
+credentials): given the parsed arguments and live state, it returns the Runbook to execute. A
+*control* handler runs in the bot and touches only drbot's own records (jobs, approvals, help).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.errors import CommandError
+from bot.grammar import Param, Parsed, bind, suggest, tokens
+from bot.locks import LockKey
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    summary: str
+    kind: Literal["runbook", "control"]
+    fn: Callable[..., Any]
+    params: tuple[Param, ...] = ()
+    mutating: bool = False
+    locks: Callable[[dict[str, Any]], list[LockKey]] = field(default=lambda args: [])
+    timeout: int = 600
+
+    @property
+    def usage(self) -> str:
+        parts = [f"/dr {self.name}", *(p.usage() for p in self.params)]
+        if self.mutating:
+            parts.append("[--dry-run]")
+        return " ".join(parts)
+
+
+COMMANDS: dict[str, CommandSpec] = {}
+
+
+def _register(spec: CommandSpec) -> None:
+    if spec.name in COMMANDS and COMMANDS[spec.name].fn is not spec.fn:
+        raise RuntimeError(f"two handlers claim /dr {spec.name}")
+    COMMANDS[spec.name] = spec
+
+
+def runbook(name: str, *, summary: str, params: tuple[Param, ...] = (), mutating: bool = True,
+            locks: Callable[[dict[str, Any]], list[LockKey]] | None = None,
+            timeout: int = 600) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _register(CommandSpec(name, summary, "runbook", fn, params, mutating,
+                              locks or (lambda args: []), timeout))
+        return fn
+    return decorate
+
+
+def control(name: str, *, summary: str, params: tuple[Param, ...] = ()
+            ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _register(CommandSpec(name, summary, "control", fn, params))
+        return fn
+    return decorate
+
+
+def load(plugins: list[str] | tuple[str, ...] = ()) -> dict[str, CommandSpec]:
+    """Import every handler module (and any configured plugin module) so its decorators run."""
+    import importlib
+
+    import handlers  # noqa: F401  (registers on import)
+
+    for module in plugins:
+        importlib.import_module(module)
+    return COMMANDS
+
+
+def spec(name: str) -> CommandSpec:
+    found = load().get(name)
+    if found is None:
+        raise CommandError(f"unknown command {name!r}{suggest(name, COMMANDS)}; type /dr help")
+    return found
+
+
+def parse(text: str) -> tuple[CommandSpec, Parsed]:
+    """Any text becomes either a (spec, parsed) pair or a CommandError; never anything else."""
+    words = tokens(text)
+    if not words:
+        return spec("help"), Parsed("help")
+    found = spec(words[0])
+    parsed = bind(found.name, found.params, words[1:], found.usage)
+    if parsed.dry_run and not found.mutating:
+        raise CommandError(f"/dr {found.name} changes nothing, so --dry-run does not apply")
+    return found, parsed

@@ -1,0 +1,68 @@
+"""Neutral renderings of a job: the status card (edited in place) and milestone replies.
+
+Frontends turn a Card into Block Kit, an embed or console lines; nothing here knows a platform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.events import Event
+from bot.jobs import Job
+
+ICONS = {"pending": "·", "running": "▶", "done": "✓", "failed": "✗", "cancelled": "■",
+         "skipped": "–"}
+FINAL = frozenset({"done", "failed", "cancelled", "lost", "refused", "denied", "expired"})
+
+
+@dataclass
+class Card:
+    job_id: str
+    title: str
+    status: str
+    lines: list[str] = field(default_factory=list)
+    latest: str = ""
+    approvable: bool = False
+
+    def text(self) -> str:
+        head = f"[{self.job_id}] {self.title}: {self.status.replace('_', ' ')}"
+        body = [f"  {line}" for line in self.lines]
+        if self.latest:
+            body.append(f"  … {self.latest}")
+        return "\n".join([head, *body])
+
+    def line(self) -> str:
+        """One line for terminals and compact views: where the job is now."""
+        running = next((ln for ln in self.lines if ln.startswith(ICONS["running"])), "")
+        where = f" | {running[2:]}" if running else ""
+        latest = f" | {self.latest}" if self.latest and running else ""
+        return f"[{self.job_id}] {self.status.replace('_', ' ')}{where}{latest}"
+
+
+def card(job: Job, latest: Event | None = None) -> Card:
+    lines = []
+    for step in job.steps:
+        took = f" ({step.seconds:.1f}s)" if step.seconds is not None else ""
+        target = f" [{step.target}]" if step.target else ""
+        lines.append(f"{ICONS.get(step.status, '?')} {step.name}{target}{took}")
+    if job.approvals:
+        names = ", ".join(a.person for a in job.approvals)
+        lines.append(f"approved by {names} ({len(job.approvals)}/{job.approvals_needed})")
+    if job.decided_by and job.status == "denied":
+        lines.append(f"denied by {job.decided_by}")
+    args = " ".join(str(v) for v in job.args.values() if v not in (None, False, True))
+    title = f"/dr {job.command}{' ' + args if args else ''}{' --dry-run' if job.dry_run else ''}" \
+            f" by {job.requester}"
+    progress = ""
+    if latest and latest.type == "progress" and job.status == "running":
+        progress = latest.message
+    return Card(job.id, title, job.status, lines, progress,
+                approvable=job.status == "awaiting_approval")
+
+
+def milestone(event: Event) -> str:
+    """The text of a thread reply for a milestone event."""
+    if event.type == "plan":
+        head = "Plan (dry run)" if event.status == "dry-run" else "Plan"
+        return f"{head}:\n{event.message}"
+    return event.message

@@ -1,0 +1,80 @@
+"""Runbooks: a plan of named, idempotent steps built by a handler from live state.
+
+The worker builds the runbook twice: once to show and digest the plan (dry run, approval), and again
+just before it runs, so that a plan which changed since it was approved is caught. Steps must be
+idempotent and the list of steps stable across retries: a step decides at run time whether there is
+anything left for it to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from adapters.progress import Hooks, Progress
+from bot.signing import digest
+
+if TYPE_CHECKING:
+    from bot.inventory import Inventory
+    from bot.services import Services
+
+
+@dataclass(frozen=True)
+class StepDef:
+    name: str
+    run: Callable[[StepContext], dict[str, Any] | None]
+    target: str = ""
+    describe: str = ""
+    destructive: bool = False
+
+
+@dataclass
+class Runbook:
+    steps: list[StepDef]
+    targets: list[str]
+    revision: str = ""
+    notes: list[str] = field(default_factory=list)
+    preflight: Callable[[], None] | None = None
+    summary: Callable[[dict[str, dict[str, Any]]], str] | None = None
+
+    def digest(self, command: str, args: dict[str, Any]) -> str:
+        """What approvals bind to: command, arguments, IaC revision, targets and the steps."""
+        return digest({"command": command, "args": args, "revision": self.revision,
+                       "targets": self.targets,
+                       "steps": [[s.name, s.target, s.destructive] for s in self.steps]})
+
+    def describe(self) -> str:
+        lines = [f"{i}. {s.name}" + (f" [{s.target}]" if s.target else "")
+                 + (" (destructive)" if s.destructive else "")
+                 + (f": {s.describe}" if s.describe else "")
+                 for i, s in enumerate(self.steps, 1)]
+        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+
+
+@dataclass
+class PlanContext:
+    """What a handler gets to build its runbook: the arguments, inventory and adapters."""
+
+    args: dict[str, Any]
+    inventory: Inventory
+    services: Services
+    job_id: str = ""
+
+
+@dataclass
+class StepContext:
+    """What a running step gets: earlier steps' checkpoints, hooks for adapters, progress."""
+
+    job_id: str
+    step: str
+    results: dict[str, dict[str, Any]]
+    hooks: Hooks
+    services: Services
+    inventory: Inventory
+
+    def progress(self, message: str, **fields: str) -> None:
+        self.hooks.report(Progress(message=message, **fields))
+
+    def cancelled(self) -> bool:
+        return self.hooks.cancelled()

@@ -1,0 +1,297 @@
+"""The worker's one job function: plan a job, or verify and run its runbook step by step.
+
+rq calls ``run_job(job_id)`` in a forked work horse. Nothing in Redis is trusted that is not signed
+with the key from this process's configuration; the policy and approvals are checked again here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rq import get_current_job
+
+from adapters.errors import AdapterError, Cancelled
+from adapters.progress import Hooks, Progress
+from bot import pids, registry
+from bot.config import Settings
+from bot.errors import CommandError, RecordForged
+from bot.events import Event
+from bot.heartbeat import ALIVE, RQ_JOB, Heartbeat
+from bot.jobs import Job, Step, busy_text
+from bot.locks import LockKey
+from bot.registry import CommandSpec
+from bot.runbook import PlanContext, Runbook, StepContext
+from bot.runtime import Runtime
+from bot.services import Services
+
+log = logging.getLogger("drbot.runner")
+
+
+def run_job(job_id: str) -> str:
+    """rq entry point (the only function a drbot worker will run)."""
+    runtime = Runtime.from_settings(Settings(), patient=True)
+    return Runner(runtime, job_id).run()
+
+
+def next_step_hint(job: Job) -> str:
+    return f"/dr retry {job.id} resumes at the first unfinished step"
+
+
+def adopt(job: Job, runbook: Runbook, digest: str) -> None:
+    """Record a (new) plan in the job: what approvals bind to and the steps to run."""
+    job.digest, job.targets, job.revision = digest, runbook.targets, runbook.revision
+    done = {s.name: s for s in job.steps if s.status == "done"}
+    job.steps = [done.get(s.name) or Step(s.name, s.target, s.describe, s.destructive)
+                 for s in runbook.steps]
+
+
+class Runner:
+    def __init__(self, rt: Runtime, job_id: str) -> None:
+        self.rt = rt
+        self.job_id = job_id
+        self.services = Services(rt.settings, rt.inventory)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def emit(self, type_: str, message: str = "", **fields: str) -> None:
+        self.rt.events.emit(self.job_id, Event(type_, message=message, **fields))
+
+    def update(self, change: Callable[[Job], Any]) -> Job:
+        return self.rt.store.update(self.job_id, change)
+
+    def finish(self, status: str, type_: str, message: str, error: str | None = None) -> str:
+        def change(job: Job) -> None:
+            job.status, job.error = status, error
+            if status == "succeeded":
+                job.summary = message
+        self.update(change)
+        self.emit(type_, message)
+        self.rt.events.expire(self.job_id)
+        self.rt.audit.record("job", status, job=self.job_id, detail=message)
+        return status
+
+    def build(self, job: Job, spec: CommandSpec) -> Runbook:
+        ctx = PlanContext(dict(job.args), self.rt.inventory, self.services, job.id)
+        return spec.fn(ctx)
+
+    # -- entry ----------------------------------------------------------------------------------
+    def run(self) -> str:
+        try:
+            job = self.rt.store.get(self.job_id)
+        except RecordForged as exc:
+            self.rt.audit.record("job", "refused-forged", job=self.job_id, detail=str(exc))
+            self.emit("refused", "refused: this job's record was not written by drbot "
+                                 "(bad signature); nothing was run and it was audited")
+            return "refused"
+        registry.load(self.rt.settings.plugins)
+        spec = registry.spec(job.command)
+        try:
+            if job.status == "planning":
+                return self.plan(job, spec)
+            if job.status == "queued":
+                return self.execute(job, spec)
+        except (CommandError, AdapterError) as exc:
+            return self.finish("refused", "refused", f"refused: {exc}", str(exc))
+        log.info("job %s is %s: nothing to do", job.id, job.status, extra={"job_id": job.id})
+        return job.status
+
+    # -- planning -------------------------------------------------------------------------------
+    def plan(self, job: Job, spec: CommandSpec) -> str:
+        runbook = self.build(job, spec)
+        if runbook.preflight and not job.dry_run:
+            runbook.preflight()
+        digest = runbook.digest(job.command, job.args)
+        rule = self.rt.policy.rule(job.command)
+        needed = rule.approvals if rule else 0
+
+        def change(j: Job) -> None:
+            adopt(j, runbook, digest)
+            j.approvals_needed = needed
+            if j.dry_run:
+                j.status = "planned"
+            elif needed and rule:
+                j.status, j.deadline = "awaiting_approval", time.time() + rule.expires_seconds
+            else:
+                j.status = "queued"
+        job = self.update(change)
+        if spec.mutating:
+            self.emit("plan", runbook.describe(), status="dry-run" if job.dry_run else "")
+        if job.dry_run:
+            preflight = self.dry_preflight(runbook)
+            return self.finish("planned", "done", f"dry run: nothing was changed.{preflight}")
+        if job.status == "awaiting_approval":
+            self.emit("awaiting_approval", f"needs {needed} approval(s) from "
+                      f"{', '.join(rule.approvers) if rule else '?'}: /dr approve {job.id}")
+            return job.status
+        return self.execute(job, spec, runbook)
+
+    @staticmethod
+    def dry_preflight(runbook: Runbook) -> str:
+        if not runbook.preflight:
+            return ""
+        try:
+            runbook.preflight()
+        except (CommandError, AdapterError) as exc:
+            return f" Preflight would refuse now: {exc}"
+        return " Preflight passes now."
+
+    # -- verification ---------------------------------------------------------------------------
+    def verify(self, job: Job, runbook: Runbook) -> str | None:
+        """None if the job may run now; else why it must wait for (fresh) approval."""
+        policy = self.rt.policy
+        if not policy.may_request(policy.caller(job.account), job.command):
+            raise CommandError(f"{job.account} may no longer run /dr {job.command} "
+                               "(the policy changed)")
+        rule = policy.rule(job.command)
+        if rule and rule.confirm and job.confirm != rule.confirm:
+            raise CommandError("the confirmation phrase does not match the policy")
+        if runbook.digest(job.command, job.args) != job.digest:
+            return "the plan changed since it was approved"
+        now = time.time()
+        valid = {a.person for a in job.approvals
+                 if a.digest == job.digest and a.expires > now and a.person != job.requester
+                 and policy.may_approve(a.person, job.command)}
+        if len(valid) < (rule.approvals if rule else 0):
+            return "approvals are missing or expired" if job.approvals_needed else None
+        return None
+
+    def reapprove(self, job: Job, runbook: Runbook, why: str) -> str:
+        rule = self.rt.policy.rule(job.command)
+        digest = runbook.digest(job.command, job.args)
+
+        def change(j: Job) -> None:
+            adopt(j, runbook, digest)
+            j.status, j.approvals = "awaiting_approval", []
+            j.deadline = time.time() + (rule.expires_seconds if rule else 1800)
+        self.update(change)
+        self.rt.audit.record("job", "reapproval", job=job.id, detail=why)
+        self.emit("plan", runbook.describe())
+        self.emit("awaiting_approval", f"{why}: fresh approval needed: /dr approve {job.id}")
+        return "awaiting_approval"
+
+    # -- execution ------------------------------------------------------------------------------
+    def execute(self, job: Job, spec: CommandSpec, runbook: Runbook | None = None) -> str:
+        if runbook is None:
+            runbook = self.build(job, spec)
+        why = self.verify(job, runbook)
+        if why:
+            return self.reapprove(job, runbook, why)
+        alive = pids.living(self.rt.client, job.id)
+        if alive:
+            return self.finish("failed", "failed", "a subprocess of the previous attempt is still "
+                               f"running ({', '.join(alive)}); wait for it to end or end it, then "
+                               f"/dr retry {job.id}", "subprocess alive")
+        keys = spec.locks(job.args)
+        busy = self.rt.locks.acquire(job.id, keys, ttl=self.rt.settings.lost_after_seconds)
+        if busy:
+            return self.finish("failed", "failed",
+                               busy_text(self.rt.store, busy.key, busy.holder), "busy")
+        beat = Heartbeat(self.rt, job, keys, self.on_hard_stop)
+        try:
+            self.rt.client.set(ALIVE + job.id, "1", px=int(self.rt.settings.lost_after_seconds
+                                                          * 1000))
+            current = get_current_job()
+            if current:
+                self.rt.client.set(RQ_JOB + job.id, current.id, ex=job.timeout + 3600)
+
+            def start(j: Job) -> None:
+                j.status, j.error = "running", None
+                j.locks = [[k.name, k.mode] for k in keys]
+            job = self.update(start)
+            beat.start()
+            return self.steps(job, runbook, beat)
+        finally:
+            beat.stop()
+            pids.end_all(self.rt.client, job.id, self.rt.settings.cancel_grace_seconds)
+            self.rt.locks.release(job.id, keys)
+            self.rt.client.delete(ALIVE + job.id)
+
+    def steps(self, job: Job, runbook: Runbook, beat: Heartbeat) -> str:
+        results = {s.name: s.result for s in job.steps if s.status == "done"}
+        for index, step in enumerate(runbook.steps):
+            state = job.steps[index]
+            if state.status == "done":
+                continue
+            if beat.cancel_reason:
+                return self.stopped(job, step.name, beat)
+            if step.destructive and runbook.preflight:
+                try:
+                    runbook.preflight()
+                except (CommandError, AdapterError) as exc:
+                    return self.fail(index, step.name, f"preflight refused before "
+                                     f"{step.name}: {exc}")
+            self.mark(index, status="running", started=time.time(), error=None)
+            self.emit("step", f"{step.name}: started", step=step.name, target=step.target,
+                      status="running")
+            ctx = StepContext(job.id, step.name, results, self.hooks(step.name, step.target, beat),
+                              self.services, self.rt.inventory)
+            try:
+                result = step.run(ctx) or {}
+            except Cancelled as exc:
+                return self.stopped(job, step.name, beat, str(exc))
+            except (CommandError, AdapterError) as exc:
+                if beat.cancel_reason:
+                    return self.stopped(job, step.name, beat, str(exc))
+                return self.fail(index, step.name, str(exc))
+            except Exception:
+                log.exception("step %s of job %s crashed", step.name, job.id,
+                              extra={"job_id": job.id})
+                return self.fail(index, step.name, f"internal error (see the worker log for job "
+                                                   f"{job.id})")
+            if beat.cancel_reason and not result:
+                return self.stopped(job, step.name, beat)
+            results[step.name] = result
+            self.mark(index, status="done", ended=time.time(), result=result)
+            self.emit("step", f"{step.name}: done", step=step.name, target=step.target,
+                      status="done")
+        summary = runbook.summary(results) if runbook.summary else "done"
+        return self.finish("succeeded", "done", f"{summary}\n{self.durations()}")
+
+    def durations(self) -> str:
+        job = self.rt.store.get(self.job_id)
+        parts = [f"{s.name} {s.seconds:.1f}s" for s in job.steps if s.seconds is not None]
+        return "steps: " + ", ".join(parts) if parts else ""
+
+    def mark(self, index: int, **fields: Any) -> None:
+        def change(job: Job) -> None:
+            for name, value in fields.items():
+                setattr(job.steps[index], name, value)
+        self.update(change)
+
+    def fail(self, index: int, step: str, error: str) -> str:
+        self.mark(index, status="failed", ended=time.time(), error=error)
+        self.emit("step_failed", f"{step} failed: {error}", step=step, status="failed")
+        job = self.rt.store.get(self.job_id)
+        return self.finish("failed", "failed", f"failed at step '{step}': {error}. "
+                           f"Fix the cause, then {next_step_hint(job)}.", error)
+
+    def stopped(self, job: Job, step: str, beat: Heartbeat, detail: str = "") -> str:
+        reason = beat.cancel_reason or "cancelled"
+        index = next(i for i, s in enumerate(job.steps) if s.name == step)
+        self.mark(index, status="cancelled", ended=time.time(), error=reason)
+        done = [s.name for s in self.rt.store.get(self.job_id).steps if s.status == "done"]
+        left = (f"finished steps: {', '.join(done)}; " if done else "no step had finished; ")
+        status = "failed" if reason.startswith("timed out") else "cancelled"
+        return self.finish(status, "failed" if status == "failed" else "cancelled",
+                           f"{reason} during step '{step}'{': ' + detail if detail else ''}. "
+                           f"{left}'{step}' may be partly done. {next_step_hint(job)}.", reason)
+
+    def on_hard_stop(self, job: Job, keys: list[LockKey], reason: str) -> None:
+        """Called by the heartbeat when a step ignored cancellation past the grace period."""
+        current = self.rt.store.get(job.id).current_step
+        name = current.name if current else "?"
+        self.finish("cancelled", "cancelled", f"{reason} during step '{name}'; the step did not "
+                    f"stop in time and was killed; state unknown. {next_step_hint(job)}.", reason)
+        self.rt.locks.release(job.id, keys)
+        self.rt.client.delete(ALIVE + job.id)
+
+    def hooks(self, step: str, target: str, beat: Heartbeat) -> Hooks:
+        def report(p: Progress) -> None:
+            self.emit("progress", p.message, step=step, target=p.target or target, task=p.task,
+                      host=p.host, status=p.status)
+
+        def spawned(pid: int) -> None:
+            pids.record(self.rt.client, self.job_id, pid)
+        return Hooks(report=report, cancelled=lambda: bool(beat.cancel_reason), spawned=spawned)

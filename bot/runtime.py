@@ -1,0 +1,78 @@
+"""The pieces every drbot process shares, built once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from bot.audit import Audit
+from bot.config import Settings
+from bot.events import Events
+from bot.inventory import Inventory, load_inventory
+from bot.jobs import JobStore
+from bot.locks import Locks
+from bot.policy import Policy
+from bot.redact import REDACT
+from bot.signing import Signer
+
+
+def connect(settings: Settings, *, patient: bool) -> redis.Redis:
+    """A Redis client. The bot's request path is impatient (an ack must come within 3 s, so it
+    fails fast with "queue unavailable"); the worker and relay are patient and ride out restarts."""
+    settings.require("redis_url")
+    assert settings.redis_url is not None
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), 8 if patient else 1)
+    return redis.Redis.from_url(
+        settings.redis_url, password=password, retry=retry,
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        socket_connect_timeout=2.0 if patient else 0.5, socket_timeout=10.0 if patient else 1.5,
+        health_check_interval=30)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    client: redis.Redis
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, patient: bool) -> Runtime:
+        REDACT.add(s.get_secret_value() for s in (settings.signing_key, settings.slack_bot_token,
+                                                   settings.slack_app_token, settings.discord_token,
+                                                   settings.slack_signing_secret,
+                                                   settings.redis_password) if s)
+        return cls(settings, connect(settings, patient=patient))
+
+    @cached_property
+    def signer(self) -> Signer:
+        return Signer(self.settings.key())
+
+    @cached_property
+    def store(self) -> JobStore:
+        return JobStore(self.client, self.signer)
+
+    @cached_property
+    def events(self) -> Events:
+        return Events(self.client)
+
+    @cached_property
+    def audit(self) -> Audit:
+        return Audit(self.client)
+
+    @cached_property
+    def locks(self) -> Locks:
+        return Locks(self.client)
+
+    @cached_property
+    def policy(self) -> Policy:
+        self.settings.require("policy")
+        assert self.settings.policy is not None
+        return Policy.load(self.settings.policy)
+
+    @cached_property
+    def inventory(self) -> Inventory:
+        return load_inventory(self.settings.inventory)

@@ -1,0 +1,49 @@
+"""/dr approve [id] and /dr deny [id]: a second person's decision on a pending job."""
+
+from __future__ import annotations
+
+from bot import approvals
+from bot.core import ControlContext, Reply
+from bot.errors import CommandError
+from bot.events import Event
+from bot.grammar import JOB_ID, Param
+from bot.jobs import Job
+from bot.registry import control
+
+ID = (Param("id", "the job id (may be left out in the console when one job is pending)",
+            kind=JOB_ID, required=False),)
+
+
+def target(ctx: ControlContext, verb: str) -> str:
+    if ctx.args.get("id"):
+        return str(ctx.args["id"])
+    if ctx.request.frontend != "console":
+        raise CommandError(f"name the job: /dr {verb} <id>")
+    pending = approvals.pending_for(ctx.rt, ctx.caller)
+    if len(pending) == 1:
+        return pending[0].id
+    if not pending:
+        raise CommandError("no job is waiting for your approval")
+    raise CommandError(f"{len(pending)} jobs are waiting; name one: "
+                       + ", ".join(f"/dr {verb} {j.id} ({j.command})" for j in pending))
+
+
+def tell(ctx: ControlContext, job: Job, message: str) -> Reply:
+    ctx.rt.events.emit(job.id, Event("approval" if job.status != "denied" else "denied",
+                                     message=message))
+    return Reply(message)
+
+
+@control("approve", summary="approve a pending job (not your own)", params=ID)
+def approve(ctx: ControlContext) -> Reply:
+    job = approvals.approve(ctx.rt, target(ctx, "approve"), ctx.caller)
+    count = len({a.person for a in job.approvals if a.digest == job.digest})
+    state = "queued to run" if job.status == "queued" else "waiting for more approvals"
+    return tell(ctx, job, f"job {job.id} approved by {ctx.caller.person} "
+                          f"({count}/{job.approvals_needed}); {state}")
+
+
+@control("deny", summary="deny a pending job", params=ID)
+def deny(ctx: ControlContext) -> Reply:
+    job = approvals.deny(ctx.rt, target(ctx, "deny"), ctx.caller)
+    return tell(ctx, job, f"job {job.id} denied by {ctx.caller.person}; it will not run")

@@ -1,0 +1,43 @@
+"""/dr cancel <id>: stop a job. A running job is asked to stop (cooperatively first)."""
+
+from __future__ import annotations
+
+import time
+
+from bot.core import ControlContext, Reply
+from bot.errors import CommandError
+from bot.events import Event
+from bot.grammar import JOB_ID, Param
+from bot.heartbeat import CANCEL
+from bot.jobs import Job
+from bot.registry import control
+
+NOT_STARTED = ("planning", "awaiting_approval", "queued")
+
+
+@control("cancel", summary="cancel a job (a running step is stopped, subprocesses included)",
+         params=(Param("id", "the job id", kind=JOB_ID),))
+def cancel(ctx: ControlContext) -> Reply:
+    rt, person = ctx.rt, ctx.caller.person or ""
+    job_id = str(ctx.args["id"])
+
+    def change(job: Job) -> bool:
+        if job.terminal:
+            raise CommandError(f"job {job.id} has already ended ({job.status})")
+        if job.status in NOT_STARTED:
+            job.status, job.error = "cancelled", f"cancelled by {person} before it started"
+            return True
+        return False
+    job = rt.store.update(job_id, change)
+    rt.audit.record("cancel", job.status, person=person, account=ctx.caller.account, job=job_id)
+    if job.status == "cancelled":
+        rt.events.emit(job_id, Event("cancelled", message=f"cancelled by {person} before it "
+                                                          "started; nothing was changed"))
+        return Reply(f"job {job_id} cancelled; it had not started")
+    rt.client.set(CANCEL + job_id, person, ex=86400)
+    rt.client.set(CANCEL + job_id + ":at", f"{time.time():.3f}", ex=86400)
+    step = job.current_step
+    rt.events.emit(job_id, Event("progress", message=f"cancel requested by {person}; stopping "
+                                 f"step {step.name if step else '?'}"))
+    return Reply(f"job {job_id}: stopping (step {step.name if step else '?'}); the thread will say "
+                 "what state it was left in")

@@ -1,0 +1,72 @@
+"""Drill runbooks for testing the engine: steps a test steers through Redis keys.
+
+Loaded by the worker through the `plugins` setting (as an operator would load their own runbooks).
+`/dr drill <name>`: step "one" counts its runs; step "two", while drill:<name>:hold exists, waits
+until drill:<name>:go exists (polling for cancellation, optionally starting a `sleep` child in its
+own session), or fails
+while drill:<name>:fail exists; step "three" counts its runs. The plan's targets come from the key
+drill:<name>:targets, standing for live state that can change between approval and start.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from adapters.errors import AdapterError, Cancelled
+from bot.grammar import Param
+from bot.locks import LockKey, exclusive, shared
+from bot.registry import runbook
+from bot.runbook import PlanContext, Runbook, StepContext, StepDef
+
+
+def client() -> redis.Redis:
+    """Patient, like a real adapter's client: it rides out a Redis restart."""
+    return redis.Redis.from_url(os.environ["REDIS_URL"], retry=Retry(ExponentialBackoff(1, 0.05), 20),
+                                retry_on_error=[redis.ConnectionError])
+
+
+def locks(args: dict[str, Any]) -> list[LockKey]:
+    return [shared("cluster"), exclusive(f"drill:{args['name']}")]
+
+
+def count(name: str, step: str) -> dict[str, Any]:
+    return {"runs": client().incr(f"drill:{name}:{step}")}
+
+
+def wait_for_go(ctx: StepContext, name: str) -> dict[str, Any]:
+    r = client()
+    r.incr(f"drill:{name}:two")
+    if r.exists(f"drill:{name}:spawn"):
+        child = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        ctx.hooks.spawned(child.pid)
+        r.set(f"drill:{name}:child", child.pid)
+    r.set(f"drill:{name}:in-two", 1)
+    while r.exists(f"drill:{name}:hold") and not r.exists(f"drill:{name}:go"):
+        if r.exists(f"drill:{name}:fail"):
+            raise AdapterError(f"drill {name} told to fail")
+        if ctx.cancelled() and not r.exists(f"drill:{name}:stubborn"):
+            raise Cancelled("drill step stopped on request")
+        ctx.progress(f"waiting for go ({r.incr(f'drill:{name}:ticks')})")
+        time.sleep(0.05)
+    return {"went": True}
+
+
+@runbook("drill", summary="a drill runbook for tests", params=(Param("name", "drill name"),),
+         locks=locks, timeout=120)
+@runbook("drill-gated", summary="a drill runbook that needs approval",
+         params=(Param("name", "drill name"),), locks=locks, timeout=120)
+def drill(ctx: PlanContext) -> Runbook:
+    name = str(ctx.args["name"])
+    targets = (client().get(f"drill:{name}:targets") or b"a").decode().split(",")
+    return Runbook(
+        [StepDef("one", lambda s: count(name, "one"), target=name),
+         StepDef("two", lambda s: wait_for_go(s, name), target=name, destructive=True),
+         StepDef("three", lambda s: count(name, "three"), target=name)],
+        targets=targets, summary=lambda results: f"drill {name} finished")

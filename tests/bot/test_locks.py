@@ -1,0 +1,65 @@
+"""Lease locks: shared and exclusive keys, all or nothing, holders named, leases expiring."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from bot.locks import Locks, exclusive, shared
+from tests.bot.harness import Harness, wait_until
+
+
+def test_shared_keys_coexist_and_exclusive_keys_do_not(redis_url: str) -> None:
+    locks = Locks(redis.Redis.from_url(redis_url))
+    assert locks.acquire("j1", [shared("cluster")], ttl=30) is None
+    assert locks.acquire("j2", [shared("cluster")], ttl=30) is None
+    busy = locks.acquire("j3", [exclusive("cluster")], ttl=30)
+    assert busy is not None and busy.key == "cluster" and busy.holder in ("j1", "j2")
+    locks.release("j1", [shared("cluster")])
+    locks.release("j2", [shared("cluster")])
+    assert locks.acquire("j3", [exclusive("cluster")], ttl=30) is None
+    assert locks.acquire("j4", [shared("cluster")], ttl=30).holder == "j3"
+
+
+def test_all_or_nothing(redis_url: str) -> None:
+    locks = Locks(redis.Redis.from_url(redis_url))
+    locks.acquire("j1", [exclusive("node:b")], ttl=30)
+    busy = locks.acquire("j2", [shared("cluster"), exclusive("node:b")], ttl=30)
+    assert busy is not None and busy.key == "node:b"
+    assert locks.holders("cluster") == {}  # j2 took nothing
+    assert locks.acquire("j3", [exclusive("cluster")], ttl=30) is None
+
+
+def test_leases_expire_and_release_is_compare_and_delete(redis_url: str) -> None:
+    locks = Locks(redis.Redis.from_url(redis_url))
+    locks.acquire("dead", [exclusive("node:a")], ttl=0.2)
+    locks.release("someone-else", [exclusive("node:a")])
+    assert locks.acquire("j2", [exclusive("node:a")], ttl=30).holder == "dead"
+    wait_until(lambda: locks.acquire("j2", [exclusive("node:a")], ttl=30) is None, timeout=5,
+               what="the dead holder's lease to run out")
+    assert set(locks.holders("node:a")) == {"j2"}
+
+
+def test_renewal_keeps_a_lease(redis_url: str) -> None:
+    locks = Locks(redis.Redis.from_url(redis_url))
+    locks.acquire("j1", [exclusive("x")], ttl=0.3)
+    assert locks.renew("j1", [exclusive("x")], ttl=30) == 1
+    assert locks.renew("j2", [exclusive("x")], ttl=30) == 0
+    expiry_ms = int(locks.holders("x")["j1"])
+    assert expiry_ms / 1000 > time.time() + 25
+
+
+def test_busy_target_is_refused_at_once_naming_the_holder(drbot: Harness) -> None:
+    drbot.redis.set("drill:a:hold", 1)
+    first = drbot.say("/dr drill a").job_id
+    wait_until(lambda: drbot.redis.exists("drill:a:in-two"), what="step two")
+    reply = drbot.say("/dr drill a", who="bob")
+    assert not reply.ok and reply.job_id is None
+    assert f"busy: drill:a is held by job {first} (/dr drill, alice, running)" in reply.text
+    other = drbot.say("/dr drill b", who="bob")  # another target shares the cluster key
+    drbot.start_worker()
+    assert drbot.wait_status(other.job_id, "succeeded")
+    drbot.redis.set("drill:a:go", 1)
+    drbot.wait_status(first, "succeeded")
+    assert drbot.rt.locks.holders("drill:a") == {}
