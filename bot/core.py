@@ -16,6 +16,7 @@ from bot import registry
 from bot.errors import CommandError, QueueUnavailable, RecordForged
 from bot.grammar import Parsed
 from bot.jobs import Job, busy_text, new_id
+from bot.metrics import COMMANDS
 from bot.policy import Caller
 from bot.queue import enqueue, queue
 from bot.registry import CommandSpec
@@ -65,6 +66,13 @@ class Core:
         self.queue = queue(rt.client, rt.settings.queue)
 
     def handle(self, request: Request) -> Reply:
+        reply = self._guarded(request)
+        name = request.text.split()[1] if request.text.startswith("/dr ") else "?"
+        COMMANDS.labels(name if name in registry.COMMANDS else "unknown",
+                        "ok" if reply.ok else "refused").inc()
+        return reply
+
+    def _guarded(self, request: Request) -> Reply:
         try:
             return self._handle(request)
         except CommandError as exc:

@@ -25,6 +25,7 @@ import redis
 
 from bot.events import STREAM, Event
 from bot.frontends.base import Frontend, ThreadRef
+from bot.metrics import RELAY_LAG
 from bot.render import FINAL, card, milestone
 from bot.runtime import Runtime
 
@@ -70,6 +71,11 @@ class Relay:
         self.tracked: dict[str, Tracked] = {}
         self.stopping = threading.Event()
         self.lags: list[float] = []  # event time → frontend call time, seconds (for metrics)
+
+    def lag(self, event: Event) -> None:
+        seconds = time.time() - event.at
+        self.lags.append(seconds)
+        RELAY_LAG.observe(seconds)
 
     def call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
@@ -136,7 +142,7 @@ class Relay:
             except Exception as exc:  # noqa: BLE001  (a platform error must not stop the relay)
                 log.warning("relay: reply for job %s failed (%s); will retry", tracked.job_id, exc)
                 return False
-            self.lags.append(time.time() - event.at)
+            self.lag(event)
         tracked.dirty, tracked.latest = True, event
         tracked.final = tracked.final or event.type in FINAL
         tracked.last = event.id
@@ -157,7 +163,7 @@ class Relay:
                 log.warning("relay: card edit for job %s failed (%s)", tracked.job_id, exc)
                 continue
             if tracked.latest:
-                self.lags.append(time.time() - tracked.latest.at)
+                self.lag(tracked.latest)
             tracked.dirty, tracked.last_edit = False, time.monotonic()
             if tracked.final and job.terminal:
                 self.rt.client.srem(ACTIVE, tracked.job_id)

@@ -22,6 +22,7 @@ from bot.events import Event
 from bot.heartbeat import ALIVE, RQ_JOB, Heartbeat
 from bot.jobs import Job, Step, busy_text
 from bot.locks import LockKey
+from bot.metrics import JOBS
 from bot.registry import CommandSpec
 from bot.runbook import PlanContext, Runbook, StepContext
 from bot.runtime import Runtime
@@ -66,9 +67,10 @@ class Runner:
             job.status, job.error = status, error
             if status == "succeeded":
                 job.summary = message
-        self.update(change)
+        job = self.update(change)
         self.emit(type_, message)
         self.rt.events.expire(self.job_id)
+        JOBS.labels(job.command, status).inc()
         self.rt.audit.record("job", status, job=self.job_id, detail=message)
         return status
 

@@ -1,0 +1,379 @@
+"""The lab's Kubernetes API: kmock's emulator with the parts of a real API server drbot relies on.
+
+kmock keeps objects as plain JSON and applies every write before any reaction runs, so the
+behaviour of a real API server that must happen *before* a write (admission webhooks, PUT with
+resourceVersion, JSON patch, selectors, metadata stamping) is added here by subclassing, as kmock's
+documentation suggests ("inherit and implement for your cases"). Evictions, which kmock does not
+model at all, are served by an ordinary kmock reaction.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+from kmock._internal import rendering
+
+# An admission check: (request, current object or None) -> None, or (code, reason, message).
+Admission = Callable[[rendering.Request, dict[str, Any] | None], "tuple[int, str, str] | None"]
+
+NODES = kmock.resource("", "v1", "nodes")
+PODS = kmock.resource("", "v1", "pods")
+PDBS = kmock.resource("policy", "v1", "poddisruptionbudgets")
+
+# (group/version, plural, kind, namespaced, short names)
+RESOURCES: list[tuple[str, str, str, bool, tuple[str, ...]]] = [
+    ("v1", "nodes", "Node", False, ("no",)),
+    ("v1", "pods", "Pod", True, ("po",)),
+    ("v1", "secrets", "Secret", True, ()),
+    ("v1", "namespaces", "Namespace", False, ("ns",)),
+    ("v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",)),
+    ("v1", "persistentvolumes", "PersistentVolume", False, ("pv",)),
+    ("v1", "events", "Event", True, ("ev",)),
+    ("apps/v1", "deployments", "Deployment", True, ("deploy",)),
+    ("apps/v1", "statefulsets", "StatefulSet", True, ("sts",)),
+    ("apps/v1", "daemonsets", "DaemonSet", True, ("ds",)),
+    ("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",)),
+    ("kustomize.toolkit.fluxcd.io/v1", "kustomizations", "Kustomization", True, ("ks",)),
+    ("source.toolkit.fluxcd.io/v1", "gitrepositories", "GitRepository", True, ("gitrepo",)),
+    ("source.toolkit.fluxcd.io/v1", "helmrepositories", "HelmRepository", True, ("helmrepo",)),
+    ("source.toolkit.fluxcd.io/v1", "helmcharts", "HelmChart", True, ("hc",)),
+    ("helm.toolkit.fluxcd.io/v2", "helmreleases", "HelmRelease", True, ("hr",)),
+    ("longhorn.io/v1beta2", "volumes", "Volume", True, ("lhv",)),
+    ("longhorn.io/v1beta2", "replicas", "Replica", True, ("lhr",)),
+    ("longhorn.io/v1beta2", "engines", "Engine", True, ("lhe",)),
+    ("longhorn.io/v1beta2", "nodes", "Node", True, ("lhn",)),
+    ("longhorn.io/v1beta2", "backups", "Backup", True, ("lhb",)),
+    ("longhorn.io/v1beta2", "backupvolumes", "BackupVolume", True, ("lhbv",)),
+    ("longhorn.io/v1beta2", "backuptargets", "BackupTarget", True, ("lhbt",)),
+    ("longhorn.io/v1beta2", "recurringjobs", "RecurringJob", True, ("lhrj",)),
+    ("postgresql.cnpg.io/v1", "clusters", "Cluster", True, ()),
+    ("postgresql.cnpg.io/v1", "backups", "Backup", True, ()),
+    ("postgresql.cnpg.io/v1", "scheduledbackups", "ScheduledBackup", True, ()),
+    ("k3s.cattle.io/v1", "etcdsnapshotfiles", "ETCDSnapshotFile", False, ()),
+]
+VERBS = {"get", "list", "watch", "create", "patch", "update", "delete"}
+SUBRESOURCES = {"nodes": {"status"}, "pods": {"eviction", "status"}}
+
+
+def now_iso() -> str:
+    """A Kubernetes timestamp (RFC 3339, seconds, Z)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_body(
+    code: int, reason: str, message: str, details: dict[str, Any] | None = None, ok: bool = False
+) -> dict[str, Any]:
+    """A meta/v1 Status object as the API server sends it."""
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success" if ok else "Failure",
+        "code": code,
+    }
+    if not ok:
+        body["message"] = message
+        body["reason"] = reason
+    if details:
+        body["details"] = details
+    return body
+
+
+# ------------------------------------------------------------------------------ patches
+
+
+def merge_diff(old: Any, new: Any) -> Any:
+    """The JSON merge patch that turns `old` into `new` (kmock applies merge patches only)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return copy.deepcopy(new)
+    diff: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        if key not in old:
+            diff[key] = copy.deepcopy(value)
+        elif old[key] != value:
+            diff[key] = merge_diff(old[key], value)
+    return diff
+
+
+def _pointer(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise ValueError(f"JSON pointer {path!r} must start with '/'")
+    return [part.replace("~1", "/").replace("~0", "~") for part in path[1:].split("/")]
+
+
+def _parent(doc: Any, parts: list[str]) -> Any:
+    for part in parts[:-1]:
+        doc = doc[int(part)] if isinstance(doc, list) else doc[part]
+    return doc
+
+
+def json_patch(doc: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """Apply an RFC 6902 patch (add, remove, replace, test, copy, move); ValueError if it fails."""
+    doc = copy.deepcopy(doc)
+    for op in ops:
+        parts = _pointer(op["path"])
+        try:
+            parent = _parent(doc, parts)
+            key = parts[-1]
+            kind = op["op"]
+            if kind == "test":
+                current = parent[int(key)] if isinstance(parent, list) else parent[key]
+                if current != op.get("value"):
+                    raise ValueError(f"test failed at {op['path']}")
+            elif kind == "remove":
+                del parent[int(key) if isinstance(parent, list) else key]
+            elif kind in ("add", "replace", "copy", "move"):
+                if kind in ("copy", "move"):
+                    src = _pointer(op["from"])
+                    holder = _parent(doc, src)
+                    value = holder[int(src[-1])] if isinstance(holder, list) else holder[src[-1]]
+                    if kind == "move":
+                        del holder[int(src[-1]) if isinstance(holder, list) else src[-1]]
+                else:
+                    value = op["value"]
+                if isinstance(parent, list):
+                    if key == "-":
+                        parent.append(value)
+                    elif kind == "replace":
+                        parent[int(key)] = value
+                    else:
+                        parent.insert(int(key), value)
+                else:
+                    if kind == "replace" and key not in parent:
+                        raise KeyError(key)
+                    parent[key] = copy.deepcopy(value)
+            else:
+                raise ValueError(f"unknown op {kind!r}")
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ValueError(f"the path {op['path']!r} does not exist ({exc})") from exc
+    return doc
+
+
+# ---------------------------------------------------------------------------- selectors
+
+_SET_RE = re.compile(r"^\s*([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
+
+
+def _split_selector(text: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [p.strip() for p in [*parts, cur] if p.strip()]
+
+
+def _term_matches(term: str, get: Callable[[str], str | None]) -> bool:
+    found = _SET_RE.match(term)
+    if found:
+        key, op, values = found.groups()
+        members = {v.strip() for v in values.split(",")}
+        value = get(key)
+        return (value in members) if op == "in" else (value not in members)
+    for op in ("!=", "==", "="):
+        if op in term:
+            key, _, value = term.partition(op)
+            current = get(key.strip())
+            return (current != value.strip()) if op == "!=" else (current == value.strip())
+    if term.startswith("!"):
+        return get(term[1:].strip()) is None
+    return get(term) is not None
+
+
+def _field(obj: dict[str, Any], path: str) -> str | None:
+    cur: Any = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return "" if path != "metadata.name" else None
+        cur = cur[part]
+    return cur if isinstance(cur, str) else json.dumps(cur)
+
+
+def selected(obj: dict[str, Any], labels: str | None, fields: str | None) -> bool:
+    """True if the object matches a labelSelector and a fieldSelector (Kubernetes syntax)."""
+    meta_labels = obj.get("metadata", {}).get("labels") or {}
+    for term in _split_selector(labels or ""):
+        if not _term_matches(term, meta_labels.get):
+            return False
+    return all(
+        _term_matches(term, lambda key: _field(obj, key)) for term in _split_selector(fields or "")
+    )
+
+
+# --------------------------------------------------------------------------- emulator
+
+
+@attrs.define(kw_only=True)
+class LabKube(kmock.KubernetesEmulator):
+    """kmock's emulator plus admission checks, metadata stamping, PUT, JSON patch, selectors."""
+
+    admissions: list[Admission] = attrs.field(factory=list)
+    _versions: itertools.count = attrs.field(factory=lambda: itertools.count(1000), init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        for group_version, plural, kind, namespaced, short in RESOURCES:
+            self.resources[f"{group_version}/{plural}"] = kmock.ResourceInfo(
+                kind=kind,
+                namespaced=namespaced,
+                verbs=VERBS,
+                shortnames=set(short),
+                subresources=SUBRESOURCES.get(plural, set()),
+            )
+
+    def current(
+        self, resource: kmock.resource, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        """The live object, or None (read on the emulator's loop only)."""
+        key = (resource, namespace, name)
+        if key not in self.objects:
+            return None
+        obj = self.objects[key]
+        return None if obj.deleted else copy.deepcopy(obj.raw)
+
+    def live(self, resource: kmock.resource) -> list[dict[str, Any]]:
+        """Every live object of a resource (read on the emulator's loop only)."""
+        return [
+            copy.deepcopy(obj.raw)
+            for (res, _, _), obj in list(self.objects.items())
+            if res == resource and not obj.deleted
+        ]
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is None or request.resource.plural is None:
+            return await super()._handle(request)
+        try:
+            self._prepare(request)
+        except _Refused as refused:
+            return aiohttp.web.json_response(refused.body, status=refused.body["code"])
+        response = await super()._handle(request)
+        if request.action == kmock.action.LIST and response.status == 200:
+            response = self._filter_list(request, response)
+        elif request.action == kmock.action.CREATE and response.status == 200:
+            response.set_status(201)
+        return response
+
+    # The emulator keeps requests in memory for assertions; that is the lab's request log.
+
+    def _prepare(self, request: rendering.Request) -> None:
+        resource, ns, name = request.resource, request.namespace, request.name
+        if request.method == kmock.method.PUT and name is not None:
+            self._put_as_patch(request)
+        elif request.action == kmock.action.UPDATE and isinstance(request.data, list):
+            current = self.current(resource, ns, name) if name else None
+            if current is None:
+                raise _Refused(
+                    status_body(404, "NotFound", f'{resource.plural} "{name}" not found')
+                )
+            try:
+                patched = json_patch(current, request.data)
+            except ValueError as exc:
+                raise _Refused(
+                    status_body(
+                        422,
+                        "Invalid",
+                        f"the server rejected our request due to an error in our request: {exc}",
+                    )
+                ) from exc
+            object.__setattr__(request, "data", merge_diff(current, patched))
+        current = self.current(resource, ns, name) if name else None
+        for admit in self.admissions:
+            refusal = admit(request, current)
+            if refusal:
+                code, reason, message = refusal
+                raise _Refused(status_body(code, reason, message))
+        self._stamp(request, current)
+
+    def _put_as_patch(self, request: rendering.Request) -> None:
+        current = self.current(request.resource, request.namespace, request.name or "")
+        if current is None:
+            raise _Refused(
+                status_body(
+                    404, "NotFound", f'{request.resource.plural} "{request.name}" not found'
+                )
+            )
+        new = request.data if isinstance(request.data, dict) else {}
+        sent = str(new.get("metadata", {}).get("resourceVersion") or "")
+        if sent and sent != str(current["metadata"].get("resourceVersion")):
+            raise _Refused(
+                status_body(
+                    409,
+                    "Conflict",
+                    f"Operation cannot be fulfilled on {request.resource.plural} "
+                    f'"{request.name}": the object has been modified; please apply '
+                    "your changes to the latest version and try again",
+                )
+            )
+        object.__setattr__(request, "data", merge_diff(current, new))
+        object.__setattr__(request, "action", kmock.action.UPDATE)
+
+    def _stamp(self, request: rendering.Request, current: dict[str, Any] | None) -> None:
+        """uid, creationTimestamp, resourceVersion and generation, as the API server sets them."""
+        data = request.data
+        if not isinstance(data, dict):
+            return
+        if request.action == kmock.action.CREATE:
+            meta = data.setdefault("metadata", {})
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", now_iso())
+            meta.setdefault("generation", 1)
+            if request.namespace and "namespace" not in meta:
+                meta["namespace"] = request.namespace
+            meta["resourceVersion"] = str(next(self._versions))
+        elif request.action == kmock.action.UPDATE and current is not None:
+            meta = data.setdefault("metadata", {})
+            if isinstance(meta, dict):
+                meta["resourceVersion"] = str(next(self._versions))
+                for fixed in ("uid", "creationTimestamp", "name", "namespace"):
+                    meta.pop(fixed, None)
+                if "spec" in data and request.subresource != "status":
+                    new_spec = attrs_patch(current.get("spec") or {}, data["spec"])
+                    if new_spec != (current.get("spec") or {}):
+                        meta["generation"] = int(current["metadata"].get("generation") or 1) + 1
+
+    def _filter_list(
+        self, request: rendering.Request, response: aiohttp.web.StreamResponse
+    ) -> aiohttp.web.StreamResponse:
+        labels = request.params.get("labelSelector")
+        fields = request.params.get("fieldSelector")
+        body = getattr(response, "body", None)
+        if not (labels or fields) or not isinstance(body, bytes | bytearray):
+            return response
+        payload = json.loads(body)
+        payload["items"] = [
+            item for item in payload.get("items", []) if selected(item, labels, fields)
+        ]
+        return aiohttp.web.json_response(payload)
+
+
+def attrs_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Merge-patch semantics (None deletes), as kmock applies them."""
+    result = copy.deepcopy(base)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = attrs_patch(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+class _Refused(Exception):
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body.get("message", ""))
+        self.body = body

@@ -1,0 +1,274 @@
+"""The lab's servers, all on 127.0.0.1 with ports the system picks.
+
+kmock and fakepve are asyncio servers: both run on one event loop in one thread (the lab loop),
+together with the lab's controllers, so the controllers read their state without locks. moto runs
+in its own thread (werkzeug); each VM's SSH endpoint is a real `/usr/sbin/sshd` process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+HOST = "127.0.0.1"
+SSHD = "/usr/sbin/sshd"
+SSH_KEYGEN = "/usr/bin/ssh-keygen"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
+    """Poll `check()` until it returns something truthy; TimeoutError naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"lab: {what} did not happen within {timeout:.1f}s")
+        time.sleep(interval)
+
+
+class LabLoop:
+    """An asyncio event loop in a daemon thread; `call()` runs a coroutine on it and waits."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="drbot-lab-loop", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        async def _cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        if self.loop.is_running():
+            with contextlib.suppress(Exception):
+                self.call(_cancel_all(), timeout=10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+class KubeServer:
+    """A kmock emulator served over HTTP on the lab loop."""
+
+    def __init__(self, loop: LabLoop, emulator: Any) -> None:
+        self.loop = loop
+        self.emulator = emulator
+        self.server: Any = None
+
+    async def _start(self) -> str:
+        import kmock
+
+        await self.emulator.__aenter__()
+        self.server = kmock.Server(self.emulator, host=HOST, port=None)
+        await self.server.__aenter__()
+        return str(self.server.url).rstrip("/")
+
+    async def _stop(self) -> None:
+        if self.server is not None:
+            await self.server.__aexit__(None, None, None)
+            self.server = None
+            await self.emulator.__aexit__(None, None, None)
+
+    def start(self) -> str:
+        return self.loop.call(self._start())
+
+    def stop(self) -> None:
+        self.loop.call(self._stop())
+
+
+class PveServer:
+    """A fakepve cluster over HTTPS on the lab loop, its certificate doubling as the CA file."""
+
+    def __init__(self, loop: LabLoop, pve: Any, pki_dir: Path) -> None:
+        self.loop = loop
+        self.pve = pve
+        self.pki_dir = pki_dir
+        self.ca_file = ""
+
+    def start(self) -> str:
+        from fakepve.certs import make_cert
+
+        self.pki_dir.mkdir(parents=True, exist_ok=True)
+        certfile, keyfile, _ = make_cert(str(self.pki_dir), name="pve", hosts=(HOST,))
+        self.ca_file = certfile
+        self.loop.call(self.pve.start(certfile, keyfile))
+        # The key is loaded; nothing else needs it.
+        Path(keyfile).unlink()
+        return str(self.pve.url)
+
+    def stop(self) -> None:
+        from fakepve import settle
+
+        async def _stop() -> None:
+            await settle()
+            await self.pve.stop()
+
+        self.loop.call(_stop())
+
+
+class S3Server:
+    """moto's S3 in its werkzeug thread."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
+
+    def start(self) -> str:
+        import logging
+
+        # werkzeug logs every request at INFO; the lab's output is for its own messages
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def sshd_config(port: int, host_key: Path, pid_file: Path) -> str:
+    """A VM's SSH endpoint: answers the handshake with its host key, lets nobody log in."""
+    return "\n".join(
+        [
+            f"Port {port}",
+            f"ListenAddress {HOST}",
+            f"HostKey {host_key}",
+            f"PidFile {pid_file}",
+            "AllowUsers drbot-lab-nobody",
+            "AuthenticationMethods publickey",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "UsePAM no",
+            "PermitRootLogin no",
+            "X11Forwarding no",
+            "AllowTcpForwarding no",
+            "AuthorizedKeysFile none",
+            "LogLevel ERROR",
+            "",
+        ]
+    )
+
+
+def new_host_key(path: Path) -> None:
+    """Write a fresh ed25519 host key (a re-created VM gets a new one)."""
+    for old in (path, path.with_suffix(".pub")):
+        old.unlink(missing_ok=True)
+    subprocess.run(
+        [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", "lab-vm", "-f", str(path)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def ssh_banner(port: int, timeout: float = 0.5) -> bytes:
+    """The SSH identification line of the endpoint, b'' if nothing answers."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as sock:
+            return sock.recv(64)
+    except OSError:
+        return b""
+
+
+class Sshd:
+    """One VM's SSH endpoint: a real sshd on its own port with the VM's host key."""
+
+    def __init__(self, node: str, directory: Path) -> None:
+        self.node = node
+        self.dir = directory
+        self.port = free_port()
+        self.host_key = directory / "ssh_host_ed25519_key"
+        self.pid_file = directory / "sshd.pid"
+        self.config = directory / "sshd_config"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.loaded_key = 0
+
+    def start(self) -> None:
+        """Start sshd with the host key on disk (a first start makes one)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            # sshd's privilege separation directory; Debian's service unit creates it at boot.
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        if not self.host_key.exists():
+            new_host_key(self.host_key)
+        self.config.write_text(sshd_config(self.port, self.host_key, self.pid_file))
+        self.loaded_key = self.key_stamp()
+        self.proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(self.config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def key_stamp(self) -> int:
+        try:
+            return self.host_key.stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def key_changed(self) -> bool:
+        return self.key_stamp() != self.loaded_key
+
+    def ready(self) -> bool:
+        return ssh_banner(self.port).startswith(b"SSH-2.0-")
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        def check() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"lab: sshd for {self.node} exited with {self.proc.returncode}; "
+                    f"check {self.config}"
+                )
+            return self.ready()
+
+        wait_until(check, timeout, f"sshd for {self.node} on port {self.port}")
+
+    def public_key(self) -> str:
+        return self.host_key.with_suffix(".pub").read_text().split()[1]
+
+    def reload(self) -> None:
+        """SIGHUP: sshd re-executes itself and loads the host key on disk (same pid)."""
+        self.loaded_key = self.key_stamp()
+        if self.alive() and self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGHUP)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None

@@ -1,0 +1,530 @@
+"""The lab through the real clients: kubernetes against kmock, proxmoxer against fakepve, boto3
+against moto, ansible-runner and the Terraform stub as processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.inventory import load_inventory
+from bot.lab import Lab, terraform_stub, world
+from bot.lab.store import longhorn_volume_dir
+
+SCALE = 0.05  # every controller delay is 5% of its real-world-like value
+WAIT = 15.0
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with Lab(tmp_path_factory.mktemp("lab"), time_scale=SCALE) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def kube(lab: Lab) -> Any:
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(str(lab.kubeconfig))
+    return client, api
+
+
+@pytest.fixture(scope="module")
+def pve(lab: Lab) -> Any:
+    from proxmoxer import ProxmoxAPI
+
+    assert lab.paths is not None
+    host = lab.pve_url.removeprefix("https://")
+    name, port = host.rsplit(":", 1)
+    return ProxmoxAPI(
+        name,
+        port=int(port),
+        user="drbot@pve",
+        token_name="drbot",
+        token_value=lab.paths.pve_token_file.read_text().strip(),
+        verify_ssl=lab.pve_ca_file,
+    )
+
+
+@pytest.fixture(scope="module")
+def s3(lab: Lab) -> Any:
+    import boto3
+
+    assert lab.paths is not None
+    creds = dict(line.split("=", 1) for line in lab.paths.s3_credentials.read_text().split())
+    return boto3.client(
+        "s3",
+        endpoint_url=lab.s3_url,
+        region_name="us-east-1",
+        aws_access_key_id=creds["access_key"],
+        aws_secret_access_key=creds["secret_key"],
+    )
+
+
+def custom(kube: Any) -> Any:
+    client, api = kube
+    return client.CustomObjectsApi(api)
+
+
+def core(kube: Any) -> Any:
+    client, api = kube
+    return client.CoreV1Api(api)
+
+
+def ready(node: Any) -> str:
+    return next(c.status for c in node.status.conditions if c.type == "Ready")
+
+
+def children() -> list[int]:
+    """Pids of this process's live children (zombies excluded)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == os.getpid() and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def listening(url_or_port: str | int) -> bool:
+    port = int(str(url_or_port).rsplit(":", 1)[-1].rstrip("/"))
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+# ------------------------------------------------------------------------ lifecycle
+
+
+def test_starts_fast_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    before = set(children())
+    started = datetime.now(UTC)
+    lab = Lab(tmp_path / "lab", time_scale=SCALE).start()
+    try:
+        assert (datetime.now(UTC) - started).total_seconds() < 8
+        ports = [
+            lab.kube_url,
+            lab.pve_url,
+            lab.s3_url,
+            *(lab.world.ssh_port(s.name) for s in world.NODES),
+        ]
+        assert all(listening(p) for p in ports)
+        assert len(set(children()) - before) == len(world.NODES)  # one sshd per VM
+        inventory = load_inventory(lab.inventory_path)
+        assert set(inventory.nodes) == {s.name for s in world.NODES}
+        assert inventory.drbot_nodes == ["k3s-agent-2"]
+        assert inventory.nodes["k3s-server-1"].cluster_init
+        assert lab.env["PATH"].split(os.pathsep)[0] == str(lab.paths.bin)
+    finally:
+        lab.stop()
+    assert set(children()) - before == set()
+    assert not any(listening(p) for p in ports)
+
+
+def test_files_are_valid_and_clean(lab: Lab) -> None:
+    import yaml
+
+    assert lab.paths is not None
+    policy = yaml.safe_load(lab.policy_path.read_text())
+    assert policy["lab"] is True
+    assert policy["commands"]["rebuild-cluster"]["approvals"] == 2
+    import getpass
+
+    assert f"console:{getpass.getuser()}" in policy["people"]["alice"]["accounts"]
+    status = subprocess.run(
+        ["git", "-C", str(lab.paths.iac), "status", "--porcelain"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert status.stdout == ""
+    head = subprocess.run(
+        ["git", "-C", str(lab.paths.iac), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert load_inventory(lab.inventory_path).iac.terraform.revision == head
+    assert oct(lab.paths.pve_token_file.stat().st_mode)[-3:] == "600"
+    assert all("SECRET" not in k or "FILE" in k for k in lab.env)
+
+
+# ---------------------------------------------------------------------------- seed
+
+
+def test_seed_kubernetes(kube: Any) -> None:
+    nodes = {n.metadata.name: n for n in core(kube).list_node().items}
+    assert set(nodes) == {s.name for s in world.NODES}
+    assert all(ready(n) == "True" for n in nodes.values())
+    servers = [n for n, o in nodes.items() if o.metadata.labels.get("node-role.kubernetes.io/etcd")]
+    assert sorted(servers) == ["k3s-server-1", "k3s-server-2", "k3s-server-3"]
+    hosts = [world.node_spec(n).host for n in servers]
+    assert hosts.count("pve1") == 2  # losing pve1 loses quorum
+    secrets = core(kube).list_namespaced_secret("kube-system").items
+    assert {s.metadata.name for s in secrets} >= {f"{n}.node-password.k3s" for n in nodes}
+
+    co = custom(kube)
+    ks = co.list_cluster_custom_object("kustomize.toolkit.fluxcd.io", "v1", "kustomizations")[
+        "items"
+    ]
+    assert [k["metadata"]["name"] for k in ks if k["spec"].get("suspend")] == ["experiments"]
+    hrs = co.list_cluster_custom_object("helm.toolkit.fluxcd.io", "v2", "helmreleases")["items"]
+    failing = [
+        h["metadata"]["name"]
+        for h in hrs
+        if any(c["type"] == "Ready" and c["status"] == "False" for c in h["status"]["conditions"])
+    ]
+    assert failing == ["grafana"]
+
+    vols = co.list_namespaced_custom_object("longhorn.io", "v1beta2", "longhorn-system", "volumes")[
+        "items"
+    ]
+    reps = co.list_namespaced_custom_object(
+        "longhorn.io", "v1beta2", "longhorn-system", "replicas"
+    )["items"]
+    assert len(vols) == 6
+    by_pvc = {v["status"]["kubernetesStatus"]["pvcName"]: v for v in vols}
+    assert by_pvc["grafana-data"]["status"]["robustness"] == "degraded"
+    assert by_pvc["archive"]["status"]["state"] == "detached"
+    media = by_pvc["media"]["metadata"]["name"]
+    healthy_nodes = {
+        r["spec"]["nodeID"]
+        for r in reps
+        if r["spec"]["volumeName"] == media and not r["spec"]["failedAt"]
+    }
+    assert healthy_nodes == {"k3s-agent-1"}
+    assert len({r["spec"]["nodeID"] for r in reps}) == 5  # spread over every node
+
+    clusters = co.list_namespaced_custom_object(
+        "postgresql.cnpg.io", "v1", "databases", "clusters"
+    )["items"]
+    archiving = {
+        c["metadata"]["name"]: next(
+            x for x in c["status"]["conditions"] if x["type"] == "ContinuousArchiving"
+        )["status"]
+        for c in clusters
+    }
+    assert archiving == {"pg-main": "True", "pg-auth": "False"}
+
+    snaps = co.list_cluster_custom_object("k3s.cattle.io", "v1", "etcdsnapshotfiles")["items"]
+    assert {s["spec"]["nodeName"] for s in snaps} == set(servers)
+
+    pods = core(kube).list_pod_for_all_namespaces().items
+    assert {p.spec.node_name for p in pods} == set(nodes)
+    assert any(r.kind == "DaemonSet" for p in pods for r in p.metadata.owner_references or [])
+    assert any(v.persistent_volume_claim for p in pods for v in p.spec.volumes or [])
+    on_agent = core(kube).list_pod_for_all_namespaces(field_selector="spec.nodeName=k3s-agent-1")
+    assert {p.spec.node_name for p in on_agent.items} == {"k3s-agent-1"}
+    client, api = kube
+    pdbs = client.PolicyV1Api(api).list_pod_disruption_budget_for_all_namespaces().items
+    assert any(p.status.disruptions_allowed == 0 for p in pdbs)
+
+
+def test_seed_proxmox(pve: Any) -> None:
+    assert {n["node"] for n in pve.nodes.get()} == {"pve1", "pve2"}
+    for spec in world.NODES:
+        status = pve.nodes(spec.host).qemu(spec.vmid).status.current.get()
+        assert (status["name"], status["status"]) == (spec.name, "running")
+
+
+def test_seed_object_store(s3: Any) -> None:
+    now = datetime.now(UTC)
+    for vol in world.VOLUMES:
+        cfg = json.loads(
+            s3.get_object(
+                Bucket=world.BUCKETS["longhorn"], Key=longhorn_volume_dir(vol.name) + "/volume.cfg"
+            )["Body"].read()
+        )
+        age = now - datetime.fromisoformat(cfg["LastBackupAt"].replace("Z", "+00:00"))
+        if vol.pvc == "archive":
+            assert timedelta(days=2.9) < age < timedelta(days=3.1)
+        else:
+            assert age < timedelta(days=1)
+    info = s3.list_objects_v2(Bucket=world.BUCKETS["cnpg"], Prefix="pg-main/base/")["Contents"]
+    assert len([o for o in info if o["Key"].endswith("backup.info")]) == 3
+    etcd = s3.list_objects_v2(Bucket=world.BUCKETS["etcd"], Prefix="k3s-etcd/etcd-snapshot-")
+    assert etcd["KeyCount"] == 2
+
+
+# ------------------------------------------------------------------------ refusals
+
+
+def test_proxmox_refuses_to_destroy_a_running_vm(pve: Any, lab: Lab) -> None:
+    from proxmoxer import ResourceException
+
+    with pytest.raises(ResourceException, match="VM 103 is running - destroy failed"):
+        pve.nodes("pve2").qemu(103).delete(purge=1)
+    assert lab.world.vm("k3s-server-3").exists
+
+
+def test_longhorn_refuses_to_delete_a_live_node(kube: Any) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    with pytest.raises(ApiException) as refused:
+        custom(kube).delete_namespaced_custom_object(
+            "longhorn.io", "v1beta2", "longhorn-system", "nodes", "k3s-server-1"
+        )
+    assert refused.value.status == 422
+    body = json.loads(refused.value.body)
+    assert 'admission webhook "validator.longhorn.io" denied the request' in body["message"]
+    assert "node schedulable true" in body["message"]
+    custom(kube).get_namespaced_custom_object(
+        "longhorn.io", "v1beta2", "longhorn-system", "nodes", "k3s-server-1"
+    )
+
+
+def test_eviction_blocked_by_a_disruption_budget_is_429(kube: Any) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    client, _ = kube
+    eviction = client.V1Eviction(
+        metadata=client.V1ObjectMeta(name="web-7d9f8b6c5-x2x7q", namespace="apps")
+    )
+    with pytest.raises(ApiException) as blocked:
+        core(kube).create_namespaced_pod_eviction("web-7d9f8b6c5-x2x7q", "apps", eviction)
+    assert blocked.value.status == 429
+    assert "disruption budget web" in blocked.value.body
+    core(kube).read_namespaced_pod("web-7d9f8b6c5-x2x7q", "apps")
+    # an eviction a budget allows goes through
+    ok = client.V1Eviction(
+        metadata=client.V1ObjectMeta(name="coredns-6799fbcd5-7kq2m", namespace="kube-system")
+    )
+    core(kube).create_namespaced_pod_eviction("coredns-6799fbcd5-7kq2m", "kube-system", ok)
+    names = [p.metadata.name for p in core(kube).list_namespaced_pod("kube-system").items]
+    assert "coredns-6799fbcd5-7kq2m" not in names
+
+
+def test_fenced_vm_makes_its_node_not_ready(lab: Lab, pve: Any, kube: Any) -> None:
+    pve.nodes("pve2").qemu(105).status.stop.post()
+    lab.world.wait_for(
+        lambda: ready(core(kube).read_node("k3s-agent-2")) == "Unknown",
+        WAIT,
+        "k3s-agent-2 NotReady",
+    )
+    node = core(kube).read_node("k3s-agent-2")
+    assert {t.key for t in node.spec.taints} == {"node.kubernetes.io/unreachable"}
+    lab.world.wait_for(
+        lambda: not lab.world.ssh_up("k3s-agent-2"), WAIT, "sshd of k3s-agent-2 down"
+    )
+    lab.world.wait_for(
+        lambda: (
+            custom(kube).get_namespaced_custom_object(
+                "longhorn.io", "v1beta2", "longhorn-system", "nodes", "k3s-agent-2"
+            )["status"]["conditions"][0]["reason"]
+            == "KubernetesNodeNotReady"
+        ),
+        WAIT,
+        "Longhorn node k3s-agent-2 not ready",
+    )
+
+
+def test_server_node_delete_removes_its_etcd_member_then_join_restores_it(
+    lab: Lab, kube: Any, tmp_path: Path
+) -> None:
+    import ansible_runner
+
+    assert "k3s-server-3" in {m.node for m in lab.world.etcd_members()}
+    core(kube).delete_node("k3s-server-3")
+    node = core(kube).read_node("k3s-server-3")  # the finalizers hold it a while
+    assert node.metadata.deletion_timestamp is not None
+    assert "k3s-server-3" in {m.node for m in lab.world.etcd_members()}
+    lab.world.wait_for(
+        lambda: "k3s-server-3" not in {m.node for m in lab.world.etcd_members()},
+        WAIT,
+        "etcd member of k3s-server-3 removed",
+    )
+    lab.world.wait_for(
+        lambda: "k3s-server-3" not in {n.metadata.name for n in core(kube).list_node().items},
+        WAIT,
+        "Node gone",
+    )
+    secrets = {s.metadata.name for s in core(kube).list_namespaced_secret("kube-system").items}
+    assert "k3s-server-3.node-password.k3s" not in secrets
+
+    assert lab.paths is not None
+    result = ansible_runner.run(
+        private_data_dir=str(tmp_path),
+        project_dir=str(lab.paths.ansible),
+        playbook="k3s-join.yml",
+        inventory=str(lab.paths.ansible_inventory),
+        limit="k3s-server-3",
+        quiet=True,
+        envvars={"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])},
+    )
+    assert (result.status, result.rc) == ("successful", 0), result.stdout.read()
+    lab.world.wait_for(
+        lambda: ready(core(kube).read_node("k3s-server-3")) == "True",
+        WAIT,
+        "k3s-server-3 Ready after joining",
+    )
+    lab.world.wait_for(
+        lambda: "k3s-server-3" in {m.node for m in lab.world.etcd_members()},
+        WAIT,
+        "etcd member of k3s-server-3 back",
+    )
+    events = [e for e in result.events if e["event"] == "runner_on_ok"]
+    assert not any("PVEAPIToken" in json.dumps(e) for e in events)
+
+
+def test_terraform_recreates_a_destroyed_vm_with_a_new_host_key(
+    lab: Lab, pve: Any, kube: Any
+) -> None:
+    from proxmoxer.tools import Tasks
+
+    assert lab.paths is not None
+    address = 'proxmox_virtual_environment_vm.k3s["k3s-agent-1"]'
+    old_key = lab.world.ssh_host_key("k3s-agent-1")
+    old_uuid = lab.world.vm("k3s-agent-1").smbios_uuid
+    Tasks.blocking_status(pve, pve.nodes("pve2").qemu(104).status.stop.post(), 10, 0.05)
+    Tasks.blocking_status(pve, pve.nodes("pve2").qemu(104).delete(purge=1), 10, 0.05)
+    assert not lab.world.vm("k3s-agent-1").exists
+
+    def terraform(*args: str) -> tuple[int, list[dict[str, Any]]]:
+        proc = subprocess.run(
+            ["terraform", *args],
+            cwd=lab.paths.terraform,
+            env={**os.environ, **lab.env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines() if line]
+
+    rc, lines = terraform(
+        "apply", f"-target={address}", "-auto-approve", "-input=false", "-no-color", "-json"
+    )
+    assert rc == 0, lines
+    types = [line["type"] for line in lines]
+    assert types[0] == "version"
+    assert all({"@level", "@message", "@module", "@timestamp"} <= set(line) for line in lines)
+    drift = next(line for line in lines if line["type"] == "resource_drift")
+    assert drift["change"]["action"] == "delete"
+    change = next(line for line in lines if line["type"] == "planned_change")
+    assert (change["change"]["resource"]["addr"], change["change"]["action"]) == (address, "create")
+    done = next(line for line in lines if line["type"] == "apply_complete")
+    assert done["hook"]["id_value"] == "104"
+    assert lines[-1]["type"] == "outputs"
+    vm = lab.world.vm("k3s-agent-1")
+    assert vm.status == "running" and vm.smbios_uuid != old_uuid
+    assert lab.world.ssh_host_key("k3s-agent-1") != old_key
+
+    def served_key() -> str:
+        scan = subprocess.run(
+            [
+                "ssh-keyscan",
+                "-T",
+                "2",
+                "-t",
+                "ed25519",
+                "-p",
+                str(lab.world.ssh_port("k3s-agent-1")),
+                "127.0.0.1",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        return scan.stdout.split()[-1] if scan.stdout.strip() else ""
+
+    lab.world.wait_for(
+        lambda: served_key() == lab.world.ssh_host_key("k3s-agent-1"),
+        WAIT,
+        "sshd serving the new host key",
+    )
+    # a new VM is not a K3s node until it joins: the old Node goes NotReady
+    lab.world.wait_for(
+        lambda: ready(core(kube).read_node("k3s-agent-1")) != "True",
+        WAIT,
+        "k3s-agent-1 NotReady on the fresh VM",
+    )
+    rc, lines = terraform("apply", f"-target={address}", "-auto-approve", "-json")
+    assert rc == 0
+    summary = [line for line in lines if line["type"] == "change_summary"]
+    assert summary[0]["changes"]["add"] == 0  # a retry after success is a no-op
+
+
+def test_terraform_honours_the_state_lock(lab: Lab) -> None:
+    assert lab.paths is not None
+    held = terraform_stub.write_lock(lab.paths.terraform, "OperationTypeApply", who="bob@ops")
+    assert held is not None
+    try:
+        proc = subprocess.run(
+            ["terraform", "plan", "-json", "-input=false"],
+            cwd=lab.paths.terraform,
+            env={**os.environ, **lab.env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 1
+        diag = [
+            json.loads(line)
+            for line in proc.stdout.splitlines()
+            if json.loads(line)["type"] == "diagnostic"
+        ]
+        assert diag[0]["diagnostic"]["summary"] == "Error acquiring the state lock"
+        detail = diag[0]["diagnostic"]["detail"]
+        assert f"ID:        {held['ID']}" in detail and "Who:       bob@ops" in detail
+        assert "Created:" in detail
+    finally:
+        unlock = subprocess.run(
+            ["terraform", "force-unlock", "-force", held["ID"]],
+            cwd=lab.paths.terraform,
+            env={**os.environ, **lab.env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert unlock.returncode == 0
+    assert not (lab.paths.terraform / terraform_stub.LOCK_INFO).exists()
+
+
+def test_flux_reconciles_requested_objects_and_ignores_suspended(lab: Lab, kube: Any) -> None:
+    co = custom(kube)
+    token = datetime.now(UTC).isoformat()
+    patch = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}}
+    for name in ("apps", "experiments"):
+        co.patch_namespaced_custom_object(
+            "kustomize.toolkit.fluxcd.io", "v1", "flux-system", "kustomizations", name, patch
+        )
+    co.patch_namespaced_custom_object(
+        "helm.toolkit.fluxcd.io", "v2", "monitoring", "helmreleases", "grafana", patch
+    )
+
+    def handled(group: str, version: str, ns: str, plural: str, name: str) -> dict | None:
+        obj = co.get_namespaced_custom_object(group, version, ns, plural, name)
+        return obj if obj["status"].get("lastHandledReconcileAt") == token else None
+
+    apps = lab.world.wait_for(
+        lambda: handled(
+            "kustomize.toolkit.fluxcd.io", "v1", "flux-system", "kustomizations", "apps"
+        ),
+        WAIT,
+        "apps reconciled",
+    )
+    ready_cond = next(c for c in apps["status"]["conditions"] if c["type"] == "Ready")
+    assert ready_cond["status"] == "True"
+    assert apps["status"]["observedGeneration"] == apps["metadata"]["generation"]
+    grafana = lab.world.wait_for(
+        lambda: handled("helm.toolkit.fluxcd.io", "v2", "monitoring", "helmreleases", "grafana"),
+        WAIT,
+        "grafana handled",
+    )
+    failed = next(c for c in grafana["status"]["conditions"] if c["type"] == "Ready")
+    assert failed["status"] == "False" and "Helm upgrade failed" in failed["message"]
+    experiments = co.get_namespaced_custom_object(
+        "kustomize.toolkit.fluxcd.io", "v1", "flux-system", "kustomizations", "experiments"
+    )
+    assert "lastHandledReconcileAt" not in experiments["status"]
