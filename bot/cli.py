@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("lab", help="start the simulated homelab on 127.0.0.1 until Ctrl-C")
     lab.add_argument("--dir", type=Path, default=Path(".lab"), help="where to write its files")
     lab.add_argument("--time-scale", type=float, default=1.0, help="speed of lab delays")
+    sub.add_parser("demo", help="the console against the simulated homelab, scripted")
     sub.add_parser("check-config", help="validate the settings, policy and inventory files")
     return parser
 
@@ -155,7 +156,13 @@ class AllInOne:
             self.redis.stop()
 
 
-COMMANDS = {"console": cmd_console, "bot": cmd_bot, "worker": cmd_worker, "lab": cmd_lab,
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import main as demo_main
+
+    return demo_main()
+
+
+COMMANDS = {"demo": cmd_demo, "console": cmd_console, "bot": cmd_bot, "worker": cmd_worker, "lab": cmd_lab,
             "check-config": cmd_check_config}
 
 if __name__ == "__main__":

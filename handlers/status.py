@@ -20,15 +20,17 @@ def overview(step: StepContext) -> dict[str, Any]:
     for node in nodes.list_nodes(kube):
         flags = " (cordoned)" if node.unschedulable else ""
         lines.append(f"  {node.name:<20} {ready(node.ready)}{flags}")
-    lines.append("Flux Kustomizations:")
-    for k in flux.list_kustomizations(kube):
-        state = "suspended" if k.suspended else ready(k.ready)
-        why = f": {k.message}" if k.ready is False and k.message else ""
-        lines.append(f"  {k.namespace}/{k.name:<24} {state}{why}")
+    for title, objects in (("Flux Kustomizations:", flux.list_kustomizations(kube)),
+                           ("Flux HelmReleases:", flux.list_helmreleases(kube))):
+        lines.append(title)
+        for obj in objects:
+            state = "suspended" if obj.suspended else ready(obj.ready)
+            why = f": {obj.message}" if obj.ready is False and obj.message else ""
+            lines.append(f"  {obj.namespace}/{obj.name:<24} {state}{why}")
     return {"text": "\n".join(lines)}
 
 
-@runbook("status", summary="nodes and Flux Kustomizations with their Ready state",
+@runbook("status", summary="nodes and Flux objects with their Ready state",
          mutating=False, timeout=120)
 def status(ctx: PlanContext) -> Runbook:
     return Runbook([StepDef("read cluster state", overview)], targets=[],

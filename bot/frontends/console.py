@@ -37,6 +37,7 @@ class ConsoleFrontend(Frontend):
         self.out.flush()
 
     async def open_thread(self, channel: str, card: Card) -> ThreadRef:
+        self._last[card.job_id] = card.line()
         self.print(card.line())
         return {"job": card.job_id}
 

@@ -120,8 +120,8 @@ class Harness:
             "DRBOT_LOST_AFTER_SECONDS": "2", "DRBOT_CANCEL_GRACE_SECONDS": "1",
             "DRBOT_LOG_JSON": "false", "DRBOT_LOG_LEVEL": "WARNING",
             **{k: str(v) for k, v in overrides.items()}}
-        for key, value in self.env.items():
-            os.environ[key] = value
+        self._saved = {key: os.environ.get(key) for key in self.env}
+        os.environ.update(self.env)
         self.settings = Settings()
         self.rt = Runtime.from_settings(self.settings, patient=False)
         self.frontend = RecordingFrontend()
@@ -162,8 +162,11 @@ class Harness:
         self.kill_workers(signal.SIGTERM)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.loop_thread.join(5)
-        for key in self.env:
-            os.environ.pop(key, None)
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     # -- chat -----------------------------------------------------------------------------------
     def say(self, text: str, who: str = "alice", request_id: str | None = None) -> Reply:
