@@ -1,5 +1,7 @@
-"""One module per /dr command; importing this package registers them all."""
+"""One module per /dr command; importing this package registers every module in it."""
 
-from handlers import approve, cancel, help, jobs, reconcile, retry, status
+import importlib
+import pkgutil
 
-__all__ = ["approve", "cancel", "help", "jobs", "reconcile", "retry", "status"]
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -8,9 +8,12 @@ message, so creating the thread creates the card once, and every later change is
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.render import Card
+
+if TYPE_CHECKING:
+    from bot.app import BotApp
 
 ThreadRef = dict[str, Any]
 
@@ -34,3 +37,10 @@ class Frontend(ABC):
     @abstractmethod
     async def alert(self, channel: str, text: str, thread: ThreadRef | None = None) -> ThreadRef:
         """Post to an alert channel (in a thread when given); return the message's reference."""
+
+    async def run(self, app: BotApp) -> None:
+        """Connect to the platform and serve requests until cancelled (not for the console)."""
+        raise NotImplementedError(f"{self.name} is not a long-running frontend")
+
+    async def close(self) -> None:
+        """Disconnect; called once on shutdown."""
