@@ -42,5 +42,5 @@ class Frontend(ABC):
         """Connect to the platform and serve requests until cancelled (not for the console)."""
         raise NotImplementedError(f"{self.name} is not a long-running frontend")
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027  (optional: most frontends hold nothing to close)
         """Disconnect; called once on shutdown."""
