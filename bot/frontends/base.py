@@ -21,6 +21,7 @@ ThreadRef = dict[str, Any]
 class Frontend(ABC):
     name: str = "frontend"
     throttle: float = 2.0  # least seconds between two edits of one status card
+    connected: bool = True  # for /readyz: False while the platform connection is down
 
     @abstractmethod
     async def open_thread(self, channel: str, card: Card) -> ThreadRef:
