@@ -20,12 +20,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import IO
 
 from adapters.errors import AdapterError, Cancelled, NotFound, TimedOut
 from adapters.progress import Hooks
 
 _POLL = 0.2
+_EOF_WAIT = 2.0
 _EOF = object()
 
 
@@ -82,6 +84,26 @@ def _all_stats() -> list[ProcStat]:
             if st is not None:
                 stats.append(st)
     return stats
+
+
+def child_with_env(name: str, value: str) -> int | None:
+    """The pid of a child of this process whose environment has ``name=value``, if any.
+
+    For children started by a library that does not tell their pid (ansible-runner): give the
+    child a unique marker variable, then find it here.
+    """
+    marker = f"{name}={value}".encode()
+    me = os.getpid()
+    for st in _all_stats():
+        if st.ppid != me or st.state in ("Z", "X", "x"):
+            continue
+        try:
+            with open(f"/proc/{st.pid}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    return st.pid
+        except OSError:
+            continue
+    return None
 
 
 def tree(pid: int) -> set[int]:
@@ -151,12 +173,16 @@ def kill_tree(
     return not _wait_gone(left, 5.0)
 
 
-def _pump(stream: Iterable[str], lines: queue.Queue[object]) -> None:
+def _pump(stream: IO[str], lines: queue.Queue[object]) -> None:
     try:
         for line in stream:
             lines.put(line.rstrip("\n"))
+    except (OSError, ValueError):  # closed under us
+        pass
     finally:
         lines.put(_EOF)
+        with contextlib.suppress(OSError):
+            stream.close()
 
 
 @dataclass
@@ -165,6 +191,8 @@ class _Child:
     lines: queue.Queue[object]
     on_line: Callable[[str], None]
     eof: bool = False
+    exited_at: float | None = None
+    known: dict[int, int] = field(default_factory=dict)
 
     def drain(self, wait: float) -> None:
         """Hand queued output lines to the callback, waiting up to ``wait`` s for the first."""
@@ -174,18 +202,29 @@ class _Child:
             return
         try:
             item = self.lines.get(timeout=wait) if wait > 0 else self.lines.get_nowait()
-            while True:
-                if item is _EOF:
-                    self.eof = True
-                    return
-                else:
-                    self.on_line(str(item))
+            while item is not _EOF:
+                self.on_line(str(item))
                 item = self.lines.get_nowait()
+            self.eof = True
         except queue.Empty:
             return
 
     def finished(self) -> bool:
-        return self.eof and self.proc.poll() is not None
+        """The child exited and its output ended, or a process it left behind holds the pipe
+        open for more than ``_EOF_WAIT`` s after it exited (then the rest is not waited for)."""
+        if self.proc.poll() is None:
+            return False
+        if self.exited_at is None:
+            self.exited_at = time.monotonic()
+        return self.eof or time.monotonic() - self.exited_at > _EOF_WAIT
+
+    def remember_tree(self) -> None:
+        """Note the current tree (with start times) so that descendants that start their own
+        session can still be found after their parent died."""
+        for pid in tree(self.proc.pid):
+            ticks = start_ticks(pid)
+            if ticks is not None:
+                self.known.setdefault(pid, ticks)
 
     def group_signal(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -194,11 +233,14 @@ class _Child:
     def wait_exit(self, grace: float) -> bool:
         deadline = time.monotonic() + grace
         while self.proc.poll() is None and time.monotonic() < deadline:
+            self.remember_tree()
             self.drain(min(_POLL, max(0.0, deadline - time.monotonic())))
         return self.proc.poll() is not None
 
     def stop(self, grace: float, first: signal.Signals) -> None:
-        """Escalate ``first`` -> SIGTERM -> SIGKILL, ``grace`` s apart, then sweep the session."""
+        """Escalate ``first`` -> SIGTERM -> SIGKILL over the group, ``grace`` s apart, then end
+        whatever is left of the tree (including descendants in sessions of their own)."""
+        self.remember_tree()
         for sig in dict.fromkeys((first, signal.SIGTERM)):
             self.group_signal(sig)
             if self.wait_exit(grace):
@@ -206,8 +248,13 @@ class _Child:
         else:
             self.group_signal(signal.SIGKILL)
             self.proc.wait()
+        left = [p for p, ticks in self.known.items() if alive(p, ticks)]
+        _signal_all(left, signal.SIGTERM)
+        left = list(_wait_gone(set(left), min(grace, 5.0)))
+        _signal_all(left, signal.SIGKILL)
         kill_tree(self.proc.pid, grace=min(grace, 5.0))
-        while not self.eof:
+        deadline = time.monotonic() + _EOF_WAIT
+        while not self.eof and time.monotonic() < deadline:
             self.drain(_POLL)
 
 
@@ -252,14 +299,16 @@ def run(
         ) from exc
     except OSError as exc:
         raise AdapterError(f"{what}: could not start {argv[0]!r}: {exc.strerror}") from exc
-    hooks.spawned(proc.pid)
     assert proc.stdout is not None
     child = _Child(proc, queue.Queue(), on_line)
     threading.Thread(target=_pump, args=(proc.stdout, child.lines), daemon=True).start()
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
+        hooks.spawned(proc.pid)
         while not child.finished():
             child.drain(_POLL)
+            if child.proc.poll() is not None:
+                continue
             if hooks.cancelled():
                 child.stop(grace, first_signal)
                 raise Cancelled(f"{what} was cancelled (exit code {proc.returncode})")
@@ -267,10 +316,14 @@ def run(
                 child.stop(grace, first_signal)
                 raise TimedOut(f"{what} did not finish within {timeout:g} s and was stopped")
     except BaseException:
+        # A hook or callback failed (or we are being stopped): never leave the child behind.
         if proc.poll() is None:
+            child.remember_tree()
             child.group_signal(signal.SIGKILL)
             proc.wait()
+        _signal_all([p for p, t in child.known.items() if alive(p, t)], signal.SIGKILL)
         raise
     finally:
-        proc.stdout.close()
+        if child.eof:  # else a leftover process holds the pipe; the reader thread closes it
+            proc.stdout.close()
     return proc.wait()

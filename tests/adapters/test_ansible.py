@@ -1,0 +1,298 @@
+"""Ansible adapter with the real ansible-runner and ansible-core, locally and over a real sshd."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters import ansible, subprocesses
+from adapters.ansible import AnsibleConfig, HostFailure
+from adapters.errors import Cancelled, NotFound, TimedOut, Unreachable
+from adapters.progress import Hooks, Progress
+
+PROJECT = str(Path(__file__).parent / "data" / "ansible" / "project")
+SSHD = "/usr/sbin/sshd"
+
+
+def wait_until(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Recorder:
+    def __init__(self, cancel_when: Callable[[], bool] | None = None) -> None:
+        self.progress: list[Progress] = []
+        self.pids: list[int] = []
+        self.hooks = Hooks(
+            report=self.progress.append,
+            cancelled=cancel_when or (lambda: False),
+            spawned=self.pids.append,
+        )
+
+    def text(self) -> str:
+        return "\n".join(repr(p) for p in self.progress)
+
+
+def local_config(tmp_path: Path, **kw: object) -> AnsibleConfig:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
+    return AnsibleConfig(project_dir=PROJECT, inventory=str(inventory), **kw)  # type: ignore[arg-type]
+
+
+def run(cfg: AnsibleConfig, playbook: str, tmp_path: Path, rec: Recorder, **kw: object):  # noqa: ANN201
+    return ansible.run_playbook(
+        cfg, playbook, limit=str(kw.pop("limit", "localhost")), hooks=rec.hooks,
+        artifact_dir=str(tmp_path / "artifacts"), ident=uuid.uuid4().hex, **kw,  # type: ignore[arg-type]
+    )
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_success_reports_whitelisted_progress_only(tmp_path: Path) -> None:
+    secret = "hunter2-" + uuid.uuid4().hex
+    cfg = local_config(tmp_path, extravars={"secret_value": secret}, envvars={"DR_TOKEN": secret})
+    seen: dict[str, object] = {}
+
+    def spawned(pid: int) -> None:
+        stat = subprocesses.proc_stat(pid)
+        seen.update(pid=pid, session=stat.session if stat else None, cmd=cmdline(pid))
+
+    rec = Recorder()
+    rec.hooks.spawned = spawned
+    result = run(cfg, "ok.yml", tmp_path, rec)
+    assert result.status == "successful" and result.rc == 0
+    assert result.failures == []
+    assert result.stats["ok"] == {"localhost": 3} and result.stats["skipped"] == {"localhost": 1}
+    # The pid reported is ansible-playbook itself, leader of its own session, and it is gone now.
+    assert "ansible-playbook" in str(seen["cmd"]) and seen["session"] == seen["pid"]
+    assert not subprocesses.alive(int(seen["pid"]))  # type: ignore[call-overload]
+    statuses = {(p.task, p.status) for p in rec.progress if p.host == "localhost"}
+    assert ("show the password", "ok") in statuses
+    assert ("skipped task", "skipped") in statuses
+    assert any(p.status == "recap" and "ok=3" in p.message for p in rec.progress)
+    # The secret was in a fact, a debug result and a command's stdout: none of it is reported.
+    assert secret not in rec.text()
+    assert secret not in repr(AnsibleConfig(PROJECT, "inv", envvars={"DR_TOKEN": secret}))
+    # Nor is it left on disk next to the artifacts (no events, no stdout, no command+env file).
+    for path in (tmp_path / "artifacts").rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_text(errors="replace"), path
+
+
+def test_failing_task_names_host_and_task(tmp_path: Path) -> None:
+    rec = Recorder()
+    with pytest.raises(ansible.PlaybookFailed) as err:
+        run(local_config(tmp_path), "fail.yml", tmp_path, rec)
+    assert not isinstance(err.value, Unreachable)
+    failure = HostFailure("localhost", "install k3s", "k3s install script exited with 1")
+    assert err.value.result.failures == [failure]
+    assert err.value.result.status == "failed"
+    assert "localhost" in str(err.value) and "install k3s" in str(err.value)
+    assert ("first task works", "changed") in {(p.task, p.status) for p in rec.progress}
+    assert any(p.status == "failed" and p.host == "localhost" for p in rec.progress)
+
+
+def test_unreachable_host(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        f"ghost ansible_host=127.0.0.1 ansible_port={free_port()} ansible_user=root "
+        f"ansible_connection=ssh ansible_python_interpreter={sys.executable}\n"
+    )
+    cfg = AnsibleConfig(project_dir=PROJECT, inventory=str(inventory))
+    rec = Recorder()
+    with pytest.raises(ansible.HostsUnreachable) as err:
+        run(cfg, "ping.yml", tmp_path, rec, limit="ghost")
+    assert isinstance(err.value, Unreachable) and err.value.temporary
+    [failure] = err.value.result.failures
+    assert failure.host == "ghost" and failure.task == "ping over ssh"
+    assert "Connection refused" in failure.message
+    assert any(p.status == "unreachable" and p.host == "ghost" for p in rec.progress)
+
+
+def test_broken_playbook_reports_ansibles_error(tmp_path: Path) -> None:
+    with pytest.raises(ansible.PlaybookFailed) as err:
+        run(local_config(tmp_path), "broken.yml", tmp_path, Recorder())
+    assert "no_such_module_xyz" in str(err.value) and "exit 4" in str(err.value)
+    assert err.value.result.failures == []
+
+
+def test_missing_playbook_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        run(local_config(tmp_path), "nope.yml", tmp_path, Recorder())
+
+
+def _sleeper_tree(rec: Recorder, snapshot: set[int]) -> bool:
+    """True once `sleep 300` runs under the recorded ansible-playbook; remembers the tree."""
+    if not rec.pids:
+        return False
+    tree = subprocesses.tree(rec.pids[0])
+    if any(cmdline(p).startswith("sleep 300") for p in tree):
+        snapshot |= tree
+        return True
+    return False
+
+
+def test_cancel_ends_the_whole_tree(tmp_path: Path) -> None:
+    snapshot: set[int] = set()
+    asked: list[float] = []
+    rec = Recorder()
+
+    def cancelled() -> bool:
+        if not asked and _sleeper_tree(rec, snapshot):
+            asked.append(time.monotonic())
+        return bool(asked)
+
+    rec.hooks.cancelled = cancelled
+    with pytest.raises(Cancelled):
+        run(local_config(tmp_path), "sleep.yml", tmp_path, rec)
+    assert asked and time.monotonic() - asked[0] < 10
+    assert len(snapshot) >= 3  # ansible-playbook, its worker, the command, sleep
+    assert [p for p in snapshot if subprocesses.alive(p)] == []
+
+
+def test_timeout_ends_the_whole_tree(tmp_path: Path) -> None:
+    seen: set[int] = set()
+    rec = Recorder()
+
+    def cancelled() -> bool:  # polled about once a second: note the tree as it grows
+        if rec.pids:
+            seen.update(subprocesses.tree(rec.pids[0]))
+        return False
+
+    rec.hooks.cancelled = cancelled
+    started = time.monotonic()
+    with pytest.raises(TimedOut):
+        run(local_config(tmp_path, timeout=4), "sleep.yml", tmp_path, rec)
+    assert time.monotonic() - started < 20
+    assert rec.pids and seen, "the pid was not reported before the timeout"
+    assert [p for p in seen | subprocesses.tree(rec.pids[0]) if subprocesses.alive(p)] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# SSH host keys with a real sshd
+
+
+class Sshd:
+    """An OpenSSH server on 127.0.0.1 with its own host key, config and authorized_keys."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.host_key = root / "host_ed25519"
+        self.client_key = root / "client_ed25519"
+        self.proc: subprocess.Popen[bytes] | None = None
+        keygen(self.client_key)
+        (root / "authorized_keys").write_text((root / "client_ed25519.pub").read_text())
+        (root / "sshd_config").write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
+            f"PidFile {root / 'sshd.pid'}\nAuthorizedKeysFile {root / 'authorized_keys'}\n"
+            "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
+        )
+        self.new_host_key()
+
+    def new_host_key(self) -> str:
+        for path in (self.host_key, self.host_key.with_suffix(".pub")):
+            path.unlink(missing_ok=True)
+        keygen(self.host_key)
+        return self.public_blob()
+
+    def public_blob(self) -> str:
+        return self.host_key.with_suffix(".pub").read_text().split()[1]
+
+    def start(self) -> None:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
+        log = open(self.root / "sshd.log", "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.root / "sshd_config")],
+                                     stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        wait_until(self._banner, what="sshd to answer")
+
+    def _banner(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError((self.root / "sshd.log").read_text())
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                return s.recv(64).startswith(b"SSH-2.0")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            subprocesses.kill_tree(self.proc.pid, grace=5)
+            self.proc.wait()
+
+
+def keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", str(path)],
+                   check=True, capture_output=True)
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    root = tmp_path / "sshd"
+    root.mkdir()
+    server = Sshd(root)
+    server.start()
+    yield server
+    server.stop()
+
+
+def known_blobs(path: Path) -> list[str]:
+    lines = [ln.split() for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
+    return [parts[2] for parts in lines]
+
+
+def test_known_hosts_reset_after_a_rebuild(tmp_path: Path, sshd: Sshd) -> None:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        f"node3 ansible_host=127.0.0.1 ansible_port={sshd.port} ansible_user=root "
+        f"ansible_connection=ssh ansible_python_interpreter={sys.executable}\n"
+    )
+    cfg = AnsibleConfig(project_dir=PROJECT, inventory=str(inventory),
+                        private_key_file=str(sshd.client_key),
+                        envvars={"ANSIBLE_PIPELINING": "True"})  # one ssh connection per task
+    known_hosts = tmp_path / "artifacts" / "known_hosts"
+    old_key = sshd.public_blob()
+
+    run(cfg, "ping.yml", tmp_path, Recorder(), limit="node3")  # first contact: key accepted
+    assert known_blobs(known_hosts) == [old_key]
+
+    sshd.stop()  # the VM is rebuilt: same address, new host key
+    new_key = sshd.new_host_key()
+    sshd.start()
+
+    with pytest.raises(ansible.HostsUnreachable) as err:
+        run(cfg, "ping.yml", tmp_path, Recorder(), limit="node3")
+    assert "IDENTIFICATION HAS CHANGED" in err.value.result.failures[0].message
+    assert known_blobs(known_hosts) == [old_key]
+
+    result = run(cfg, "ping.yml", tmp_path, Recorder(), limit="node3", known_hosts_reset=["node3"])
+    assert result.status == "successful"
+    assert known_blobs(known_hosts) == [new_key]
+    assert not Path(str(known_hosts) + ".old").exists()
