@@ -67,7 +67,8 @@ class Core:
 
     def handle(self, request: Request) -> Reply:
         reply = self._guarded(request)
-        name = request.text.split()[1] if request.text.startswith("/dr ") else "?"
+        words = request.text.split()[:2]
+        name = (words[1:] if words[:1] == ["/dr"] else words[:1] or ["help"])[0] if words else "help"
         COMMANDS.labels(name if name in registry.COMMANDS else "unknown",
                         "ok" if reply.ok else "refused").inc()
         return reply
@@ -104,6 +105,10 @@ class Core:
         except CommandError as exc:
             self._audit(request, "bad-input", str(exc))
             raise
+        if spec.system:
+            self._audit(request, "refused-system-command")
+            raise CommandError(f"/dr {spec.name} is run by drbot's scheduler, not from chat; "
+                               "/dr help lists what you may run")
         caller = self.rt.policy.caller(request.account, request.platform_roles)
         if caller.person is None:
             self._audit(request, "refused-unknown-account")

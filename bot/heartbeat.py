@@ -34,7 +34,7 @@ log = logging.getLogger("drbot.heartbeat")
 
 class Heartbeat(threading.Thread):
     def __init__(self, rt: Runtime, job: Job, keys: list[LockKey],
-                 on_hard_stop: Callable[[Job, list[LockKey], str], None]) -> None:
+                 on_hard_stop: Callable[[Job, str], None]) -> None:
         super().__init__(name=f"heartbeat-{job.id}", daemon=True)
         self.rt, self.job, self.keys, self.on_hard_stop = rt, job, keys, on_hard_stop
         self.cancel_reason: str | None = None
@@ -44,7 +44,7 @@ class Heartbeat(threading.Thread):
 
     def stop(self) -> None:
         self._halt.set()
-        if self.is_alive():
+        if self.is_alive() and threading.current_thread() is not self:
             self.join(5)
 
     def run(self) -> None:
@@ -80,5 +80,5 @@ class Heartbeat(threading.Thread):
         if waited > 2 * grace + 5:
             log.error("job %s: step ignored cancellation; abandoning it", self.job.id,
                       extra={"job_id": self.job.id})
-            self.on_hard_stop(self.job, self.keys, self.cancel_reason)
+            self.on_hard_stop(self.job, self.cancel_reason)
             os._exit(1)

@@ -22,6 +22,7 @@ from bot.signing import Signer
 
 JOB = "drbot:job:"
 JOBS = "drbot:jobs"
+ACTIVE = "drbot:jobs:active"  # ids of jobs not yet ended, so sweeps scale with them, not history
 REQUEST = "drbot:request:"
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "denied", "expired", "lost", "planned",
                       "refused"})
@@ -137,6 +138,7 @@ class JobStore:
                     pipe.set(dedupe, job.id, ex=86400)
                     pipe.set(JOB + job.id, self.signer.seal(job.to_dict()))
                     pipe.zadd(JOBS, {job.id: job.created})
+                    pipe.sadd(ACTIVE, job.id)
                     if then:
                         then(pipe, job)
                     pipe.execute()
@@ -159,6 +161,10 @@ class JobStore:
                     job.updated = time.time()
                     pipe.multi()
                     pipe.set(key, self.signer.seal(job.to_dict()))
+                    if job.terminal:
+                        pipe.srem(ACTIVE, job.id)
+                    else:
+                        pipe.sadd(ACTIVE, job.id)
                     if then:
                         then(pipe, job)
                     pipe.execute()
@@ -170,19 +176,8 @@ class JobStore:
         return [i.decode() for i in self.client.zrevrange(JOBS, 0, limit - 1)]
 
     def active(self) -> list[str]:
-        """Jobs not yet finished, oldest first (the newest few hundred are looked at)."""
-        ids = [i.decode() for i in self.client.zrevrange(JOBS, 0, 499)][::-1]
-        found = []
-        for job_id, raw in zip(ids, self.client.mget([JOB + i for i in ids]) if ids else [],
-                               strict=True):
-            if raw is not None:
-                try:
-                    job = Job.from_dict(self.signer.open(raw, job_id))
-                except Exception:  # noqa: S112  (forged records are refused where they are used)
-                    continue
-                if not job.terminal:
-                    found.append(job_id)
-        return found
+        """Ids of jobs not yet ended."""
+        return sorted(i.decode() for i in self.client.smembers(ACTIVE))
 
 
 def busy_text(store: JobStore, key: str, holder: str) -> str:

@@ -26,6 +26,7 @@ class CommandSpec:
     mutating: bool = False
     locks: Callable[[dict[str, Any]], list[LockKey]] = field(default=lambda args: [])
     timeout: int = 600
+    system: bool = False  # run only by drbot itself (the scheduler), never from chat
 
     @property
     def usage(self) -> str:
@@ -36,6 +37,7 @@ class CommandSpec:
 
 
 COMMANDS: dict[str, CommandSpec] = {}
+SYSTEM = "system:scheduler"  # the only account that may request a system command
 
 
 def _register(spec: CommandSpec) -> None:
@@ -46,10 +48,13 @@ def _register(spec: CommandSpec) -> None:
 
 def runbook(name: str, *, summary: str, params: tuple[Param, ...] = (), mutating: bool = True,
             locks: Callable[[dict[str, Any]], list[LockKey]] | None = None,
-            timeout: int = 600) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+            timeout: int = 600, system: bool = False
+            ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``system=True``: requested only by the account SYSTEM (the scheduler), with no policy entry;
+    never listed in /dr help and refused from chat."""
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         _register(CommandSpec(name, summary, "runbook", fn, params, mutating,
-                              locks or (lambda args: []), timeout))
+                              locks or (lambda args: []), timeout, system))
         return fn
     return decorate
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 
+from bot.errors import CommandError, RecordForged
 from bot.events import STREAM, Event
 from bot.frontends.base import Frontend, ThreadRef
 from bot.metrics import RELAY_LAG
@@ -31,6 +32,7 @@ from bot.runtime import Runtime
 
 STATE = "drbot:relay:"
 ACTIVE = "drbot:relay:active"
+WAKE = "drbot:relay:wake"  # a new thread to follow: the relay's blocking read returns at once
 log = logging.getLogger("drbot.relay")
 
 
@@ -53,6 +55,7 @@ def attach(client: redis.Redis, job_id: str, frontend: str, thread: ThreadRef) -
     client.hsetnx(key, "last", "0-0")
     client.hset(key, mapping={"frontend": frontend, "thread": json.dumps(thread)})
     client.sadd(ACTIVE, job_id)
+    client.xadd(WAKE, {"job": job_id}, maxlen=100, approximate=True)
 
 
 def reactivate(client: redis.Redis, job_id: str) -> None:
@@ -60,6 +63,7 @@ def reactivate(client: redis.Redis, job_id: str) -> None:
     if client.exists(STATE + job_id):
         client.persist(STATE + job_id)
         client.sadd(ACTIVE, job_id)
+        client.xadd(WAKE, {"job": job_id}, maxlen=100, approximate=True)
 
 
 class Relay:
@@ -69,6 +73,7 @@ class Relay:
         self.rt, self.frontends, self.loop = rt, frontends, loop
         self.on_tick, self.tick = on_tick, tick
         self.tracked: dict[str, Tracked] = {}
+        self.woken = "$"
         self.stopping = threading.Event()
         self.lags: list[float] = []  # event time → frontend call time, seconds (for metrics)
 
@@ -121,13 +126,12 @@ class Relay:
             del self.tracked[job_id]
 
     def read(self, block_ms: int) -> None:
-        if not self.tracked:
-            self.stopping.wait(block_ms / 1000)
-            return
         streams = {STREAM + j: t.last for j, t in self.tracked.items() if not t.final}
-        if not streams:
-            return
+        streams[WAKE] = self.woken
         for key, entries in self.rt.client.xread(streams, count=200, block=block_ms) or []:
+            if key.decode() == WAKE:
+                self.woken = entries[-1][0].decode()
+                continue
             job_id = key.decode().removeprefix(STREAM)
             tracked = self.tracked[job_id]
             for entry_id, raw in entries:
@@ -156,7 +160,13 @@ class Relay:
                 continue
             if not tracked.final and now - tracked.last_edit < tracked.frontend.throttle:
                 continue
-            job = self.rt.store.get(tracked.job_id)
+            try:
+                job = self.rt.store.get(tracked.job_id)
+            except (RecordForged, CommandError) as exc:  # forged or gone: nothing true to show
+                log.error("relay: dropping job %s: %s", tracked.job_id, exc)
+                self.rt.client.srem(ACTIVE, tracked.job_id)
+                del self.tracked[tracked.job_id]
+                continue
             try:
                 self.call(tracked.frontend.update_card(tracked.thread, card(job, tracked.latest)))
             except Exception as exc:  # noqa: BLE001

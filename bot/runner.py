@@ -11,18 +11,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from redis.client import Pipeline
 from rq import get_current_job
 
 from adapters.errors import AdapterError, Cancelled
 from adapters.progress import Hooks, Progress
-from bot import pids, registry
+from bot import logs, pids, registry
 from bot.config import Settings
 from bot.errors import CommandError, RecordForged
 from bot.events import Event
 from bot.heartbeat import ALIVE, RQ_JOB, Heartbeat
 from bot.jobs import Job, Step, busy_text
 from bot.locks import LockKey
-from bot.metrics import JOBS
+from bot.metrics import JOB_SECONDS, JOBS
 from bot.registry import CommandSpec
 from bot.runbook import PlanContext, Runbook, StepContext
 from bot.runtime import Runtime
@@ -31,10 +32,22 @@ from bot.services import Services
 log = logging.getLogger("drbot.runner")
 
 
+_PREPARED: Runtime | None = None
+
+
+def prepare(rt: Runtime) -> None:
+    """Called once in the worker before it forks work horses: they inherit the loaded handlers,
+    the parsed settings and files, and a connection pool (redis-py resets it after a fork)."""
+    global _PREPARED
+    registry.load(rt.settings.plugins)
+    _PREPARED = rt
+
+
 def run_job(job_id: str) -> str:
     """rq entry point (the only function a drbot worker will run)."""
-    runtime = Runtime.from_settings(Settings(), patient=True)
-    return Runner(runtime, job_id).run()
+    runtime = _PREPARED or Runtime.from_settings(Settings(), patient=True)
+    with logs.job_context(job_id):
+        return Runner(runtime, job_id).run()
 
 
 def next_step_hint(job: Job) -> str:
@@ -54,6 +67,19 @@ class Runner:
         self.rt = rt
         self.job_id = job_id
         self.services = Services(rt.settings, rt.inventory)
+        self.held: list[LockKey] | None = None  # set while the job runs (its lock keys)
+        self.beat: Heartbeat | None = None
+
+    def cleanup(self) -> None:
+        """Stop the heartbeat, end the job's subprocess trees, free its locks (idempotent)."""
+        if self.beat:
+            self.beat.stop()
+            self.beat = None
+        if self.held is not None:
+            pids.end_all(self.rt.client, self.job_id, self.rt.settings.cancel_grace_seconds)
+            self.rt.locks.release(self.job_id, self.held)
+            self.rt.client.delete(ALIVE + self.job_id)
+            self.held = None
 
     # -- helpers --------------------------------------------------------------------------------
     def emit(self, type_: str, message: str = "", **fields: str) -> None:
@@ -63,6 +89,10 @@ class Runner:
         return self.rt.store.update(self.job_id, change)
 
     def finish(self, status: str, type_: str, message: str, error: str | None = None) -> str:
+        """Record the outcome and tell the thread; whatever the job held is let go first, so
+        whoever reads the outcome finds the locks free and the subprocesses gone."""
+        self.cleanup()
+
         def change(job: Job) -> None:
             job.status, job.error = status, error
             if status == "succeeded":
@@ -71,6 +101,9 @@ class Runner:
         self.emit(type_, message)
         self.rt.events.expire(self.job_id)
         JOBS.labels(job.command, status).inc()
+        started = [s.started for s in job.steps if s.started is not None]
+        if started:
+            JOB_SECONDS.labels(job.command).observe(time.time() - min(started))
         self.rt.audit.record("job", status, job=self.job_id, detail=message)
         return status
 
@@ -87,6 +120,7 @@ class Runner:
             self.emit("refused", "refused: this job's record was not written by drbot "
                                  "(bad signature); nothing was run and it was audited")
             return "refused"
+        logs.bind_person(job.requester)
         registry.load(self.rt.settings.plugins)
         spec = registry.spec(job.command)
         try:
@@ -107,16 +141,20 @@ class Runner:
         digest = runbook.digest(job.command, job.args)
         rule = self.rt.policy.rule(job.command)
         needed = rule.approvals if rule else 0
+        if not job.dry_run and not needed:
+            # Runs at once: the plan is written together with the start (one write less).
+            adopt(job, runbook, digest)
+            if spec.mutating:
+                self.emit("plan", runbook.describe())
+            return self.execute(job, spec, runbook, fresh=True)
 
         def change(j: Job) -> None:
             adopt(j, runbook, digest)
             j.approvals_needed = needed
             if j.dry_run:
                 j.status = "planned"
-            elif needed and rule:
+            elif rule:
                 j.status, j.deadline = "awaiting_approval", time.time() + rule.expires_seconds
-            else:
-                j.status = "queued"
         job = self.update(change)
         if spec.mutating:
             self.emit("plan", runbook.describe(), status="dry-run" if job.dry_run else "")
@@ -126,8 +164,7 @@ class Runner:
         if job.status == "awaiting_approval":
             self.emit("awaiting_approval", f"needs {needed} approval(s) from "
                       f"{', '.join(rule.approvers) if rule else '?'}: /dr approve {job.id}")
-            return job.status
-        return self.execute(job, spec, runbook)
+        return job.status
 
     @staticmethod
     def dry_preflight(runbook: Runbook) -> str:
@@ -143,6 +180,12 @@ class Runner:
     def verify(self, job: Job, runbook: Runbook) -> str | None:
         """None if the job may run now; else why it must wait for (fresh) approval."""
         policy = self.rt.policy
+        spec = registry.COMMANDS.get(job.command)
+        if spec is not None and spec.system:
+            if job.account != registry.SYSTEM:
+                raise CommandError(f"/dr {job.command} is a system command; only drbot's "
+                                   "scheduler may request it")
+            return None  # signed by drbot's key, requested by the scheduler: no policy entry
         if not policy.may_request(policy.caller(job.account), job.command):
             raise CommandError(f"{job.account} may no longer run /dr {job.command} "
                                "(the policy changed)")
@@ -174,13 +217,15 @@ class Runner:
         return "awaiting_approval"
 
     # -- execution ------------------------------------------------------------------------------
-    def execute(self, job: Job, spec: CommandSpec, runbook: Runbook | None = None) -> str:
+    def execute(self, job: Job, spec: CommandSpec, runbook: Runbook | None = None,
+                fresh: bool = False) -> str:
+        """Verify and run. ``fresh``: planned just now in this process, not yet written."""
         if runbook is None:
             runbook = self.build(job, spec)
         why = self.verify(job, runbook)
         if why:
             return self.reapprove(job, runbook, why)
-        alive = pids.living(self.rt.client, job.id)
+        alive = [] if fresh else pids.living(self.rt.client, job.id)
         if alive:
             return self.finish("failed", "failed", "a subprocess of the previous attempt is still "
                                f"running ({', '.join(alive)}); wait for it to end or end it, then "
@@ -190,25 +235,26 @@ class Runner:
         if busy:
             return self.finish("failed", "failed",
                                busy_text(self.rt.store, busy.key, busy.holder), "busy")
-        beat = Heartbeat(self.rt, job, keys, self.on_hard_stop)
+        self.held = keys
+        beat = self.beat = Heartbeat(self.rt, job, keys, self.on_hard_stop)
         try:
-            self.rt.client.set(ALIVE + job.id, "1", px=int(self.rt.settings.lost_after_seconds
-                                                          * 1000))
-            current = get_current_job()
-            if current:
-                self.rt.client.set(RQ_JOB + job.id, current.id, ex=job.timeout + 3600)
-
             def start(j: Job) -> None:
+                if fresh:
+                    adopt(j, runbook, job.digest or "")
                 j.status, j.error = "running", None
                 j.locks = [[k.name, k.mode] for k in keys]
-            job = self.update(start)
+
+            def alive(pipe: Pipeline, j: Job) -> None:
+                """Proof of life and the rq execution, written with the start itself."""
+                pipe.set(ALIVE + j.id, "1", px=int(self.rt.settings.lost_after_seconds * 1000))
+                current = get_current_job()
+                if current:
+                    pipe.set(RQ_JOB + j.id, current.id, ex=j.timeout + 3600)
+            job = self.rt.store.update(job.id, start, alive)
             beat.start()
             return self.steps(job, runbook, beat)
         finally:
-            beat.stop()
-            pids.end_all(self.rt.client, job.id, self.rt.settings.cancel_grace_seconds)
-            self.rt.locks.release(job.id, keys)
-            self.rt.client.delete(ALIVE + job.id)
+            self.cleanup()
 
     def steps(self, job: Job, runbook: Runbook, beat: Heartbeat) -> str:
         results = {s.name: s.result for s in job.steps if s.status == "done"}
@@ -224,9 +270,9 @@ class Runner:
                 except (CommandError, AdapterError) as exc:
                     return self.fail(index, step.name, f"preflight refused before "
                                      f"{step.name}: {exc}")
-            self.mark(index, status="running", started=time.time(), error=None)
             self.emit("step", f"{step.name}: started", step=step.name, target=step.target,
                       status="running")
+            self.mark(index, status="running", started=time.time(), error=None)
             ctx = StepContext(job.id, step.name, results, self.hooks(step.name, step.target, beat),
                               self.services, self.rt.inventory)
             try:
@@ -280,14 +326,12 @@ class Runner:
                            f"{reason} during step '{step}'{': ' + detail if detail else ''}. "
                            f"{left}'{step}' may be partly done. {next_step_hint(job)}.", reason)
 
-    def on_hard_stop(self, job: Job, keys: list[LockKey], reason: str) -> None:
+    def on_hard_stop(self, job: Job, reason: str) -> None:
         """Called by the heartbeat when a step ignored cancellation past the grace period."""
         current = self.rt.store.get(job.id).current_step
         name = current.name if current else "?"
         self.finish("cancelled", "cancelled", f"{reason} during step '{name}'; the step did not "
                     f"stop in time and was killed; state unknown. {next_step_hint(job)}.", reason)
-        self.rt.locks.release(job.id, keys)
-        self.rt.client.delete(ALIVE + job.id)
 
     def hooks(self, step: str, target: str, beat: Heartbeat) -> Hooks:
         def report(p: Progress) -> None:

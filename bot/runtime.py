@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -18,6 +21,8 @@ from bot.locks import Locks
 from bot.policy import Policy
 from bot.redact import REDACT
 from bot.signing import Signer
+
+T = TypeVar("T")
 
 
 def connect(settings: Settings, *, patient: bool) -> redis.Redis:
@@ -38,6 +43,7 @@ def connect(settings: Settings, *, patient: bool) -> redis.Redis:
 class Runtime:
     settings: Settings
     client: redis.Redis
+    _files: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, patient: bool) -> Runtime:
@@ -67,12 +73,25 @@ class Runtime:
     def locks(self) -> Locks:
         return Locks(self.client)
 
-    @cached_property
+    @property
     def policy(self) -> Policy:
+        """The policy file, read again whenever it changes on disk (a long-lived worker must not
+        keep approving by an old list)."""
         self.settings.require("policy")
         assert self.settings.policy is not None
-        return Policy.load(self.settings.policy)
+        return self._fresh("policy", self.settings.policy, Policy.load)
 
-    @cached_property
+    @property
     def inventory(self) -> Inventory:
-        return load_inventory(self.settings.inventory)
+        if self.settings.inventory is None:
+            return load_inventory(None)
+        return self._fresh("inventory", self.settings.inventory, load_inventory)
+
+    def _fresh(self, name: str, path: Path, load: Callable[[Path], T]) -> T:
+        stat = path.stat() if path.exists() else None
+        stamp = (stat.st_mtime_ns, stat.st_size) if stat else None
+        cached = self._files.get(name)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, load(path))
+            self._files[name] = cached
+        return cached[1]

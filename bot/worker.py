@@ -31,6 +31,13 @@ def acceptable(job: RqJob) -> str | None:
         return f"function {func!r} is not drbot's job runner"
     if kwargs or len(args) != 1 or not isinstance(args[0], str) or not JOB_ID.match(args[0]):
         return "arguments are not a single drbot job id"
+    # rq runs callbacks by name too: a job carrying any would run foreign code after ours.
+    callbacks = [job._success_callback_name, job._failure_callback_name,
+                 job._stopped_callback_name]
+    if any(callbacks):
+        return f"callbacks {[c for c in callbacks if c]} are not drbot's"
+    if getattr(job, "webhooks", None):
+        return "webhooks would send the job's result elsewhere"
     return None
 
 

@@ -10,5 +10,5 @@ from bot.registry import COMMANDS, control
 def help_(ctx: ControlContext) -> Reply:
     policy = ctx.rt.policy
     lines = [f"{spec.usage}  ({spec.summary})" for name, spec in sorted(COMMANDS.items())
-             if name == "help" or policy.may_request(ctx.caller, name)]
+             if not spec.system and (name == "help" or policy.may_request(ctx.caller, name))]
     return Reply("You may run:\n" + "\n".join(lines), ephemeral=True)

@@ -48,9 +48,11 @@ def wait_for_go(ctx: StepContext, name: str) -> dict[str, Any]:
         ctx.hooks.spawned(child.pid)
         r.set(f"drill:{name}:child", child.pid)
     r.set(f"drill:{name}:in-two", 1)
-    while r.exists(f"drill:{name}:hold") and not r.exists(f"drill:{name}:go"):
+    while True:
         if r.exists(f"drill:{name}:fail"):
             raise AdapterError(f"drill {name} told to fail")
+        if not r.exists(f"drill:{name}:hold") or r.exists(f"drill:{name}:go"):
+            break
         if ctx.cancelled() and not r.exists(f"drill:{name}:stubborn"):
             raise Cancelled("drill step stopped on request")
         ctx.progress(f"waiting for go ({r.incr(f'drill:{name}:ticks')})")

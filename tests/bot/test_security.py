@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from rq import Callback
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
@@ -45,12 +46,14 @@ def test_an_rq_job_naming_a_foreign_function_is_refused(drbot: Harness, tmp_path
     q = queue(drbot.redis, "drbot")
     foreign = q.enqueue_call("pathlib.Path.touch", args=[str(marker)])
     wrong_args = q.enqueue_call("bot.runner.run_job", args=["../../etc"])
-    for job in (foreign, wrong_args):
+    callback = q.enqueue_call("bot.runner.run_job", args=["0000abcd"],
+                              on_success=Callback("pathlib.Path.touch"))
+    for job in (foreign, wrong_args, callback):
         wait_until(lambda job=job: job.get_status(refresh=True) == JobStatus.FAILED,
                    what=f"rq job {job.id} to be refused")
     assert not marker.exists()
     refusals = [e for e in drbot.rt.audit.tail() if e["outcome"] == "refused-foreign-job"]
-    assert {e["job"] for e in refusals} == {foreign.id, wrong_args.id}
+    assert {e["job"] for e in refusals} == {foreign.id, wrong_args.id, callback.id}
     assert "pathlib.Path.touch" in next(e["detail"] for e in refusals if e["job"] == foreign.id)
     assert JSONSerializer  # the queue speaks JSON, never pickle
 

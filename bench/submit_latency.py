@@ -1,0 +1,160 @@
+"""Submit → step-start latency through drbot's core, beside a bare rq floor; relay latency.
+
+300 sequential `/dr noop` submissions through the core into a real `drbot worker`; the floor is a
+bare rq enqueue of a no-op function into a plain rq worker of the same kind (forking, JSON
+serializer) on the same Redis, in the same run. The relay's event → frontend latency is measured on
+the same jobs with a frontend whose status-card throttle is 0.5 s. Prints a table; exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.app import BotApp  # noqa: E402
+from bot.config import Settings  # noqa: E402
+from bot.core import Request  # noqa: E402
+from bot.events import STREAM, Event  # noqa: E402
+from bot.private_redis import PrivateRedis  # noqa: E402
+from bot.queue import queue  # noqa: E402
+from bot.runtime import Runtime  # noqa: E402
+from tests.bot.harness import RecordingFrontend  # noqa: E402
+
+N = 300
+FLOOR_WORKER = """
+import sys, redis, bench.noop
+from rq import Queue, Worker
+from rq.serializers import JSONSerializer
+conn = redis.Redis.from_url(sys.argv[1])
+Worker([Queue("floor", connection=conn, serializer=JSONSerializer)], connection=conn,
+       serializer=JSONSerializer).work(logging_level="WARNING")
+"""
+POLICY = """
+people: {bench: {accounts: ["console:bench"], roles: [admin]}}
+commands: {noop: {allow: [admin]}}
+"""
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def wait(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark job did not finish")
+        time.sleep(0.002)
+    return value
+
+
+def step_started(client, job_id: str) -> float:  # type: ignore[no-untyped-def]
+    """Block on the job's event stream until its first step starts; return that event's time."""
+    last = "0-0"
+    while True:
+        for _, entries in client.xread({STREAM + job_id: last}, block=30000) or []:
+            for entry_id, raw in entries:
+                last = entry_id
+                event = Event.from_fields(entry_id.decode(), raw)
+                if event.type == "step" and event.status == "running":
+                    return event.at
+
+
+def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT)
+
+
+def floor(url: str, env: dict[str, str]) -> list[float]:
+    # The same kind of worker as drbot's (forking, JSON), with the job's code loaded before it
+    # forks, as `drbot worker` does: the floor is what rq itself costs.
+    worker = start(["-c", FLOOR_WORKER, url], env)
+    try:
+        rt_client = __import__("redis").Redis.from_url(url)
+        q = queue(rt_client, "floor")
+        latencies = []
+        for i in range(N + 20):
+            key = f"floor:{uuid.uuid4().hex}"
+            t0 = time.time()
+            q.enqueue_call("bench.noop.touch", args=[key])
+            started = float(rt_client.blpop([key], timeout=30)[1])
+            if i >= 20:  # warm-up
+                latencies.append(started - t0)
+        return latencies
+    finally:
+        worker.terminate()
+        worker.wait(10)
+
+
+def drbot(url: str, env: dict[str, str], policy: Path) -> tuple[list[float], list[float]]:
+    os.environ.update(env)
+    rt = Runtime.from_settings(Settings(), patient=False)
+    frontend = RecordingFrontend(throttle=0.5)
+    app = BotApp(rt, {"console": frontend})
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    app.start(loop)
+    worker = start(["-m", "bot.cli", "worker"], env)
+    latencies = []
+    try:
+        for i in range(N + 20):
+            t0 = time.time()
+            reply = app.core.handle(Request("console", "console:bench", "/dr noop", uuid.uuid4().hex))
+            assert reply.job_id, reply.text
+            asyncio.run_coroutine_threadsafe(app.open_thread(frontend, "bench", reply), loop).result()
+            at = step_started(rt.client, reply.job_id)
+            if i >= 20:
+                latencies.append(at - t0)
+            wait(lambda job_id=reply.job_id: rt.store.get(job_id).terminal)
+        wait(lambda: not rt.client.scard("drbot:relay:active"), timeout=60)
+        return latencies, list(app.relay.lags) if app.relay else []
+    finally:
+        app.stop()
+        worker.terminate()
+        worker.wait(10)
+
+
+def row(name: str, values: list[float], floor_values: list[float] | None = None) -> str:
+    med, p99 = statistics.median(values) * 1000, pct(values, 99) * 1000
+    ratio = ""
+    if floor_values:
+        base_med, base_p99 = statistics.median(floor_values) * 1000, pct(floor_values, 99) * 1000
+        ratio = f"{med / base_med:6.2f}x {p99 / base_p99:6.2f}x"
+    return f"{name:<34} {med:9.1f} {p99:9.1f}  {ratio}"
+
+
+def main() -> int:
+    server = PrivateRedis()
+    url = server.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        policy = Path(tmp) / "policy.yaml"
+        policy.write_text(POLICY)
+        env = dict(os.environ, REDIS_URL=url, DRBOT_SIGNING_KEY="b" * 64, DRBOT_POLICY=str(policy),
+                   DRBOT_PLUGINS='["bench.noop"]', DRBOT_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+        try:
+            base = floor(url, env)
+            ours, lags = drbot(url, env, policy)
+        finally:
+            server.stop()
+    print(f"{N} sequential submissions, 1 forking worker, Redis on 127.0.0.1")
+    print(f"{'':<34} {'median ms':>9} {'p99 ms':>9}  {'ratio (median, p99)'}")
+    print(row("floor: bare rq enqueue -> start", base))
+    print(row("drbot: submit -> step start", ours, base))
+    print(row("relay: event -> frontend", lags))
+    print("relay target: p99 <= throttle (500 ms) + 100 ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
