@@ -23,6 +23,7 @@ class Card:
     lines: list[str] = field(default_factory=list)
     latest: str = ""
     approvable: bool = False
+    decided_at: float | None = None  # when the last approval or the denial was given
 
     def text(self) -> str:
         head = f"[{self.job_id}] {self.title}: {self.status.replace('_', ' ')}"
@@ -56,8 +57,11 @@ def card(job: Job, latest: Event | None = None) -> Card:
     progress = ""
     if latest and latest.type == "progress" and job.status == "running":
         progress = latest.message
+    decided_at = job.approvals[-1].at if job.approvals else None
+    if job.decided_by and job.status == "denied":
+        decided_at = job.updated
     return Card(job.id, title, job.status, lines, progress,
-                approvable=job.status == "awaiting_approval")
+                approvable=job.status == "awaiting_approval", decided_at=decided_at)
 
 
 def milestone(event: Event) -> str:

@@ -1,0 +1,163 @@
+"""Slack ack latency: drbot's Slack app against a bare bolt app that only acks, in the same run.
+
+500 HMAC-signed `/dr` slash-command requests, 20 at a time, go to each app over HTTP on 127.0.0.1.
+drbot's app runs as in production (HTTP mode, the real core on a real redis-server, the relay, a fake
+Slack Web API that answers its chat.postMessage calls); each request is a new `/dr drill` job, so
+the work after the ack (core, Redis, root message) competes with the acks. No worker runs: the jobs
+stay queued, which does not change the ack path. Run: `.venv/bin/python bench/slack_ack.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from pydantic import SecretStr
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.app import BotApp  # noqa: E402
+from bot.config import Settings  # noqa: E402
+from bot.frontends.slack import SlackFrontend  # noqa: E402
+from bot.runtime import Runtime  # noqa: E402
+from tests.bot.harness import KEY, POLICY  # noqa: E402
+from tests.servers.redis import RedisServer, free_port  # noqa: E402
+from tests.servers.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, command_fields, form, signed  # noqa: E402
+
+REQUESTS, CONCURRENCY, WARMUP, ROUNDS = 500, 20, 40, 5
+
+
+def bare_app(api_url: str) -> web.Application:
+    """The floor: bolt's own request path (signature check, authorization, dispatch) and an ack."""
+    bolt = AsyncApp(signing_secret=SIGNING_SECRET, client=AsyncWebClient(token=BOT_TOKEN, base_url=api_url))
+
+    async def ack_only(ack: Any) -> None:
+        await ack()
+    bolt.command("/dr")(ack_only)
+    return bolt.web_app(path="/slack/events")
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, runner.addresses[0][1]
+
+
+async def load(url: str, texts: list[str]) -> list[float]:
+    """Send each text as a signed slash command, CONCURRENCY at a time; return latencies (s)."""
+    latencies: list[float] = []
+    pending = iter(texts)
+    async with aiohttp.ClientSession() as session:
+        async def worker() -> None:
+            for text in pending:
+                body = form(command_fields(text, "UALICE"))
+                started = time.perf_counter()
+                async with session.post(url, data=body.encode(), headers=signed(body)) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"{url} answered {response.status}")
+                latencies.append(time.perf_counter() - started)
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return latencies
+
+
+def roots_posted(fake: FakeSlack) -> int:
+    return len([c for c in fake.of("chat.postMessage") if not c.args.get("thread_ts")])
+
+
+def drain(fake: FakeSlack, roots: int, limit: float = 120) -> float:
+    """Wait until `roots` job threads were opened; return how long that took."""
+    started = time.monotonic()
+    while roots_posted(fake) < roots and time.monotonic() - started < limit:
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def row(name: str, latencies: list[float], floor: float | None) -> str:
+    ms = sorted(x * 1000 for x in latencies)
+    p99 = ms[int(len(ms) * 0.99) - 1]
+    ratio = f"{p99 / floor:5.2f}x" if floor else "    -"
+    return f"{name:<22}{len(ms):>6}{statistics.median(ms):>11.1f}{p99:>10.1f}{ms[-1]:>10.1f}   {ratio}"
+
+
+def main() -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="drbot-bench-"))
+    redis_server = RedisServer(free_port(), tmp)
+    redis_server.start()
+    fake = FakeSlack().start()
+    (tmp / "policy.yaml").write_text(POLICY)
+    os.environ.update({"REDIS_URL": redis_server.url, "DRBOT_SIGNING_KEY": KEY,
+                       "DRBOT_POLICY": str(tmp / "policy.yaml"), "DRBOT_PLUGINS": '["tests.bot.drill"]',
+                       "DRBOT_LOG_LEVEL": "WARNING", "DRBOT_LOG_JSON": "false"})
+    settings = Settings(slack_bot_token=SecretStr(BOT_TOKEN), slack_signing_secret=SecretStr(SIGNING_SECRET))
+    rt = Runtime.from_settings(settings, patient=False)
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+
+    def on_loop(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(60)
+
+    async def build() -> SlackFrontend:
+        return SlackFrontend(settings, base_url=fake.api_url, port=0, host="127.0.0.1")
+    frontend = on_loop(build())
+    app = BotApp(rt, {"slack": frontend})
+    app.start(loop)
+    serving = asyncio.run_coroutine_threadsafe(frontend.run(app), loop)
+    deadline = time.monotonic() + 10
+    while not frontend.ready.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)  # a script, not a test: waiting for the server to listen
+    bare_runner, bare_port = on_loop(serve(bare_app(fake.api_url)))
+    drbot_url = f"http://127.0.0.1:{frontend.port}/slack/events"
+    bare_url = f"http://127.0.0.1:{bare_port}/slack/events"
+    try:
+        asyncio.run(load(bare_url, ["help"] * WARMUP))
+        asyncio.run(load(drbot_url, [f"drill warm{i}" for i in range(WARMUP)]))
+        bare: list[float] = []
+        drbot: list[float] = []
+        drain(fake, WARMUP)
+        drained: list[float] = []
+        for part in range(ROUNDS):  # alternate, so drift on a shared machine hits both alike
+            size = REQUESTS // ROUNDS
+            bare += asyncio.run(load(bare_url, ["drill x"] * size))
+            drbot += asyncio.run(load(drbot_url, [f"drill b{part}x{i}" for i in range(size)]))
+            # drbot's work after the acks (core, Redis, root message) ends before the bare app's
+            # next round, so it weighs only on drbot's own figures
+            drained.append(drain(fake, WARMUP + (part + 1) * size))
+        roots = REQUESTS + WARMUP
+        posted = roots_posted(fake)
+    finally:
+        serving.cancel()
+        on_loop(frontend.close())
+        on_loop(bare_runner.cleanup())
+        app.stop()
+        fake.stop()
+        redis_server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    floor = sorted(bare)[int(len(bare) * 0.99) - 1] * 1000
+    print(f"Slack slash-command ack latency, {REQUESTS} signed requests, {CONCURRENCY} concurrent "
+          f"(after {WARMUP} warm-up requests each; in {ROUNDS} alternating rounds)")
+    print(f"{'app':<22}{'n':>6}{'median ms':>11}{'p99 ms':>10}{'max ms':>10}   p99 vs bare")
+    print(row("bare bolt (ack only)", bare, None))
+    print(row("drbot (HTTP mode)", drbot, floor))
+    p99 = sorted(drbot)[int(len(drbot) * 0.99) - 1] * 1000
+    print(f"target p99 <= 1.5x bare and far below 3000 ms: {'met' if p99 <= 1.5 * floor else 'NOT met'}")
+    print(f"jobs queued with root messages posted: {posted}/{roots}; the last root message of a "
+          f"round of {REQUESTS // ROUNDS} came {max(drained):.1f}s after that round's last ack at most")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
