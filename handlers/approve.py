@@ -11,7 +11,7 @@ from bot.jobs import Job
 from bot.registry import control
 
 ID = (Param("id", "the job id (may be left out in the console when one job is pending)",
-            kind=JOB_ID, required=False),)
+            kind=JOB_ID, required=False, complete="jobs"),)
 
 
 def target(ctx: ControlContext, verb: str) -> str:

@@ -16,7 +16,7 @@ NOT_STARTED = ("planning", "awaiting_approval", "queued")
 
 
 @control("cancel", summary="cancel a job (a running step is stopped, subprocesses included)",
-         params=(Param("id", "the job id", kind=JOB_ID),))
+         params=(Param("id", "the job id", kind=JOB_ID, complete="jobs"),))
 def cancel(ctx: ControlContext) -> Reply:
     rt, person = ctx.rt, ctx.caller.person or ""
     job_id = str(ctx.args["id"])

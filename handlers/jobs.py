@@ -30,7 +30,7 @@ def jobs(ctx: ControlContext) -> Reply:
 
 
 @control("job", summary="one job's steps, approvals and result",
-         params=(Param("id", "the job id", kind=JOB_ID),))
+         params=(Param("id", "the job id", kind=JOB_ID, complete="jobs"),))
 def job(ctx: ControlContext) -> Reply:
     found = ctx.rt.store.get(str(ctx.args["id"]))
     text = card(found).text()

@@ -14,7 +14,7 @@ from bot.registry import control
 
 
 @control("retry", summary="retry a failed, cancelled or lost job from its first unfinished step",
-         params=(Param("id", "the job id", kind=JOB_ID),))
+         params=(Param("id", "the job id", kind=JOB_ID, complete="jobs"),))
 def retry(ctx: ControlContext) -> Reply:
     rt, person = ctx.rt, ctx.caller.person or ""
     job_id = str(ctx.args["id"])
