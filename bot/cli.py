@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bot", help="run the chat frontends, the relay and the reaper (needs REDIS_URL)")
     worker = sub.add_parser("worker", help="run jobs (needs REDIS_URL)")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    sub.add_parser("scheduler", help="run the backup watch's schedule; exactly one (needs REDIS_URL)")
     lab = sub.add_parser("lab", help="start the simulated homelab on 127.0.0.1 until Ctrl-C")
     lab.add_argument("--dir", type=Path, default=Path(".lab"), help="where to write its files")
     lab.add_argument("--time-scale", type=float, default=1.0, help="speed of lab delays")
@@ -53,8 +54,34 @@ def _settings():  # type: ignore[no-untyped-def]
     return settings
 
 
+def _metrics_dir() -> None:
+    """Work horses are forked per job: collect their metrics in files the worker serves. Must run
+    before anything imports prometheus_client; the directory is private to this worker."""
+    import atexit
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="drbot-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    parent = os.getpid()
+    atexit.register(lambda: os.getpid() == parent and shutil.rmtree(path, ignore_errors=True))
+
+
+def _health(settings, **kwargs):  # type: ignore[no-untyped-def]
+    """The /healthz, /readyz and /metrics endpoints on a thread, when DRBOT_HTTP_PORT is set."""
+    if settings.http_port is None:
+        return None
+    from bot.health import Background, Health
+
+    return Background(Health(settings, **kwargs), settings.http_host, settings.http_port).start()
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
+    if "prometheus_client" not in sys.modules:
+        _metrics_dir()
+    from bot.health import worker_registry
     from bot.queue import queue
+    from bot.runner import prepare
     from bot.runtime import Runtime
     from bot.worker import DrbotWorker
 
@@ -63,6 +90,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     rt = Runtime.from_settings(settings, patient=True)
     rt.settings.key()
     _ = rt.policy, rt.inventory  # validate the files before taking any job
+    prepare(rt)
+    _health(settings, registry=worker_registry())
     worker = DrbotWorker([queue(rt.client, settings.queue)], connection=rt.client,
                          worker_ttl=60, job_monitoring_interval=5, maintenance_interval=30)
     worker.work(burst=args.burst, logging_level=settings.log_level.upper())
@@ -115,6 +144,27 @@ def cmd_bot(args: argparse.Namespace) -> int:
     return serve(settings)
 
 
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    """The backup watch's scheduler (bot.scheduler.run(rt) blocks until SIGTERM)."""
+    from bot.errors import ConfigError
+    from bot.runtime import Runtime
+
+    settings = _settings()
+    settings.require("redis_url", "signing_key", "policy")
+    try:
+        from bot.watch.scheduler import run as run_scheduler
+    except ModuleNotFoundError as exc:
+        if exc.name != "bot.watch.scheduler":
+            raise
+        raise ConfigError("this build of drbot has no backup scheduler (bot/scheduler.py); "
+                          "use an image that includes the backup watch") from None
+    rt = Runtime.from_settings(settings, patient=True)
+    rt.settings.key()
+    _ = rt.policy, rt.inventory
+    _health(settings)
+    return int(run_scheduler(rt) or 0)
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from bot.lab import main as lab_main
 
@@ -162,7 +212,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo_main()
 
 
-COMMANDS = {"demo": cmd_demo, "console": cmd_console, "bot": cmd_bot, "worker": cmd_worker, "lab": cmd_lab,
+COMMANDS = {"demo": cmd_demo, "console": cmd_console, "bot": cmd_bot, "worker": cmd_worker,
+            "scheduler": cmd_scheduler, "lab": cmd_lab,
             "check-config": cmd_check_config}
 
 if __name__ == "__main__":

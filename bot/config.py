@@ -43,9 +43,14 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(True, description="JSON log lines (false: plain text)")
     http_port: int | None = Field(None, description="port for /healthz, /readyz and /metrics")
+    http_host: str = Field("127.0.0.1", description="address the HTTP endpoints listen on "
+                                                    "(0.0.0.0 in a container)")
     slack_bot_token: SecretStr | None = None
     slack_app_token: SecretStr | None = Field(None, description="xapp- token: Socket Mode")
     slack_signing_secret: SecretStr | None = Field(None, description="HTTP mode signature key")
+    slack_http_host: str | None = Field(None, description="HTTP mode: address to listen on "
+                                                          "(default: all interfaces)")
+    slack_http_port: int = Field(3000, description="HTTP mode: port for Slack's requests")
     discord_token: SecretStr | None = None
     discord_guild: int | None = Field(None, description="guild for command sync (else global)")
 

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import signal
 
+from bot import health
 from bot.app import BotApp
 from bot.config import Settings
 from bot.errors import ConfigError
@@ -44,6 +45,9 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     app.start(loop)
+    probes = await health.start(health.Health(settings, app.frontends, scrape_queue=True),
+                                settings.http_host, settings.http_port) \
+        if settings.http_port is not None else None
     tasks = [asyncio.create_task(f.run(app), name=f"frontend-{f.name}")
              for f in app.frontends.values()]
     waiter = asyncio.create_task(stop.wait())
@@ -58,6 +62,8 @@ async def run(settings: Settings) -> None:
         for frontend in app.frontends.values():
             await frontend.close()
         await asyncio.to_thread(app.stop)
+        if probes:
+            await probes.cleanup()
 
 
 def serve(settings: Settings) -> int:

@@ -1,0 +1,178 @@
+{{- define "drbot.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "drbot.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "drbot.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "drbot.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: drbot
+{{- end -}}
+
+{{/* Selector labels of one component: include "drbot.selector" (list . "bot") */}}
+{{- define "drbot.selector" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ include "drbot.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{- define "drbot.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{- define "drbot.signingSecret" -}}
+{{- .Values.signingKey.existingSecret | default (printf "%s-signing" (include "drbot.fullname" .)) -}}
+{{- end -}}
+{{- define "drbot.botSecret" -}}
+{{- .Values.bot.existingSecret | default (printf "%s-bot" (include "drbot.fullname" .)) -}}
+{{- end -}}
+{{- define "drbot.workerSecret" -}}
+{{- .Values.worker.existingSecret | default (printf "%s-worker" (include "drbot.fullname" .)) -}}
+{{- end -}}
+{{- define "drbot.redisSecret" -}}
+{{- .Values.redis.auth.existingSecret | default (printf "%s-redis" (include "drbot.fullname" .)) -}}
+{{- end -}}
+{{- define "drbot.configMap" -}}
+{{- .Values.config.existingConfigMap | default (printf "%s-config" (include "drbot.fullname" .)) -}}
+{{- end -}}
+
+{{- define "drbot.redisUrl" -}}
+{{- if .Values.redis.bundled -}}
+redis://{{ include "drbot.fullname" . }}-redis.{{ .Release.Namespace }}.svc:6379/0
+{{- else -}}
+{{- required "redis.url is required when redis.bundled is false (e.g. rediss://redis.example:6380/0)" .Values.redis.url -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment every drbot process shares: Redis, the signing key, the files, HTTP, logs. */}}
+{{- define "drbot.env" -}}
+- name: REDIS_URL
+  value: {{ include "drbot.redisUrl" . | quote }}
+- name: DRBOT_REDIS_PASSWORD_FILE
+  value: /etc/drbot/redis/password
+- name: DRBOT_SIGNING_KEY_FILE
+  value: /etc/drbot/signing/key
+- name: DRBOT_POLICY
+  value: /etc/drbot/config/policy.yaml
+- name: DRBOT_INVENTORY
+  value: /etc/drbot/config/inventory.yaml
+- name: DRBOT_HTTP_HOST
+  value: "0.0.0.0"
+- name: DRBOT_HTTP_PORT
+  value: {{ .Values.http.port | quote }}
+- name: DRBOT_LOG_LEVEL
+  value: {{ .Values.logLevel | quote }}
+- name: DRBOT_LOG_JSON
+  value: "true"
+{{- range $name, $value := .Values.env }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "drbot.extraEnv" -}}
+{{- range $name, $value := . }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "drbot.mounts" -}}
+- name: config
+  mountPath: /etc/drbot/config
+  readOnly: true
+- name: signing
+  mountPath: /etc/drbot/signing
+  readOnly: true
+- name: redis-password
+  mountPath: /etc/drbot/redis
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
+- name: home
+  mountPath: /home/drbot
+{{- end -}}
+
+{{- define "drbot.volumes" -}}
+- name: config
+  configMap:
+    name: {{ include "drbot.configMap" . }}
+    items:
+      - {key: policy.yaml, path: policy.yaml}
+      - {key: inventory.yaml, path: inventory.yaml}
+- name: signing
+  secret:
+    secretName: {{ include "drbot.signingSecret" . }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.signingKey.key }}
+        path: key
+- name: redis-password
+  secret:
+    secretName: {{ include "drbot.redisSecret" . }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.redis.auth.key }}
+        path: password
+- name: tmp
+  emptyDir: {}
+- name: home
+  emptyDir: {}
+{{- end -}}
+
+{{- define "drbot.probes" -}}
+startupProbe:
+  httpGet: {path: /healthz, port: http}
+  periodSeconds: 2
+  failureThreshold: 60
+livenessProbe:
+  httpGet: {path: /healthz, port: http}
+  periodSeconds: 20
+  timeoutSeconds: 5
+  failureThreshold: 3
+readinessProbe:
+  httpGet: {path: /readyz, port: http}
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 3
+{{- end -}}
+
+{{/* Pod annotations: restart the pods when the policy or inventory changes. */}}
+{{- define "drbot.podAnnotations" -}}
+{{- $root := index . 0 -}}
+checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+{{- with index . 1 }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "drbot.scheduling" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,109 @@
+"""A pytest plugin that collects the Kubernetes API requests drbot's adapters make, as RBAC sees
+them: (verb, API group, resource[/subresource]).
+
+Fed by the test servers' request logs: after each test that used the Kubernetes emulator
+(tests/servers/kube.py's KubeServer) or the simulated lab (bot.lab's ``world.kube_requests()``),
+its requests are read before the fixtures stop. Only requests made by the official Kubernetes
+client count (the tests' own seeding speaks plain urllib, the lab's controllers are left out by the
+lab). ``tests/adapters/kubernetes/test_client.py`` is left out: it exercises the generic client
+with objects no adapter touches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+Access = tuple[str, str, str]  # (verb, group, resource)
+GENERIC = ("tests/adapters/kubernetes/test_client.py",)
+OUT = "DRBOT_KUBE_REQUESTS_OUT"
+
+
+def access(method: str, path: str, query: dict[str, str]) -> Access | None:
+    """The RBAC request behind one HTTP request (None for discovery and non-resource paths)."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"] and len(parts) >= 3:
+        group, rest = "", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 4:
+        group, rest = parts[1], parts[3:]
+    else:
+        return None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        rest = rest[2:]
+    plural, name, sub = rest[0], rest[1] if len(rest) > 1 else None, rest[2:3]
+    resource = "/".join([plural, *sub])
+    method = method.upper()
+    if method == "GET":
+        verb = "watch" if query.get("watch") in ("true", "1") else "get" if name else "list"
+    else:
+        verb = {"POST": "create", "PATCH": "patch", "PUT": "update",
+                "DELETE": "delete" if name else "deletecollection"}[method]
+    return verb, group, resource
+
+
+def from_emulator(server: Any) -> set[Access]:
+    found = set()
+    for r in server.requests(lambda request: True):
+        if str(r.headers.get("User-Agent", "")).startswith("OpenAPI-Generator"):
+            method = str(r.method.value if hasattr(r.method, "value") else r.method)
+            item = access(method, r.url.path, dict(r.params))
+            if item:
+                found.add(item)
+    return found
+
+
+def from_lab(lab: Any) -> set[Access]:
+    return {a for r in lab.world.kube_requests() if (a := access(r.method, r.path, r.query))}
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.seen: set[Access] = set()
+        self.files: set[str] = set()  # test files that contributed
+
+    def read(self, item: pytest.Item) -> None:
+        from bot.lab import Lab
+        from tests.servers.kube import KubeServer
+
+        if item.nodeid.startswith(GENERIC):
+            return
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, KubeServer):
+                found = from_emulator(value)
+            elif isinstance(value, Lab):
+                found = from_lab(value)
+            else:
+                continue
+            self.seen |= found
+            self.files.add(item.nodeid.split("::")[0])
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Iterator[None]:
+        try:
+            self.read(item)
+        except Exception as exc:  # noqa: BLE001  (a dead server must not fail someone else's test)
+            item.warn(pytest.PytestWarning(f"kube request collector: {exc!r}"))
+        yield
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        out = os.environ.get(OUT)
+        if out:
+            Path(out).write_text(json.dumps({"seen": sorted(self.seen),
+                                             "files": sorted(self.files)}))
+
+
+COLLECTOR = Collector()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.is_registered(COLLECTOR):
+        config.pluginmanager.register(COLLECTOR, "drbot-kube-requests")
+
+
+def merge(into: set[Access], items: Iterable[Iterable[str]]) -> None:
+    into.update((str(v), str(g), str(r)) for v, g, r in items)

@@ -1,0 +1,166 @@
+"""The Helm chart renders (default and non-default values), lints clean, validates strictly
+against Kubernetes 1.30, and keeps the promises of docs/deploy.md and docs/security.md."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.ship.chart import CHART, find, manifests
+
+CUSTOM = {
+    "worker": {"replicas": 3, "kubeconfigKey": "kubeconfig",
+               "extraVolumes": [{"name": "iac", "persistentVolumeClaim": {"claimName": "iac"}}],
+               "extraVolumeMounts": [{"name": "iac", "mountPath": "/srv/iac"}]},
+    "bot": {"secretKeys": {"slack_bot_token": None, "slack_app_token": None,
+                           "discord_token": "discord-token"},
+            "env": {"DRBOT_DISCORD_GUILD": "1234"}},
+    "redis": {"bundled": False, "url": "rediss://redis.example:6380/0",
+              "auth": {"existingSecret": "shared-redis", "key": "password"}},
+    "config": {"policy": {"people": {"alice": {"accounts": ["discord:1"], "roles": ["admin"]}},
+                          "commands": {"status": {"allow": ["admin"]}}}},
+    "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+    "networkPolicy": {"metricsFrom": [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "monitoring"}}}]},
+    "image": {"tag": "1.2.3"},
+}
+
+
+def pods(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"].rsplit("-", 1)[1]: d["spec"]["template"]["spec"]
+            for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
+
+
+def env(pod: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+
+
+def secret_volumes(pod: dict[str, Any]) -> set[str]:
+    return {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+
+
+@pytest.mark.parametrize("values", [{}, CUSTOM], ids=["default", "custom"])
+def test_every_manifest_validates_strictly_for_kubernetes_1_30(values: dict[str, Any],
+                                                                tmp_path: Path) -> None:
+    docs = manifests(values)
+    files = []
+    for index, doc in enumerate(docs):
+        path = tmp_path / f"{index:02d}-{doc['kind']}.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        files.append(str(path))
+    done = subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"), "--strict",
+                           "-k", "1.30.0", *files], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    custom = [d["kind"] for d in docs if d["apiVersion"].startswith("monitoring.coreos.com")]
+    assert custom == (["ServiceMonitor"] if values else [])
+
+
+def test_lint_is_clean() -> None:
+    import helm_python
+
+    for values in ({}, CUSTOM):
+        report = helm_python.lint(str(CHART), values, strict=True, kube_version="v1.30.0")
+        problems = [m for m in report["messages"] if m["severity"] >= 2]
+        assert problems == [] and report["errors"] == [], report
+
+
+def test_processes_and_their_counts() -> None:
+    docs = manifests(CUSTOM)
+    bot, worker = find(docs, "Deployment", "-bot"), find(docs, "Deployment", "-worker")
+    scheduler = find(docs, "Deployment", "-scheduler")
+    assert (bot["spec"]["replicas"], bot["spec"]["strategy"]["type"]) == (1, "Recreate")
+    assert (scheduler["spec"]["replicas"], scheduler["spec"]["strategy"]["type"]) == (1, "Recreate")
+    assert worker["spec"]["replicas"] == 3
+    for name, deployment in (("bot", bot), ("worker", worker), ("scheduler", scheduler)):
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["args"] == [name] and container["image"] == "ghcr.io/drbot/drbot:1.2.3"
+
+
+def test_secrets_are_mounted_only_where_they_are_needed() -> None:
+    found = pods(manifests())
+    assert secret_volumes(found["bot"]) == {"drbot-signing", "drbot-redis", "drbot-bot"}
+    assert secret_volumes(found["worker"]) == {"drbot-signing", "drbot-redis", "drbot-worker"}
+    assert secret_volumes(found["scheduler"]) == {"drbot-signing", "drbot-redis"}
+    for name in ("bot", "worker", "scheduler"):
+        variables = env(found[name])
+        assert variables["DRBOT_SIGNING_KEY_FILE"] == "/etc/drbot/signing/key"
+        assert variables["DRBOT_REDIS_PASSWORD_FILE"] == "/etc/drbot/redis/password"
+        assert not any(e.get("valueFrom") for e in found[name]["containers"][0]["env"]), \
+            "secrets reach drbot as files, never as environment values"
+    assert env(found["bot"])["DRBOT_SLACK_BOT_TOKEN_FILE"] == "/etc/drbot/bot/slack-bot-token"
+    assert "DRBOT_KUBECONFIG" not in env(found["worker"])
+
+
+def test_custom_secrets_kubeconfig_and_external_redis() -> None:
+    docs = manifests(CUSTOM)
+    found = pods(docs)
+    assert set(found) == {"bot", "worker", "scheduler"}, "no bundled Redis with an external one"
+    bot_env = env(found["bot"])
+    assert bot_env["DRBOT_DISCORD_TOKEN_FILE"] == "/etc/drbot/bot/discord-token"
+    assert "DRBOT_SLACK_BOT_TOKEN_FILE" not in bot_env and bot_env["DRBOT_DISCORD_GUILD"] == "1234"
+    worker = found["worker"]
+    assert env(worker)["REDIS_URL"] == "rediss://redis.example:6380/0"
+    assert env(worker)["DRBOT_KUBECONFIG"] == "/etc/drbot/worker/kubeconfig"
+    assert worker["automountServiceAccountToken"] is False
+    assert {"name": "iac", "mountPath": "/srv/iac"} in worker["containers"][0]["volumeMounts"]
+    assert "shared-redis" in secret_volumes(worker)
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "NetworkPolicy"] == ["drbot"]
+    monitor = find(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    policy = yaml.safe_load(find(docs, "ConfigMap")["data"]["policy.yaml"])
+    assert policy["people"]["alice"]["roles"] == ["admin"]
+
+
+def test_external_redis_needs_a_url() -> None:
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError, match="redis.url is required"):
+        manifests({"redis": {"bundled": False}})
+
+
+def test_bundled_redis_is_durable_private_and_off_longhorn() -> None:
+    docs = manifests()
+    redis = find(docs, "StatefulSet", "-redis")
+    claim = redis["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert claim["storageClassName"] == "local-path"
+    script = redis["spec"]["template"]["spec"]["initContainers"][0]["args"][0]
+    assert "appendonly yes" in script and "requirepass $(cat /secret/password)" in script
+    assert "maxmemory-policy noeviction" in script
+    assert env(pods(docs)["bot"])["REDIS_URL"] == "redis://drbot-redis.drbot.svc:6379/0"
+    policy = find(docs, "NetworkPolicy", "-redis")["spec"]
+    peer = policy["ingress"][0]["from"][0]["podSelector"]
+    assert peer["matchExpressions"][0]["values"] == ["bot", "worker", "scheduler"]
+    assert policy["ingress"][0]["ports"] == [{"port": "redis", "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize("values", [{}, CUSTOM], ids=["default", "custom"])
+def test_every_container_is_locked_down_with_probes_and_resources(values: dict[str, Any]) -> None:
+    for name, pod in pods(manifests(values)).items():
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in pod["containers"] + pod.get("initContainers", []):
+            ctx = container["securityContext"]
+            assert ctx["allowPrivilegeEscalation"] is False and ctx["readOnlyRootFilesystem"]
+            assert ctx["capabilities"] == {"drop": ["ALL"]}
+            assert {"requests", "limits"} <= set(container["resources"])
+        main = pod["containers"][0]
+        assert main["livenessProbe"] and main["readinessProbe"], name
+        if name != "redis":
+            assert main["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert main["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_notes_name_the_secrets_to_create() -> None:
+    import helm_python
+
+    notes = helm_python.Chart.load(str(CHART)).render({}, name="dr", namespace="ops")[
+        "drbot/templates/NOTES.txt"]
+    for secret in ("dr-drbot-signing", "dr-drbot-redis", "dr-drbot-bot", "dr-drbot-worker"):
+        assert secret in notes
+    assert "kubectl -n ops create secret generic dr-drbot-signing" in notes
