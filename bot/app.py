@@ -30,6 +30,9 @@ class BotApp:
         self.relay = Relay(self.rt, self.frontends, loop, on_tick=self._reap)
         self._thread = threading.Thread(target=self.relay.run, name="relay", daemon=True)
         self._thread.start()
+        from bot.watch import metrics
+
+        metrics.install(self.rt.client)
 
     def stop(self) -> None:
         if self.relay:
@@ -40,6 +43,10 @@ class BotApp:
     def _reap(self) -> None:
         for job_id in reap(self.rt):
             log.info("reaper changed job %s", job_id, extra={"job_id": job_id})
+        if self.relay and self.rt.inventory.alerts:
+            from bot.watch import notify
+
+            notify.deliver(self.rt.client, self.frontends, self.rt.inventory.alerts, self.relay.call)
 
     async def submit(self, request: Request) -> Reply:
         """Run a request through the core off the event loop (it does blocking Redis calls)."""

@@ -108,6 +108,8 @@ class Backups(Strict):
     check_interval_seconds: int = 300
     reminder_hours: float = 12.0
     heartbeat_url: str | None = None
+    alert_retention: bool = Field(False, description="also alert on retention gaps (else they "
+                                                     "show in /dr backups and metrics only)")
 
 
 class Inventory(Strict):

@@ -1,0 +1,51 @@
+"""One backup check: read both sides, judge every object, record the findings and state changes,
+then ping the heartbeat. The clock is an argument, so tests move time instead of waiting."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+
+from bot.inventory import Inventory
+from bot.watch import heartbeat
+from bot.watch.alerts import Event, Watch
+from bot.watch.evaluate import Finding, evaluate
+from bot.watch.facts import Facts, Sources, collect
+from bot.watch.policy import validate
+
+
+@dataclass
+class Outcome:
+    facts: Facts
+    findings: list[Finding]
+    events: list[Event]
+    took: float
+
+    def summary(self) -> str:
+        bad = sum(1 for f in self.findings if f.bad)
+        blind = [s.what for s in self.facts.sights.values() if s.configured and not s.ok]
+        text = f"checked {len(self.findings)} objects in {self.took:.1f}s: {bad} need attention"
+        if blind:
+            text += f"; could not read {', '.join(blind)}"
+        return text + f"; {len(self.events)} alert event(s)"
+
+
+def run(client: redis.Redis, sources: Sources, inventory: Inventory,
+        now: datetime | None = None, *, ping: bool = True) -> Outcome:
+    """Run one check at ``now`` (default: the real time). Raises CommandError if one is running."""
+    validate(inventory.backups)
+    now = now or datetime.now(UTC)
+    watch = Watch(client)
+    started = time.monotonic()
+    with watch.checking(ttl=max(inventory.backups.check_interval_seconds * 2, 600)):
+        facts = collect(sources, inventory, now)
+        findings = evaluate(facts, inventory.backups, now)
+        took = time.monotonic() - started
+        events = watch.record(facts, findings, now.timestamp(), inventory.backups.reminder_hours,
+                              inventory.backups.alert_retention, took)
+    if ping:
+        heartbeat.ping(inventory.backups.heartbeat_url)
+    return Outcome(facts, findings, events, took)
