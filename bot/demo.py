@@ -1,7 +1,8 @@
 """`drbot demo`: the console against the simulated homelab, with a scripted session.
 
 What a new user sees first: help, the cluster's status, a reconcile with live progress, an account
-that is not on the list, and a change that needs a second person's approval.
+that is not on the list, the backup report with the alert for a stale backup, and a node rebuild
+refused by its preflight and then approved by a second person.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ SCRIPT = """\
 @carol /dr reconcile flux-system --with-source
 # An account nobody put on the approval list can do nothing.
 @mallory /dr reconcile
+# The backup watch: every volume, database and etcd snapshot against policy, worst first.
+# The stale volume raises an alert in the alert channel (once, not at every check).
+/dr backups
+/dr backups archive
 # What ran, and who asked.
 /dr jobs
 """

@@ -115,7 +115,20 @@ class ConsoleSession:
                 waiting.append(job_id)
             elif status not in TERMINAL or job_id in active:
                 busy.append(job_id)
+        if self._alerts_pending():
+            busy.append("alerts")
         return busy, waiting
+
+    def _alerts_pending(self) -> bool:
+        """Alerts for the console's alert channel not yet printed (a check may raise some)."""
+        if "console" not in self.app.rt.inventory.alerts:
+            return False
+        from bot.watch.alerts import EVENTS
+        from bot.watch.notify import CURSOR
+
+        client = self.app.rt.client
+        newest = client.xrevrange(EVENTS, count=1)
+        return bool(newest) and client.get(CURSOR + self.frontend.name) != newest[0][0]
 
     def _delivered(self, job_id: str) -> bool:
         client = self.app.rt.client
