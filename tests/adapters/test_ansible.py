@@ -16,23 +16,14 @@ from adapters import ansible, subprocesses
 from adapters.ansible import AnsibleConfig, HostFailure
 from adapters.errors import Cancelled, NotFound, TimedOut, Unreachable
 from adapters.progress import Hooks, Progress
+from tests.support import free_port, wait_until
 
 PROJECT = str(Path(__file__).parent / "data" / "ansible" / "project")
 SSHD = "/usr/sbin/sshd"
 
 
-def wait_until(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Recorder:

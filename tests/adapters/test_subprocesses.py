@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,9 @@ import pytest
 from adapters import subprocesses
 from adapters.errors import Cancelled, NotFound, TimedOut
 from adapters.progress import Hooks
+from tests.support import wait_until
 
 PY = sys.executable
-
-
-def wait_until(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_run_streams_merged_output_and_returns_the_exit_code() -> None:

@@ -18,6 +18,7 @@ from adapters import subprocesses, terraform
 from adapters.errors import AdapterError, Cancelled, Conflict, Refused, TimedOut
 from adapters.progress import Hooks, Progress
 from adapters.terraform import TerraformConfig
+from tests.support import wait_until
 
 STUB = str(Path(__file__).parent / "data" / "terraform" / "terraform_stub.py")
 EMPTY_STATE = json.dumps(
@@ -32,12 +33,6 @@ EMPTY_STATE = json.dumps(
 ).encode()
 
 
-def wait_until(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from bot.frontends.base import Frontend, ThreadRef
 from bot.jobs import Job
 from bot.render import Card
 from bot.runtime import Runtime
+from tests.support import wait_until
 
 KEY = "k" * 64
 POLICY = """
@@ -53,15 +52,6 @@ lab: true
 """
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def children(pid: int) -> list[int]:

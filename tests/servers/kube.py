@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -29,6 +28,7 @@ import pytest
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from adapters.kubernetes.resources import Resource
+from tests.support import free_port
 
 
 class KubeServer:
@@ -199,10 +199,6 @@ def register_resources(emulator: Any) -> None:
             )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def dead_endpoint() -> str:
