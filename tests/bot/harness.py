@@ -107,7 +107,7 @@ class Harness:
         self.env = {
             "REDIS_URL": redis_url, "DRBOT_SIGNING_KEY": KEY, "DRBOT_POLICY": str(policy),
             "DRBOT_PLUGINS": '["tests.bot.drill"]', "DRBOT_HEARTBEAT_SECONDS": "0.3",
-            "DRBOT_LOST_AFTER_SECONDS": "2", "DRBOT_CANCEL_GRACE_SECONDS": "1",
+            "DRBOT_LOST_AFTER_SECONDS": "5", "DRBOT_CANCEL_GRACE_SECONDS": "1",
             "DRBOT_LOG_JSON": "false", "DRBOT_LOG_LEVEL": "WARNING",
             **{k: str(v) for k, v in overrides.items()}}
         self._saved = {key: os.environ.get(key) for key in self.env}
