@@ -56,6 +56,7 @@ class KubeRequest:
     path: str
     query: dict[str, str]
     body: Any
+    user_agent: str = ""
 
 
 class LabWorld:
@@ -124,6 +125,17 @@ class LabWorld:
         self._lab._loop.call(fail())
         self.state.record(f"proxmox host {host} failed")
 
+    def replace_host(self, host: str) -> None:
+        """The failed host's hardware was replaced and Proxmox reinstalled: online, no VMs."""
+
+        async def replace() -> None:
+            pve = self._lab._pve
+            pve.vms[:] = [vm for vm in pve.vms if vm.node != host]
+            pve.set_node_offline(host, offline=False)
+
+        self._lab._loop.call(replace())
+        self.state.record(f"proxmox host {host} replaced and reinstalled (no VMs)")
+
     def kube_object(
         self, api_version: str, plural: str, namespace: str | None, name: str
     ) -> dict[str, Any] | None:
@@ -148,6 +160,7 @@ class LabWorld:
                     r.url.path,
                     dict(r.params),
                     copy.deepcopy(r.data),
+                    str(r.headers.get("User-Agent", "")),
                 )
                 for r in list(self._lab._kube)
                 if CONTROLLER_HEADER not in r.headers and "watch" not in r.params
