@@ -1,36 +1,133 @@
-"""/dr status: the cluster at a glance (Flux Kustomizations and nodes with their Ready state)."""
+"""/dr status: the cluster on one screen: nodes, Flux, Longhorn, CNPG and drbot's running jobs.
+
+Each section is read on its own; one that cannot be read says why and the others still show
+(a half-dead cluster is exactly when this command is typed). Running jobs come from drbot's job
+store, read by the worker with the same Redis connection and signing key as every job record.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
+from adapters.errors import AdapterError
+from bot.complete import remember
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
+
+ACTIVE_STATES = ("running", "queued", "awaiting_approval", "planning")
 
 
 def ready(value: bool | None) -> str:
     return {True: "Ready", False: "NOT READY", None: "unknown"}[value]
 
 
-def overview(step: StepContext) -> dict[str, Any]:
-    from adapters.kubernetes import flux, nodes
+def section(title: str, read: Callable[[], list[str]]) -> list[str]:
+    try:
+        return [title, *read()]
+    except AdapterError as exc:
+        return [title, f"  could not read: {str(exc)[:200]}"]
+
+
+def node_lines(step: StepContext) -> list[str]:
+    from adapters.kubernetes import nodes
+
+    lines = []
+    for node in nodes.list_nodes(step.services.kube):
+        flags = " (cordoned)" if node.unschedulable else ""
+        role = "server" if node.etcd else "agent"
+        lines.append(f"  {node.name:<20} {ready(node.ready):<10} {role}{flags}")
+    return lines or ["  none"]
+
+
+def flux_lines(step: StepContext) -> list[str]:
+    from adapters.kubernetes import flux
 
     kube = step.services.kube
-    lines = ["Nodes:"]
-    for node in nodes.list_nodes(kube):
-        flags = " (cordoned)" if node.unschedulable else ""
-        lines.append(f"  {node.name:<20} {ready(node.ready)}{flags}")
-    for title, objects in (("Flux Kustomizations:", flux.list_kustomizations(kube)),
-                           ("Flux HelmReleases:", flux.list_helmreleases(kube))):
-        lines.append(title)
+    kustomizations = flux.list_kustomizations(kube)
+    remember("kustomizations", [f"{k.namespace}/{k.name}" for k in kustomizations])  # autocomplete
+    lines = []
+    for title, objects in (("Kustomizations", kustomizations),
+                           ("HelmReleases", flux.list_helmreleases(kube))):
+        bad = [o for o in objects if not o.suspended and o.ready is not True]
+        paused = [o for o in objects if o.suspended]
+        lines.append(f"  {title}: {len(objects) - len(bad) - len(paused)} Ready, "
+                     f"{len(bad)} not Ready, {len(paused)} suspended")
         for obj in objects:
             state = "suspended" if obj.suspended else ready(obj.ready)
-            why = f": {obj.message}" if obj.ready is False and obj.message else ""
-            lines.append(f"  {obj.namespace}/{obj.name:<24} {state}{why}")
+            why = f": {obj.message[:160]}" if obj.ready is not True and obj.message \
+                and not obj.suspended else ""
+            mark = "✗" if obj in bad else " "
+            lines.append(f"   {mark} {obj.namespace + '/' + obj.name:<36} {state}{why}")
+    return lines
+
+
+def longhorn_lines(step: StepContext) -> list[str]:
+    from adapters.kubernetes import longhorn
+
+    volumes = longhorn.list_volumes(step.services.kube)
+    remember("pvcs", [f"{v.pvc_namespace}/{v.pvc}" for v in volumes if v.pvc])  # autocomplete
+    counts: dict[str, int] = {}
+    for volume in volumes:
+        key = volume.robustness if volume.state == "attached" else "detached"
+        counts[key] = counts.get(key, 0) + 1
+    order = ("healthy", "degraded", "faulted", "unknown", "detached")
+    rest = sorted(set(counts) - set(order))
+    lines = [f"  {len(volumes)} volumes: " + ", ".join(
+        f"{counts[k]} {k}" for k in [*order, *rest] if k in counts)]
+    for volume in volumes:
+        if volume.robustness in ("degraded", "faulted"):
+            pvc = f" (PVC {volume.pvc_namespace}/{volume.pvc})" if volume.pvc else ""
+            lines.append(f"    ✗ {volume.name}{pvc} {volume.robustness}, "
+                         f"{len(volume.healthy_replicas)}/{volume.number_of_replicas} healthy "
+                         "replicas")
+    return lines
+
+
+def cnpg_lines(step: StepContext) -> list[str]:
+    from adapters.kubernetes import cnpg
+
+    lines = []
+    for c in cnpg.list_clusters(step.services.kube):
+        archiving = {True: "archiving ok", False: "ARCHIVING FAILING", None: "archiving unknown"}
+        why = f": {c.archiving_message[:120]}" if c.archiving is False else ""
+        lines.append(f"  {c.namespace + '/' + c.name:<24} {ready(c.ready):<10} "
+                     f"{archiving[c.archiving]}{why}")
+    return lines or ["  none"]
+
+
+def job_lines(step: StepContext) -> list[str]:
+    from bot.jobs import JobStore
+    from bot.runtime import connect
+    from bot.signing import Signer
+
+    settings = step.services.settings
+    store = JobStore(connect(settings, patient=True), Signer(settings.key()))
+    lines = []
+    for job_id in store.active():
+        if job_id == step.job_id:
+            continue
+        job = store.get(job_id)
+        if job.status not in ACTIVE_STATES:
+            continue
+        current = job.current_step
+        at = f" at {current.name}" if current and job.status == "running" else ""
+        lines.append(f"  {job.id} /dr {job.command} ({job.requester}) {job.status}{at}, "
+                     f"{int(time.time() - job.created)}s")
+    return lines or ["  none"]
+
+
+def overview(step: StepContext) -> dict[str, Any]:
+    lines = [*section("Nodes:", lambda: node_lines(step)),
+             *section("Flux:", lambda: flux_lines(step)),
+             *section("Longhorn:", lambda: longhorn_lines(step)),
+             *section("CloudNativePG:", lambda: cnpg_lines(step)),
+             *section("drbot jobs in progress:", lambda: job_lines(step))]
     return {"text": "\n".join(lines)}
 
 
-@runbook("status", summary="nodes and Flux objects with their Ready state",
+@runbook("status", summary="one screen: nodes, Flux, Longhorn, CNPG and running jobs",
          mutating=False, timeout=120)
 def status(ctx: PlanContext) -> Runbook:
     return Runbook([StepDef("read cluster state", overview)], targets=[],

@@ -37,6 +37,17 @@ R_LH_NODES = kmock.resource("longhorn.io", "v1beta2", "nodes")
 R_LH_VOLUMES = kmock.resource("longhorn.io", "v1beta2", "volumes")
 R_LH_REPLICAS = kmock.resource("longhorn.io", "v1beta2", "replicas")
 R_LH_ENGINES = kmock.resource("longhorn.io", "v1beta2", "engines")
+R_PVCS = kmock.resource("", "v1", "persistentvolumeclaims")
+R_PVS = kmock.resource("", "v1", "persistentvolumes")
+R_ETCD_SNAPSHOTS = kmock.resource("k3s.cattle.io", "v1", "etcdsnapshotfiles")
+WORKLOADS = [
+    kmock.resource("apps", "v1", "deployments"),
+    kmock.resource("apps", "v1", "statefulsets"),
+]
+# What lives only in the cluster's datastore and is gone with it (Flux objects, Longhorn's
+# backup objects and CNPG's come back from Git and the backup target, so the lab keeps them).
+DATASTORE_ONLY = [R_PODS, R_PVCS, R_PVS, R_LH_VOLUMES, R_LH_REPLICAS, R_LH_ENGINES, R_LH_NODES,
+                  R_ETCD_SNAPSHOTS, R_SECRETS, R_NODES]
 FLUX = [
     kmock.resource("kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
     kmock.resource("helm.toolkit.fluxcd.io", "v2", "helmreleases"),
@@ -60,6 +71,7 @@ class Timings:
     replica_fail: float = 2.0  # replicas on a NotReady node are marked failed
     replica_rebuild: float = 3.0  # a new replica on a joined node becomes healthy
     flux_reconcile: float = 1.5  # annotation seen -> reconciled
+    volume_restore: float = 2.0  # a Longhorn volume created with fromBackup -> restored
 
     def scaled(self, factor: float) -> Timings:
         values = {f.name: getattr(self, f.name) * factor for f in fields(self)}
@@ -112,6 +124,7 @@ class Controllers:
         self.joined: set[str] = set()
         self.node_uids: dict[str, str] = {}
         self.scanned = False
+        self.datastore_lost = False
         self.task: asyncio.Task[None] | None = None
         kube.admissions.append(self.admit)
         kube[kmock.method.POST, kmock.subresource("eviction")] << self.evict
@@ -141,10 +154,13 @@ class Controllers:
 
     async def step(self) -> None:
         self.ssh_endpoints()
+        await self.datastore()
         await self.node_lifecycle()
         await self.node_removal()
         await self.etcd_membership()
         await self.longhorn()
+        await self.storage_binding()
+        await self.workloads()
         await self.flux()
 
     def due(self, key: tuple[str, ...], delay: float) -> bool:
@@ -351,7 +367,10 @@ class Controllers:
             ):
                 continue
             healthy, needed = self.quorum()
-            if healthy < needed:
+            if not self.state.member_nodes():
+                if not world.node_spec(name).cluster_init:
+                    continue  # a new etcd starts on the cluster-init server only
+            elif healthy < needed:
                 continue  # a server cannot join an etcd cluster without quorum
             member = world.etcd_member(world.node_spec(name), uuid.uuid4().hex)
             with self.state.lock:
@@ -384,6 +403,7 @@ class Controllers:
         await self.fail_replicas(nodes, ready)
         await self.move_engines(nodes, ready)
         await self.rebuild(ready)
+        await self.restores(ready)
         await self.robustness()
 
     async def longhorn_nodes(self, nodes: dict[str, dict], ready: set[str]) -> None:
@@ -532,6 +552,39 @@ class Controllers:
                     if rep["spec"].get("failedAt") and rep["spec"]["nodeID"] not in ready:
                         await self.delete(R_LH_REPLICAS, world.LONGHORN_NS, rep["metadata"]["name"])
 
+    async def restores(self, ready: set[str]) -> None:
+        """A volume created with spec.fromBackup: Longhorn attaches it, restores the backup into
+        new replicas (restoreRequired, Restore condition True), then detaches it."""
+        for vol in self.kube.live(R_LH_VOLUMES):
+            name, spec = vol["metadata"]["name"], vol.get("spec") or {}
+            status = vol.get("status") or {}
+            if not spec.get("fromBackup") or not ready:
+                continue
+            if not status.get("restoreInitiated"):
+                nodes = sorted(ready)[: int(spec.get("numberOfReplicas") or 3)]
+                for i, node in enumerate(nodes):
+                    rep = world.replica_object(name, node, uuid.uuid4().hex, True, True,
+                                               datetime.now(UTC))
+                    await self.create(R_LH_REPLICAS, world.LONGHORN_NS, rep)
+                    if i == 0:
+                        self.state.record(f"longhorn: restoring {name} from backup")
+                await self.patch(R_LH_VOLUMES, world.LONGHORN_NS, name, {"status": {
+                    "state": "attached", "currentNodeID": nodes[0], "ownerID": nodes[0],
+                    "restoreInitiated": True, "restoreRequired": True,
+                    "conditions": [{"type": "Restore", "status": "True",
+                                    "reason": "RestoreInProgress", "message": "",
+                                    "lastTransitionTime": now_iso()}]}})
+            elif status.get("restoreRequired") and self.due(
+                ("restore", name), self.t.volume_restore
+            ):
+                self.forget("restore", name)
+                await self.patch(R_LH_VOLUMES, world.LONGHORN_NS, name, {"status": {
+                    "state": "detached", "currentNodeID": "", "restoreRequired": False,
+                    "lastBackup": "", "conditions": [{"type": "Restore", "status": "False",
+                                                      "reason": "", "message": "",
+                                                      "lastTransitionTime": now_iso()}]}})
+                self.state.record(f"longhorn: volume {name} restored, detached")
+
     async def robustness(self) -> None:
         replicas = self.kube.live(R_LH_REPLICAS)
         for vol in self.kube.live(R_LH_VOLUMES):
@@ -550,6 +603,95 @@ class Controllers:
                 await self.patch(
                     R_LH_VOLUMES, world.LONGHORN_NS, name, {"status": {"robustness": want}}
                 )
+
+    # ------------------------------------------------------------- datastore
+
+    async def datastore(self) -> None:
+        """Every server's VM destroyed: etcd (the datastore) is gone with their disks, and the
+        cluster's objects with it; the next cluster-init server starts a new, empty etcd."""
+        servers = [s.name for s in world.NODES if s.server]
+        if any(self.vm_for(n) is not None for n in servers):
+            self.datastore_lost = False
+            return
+        if self.datastore_lost:
+            return
+        self.datastore_lost = True
+        with self.state.lock:
+            self.state.etcd_members.clear()
+        for res in DATASTORE_ONLY:
+            for obj in self.kube.live(res):
+                meta = obj["metadata"]
+                if res == R_SECRETS and obj.get("type") != "k3s.cattle.io/node-password":
+                    continue
+                if meta.get("finalizers"):
+                    await self.patch(res, meta.get("namespace"), meta["name"],
+                                     {"metadata": {"finalizers": None}})
+                await self.delete(res, meta.get("namespace"), meta["name"])
+        self.joined.clear()
+        self.timers.clear()
+        self.state.record("every server VM destroyed: the cluster's datastore is gone")
+
+    # ------------------------------------------------------------- storage
+
+    async def storage_binding(self) -> None:
+        """The PV controller binds a PVC to the PV it names; Longhorn records the binding."""
+        pvcs = {(p["metadata"]["namespace"], p["metadata"]["name"]): p
+                for p in self.kube.live(R_PVCS)}
+        for pv in self.kube.live(R_PVS):
+            name, spec = pv["metadata"]["name"], pv.get("spec") or {}
+            ref = spec.get("claimRef") or {}
+            claim = pvcs.get((ref.get("namespace"), ref.get("name")))
+            phase = (pv.get("status") or {}).get("phase")
+            if claim is None:
+                if ref and phase == "Bound":
+                    await self.patch(R_PVS, None, name, {"status": {"phase": "Released"}})
+                continue
+            if (claim.get("spec") or {}).get("volumeName") != name or phase == "Bound":
+                continue
+            await self.patch(R_PVS, None, name, {"status": {"phase": "Bound"}})
+            await self.patch(R_PVCS, ref["namespace"], ref["name"], {"status": {
+                "phase": "Bound", "accessModes": spec.get("accessModes"),
+                "capacity": spec.get("capacity")}})
+            handle = (spec.get("csi") or {}).get("volumeHandle")
+            if handle and self.kube.current(R_LH_VOLUMES, world.LONGHORN_NS, handle):
+                await self.patch(R_LH_VOLUMES, world.LONGHORN_NS, handle, {"status": {
+                    "kubernetesStatus": {"pvName": name, "pvStatus": "Bound",
+                                         "namespace": ref["namespace"],
+                                         "pvcName": ref["name"]}}})
+            self.state.record(f"pvc {ref['namespace']}/{ref['name']} bound to {name}")
+
+    async def workloads(self) -> None:
+        """Deployments and StatefulSets keep spec.replicas pods (matchLabels selectors)."""
+        nodes = sorted(
+            n["metadata"]["name"] for n in self.kube.live(R_NODES)
+            if condition(n, "Ready").get("status") == "True"
+        )
+        pods = self.kube.live(R_PODS)
+        for res in WORKLOADS:
+            for wl in self.kube.live(res):
+                meta, spec = wl["metadata"], wl.get("spec") or {}
+                ns, name = meta["namespace"], meta["name"]
+                match = (spec.get("selector") or {}).get("matchLabels") or {}
+                mine = [p for p in pods if p["metadata"]["namespace"] == ns and match and all(
+                    (p["metadata"].get("labels") or {}).get(k) == v for k, v in match.items())]
+                want = int(spec.get("replicas", 1))
+                for pod in sorted(mine, key=lambda p: p["metadata"]["name"])[want:]:
+                    await self.delete(R_PODS, ns, pod["metadata"]["name"])
+                    self.state.record(f"pod {ns}/{pod['metadata']['name']} deleted (scaled down)")
+                for i in range(len(mine), want if nodes else 0):
+                    template = spec.get("template") or {}
+                    pod_name = (f"{name}-{i}" if res.plural == "statefulsets"
+                                else f"{name}-{uuid.uuid4().hex[:5]}")
+                    kind = "StatefulSet" if res.plural == "statefulsets" else "ReplicaSet"
+                    body = world._pod(pod_name, ns, nodes[i % len(nodes)],
+                                      dict((template.get("metadata") or {}).get("labels") or {}),
+                                      (kind, name), (template.get("spec") or {}).get("volumes"))
+                    await self.create(R_PODS, ns, body)
+                    self.state.record(f"pod {ns}/{pod_name} started")
+                ready = min(len(mine), want)
+                if (wl.get("status") or {}).get("replicas") != ready:
+                    await self.patch(res, ns, name, {"status": {"replicas": ready,
+                                                                "readyReplicas": ready}})
 
     # ---------------------------------------------------------------------- Flux
 

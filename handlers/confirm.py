@@ -1,0 +1,156 @@
+"""/dr confirm <id> <phase>: start the next phase of a running job that waits in its thread.
+
+Why this shape: a runbook's steps run on the worker, which must not trust anything in Redis that
+drbot did not sign. So the bot (the only process that knows who typed the command) checks that
+the caller is the job's requester or one of its approvers by the policy, and writes one *sealed*
+record, ``drbot:confirm:<job>:<phase>``, holding the job id, the phase, the person, the account
+and the job's plan digest, HMAC-signed with the key both processes read from their configuration.
+The waiting step (``wait_for_confirmation``, worker side) polls for that record, opens it with
+its own key (a record written by anyone else is refused and the job stops), and checks again,
+against the policy as it is now, that the person may confirm, that the record names this job,
+this phase and the digest the approvals bound to. A confirmation is therefore job-scoped,
+phase-scoped, plan-scoped and signed; it cannot be replayed onto another job, another phase or
+a changed plan. It stays in Redis for a week, so a retry after a worker death finds it again (and
+a finished confirm step is checkpointed like any other step, so it is never asked twice).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from adapters.errors import Cancelled, TimedOut
+from bot.core import ControlContext, Reply
+from bot.errors import CommandError, RecordForged
+from bot.events import Event
+from bot.grammar import JOB_ID, Kind, Param
+from bot.registry import control
+
+if TYPE_CHECKING:
+    import redis
+
+    from bot.jobs import Job
+    from bot.policy import Policy
+    from bot.runbook import StepContext
+    from bot.signing import Signer
+
+KEY = "drbot:confirm:"
+KEEP_SECONDS = 7 * 86400
+POLL = 1.0
+PHASE = Kind("phase number", re.compile(r"[1-9]"), "2")
+
+
+def step_name(phase: int) -> str:
+    """The name of the step that waits for phase ``phase`` (what /dr confirm looks for)."""
+    return f"confirm phase {phase}"
+
+
+def may_confirm(policy: Policy, job: Job, person: str) -> bool:
+    return person == job.requester or policy.may_approve(person, job.command)
+
+
+def _key(job_id: str, phase: int) -> str:
+    return f"{KEY}{job_id}:{phase}"
+
+
+# -- bot side -----------------------------------------------------------------------------------
+
+
+@control("confirm", summary="start the next phase of a job waiting for confirmation",
+         params=(Param("id", "the job id", kind=JOB_ID, complete="jobs"),
+                 Param("phase", "the phase the job waits for", kind=PHASE)))
+def confirm(ctx: ControlContext) -> Reply:
+    rt, person = ctx.rt, ctx.caller.person or ""
+    job_id, phase = str(ctx.args["id"]), int(str(ctx.args["phase"]))
+    job = rt.store.get(job_id)
+    if not may_confirm(rt.policy, job, person):
+        rt.audit.record("confirm", "refused-not-allowed", person=person,
+                        account=ctx.caller.account, job=job_id)
+        raise CommandError(f"{person} may not confirm job {job_id}: only its requester "
+                           f"({job.requester}) or an approver of /dr {job.command} may")
+    name = step_name(phase)
+    waiting = next((s for s in job.steps if s.name == name), None)
+    if waiting is None:
+        raise CommandError(f"job {job_id} (/dr {job.command}) has no phase {phase} to confirm")
+    if waiting.status == "done":
+        raise CommandError(f"phase {phase} of job {job_id} was already confirmed")
+    current = job.current_step
+    if job.status != "running" or current is None or current.name != name:
+        now = current.name if current else "nothing"
+        raise CommandError(f"job {job_id} is {job.status} and not waiting for phase {phase} "
+                           f"(its current step is {now}); confirm when the thread asks for it")
+    record = {"job": job_id, "phase": phase, "person": person, "account": ctx.caller.account,
+              "digest": job.digest or "", "at": time.time()}
+    rt.client.set(_key(job_id, phase), rt.signer.seal(record), ex=KEEP_SECONDS)
+    rt.audit.record("confirm", "confirmed", person=person, account=ctx.caller.account,
+                    job=job_id, detail=f"phase {phase}")
+    message = f"phase {phase} of job {job_id} confirmed by {person}; it starts now"
+    rt.events.emit(job_id, Event("note", message=message))
+    return Reply(message)
+
+
+# -- worker side --------------------------------------------------------------------------------
+
+
+def _valid(record: dict[str, Any], job: Job, phase: int, policy: Policy) -> str:
+    """'' when the record confirms this phase of this job and plan; else why not."""
+    if record.get("job") != job.id or record.get("phase") != phase:
+        return "it names another job or phase"
+    if record.get("digest") != (job.digest or ""):
+        return "it was given for an earlier plan"
+    if not may_confirm(policy, job, str(record.get("person"))):
+        return f"{record.get('person')} may no longer confirm it (the policy changed)"
+    return ""
+
+
+def _read(client: redis.Redis, signer: Signer, job_id: str, phase: int) -> dict[str, Any] | None:
+    raw = client.get(_key(job_id, phase))
+    if raw is None:
+        return None
+    try:
+        return signer.open(raw, f"confirmation of phase {phase} of job {job_id}")
+    except RecordForged as exc:
+        raise CommandError(f"{exc}: someone wrote it into Redis without drbot's key. Nothing "
+                           "of this phase was run; check who can reach drbot's Redis") from None
+
+
+def wait_for_confirmation(step: StepContext, phase: int, what: str, timeout: float
+                          ) -> dict[str, Any]:
+    """Wait until the requester or an approver types /dr confirm <job> <phase>; who confirmed."""
+    from bot.jobs import JobStore
+    from bot.policy import Policy
+    from bot.runtime import connect
+    from bot.signing import Signer
+
+    settings = step.services.settings
+    client = connect(settings, patient=True)
+    signer = Signer(settings.key())
+    settings.require("policy")
+    assert settings.policy is not None
+    job = JobStore(client, signer).get(step.job_id)
+    step.progress(f"phase {phase} ({what}) waits for confirmation: the requester "
+                  f"({job.requester}) or an approver types /dr confirm {step.job_id} {phase}",
+                  target=f"phase {phase}", status="waiting")
+    deadline = time.monotonic() + timeout
+    told = ""
+    while True:
+        if step.cancelled():
+            raise Cancelled(f"stopped waiting for the confirmation of phase {phase}; nothing of "
+                            "that phase has started")
+        record = _read(client, signer, step.job_id, phase)
+        if record is not None:
+            why = _valid(record, job, phase, Policy.load(settings.policy))
+            if not why:
+                step.progress(f"phase {phase} confirmed by {record['person']}",
+                              target=f"phase {phase}", status="confirmed")
+                return {"confirmed_by": record["person"], "at": record["at"]}
+            if why != told:
+                step.progress(f"a confirmation of phase {phase} was ignored: {why}",
+                              target=f"phase {phase}", status="waiting")
+                told = why
+        if time.monotonic() > deadline:
+            raise TimedOut(f"nobody confirmed phase {phase} ({what}) within {timeout / 3600:g}h; "
+                           f"nothing of that phase has started. /dr retry {step.job_id}, then "
+                           f"/dr confirm {step.job_id} {phase} when ready")
+        time.sleep(POLL)

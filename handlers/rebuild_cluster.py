@@ -1,0 +1,422 @@
+"""/dr rebuild-cluster: scenario 4, the whole cluster built again from Terraform, Ansible, Flux
+and the backups, in four phases, each started by a confirmation in the job's thread.
+
+1. Terraform destroys and re-creates every VM of the inventory, the site playbook configures them
+   all (the cluster-init server first starts a new etcd), drbot takes a fresh kubeconfig when the
+   playbook leaves one, and every Node must be Ready.
+2. Flux is bootstrapped with the inventory's argument list (``iac.flux_bootstrap``), its Git
+   secret re-applied from ``iac.flux_secret_file`` (never echoed), and the application
+   Kustomizations are suspended, so no app starts on an empty volume.
+3. Every Longhorn volume is restored from its latest completed backup into a PVC named by the
+   backup's recorded PVC and namespace, before the apps exist; CNPG clusters and their recovery
+   points are reported (their manifests must bootstrap from the object store).
+4. The Kustomizations suspended in phase 2 are resumed and must become Ready.
+
+Which Kustomizations are "application" ones: all but ``flux-system``, those another Kustomization
+depends on (``spec.dependsOn``: infrastructure layers) and those that own the Longhorn or CNPG
+operator HelmRelease (by the ``kustomize.toolkit.fluxcd.io/name`` label). One already suspended
+is left so and not resumed. Between bootstrap and the suspend step Flux may start an app; keep
+application Kustomizations behind a ``dependsOn`` in Git to close that window.
+
+The phases wait for ``/dr confirm <job> <phase>`` (handlers/confirm.py). The runbook refuses while
+drbot itself runs on the cluster (inventory ``drbot_nodes``): run drbot standalone for this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from adapters.errors import AdapterError, Conflict, NotFound, Unreachable
+from bot.errors import CommandError
+from bot.locks import LockKey, exclusive
+from bot.registry import runbook
+from bot.runbook import PlanContext, Runbook, StepContext, StepDef
+from handlers import iac, preflight
+from handlers.confirm import step_name, wait_for_confirmation
+from handlers.rebuild_node import SSH_TIMEOUT, wait_ready
+
+if TYPE_CHECKING:
+    from adapters.kubernetes.client import Kube
+    from adapters.kubernetes.longhorn import Backup
+    from bot.inventory import Inventory
+
+CONFIRM_TIMEOUT = 4 * 3600.0
+BOOTSTRAP_TIMEOUT = 1800.0
+RESTORE_TIMEOUT = 2 * 3600.0
+JOB_TIMEOUT = 24 * 3600
+FLUX_LABEL = "kustomize.toolkit.fluxcd.io/name"
+OPERATORS = ("longhorn", "cloudnative-pg")
+KEEP_RUNNING = ("flux-system",)
+
+DESTROY, APPLY, SSH, SITE, KUBECONFIG, READY = ("terraform destroy", "terraform apply",
+                                                "wait for SSH", "ansible site", "kubeconfig",
+                                                "wait for Ready")
+BOOTSTRAP, SECRET, SUSPEND = "flux bootstrap", "flux secret", "suspend apps"
+RESTORE, CNPG, RESUME = "restore volumes", "report CNPG", "resume apps"
+PHASES = {1: "rebuild the VMs and K3s", 2: "bootstrap Flux, apps suspended",
+          3: "restore the volumes", 4: "resume the apps"}
+
+
+def locks(args: dict[str, Any]) -> list[LockKey]:
+    return [exclusive("cluster"), exclusive("etcd"), exclusive("iac")]
+
+
+# -- live state ---------------------------------------------------------------------------------
+
+
+def restore_plan(kube: Kube) -> list[Backup]:
+    """The latest completed backup of every volume that recorded its PVC, one per PVC."""
+    from adapters.kubernetes import longhorn
+
+    latest: dict[tuple[str, str], Backup] = {}
+    for backup in longhorn.list_backups(kube):  # oldest first: later ones win
+        if backup.state == "Completed" and backup.pvc and backup.pvc_namespace and backup.url:
+            latest[(backup.pvc_namespace, backup.pvc)] = backup
+    return [latest[k] for k in sorted(latest)]
+
+
+def unrestorable(kube: Kube) -> list[str]:
+    """Volumes with a PVC and no completed backup: their data would be lost."""
+    from adapters.kubernetes import longhorn
+
+    done = {b.volume for b in longhorn.list_backups(kube) if b.state == "Completed"}
+    return [preflight.pvc_of(v) for v in longhorn.list_volumes(kube) if v.pvc and v.name not in done]
+
+
+def app_kustomizations(kube: Kube) -> tuple[list[str], list[str]]:
+    """(to suspend, already suspended) application Kustomizations as namespace/name."""
+    from adapters.kubernetes.resources import HELMRELEASES, KUSTOMIZATIONS
+
+    objs = kube.list_objects(KUSTOMIZATIONS)
+    keep = {f"flux-system/{n}" for n in KEEP_RUNNING}
+    for obj in objs:
+        ns = obj["metadata"].get("namespace", "flux-system")
+        for dep in (obj.get("spec") or {}).get("dependsOn") or []:
+            keep.add(f"{dep.get('namespace') or ns}/{dep.get('name')}")
+    for hr in kube.list_objects(HELMRELEASES):
+        labels = hr["metadata"].get("labels") or {}
+        if hr["metadata"].get("name") in OPERATORS and labels.get(FLUX_LABEL):
+            keep.add(f"{labels.get('kustomize.toolkit.fluxcd.io/namespace', 'flux-system')}/"
+                     f"{labels[FLUX_LABEL]}")
+    apps = [(f"{o['metadata'].get('namespace')}/{o['metadata']['name']}",
+             bool((o.get("spec") or {}).get("suspend"))) for o in objs]
+    apps = sorted(a for a in apps if a[0] not in keep)
+    return [n for n, s in apps if not s], [n for n, s in apps if s]
+
+
+def suspended_apps(kube: Kube) -> list[str]:
+    """Application Kustomizations that are suspended now (for tests and the dry run)."""
+    return app_kustomizations(kube)[1]
+
+
+# -- phase 1 ------------------------------------------------------------------------------------
+
+
+def addresses(inventory: Inventory) -> list[str]:
+    return [n.terraform_address for n in inventory.nodes.values()]
+
+
+def terraform(step: StepContext, destroy: bool) -> dict[str, Any]:
+    from adapters import terraform as tf
+
+    config = step.services.terraform
+    tf.check_backend(config)
+    targets = addresses(step.inventory)
+    result = tf.apply(config, targets=targets, destroy=destroy,
+                      hooks=iac.timed(step, f"{len(targets)} VMs"))
+    s = result.summary
+    return {"added": s.add, "destroyed": s.remove, "resources": list(result.resources)}
+
+
+def kubeconfig_dest(step: StepContext) -> str:
+    return os.path.join(iac.job_dir(step.inventory, step.job_id), "kubeconfig")
+
+
+def site(step: StepContext) -> dict[str, Any]:
+    ansible = iac.require_iac(step.inventory).ansible
+    hosts = [n.ansible_host for n in step.inventory.nodes.values()]
+    return iac.run_playbook(step, ansible.site_playbook, hosts,
+                            {"drbot_kubeconfig_dest": kubeconfig_dest(step)}, reset=hosts)
+
+
+def configured_kubeconfig(step: StepContext) -> str:
+    path = step.services.settings.kubeconfig or step.inventory.kubernetes.kubeconfig
+    return str(path) if path else ""
+
+
+def kubeconfig(step: StepContext) -> dict[str, Any]:
+    """Install the kubeconfig the site playbook fetched from the new first server, if any."""
+    fresh, current = kubeconfig_dest(step), configured_kubeconfig(step)
+    if not os.path.isfile(fresh):
+        iac.say(step, f"the playbooks left no kubeconfig at {fresh} (the site playbook may fetch "
+                "/etc/rancher/k3s/k3s.yaml of the first server there: extravar "
+                f"drbot_kubeconfig_dest); reusing {current or 'the in-cluster account'}")
+        return {"kubeconfig": "reused", "path": current}
+    try:
+        data = yaml.safe_load(open(fresh, encoding="utf-8").read())  # noqa: SIM115
+        clusters = data["clusters"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        raise CommandError(f"{fresh} is not a kubeconfig; check the site playbook") from None
+    endpoints = step.inventory.kubernetes.endpoints
+    for entry in clusters:
+        server = str(entry.get("cluster", {}).get("server", ""))
+        if endpoints and ("127.0.0.1" in server or "localhost" in server):
+            entry["cluster"]["server"] = endpoints[0]
+    if not current:
+        raise CommandError(f"a fresh kubeconfig is at {fresh}, but drbot uses the in-cluster "
+                           "account; set kubernetes.kubeconfig in the inventory to use it")
+    fd, temp = tempfile.mkstemp(dir=os.path.dirname(current), prefix=".kubeconfig-")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        yaml.safe_dump(data, out)
+    os.replace(temp, current)
+    step.services.__dict__.pop("kube", None)  # the next call builds a client from the new file
+    iac.say(step, f"installed the new cluster's kubeconfig at {current}")
+    return {"kubeconfig": "installed", "path": current}
+
+
+# -- phase 2 ------------------------------------------------------------------------------------
+
+
+def bootstrap(step: StepContext) -> dict[str, Any]:
+    from adapters import subprocesses
+
+    argv = list(iac.require_iac(step.inventory).flux_bootstrap)
+    if not argv:
+        iac.say(step, "iac.flux_bootstrap is empty in the inventory: Flux bootstrap skipped "
+                "(bootstrap it by hand if the new cluster has no Flux)")
+        return {"skipped": "no iac.flux_bootstrap"}
+    lines: list[str] = []
+    rc = subprocesses.run(argv, hooks=iac.timed(step, argv[0]), on_line=lines.append,
+                          timeout=BOOTSTRAP_TIMEOUT, what="flux bootstrap")
+    if rc != 0:
+        tail = " | ".join(line.strip() for line in lines[-3:] if line.strip())
+        raise AdapterError(f"flux bootstrap exited {rc}: {tail[:400] or 'no output'}")
+    return {"ran": argv[0]}
+
+
+def apply_secret(step: StepContext) -> dict[str, Any]:
+    """Create or update the Secret of ``iac.flux_secret_file`` (its content never leaves here)."""
+    from bot.services import secret_file
+
+    path = iac.require_iac(step.inventory).flux_secret_file
+    if not path:
+        iac.say(step, "iac.flux_secret_file is not set: no bootstrap secret to re-apply")
+        return {"skipped": "no iac.flux_secret_file"}
+    body = yaml.safe_load(secret_file(path, "iac.flux_secret_file"))
+    meta = body.get("metadata", {}) if isinstance(body, dict) else {}
+    if not isinstance(body, dict) or body.get("kind") != "Secret" or not meta.get("name"):
+        raise CommandError(f"iac.flux_secret_file ({path}) is not a Secret manifest with a name")
+    kube, ns, name = step.services.kube, meta.get("namespace") or "flux-system", meta["name"]
+    meta["namespace"] = ns
+    try:
+        kube.call(kube.core.create_namespaced_secret, ns, body)
+        action = "created"
+    except Conflict:
+        kube.call(kube.core.patch_namespaced_secret, name, ns,
+                  {"data": body.get("data"), "stringData": body.get("stringData")})
+        action = "updated"
+    iac.say(step, f"Secret {ns}/{name} {action} from iac.flux_secret_file")
+    return {"secret": f"{ns}/{name}", "action": action}
+
+
+def suspend_apps(step: StepContext) -> dict[str, Any]:
+    from adapters.kubernetes import flux
+
+    kube = step.services.kube
+    if "ran" in step.results.get(BOOTSTRAP, {}):
+        flux.reconcile_kustomization(kube, "flux-system", timeout=BOOTSTRAP_TIMEOUT,
+                                     poll=step.inventory.flux.poll_seconds, hooks=step.hooks)
+    to_suspend, already = app_kustomizations(kube)
+    earlier = step.results.get(SUSPEND, {}).get("suspended", [])
+    for ref in to_suspend:
+        ns, name = ref.split("/", 1)
+        flux.suspend(kube, "kustomization", name, ns)
+        iac.say(step, f"Kustomization {ref} suspended", ref)
+    return {"suspended": sorted(set(earlier) | set(to_suspend)), "left_suspended": already}
+
+
+# -- phase 3 ------------------------------------------------------------------------------------
+
+
+def create_namespace(kube: Kube, namespace: str) -> None:
+    with contextlib.suppress(Conflict):
+        kube.call(kube.core.create_namespace, {"apiVersion": "v1", "kind": "Namespace",
+                                               "metadata": {"name": namespace}})
+
+
+def restore_one(step: StepContext, backup: Backup) -> Any:
+    """Restore into the recorded PVC; a namespace the new cluster lacks yet (its app is
+    suspended) is created when the PVC cannot be, and the (idempotent) restore goes on."""
+    from adapters.kubernetes import longhorn
+
+    target = f"{backup.pvc_namespace}/{backup.pvc}"
+    for attempt in (1, 2):
+        try:
+            return longhorn.restore_backup(step.services.kube, backup.name, backup.pvc,
+                                           backup.pvc_namespace, iac.timed(step, target),
+                                           RESTORE_TIMEOUT, poll=1.0)
+        except NotFound as exc:
+            if attempt == 2 or "namespace" not in str(exc).lower():
+                raise
+            create_namespace(step.services.kube, backup.pvc_namespace)
+            iac.say(step, f"namespace {backup.pvc_namespace} created", target)
+    raise AssertionError("unreachable")
+
+
+def restore_all(step: StepContext) -> dict[str, Any]:
+    kube = step.services.kube
+    restored, failed = [], []
+    for backup in restore_plan(kube):
+        target = f"{backup.pvc_namespace}/{backup.pvc}"
+        try:
+            done = restore_one(step, backup)
+        except (Conflict, NotFound) as exc:
+            failed.append(f"{target}: {exc}")
+            continue
+        restored.append({"pvc": target, "backup": backup.name, "volume": done.volume,
+                         "taken": backup.created})
+    if failed:
+        raise AdapterError(f"{len(failed)} volume(s) not restored ({len(restored)} done): "
+                           + "; ".join(failed) + ". Fix them, then /dr retry "
+                           + step.job_id + " (restored PVCs are kept)")
+    return {"restored": restored}
+
+
+def report_cnpg(step: StepContext) -> dict[str, Any]:
+    from adapters.kubernetes import cnpg
+
+    clusters = cnpg.list_clusters(step.services.kube)
+    lines = [f"{c.namespace}/{c.name}: recovery from {c.first_recoverability_point or '?'} to "
+             f"{c.last_successful_backup or '?'} (last base backup), archiving "
+             f"{ {True: 'ok', False: 'FAILING', None: 'unknown'}[c.archiving] }"
+             for c in clusters]
+    for line in lines:
+        iac.say(step, line)
+    if not lines:
+        iac.say(step, "no CNPG cluster exists yet: they come with the application "
+                "Kustomizations; their manifests must bootstrap from the object store "
+                "(spec.bootstrap.recovery)")
+    return {"clusters": lines}
+
+
+# -- phase 4 ------------------------------------------------------------------------------------
+
+
+def resume_apps(step: StepContext) -> dict[str, Any]:
+    from adapters.kubernetes import flux
+
+    resumed = []
+    for ref in step.results.get(SUSPEND, {}).get("suspended", []):
+        ns, name = ref.split("/", 1)
+        flux.resume(step.services.kube, "kustomization", name, ns,
+                    timeout=step.inventory.flux.timeout_seconds, hooks=iac.timed(step, ref),
+                    poll=step.inventory.flux.poll_seconds)
+        resumed.append(ref)
+    return {"resumed": resumed}
+
+
+# -- the runbook --------------------------------------------------------------------------------
+
+
+def confirm_step(phase: int) -> StepDef:
+    return StepDef(step_name(phase), lambda s: wait_for_confirmation(
+        s, phase, PHASES[phase], CONFIRM_TIMEOUT), f"phase {phase}",
+        f"wait for /dr confirm <job> {phase} (requester or approver): {PHASES[phase]}")
+
+
+def plan_steps(inventory: Inventory) -> list[StepDef]:
+    names = list(inventory.nodes)
+    hosts = ",".join(n.ansible_host for n in inventory.nodes.values())
+    vms = f"{len(names)} VMs"
+    return [
+        confirm_step(1),
+        StepDef(DESTROY, lambda s: terraform(s, destroy=True), vms,
+                "terraform apply -destroy of every VM of the inventory", destructive=True),
+        StepDef(APPLY, lambda s: terraform(s, destroy=False), vms, "create them all again"),
+        StepDef(SSH, lambda s: {"keys": iac.wait_for_ssh(
+            s, [iac.ssh_endpoint(s.inventory, n) for n in names], SSH_TIMEOUT)}, vms,
+                "wait until each answers SSH, accept the new host keys"),
+        StepDef(SITE, site, hosts, "the site playbook on every host (the cluster-init server "
+                "starts a new etcd)"),
+        StepDef(KUBECONFIG, kubeconfig, "kubeconfig", "install the new cluster's kubeconfig if "
+                "the playbook fetched one, else reuse the configured one"),
+        StepDef(READY, lambda s: wait_ready(s, names), ", ".join(names), "every Node Ready"),
+        confirm_step(2),
+        StepDef(BOOTSTRAP, bootstrap, "flux", "run iac.flux_bootstrap (skipped when empty)"),
+        StepDef(SECRET, apply_secret, "flux-system", "re-apply iac.flux_secret_file (never "
+                "shown)"),
+        StepDef(SUSPEND, suspend_apps, "Kustomizations", "suspend the application "
+                "Kustomizations"),
+        confirm_step(3),
+        StepDef(RESTORE, restore_all, "Longhorn volumes", "restore each volume's latest "
+                "completed backup into its recorded PVC"),
+        StepDef(CNPG, report_cnpg, "CNPG clusters", "report clusters and recovery points"),
+        confirm_step(4),
+        StepDef(RESUME, resume_apps, "Kustomizations", "resume what phase 2 suspended, wait "
+                "for Ready"),
+    ]
+
+
+def observe(kube: Kube) -> tuple[list[str], list[str]]:
+    """(targets, notes) read from the live cluster; an unreachable one is said so."""
+    try:
+        backups = restore_plan(kube)
+        to_suspend, already = app_kustomizations(kube)
+        missing = unrestorable(kube)
+    except Unreachable as exc:
+        return [], [f"the cluster does not answer ({exc}): the volumes to restore are read from "
+                    "Longhorn's backups once Flux has reinstalled it (phase 3)"]
+    notes = [f"restore {b.pvc_namespace}/{b.pvc} from {b.name} (taken {b.created})"
+             for b in backups]
+    notes += [f"suspend Kustomization {k} until the restores are done" for k in to_suspend]
+    notes += [f"Kustomization {k} is suspended and stays so" for k in already]
+    notes += [f"NO BACKUP: {p} (its data is lost)" for p in missing]
+    targets = [f"restore {b.pvc_namespace}/{b.pvc}" for b in backups]
+    return targets + [f"suspend {k}" for k in to_suspend], notes
+
+
+def summary(results: dict[str, dict[str, Any]]) -> str:
+    restored = results.get(RESTORE, {}).get("restored", [])
+    lines = [f"Cluster rebuilt: {results.get(APPLY, {}).get('added', 0)} VMs created, Nodes "
+             f"Ready (etcd {results.get(READY, {}).get('etcd', '?')}); kubeconfig "
+             f"{results.get(KUBECONFIG, {}).get('kubeconfig', '?')}.",
+             f"{len(restored)} volume(s) restored: " + ", ".join(
+                 f"{r['pvc']} ({r['backup']})" for r in restored)]
+    lines += [f"CNPG {line}" for line in results.get(CNPG, {}).get("clusters", [])]
+    lines.append("Resumed: " + (", ".join(results.get(RESUME, {}).get("resumed", [])) or "-"))
+    return "\n".join(lines)
+
+
+@runbook("rebuild-cluster",
+         summary="rebuild the whole cluster from Terraform, Ansible, Flux and backups (scenario 4)",
+         locks=locks, timeout=JOB_TIMEOUT)
+def rebuild_cluster(ctx: PlanContext) -> Runbook:
+    inventory = ctx.inventory
+    if not inventory.nodes:
+        raise CommandError("the inventory lists no nodes: nothing to rebuild")
+    iac.require_iac(inventory)
+    revision = iac.revision(ctx.services)
+    kube = ctx.services.kube
+
+    def check() -> None:
+        preflight.check_drbot(inventory, list(inventory.nodes))
+        try:
+            missing = unrestorable(kube)
+        except Unreachable:
+            return
+        if missing:
+            raise CommandError("these volumes have no completed backup and would be lost: "
+                               + ", ".join(missing) + ". Back them up first: "
+                               + "; ".join(f"/dr backup-now longhorn {p}" for p in missing))
+
+    live_targets, notes = observe(kube)
+    vms = [f"destroy and re-create VM {n.vmid} ({name}) on {n.host}"
+           for name, n in inventory.nodes.items()]
+    targets = [*vms, *(f"terraform {a}" for a in addresses(inventory)), *live_targets]
+    return Runbook(plan_steps(inventory), targets=targets, revision=revision,
+                   notes=[*vms, *notes], preflight=check, summary=summary)

@@ -1,0 +1,338 @@
+"""/dr restore <namespace/pvc> [--backup NAME] [--replace]: a Longhorn volume back from a backup.
+
+By default the backup is restored into a new PVC beside the old one, named
+``<pvc>-restored-<MMDD-HHMM of the backup>`` (stable, so a retry or a second request finds it);
+nothing that exists is touched. The restore itself follows domain.md §3 route (c) through
+``adapters.kubernetes.longhorn.restore_backup``: a Volume from the Backup's ``status.url`` (a
+Backup that exists and belongs to this PVC's volume, never text), a static PV, a PVC.
+
+``--replace`` swaps the restored copy in under the old PVC name, so the workload and Git stay as
+they are: the owning Flux Kustomization (the ``kustomize.toolkit.fluxcd.io/*`` labels of the
+Deployment or StatefulSet that mounts the PVC) is suspended so Flux does not scale the workload
+back up, the workload is scaled to 0 (its replica count kept in an annotation, so a retry never
+takes 0 for the original), the old PV is set to Retain (the old data stays as a fallback), the
+old PVC is deleted and created again bound to the restored PV, then the workload is scaled up
+and the Kustomization resumed. Without ``--replace`` a PVC that a running pod uses is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from adapters.errors import NotFound
+from adapters.kubernetes.resources import Resource
+from bot.errors import CommandError
+from bot.grammar import NAME, QUALIFIED, Param
+from bot.locks import LockKey, exclusive, shared
+from bot.registry import runbook
+from bot.runbook import PlanContext, Runbook, StepContext, StepDef
+from handlers import iac
+
+if TYPE_CHECKING:
+    from adapters.kubernetes.client import Kube
+    from adapters.kubernetes.longhorn import Backup
+
+DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
+STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
+REPLICAS_ANNOTATION = "drbot.io/replicas-before-restore"
+FLUX_NAME, FLUX_NS = "kustomize.toolkit.fluxcd.io/name", "kustomize.toolkit.fluxcd.io/namespace"
+RESTORE_TIMEOUT = 4 * 3600.0
+SCALE_TIMEOUT = 600.0
+POLL = 1.0
+
+RESTORE, SUSPEND, DOWN, SWAP, UP, RESUME = ("restore", "suspend Kustomization", "scale down",
+                                            "swap PVC", "scale up", "resume Kustomization")
+
+
+def split(ref: str) -> tuple[str, str]:
+    namespace, sep, name = ref.partition("/")
+    if not sep:
+        raise CommandError(f"give the PVC with its namespace, e.g. /dr restore apps/{ref}")
+    return namespace, name
+
+
+def locks(args: dict[str, Any]) -> list[LockKey]:
+    return [shared("cluster"), exclusive(f"pvc:{args['pvc']}")]
+
+
+# -- live state ---------------------------------------------------------------------------------
+
+
+def find_volume(kube: Kube, ns: str, name: str) -> str:
+    """The Longhorn volume of PVC ns/name: the live one, else the one its backups recorded."""
+    from adapters.kubernetes import longhorn
+
+    volumes = longhorn.list_volumes(kube)
+    live = [v.name for v in volumes if (v.pvc_namespace, v.pvc) == (ns, name)]
+    if live:
+        return live[0]
+    recorded = [b.volume for b in longhorn.list_backups(kube) if (b.pvc_namespace, b.pvc) == (ns, name)]
+    if recorded:
+        return recorded[-1]
+    known = sorted({f"{v.pvc_namespace}/{v.pvc}" for v in volumes if v.pvc})
+    raise CommandError(f"no Longhorn volume or backup belongs to PVC {ns}/{name}; known PVCs: "
+                       + (", ".join(known[:12]) or "none"))
+
+
+def choose_backup(kube: Kube, volume: str, ref: str, wanted: str | None) -> Backup:
+    from adapters.kubernetes import longhorn
+
+    mine = [b for b in longhorn.list_backups(kube, volume) if b.state == "Completed"]
+    listed = ", ".join(f"{b.name} ({b.created})" for b in reversed(mine[-5:])) or "none"
+    if not wanted:
+        if not mine:
+            raise CommandError(f"PVC {ref} (volume {volume}) has no completed backup to restore")
+        return mine[-1]
+    try:
+        backup = longhorn.get_backup(kube, wanted)
+    except NotFound:
+        raise CommandError(f"no Longhorn backup is called {wanted}; completed backups of {ref}: "
+                           f"{listed}") from None
+    if backup.volume != volume:
+        raise CommandError(f"backup {wanted} is of volume {backup.volume}, not of {ref} "
+                           f"({volume}); its backups: {listed}")
+    if backup.state != "Completed":
+        raise CommandError(f"backup {wanted} is {backup.state or 'not finished'}; pick a "
+                           f"completed one: {listed}")
+    return backup
+
+
+def users(kube: Kube, ns: str, name: str) -> list[str]:
+    """Running pods that mount the PVC."""
+    from adapters.kubernetes.nodes import _to_pod
+
+    pods = kube.call(kube.core.list_namespaced_pod, ns).items or []
+    return sorted(p.name for p in map(_to_pod, pods)
+                  if name in p.pvcs and p.phase in ("Running", "Pending"))
+
+
+def workloads(kube: Kube, ns: str, name: str) -> list[tuple[Resource, dict[str, Any]]]:
+    """The Deployments and StatefulSets of ``ns`` whose pod template mounts the PVC."""
+    found = []
+    for res in (DEPLOYMENTS, STATEFULSETS):
+        for obj in kube.list_objects(res, ns):
+            volumes = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}) \
+                .get("volumes") or []
+            if any((v.get("persistentVolumeClaim") or {}).get("claimName") == name
+                   for v in volumes):
+                found.append((res, obj))
+    return found
+
+
+def pvc_spec(kube: Kube, ns: str, name: str) -> dict[str, Any]:
+    """Storage class, access modes and size of the existing PVC (defaults when it is gone)."""
+    try:
+        pvc = kube.call(kube.core.read_namespaced_persistent_volume_claim, name, ns)
+    except NotFound:
+        return {"class": "longhorn", "modes": ["ReadWriteOnce"], "pv": "", "exists": False}
+    spec = pvc.spec
+    return {"class": spec.storage_class_name or "longhorn",
+            "modes": list(spec.access_modes or ["ReadWriteOnce"]), "pv": spec.volume_name or "",
+            "exists": True}
+
+
+def new_name(name: str, backup: Backup) -> str:
+    stamp = backup.created or backup.snapshot_created
+    try:
+        short = datetime.fromisoformat(stamp.replace("Z", "+00:00")).strftime("%m%d-%H%M")
+    except ValueError:
+        short = backup.name[-8:]
+    return f"{name[:200]}-restored-{short}"
+
+
+# -- steps --------------------------------------------------------------------------------------
+
+
+def restore(step: StepContext, backup: Backup, ns: str, target: str, shape: dict[str, Any],
+            replicas: int) -> dict[str, Any]:
+    from adapters.kubernetes import longhorn
+
+    done = longhorn.restore_backup(
+        step.services.kube, backup.name, target, ns, iac.timed(step, f"{ns}/{target}"),
+        RESTORE_TIMEOUT, storage_class=shape["class"], access_modes=tuple(shape["modes"]),
+        replicas=replicas, poll=POLL)
+    return {"pvc": f"{ns}/{target}", "volume": done.volume, "pv": done.pv,
+            "backup": backup.name, "size": done.size}
+
+
+def set_suspended(step: StepContext, ks: str, suspend: bool) -> dict[str, Any]:
+    from adapters.kubernetes import flux
+
+    ns, name = ks.split("/", 1)
+    kube = step.services.kube
+    if suspend:
+        was = flux.get_kustomization(kube, name, ns).suspended
+        if not was:
+            flux.suspend(kube, "kustomization", name, ns)
+        iac.say(step, f"Kustomization {ks} " + ("was already suspended" if was else "suspended"))
+        return {"was_suspended": was}
+    if step.results.get(SUSPEND, {}).get("was_suspended"):
+        iac.say(step, f"Kustomization {ks} was suspended before; left suspended")
+        return {"resumed": False}
+    flux.resume(kube, "kustomization", name, ns, timeout=step.inventory.flux.timeout_seconds,
+                hooks=iac.timed(step, ks), poll=step.inventory.flux.poll_seconds)
+    return {"resumed": True}
+
+
+def scale_down(step: StepContext, res: Resource, ns: str, wl: str, pvc: str) -> dict[str, Any]:
+    from adapters.kubernetes._wait import wait_for
+
+    kube = step.services.kube
+    obj = kube.get_object(res, wl, ns)
+    before = (obj["metadata"].get("annotations") or {}).get(REPLICAS_ANNOTATION)
+    replicas = int(before) if before is not None else int(obj["spec"].get("replicas", 1))
+    kube.patch_object(res, wl, {"metadata": {"annotations": {REPLICAS_ANNOTATION: str(replicas)}},
+                                "spec": {"replicas": 0}}, ns)
+    wait_for(lambda: True if not users(kube, ns, pvc) else None, timeout=SCALE_TIMEOUT, poll=POLL,
+             hooks=iac.timed(step, f"{res.kind} {ns}/{wl}"),
+             timeout_message=lambda err: f"pods still use PVC {ns}/{pvc} {SCALE_TIMEOUT:.0f}s "
+             f"after scaling {res.kind} {ns}/{wl} to 0: {', '.join(users(kube, ns, pvc))}",
+             cancel_message=f"stopped waiting; {res.kind} {ns}/{wl} is scaled to 0")
+    return {"replicas": replicas}
+
+
+def swap(step: StepContext, ns: str, name: str, restored: dict[str, Any], shape: dict[str, Any]
+         ) -> dict[str, Any]:
+    """Bind the old PVC name to the restored PV; the old PV is kept (Retain)."""
+    from adapters.kubernetes._wait import wait_for
+
+    kube, new_pv = step.services.kube, restored["pv"]
+    current = pvc_spec(kube, ns, name)
+    if current["exists"] and current["pv"] == new_pv:
+        return {"old_pv": step.results.get(SWAP, {}).get("old_pv", ""), "swapped": True}
+    old_pv = current["pv"]
+    if old_pv:
+        kube.call(kube.core.patch_persistent_volume, old_pv,
+                  {"spec": {"persistentVolumeReclaimPolicy": "Retain"}})
+    restored_ns, restored_name = restored["pvc"].split("/", 1)
+    for pvc in ([restored_name] + ([name] if current["exists"] else [])):
+        with contextlib.suppress(NotFound):
+            kube.call(kube.core.delete_namespaced_persistent_volume_claim, pvc, restored_ns)
+
+    def gone() -> bool | None:
+        left = [p for p in (restored_name, name) if pvc_spec(kube, ns, p)["exists"]]
+        return True if not left else None
+    wait_for(gone, timeout=SCALE_TIMEOUT, poll=POLL, hooks=iac.timed(step, f"{ns}/{name}"),
+             timeout_message=lambda err: f"PVC {ns}/{name} is still being deleted (a pod may "
+             "still use it: kubectl describe pvc)", cancel_message="stopped during the swap")
+    kube.call(kube.core.patch_persistent_volume, new_pv, {"spec": {"claimRef": {
+        "namespace": ns, "name": name, "uid": None, "resourceVersion": None}}})
+    kube.call(kube.core.create_namespaced_persistent_volume_claim, ns, {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"accessModes": shape["modes"], "storageClassName": shape["class"],
+                 "resources": {"requests": {"storage": restored["size"]}},
+                 "volumeName": new_pv}})
+    iac.say(step, f"PVC {ns}/{name} now binds {new_pv}; the old PV {old_pv or '-'} is kept")
+    return {"old_pv": old_pv, "swapped": True}
+
+
+def scale_up(step: StepContext, res: Resource, ns: str, wl: str) -> dict[str, Any]:
+    from adapters.kubernetes._wait import wait_for
+
+    kube = step.services.kube
+    replicas = int(step.results.get(DOWN, {}).get("replicas", 1))
+    kube.patch_object(res, wl, {"metadata": {"annotations": {REPLICAS_ANNOTATION: None}},
+                                "spec": {"replicas": replicas}}, ns)
+
+    def ready() -> bool | None:
+        status = kube.get_object(res, wl, ns).get("status") or {}
+        return True if int(status.get("readyReplicas") or 0) >= replicas else None
+    wait_for(ready, timeout=SCALE_TIMEOUT, poll=POLL, hooks=iac.timed(step, f"{ns}/{wl}"),
+             timeout_message=lambda err: f"{res.kind} {ns}/{wl} has not {replicas} ready "
+             f"replica(s) after {SCALE_TIMEOUT:.0f}s; check its pods",
+             cancel_message=f"stopped waiting; {res.kind} {ns}/{wl} is scaled to {replicas}")
+    return {"replicas": replicas}
+
+
+# -- the runbook --------------------------------------------------------------------------------
+
+
+@runbook("restore", summary="restore a Longhorn volume from a backup into a new PVC, or --replace",
+         params=(Param("pvc", "namespace/name of the PVC", kind=QUALIFIED, complete="pvcs"),
+                 Param("backup", "a backup name (default: the latest completed)", kind=NAME,
+                       flag=True, required=False),
+                 Param("replace", "swap the restored copy in (scales the workload down)",
+                       flag=True, boolean=True, required=False)),
+         locks=locks, timeout=int(RESTORE_TIMEOUT) + 3600)
+def restore_pvc(ctx: PlanContext) -> Runbook:
+    from adapters.kubernetes import longhorn
+
+    ref = str(ctx.args["pvc"])
+    ns, name = split(ref)
+    replace = bool(ctx.args.get("replace"))
+    kube = ctx.services.kube
+    volume = find_volume(kube, ns, name)
+    backup = choose_backup(kube, volume, ref, ctx.args.get("backup") or None)
+    running = users(kube, ns, name)
+    if running and not replace:
+        raise CommandError(f"PVC {ref} is in use by running pod(s) {', '.join(running)}. Add "
+                           f"--replace to swap the restored copy in (the workload is scaled "
+                           f"down meanwhile), or stop the app first")
+    shape = pvc_spec(kube, ns, name)
+    try:
+        copies = longhorn.get_volume(kube, volume).number_of_replicas or 3
+    except NotFound:
+        copies = 3
+    target = new_name(name, backup)
+    label = f"backup {backup.name} of {ref} (taken {backup.created})"
+    steps = [StepDef(RESTORE, lambda s: restore(s, backup, ns, target, shape, copies),
+                     f"{ns}/{target}", f"restore {label} into a new PVC")]
+    targets = [f"restore {backup.name} into {ns}/{target}"]
+    notes: list[str] = []
+    if replace:
+        found = workloads(kube, ns, name)
+        if running and not found:
+            raise CommandError(f"pods {', '.join(running)} use {ref} but no Deployment or "
+                               f"StatefulSet of {ns} mounts it; stop them, then try again")
+        steps_, more = replace_steps(ns, name, found, shape)
+        steps += steps_
+        targets += more
+        notes.append(f"the current volume {shape['pv'] or volume} is kept (Retain) as a fallback")
+
+    def summary(results: dict[str, dict[str, Any]]) -> str:
+        done = results.get(RESTORE, {})
+        if not replace:
+            return (f"Restored {label} into PVC {ns}/{target} (volume {done.get('volume')}), "
+                    f"beside {ref}. Point the app at it, or /dr restore {ref} --backup "
+                    f"{backup.name} --replace to swap it in.")
+        old = results.get(SWAP, {}).get("old_pv") or "-"
+        return (f"Restored {label} and swapped it in: PVC {ref} now binds {done.get('pv')}. "
+                f"The previous volume (PV {old}) is kept with reclaim policy Retain; delete it "
+                "once the app is fine.")
+
+    return Runbook(steps, targets=targets, notes=notes, summary=summary)
+
+
+def replace_steps(ns: str, name: str, found: list[tuple[Resource, dict[str, Any]]],
+                  shape: dict[str, Any]) -> tuple[list[StepDef], list[str]]:
+    steps: list[StepDef] = []
+    targets = [f"swap PVC {ns}/{name}"]
+    if len(found) > 1:
+        raise CommandError(f"{len(found)} workloads mount {ns}/{name}; scale them down yourself, "
+                           "then restore beside it")
+    wl = found[0] if found else None
+    labels = (wl[1]["metadata"].get("labels") or {}) if wl else {}
+    ks = f"{labels.get(FLUX_NS, 'flux-system')}/{labels[FLUX_NAME]}" if FLUX_NAME in labels else ""
+    if ks:
+        steps.append(StepDef(SUSPEND, lambda s: set_suspended(s, ks, True), ks,
+                             "so Flux does not scale the workload back up"))
+        targets.append(f"suspend {ks}")
+    if wl:
+        res, wname = wl[0], wl[1]["metadata"]["name"]
+        steps.append(StepDef(DOWN, lambda s: scale_down(s, res, ns, wname, name),
+                             f"{res.kind} {ns}/{wname}", "scale to 0, wait until no pod uses "
+                             "the PVC", destructive=True))
+        targets.append(f"scale {res.kind} {ns}/{wname}")
+    steps.append(StepDef(SWAP, lambda s: swap(s, ns, name, s.results[RESTORE], shape),
+                         f"{ns}/{name}", "keep the old PV (Retain), bind the PVC name to the "
+                         "restored PV", destructive=True))
+    if wl:
+        steps.append(StepDef(UP, lambda s: scale_up(s, res, ns, wname), f"{res.kind} {ns}/{wname}",
+                             "scale back to its replicas, wait until ready"))
+    if ks:
+        steps.append(StepDef(RESUME, lambda s: set_suspended(s, ks, False), ks,
+                             "resume and wait for Ready"))
+    return steps, targets

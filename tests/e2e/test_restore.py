@@ -1,0 +1,111 @@
+"""/dr restore end to end against the simulated homelab (alice requests, bob approves)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes
+
+from bot.lab import Lab
+from tests.bot.harness import Harness, wait_until
+
+RUN = 90.0
+FLUX = {"kustomize.toolkit.fluxcd.io/name": "apps",
+        "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}
+
+
+def obj(lab: Lab, api: str, plural: str, ns: str | None, name: str) -> dict[str, Any]:
+    return lab.world.kube_object(api, plural, ns, name) or {}
+
+
+def snapshot(lab: Lab) -> list[dict[str, Any]]:
+    """Every object a restore could touch, as the API holds it."""
+    api = kubernetes.config.new_client_from_config(str(lab.kubeconfig))
+    custom = kubernetes.client.CustomObjectsApi(api)
+    lists = [custom.list_cluster_custom_object(g, v, p)["items"] for g, v, p in (
+        ("longhorn.io", "v1beta2", "volumes"), ("kustomize.toolkit.fluxcd.io", "v1",
+                                                "kustomizations"),
+        ("apps", "v1", "deployments"))]
+    core = kubernetes.client.CoreV1Api(api)
+    lists += [api.sanitize_for_serialization(core.list_persistent_volume_claim_for_all_namespaces()
+                                             .items),
+              api.sanitize_for_serialization(core.list_persistent_volume().items)]
+    return lists
+
+
+def web_deployment(lab: Lab) -> None:
+    """The app that mounts apps/web-data, applied by Flux's `apps` Kustomization."""
+    api = kubernetes.config.new_client_from_config(str(lab.kubeconfig))
+    kubernetes.client.AppsV1Api(api).create_namespaced_deployment("apps", {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "apps", "labels": {"app": "web", **FLUX}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                     "containers": [{"name": "web", "image": "nginx"}],
+                     "volumes": [{"name": "data",
+                                  "persistentVolumeClaim": {"claimName": "web-data"}}]}}}})
+
+
+def planned(drbot: Harness, text: str, status: str = "awaiting_approval") -> str:
+    reply = drbot.say(text, who="alice")
+    assert reply.ok and reply.job_id, reply.text
+    job = drbot.wait_status(reply.job_id, status, "refused", "planned", timeout=RUN)
+    assert job.status == status, job.error
+    return reply.job_id
+
+
+def run(drbot: Harness, text: str) -> str:
+    job_id = planned(drbot, text)
+    assert drbot.say(f"/dr approve {job_id}", who="bob").ok
+    job = drbot.wait_status(job_id, "succeeded", "failed", timeout=RUN)
+    assert job.status == "succeeded", job.error
+    return job.summary or ""
+
+
+def test_restore_into_a_new_pvc_beside_the_old(drbot_lab: Harness, lab: Lab) -> None:
+    old = obj(lab, "v1", "persistentvolumeclaims", "apps", "archive")
+    summary = run(drbot_lab, "/dr restore apps/archive")
+    assert "beside apps/archive" in summary
+    name = summary.split("into PVC apps/")[1].split(" ")[0]
+    assert name.startswith("archive-restored-")
+    pvc = wait_until(lambda: obj(lab, "v1", "persistentvolumeclaims", "apps", name)
+                     .get("status", {}).get("phase") == "Bound"
+                     and obj(lab, "v1", "persistentvolumeclaims", "apps", name), 20, "Bound")
+    volume = obj(lab, "longhorn.io/v1beta2", "volumes", "longhorn-system",
+                 pvc["spec"]["volumeName"])
+    assert "&volume=pvc-" in volume["spec"]["fromBackup"]
+    assert volume["status"]["state"] == "detached" and not volume["status"]["restoreRequired"]
+    assert obj(lab, "v1", "persistentvolumeclaims", "apps", "archive")["spec"] == old["spec"]
+
+
+def test_refusals_a_pvc_in_use_and_a_backup_that_does_not_exist(drbot_lab: Harness) -> None:
+    job_id = planned(drbot_lab, "/dr restore apps/web-data", "refused")
+    assert "in use by running pod(s) web-7d9f8b6c5-x2x7q" in drbot_lab.job(job_id).error
+    job_id = planned(drbot_lab, "/dr restore apps/web-data --backup backup-nope --replace",
+                     "refused")
+    error = drbot_lab.job(job_id).error or ""
+    assert "no Longhorn backup is called backup-nope" in error and "backup-" in error
+
+
+def test_replace_while_a_pod_uses_the_pvc(drbot_lab: Harness, lab: Lab) -> None:
+    web_deployment(lab)
+    before = snapshot(lab)
+    planned(drbot_lab, "/dr restore apps/web-data --replace --dry-run", "planned")
+    assert snapshot(lab) == before
+    old_pv = obj(lab, "v1", "persistentvolumeclaims", "apps", "web-data")["spec"]["volumeName"]
+
+    summary = run(drbot_lab, "/dr restore apps/web-data --replace")
+    assert "swapped it in" in summary
+    pvc = obj(lab, "v1", "persistentvolumeclaims", "apps", "web-data")
+    assert pvc["spec"]["volumeName"] != old_pv
+    assert obj(lab, "v1", "persistentvolumes", None, old_pv)["spec"][
+        "persistentVolumeReclaimPolicy"] == "Retain"
+    assert obj(lab, "apps/v1", "deployments", "apps", "web")["spec"]["replicas"] == 1
+    assert not obj(lab, "kustomize.toolkit.fluxcd.io/v1", "kustomizations", "flux-system",
+                   "apps")["spec"]["suspend"]
+    patches = [r.body for r in lab.world.kube_requests() if r.method == "PATCH"
+               and r.path.endswith("/kustomizations/apps")]
+    assert patches[0]["spec"]["suspend"] is True and patches[-1]["spec"]["suspend"] is False
+    scaled = [r.body["spec"]["replicas"] for r in lab.world.kube_requests()
+              if r.method == "PATCH" and r.path.endswith("/deployments/web")]
+    assert scaled == [0, 1]
