@@ -33,6 +33,8 @@ _VERBS = {
 }
 
 
+USER_AGENT = "drbot (adapters.kubernetes)"
+
 def _k8s() -> Any:
     """Import the kubernetes client on first use (it takes a while to import)."""
     import kubernetes
@@ -133,7 +135,9 @@ class Kube:
             cfg = copy.deepcopy(base)
             cfg.host = url
             cfg.refresh_api_key_hook = self._pinned_refresh(base.refresh_api_key_hook, url)
-            clients.append(k8s.client.ApiClient(configuration=cfg))
+            client = k8s.client.ApiClient(configuration=cfg)
+            client.user_agent = USER_AGENT  # audit logs (and RBAC checks) can tell drbot apart
+            clients.append(client)
         self._endpoints = endpoints
         self._clients = clients
 

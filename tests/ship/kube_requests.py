@@ -3,10 +3,10 @@ them: (verb, API group, resource[/subresource]).
 
 Fed by the test servers' request logs: after each test that used the Kubernetes emulator
 (tests/servers/kube.py's KubeServer) or the simulated lab (bot.lab's ``world.kube_requests()``),
-its requests are read before the fixtures stop. Only requests made by the official Kubernetes
-client count (the tests' own seeding speaks plain urllib, the lab's controllers are left out by the
-lab). ``tests/adapters/kubernetes/test_client.py`` is left out: it exercises the generic client
-with objects no adapter touches.
+its requests are read before the fixtures stop. Only drbot's own requests count, told apart by
+its User-Agent (the tests' own seeding, the lab's playbooks and controllers, and tests poking the
+API with the plain client are left out). ``tests/adapters/kubernetes/test_client.py`` is left
+out: it exercises the generic client with objects no adapter touches.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from adapters.kubernetes.client import USER_AGENT
 
 Access = tuple[str, str, str]  # (verb, group, resource)
 GENERIC = ("tests/adapters/kubernetes/test_client.py",)
@@ -49,7 +51,7 @@ def access(method: str, path: str, query: dict[str, str]) -> Access | None:
 def from_emulator(server: Any) -> set[Access]:
     found = set()
     for r in server.requests(lambda request: True):
-        if str(r.headers.get("User-Agent", "")).startswith("OpenAPI-Generator"):
+        if str(r.headers.get("User-Agent", "")) == USER_AGENT:
             method = str(r.method.value if hasattr(r.method, "value") else r.method)
             item = access(method, r.url.path, dict(r.params))
             if item:
@@ -58,7 +60,10 @@ def from_emulator(server: Any) -> set[Access]:
 
 
 def from_lab(lab: Any) -> set[Access]:
-    return {a for r in lab.world.kube_requests() if (a := access(r.method, r.path, r.query))}
+    """drbot's requests only: the lab's playbooks (standing for K3s itself) and tests that poke
+    the lab with the plain client speak to the same API."""
+    return {a for r in lab.world.kube_requests()
+            if r.user_agent == USER_AGENT and (a := access(r.method, r.path, r.query))}
 
 
 class Collector:
