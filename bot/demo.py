@@ -25,6 +25,11 @@ SCRIPT = """\
 # The stale volume raises an alert in the alert channel (once, not at every check).
 /dr backups
 /dr backups archive
+# Scenario 2, refused by its preflight: k3s-agent-1 holds both healthy copies of apps/media.
+/dr rebuild-node k3s-agent-1
+# Scenario 2: a dead server is rebuilt; alice asks, bob approves, the thread shows each step.
+/dr rebuild-node k3s-server-3
+@bob /dr approve
 # What ran, and who asked.
 /dr jobs
 """
@@ -40,8 +45,10 @@ def main(time_scale: float = 0.2) -> int:
         env.update(lab.env)
         env.update({"DRBOT_POLICY": str(lab.policy_path), "DRBOT_LOG_LEVEL": "WARNING",
                     "DRBOT_LOG_JSON": "false", "DRBOT_THROTTLE_SECONDS": "0.5"})
+        lab.world.crash_vm("k3s-server-3")  # the dead node of scenario 2
         print(f"drbot demo: simulated homelab up (Kubernetes {lab.kube_url}, Proxmox "
-              f"{lab.pve_url}, S3 {lab.s3_url}); running the console as alice\n", flush=True)
+              f"{lab.pve_url}, S3 {lab.s3_url}); the VM of k3s-server-3 has just died.\n"
+              "Running the console as alice.\n", flush=True)
         done = subprocess.run([sys.executable, "-m", "bot.cli", "console", "--as", "alice"],
                               input=SCRIPT, text=True, env=env, check=False)
         return done.returncode

@@ -34,10 +34,14 @@ class Card:
 
     def line(self) -> str:
         """One line for terminals and compact views: where the job is now."""
-        running = next((ln for ln in self.lines if ln.startswith(ICONS["running"])), "")
-        where = f" | {running[2:]}" if running else ""
-        latest = f" | {self.latest}" if self.latest and running else ""
-        return f"[{self.job_id}] {self.status.replace('_', ' ')}{where}{latest}"
+        running = next((ln for ln in self.lines if ln.startswith(ICONS["running"])), "")[2:]
+        step = running.split(" [")[0].split(" (")[0]
+        if self.latest and running and self.latest.startswith(step):
+            where = f" | {self.latest}"  # the progress line names its step itself
+        else:
+            where = (f" | {running}" if running else "") + \
+                (f" | {self.latest}" if self.latest and running else "")
+        return f"[{self.job_id}] {self.status.replace('_', ' ')}{where}"
 
 
 def card(job: Job, latest: Event | None = None) -> Card:

@@ -129,6 +129,9 @@ class Runner:
             if job.status == "queued":
                 return self.execute(job, spec)
         except (CommandError, AdapterError) as exc:
+            if job.status == "queued":  # approved or retried: the cause may pass, keep it retryable
+                return self.finish("failed", "failed", f"could not start: {exc}. Fix the cause, "
+                                   f"then /dr retry {job.id}.", str(exc))
             return self.finish("refused", "refused", f"refused: {exc}", str(exc))
         log.info("job %s is %s: nothing to do", job.id, job.status, extra={"job_id": job.id})
         return job.status
