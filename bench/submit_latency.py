@@ -141,7 +141,8 @@ def main() -> int:
         policy = Path(tmp) / "policy.yaml"
         policy.write_text(POLICY)
         env = dict(os.environ, REDIS_URL=url, DRBOT_SIGNING_KEY="b" * 64, DRBOT_POLICY=str(policy),
-                   DRBOT_PLUGINS='["bench.noop"]', DRBOT_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+                   DRBOT_PLUGINS='["bench.noop"]', DRBOT_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT),
+                   DRBOT_REDIS_ALLOW_NO_PASSWORD="true")
         try:
             base = floor(url, env)
             ours, lags = drbot(url, env, policy)

@@ -87,6 +87,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings()
     settings.require("redis_url", "signing_key", "policy")
+    settings.require_redis_password()
     rt = Runtime.from_settings(settings, patient=True)
     rt.settings.key()
     _ = rt.policy, rt.inventory  # validate the files before taking any job
@@ -141,23 +142,18 @@ def cmd_bot(args: argparse.Namespace) -> int:
 
     settings = _settings()
     settings.require("redis_url", "signing_key", "policy")
+    settings.require_redis_password()
     return serve(settings)
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    """The backup watch's scheduler (bot.scheduler.run(rt) blocks until SIGTERM)."""
-    from bot.errors import ConfigError
+    """The backup watch's scheduler (it blocks until SIGTERM)."""
     from bot.runtime import Runtime
+    from bot.watch.scheduler import run as run_scheduler
 
     settings = _settings()
     settings.require("redis_url", "signing_key", "policy")
-    try:
-        from bot.watch.scheduler import run as run_scheduler
-    except ModuleNotFoundError as exc:
-        if exc.name != "bot.watch.scheduler":
-            raise
-        raise ConfigError("this build of drbot has no backup scheduler (bot/scheduler.py); "
-                          "use an image that includes the backup watch") from None
+    settings.require_redis_password()
     rt = Runtime.from_settings(settings, patient=True)
     rt.settings.key()
     _ = rt.policy, rt.inventory
@@ -191,7 +187,8 @@ class AllInOne:
         url = self.redis.start()
         key = self.settings.signing_key or SecretStr(secrets.token_hex(32))
         settings = self.settings.model_copy(update={"redis_url": url, "signing_key": key})
-        env = dict(os.environ, REDIS_URL=url, DRBOT_SIGNING_KEY=key.get_secret_value())
+        env = dict(os.environ, REDIS_URL=url, DRBOT_SIGNING_KEY=key.get_secret_value(),
+                   DRBOT_REDIS_ALLOW_NO_PASSWORD="true")  # noqa: S106  (private, loopback, ours alone)
         self.worker = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env)
         return settings
 

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
                                   description="Redis for jobs, events and locks (required for bot "
                                               "and worker; the console starts a private one)")
     redis_password: SecretStr | None = Field(None, description="Redis password if not in the URL")
+    redis_allow_no_password: bool = Field(False, description="let bot, worker and scheduler use a "
+                                                             "Redis without a password (a private "
+                                                             "loopback Redis only)")
     signing_key: SecretStr | None = Field(None, description="HMAC key signing job and approval "
                                                             "records; the same in bot and worker")
     policy: Path | None = Field(None, description="policy file (people, roles, command rules)")
@@ -76,6 +79,19 @@ class Settings(BaseSettings):
                             for n in missing)
             raise ConfigError(f"missing setting(s): {env}; set them in the environment "
                               "(secrets may be given as *_FILE paths)")
+
+    def require_redis_password(self) -> None:
+        """Anyone who can write to Redis can queue work for the worker: a shared Redis needs a
+        password. Only a private loopback Redis (the lab, a single-user box) may go without."""
+        from urllib.parse import urlparse
+
+        if self.redis_allow_no_password or self.redis_password or not self.redis_url:
+            return
+        if not urlparse(self.redis_url).password:
+            raise ConfigError("REDIS_URL has no password: put one in the URL "
+                              "(redis://:PASSWORD@host:6379/0) or set DRBOT_REDIS_PASSWORD_FILE; "
+                              "only a private loopback Redis may go without "
+                              "(DRBOT_REDIS_ALLOW_NO_PASSWORD=true)")
 
     def key(self) -> bytes:
         self.require("signing_key")

@@ -109,6 +109,7 @@ class Harness:
             "DRBOT_PLUGINS": '["tests.bot.drill"]', "DRBOT_HEARTBEAT_SECONDS": "0.3",
             "DRBOT_LOST_AFTER_SECONDS": "5", "DRBOT_CANCEL_GRACE_SECONDS": "1",
             "DRBOT_LOG_JSON": "false", "DRBOT_LOG_LEVEL": "WARNING",
+            "DRBOT_REDIS_ALLOW_NO_PASSWORD": "true",
             **{k: str(v) for k, v in overrides.items()}}
         self._saved = {key: os.environ.get(key) for key in self.env}
         os.environ.update(self.env)

@@ -104,9 +104,19 @@ def test_process_without_redis_url_refuses_clearly(command: str) -> None:
 def test_worker_refuses_a_short_signing_key(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text("people: {}\ncommands: {}\n")
-    done = drbot("worker", REDIS_URL="redis://127.0.0.1:1/0", DRBOT_SIGNING_KEY="short",
+    done = drbot("worker", REDIS_URL="redis://:pw@127.0.0.1:1/0", DRBOT_SIGNING_KEY="short",
                  DRBOT_POLICY=str(policy))
     assert done.returncode == 2 and "shorter than 32 characters" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["bot", "worker", "scheduler"])
+def test_process_refuses_a_redis_without_password(command: str, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("people: {}\ncommands: {}\n")
+    done = drbot(command, REDIS_URL="redis://127.0.0.1:1/0", DRBOT_SIGNING_KEY="k" * 64,
+                 DRBOT_POLICY=str(policy))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "REDIS_URL has no password" in done.stderr and "DRBOT_REDIS_PASSWORD_FILE" in done.stderr
 
 
 def test_secret_file_that_is_not_mounted_is_named(tmp_path: Path) -> None:
