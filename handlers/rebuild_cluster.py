@@ -24,7 +24,6 @@ drbot itself runs on the cluster (inventory ``drbot_nodes``): run drbot standalo
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from typing import TYPE_CHECKING, Any
@@ -90,21 +89,17 @@ def unrestorable(kube: Kube) -> list[str]:
 
 def app_kustomizations(kube: Kube) -> tuple[list[str], list[str]]:
     """(to suspend, already suspended) application Kustomizations as namespace/name."""
-    from adapters.kubernetes.resources import HELMRELEASES, KUSTOMIZATIONS
+    from adapters.kubernetes import flux
 
-    objs = kube.list_objects(KUSTOMIZATIONS)
+    objs = flux.list_kustomizations(kube)
     keep = {f"flux-system/{n}" for n in KEEP_RUNNING}
     for obj in objs:
-        ns = obj["metadata"].get("namespace", "flux-system")
-        for dep in (obj.get("spec") or {}).get("dependsOn") or []:
-            keep.add(f"{dep.get('namespace') or ns}/{dep.get('name')}")
-    for hr in kube.list_objects(HELMRELEASES):
-        labels = hr["metadata"].get("labels") or {}
-        if hr["metadata"].get("name") in OPERATORS and labels.get(FLUX_LABEL):
-            keep.add(f"{labels.get('kustomize.toolkit.fluxcd.io/namespace', 'flux-system')}/"
-                     f"{labels[FLUX_LABEL]}")
-    apps = [(f"{o['metadata'].get('namespace')}/{o['metadata']['name']}",
-             bool((o.get("spec") or {}).get("suspend"))) for o in objs]
+        keep.update(obj.depends_on)
+    for hr in flux.list_helmreleases(kube):
+        if hr.name in OPERATORS and hr.labels.get(FLUX_LABEL):
+            keep.add(f"{hr.labels.get('kustomize.toolkit.fluxcd.io/namespace', 'flux-system')}/"
+                     f"{hr.labels[FLUX_LABEL]}")
+    apps = [(f"{o.namespace}/{o.name}", o.suspended) for o in objs]
     apps = sorted(a for a in apps if a[0] not in keep)
     return [n for n, s in apps if not s], [n for n, s in apps if s]
 
@@ -201,6 +196,7 @@ def bootstrap(step: StepContext) -> dict[str, Any]:
 
 def apply_secret(step: StepContext) -> dict[str, Any]:
     """Create or update the Secret of ``iac.flux_secret_file`` (its content never leaves here)."""
+    from adapters.kubernetes import namespaces
     from bot.services import secret_file
 
     path = iac.require_iac(step.inventory).flux_secret_file
@@ -211,15 +207,9 @@ def apply_secret(step: StepContext) -> dict[str, Any]:
     meta = body.get("metadata", {}) if isinstance(body, dict) else {}
     if not isinstance(body, dict) or body.get("kind") != "Secret" or not meta.get("name"):
         raise CommandError(f"iac.flux_secret_file ({path}) is not a Secret manifest with a name")
-    kube, ns, name = step.services.kube, meta.get("namespace") or "flux-system", meta["name"]
+    ns, name = meta.get("namespace") or "flux-system", meta["name"]
     meta["namespace"] = ns
-    try:
-        kube.call(kube.core.create_namespaced_secret, ns, body)
-        action = "created"
-    except Conflict:
-        kube.call(kube.core.patch_namespaced_secret, name, ns,
-                  {"data": body.get("data"), "stringData": body.get("stringData")})
-        action = "updated"
+    action = namespaces.apply_secret(step.services.kube, body)
     iac.say(step, f"Secret {ns}/{name} {action} from iac.flux_secret_file")
     return {"secret": f"{ns}/{name}", "action": action}
 
@@ -243,16 +233,10 @@ def suspend_apps(step: StepContext) -> dict[str, Any]:
 # -- phase 3 ------------------------------------------------------------------------------------
 
 
-def create_namespace(kube: Kube, namespace: str) -> None:
-    with contextlib.suppress(Conflict):
-        kube.call(kube.core.create_namespace, {"apiVersion": "v1", "kind": "Namespace",
-                                               "metadata": {"name": namespace}})
-
-
 def restore_one(step: StepContext, backup: Backup) -> Any:
     """Restore into the recorded PVC; a namespace the new cluster lacks yet (its app is
     suspended) is created when the PVC cannot be, and the (idempotent) restore goes on."""
-    from adapters.kubernetes import longhorn
+    from adapters.kubernetes import longhorn, namespaces
 
     target = f"{backup.pvc_namespace}/{backup.pvc}"
     for attempt in (1, 2):
@@ -263,7 +247,7 @@ def restore_one(step: StepContext, backup: Backup) -> Any:
         except NotFound as exc:
             if attempt == 2 or "namespace" not in str(exc).lower():
                 raise
-            create_namespace(step.services.kube, backup.pvc_namespace)
+            namespaces.ensure_namespace(step.services.kube, backup.pvc_namespace)
             iac.say(step, f"namespace {backup.pvc_namespace} created", target)
     raise AssertionError("unreachable")
 

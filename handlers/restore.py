@@ -17,12 +17,10 @@ and the Kustomization resumed. Without ``--replace`` a PVC that a running pod us
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from adapters.errors import NotFound
-from adapters.kubernetes.resources import Resource
 from bot.errors import CommandError
 from bot.grammar import NAME, QUALIFIED, Param
 from bot.locks import LockKey, exclusive, shared
@@ -33,9 +31,8 @@ from handlers import iac
 if TYPE_CHECKING:
     from adapters.kubernetes.client import Kube
     from adapters.kubernetes.longhorn import Backup
+    from adapters.kubernetes.workloads import Workload
 
-DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
-STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
 REPLICAS_ANNOTATION = "drbot.io/replicas-before-restore"
 FLUX_NAME, FLUX_NS = "kustomize.toolkit.fluxcd.io/name", "kustomize.toolkit.fluxcd.io/namespace"
 RESTORE_TIMEOUT = 4 * 3600.0
@@ -101,36 +98,21 @@ def choose_backup(kube: Kube, volume: str, ref: str, wanted: str | None) -> Back
 
 def users(kube: Kube, ns: str, name: str) -> list[str]:
     """Running pods that mount the PVC."""
-    from adapters.kubernetes.nodes import _to_pod
+    from adapters.kubernetes import workloads
 
-    pods = kube.call(kube.core.list_namespaced_pod, ns).items or []
-    return sorted(p.name for p in map(_to_pod, pods)
-                  if name in p.pvcs and p.phase in ("Running", "Pending"))
-
-
-def workloads(kube: Kube, ns: str, name: str) -> list[tuple[Resource, dict[str, Any]]]:
-    """The Deployments and StatefulSets of ``ns`` whose pod template mounts the PVC."""
-    found = []
-    for res in (DEPLOYMENTS, STATEFULSETS):
-        for obj in kube.list_objects(res, ns):
-            volumes = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}) \
-                .get("volumes") or []
-            if any((v.get("persistentVolumeClaim") or {}).get("claimName") == name
-                   for v in volumes):
-                found.append((res, obj))
-    return found
+    return workloads.pvc_users(kube, ns, name)
 
 
 def pvc_spec(kube: Kube, ns: str, name: str) -> dict[str, Any]:
-    """Storage class, access modes and size of the existing PVC (defaults when it is gone)."""
+    """Storage class, access modes and bound PV of the existing PVC (defaults when it is gone)."""
+    from adapters.kubernetes import storage
+
     try:
-        pvc = kube.call(kube.core.read_namespaced_persistent_volume_claim, name, ns)
+        pvc = storage.get_pvc(kube, ns, name)
     except NotFound:
         return {"class": "longhorn", "modes": ["ReadWriteOnce"], "pv": "", "exists": False}
-    spec = pvc.spec
-    return {"class": spec.storage_class_name or "longhorn",
-            "modes": list(spec.access_modes or ["ReadWriteOnce"]), "pv": spec.volume_name or "",
-            "exists": True}
+    return {"class": pvc.storage_class or "longhorn",
+            "modes": pvc.access_modes or ["ReadWriteOnce"], "pv": pvc.volume, "exists": True}
 
 
 def new_name(name: str, backup: Backup) -> str:
@@ -176,26 +158,24 @@ def set_suspended(step: StepContext, ks: str, suspend: bool) -> dict[str, Any]:
     return {"resumed": True}
 
 
-def scale_down(step: StepContext, res: Resource, ns: str, wl: str, pvc: str) -> dict[str, Any]:
+def scale_down(step: StepContext, kind: str, ns: str, wl: str, pvc: str) -> dict[str, Any]:
+    from adapters.kubernetes import workloads
     from adapters.kubernetes._wait import wait_for
 
     kube = step.services.kube
-    obj = kube.get_object(res, wl, ns)
-    before = (obj["metadata"].get("annotations") or {}).get(REPLICAS_ANNOTATION)
-    replicas = int(before) if before is not None else int(obj["spec"].get("replicas", 1))
-    kube.patch_object(res, wl, {"metadata": {"annotations": {REPLICAS_ANNOTATION: str(replicas)}},
-                                "spec": {"replicas": 0}}, ns)
+    replicas = workloads.scale_down(kube, kind, ns, wl, REPLICAS_ANNOTATION)
     wait_for(lambda: True if not users(kube, ns, pvc) else None, timeout=SCALE_TIMEOUT, poll=POLL,
-             hooks=iac.timed(step, f"{res.kind} {ns}/{wl}"),
+             hooks=iac.timed(step, f"{kind} {ns}/{wl}"),
              timeout_message=lambda err: f"pods still use PVC {ns}/{pvc} {SCALE_TIMEOUT:.0f}s "
-             f"after scaling {res.kind} {ns}/{wl} to 0: {', '.join(users(kube, ns, pvc))}",
-             cancel_message=f"stopped waiting; {res.kind} {ns}/{wl} is scaled to 0")
+             f"after scaling {kind} {ns}/{wl} to 0: {', '.join(users(kube, ns, pvc))}",
+             cancel_message=f"stopped waiting; {kind} {ns}/{wl} is scaled to 0")
     return {"replicas": replicas}
 
 
 def swap(step: StepContext, ns: str, name: str, restored: dict[str, Any], shape: dict[str, Any]
          ) -> dict[str, Any]:
     """Bind the old PVC name to the restored PV; the old PV is kept (Retain)."""
+    from adapters.kubernetes import storage
     from adapters.kubernetes._wait import wait_for
 
     kube, new_pv = step.services.kube, restored["pv"]
@@ -204,12 +184,10 @@ def swap(step: StepContext, ns: str, name: str, restored: dict[str, Any], shape:
         return {"old_pv": step.results.get(SWAP, {}).get("old_pv", ""), "swapped": True}
     old_pv = current["pv"]
     if old_pv:
-        kube.call(kube.core.patch_persistent_volume, old_pv,
-                  {"spec": {"persistentVolumeReclaimPolicy": "Retain"}})
+        storage.retain_pv(kube, old_pv)
     restored_ns, restored_name = restored["pvc"].split("/", 1)
     for pvc in ([restored_name] + ([name] if current["exists"] else [])):
-        with contextlib.suppress(NotFound):
-            kube.call(kube.core.delete_namespaced_persistent_volume_claim, pvc, restored_ns)
+        storage.delete_pvc(kube, restored_ns, pvc)
 
     def gone() -> bool | None:
         left = [p for p in (restored_name, name) if pvc_spec(kube, ns, p)["exists"]]
@@ -217,33 +195,28 @@ def swap(step: StepContext, ns: str, name: str, restored: dict[str, Any], shape:
     wait_for(gone, timeout=SCALE_TIMEOUT, poll=POLL, hooks=iac.timed(step, f"{ns}/{name}"),
              timeout_message=lambda err: f"PVC {ns}/{name} is still being deleted (a pod may "
              "still use it: kubectl describe pvc)", cancel_message="stopped during the swap")
-    kube.call(kube.core.patch_persistent_volume, new_pv, {"spec": {"claimRef": {
-        "namespace": ns, "name": name, "uid": None, "resourceVersion": None}}})
-    kube.call(kube.core.create_namespaced_persistent_volume_claim, ns, {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"accessModes": shape["modes"], "storageClassName": shape["class"],
-                 "resources": {"requests": {"storage": restored["size"]}},
-                 "volumeName": new_pv}})
+    storage.bind_pv(kube, new_pv, ns, name)
+    storage.create_pvc(kube, ns, name, storage_class=shape["class"], access_modes=shape["modes"],
+                       size=restored["size"], volume=new_pv)
     iac.say(step, f"PVC {ns}/{name} now binds {new_pv}; the old PV {old_pv or '-'} is kept")
     return {"old_pv": old_pv, "swapped": True}
 
 
-def scale_up(step: StepContext, res: Resource, ns: str, wl: str) -> dict[str, Any]:
+def scale_up(step: StepContext, kind: str, ns: str, wl: str) -> dict[str, Any]:
+    from adapters.kubernetes import workloads
     from adapters.kubernetes._wait import wait_for
 
     kube = step.services.kube
     replicas = int(step.results.get(DOWN, {}).get("replicas", 1))
-    kube.patch_object(res, wl, {"metadata": {"annotations": {REPLICAS_ANNOTATION: None}},
-                                "spec": {"replicas": replicas}}, ns)
+    workloads.scale_up(kube, kind, ns, wl, replicas, REPLICAS_ANNOTATION)
 
     def ready() -> bool | None:
-        status = kube.get_object(res, wl, ns).get("status") or {}
-        return True if int(status.get("readyReplicas") or 0) >= replicas else None
+        ready_now = workloads.get_workload(kube, kind, ns, wl).ready_replicas
+        return True if ready_now >= replicas else None
     wait_for(ready, timeout=SCALE_TIMEOUT, poll=POLL, hooks=iac.timed(step, f"{ns}/{wl}"),
-             timeout_message=lambda err: f"{res.kind} {ns}/{wl} has not {replicas} ready "
+             timeout_message=lambda err: f"{kind} {ns}/{wl} has not {replicas} ready "
              f"replica(s) after {SCALE_TIMEOUT:.0f}s; check its pods",
-             cancel_message=f"stopped waiting; {res.kind} {ns}/{wl} is scaled to {replicas}")
+             cancel_message=f"stopped waiting; {kind} {ns}/{wl} is scaled to {replicas}")
     return {"replicas": replicas}
 
 
@@ -258,7 +231,7 @@ def scale_up(step: StepContext, res: Resource, ns: str, wl: str) -> dict[str, An
                        flag=True, boolean=True, required=False)),
          locks=locks, timeout=int(RESTORE_TIMEOUT) + 3600)
 def restore_pvc(ctx: PlanContext) -> Runbook:
-    from adapters.kubernetes import longhorn
+    from adapters.kubernetes import longhorn, workloads
 
     ref = str(ctx.args["pvc"])
     ns, name = split(ref)
@@ -283,7 +256,7 @@ def restore_pvc(ctx: PlanContext) -> Runbook:
     targets = [f"restore {backup.name} into {ns}/{target}"]
     notes: list[str] = []
     if replace:
-        found = workloads(kube, ns, name)
+        found = workloads.mounting(kube, ns, name)
         if running and not found:
             raise CommandError(f"pods {', '.join(running)} use {ref} but no Deployment or "
                                f"StatefulSet of {ns} mounts it; stop them, then try again")
@@ -306,7 +279,7 @@ def restore_pvc(ctx: PlanContext) -> Runbook:
     return Runbook(steps, targets=targets, notes=notes, summary=summary)
 
 
-def replace_steps(ns: str, name: str, found: list[tuple[Resource, dict[str, Any]]],
+def replace_steps(ns: str, name: str, found: list[Workload],
                   shape: dict[str, Any]) -> tuple[list[StepDef], list[str]]:
     steps: list[StepDef] = []
     targets = [f"swap PVC {ns}/{name}"]
@@ -314,23 +287,23 @@ def replace_steps(ns: str, name: str, found: list[tuple[Resource, dict[str, Any]
         raise CommandError(f"{len(found)} workloads mount {ns}/{name}; scale them down yourself, "
                            "then restore beside it")
     wl = found[0] if found else None
-    labels = (wl[1]["metadata"].get("labels") or {}) if wl else {}
+    labels = wl.labels if wl else {}
     ks = f"{labels.get(FLUX_NS, 'flux-system')}/{labels[FLUX_NAME]}" if FLUX_NAME in labels else ""
     if ks:
         steps.append(StepDef(SUSPEND, lambda s: set_suspended(s, ks, True), ks,
                              "so Flux does not scale the workload back up"))
         targets.append(f"suspend {ks}")
     if wl:
-        res, wname = wl[0], wl[1]["metadata"]["name"]
-        steps.append(StepDef(DOWN, lambda s: scale_down(s, res, ns, wname, name),
-                             f"{res.kind} {ns}/{wname}", "scale to 0, wait until no pod uses "
+        kind, wname = wl.kind, wl.name
+        steps.append(StepDef(DOWN, lambda s: scale_down(s, kind, ns, wname, name),
+                             f"{kind} {ns}/{wname}", "scale to 0, wait until no pod uses "
                              "the PVC", destructive=True))
-        targets.append(f"scale {res.kind} {ns}/{wname}")
+        targets.append(f"scale {kind} {ns}/{wname}")
     steps.append(StepDef(SWAP, lambda s: swap(s, ns, name, s.results[RESTORE], shape),
                          f"{ns}/{name}", "keep the old PV (Retain), bind the PVC name to the "
                          "restored PV", destructive=True))
     if wl:
-        steps.append(StepDef(UP, lambda s: scale_up(s, res, ns, wname), f"{res.kind} {ns}/{wname}",
+        steps.append(StepDef(UP, lambda s: scale_up(s, kind, ns, wname), f"{kind} {ns}/{wname}",
                              "scale back to its replicas, wait until ready"))
     if ks:
         steps.append(StepDef(RESUME, lambda s: set_suspended(s, ks, False), ks,

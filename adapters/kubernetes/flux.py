@@ -9,7 +9,7 @@ with ``with_source``), then wait until the controller has handled exactly that t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +59,7 @@ class Kustomization:
     source_kind: str
     source_name: str
     source_namespace: str
+    depends_on: list[str] = field(default_factory=list)  # spec.dependsOn as namespace/name
 
 
 @dataclass
@@ -77,6 +78,7 @@ class HelmRelease:
     source_kind: str  # chartRef kind, or the chart template's sourceRef kind
     source_name: str
     source_namespace: str
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 # ---- reading state ---------------------------------------------------------------------
@@ -117,6 +119,8 @@ def _to_kustomization(obj: dict[str, Any]) -> Kustomization:
         source_kind=str(ref.get("kind") or ""),
         source_name=str(ref.get("name") or ""),
         source_namespace=str(ref.get("namespace") or namespace),
+        depends_on=[f"{d.get('namespace') or namespace or DEFAULT_NAMESPACE}/{d.get('name')}"
+                    for d in spec.get("dependsOn") or [] if isinstance(d, dict)],
     )
 
 
@@ -141,6 +145,7 @@ def _to_helmrelease(obj: dict[str, Any]) -> HelmRelease:
         source_kind=str(ref.get("kind") or ""),
         source_name=str(ref.get("name") or ""),
         source_namespace=str(ref.get("namespace") or namespace),
+        labels=dict(obj.get("metadata", {}).get("labels") or {}),
     )
 
 

@@ -62,6 +62,10 @@ PODS = Resource("", "v1", "pods", "Pod")
 PERSISTENTVOLUMES = Resource("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False)
 PERSISTENTVOLUMECLAIMS = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
 PODDISRUPTIONBUDGETS = Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget")
+NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
+SECRETS = Resource("", "v1", "secrets", "Secret")
+DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
+STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
 
 CUSTOM: tuple[Resource, ...] = (
     KUSTOMIZATIONS, HELMRELEASES, GITREPOSITORIES, OCIREPOSITORIES, BUCKETS, HELMCHARTS,
@@ -70,5 +74,6 @@ CUSTOM: tuple[Resource, ...] = (
     CNPG_BACKUPS, CNPG_SCHEDULEDBACKUPS, BARMAN_OBJECTSTORES, ETCD_SNAPSHOT_FILES,
 )
 CORE: tuple[Resource, ...] = (
-    NODES, PODS, PERSISTENTVOLUMES, PERSISTENTVOLUMECLAIMS, PODDISRUPTIONBUDGETS,
+    NODES, PODS, PERSISTENTVOLUMES, PERSISTENTVOLUMECLAIMS, PODDISRUPTIONBUDGETS, NAMESPACES,
+    SECRETS, DEPLOYMENTS, STATEFULSETS,
 )

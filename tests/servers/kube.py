@@ -6,7 +6,9 @@
 
 kmock ignores label/field selectors, does not do PUT, and has no eviction subresource: the
 emulator here answers ``pods/<name>/eviction`` itself (deleting the pod, or 429 for a pod that a
-test marked as protected by a PodDisruptionBudget).
+test marked as protected by a PodDisruptionBudget). kmock's path parser cannot read the
+Namespaces collection (``/api/v1/namespaces``: it takes ``namespaces`` for the namespace prefix),
+so requests to it are served at ``NAMESPACES_AT`` (logged there; same RBAC resource and verb).
 
 The seeding helpers speak plain HTTP to the emulator, so they are safe from any thread and can
 be reused by end-to-end tests and the simulated lab.
@@ -29,6 +31,8 @@ from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from adapters.kubernetes.resources import Resource
 from tests.support import free_port
+
+NAMESPACES_AT = "/api/v1/namespaces/-/namespaces"
 
 
 class KubeServer:
@@ -81,7 +85,13 @@ class KubeServer:
             self.emulator = emulator
             register_resources(emulator)
             emulator[lambda request: request.subresource == "eviction"] << self._evict
-            server = aiohttp.test_utils.RawTestServer(emulator, host="127.0.0.1", port=0)
+
+            async def handle(raw: Any) -> Any:
+                if raw.path == "/api/v1/namespaces":
+                    raw = raw.clone(rel_url=raw.rel_url.with_path(NAMESPACES_AT))
+                return await emulator(raw)
+
+            server = aiohttp.test_utils.RawTestServer(handle, host="127.0.0.1", port=0)
             await server.start_server()
             try:
                 self.url = f"http://127.0.0.1:{server.port}"

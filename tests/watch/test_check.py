@@ -84,23 +84,39 @@ def test_new_backup_in_the_store_posts_the_recovery(checker: Checker, watch_lab:
 
 
 def _lh_backup(name: str, volume_name: str, state: str, at: str) -> dict:
-    return {"metadata": {"name": name, "namespace": R.LONGHORN_NAMESPACE,
+    return {"apiVersion": R.LH_BACKUPS.api_version, "kind": R.LH_BACKUPS.kind,
+            "metadata": {"name": name, "namespace": R.LONGHORN_NAMESPACE,
                          "labels": {"backup-volume": volume_name}},
             "spec": {"snapshotName": name},
             "status": {"state": state, "volumeName": volume_name, "backupCreatedAt": at,
                        "snapshotCreatedAt": at}}
 
 
+def _backups(lab: Lab, create: dict | None = None, delete: str = "") -> None:
+    """Seed or remove a Longhorn Backup with the plain client, not drbot's: the ClusterRole
+    check (tests/ship/test_rbac.py) counts drbot's own requests only."""
+    import kubernetes
+
+    b = R.LH_BACKUPS
+    with kubernetes.config.new_client_from_config(str(lab.kubeconfig)) as api:
+        custom = kubernetes.client.CustomObjectsApi(api)
+        if create:
+            custom.create_namespaced_custom_object(b.group, b.version, R.LONGHORN_NAMESPACE,
+                                                   b.plural, create)
+        if delete:
+            custom.delete_namespaced_custom_object(b.group, b.version, R.LONGHORN_NAMESPACE,
+                                                   b.plural, delete)
+
+
 def test_backup_in_kubernetes_but_not_in_the_bucket_is_missed(checker: Checker,
                                                                watch_lab: Lab) -> None:
     archive = volume(watch_lab, "archive")
-    kube = checker.services().kube
     at = (checker.start - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    kube.create_object(R.LH_BACKUPS, _lh_backup("backup-ghost", archive, "Completed", at))
+    _backups(watch_lab, create=_lh_backup("backup-ghost", archive, "Completed", at))
     try:
         outcome = checker.at(0)
     finally:
-        kube.delete_object(R.LH_BACKUPS, "backup-ghost", R.LONGHORN_NAMESPACE)
+        _backups(watch_lab, delete="backup-ghost")
     found = finding(outcome, archive)
     assert found.status == "missed" and found.last_good != "backup-ghost"
     assert any("backup-ghost completed but it is not in the bucket" in n for n in found.notes)
@@ -109,14 +125,14 @@ def test_backup_in_kubernetes_but_not_in_the_bucket_is_missed(checker: Checker,
 
 def test_an_in_progress_backup_does_not_count(checker: Checker, watch_lab: Lab) -> None:
     archive = volume(watch_lab, "archive")
-    kube, store = checker.services().kube, checker.services().store("longhorn")
+    store = checker.services().store("longhorn")
     at = (checker.start - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    kube.create_object(R.LH_BACKUPS, _lh_backup("backup-running", archive, "InProgress", at))
+    _backups(watch_lab, create=_lh_backup("backup-running", archive, "InProgress", at))
     key = bs.write_longhorn_backup(store, "", archive, "backup-running", None, 1024)
     try:
         outcome = checker.at(0)
     finally:
-        kube.delete_object(R.LH_BACKUPS, "backup-running", R.LONGHORN_NAMESPACE)
+        _backups(watch_lab, delete="backup-running")
         store.delete([key])
     found = finding(outcome, archive)
     assert found.status == "missed" and found.last_good != "backup-running"
