@@ -30,8 +30,19 @@ system-packages:
 demo: $(STAMP) system-packages
 	$(PY) -m bot.cli demo
 
+# The suite in parallel (one test file per pytest-xdist worker at a time), every worker writing
+# the Kubernetes requests drbot made to KUBE_REQUESTS; then the ClusterRole check over all of them.
+# Both always run; the target fails if either does.
+KUBE_REQUESTS := .run/kube-requests
+RBAC_TEST := tests/ship/test_rbac.py
 test: $(STAMP) system-packages
-	$(PY) -m pytest -q -p no:cacheprovider
+	rm -rf $(KUBE_REQUESTS) && mkdir -p $(KUBE_REQUESTS)
+	status=0; \
+	DRBOT_KUBE_REQUESTS_DIR=$(CURDIR)/$(KUBE_REQUESTS) $(PY) -m pytest -q -p no:cacheprovider \
+	  -n 3 --dist loadfile --ignore $(RBAC_TEST) || status=$$?; \
+	DRBOT_KUBE_REQUESTS_DIR=$(CURDIR)/$(KUBE_REQUESTS) $(PY) -m pytest -q -p no:cacheprovider \
+	  $(RBAC_TEST) || status=$$?; \
+	exit $$status
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bot handlers adapters tests bench

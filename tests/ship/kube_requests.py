@@ -7,6 +7,11 @@ its requests are read before the fixtures stop. Only drbot's own requests count,
 its User-Agent (the tests' own seeding, the lab's playbooks and controllers, and tests poking the
 API with the plain client are left out). ``tests/adapters/kubernetes/test_client.py`` is left
 out: it exercises the generic client with objects no adapter touches.
+
+At the end of the session the collector writes what it saw (requests, and the test files they
+came from) as JSON: to the file named by ``DRBOT_KUBE_REQUESTS_OUT``, and, when
+``DRBOT_KUBE_REQUESTS_DIR`` names a directory, to a file of its own in it (one per process, so
+every pytest-xdist worker writes its share; ``read_dir`` takes the union).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from adapters.kubernetes.client import USER_AGENT
 Access = tuple[str, str, str]  # (verb, group, resource)
 GENERIC = ("tests/adapters/kubernetes/test_client.py",)
 OUT = "DRBOT_KUBE_REQUESTS_OUT"
+DIR = "DRBOT_KUBE_REQUESTS_DIR"
 
 
 def access(method: str, path: str, query: dict[str, str]) -> Access | None:
@@ -95,11 +101,19 @@ class Collector:
             item.warn(pytest.PytestWarning(f"kube request collector: {exc!r}"))
         yield
 
+    def dump(self) -> str:
+        return json.dumps({"seen": sorted(self.seen), "files": sorted(self.files)})
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        out = os.environ.get(OUT)
+        out, folder = os.environ.get(OUT), os.environ.get(DIR)
         if out:
-            Path(out).write_text(json.dumps({"seen": sorted(self.seen),
-                                             "files": sorted(self.files)}))
+            Path(out).write_text(self.dump())
+        if folder and self.files and Path(folder).is_dir():
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            name = Path(folder) / f"{worker}-{os.getpid()}.json"
+            temp = name.with_suffix(".tmp")
+            temp.write_text(self.dump())
+            temp.replace(name)  # a reader never sees half a file
 
 
 COLLECTOR = Collector()
@@ -112,3 +126,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def merge(into: set[Access], items: Iterable[Iterable[str]]) -> None:
     into.update((str(v), str(g), str(r)) for v, g, r in items)
+
+
+def read_dir(folder: Path) -> tuple[set[Access], set[str]]:
+    """The union of the requests and test files every collector wrote to ``folder`` (empty
+    sets when it does not exist)."""
+    seen: set[Access] = set()
+    files: set[str] = set()
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        data = json.loads(path.read_text())
+        merge(seen, data["seen"])
+        files.update(str(f) for f in data["files"])
+    return seen, files

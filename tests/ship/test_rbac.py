@@ -1,10 +1,12 @@
 """The worker's ClusterRole grants exactly what drbot's Kubernetes adapters ask the API server.
 
-The requests come from the emulators' request logs (see kube_requests.py): in a whole-suite run,
-from every test that used the Kubernetes emulator or the lab; when this file runs without the
-adapter tests, it runs them itself (in a subprocess with the same collector), so the check never
-passes on an empty set. A few adapter paths that those tests do not reach (fallbacks) are driven
-here against the emulator.
+The requests come from the emulators' request logs (see kube_requests.py): from every test of
+this session that used the Kubernetes emulator or the lab, plus, when ``DRBOT_KUBE_REQUESTS_DIR``
+is set, what earlier runs wrote there (``make test`` runs the suite with pytest-xdist first, each
+worker writing its own file, then this file alone). When neither holds the adapter tests' share,
+it runs them itself (in a subprocess with the same collector), so the check never passes on an
+empty set. A few adapter paths that those tests do not reach (fallbacks) are driven here against
+the emulator.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from adapters.kubernetes.client import Kube
 from tests.servers import kube as seed
 from tests.servers.kube import KubeServer
 from tests.ship.chart import find, manifests
-from tests.ship.kube_requests import COLLECTOR, OUT, Access, from_emulator, merge
+from tests.ship.kube_requests import COLLECTOR, DIR, OUT, Access, from_emulator, merge, read_dir
 
 ROOT = Path(__file__).parents[2]
 DOMAIN_TESTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests/adapters/kubernetes").glob(
@@ -37,11 +39,16 @@ def granted() -> set[Access]:
 
 
 def collected(tmp_path: Path) -> set[Access]:
-    """What the adapter tests asked for: from this session, else from running them now."""
-    seen = set(COLLECTOR.seen)
-    if not set(DOMAIN_TESTS) <= COLLECTOR.files:
+    """What the tests asked for: this session's and the request directory's; the adapter tests
+    are run now when neither holds them."""
+    seen, files = set(COLLECTOR.seen), set(COLLECTOR.files)
+    if os.environ.get(DIR):
+        more, their_files = read_dir(Path(os.environ[DIR]))
+        seen |= more
+        files |= their_files
+    if not set(DOMAIN_TESTS) <= files:
         out = tmp_path / "requests.json"
-        env = {**os.environ, OUT: str(out)}
+        env = {k: v for k, v in os.environ.items() if k != DIR} | {OUT: str(out)}
         done = subprocess.run(
             [sys.executable, "-m", "pytest", *DOMAIN_TESTS, "-q", "-x", "-p", "no:cacheprovider",
              "-p", "tests.ship.kube_requests"], cwd=ROOT, env=env, capture_output=True, text=True,
