@@ -8,6 +8,8 @@ exists, holds its VM creation (with the state lock taken) until the gate is remo
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -287,6 +289,11 @@ def test_retry_is_refused_while_the_playbook_of_a_dead_worker_still_runs(
     lab.world.crash_vm("k3s-server-3")  # sshd goes away: the playbook waits for it
     wait_until(lambda: sshd_downs(lab, "k3s-server-3") > down, 20, "sshd down")
     wait_until(lambda: pids.living(drbot_lab.redis, job_id), 30, "the playbook to start")
+    # Hold the playbook where it is: when its worker dies, the pty it runs under closes and the
+    # SIGHUP would usually end it at once; a stopped process keeps it pending, so the playbook
+    # stays alive as one on a worker host that lost only its drbot process would.
+    for entry in pids.living(drbot_lab.redis, job_id):
+        os.killpg(int(entry.split()[1]), signal.SIGSTOP)
     drbot_lab.kill_workers()
     drbot_lab.wait_status(job_id, "lost", timeout=30)
     alive = pids.living(drbot_lab.redis, job_id)
