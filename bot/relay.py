@@ -179,3 +179,5 @@ class Relay:
                 self.rt.client.srem(ACTIVE, tracked.job_id)
                 self.rt.client.expire(STATE + tracked.job_id, 7 * 86400)
                 del self.tracked[tracked.job_id]
+            elif tracked.final:  # retried before we caught up: its thread goes on
+                tracked.final = False

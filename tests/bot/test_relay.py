@@ -37,3 +37,20 @@ def test_card_edits_are_throttled(drbot: Harness) -> None:
     assert events > 60
     # one edit per throttle window (0.2 s) at most, plus the final one
     assert len(cards) < events / 2
+
+
+def test_a_job_retried_before_the_relay_caught_up_keeps_its_thread(drbot: Harness) -> None:
+    drbot.stop_relay()
+    drbot.redis.set("drill:a:fail", 1)
+    job_id = drbot.say("/dr drill a").job_id
+    drbot.wait_status(job_id, "failed")
+    drbot.redis.delete("drill:a:fail")
+    drbot.redis.set("drill:a:hold", 1)
+    assert drbot.say(f"/dr retry {job_id}").ok
+    drbot.wait_status(job_id, "running")  # the relay will first read the old "failed" event
+    drbot.app.relay = None
+    drbot.start_relay()
+    drbot.wait_reply(job_id, "failed at step 'two'")
+    drbot.redis.set("drill:a:go", 1)
+    drbot.wait_reply(job_id, "drill a finished")
+    drbot.wait_settled(job_id)
