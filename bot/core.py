@@ -129,7 +129,8 @@ class Core:
             raise CommandError(f'/dr {spec.name} needs its confirmation phrase: add '
                                f'--confirm "{rule.confirm}"')
         if not parsed.dry_run:
-            busy = self.rt.locks.acquire("probe", spec.locks(parsed.args), ttl=1, probe=True)
+            keys = spec.locks(parsed.args, self.rt.inventory)
+            busy = self.rt.locks.acquire("probe", keys, ttl=1, probe=True)
             if busy:
                 self._audit(request, "refused-busy", busy.key, caller)
                 raise CommandError(busy_text(self.rt.store, busy.key, busy.holder))

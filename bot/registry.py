@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bot.errors import CommandError
 from bot.grammar import Param, Parsed, bind, suggest, tokens
 from bot.locks import LockKey
+
+if TYPE_CHECKING:
+    from bot.inventory import Inventory
+
+
+LockRule = Callable[[dict[str, Any], "Inventory"], list[LockKey]]
+"""A handler's lock keys from its arguments and the inventory (e.g. which host a node is on)."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +31,7 @@ class CommandSpec:
     fn: Callable[..., Any]
     params: tuple[Param, ...] = ()
     mutating: bool = False
-    locks: Callable[[dict[str, Any]], list[LockKey]] = field(default=lambda args: [])
+    locks: LockRule = field(default=lambda args, inventory: [])
     timeout: int = 600
     system: bool = False  # run only by drbot itself (the scheduler), never from chat
 
@@ -47,14 +54,14 @@ def _register(spec: CommandSpec) -> None:
 
 
 def runbook(name: str, *, summary: str, params: tuple[Param, ...] = (), mutating: bool = True,
-            locks: Callable[[dict[str, Any]], list[LockKey]] | None = None,
+            locks: LockRule | None = None,
             timeout: int = 600, system: bool = False
             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``system=True``: requested only by the account SYSTEM (the scheduler), with no policy entry;
     never listed in /dr help and refused from chat."""
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         _register(CommandSpec(name, summary, "runbook", fn, params, mutating,
-                              locks or (lambda args: []), timeout, system))
+                              locks or (lambda args, inventory: []), timeout, system))
         return fn
     return decorate
 

@@ -233,7 +233,7 @@ class Runner:
             return self.finish("failed", "failed", "a subprocess of the previous attempt is still "
                                f"running ({', '.join(alive)}); wait for it to end or end it, then "
                                f"/dr retry {job.id}", "subprocess alive")
-        keys = spec.locks(job.args)
+        keys = spec.locks(job.args, self.rt.inventory)
         busy = self.rt.locks.acquire(job.id, keys, ttl=self.rt.settings.lost_after_seconds)
         if busy:
             return self.finish("failed", "failed",

@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.errors import CommandError
 from bot.grammar import QUALIFIED, Kind, Param
+from bot.inventory import Inventory
 from bot.locks import LockKey, exclusive, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
@@ -22,7 +23,7 @@ TIMEOUT = 3600.0
 POLL = 2.0
 
 
-def locks(args: dict[str, Any]) -> list[LockKey]:
+def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
     return [shared("cluster"), exclusive(f"backup:{args['kind']}:{args['name']}")]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import CommandError
+from bot.inventory import Inventory
 from bot.locks import LockKey, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
@@ -26,7 +27,7 @@ from handlers import iac
 FETCH, UPLOAD, PRUNE = "fetch snapshots", "upload missing", "prune to retention"
 
 
-def locks(args: dict[str, Any]) -> list[LockKey]:
+def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
     return [shared("cluster")]
 
 

@@ -52,18 +52,6 @@ def require_iac(inventory: Inventory) -> Iac:
     return inventory.iac
 
 
-def current_inventory() -> Inventory | None:
-    """The inventory file as it is now (for lock keys, which only get the arguments)."""
-    from bot.config import Settings
-    from bot.inventory import load_inventory
-
-    try:
-        path = Settings().inventory
-        return load_inventory(path) if path else None
-    except (ConfigError, OSError, ValueError):
-        return None
-
-
 def job_dir(inventory: Inventory, job_id: str) -> str:
     """Where a job keeps its Ansible artifacts and known_hosts (ignored by the IaC checkout)."""
     iac = require_iac(inventory)

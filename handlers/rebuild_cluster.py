@@ -61,7 +61,7 @@ PHASES = {1: "rebuild the VMs and K3s", 2: "bootstrap Flux, apps suspended",
           3: "restore the volumes", 4: "resume the apps"}
 
 
-def locks(args: dict[str, Any]) -> list[LockKey]:
+def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
     return [exclusive("cluster"), exclusive("etcd"), exclusive("iac")]
 
 

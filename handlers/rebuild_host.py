@@ -46,12 +46,11 @@ def host_nodes(inventory: Inventory, host: str) -> list[str]:
     return [name for name, entry in inventory.nodes.items() if entry.host == host]
 
 
-def locks(args: dict[str, Any]) -> list[LockKey]:
+def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
     host = str(args["host"])
-    inventory = iac.current_inventory()
-    names = host_nodes(inventory, host) if inventory else []
+    names = host_nodes(inventory, host)
     keys = [shared("cluster")]
-    if inventory is None or any(inventory.nodes[n].role == "server" for n in names):
+    if not names or any(inventory.nodes[n].role == "server" for n in names):
         keys.append(exclusive("etcd"))
     keys.append(exclusive(f"host:{host}"))
     keys += [exclusive(f"node:{n}") for n in names]

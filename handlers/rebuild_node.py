@@ -51,10 +51,9 @@ DESTROY, TERRAFORM, SSH, ANSIBLE, READY, REPLICAS = ("destroy VM", "terraform ap
 # -- locks --------------------------------------------------------------------------------------
 
 
-def locks(args: dict[str, Any]) -> list[LockKey]:
+def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
     name = str(args["node"])
-    inventory = iac.current_inventory()
-    entry = inventory.nodes.get(name) if inventory else None
+    entry = inventory.nodes.get(name)
     keys = [shared("cluster")]
     if entry is None or entry.role == "server":  # unknown: assume the worst until planning refuses
         keys.append(exclusive("etcd"))

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.errors import CommandError
 from bot.grammar import QUALIFIED, Param
+from bot.inventory import Inventory
 from bot.locks import LockKey, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
@@ -20,7 +21,7 @@ def split(name: str) -> tuple[str, str]:
     return namespace or "flux-system", short
 
 
-def locks(args: dict[str, Any]) -> list[LockKey]:
+def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
     return [shared("cluster"), shared(f"kustomization:{args['kustomization']}")]
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from adapters.errors import NotFound
 from bot.errors import CommandError
 from bot.grammar import NAME, QUALIFIED, Param
+from bot.inventory import Inventory
 from bot.locks import LockKey, exclusive, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
@@ -50,7 +51,7 @@ def split(ref: str) -> tuple[str, str]:
     return namespace, name
 
 
-def locks(args: dict[str, Any]) -> list[LockKey]:
+def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
     return [shared("cluster"), exclusive(f"pvc:{args['pvc']}")]
 
 

@@ -21,6 +21,7 @@ from redis.retry import Retry
 
 from adapters.errors import AdapterError, Cancelled
 from bot.grammar import Param
+from bot.inventory import Inventory
 from bot.locks import LockKey, exclusive, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
@@ -32,7 +33,7 @@ def client() -> redis.Redis:
                                 retry_on_error=[redis.ConnectionError])
 
 
-def locks(args: dict[str, Any]) -> list[LockKey]:
+def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
     return [shared("cluster"), exclusive(f"drill:{args['name']}")]
 
 
