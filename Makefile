@@ -47,9 +47,13 @@ test: $(STAMP) system-packages
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bot handlers adapters tests bench
 
+# Each prints a table of figures beside its floor; the two backup benchmarks take a quarter hour.
 bench: $(STAMP) system-packages
 	$(PY) bench/submit_latency.py
+	$(PY) bench/slack_ack.py
+	$(PY) bench/bot_memory.py
 	$(PY) bench/backup_scan.py
+	$(PY) bench/backup_check.py
 
 clean:
 	rm -rf $(VENV) .lab .pytest_cache
