@@ -44,6 +44,8 @@ def web_deployment(lab: Lab) -> None:
                      "containers": [{"name": "web", "image": "nginx"}],
                      "volumes": [{"name": "data",
                                   "persistentVolumeClaim": {"claimName": "web-data"}}]}}}})
+    wait_until(lambda: ((obj(lab, "apps/v1", "deployments", "apps", "web") or {}).get("status")
+                        or {}).get("readyReplicas") == 1, RUN, "the web pod to run")
 
 
 def planned(drbot: Harness, text: str, status: str = "awaiting_approval") -> str:
