@@ -15,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -178,15 +179,21 @@ def sshd_config(port: int, host_key: Path, pid_file: Path) -> str:
 
 
 def new_host_key(path: Path) -> None:
-    """Write a fresh ed25519 host key (a re-created VM gets a new one)."""
-    for old in (path, path.with_suffix(".pub")):
-        old.unlink(missing_ok=True)
+    """Write a fresh ed25519 host key (a re-created VM gets a new one).
+
+    Generated beside the old one and renamed over it, so the key never goes missing and two
+    writers at once (the Terraform stub re-creating a VM, a controller starting its sshd) cannot
+    trip over each other: the last rename wins, each pair stays whole.
+    """
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
     subprocess.run(
-        [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", "lab-vm", "-f", str(path)],
+        [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", "lab-vm", "-f", str(scratch)],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    os.replace(scratch.with_name(scratch.name + ".pub"), path.with_suffix(".pub"))
+    os.replace(scratch, path)
 
 
 def ssh_banner(port: int, timeout: float = 0.5) -> bytes:
