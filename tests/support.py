@@ -1,4 +1,4 @@
-"""Small helpers every test uses: wait on a condition with a deadline, find a free port."""
+"""Small helpers the tests share: wait on a condition, find a free port, record adapter hooks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import socket
 import time
 from collections.abc import Callable
 from typing import Any
+
+from adapters.progress import Hooks, Progress
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
@@ -25,3 +27,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class Recorder:
+    """Hooks for an adapter call that keep what it reported and spawned."""
+
+    def __init__(self, cancel_when: Callable[[], bool] | None = None) -> None:
+        self.progress: list[Progress] = []
+        self.pids: list[int] = []
+        self.hooks = Hooks(
+            report=self.progress.append,
+            cancelled=cancel_when or (lambda: False),
+            spawned=self.pids.append,
+        )
+
+    def text(self) -> str:
+        return "\n".join(repr(p) for p in self.progress)

