@@ -10,7 +10,7 @@ from bot.core import Core, Reply, Request
 from bot.frontends.base import Frontend
 from bot.reaper import reap
 from bot.relay import Relay, attach
-from bot.render import Card
+from bot.render import card
 from bot.runtime import Runtime
 
 log = logging.getLogger("drbot.app")
@@ -56,9 +56,6 @@ class BotApp:
         """Create the job's thread with its status card, then let the relay speak there."""
         if not reply.job_id:
             return
-        from bot.render import card
-
         job = await asyncio.to_thread(self.rt.store.get, reply.job_id)
-        thread = await frontend.open_thread(channel, card(job) if job else Card(reply.job_id, "",
-                                                                                 ""))
+        thread = await frontend.open_thread(channel, card(job))
         await asyncio.to_thread(attach, self.rt.client, reply.job_id, frontend.name, thread)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 
+from redis.client import Pipeline
+
 from bot.errors import CommandError
 from bot.jobs import Approval, Job
 from bot.policy import Caller, Policy
@@ -34,14 +36,14 @@ def _decidable(job: Job, caller: Caller, policy: Policy, verb: str) -> str:
 
 def approve(rt: Runtime, job_id: str, caller: Caller) -> Job:
     policy = rt.policy
-    rule = policy.rule
     q = queue(rt.client, rt.settings.queue)
 
     def change(job: Job) -> None:
         person = _decidable(job, caller, policy, "approve")
         if any(a.person == person for a in job.approvals if a.digest == job.digest):
             raise CommandError(f"{person} has already approved job {job.id}")
-        expires = rule(job.command).expires_seconds if rule(job.command) else 1800
+        rule = policy.rule(job.command)
+        expires = rule.expires_seconds if rule else 1800
         now = time.time()
         job.approvals.append(Approval(person, caller.account, now, job.digest or "",
                                       now + expires))
@@ -49,7 +51,7 @@ def approve(rt: Runtime, job_id: str, caller: Caller) -> Job:
         if len(valid) >= job.approvals_needed:
             job.status, job.decided_by = "queued", person
 
-    def then(pipe, job: Job) -> None:  # type: ignore[no-untyped-def]
+    def then(pipe: Pipeline, job: Job) -> None:
         if job.status == "queued":
             enqueue(q, pipe, job, f"run{len(job.approvals)}")
     job = rt.store.update(job_id, change, then)
