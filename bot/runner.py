@@ -50,6 +50,11 @@ def run_job(job_id: str) -> str:
         return Runner(runtime, job_id).run()
 
 
+def durations(job: Job) -> str:
+    parts = [f"{s.name} {s.seconds:.1f}s" for s in job.steps if s.seconds is not None]
+    return "steps: " + ", ".join(parts) if parts else ""
+
+
 def next_step_hint(job: Job) -> str:
     return f"/dr retry {job.id} resumes at the first unfinished step"
 
@@ -294,35 +299,30 @@ class Runner:
             if beat.cancel_reason and not result:
                 return self.stopped(job, step.name, beat)
             results[step.name] = result
-            self.mark(index, status="done", ended=time.time(), result=result)
+            job = self.mark(index, status="done", ended=time.time(), result=result)
             self.emit("step", f"{step.name}: done", step=step.name, target=step.target,
                       status="done")
         summary = runbook.summary(results) if runbook.summary else "done"
-        return self.finish("succeeded", "done", f"{summary}\n{self.durations()}")
+        return self.finish("succeeded", "done", f"{summary}\n{durations(job)}")
 
-    def durations(self) -> str:
-        job = self.rt.store.get(self.job_id)
-        parts = [f"{s.name} {s.seconds:.1f}s" for s in job.steps if s.seconds is not None]
-        return "steps: " + ", ".join(parts) if parts else ""
-
-    def mark(self, index: int, **fields: Any) -> None:
+    def mark(self, index: int, **fields: Any) -> Job:
+        """Change one step's state; returns the job as written."""
         def change(job: Job) -> None:
             for name, value in fields.items():
                 setattr(job.steps[index], name, value)
-        self.update(change)
+        return self.update(change)
 
     def fail(self, index: int, step: str, error: str) -> str:
-        self.mark(index, status="failed", ended=time.time(), error=error)
+        job = self.mark(index, status="failed", ended=time.time(), error=error)
         self.emit("step_failed", f"{step} failed: {error}", step=step, status="failed")
-        job = self.rt.store.get(self.job_id)
         return self.finish("failed", "failed", f"failed at step '{step}': {error}. "
                            f"Fix the cause, then {next_step_hint(job)}.", error)
 
     def stopped(self, job: Job, step: str, beat: Heartbeat, detail: str = "") -> str:
         reason = beat.cancel_reason or "cancelled"
         index = next(i for i, s in enumerate(job.steps) if s.name == step)
-        self.mark(index, status="cancelled", ended=time.time(), error=reason)
-        done = [s.name for s in self.rt.store.get(self.job_id).steps if s.status == "done"]
+        job = self.mark(index, status="cancelled", ended=time.time(), error=reason)
+        done = [s.name for s in job.steps if s.status == "done"]
         left = (f"finished steps: {', '.join(done)}; " if done else "no step had finished; ")
         status = "failed" if reason.startswith("timed out") else "cancelled"
         return self.finish(status, "failed" if status == "failed" else "cancelled",
