@@ -121,14 +121,10 @@ class ConsoleSession:
 
     def _alerts_pending(self) -> bool:
         """Alerts for the console's alert channel not yet printed (a check may raise some)."""
-        if "console" not in self.app.rt.inventory.alerts:
-            return False
-        from bot.watch.alerts import EVENTS
-        from bot.watch.notify import CURSOR
+        from bot.watch.notify import pending
 
-        client = self.app.rt.client
-        newest = client.xrevrange(EVENTS, count=1)
-        return bool(newest) and client.get(CURSOR + self.frontend.name) != newest[0][0]
+        return self.frontend.name in self.app.rt.inventory.alerts and \
+            pending(self.app.rt.client, self.frontend.name)
 
     def _delivered(self, job_id: str) -> bool:
         client = self.app.rt.client

@@ -39,6 +39,12 @@ def deliver(client: redis.Redis, frontends: Mapping[str, Frontend], channels: Ma
     return posted
 
 
+def pending(client: redis.Redis, frontend: str) -> bool:
+    """Are there alert events this frontend has not been given yet?"""
+    newest = client.xrevrange(EVENTS, count=1)
+    return bool(newest) and client.get(CURSOR + frontend) != newest[0][0]
+
+
 def _deliver_to(client: redis.Redis, frontend: Frontend, channel: str,
                 call: Callable[[Any], Any]) -> int:
     cursor_key = CURSOR + frontend.name
