@@ -319,6 +319,19 @@ def ansible_inventory(ep: Endpoints, paths: Paths) -> dict[str, Any]:
     }
 
 
+def wait_for_ssh(timeout: int) -> dict[str, Any]:
+    """The task every lab playbook starts with: the VM's SSH endpoint answers."""
+    return {
+        "name": "Wait for SSH on the VM",
+        "ansible.builtin.wait_for": {
+            "host": "127.0.0.1",
+            "port": "{{ ssh_port }}",
+            "search_regex": "OpenSSH",
+            "timeout": f"{{{{ ssh_timeout | default({timeout}) }}}}",
+        },
+    }
+
+
 def pve_request(task: str, path: str, register: str) -> dict[str, Any]:
     """A Proxmox API read; no_log keeps the token out of the events, the next task reports."""
     return {
@@ -354,15 +367,7 @@ def join_playbook() -> list[dict[str, Any]]:
             "hosts": "k3s_cluster",
             "gather_facts": False,
             "tasks": [
-                {
-                    "name": "Wait for SSH on the VM",
-                    "ansible.builtin.wait_for": {
-                        "host": "127.0.0.1",
-                        "port": "{{ ssh_port }}",
-                        "search_regex": "OpenSSH",
-                        "timeout": "{{ ssh_timeout | default(60) }}",
-                    },
-                },
+                wait_for_ssh(60),
                 pve_request(
                     "Read the VM status from Proxmox", vm_path + "/status/current", "vm_status"
                 ),
@@ -508,15 +513,7 @@ def site_playbook() -> list[dict[str, Any]]:
             "hosts": "k3s_cluster",
             "gather_facts": False,
             "tasks": [
-                {
-                    "name": "Wait for SSH on the VM",
-                    "ansible.builtin.wait_for": {
-                        "host": "127.0.0.1",
-                        "port": "{{ ssh_port }}",
-                        "search_regex": "OpenSSH",
-                        "timeout": "{{ ssh_timeout | default(60) }}",
-                    },
-                }
+                wait_for_ssh(60)
             ],
         },
         {"ansible.builtin.import_playbook": "k3s-join.yml"},
@@ -530,15 +527,7 @@ def fetch_playbook() -> list[dict[str, Any]]:
             "hosts": "k3s_servers",
             "gather_facts": False,
             "tasks": [
-                {
-                    "name": "Wait for SSH on the VM",
-                    "ansible.builtin.wait_for": {
-                        "host": "127.0.0.1",
-                        "port": "{{ ssh_port }}",
-                        "search_regex": "OpenSSH",
-                        "timeout": "{{ ssh_timeout | default(10) }}",
-                    },
-                },
+                wait_for_ssh(10),
                 {
                     "name": "Find local snapshots",
                     "ansible.builtin.find": {
