@@ -99,11 +99,35 @@ def children() -> list[int]:
     return pids
 
 
+def port_of(url_or_port: str | int) -> int:
+    return int(str(url_or_port).rsplit(":", 1)[-1].rstrip("/"))
+
+
 def listening(url_or_port: str | int) -> bool:
-    port = int(str(url_or_port).rsplit(":", 1)[-1].rstrip("/"))
     with socket.socket() as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex(("127.0.0.1", port_of(url_or_port))) == 0
+
+
+def listening_here(url_or_port: str | int) -> bool:
+    """Whether this process holds a listening socket on the port.
+
+    Asking "does anything answer on the port" would be wrong after a stop: other test workers run in
+    parallel and may already have been given the freed port."""
+    port = port_of(url_or_port)
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    ours = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            ours.add(os.readlink(fd))
+        except OSError:
+            continue
+    return bool(inodes & ours)
 
 
 # ------------------------------------------------------------------------ lifecycle
@@ -122,6 +146,7 @@ def test_starts_fast_and_leaves_nothing_behind(tmp_path: Path) -> None:
             *(lab.world.ssh_port(s.name) for s in world.NODES),
         ]
         assert all(listening(p) for p in ports)
+        assert all(listening_here(p) for p in ports[:3])  # the API servers run in this process
         assert len(set(children()) - before) == len(world.NODES)  # one sshd per VM
         inventory = load_inventory(lab.inventory_path)
         assert set(inventory.nodes) == {s.name for s in world.NODES}
@@ -131,7 +156,7 @@ def test_starts_fast_and_leaves_nothing_behind(tmp_path: Path) -> None:
     finally:
         lab.stop()
     assert set(children()) - before == set()
-    assert not any(listening(p) for p in ports)
+    assert not any(listening_here(p) for p in ports)
 
 
 def test_files_are_valid_and_clean(lab: Lab) -> None:
