@@ -21,6 +21,13 @@ class Progress:
     status: str = ""
 
 
+def one_line(text: object, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis: progress lines and
+    error messages quote outside output, which may be long and span lines."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def _ignore(_: object) -> None:
     return None
 

@@ -269,8 +269,12 @@ def run(
     grace: float = 20.0,
     first_signal: signal.Signals = signal.SIGINT,
     what: str = "",
+    stdin: str | None = None,
 ) -> int:
     """Run ``argv`` in its own session and return its exit code.
+
+    ``stdin``, when given, is written to the child's standard input, which is then closed (a
+    way to hand it data that ``ps`` must not show); else its standard input is empty.
 
     stdout and stderr are merged and handed line by line to ``on_line`` on the caller's thread.
     ``hooks.cancelled()`` is polled about every 0.2 s; on cancel or once ``timeout`` s have passed
@@ -285,7 +289,7 @@ def run(
             list(argv),
             cwd=cwd,
             env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -300,6 +304,11 @@ def run(
     except OSError as exc:
         raise AdapterError(f"{what}: could not start {argv[0]!r}: {exc.strerror}") from exc
     assert proc.stdout is not None
+    if proc.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):  # it died first: its exit code tells
+            proc.stdin.write(stdin or "")
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
     child = _Child(proc, queue.Queue(), on_line)
     threading.Thread(target=_pump, args=(proc.stdout, child.lines), daemon=True).start()
     deadline = None if timeout is None else time.monotonic() + timeout

@@ -27,7 +27,7 @@ from typing import Any
 
 from adapters import subprocesses
 from adapters.errors import AdapterError, Cancelled, Conflict, NotFound, Refused
-from adapters.progress import Hooks, Progress
+from adapters.progress import Hooks, Progress, one_line
 
 _LOCK_SUMMARY = "Error acquiring the state lock"
 _INIT_MARK = "drbot-lock.sha256"
@@ -383,11 +383,6 @@ def parse_line(line: str) -> dict[str, Any] | None:
     return event
 
 
-def _cut(text: str, limit: int = _DETAIL_MAX) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _summary(changes: dict[str, Any]) -> ChangeSummary:
     return ChangeSummary(
         add=int(changes.get("add", 0)),
@@ -412,7 +407,7 @@ class _Stream:
         event = parse_line(line)
         if event is None:
             if line.startswith("Error: ") and len(self.text_errors) < 5:
-                self.text_errors.append(_cut(line[7:], 200))
+                self.text_errors.append(one_line(line[7:], 200))
             return
         handler = getattr(self, "_on_" + event["type"], None)
         if handler is not None:
@@ -475,7 +470,8 @@ class _Stream:
         text = str(diag.get("summary", ""))
         if diag.get("detail") and text != _LOCK_SUMMARY:
             text += ": " + str(diag["detail"])
-        return Progress(_cut(text), target=str(diag.get("address", "") or ""), status=severity)
+        target = str(diag.get("address", "") or "")
+        return Progress(one_line(text, _DETAIL_MAX), target=target, status=severity)
 
     def _on_outputs(self, event: dict[str, Any]) -> None:
         for name, out in (event.get("outputs") or {}).items():
@@ -514,7 +510,7 @@ def _fail(config: TerraformConfig, command: str, rc: int, stream: _Stream) -> Ad
                 "separate command that needs its own approval",
                 lock,
             )
-    summaries = [_cut(str(d.get("summary", "")), 200) for d in stream.errors()][:5]
+    summaries = [one_line(str(d.get("summary", "")), 200) for d in stream.errors()][:5]
     summaries = summaries or stream.text_errors
     return AdapterError(
         f"terraform {command} in {config.workdir} failed (exit {rc}): "
@@ -574,7 +570,7 @@ def force_unlock(config: TerraformConfig, lock_id: str, *, hooks: Hooks) -> None
 
     def on_line(line: str) -> None:
         if line.startswith("Error") and len(errors) < 5:
-            errors.append(_cut(line, 200))
+            errors.append(one_line(line, 200))
 
     argv = [config.binary, "force-unlock", "-force", "-no-color", lock_id]
     rc = _run(config, argv, hooks, on_line, "force-unlock")

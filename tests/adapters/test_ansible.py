@@ -21,10 +21,6 @@ PROJECT = str(Path(__file__).parent / "data" / "ansible" / "project")
 SSHD = "/usr/sbin/sshd"
 
 
-
-
-
-
 def local_config(tmp_path: Path, **kw: object) -> AnsibleConfig:
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(
@@ -50,11 +46,11 @@ def cmdline(pid: int) -> str:
 def test_success_reports_whitelisted_progress_only(tmp_path: Path) -> None:
     secret = "hunter2-" + uuid.uuid4().hex
     cfg = local_config(tmp_path, extravars={"secret_value": secret}, envvars={"DR_TOKEN": secret})
-    seen: dict[str, object] = {}
+    seen: list[tuple[int, bool, str]] = []
 
     def spawned(pid: int) -> None:
         stat = subprocesses.proc_stat(pid)
-        seen.update(pid=pid, session=stat.session if stat else None, cmd=cmdline(pid))
+        seen.append((pid, stat is not None and stat.session == pid, cmdline(pid)))
 
     rec = Recorder()
     rec.hooks.spawned = spawned
@@ -62,9 +58,12 @@ def test_success_reports_whitelisted_progress_only(tmp_path: Path) -> None:
     assert result.status == "successful" and result.rc == 0
     assert result.failures == []
     assert result.stats["ok"] == {"localhost": 3} and result.stats["skipped"] == {"localhost": 1}
-    # The pid reported is ansible-playbook itself, leader of its own session, and it is gone now.
-    assert "ansible-playbook" in str(seen["cmd"]) and seen["session"] == seen["pid"]
-    assert not subprocesses.alive(int(seen["pid"]))  # type: ignore[call-overload]
+    # Both pids are reported, each the leader of its own session, and both are gone now: the
+    # process that runs the playbook, then ansible-playbook itself.
+    assert [p for p, leader, _ in seen if leader] == [p for p, _, _ in seen]
+    assert "adapters.ansible_run" in seen[0][2] and "ansible-playbook" in seen[1][2]
+    assert not any(subprocesses.alive(p) for p, _, _ in seen)
+    assert not any(secret in cmd for _, _, cmd in seen)
     statuses = {(p.task, p.status) for p in rec.progress if p.host == "localhost"}
     assert ("show the password", "ok") in statuses
     assert ("skipped task", "skipped") in statuses
@@ -165,6 +164,42 @@ def test_timeout_ends_the_whole_tree(tmp_path: Path) -> None:
     assert time.monotonic() - started < 20
     assert rec.pids and seen, "the pid was not reported before the timeout"
     assert [p for p in seen | subprocesses.tree(rec.pids[0]) if subprocesses.alive(p)] == []
+
+
+WORKER = """
+import sys
+from adapters import ansible
+from adapters.progress import Hooks
+cfg = ansible.AnsibleConfig(project_dir=sys.argv[1], inventory=sys.argv[2],
+                            extravars={"gate": sys.argv[3], "done": sys.argv[4]})
+pids = open(sys.argv[5], "a")
+def spawned(pid):
+    pids.write(f"{pid}\\n")
+    pids.flush()
+ansible.run_playbook(cfg, "gate.yml", limit="localhost", hooks=Hooks(spawned=spawned),
+                     artifact_dir=sys.argv[6], ident="gate")
+"""
+
+
+def test_the_playbook_outlives_a_worker_that_dies(tmp_path: Path) -> None:
+    """A dead worker does not hang its playbook up half way: it runs on to its end, so the
+    recorded pids stay alive until then (what makes /dr retry wait for it)."""
+    cfg = local_config(tmp_path)
+    gate, done, pid_file = tmp_path / "gate", tmp_path / "done", tmp_path / "pids"
+    worker = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", WORKER, PROJECT, cfg.inventory, str(gate), str(done),
+         str(pid_file), str(tmp_path / "artifacts")])
+    try:
+        pids = wait_until(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2
+                          and [int(p) for p in pid_file.read_text().split()], 60, "both pids")
+    finally:
+        worker.kill()
+        worker.wait()
+    assert all(subprocesses.alive(p) for p in pids)
+    gate.touch()
+    wait_until(done.exists, 60, "the playbook to go through the gate after its worker died")
+    assert done.read_text() == "done\n"
+    wait_until(lambda: not any(subprocesses.alive(p) for p in pids), 30, "the playbook to end")
 
 
 # ---------------------------------------------------------------------------------------------
