@@ -15,7 +15,9 @@ always runs to its end (or to a cancel); the worker records this process's pid, 
 waits until it has ended. When the worker is gone, writes to stdout fail and are dropped.
 
 SIGINT or SIGTERM is a cancel: the playbook's whole tree is ended (SIGTERM, then SIGKILL after
-a grace period) and the result says so.
+a grace period) and the result says so. The process is a child subreaper (``prctl``), so what the
+playbook started and orphaned (Ansible's async tasks double-fork into sessions of their own) is
+adopted here rather than by init: a cancelled or timed-out run ends those too.
 
 Events become ``Progress`` built only from task names, hosts, statuses and counts. Task results
 (``res``), environments and command output never leave this process; a failed task contributes
@@ -26,6 +28,7 @@ handler returns False), since they carry the full results.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import re
@@ -45,6 +48,7 @@ from adapters.progress import Hooks, Progress, one_line
 MARKER = "DRBOT_ANSIBLE_RUN"
 KILL_GRACE = 10.0
 _MSG_MAX = 300
+_PR_SET_CHILD_SUBREAPER = 36
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _STATS_KEYS = ("ok", "changed", "failures", "dark", "skipped", "processed", "rescued", "ignored")
 # Polled once a second for cancellation; no stdout file (it would hold every task's output).
@@ -253,6 +257,9 @@ def run(spec: dict[str, Any], channel: Channel, stop: threading.Event) -> int:
                 thread.join(0.5)
         finally:
             state.end_tree()
+            if state.cancelled or state.timed_out:
+                # Every descendant, adopted orphans included (tree() never lists this process).
+                subprocesses.kill_tree(os.getpid(), KILL_GRACE)
             with contextlib.suppress(FileNotFoundError):
                 # ansible-runner records the command with its whole environment here.
                 os.remove(os.path.join(artifact_dir, ident, "command"))
@@ -260,7 +267,15 @@ def run(spec: dict[str, Any], channel: Channel, stop: threading.Event) -> int:
     return 0
 
 
+def _adopt_orphans() -> None:
+    """Become a child subreaper (Linux ``PR_SET_CHILD_SUBREAPER``); see the module doc."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
 def main() -> int:
+    _adopt_orphans()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

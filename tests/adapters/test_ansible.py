@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import sys
@@ -146,6 +147,36 @@ def test_cancel_ends_the_whole_tree(tmp_path: Path) -> None:
     assert asked and time.monotonic() - asked[0] < 10
     assert len(snapshot) >= 3  # ansible-playbook, its worker, the command, sleep
     assert [p for p in snapshot if subprocesses.alive(p)] == []
+
+
+def processes_running(command: str) -> list[int]:
+    return [int(e.name) for e in Path("/proc").iterdir()
+            if e.name.isdigit() and cmdline(int(e.name)).strip() == command]
+
+
+def test_cancel_also_ends_what_the_playbook_detached(tmp_path: Path) -> None:
+    """An async task double-forks out of the playbook's tree; the cancel ends it all the same."""
+    detached = f"sleep {random.randint(10_000, 99_999)}"
+    rec = Recorder()
+    escaped: list[int] = []
+    in_playbook_tree: list[bool] = []
+
+    def cancelled() -> bool:
+        if not escaped and len(rec.pids) == 2:  # the runner process, then ansible-playbook
+            playbook_tree = subprocesses.tree(rec.pids[1])
+            found = processes_running(detached)
+            if found and any(cmdline(p).startswith("sleep 300") for p in playbook_tree):
+                escaped.extend(found)
+                in_playbook_tree.append(bool(set(found) & playbook_tree))
+        return bool(escaped)
+
+    rec.hooks.cancelled = cancelled
+    cfg = local_config(tmp_path, extravars={"nap": detached.split()[1]})
+    with pytest.raises(Cancelled):
+        run(cfg, "detach.yml", tmp_path, rec)
+    assert escaped, "the async task never started"
+    assert in_playbook_tree == [False]  # it had left the playbook's own process tree
+    assert processes_running(detached) == []
 
 
 def test_timeout_ends_the_whole_tree(tmp_path: Path) -> None:
