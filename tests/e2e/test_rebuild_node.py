@@ -17,8 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
+from adapters.subprocesses import kill_tree
+from bot import pids
 from bot.lab import Lab, terraform_stub
 from tests.bot.harness import Harness, wait_until
+from tests.support import free_port
 
 RUN = 120.0  # a whole rebuild on a loaded two-core machine; each wait ends on its condition
 PROJECT = Path(__file__).resolve().parents[2]
@@ -269,6 +272,32 @@ def test_join_failure_then_retry_destroys_once_and_applies_once(
     assert len(recorded_terraform.applies()) == 1
     assert not any(a.startswith("-replace") for argv in recorded_terraform.runs() for a in argv)
     assert is_ready(lab, "k3s-server-2")
+
+
+def test_retry_is_refused_while_the_playbook_of_a_dead_worker_still_runs(
+        drbot_lab: Harness, lab: Lab) -> None:
+    crash(lab, "k3s-server-3")
+    # The operator's extravars (from drbot's inventory) point the playbook's own SSH wait at a
+    # port nobody listens on: the playbook is certain to be waiting when its worker dies.
+    inventory = yaml.safe_load(lab.inventory_path.read_text())
+    inventory["iac"]["ansible"]["extravars"] = {"ssh_port": free_port(), "ssh_timeout": 300}
+    lab.inventory_path.write_text(yaml.safe_dump(inventory))
+    job_id = approved(drbot_lab, requested(drbot_lab, "/dr rebuild-node k3s-server-3"))
+    wait_step(drbot_lab, job_id, "ansible join", "running")
+    # The playbook's process and ansible-playbook itself are both recorded.
+    wait_until(lambda: len(pids.living(drbot_lab.redis, job_id)) == 2, 60, "the playbook")
+    drbot_lab.kill_workers()
+    drbot_lab.wait_status(job_id, "lost", timeout=60)
+    alive = pids.living(drbot_lab.redis, job_id)
+    assert len(alive) == 2, (alive, drbot_lab.frontend.replies(job_id))
+    reply = drbot_lab.say(f"/dr retry {job_id}", who="carol")
+    assert not reply.ok and "still running" in reply.text
+    assert all(entry.split(" on ")[0] in reply.text for entry in alive)
+    # The operator ends it (as /dr cancel would have, had the worker lived); then retry goes.
+    for entry in alive:
+        kill_tree(int(entry.split()[1]), grace=5.0)
+    wait_until(lambda: not pids.living(drbot_lab.redis, job_id), 30, "the playbook to end")
+    assert drbot_lab.say(f"/dr retry {job_id}", who="carol").ok
 
 
 def test_cancel_during_terraform_then_retry_trusts_only_the_new_host_key(
