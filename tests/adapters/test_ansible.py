@@ -51,7 +51,9 @@ def test_success_reports_whitelisted_progress_only(tmp_path: Path) -> None:
 
     def spawned(pid: int) -> None:
         stat = subprocesses.proc_stat(pid)
-        seen.append((pid, stat is not None and stat.session == pid, cmdline(pid)))
+        # Popen returns once exec has begun, a moment before the kernel fills in the cmdline.
+        command = wait_until(lambda: cmdline(pid), 10, f"the command line of {pid}")
+        seen.append((pid, stat is not None and stat.session == pid, command))
 
     rec = Recorder()
     rec.hooks.spawned = spawned
