@@ -379,14 +379,19 @@ def barman_backups(store: ObjectStore, destination: str, server: str, *,
     ids = sorted(_last(p) for p in store.list_prefixes(_dir(destination, server, "base")))
 
     def load(backup_id: str) -> BarmanBackup:
-        key = _join(destination, server, "base", backup_id, "backup.info")
         try:
-            raw = store.read(key)
+            return read_barman_backup(store, destination, server, backup_id)
         except NotFound:
             return BarmanBackup(backup_id, "", None, None, None, None, None)
-        return _parse_backup_info(store, key, backup_id, raw)
 
     return _parallel(load, ids, workers)
+
+
+def read_barman_backup(store: ObjectStore, destination: str, server: str,
+                       backup_id: str) -> BarmanBackup:
+    """One base backup's ``backup.info``; NotFound when it has none (yet)."""
+    key = _join(destination, server, "base", backup_id, "backup.info")
+    return _parse_backup_info(store, key, backup_id, store.read(key))
 
 
 def barman_latest_wal(store: ObjectStore, destination: str, server: str

@@ -258,9 +258,8 @@ def _cnpg_store(store: ObjectStore, obj: ObjectFacts) -> None:
         seen = obj.seen(backup_id)
         seen.in_store, seen.at = True, seen.at or _barman_time(backup_id)
     for backup_id in list(reversed(ids))[:BARMAN_READS]:
-        key = f"{obj.name}/base/{backup_id}/backup.info"
         try:
-            info = bs._parse_backup_info(store, key, backup_id, store.read(key))
+            info = bs.read_barman_backup(store, "", obj.name, backup_id)
         except NotFound:
             continue
         except AdapterError as exc:
