@@ -6,6 +6,7 @@ Terraform resources, playbooks and extravars come from here, never from chat tex
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -81,6 +82,12 @@ class Iac(Strict):
     flux_bootstrap: list[str] = Field(default_factory=list,
                                       description="argument list of the Flux bootstrap command")
     flux_secret_file: str | None = None
+
+    def job_dir(self, job_id: str) -> str:
+        """Where a job keeps its files on the worker: Ansible artifacts, its known_hosts, fetched
+        etcd snapshots, a fetched kubeconfig. Under the Ansible project's ``artifacts/`` (which its
+        checkout ignores); kept while the job may be retried, removed when it ends for good."""
+        return os.path.join(self.ansible.dir, "artifacts", f"drbot-{job_id}")
 
 
 class Store(Strict):

@@ -7,6 +7,7 @@ with the key from this process's configuration; the policy and approvals are che
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,7 @@ from bot.config import Settings
 from bot.errors import CommandError, RecordForged
 from bot.events import Event
 from bot.heartbeat import ALIVE, RQ_JOB, Heartbeat
-from bot.jobs import Job, Step, busy_text
+from bot.jobs import RETRYABLE, Job, Step, busy_text
 from bot.locks import LockKey
 from bot.metrics import JOB_SECONDS, JOBS
 from bot.registry import CommandSpec
@@ -86,6 +87,20 @@ class Runner:
             self.rt.client.delete(ALIVE + self.job_id)
             self.held = None
 
+    def remove_files(self) -> None:
+        """A job that cannot be retried needs its files no more, and they may hold credentials
+        (a fetched kubeconfig) or be large (fetched etcd snapshots)."""
+        iac = self.rt.inventory.iac
+        if iac is None:
+            return
+        path = iac.job_dir(self.job_id)
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove job files at %s (%s); remove them by hand", path, exc)
+
     # -- helpers --------------------------------------------------------------------------------
     def emit(self, type_: str, message: str = "", **fields: str) -> None:
         self.rt.events.emit(self.job_id, Event(type_, message=message, **fields))
@@ -103,6 +118,8 @@ class Runner:
             if status == "succeeded":
                 job.summary = message
         job = self.update(change)
+        if status not in RETRYABLE:
+            self.remove_files()
         self.emit(type_, message)
         self.rt.events.expire(self.job_id)
         JOBS.labels(job.command, status).inc()

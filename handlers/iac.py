@@ -53,9 +53,7 @@ def require_iac(inventory: Inventory) -> Iac:
 
 
 def job_dir(inventory: Inventory, job_id: str) -> str:
-    """Where a job keeps its Ansible artifacts and known_hosts (ignored by the IaC checkout)."""
-    iac = require_iac(inventory)
-    return os.path.join(iac.ansible.dir, "artifacts", f"drbot-{job_id}")
+    return require_iac(inventory).job_dir(job_id)
 
 
 def known_hosts_file(inventory: Inventory, job_id: str) -> str:

@@ -46,3 +46,6 @@ def test_etcd_sync_uploads_the_missing_prunes_and_is_idempotent(drbot_lab: Harne
     second = run(drbot_lab, "/dr etcd-sync")
     assert "uploaded 0, already there 12" in second and "pruned 0" in second
     assert stored(lab) == after
+    # The fetched copies went with the jobs that fetched them.
+    assert lab.paths is not None
+    assert list((lab.paths.ansible / "artifacts").glob("drbot-*")) == []

@@ -97,9 +97,13 @@ def core_api(lab: Lab) -> Any:
     return client.CoreV1Api(config.new_client_from_config(str(lab.kubeconfig)))
 
 
-def known_hosts(lab: Lab, job_id: str) -> str:
+def job_files(lab: Lab, job_id: str) -> Path:
     assert lab.paths is not None
-    path = lab.paths.ansible / "artifacts" / f"drbot-{job_id}" / "known_hosts"
+    return lab.paths.ansible / "artifacts" / f"drbot-{job_id}"
+
+
+def known_hosts(lab: Lab, job_id: str) -> str:
+    path = job_files(lab, job_id) / "known_hosts"
     return path.read_text() if path.exists() else ""
 
 
@@ -243,6 +247,7 @@ def test_rebuilds_a_crashed_server_while_a_second_rebuild_is_refused(drbot_lab: 
     assert "k3s-server-3 rebuilt and Ready" in final and "etcd 3/3" in final
     assert "steps: cordon" in final and "terraform apply" in final
     assert "drain [node k3s-server-3]: skipped" in said(drbot_lab, job_id, "Plan:")
+    assert not job_files(lab, job_id).exists()  # it cannot be retried: its files are gone
 
 
 def test_join_failure_then_retry_destroys_once_and_applies_once(
@@ -262,6 +267,8 @@ def test_join_failure_then_retry_destroys_once_and_applies_once(
     assert "Node password rejected" in failed and f"/dr retry {job_id}" in failed
     assert "kubectl -n kube-system delete secret k3s-server-2.node-password.k3s" in failed
 
+    assert "ssh-ed25519" in known_hosts(lab, job_id)  # the new machine's key, kept for the retry
+
     core_api(lab).delete_namespaced_secret("k3s-server-2.node-password.k3s", "kube-system")
     reply = drbot_lab.say(f"/dr retry {job_id}", who="carol")
     assert reply.ok and "resuming at ansible join" in reply.text
@@ -272,6 +279,7 @@ def test_join_failure_then_retry_destroys_once_and_applies_once(
     assert len(recorded_terraform.applies()) == 1
     assert not any(a.startswith("-replace") for argv in recorded_terraform.runs() for a in argv)
     assert is_ready(lab, "k3s-server-2")
+    assert not job_files(lab, job_id).exists()
 
 
 def test_retry_is_refused_while_the_playbook_of_a_dead_worker_still_runs(
