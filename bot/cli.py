@@ -17,6 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--as", dest="speak_as", metavar="NAME",
                          help="speak as this person (lab configuration only)")
     console.add_argument("--script", type=Path, help="read commands from this file, not stdin")
+    console.add_argument("--watch", action="store_true",
+                         help="all-in-one only: also run the backup watch (alerts in the console)")
     sub.add_parser("bot", help="run the chat frontends, the relay and the reaper (needs REDIS_URL)")
     worker = sub.add_parser("worker", help="run jobs (needs REDIS_URL)")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
@@ -122,9 +124,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_console(args: argparse.Namespace) -> int:
     import asyncio
 
+    from bot.errors import ConfigError
+
     settings = _settings()
     settings.require("policy")
-    with AllInOne(settings) as settings:
+    if args.watch and settings.redis_url:
+        raise ConfigError("--watch is for the all-in-one console (no REDIS_URL); with your own "
+                          "Redis, run `drbot scheduler` next to the worker instead")
+    with AllInOne(settings, watch=args.watch) as settings:
         from bot.app import BotApp
         from bot.frontends import console
         from bot.runtime import Runtime
@@ -169,12 +176,14 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 class AllInOne:
-    """With no REDIS_URL: a private Redis and a worker subprocess, both ended on exit or Ctrl-C."""
+    """With no REDIS_URL: a private Redis and a worker subprocess (and with ``watch`` the backup
+    watch's scheduler), all ended on exit or Ctrl-C."""
 
-    def __init__(self, settings):  # type: ignore[no-untyped-def]
+    def __init__(self, settings, watch: bool = False):  # type: ignore[no-untyped-def]
         self.settings = settings
+        self.watch = watch
         self.redis = None
-        self.worker: subprocess.Popen[bytes] | None = None
+        self.processes: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         if self.settings.redis_url:
@@ -189,16 +198,21 @@ class AllInOne:
         settings = self.settings.model_copy(update={"redis_url": url, "signing_key": key})
         env = dict(os.environ, REDIS_URL=url, DRBOT_SIGNING_KEY=key.get_secret_value(),
                    DRBOT_REDIS_ALLOW_NO_PASSWORD="true")  # noqa: S106  (private, loopback, ours alone)
-        self.worker = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env)
+        for process in ["worker", *(["scheduler"] if self.watch else [])]:
+            self.processes.append(subprocess.Popen([sys.executable, "-m", "bot.cli", process],
+                                                   env=env))
         return settings
 
     def __exit__(self, *exc: object) -> None:
-        if self.worker and self.worker.poll() is None:
-            self.worker.terminate()
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.processes:
             try:
-                self.worker.wait(15)
+                proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.worker.kill()
+                proc.kill()
+                proc.wait()
         if self.redis:
             self.redis.stop()
 
