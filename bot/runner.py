@@ -110,16 +110,17 @@ class Runner:
 
     def finish(self, status: str, type_: str, message: str, error: str | None = None) -> str:
         """Record the outcome and tell the thread; whatever the job held is let go first, so
-        whoever reads the outcome finds the locks free and the subprocesses gone."""
+        whoever reads the outcome finds the locks free, the subprocesses gone and, for a job
+        that cannot be retried, its files removed."""
         self.cleanup()
+        if status not in RETRYABLE:
+            self.remove_files()
 
         def change(job: Job) -> None:
             job.status, job.error = status, error
             if status == "succeeded":
                 job.summary = message
         job = self.update(change)
-        if status not in RETRYABLE:
-            self.remove_files()
         self.emit(type_, message)
         self.rt.events.expire(self.job_id)
         JOBS.labels(job.command, status).inc()

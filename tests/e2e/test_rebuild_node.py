@@ -331,12 +331,23 @@ def test_cancel_during_terraform_then_retry_trusts_only_the_new_host_key(
 
     recorded_terraform.release()
     assert drbot_lab.say(f"/dr retry {job_id}", who="carol").ok
-    job = drbot_lab.wait_status(job_id, "succeeded", "failed", timeout=RUN)
+    # The job's known_hosts goes with the job once it succeeds: keep what it held until then.
+    held: list[str] = []
+
+    def ended() -> bool:
+        text = known_hosts(lab, job_id)
+        if text:
+            held.append(text)
+        return drbot_lab.job(job_id).status in ("succeeded", "failed")
+
+    wait_until(ended, RUN, "the retried job to end")
+    job = drbot_lab.job(job_id)
     assert job.status == "succeeded", job.error
+    assert not job_files(lab, job_id).exists()
     assert len(recorded_terraform.applies()) == 2  # the cancelled one and the one that worked
     assert lab.world.vm("k3s-server-1").status == "running" and is_ready(lab, "k3s-server-1")
     new_key = lab.world.ssh_host_key("k3s-server-1")
-    trusted = known_hosts(lab, job_id)
+    trusted = held[-1]
     assert new_key != old_key and new_key in trusted and old_key not in trusted
     assert step(drbot_lab, job_id, "drain").result["evicted"] >= 1
     assert step(drbot_lab, job_id, "ansible join").result["joined_via"] == "k3s-server-2"
