@@ -17,7 +17,7 @@ from bot.redact import REDACT
 if TYPE_CHECKING:
     from adapters.ansible import AnsibleConfig
     from adapters.kubernetes.client import Kube
-    from adapters.proxmox import Proxmox
+    from adapters.proxmox.vms import Proxmox
     from adapters.s3 import ObjectStore
     from adapters.terraform import TerraformConfig
     from bot.config import Settings
@@ -65,7 +65,8 @@ class Services:
 
     @cached_property
     def proxmox(self) -> Proxmox:
-        from adapters.proxmox import Proxmox, ProxmoxConfig
+        from adapters.proxmox.client import ProxmoxConfig
+        from adapters.proxmox.vms import Proxmox
 
         self._need("proxmox")
         pve = self.inventory.proxmox

@@ -23,7 +23,7 @@ from bot.errors import CommandError
 
 if TYPE_CHECKING:
     from adapters.kubernetes.client import Kube
-    from adapters.kubernetes.longhorn import Volume
+    from adapters.kubernetes.longhorn.volumes import Volume
     from bot.inventory import Inventory
 
 DATA_DIR = "/var/lib/rancher/k3s"

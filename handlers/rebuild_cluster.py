@@ -41,7 +41,7 @@ from handlers.rebuild_node import SSH_TIMEOUT, wait_ready
 
 if TYPE_CHECKING:
     from adapters.kubernetes.client import Kube
-    from adapters.kubernetes.longhorn import Backup
+    from adapters.kubernetes.longhorn.backups import Backup
     from bot.inventory import Inventory
 
 CONFIRM_TIMEOUT = 4 * 3600.0

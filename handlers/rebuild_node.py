@@ -25,7 +25,7 @@ from handlers import iac, preflight
 
 if TYPE_CHECKING:
     from adapters.kubernetes.client import Kube
-    from adapters.proxmox import VM
+    from adapters.proxmox.vms import VM
     from bot.inventory import Inventory, Node
 
 # Upper bounds sized for real hardware; every wait ends as soon as its condition holds.

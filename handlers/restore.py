@@ -31,7 +31,7 @@ from handlers import iac
 
 if TYPE_CHECKING:
     from adapters.kubernetes.client import Kube
-    from adapters.kubernetes.longhorn import Backup
+    from adapters.kubernetes.longhorn.backups import Backup
     from adapters.kubernetes.workloads import Workload
 
 REPLICAS_ANNOTATION = "drbot.io/replicas-before-restore"

@@ -22,7 +22,8 @@ from adapters.errors import (
     Unreachable,
 )
 from adapters.progress import Hooks, Progress
-from adapters.proxmox import VM, Proxmox, ProxmoxConfig, PveNode
+from adapters.proxmox.client import ProxmoxConfig
+from adapters.proxmox.vms import VM, Proxmox, PveNode
 from tests.servers.pve import (
     TOKEN_NAME,
     TOKEN_SECRET,
@@ -532,7 +533,7 @@ def test_the_token_secret_never_leaks(pve: PveLab, fakepve_cafile: str, tmp_path
 
 
 def test_importing_the_adapter_loads_no_client() -> None:
-    code = ("import sys, adapters.proxmox; "
+    code = ("import sys, adapters.proxmox.vms; "
             "print(sorted(m for m in ('proxmoxer', 'requests') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, check=True, timeout=60)

@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 import pytest
 from fakepve import FakePve, FakeVm
 
-from adapters.proxmox import Proxmox, ProxmoxConfig
+from adapters.proxmox.client import ProxmoxConfig
+from adapters.proxmox.vms import Proxmox
 
 NODES = ("pve1", "pve2")
 TOKEN_USER = "drbot@pve"

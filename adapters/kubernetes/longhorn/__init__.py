@@ -1,0 +1,60 @@
+"""Longhorn (longhorn.io/v1beta2, namespace longhorn-system): volumes, replicas, nodes, backups.
+
+- ``volumes``: volumes and their replicas, replica health, waiting until replicas are healthy;
+- ``cleanup``: removing what a dead node leaves in Longhorn;
+- ``backups``: backups, backup volumes and backup targets, and taking a backup now;
+- ``restore``: a backup into a new Volume, PersistentVolume and PersistentVolumeClaim.
+
+The public names are re-exported here because many handlers call them as ``longhorn.<name>``.
+"""
+
+from adapters.kubernetes.longhorn._objects import NS
+from adapters.kubernetes.longhorn.backups import (
+    Backup,
+    BackupTarget,
+    BackupVolume,
+    get_backup,
+    get_backup_target,
+    latest_backup,
+    list_backup_targets,
+    list_backup_volumes,
+    list_backups,
+    trigger_backup,
+)
+from adapters.kubernetes.longhorn.cleanup import NodeCleanup, clean_dead_node
+from adapters.kubernetes.longhorn.restore import CSI_DRIVER, RestoredVolume, restore_backup
+from adapters.kubernetes.longhorn.volumes import (
+    Replica,
+    Volume,
+    get_volume,
+    list_replicas,
+    list_volumes,
+    volumes_losing_last_replica,
+    wait_replicas_healthy,
+)
+
+__all__ = [
+    "CSI_DRIVER",
+    "NS",
+    "Backup",
+    "BackupTarget",
+    "BackupVolume",
+    "NodeCleanup",
+    "Replica",
+    "RestoredVolume",
+    "Volume",
+    "clean_dead_node",
+    "get_backup",
+    "get_backup_target",
+    "get_volume",
+    "latest_backup",
+    "list_backup_targets",
+    "list_backup_volumes",
+    "list_backups",
+    "list_replicas",
+    "list_volumes",
+    "restore_backup",
+    "trigger_backup",
+    "volumes_losing_last_replica",
+    "wait_replicas_healthy",
+]

@@ -1,0 +1,204 @@
+"""Longhorn restore: a backup into a new Volume, PersistentVolume and PersistentVolumeClaim.
+
+A restore goes the direct way: a Volume with ``spec.fromBackup`` set to the Backup's ``status.url``
+(read from a Backup that exists, never taken from text), then a static PersistentVolume and a
+PersistentVolumeClaim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.errors import AdapterError, Conflict, NotFound, Refused
+from adapters.kubernetes._wait import wait_for
+from adapters.kubernetes.client import Kube
+from adapters.kubernetes.longhorn._objects import NS, condition
+from adapters.kubernetes.longhorn.backups import Backup, get_backup
+from adapters.kubernetes.resources import LH_VOLUMES
+from adapters.progress import Hooks, Progress
+
+CSI_DRIVER = "driver.longhorn.io"
+
+
+@dataclass
+class RestoredVolume:
+    volume: str
+    pv: str
+    pvc: str
+    namespace: str
+    backup: str
+    size: str
+
+
+def _restore_done(obj: dict[str, Any], name: str) -> bool:
+    """The restore finished: Longhorn started it, cleared restoreRequired and detached it."""
+    status = obj.get("status") or {}
+    restore = condition(obj, "Restore")
+    if restore.get("reason") == "RestoreFailure":
+        raise AdapterError(
+            f"Longhorn failed to restore volume {name}: {restore.get('message') or 'no message'}. "
+            "Delete the volume and try another backup."
+        )
+    started = bool(status.get("restoreInitiated")) or bool(restore)
+    return (
+        started
+        and not status.get("restoreRequired")
+        and restore.get("status") != "True"
+        and status.get("state") == "detached"
+    )
+
+
+def _restored_volume_name(namespace: str, pvc: str) -> str:
+    return f"restore-{namespace}-{pvc}"[:63].rstrip("-")
+
+
+def restore_backup(
+    kube: Kube,
+    backup_name: str,
+    pvc_name: str,
+    namespace: str,
+    hooks: Hooks | None = None,
+    timeout: float = 3600.0,
+    *,
+    volume_name: str | None = None,
+    storage_class: str = "longhorn",
+    access_modes: tuple[str, ...] = ("ReadWriteOnce",),
+    fs_type: str = "ext4",
+    replicas: int = 3,
+    poll: float = 5.0,
+) -> RestoredVolume:
+    """Restore Longhorn backup ``backup_name`` into a new PVC ``namespace/pvc_name``.
+
+    Creates a Volume with ``fromBackup`` = the Backup's ``status.url``, waits for the restore,
+    then a static PersistentVolume (as Longhorn builds it) bound to a new PVC. A retry after a
+    partial run picks up the objects it made before; a PVC that exists already is refused.
+    """
+    hooks = hooks or Hooks()
+    backup = get_backup(kube, backup_name)
+    if backup.state != "Completed" or not backup.url:
+        raise Refused(
+            f"Longhorn backup {backup_name} is {backup.state or 'not finished'}"
+            f"{': ' + backup.error if backup.error else ''}; pick a Completed backup."
+        )
+    size = backup.volume_size or backup.size
+    if not size or not size.isdigit() or int(size) <= 0:
+        raise AdapterError(f"Longhorn backup {backup_name} does not record the volume size.")
+    volume = volume_name or _restored_volume_name(namespace, pvc_name)
+    _refuse_existing_pvc(kube, pvc_name, namespace, volume)
+    target = f"{namespace}/{pvc_name}"
+    _create_restore_volume(kube, volume, backup, size, replicas)
+    hooks.report(Progress(f"Restoring backup {backup_name} into Longhorn volume {volume}",
+                          target=target, task="restore", status="restoring"))
+    wait_for(
+        lambda: True if _restore_done(kube.get_object(LH_VOLUMES, volume, NS), volume) else None,
+        timeout=timeout, poll=poll, hooks=hooks,
+        timeout_message=lambda err: f"Longhorn volume {volume} was still restoring from backup "
+        f"{backup_name} after {timeout:.0f}s; check the volume in the Longhorn UI.",
+        cancel_message=f"Stopped waiting for the restore of {backup_name}; Longhorn volume "
+        f"{volume} is left as it is (delete it to undo).",
+    )
+    _create_pv(kube, volume, size, pvc_name, namespace, storage_class, access_modes, fs_type,
+               replicas)
+    _create_pvc(kube, volume, size, pvc_name, namespace, storage_class, access_modes)
+    hooks.report(Progress(f"Restored backup {backup_name} into PVC {target}", target=target,
+                          task="restore", status="done"))
+    return RestoredVolume(volume, volume, pvc_name, namespace, backup_name, size)
+
+
+def _refuse_existing_pvc(kube: Kube, pvc: str, namespace: str, volume: str) -> None:
+    try:
+        existing = kube.call(kube.core.read_namespaced_persistent_volume_claim, pvc, namespace)
+    except NotFound:
+        return
+    if (existing.spec.volume_name if existing.spec else None) == volume:
+        return  # ours, from an earlier run
+    raise Conflict(
+        f"PVC {namespace}/{pvc} already exists; restore into another name (or use --replace)."
+    )
+
+
+def _create_restore_volume(
+    kube: Kube, volume: str, backup: Backup, size: str, replicas: int
+) -> None:
+    try:
+        existing = kube.get_object(LH_VOLUMES, volume, NS)
+    except NotFound:
+        existing = None
+    if existing is not None:
+        if (existing.get("spec") or {}).get("fromBackup") != backup.url:
+            raise Conflict(
+                f"Longhorn volume {volume} already exists and was not restored from backup "
+                f"{backup.name}; choose another PVC name or delete that volume."
+            )
+        return
+    kube.create_object(LH_VOLUMES, {
+        "metadata": {"name": volume, "namespace": NS},
+        "spec": {
+            "fromBackup": backup.url,
+            "size": size,
+            "numberOfReplicas": replicas,
+            "frontend": "blockdev",
+            "accessMode": "rwo",
+            "staleReplicaTimeout": 30,
+        },
+    })
+
+
+def _create_pv(
+    kube: Kube, volume: str, size: str, pvc: str, namespace: str, storage_class: str,
+    access_modes: tuple[str, ...], fs_type: str, replicas: int,
+) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": volume},
+        "spec": {
+            "capacity": {"storage": size},
+            "volumeMode": "Filesystem",
+            "accessModes": list(access_modes),
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": storage_class,
+            "claimRef": {"namespace": namespace, "name": pvc},
+            "csi": {
+                "driver": CSI_DRIVER,
+                "volumeHandle": volume,
+                "fsType": fs_type,
+                "volumeAttributes": {
+                    "numberOfReplicas": str(replicas),
+                    "staleReplicaTimeout": "30",
+                },
+            },
+        },
+    }
+    try:
+        kube.call(kube.core.create_persistent_volume, body)
+    except Conflict:
+        existing = kube.call(kube.core.read_persistent_volume, volume)
+        csi = existing.spec.csi if existing.spec else None
+        if not csi or csi.volume_handle != volume:
+            raise Conflict(
+                f"PersistentVolume {volume} already exists for something else; delete it or "
+                "restore into another name."
+            ) from None
+
+
+def _create_pvc(
+    kube: Kube, volume: str, size: str, pvc: str, namespace: str, storage_class: str,
+    access_modes: tuple[str, ...],
+) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": pvc, "namespace": namespace},
+        "spec": {
+            "accessModes": list(access_modes),
+            "resources": {"requests": {"storage": size}},
+            "storageClassName": storage_class,
+            "volumeName": volume,
+        },
+    }
+    try:
+        kube.call(kube.core.create_namespaced_persistent_volume_claim, namespace, body)
+    except Conflict:
+        _refuse_existing_pvc(kube, pvc, namespace, volume)
