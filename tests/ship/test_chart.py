@@ -30,6 +30,20 @@ CUSTOM = {
     "image": {"tag": "1.2.3"},
 }
 
+INGRESS_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}
+SLACK_HTTP = {
+    "bot": {"secretKeys": {"slack_app_token": None, "slack_signing_secret": "slack-signing-secret"}},
+    "slackHttp": {"enabled": True, "port": 3100,
+                  "service": {"annotations": {"example.com/team": "ops"}},
+                  "ingress": {"enabled": True, "className": "traefik", "host": "drbot.example.com",
+                              "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+                              "tls": [{"secretName": "drbot-slack-tls",
+                                       "hosts": ["drbot.example.com"]}]},
+                  "from": [INGRESS_PEER]},
+}
+VARIANTS = pytest.mark.parametrize("values", [{}, CUSTOM, SLACK_HTTP],
+                                   ids=["default", "custom", "slack-http"])
+
 
 def pods(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"].rsplit("-", 1)[1]: d["spec"]["template"]["spec"]
@@ -44,7 +58,7 @@ def secret_volumes(pod: dict[str, Any]) -> set[str]:
     return {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
 
 
-@pytest.mark.parametrize("values", [{}, CUSTOM], ids=["default", "custom"])
+@VARIANTS
 def test_every_manifest_validates_strictly_for_kubernetes_1_30(values: dict[str, Any],
                                                                 tmp_path: Path) -> None:
     docs = manifests(values)
@@ -58,13 +72,13 @@ def test_every_manifest_validates_strictly_for_kubernetes_1_30(values: dict[str,
                           check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     custom = [d["kind"] for d in docs if d["apiVersion"].startswith("monitoring.coreos.com")]
-    assert custom == (["ServiceMonitor"] if values else [])
+    assert custom == (["ServiceMonitor"] if values.get("serviceMonitor") else [])
 
 
 def test_lint_is_clean() -> None:
     import helm_python
 
-    for values in ({}, CUSTOM):
+    for values in ({}, CUSTOM, SLACK_HTTP):
         report = helm_python.lint(str(CHART), values, strict=True, kube_version="v1.30.0")
         problems = [m for m in report["messages"] if m["severity"] >= 2]
         assert problems == [] and report["errors"] == [], report
@@ -139,7 +153,7 @@ def test_bundled_redis_is_durable_private_and_off_longhorn() -> None:
     assert policy["ingress"][0]["ports"] == [{"port": "redis", "protocol": "TCP"}]
 
 
-@pytest.mark.parametrize("values", [{}, CUSTOM], ids=["default", "custom"])
+@VARIANTS
 def test_every_container_is_locked_down_with_probes_and_resources(values: dict[str, Any]) -> None:
     for name, pod in pods(manifests(values)).items():
         assert pod["securityContext"]["runAsNonRoot"] is True
@@ -164,3 +178,127 @@ def test_notes_name_the_secrets_to_create() -> None:
     for secret in ("dr-drbot-signing", "dr-drbot-redis", "dr-drbot-bot", "dr-drbot-worker"):
         assert secret in notes
     assert "kubectl -n ops create secret generic dr-drbot-signing" in notes
+
+
+def test_slack_http_mode_reaches_the_bot_and_only_the_bot() -> None:
+    docs = manifests(SLACK_HTTP)
+    bot = find(docs, "Deployment", "-bot")
+    container = bot["spec"]["template"]["spec"]["containers"][0]
+    variables = env(bot["spec"]["template"]["spec"])
+    assert variables["DRBOT_SLACK_HTTP_HOST"] == "0.0.0.0"
+    assert variables["DRBOT_SLACK_HTTP_PORT"] == "3100"
+    assert variables["DRBOT_SLACK_SIGNING_SECRET_FILE"] == "/etc/drbot/bot/slack-signing-secret"
+    assert "DRBOT_SLACK_APP_TOKEN_FILE" not in variables, "an app token would select Socket Mode"
+    assert {"name": "slack", "containerPort": 3100, "protocol": "TCP"} in container["ports"]
+    for name in ("worker", "scheduler"):
+        other = find(docs, "Deployment", f"-{name}")["spec"]["template"]["spec"]
+        assert [p["name"] for p in other["containers"][0]["ports"]] == ["http"]
+        assert not {"DRBOT_SLACK_HTTP_HOST", "DRBOT_SLACK_HTTP_PORT"} & set(env(other))
+
+    service = find(docs, "Service", "-slack")
+    assert service["metadata"]["name"] == "drbot-slack"
+    assert service["metadata"]["annotations"] == {"example.com/team": "ops"}
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["selector"] == {"app.kubernetes.io/name": "drbot",
+                                           "app.kubernetes.io/instance": "drbot",
+                                           "app.kubernetes.io/component": "bot"}
+    assert service["spec"]["selector"].items() <= \
+        bot["spec"]["template"]["metadata"]["labels"].items()
+    for name in ("worker", "scheduler", "redis"):
+        kind = "StatefulSet" if name == "redis" else "Deployment"
+        labels = find(docs, kind, f"-{name}")["spec"]["template"]["metadata"]["labels"]
+        assert not service["spec"]["selector"].items() <= labels.items(), name
+    assert service["spec"]["ports"] == [{"name": "slack", "port": 3100, "targetPort": "slack",
+                                         "protocol": "TCP"}]
+    assert service["metadata"]["labels"]["app.kubernetes.io/component"] != "metrics", \
+        "the ServiceMonitor must not scrape it"
+
+    ingress = find(docs, "Ingress", "-slack")
+    assert ingress["apiVersion"] == "networking.k8s.io/v1"
+    assert ingress["spec"]["ingressClassName"] == "traefik"
+    assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    assert ingress["spec"]["tls"] == [{"secretName": "drbot-slack-tls",
+                                       "hosts": ["drbot.example.com"]}]
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == "drbot.example.com"
+    assert rule["http"]["paths"] == [{"path": "/slack/events", "pathType": "Exact", "backend": {
+        "service": {"name": "drbot-slack", "port": {"name": "slack"}}}}]
+
+    policy = find(docs, "NetworkPolicy", "-slack")["spec"]
+    assert policy["podSelector"] == {"matchLabels": service["spec"]["selector"]}
+    assert policy["ingress"] == [{"ports": [{"port": "slack", "protocol": "TCP"}],
+                                  "from": [INGRESS_PEER]}]
+    shared = find(docs, "NetworkPolicy", "drbot")["spec"]
+    assert shared["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}], \
+        "the worker and scheduler do not accept the slack port"
+
+
+def test_slack_http_without_ingress_or_peers() -> None:
+    values = {**SLACK_HTTP, "slackHttp": {"enabled": True, "service": {"type": "LoadBalancer"}}}
+    docs = manifests(values)
+    assert find(docs, "Service", "-slack")["spec"]["type"] == "LoadBalancer"
+    assert find(docs, "Service", "-slack")["spec"]["ports"][0]["port"] == 3000
+    assert not [d for d in docs if d["kind"] == "Ingress"]
+    policy = find(docs, "NetworkPolicy", "-slack")["spec"]
+    assert policy["ingress"] == [{"ports": [{"port": "slack", "protocol": "TCP"}]}], \
+        "no slackHttp.from: from anywhere (Slack comes through an ingress controller or proxy)"
+    assert env(pods(docs)["bot"])["DRBOT_SLACK_HTTP_PORT"] == "3000"
+    no_host = {**SLACK_HTTP, "slackHttp": {"enabled": True, "ingress": {"enabled": True}}}
+    ingress = find(manifests(no_host), "Ingress", "-slack")["spec"]
+    assert "host" not in ingress["rules"][0] and "tls" not in ingress
+    assert "ingressClassName" not in ingress
+    emptied = {**SLACK_HTTP, "bot": {"secretKeys": {"slack_app_token": "",
+                                                    "slack_signing_secret": "slack-signing-secret"}}}
+    assert "DRBOT_SLACK_APP_TOKEN_FILE" not in env(pods(manifests(emptied))["bot"])
+    closed = manifests({**SLACK_HTTP, "networkPolicy": {"enabled": False}})
+    assert not [d for d in closed if d["kind"] == "NetworkPolicy"]
+
+
+def test_default_has_no_slack_http() -> None:
+    docs = manifests()
+    assert not [d for d in docs if d["kind"] == "Ingress"]
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-slack")]
+    bot = pods(docs)["bot"]
+    assert [p["name"] for p in bot["containers"][0]["ports"]] == ["http"]
+    assert not {"DRBOT_SLACK_HTTP_HOST", "DRBOT_SLACK_HTTP_PORT"} & set(env(bot))
+    assert env(bot)["DRBOT_SLACK_APP_TOKEN_FILE"] == "/etc/drbot/bot/slack-app-token"
+
+
+@pytest.mark.parametrize(("secret_keys", "message"), [
+    ({}, "needs bot.secretKeys.slack_signing_secret"),
+    ({"slack_app_token": None}, "needs bot.secretKeys.slack_signing_secret"),
+    ({"slack_signing_secret": "slack-signing-secret"}, "still maps slack_app_token"),
+    ({"slack_app_token": None, "slack_bot_token": None,
+      "slack_signing_secret": "slack-signing-secret"}, "needs bot.secretKeys.slack_bot_token"),
+], ids=["defaults", "no-signing-secret", "app-token-kept", "no-bot-token"])
+def test_slack_http_refuses_keys_that_would_not_serve_http(secret_keys: dict[str, Any],
+                                                           message: str) -> None:
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError, match=message):
+        manifests({"slackHttp": {"enabled": True}, "bot": {"secretKeys": secret_keys}})
+
+
+def test_slack_http_refuses_an_app_token_in_env_and_a_shared_port() -> None:
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError, match="sets DRBOT_SLACK_APP_TOKEN_FILE"):
+        manifests({**SLACK_HTTP, "env": {"DRBOT_SLACK_APP_TOKEN_FILE": "/elsewhere/app-token"}})
+    with pytest.raises(helm_python.HelmError, match="slackHttp.port and http.port are both 8080"):
+        manifests({**SLACK_HTTP, "slackHttp": {"enabled": True, "port": 8080}})
+
+
+def _notes(values: dict[str, Any]) -> str:
+    import helm_python
+
+    return helm_python.Chart.load(str(CHART)).render(values, name="dr", namespace="ops")[
+        "drbot/templates/NOTES.txt"]
+
+
+def test_notes_give_the_slack_request_url() -> None:
+    assert "https://drbot.example.com/slack/events" in _notes(SLACK_HTTP)
+    assert "slack-signing-secret" in _notes(SLACK_HTTP)
+    exposed = _notes({**SLACK_HTTP, "slackHttp": {"enabled": True}})
+    assert "https://<your host>/slack/events" in exposed
+    assert "Service\ndr-drbot-slack port 3000" in exposed
+    assert "/slack/events" not in _notes({})

@@ -176,3 +176,27 @@ affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/* Slack HTTP mode: refuse values with which the bot would not listen for Slack's requests. */}}
+{{- define "drbot.slackHttp.check" -}}
+{{- if .Values.slackHttp.enabled -}}
+{{- $keys := .Values.bot.secretKeys | default dict -}}
+{{- if not (index $keys "slack_bot_token") -}}
+{{- fail "slackHttp.enabled needs bot.secretKeys.slack_bot_token (the key of the xoxb- bot token in the bot's Secret): without it the bot runs no Slack frontend" -}}
+{{- end -}}
+{{- if not (index $keys "slack_signing_secret") -}}
+{{- fail "slackHttp.enabled (Slack HTTP mode) needs bot.secretKeys.slack_signing_secret: the key of the Slack app's signing secret in the bot's Secret, e.g. bot.secretKeys.slack_signing_secret=slack-signing-secret" -}}
+{{- end -}}
+{{- if index $keys "slack_app_token" -}}
+{{- fail "slackHttp.enabled: bot.secretKeys still maps slack_app_token, with which the bot would use Socket Mode and never serve HTTP; set bot.secretKeys.slack_app_token to null or an empty string" -}}
+{{- end -}}
+{{- range $name := list "DRBOT_SLACK_APP_TOKEN" "DRBOT_SLACK_APP_TOKEN_FILE" -}}
+{{- if or (hasKey ($.Values.env | default dict) $name) (hasKey ($.Values.bot.env | default dict) $name) -}}
+{{- fail (printf "slackHttp.enabled: env or bot.env sets %s, with which the bot would use Socket Mode; remove it" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- if eq (int .Values.slackHttp.port) (int .Values.http.port) -}}
+{{- fail (printf "slackHttp.port and http.port are both %v: the bot needs two ports" .Values.slackHttp.port) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
