@@ -29,7 +29,9 @@ from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
 from bot.lab import files, world
-from bot.lab.controllers import CONTROLLER_HEADER, Controllers, Timings
+from bot.lab.controllers import Controllers
+from bot.lab.controllers.base import CONTROLLER_HEADER, Timings
+from bot.lab.seed import seed_objects
 from bot.lab.servers import KubeServer, LabLoop, PveServer, S3Server, Sshd, ssh_banner, wait_until
 
 T = TypeVar("T")
@@ -256,7 +258,7 @@ class Lab:
         self._kube = LabKube()
         seed_kube(
             self._kube,
-            world.seed_objects(now, self._state.etcd_members, len(files.store.SNAPSHOT_BYTES)),
+            seed_objects(now, self._state.etcd_members, len(files.store.SNAPSHOT_BYTES)),
         )
         kube_server = KubeServer(self._loop, self._kube)
         self._servers.append(kube_server)

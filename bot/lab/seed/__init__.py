@@ -1,0 +1,32 @@
+"""The Kubernetes objects the lab's homelab (`bot.lab.world`) starts as, one module per system.
+
+`seed_objects` is all of them, in the order the emulator is seeded with them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.lab.seed.cnpg import cnpg_objects
+from bot.lab.seed.flux import flux_objects
+from bot.lab.seed.k3s import etcd_snapshot_objects, namespaces, node_object, node_password_secret
+from bot.lab.seed.longhorn import longhorn_objects
+from bot.lab.seed.workloads import workload_objects
+from bot.lab.world import NODES, EtcdMember, vm_uuid
+
+
+def seed_objects(
+    now: datetime, members: dict[str, EtcdMember], snapshot_size: int
+) -> list[dict[str, Any]]:
+    """Every Kubernetes object of the lab at start."""
+    objs = namespaces()
+    for spec in NODES:
+        objs.append(node_object(spec, members.get(spec.name), True, now))
+        objs.append(node_password_secret(spec.name, vm_uuid(spec.name)))
+    objs += flux_objects(now)
+    objs += longhorn_objects(now)
+    objs += cnpg_objects(now)
+    objs += workload_objects(now)
+    objs += etcd_snapshot_objects(now, snapshot_size)
+    return objs
