@@ -35,7 +35,9 @@ from adapters.errors import AdapterError, Cancelled, NotFound, TimedOut, Unreach
 from adapters.progress import Hooks, Progress, one_line
 
 _MSG_MAX = 300
-_KILL_GRACE = 10.0  # the playbook process's own grace for its tree (adapters.ansible_run)
+# How long the playbook's process gives its tree between SIGTERM and SIGKILL; the worker waits
+# twice that for the process itself.
+KILL_GRACE = 10.0
 
 
 @dataclass
@@ -251,8 +253,8 @@ def run_playbook(
     try:
         subprocesses.run(
             [sys.executable, "-m", "adapters.ansible_run"], hooks=hooks, on_line=child.line,
-            stdin=json.dumps(spec), timeout=config.timeout + 2 * _KILL_GRACE + 30,
-            grace=2 * _KILL_GRACE, what=what)
+            stdin=json.dumps(spec), timeout=config.timeout + 2 * KILL_GRACE + 30,
+            grace=2 * KILL_GRACE, what=what)
     except (Cancelled, TimedOut):
         if child.result is None:
             raise

@@ -42,11 +42,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from adapters import subprocesses
-from adapters.ansible import HostFailure
+from adapters.ansible import KILL_GRACE, HostFailure
 from adapters.progress import Hooks, Progress, one_line
 
 MARKER = "DRBOT_ANSIBLE_RUN"
-KILL_GRACE = 10.0
 _MSG_MAX = 300
 _PR_SET_CHILD_SUBREAPER = 36
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
