@@ -8,6 +8,11 @@ check at one tenth of the objects (still 30 backups per volume) shows that the c
 objects watched, not with the backups kept. Seeding writes straight into the servers' stores (it
 is not what is measured); the check speaks HTTP to both, as in production.
 
+The floor: at each size, the same kind of S3 requests (a volume's volume.cfg read and its backup
+listing) made bare through boto3 against the same buckets, one after another. Its time per request
+shows what the test servers themselves cost as they fill up (moto scans a whole bucket to answer
+a prefix listing; real S3 does not), so that the check's own growth can be read apart from theirs.
+
 Run: ``.venv/bin/python bench/backup_check.py [--quick]``. Prints a table and exits 0.
 """
 
@@ -51,6 +56,22 @@ class Row:
     store_requests: int
     kube_requests: int
     findings: int
+    floor_ms: float = 0.0  # one bare S3 request, at this size
+
+
+def floor_ms(endpoint: str, bucket: str, volumes: list[str], sample: int = 60) -> float:
+    """Milliseconds per bare S3 request of the kinds the check makes per volume."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    picked = volumes[:: max(1, len(volumes) // sample)][:sample]
+    client.list_objects_v2(Bucket=bucket, MaxKeys=1)  # connect outside the timing
+    started = time.monotonic()
+    for name in picked:
+        client.get_object(Bucket=bucket, Key=bs.longhorn_volume_cfg_key("", name))["Body"].read()
+        client.list_objects_v2(Bucket=bucket, Prefix=bs.longhorn_volume_dir(name, "") + "backups/",
+                               Delimiter="/")
+    return (time.monotonic() - started) * 1000 / (2 * len(picked))
 
 
 def ts(when: datetime) -> str:
@@ -172,17 +193,23 @@ def main() -> int:
                 started = time.monotonic()
                 buckets = seed(server, s3, tag, *sizes)
                 print(f"seeded {tag} in {time.monotonic() - started:.1f}s", flush=True)
-                rows.append(measure(server, f"http://{host}:{port}", kubeconfig, buckets,
-                                    sizes))  # type: ignore[arg-type]
+                endpoint = f"http://{host}:{port}"
+                row = measure(server, endpoint, kubeconfig, buckets, sizes)  # type: ignore[arg-type]
+                row.floor_ms = floor_ms(endpoint, buckets["longhorn"],
+                                        [f"pvc-{tag}-{v:05d}" for v in range(sizes[0])])
+                rows.append(row)
                 server.on_loop(lambda: server.emulator.objects.clear())
     finally:
         server.stop()
         moto.stop()
     print(f"\n{'volumes':>8} {'backups':>8} {'CNPG':>5} {'etcd':>5} {'check s':>8} "
-          f"{'S3 req':>7} {'kube req':>9} {'findings':>9}")
+          f"{'S3 req':>7} {'kube req':>9} {'findings':>9} {'ms/req':>7} {'floor ms':>9} "
+          f"{'ratio':>6}")
     for r in rows:
+        per_request = r.seconds * 1000 / r.store_requests
         print(f"{r.volumes:>8} {r.volumes * r.backups:>8} {r.clusters:>5} {r.snapshots:>5} "
-              f"{r.seconds:>8.2f} {r.store_requests:>7} {r.kube_requests:>9} {r.findings:>9}")
+              f"{r.seconds:>8.2f} {r.store_requests:>7} {r.kube_requests:>9} {r.findings:>9} "
+              f"{per_request:>7.2f} {r.floor_ms:>9.2f} {per_request / r.floor_ms:>6.2f}")
     small, big = rows
     print(f"\nobjects x{(big.volumes + big.clusters + 1) / (small.volumes + small.clusters + 1):.1f}"
           f": S3 requests x{big.store_requests / small.store_requests:.1f}, kube requests "
