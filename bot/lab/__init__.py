@@ -4,10 +4,10 @@
         subprocess.run(["drbot", "worker"], env={**os.environ, **lab.env})
 
 It starts, on 127.0.0.1 only, a Kubernetes API (kmock), a Proxmox VE cluster (fakepve), S3
-(moto), one real sshd per VM, a Terraform stub and an Ansible project acting on them, seeds
-the homelab of `bot.lab.world`, and runs controllers that make the world react (see
-`bot.lab.controllers`). It needs the `lab` extra and is imported only by `drbot lab`, the
-demo and the tests.
+(moto), one real sshd per VM, a Terraform stub, a Flux bootstrap program and an Ansible project
+acting on them, seeds the homelab of `bot.lab.world`, and runs controllers that make the world
+react (see `bot.lab.controllers`). It needs the `lab` extra and is imported only by `drbot lab`,
+the demo and the tests.
 """
 
 from __future__ import annotations
@@ -252,13 +252,14 @@ class Lab:
                 s.name: world.etcd_member(s) for s in world.NODES if s.server
             }
         vm_uuids = {spec.name: world.vm_uuid(spec.name) for spec in world.NODES}
+        git_key = secrets.token_hex(24)  # Flux's (fake) Git deploy key: in the seed and a file
 
         from bot.lab.kube import LabKube
 
         self._kube = LabKube()
         seed_kube(
             self._kube,
-            seed_objects(now, self._state.etcd_members, len(files.store.SNAPSHOT_BYTES)),
+            seed_objects(now, self._state.etcd_members, len(files.store.SNAPSHOT_BYTES), git_key),
         )
         kube_server = KubeServer(self._loop, self._kube)
         self._servers.append(kube_server)
@@ -292,7 +293,13 @@ class Lab:
             ssh_host_keys={n: str(s.host_key) for n, s in self._sshds.items()},
         )
         self.paths = files.write_all(
-            self.workdir, endpoints, vm_uuids, now, secrets.token_hex(16), secrets.token_hex(24)
+            self.workdir,
+            endpoints,
+            vm_uuids,
+            now,
+            secrets.token_hex(16),
+            secrets.token_hex(24),
+            git_key,
         )
         self._write_aws_files(s3_secret)
         self.env = self._env()

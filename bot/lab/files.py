@@ -1,8 +1,14 @@
-"""Files the lab writes for drbot: kubeconfig, inventory, policy, and the IaC projects.
+"""Files the lab writes for drbot: kubeconfig, inventory, policy, secrets, the IaC projects, the
+lab's programs and what the VMs' disks hold.
 
 The Terraform and Ansible projects live in one Git repository at a fixed commit (the inventory's
 `revision`), with everything a run writes (state, lock, artifacts) ignored so the checkout stays
-clean.
+clean. The programs in `bin/` (`terraform`, `flux-bootstrap`) run a `bot.lab` module's `main()`
+with the lab's Python. Each server VM's disk holds the admin kubeconfig K3s wrote there
+(`world.K3S_KUBECONFIG`, naming `https://127.0.0.1:6443`); the lab's own kubeconfig is that file
+as an operator fetched it, its server set to the lab's API. The site playbook fetches it from the
+cluster-init server to `drbot_kubeconfig_dest` when that extravar is set, as drbot's
+rebuild-cluster asks.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 import yaml
 
 from bot.lab import store, terraform_stub, world
+from bot.lab.seed.flux import BOOTSTRAP_NAME, FLEET_BRANCH, FLEET_PATH, FLEET_URL, git_credentials
 
 GIT = "git"
 PVE_TOKEN_ID = "drbot@pve!drbot"  # noqa: S105 (a token id)
@@ -51,12 +58,14 @@ class Paths:
     pve_token_file: Path
     s3_credentials: Path
     k3s_token_file: Path
+    flux_secret_file: Path
     iac: Path
     terraform: Path
     ansible: Path
     ansible_inventory: Path
     bin: Path
     terraform_binary: Path
+    flux_bootstrap: Path
     revision: str
 
 
@@ -73,16 +82,38 @@ def write_yaml(path: Path, data: Any) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def kubeconfig(kube_url: str, token: str) -> dict[str, Any]:
+def kubeconfig(
+    kube_url: str, token: str, name: str = "lab", user: str = "lab-admin"
+) -> dict[str, Any]:
+    """A kubeconfig with one cluster, user and context (the lab's API takes any bearer token)."""
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "preferences": {},
-        "clusters": [{"name": "lab", "cluster": {"server": kube_url}}],
-        "users": [{"name": "lab-admin", "user": {"token": token}}],
-        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "lab-admin"}}],
-        "current-context": "lab",
+        "clusters": [{"name": name, "cluster": {"server": kube_url}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
+        "current-context": name,
     }
+
+
+def k3s_kubeconfig(token: str) -> dict[str, Any]:
+    """What K3s writes to a server's /etc/rancher/k3s/k3s.yaml: the local API, the admin user."""
+    return kubeconfig(world.K3S_LOCAL_API, token, "default", "default")
+
+
+def flux_bootstrap_argv(paths: Paths) -> list[str]:
+    """`flux bootstrap git` for the homelab's fleet repository, run by the lab's program."""
+    return [
+        str(paths.flux_bootstrap),
+        "git",
+        f"--url={FLEET_URL}",
+        f"--branch={FLEET_BRANCH}",
+        f"--path={FLEET_PATH.removeprefix('./')}",
+        f"--secret-name={BOOTSTRAP_NAME}",
+        f"--kubeconfig={paths.kubeconfig}",
+        "--silent",
+    ]
 
 
 def policy(console_login: str) -> dict[str, Any]:
@@ -185,6 +216,8 @@ def inventory(ep: Endpoints, paths: Paths) -> dict[str, Any]:
                 "timeout": 600,
             },
             "k3s_token_file": str(paths.k3s_token_file),
+            "flux_bootstrap": flux_bootstrap_argv(paths),
+            "flux_secret_file": str(paths.flux_secret_file),
         },
         "backups": {
             "longhorn_store": store_entry("longhorn"),
@@ -289,6 +322,7 @@ def ansible_inventory(ep: Endpoints, paths: Paths) -> dict[str, Any]:
             "ssh_port": ep.ssh_ports[spec.name],
             "k3s_cluster_init": spec.cluster_init,
             "k3s_data_dir": str(paths.root / "vms" / spec.name / "var/lib/rancher/k3s"),
+            "k3s_kubeconfig": str(paths.root / "vms" / spec.name / world.K3S_KUBECONFIG),
         }
 
     return {
@@ -351,6 +385,28 @@ def pve_request(task: str, path: str, register: str) -> dict[str, Any]:
     }
 
 
+def admin_kubeconfig_tasks() -> list[dict[str, Any]]:
+    """A K3s server writes its admin kubeconfig with a credential of its own on start."""
+    return [
+        {
+            "name": "Create K3s's config directory",
+            "ansible.builtin.file": {"path": "{{ k3s_kubeconfig | dirname }}", "state": "directory",
+                                     "mode": "0755"},
+            "when": "node_role == 'server'",
+        },
+        {
+            "name": "K3s writes its admin kubeconfig",
+            "ansible.builtin.copy": {
+                "content": "{{ k3s_admin_kubeconfig | to_nice_yaml }}",
+                "dest": "{{ k3s_kubeconfig }}",
+                "mode": "0600",
+            },
+            "when": "node_role == 'server'",
+            "no_log": True,
+        },
+    ]
+
+
 def join_playbook() -> list[dict[str, Any]]:
     vm_path = "/nodes/{{ pve_host }}/qemu/{{ vmid }}"
     secret_url = "{{ kube_api }}/api/v1/namespaces/kube-system/secrets/{{ node_name }}" + (
@@ -366,6 +422,12 @@ def join_playbook() -> list[dict[str, Any]]:
             "name": "Install K3s and join the cluster",
             "hosts": "k3s_cluster",
             "gather_facts": False,
+            "vars": {
+                "k3s_admin_kubeconfig": k3s_kubeconfig(
+                    "{{ lookup('ansible.builtin.password', '/dev/null', "
+                    "chars=['hexdigits'], length=32) | lower }}"
+                )
+            },
             "tasks": [
                 wait_for_ssh(60),
                 pve_request(
@@ -501,12 +563,14 @@ def join_playbook() -> list[dict[str, Any]]:
                     "register": "node_created",
                     "changed_when": "node_created.status == 201",
                 },
+                *admin_kubeconfig_tasks(),
             ],
         }
     ]
 
 
 def site_playbook() -> list[dict[str, Any]]:
+    fetch_when = "drbot_kubeconfig_dest is defined and k3s_cluster_init | bool"
     return [
         {
             "name": "Base setup",
@@ -517,6 +581,28 @@ def site_playbook() -> list[dict[str, Any]]:
             ],
         },
         {"ansible.builtin.import_playbook": "k3s-join.yml"},
+        {
+            "name": "Fetch the new cluster's kubeconfig for drbot",
+            "hosts": "k3s_servers",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "Fetch k3s.yaml from the cluster-init server",
+                    "ansible.builtin.fetch": {
+                        "src": "{{ k3s_kubeconfig }}",
+                        "dest": "{{ drbot_kubeconfig_dest }}",
+                        "flat": True,
+                    },
+                    "when": fetch_when,
+                },
+                {
+                    "name": "Keep the fetched kubeconfig private",
+                    "ansible.builtin.file": {"path": "{{ drbot_kubeconfig_dest }}", "mode": "0600"},
+                    "delegate_to": "localhost",
+                    "when": fetch_when,
+                },
+            ],
+        },
     ]
 
 
@@ -580,6 +666,33 @@ def git_commit(repo: Path) -> str:
     return out.stdout.strip()
 
 
+def lab_program(path: Path, module: str) -> None:
+    """An executable in the lab's bin dir: `main()` of the lab module `module`, the lab's Python."""
+    project = Path(__file__).resolve().parents[2]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f'#!{sys.executable}\n"""The lab\'s {path.name} (see {module.replace(".", "/")}.py)."""\n'
+        "import sys\n"
+        f"sys.path.insert(0, {str(project)!r})\n"
+        f"from {module} import main\n"
+        "sys.exit(main())\n"
+    )
+    path.chmod(0o755)
+
+
+def write_vm_disks(root: Path, now: datetime, kube_token: str) -> None:
+    """What the server VMs hold on disk: local etcd snapshots and K3s's admin kubeconfig."""
+    for spec in world.NODES:
+        if not spec.server:
+            continue
+        disk = root / "vms" / spec.name
+        private(disk / world.K3S_KUBECONFIG, yaml.safe_dump(k3s_kubeconfig(kube_token)))
+        snap_dir = disk / world.SNAPSHOT_DIR
+        snap_dir.mkdir(parents=True, exist_ok=True)
+        for when in world.local_snapshot_times(now):
+            (snap_dir / world.snapshot_name(spec.name, when)).write_bytes(store.SNAPSHOT_BYTES)
+
+
 def write_all(
     root: Path,
     ep: Endpoints,
@@ -587,8 +700,10 @@ def write_all(
     now: datetime,
     kube_token: str,
     k3s_token: str,
+    git_key: str,
 ) -> Paths:
-    """Write every file of the lab under `root`; returns their paths."""
+    """Write every file of the lab under `root`; returns their paths. `git_key` is Flux's fake
+    Git deploy key, the one the seed's Secret holds."""
     iac = root / "iac"
     tf_dir, ans_dir, bin_dir = iac / "terraform", iac / "ansible", root / "bin"
     paths = Paths(
@@ -599,17 +714,20 @@ def write_all(
         pve_token_file=root / "secrets" / "pve-token",
         s3_credentials=root / "secrets" / "s3-credentials",
         k3s_token_file=root / "secrets" / "k3s-token",
+        flux_secret_file=root / "secrets" / "flux-git-secret.yaml",
         iac=iac,
         terraform=tf_dir,
         ansible=ans_dir,
         ansible_inventory=ans_dir / "inventory.yml",
         bin=bin_dir,
         terraform_binary=bin_dir / "terraform",
+        flux_bootstrap=bin_dir / "flux-bootstrap",
         revision="",
     )
     private(paths.pve_token_file, ep.pve_token + "\n")
     private(paths.s3_credentials, f"access_key={S3_ACCESS_KEY}\nsecret_key={ep.s3_secret}\n")
     private(paths.k3s_token_file, k3s_token + "\n")
+    private(paths.flux_secret_file, yaml.safe_dump(git_credentials(git_key), sort_keys=False))
     private(paths.kubeconfig, yaml.safe_dump(kubeconfig(ep.kube_url, kube_token), sort_keys=False))
     write_yaml(paths.policy, policy(getpass.getuser()))
 
@@ -634,22 +752,9 @@ def write_all(
     )
     revision = git_commit(iac)
 
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    project = Path(__file__).resolve().parents[2]
-    paths.terraform_binary.write_text(
-        f'#!{sys.executable}\n"""The lab\'s terraform (see bot/lab/terraform_stub.py)."""\n'
-        "import sys\n"
-        f"sys.path.insert(0, {str(project)!r})\n"
-        "from bot.lab.terraform_stub import main\n"
-        "sys.exit(main())\n"
-    )
-    paths.terraform_binary.chmod(0o755)
-    for spec in world.NODES:
-        if spec.server:
-            snap_dir = root / "vms" / spec.name / world.SNAPSHOT_DIR
-            snap_dir.mkdir(parents=True, exist_ok=True)
-            for when in world.local_snapshot_times(now):
-                (snap_dir / world.snapshot_name(spec.name, when)).write_bytes(store.SNAPSHOT_BYTES)
+    lab_program(paths.terraform_binary, "bot.lab.terraform_stub")
+    lab_program(paths.flux_bootstrap, "bot.lab.flux_bootstrap")
+    write_vm_disks(root, now, kube_token)
     paths = Paths(**{**vars(paths), "revision": revision})
     write_yaml(paths.inventory, inventory(ep, paths))
     return paths

@@ -13,6 +13,7 @@ controllers must all derive the same ones.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ BACKUP_TARGET_URL = f"s3://{BUCKETS['longhorn']}@{REGION}/"
 NODE_FINALIZER = "wrangler.cattle.io/node"
 ETCD_FINALIZER = "wrangler.cattle.io/managed-etcd-controller"
 SNAPSHOT_DIR = "var/lib/rancher/k3s/server/db/snapshots"
+K3S_KUBECONFIG = "etc/rancher/k3s/k3s.yaml"  # a server's admin kubeconfig, on its disk
+K3S_LOCAL_API = "https://127.0.0.1:6443"  # the API server that kubeconfig names
 
 
 @dataclass(frozen=True)
@@ -218,8 +221,6 @@ def longhorn_backup_name(volume: str, age_days: float) -> str:
 
 
 def json_pvc_status(vol: VolumeSpec) -> str:
-    import json
-
     return json.dumps(
         {
             "pvName": vol.name,

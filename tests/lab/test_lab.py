@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bot.inventory import load_inventory
-from bot.lab import Lab, terraform_stub, world
+from bot.lab import Lab, files, terraform_stub, world
 from bot.lab.store import longhorn_volume_dir
+from tests.support import free_port
 
 SCALE = 0.05  # every controller delay is 5% of its real-world-like value
 WAIT = 15.0
@@ -160,8 +162,6 @@ def test_starts_fast_and_leaves_nothing_behind(tmp_path: Path) -> None:
 
 
 def test_files_are_valid_and_clean(lab: Lab) -> None:
-    import yaml
-
     assert lab.paths is not None
     policy = yaml.safe_load(lab.policy_path.read_text())
     assert policy["lab"] is True
@@ -182,8 +182,27 @@ def test_files_are_valid_and_clean(lab: Lab) -> None:
         text=True,
         check=True,
     ).stdout.strip()
-    assert load_inventory(lab.inventory_path).iac.terraform.revision == head
-    assert oct(lab.paths.pve_token_file.stat().st_mode)[-3:] == "600"
+    iac = load_inventory(lab.inventory_path).iac
+    assert iac.terraform.revision == head
+    assert iac.flux_bootstrap[0] == str(lab.paths.flux_bootstrap)
+    assert os.access(lab.paths.flux_bootstrap, os.X_OK)
+    assert iac.flux_secret_file == str(lab.paths.flux_secret_file)
+    credential = yaml.safe_load(lab.paths.flux_secret_file.read_text())
+    assert (credential["kind"], credential["metadata"]) == (
+        "Secret",
+        {"name": "flux-system", "namespace": "flux-system"},
+    )
+    seeded = lab.world.kube_object("v1", "secrets", "flux-system", "flux-system")
+    assert seeded is not None and seeded["data"] == credential["data"]
+    k3s_yamls = [
+        lab.workdir / "vms" / s.name / world.K3S_KUBECONFIG for s in world.NODES if s.server
+    ]
+    admin = yaml.safe_load(k3s_yamls[0].read_text())
+    assert admin["clusters"][0]["cluster"]["server"] == world.K3S_LOCAL_API
+    lab_admin = yaml.safe_load(lab.kubeconfig.read_text())["users"][0]["user"]
+    assert admin["users"][0]["user"] == lab_admin  # the lab's kubeconfig is that one, fetched
+    for private in (lab.paths.pve_token_file, lab.paths.flux_secret_file, *k3s_yamls):
+        assert oct(private.stat().st_mode)[-3:] == "600", private
     assert all("SECRET" not in k or "FILE" in k for k in lab.env)
 
 
@@ -553,3 +572,34 @@ def test_flux_reconciles_requested_objects_and_ignores_suspended(lab: Lab, kube:
         "kustomize.toolkit.fluxcd.io", "v1", "flux-system", "kustomizations", "experiments"
     )
     assert "lastHandledReconcileAt" not in experiments["status"]
+
+
+def test_flux_bootstrap_applies_the_sync_objects_and_fails_on_a_dead_api(
+    lab: Lab, tmp_path: Path
+) -> None:
+    argv = load_inventory(lab.inventory_path).iac.flux_bootstrap
+
+    def bootstrap(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*argv, *extra],
+            env={**os.environ, **lab.env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    done = bootstrap()
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert "✔ GitRepository flux-system/flux-system unchanged" in lines  # the seed's
+    assert "✔ Kustomization reconciled successfully" in lines
+    assert lines[-1] == "✔ bootstrap finished"
+
+    dead_api = f"http://127.0.0.1:{free_port()}"
+    dead = tmp_path / "kubeconfig"
+    dead.write_text(yaml.safe_dump(files.kubeconfig(dead_api, "token")))
+    failed = bootstrap(f"--kubeconfig={dead}")
+    assert failed.returncode == 1
+    last = failed.stdout.splitlines()[-1]
+    assert last.startswith(f"✗ the Kubernetes API at {dead_api} is unreachable"), last
+    assert "Connection refused" in last

@@ -31,6 +31,8 @@ R_LH_ENGINES = kmock.resource("longhorn.io", "v1beta2", "engines")
 R_PVCS = kmock.resource("", "v1", "persistentvolumeclaims")
 R_PVS = kmock.resource("", "v1", "persistentvolumes")
 R_ETCD_SNAPSHOTS = kmock.resource("k3s.cattle.io", "v1", "etcdsnapshotfiles")
+R_KUSTOMIZATIONS = kmock.resource("kustomize.toolkit.fluxcd.io", "v1", "kustomizations")
+R_GITREPOSITORIES = kmock.resource("source.toolkit.fluxcd.io", "v1", "gitrepositories")
 
 
 @dataclass(frozen=True)

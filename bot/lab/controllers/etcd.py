@@ -6,10 +6,13 @@ datastore, with every object that lives only in it, is gone once every server's 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from bot.lab import world
 from bot.lab.controllers.base import (
     R_ETCD_SNAPSHOTS,
+    R_GITREPOSITORIES,
+    R_KUSTOMIZATIONS,
     R_LH_ENGINES,
     R_LH_NODES,
     R_LH_REPLICAS,
@@ -21,11 +24,22 @@ from bot.lab.controllers.base import (
     R_SECRETS,
     ControllerBase,
 )
+from bot.lab.seed.flux import BOOTSTRAP_NAME
 
-# What lives only in the cluster's datastore and is gone with it (Flux objects, Longhorn's
-# backup objects and CNPG's come back from Git and the backup target, so the lab keeps them).
+# What lives only in the cluster's datastore and is gone with it. Of Flux's objects only those
+# `flux bootstrap` installs (its Git source and sync Kustomization; its Git Secret goes with the
+# other Secrets): the others, Longhorn's backup objects and CNPG's come back from Git and the
+# backup target once Flux runs again, so the lab keeps them.
 DATASTORE_ONLY = [R_PODS, R_PVCS, R_PVS, R_LH_VOLUMES, R_LH_REPLICAS, R_LH_ENGINES, R_LH_NODES,
-                  R_ETCD_SNAPSHOTS, R_SECRETS, R_NODES]
+                  R_ETCD_SNAPSHOTS, R_SECRETS, R_NODES, R_KUSTOMIZATIONS, R_GITREPOSITORIES]
+
+
+def lost_with_datastore(res: Any, obj: dict[str, Any]) -> bool:
+    """Whether `obj`, one of a DATASTORE_ONLY resource, is gone with the datastore."""
+    if res in (R_KUSTOMIZATIONS, R_GITREPOSITORIES):
+        meta = obj["metadata"]
+        return (meta.get("namespace"), meta["name"]) == (world.FLUX_NS, BOOTSTRAP_NAME)
+    return True
 
 
 class EtcdController(ControllerBase):
@@ -114,7 +128,7 @@ class EtcdController(ControllerBase):
         for res in DATASTORE_ONLY:
             for obj in self.kube.live(res):
                 meta = obj["metadata"]
-                if res == R_SECRETS and obj.get("type") != "k3s.cattle.io/node-password":
+                if not lost_with_datastore(res, obj):
                     continue
                 if meta.get("finalizers"):
                     await self.patch(res, meta.get("namespace"), meta["name"],

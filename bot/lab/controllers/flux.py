@@ -9,16 +9,21 @@ from typing import Any
 
 import kmock
 
-from bot.lab.controllers.base import ControllerBase, condition
+from bot.lab.controllers.base import (
+    R_GITREPOSITORIES,
+    R_KUSTOMIZATIONS,
+    ControllerBase,
+    condition,
+)
 from bot.lab.kube import now_iso
 from bot.lab.seed.flux import GRAFANA_FAILURE, REVISION
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 
 FLUX = [
-    kmock.resource("kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
+    R_KUSTOMIZATIONS,
     kmock.resource("helm.toolkit.fluxcd.io", "v2", "helmreleases"),
-    kmock.resource("source.toolkit.fluxcd.io", "v1", "gitrepositories"),
+    R_GITREPOSITORIES,
     kmock.resource("source.toolkit.fluxcd.io", "v1", "helmrepositories"),
     kmock.resource("source.toolkit.fluxcd.io", "v1", "helmcharts"),
 ]

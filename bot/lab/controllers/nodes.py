@@ -36,10 +36,15 @@ class NodeController(EtcdController):
                 sshd.stop()
                 self.state.record(f"vm {node}: sshd down")
             if vm is None:
-                # a destroyed VM's disk is gone, and the etcd snapshots on it
-                snapshots = self.vm_root / node / world.SNAPSHOT_DIR
-                for path in snapshots.glob("*") if snapshots.is_dir() else []:
-                    path.unlink()
+                self.wipe_disk(node)
+
+    def wipe_disk(self, node: str) -> None:
+        """A destroyed VM's disk is gone, and what K3s kept on it (etcd snapshots, k3s.yaml)."""
+        disk = self.vm_root / node
+        snapshots = disk / world.SNAPSHOT_DIR
+        for path in [*(snapshots.glob("*") if snapshots.is_dir() else []),
+                     disk / world.K3S_KUBECONFIG]:
+            path.unlink(missing_ok=True)
 
     async def node_lifecycle(self) -> None:
         for node in self.kube.live(R_NODES):

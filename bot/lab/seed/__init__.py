@@ -17,14 +17,14 @@ from bot.lab.world import NODES, EtcdMember, vm_uuid
 
 
 def seed_objects(
-    now: datetime, members: dict[str, EtcdMember], snapshot_size: int
+    now: datetime, members: dict[str, EtcdMember], snapshot_size: int, git_key: str
 ) -> list[dict[str, Any]]:
-    """Every Kubernetes object of the lab at start."""
+    """Every Kubernetes object of the lab at start (`git_key`: Flux's fake Git deploy key)."""
     objs = namespaces()
     for spec in NODES:
         objs.append(node_object(spec, members.get(spec.name), True, now))
         objs.append(node_password_secret(spec.name, vm_uuid(spec.name)))
-    objs += flux_objects(now)
+    objs += flux_objects(now, git_key)
     objs += longhorn_objects(now)
     objs += cnpg_objects(now)
     objs += workload_objects(now)

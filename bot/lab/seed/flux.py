@@ -1,11 +1,14 @@
-"""The Flux part of the seed: the Git source, the Helm repositories, the Kustomizations (one
-suspended) and the HelmReleases (grafana's failing its upgrade).
+"""The Flux part of the seed: the Git source and its credential, the Helm repositories, the
+Kustomizations (one suspended) and the HelmReleases (grafana's failing its upgrade).
 
-`REVISION` and `GRAFANA_FAILURE` are also what the lab's Flux controller reports on reconcile.
+`REVISION` and `GRAFANA_FAILURE` are also what the lab's Flux controller reports on reconcile;
+`git_repository`, `kustomization` and `git_credentials` are also what the lab's `flux-bootstrap`
+applies and the lab's bootstrap Secret file holds.
 """
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +28,13 @@ def _flux_ready(ok: bool, message: str, when: datetime, generation: int = 1) -> 
     ]
 
 
+FLEET_URL = "ssh://git@github.com/homelab/fleet"
+FLEET_BRANCH = "main"
+FLEET_PATH = "./clusters/homelab"
+BOOTSTRAP_NAME = FLUX_NS  # flux bootstrap names its GitRepository, Kustomization and Secret so
+GITHUB_HOST_KEY = (  # GitHub's published ed25519 host key (public)
+    "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+)
 REVISION = "main@sha1:5f1c0a3b9e7d24c6a8f0e1d2c3b4a5968776a5b4"
 GRAFANA_FAILURE = (
     "Helm upgrade failed for release monitoring/grafana with chart grafana@8.5.1: "
@@ -115,16 +125,36 @@ def helmrelease(
     return hr
 
 
-def flux_objects(now: datetime) -> list[dict[str, Any]]:
-    git = {
+def git_credentials(key: str) -> dict[str, Any]:
+    """The Git deploy key Secret of the GitRepository (a fake key: `key` stands for the private
+    part), as `kubectl get secret -o yaml` would have backed it up."""
+    private = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{key}\n-----END OPENSSH PRIVATE KEY-----\n"
+    data = {
+        "identity": private,
+        "identity.pub": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIdrbotlabfleetdeploykey flux\n",
+        "known_hosts": GITHUB_HOST_KEY + "\n",
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": BOOTSTRAP_NAME, "namespace": FLUX_NS},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
+
+
+def git_repository(
+    now: datetime, url: str = FLEET_URL, branch: str = FLEET_BRANCH, secret: str = BOOTSTRAP_NAME
+) -> dict[str, Any]:
+    return {
         "apiVersion": "source.toolkit.fluxcd.io/v1",
         "kind": "GitRepository",
-        "metadata": {"name": "flux-system", "namespace": FLUX_NS, "generation": 1},
+        "metadata": {"name": BOOTSTRAP_NAME, "namespace": FLUX_NS, "generation": 1},
         "spec": {
             "interval": "1m0s",
-            "url": "ssh://git@github.com/homelab/fleet",
-            "ref": {"branch": "main"},
-            "secretRef": {"name": "flux-system"},
+            "url": url,
+            "ref": {"branch": branch},
+            "secretRef": {"name": secret},
         },
         "status": {
             "observedGeneration": 1,
@@ -141,6 +171,9 @@ def flux_objects(now: datetime) -> list[dict[str, Any]]:
             ],
         },
     }
+
+
+def flux_objects(now: datetime, git_key: str) -> list[dict[str, Any]]:
     repos = [
         {
             "apiVersion": "source.toolkit.fluxcd.io/v1",
@@ -168,9 +201,10 @@ def flux_objects(now: datetime) -> list[dict[str, Any]]:
         )
     ]
     return [
-        git,
+        git_credentials(git_key),
+        git_repository(now),
         *repos,
-        kustomization("flux-system", "./clusters/homelab", now),
+        kustomization(BOOTSTRAP_NAME, FLEET_PATH, now),
         kustomization("infrastructure", "./infrastructure", now),
         kustomization("apps", "./apps", now, depends=["infrastructure"]),
         kustomization("experiments", "./experiments", now, suspend=True),

@@ -50,15 +50,13 @@ def replica_object(
         "diskPath": "/var/lib/longhorn/",
         "dataDirectoryName": f"{volume}-{index[:8]}",
         "engineName": f"{volume}-e-0",
-        "healthyAt": healthy_at if healthy else "",
+        "healthyAt": healthy_at,  # Longhorn keeps healthyAt; failedAt marks a failure
         "lastHealthyAt": healthy_at,
         "failedAt": "" if healthy else ts(now - timedelta(hours=5)),
         "lastFailedAt": "" if healthy else ts(now - timedelta(hours=5)),
         "desireState": "running" if running else "stopped",
         "active": True,
     }
-    if not healthy:
-        spec["healthyAt"] = healthy_at  # Longhorn keeps healthyAt; failedAt marks the failure
     return {
         "apiVersion": "longhorn.io/v1beta2",
         "kind": "Replica",

@@ -45,7 +45,7 @@ def pod_object(
         },
         "status": {
             "phase": "Running",
-            "podIP": f"10.42.0.{abs(hash(name)) % 250 + 2}",
+            "podIP": f"10.42.0.{int(stable_hex('ip', name, n=4), 16) % 250 + 2}",
             "conditions": [{"type": "Ready", "status": "True"}],
         },
     }
