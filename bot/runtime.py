@@ -84,8 +84,13 @@ class Runtime:
     @property
     def inventory(self) -> Inventory:
         if self.settings.inventory is None:
-            return load_inventory(None)
+            return self._empty_inventory
         return self._fresh("inventory", self.settings.inventory, load_inventory)
+
+    @cached_property
+    def _empty_inventory(self) -> Inventory:
+        """Built once: a job reads the inventory several times, and building one is not free."""
+        return load_inventory(None)
 
     def _fresh(self, name: str, path: Path, load: Callable[[Path], T]) -> T:
         stat = path.stat() if path.exists() else None
