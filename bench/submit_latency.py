@@ -1,8 +1,11 @@
 """Submit → step-start latency through drbot's core, beside a bare rq floor; relay latency.
 
 300 sequential `/dr noop` submissions through the core into a real `drbot worker`; the floor is a
-bare rq enqueue of a no-op function into a plain rq worker of the same kind (forking, JSON
-serializer) on the same Redis, in the same run. The relay's event → frontend latency is measured on
+bare rq enqueue of a no-op function into a plain rq worker set up the same way (forking, JSON
+serializer, drbot's settings, files and handlers loaded before it forks, as `drbot worker` does:
+a work horse forked from a larger process starts a few ms later, and that is rq's cost, not
+drbot's), on the same Redis, in the same run: both workers stay up and the two take turns in
+rounds. The relay's event → frontend latency is measured on
 the same jobs with a frontend whose status-card throttle is 0.5 s. Prints a table; exits 0.
 """
 
@@ -32,8 +35,16 @@ from bot.runtime import Runtime  # noqa: E402
 from tests.bot.harness import RecordingFrontend  # noqa: E402
 
 N = 300
+ROUNDS = 5
+WARM_UP = 20
 FLOOR_WORKER = """
 import sys, redis, bench.noop
+from bot.config import Settings
+from bot.runner import prepare
+from bot.runtime import Runtime
+rt = Runtime.from_settings(Settings(), patient=True)
+_ = rt.policy, rt.inventory
+prepare(rt)
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 conn = redis.Redis.from_url(sys.argv[1])
@@ -76,53 +87,77 @@ def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT)
 
 
-def floor(url: str, env: dict[str, str]) -> list[float]:
-    # The same kind of worker as drbot's (forking, JSON), with the job's code loaded before it
-    # forks, as `drbot worker` does: the floor is what rq itself costs.
-    worker = start(["-c", FLOOR_WORKER, url], env)
-    try:
-        rt_client = __import__("redis").Redis.from_url(url)
-        q = queue(rt_client, "floor")
-        latencies = []
-        for i in range(N + 20):
-            key = f"floor:{uuid.uuid4().hex}"
-            t0 = time.time()
-            q.enqueue_call("bench.noop.touch", args=[key])
-            started = float(rt_client.blpop([key], timeout=30)[1])
-            if i >= 20:  # warm-up
-                latencies.append(started - t0)
-        return latencies
-    finally:
-        worker.terminate()
-        worker.wait(10)
+class Floor:
+    """Bare rq: enqueue a no-op, wait until it has started. The same kind of worker as drbot's
+    (forking, JSON), with the same code loaded before it forks: what rq itself costs."""
+
+    def __init__(self, url: str, env: dict[str, str]) -> None:
+        self.worker = start(["-c", FLOOR_WORKER, url], env)
+        self.client = __import__("redis").Redis.from_url(url)
+        self.queue = queue(self.client, "floor")
+
+    def one(self) -> float:
+        key = f"floor:{uuid.uuid4().hex}"
+        t0 = time.time()
+        self.queue.enqueue_call("bench.noop.touch", args=[key])
+        return float(self.client.blpop([key], timeout=30)[1]) - t0
+
+    def close(self) -> None:
+        self.worker.terminate()
+        self.worker.wait(10)
 
 
-def drbot(url: str, env: dict[str, str], policy: Path) -> tuple[list[float], list[float]]:
-    os.environ.update(env)
-    rt = Runtime.from_settings(Settings(), patient=False)
-    frontend = RecordingFrontend(throttle=0.5)
-    app = BotApp(rt, {"console": frontend})
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, daemon=True).start()
-    app.start(loop)
-    worker = start(["-m", "bot.cli", "worker"], env)
-    latencies = []
+class Drbot:
+    """`/dr noop` through the core (with its thread opened, as a frontend does) into a real
+    `drbot worker`, until the step's start event; the relay runs in this process."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        os.environ.update(env)
+        self.rt = Runtime.from_settings(Settings(), patient=False)
+        self.frontend = RecordingFrontend(throttle=0.5)
+        self.app = BotApp(self.rt, {"console": self.frontend})
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.app.start(self.loop)
+        self.worker = start(["-m", "bot.cli", "worker"], env)
+
+    def one(self) -> float:
+        t0 = time.time()
+        reply = self.app.core.handle(Request("console", "console:bench", "/dr noop",
+                                             uuid.uuid4().hex))
+        assert reply.job_id, reply.text
+        asyncio.run_coroutine_threadsafe(self.app.open_thread(self.frontend, "bench", reply),
+                                         self.loop).result()
+        at = step_started(self.rt.client, reply.job_id)
+        wait(lambda: self.rt.store.get(reply.job_id).terminal)
+        return at - t0
+
+    def lags(self) -> list[float]:
+        wait(lambda: not self.rt.client.scard("drbot:relay:active"), timeout=60)
+        return list(self.app.relay.lags) if self.app.relay else []
+
+    def close(self) -> None:
+        self.app.stop()
+        self.worker.terminate()
+        self.worker.wait(10)
+
+
+def measure(url: str, env: dict[str, str]) -> tuple[list[float], list[float], list[float]]:
+    """Alternating rounds, so that whatever else the machine does weighs on both alike."""
+    floor, ours = Floor(url, env), Drbot(env)
     try:
-        for i in range(N + 20):
-            t0 = time.time()
-            reply = app.core.handle(Request("console", "console:bench", "/dr noop", uuid.uuid4().hex))
-            assert reply.job_id, reply.text
-            asyncio.run_coroutine_threadsafe(app.open_thread(frontend, "bench", reply), loop).result()
-            at = step_started(rt.client, reply.job_id)
-            if i >= 20:
-                latencies.append(at - t0)
-            wait(lambda job_id=reply.job_id: rt.store.get(job_id).terminal)
-        wait(lambda: not rt.client.scard("drbot:relay:active"), timeout=60)
-        return latencies, list(app.relay.lags) if app.relay else []
+        for _ in range(WARM_UP):
+            floor.one()
+            ours.one()
+        base: list[float] = []
+        mine: list[float] = []
+        for _ in range(ROUNDS):
+            base += [floor.one() for _ in range(N // ROUNDS)]
+            mine += [ours.one() for _ in range(N // ROUNDS)]
+        return base, mine, ours.lags()
     finally:
-        app.stop()
-        worker.terminate()
-        worker.wait(10)
+        floor.close()
+        ours.close()
 
 
 def row(name: str, values: list[float], floor_values: list[float] | None = None) -> str:
@@ -144,11 +179,11 @@ def main() -> int:
                    DRBOT_PLUGINS='["bench.noop"]', DRBOT_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT),
                    DRBOT_REDIS_ALLOW_NO_PASSWORD="true")
         try:
-            base = floor(url, env)
-            ours, lags = drbot(url, env, policy)
+            base, ours, lags = measure(url, env)
         finally:
             server.stop()
-    print(f"{N} sequential submissions, 1 forking worker, Redis on 127.0.0.1")
+    print(f"{N} sequential submissions each, in {ROUNDS} alternating rounds after {WARM_UP} "
+          "warm-up ones; 1 forking worker each, Redis on 127.0.0.1")
     print(f"{'':<34} {'median ms':>9} {'p99 ms':>9}  {'ratio (median, p99)'}")
     print(row("floor: bare rq enqueue -> start", base))
     print(row("drbot: submit -> step start", ours, base))
