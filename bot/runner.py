@@ -277,7 +277,6 @@ class Runner:
                 if current:
                     pipe.set(RQ_JOB + j.id, current.id, ex=j.timeout + 3600)
             job = self.rt.store.update(job.id, start, alive)
-            beat.start()
             return self.steps(job, runbook, beat)
         finally:
             self.cleanup()
@@ -291,6 +290,7 @@ class Runner:
             if beat.cancel_reason:
                 return self.stopped(job, step.name, beat)
             if step.destructive and runbook.preflight:
+                self.beating(beat)  # a preflight may take long: stay alive and cancellable
                 try:
                     runbook.preflight()
                 except (CommandError, AdapterError) as exc:
@@ -298,6 +298,7 @@ class Runner:
                                      f"{step.name}: {exc}")
             self.emit("step", f"{step.name}: started", step=step.name, target=step.target,
                       status="running")
+            self.beating(beat)
             self.mark(index, status="running", started=time.time(), error=None)
             ctx = StepContext(job.id, step.name, results, self.hooks(step.name, step.target, beat),
                               self.services, self.rt.inventory)
@@ -322,6 +323,14 @@ class Runner:
                       status="done")
         summary = runbook.summary(results) if runbook.summary else "done"
         return self.finish("succeeded", "done", f"{summary}\n{durations(job)}")
+
+    @staticmethod
+    def beating(beat: Heartbeat) -> None:
+        """Start the heartbeat once, as late as is safe: after the first step's start event
+        (starting a thread takes a while, and that event is what the person waits to see), or
+        before a preflight, which may take long."""
+        if beat.ident is None:
+            beat.start()
 
     def mark(self, index: int, **fields: Any) -> Job:
         """Change one step's state; returns the job as written."""
