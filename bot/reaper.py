@@ -31,17 +31,18 @@ def reap(rt: Runtime) -> list[str]:
         except Exception:  # noqa: BLE001,S112  (forged records are refused where they are used)
             continue
         if job.status == "running" and not rt.client.exists(ALIVE + job_id):
-            lost(rt, job)
-            changed.append(job_id)
+            if lost(rt, job):  # else it ended between the two reads
+                changed.append(job_id)
         elif job.status == "awaiting_approval" and job.deadline and now > job.deadline:
-            expire(rt, job)
-            changed.append(job_id)
+            if expire(rt, job):
+                changed.append(job_id)
         elif job.status == "running":
             backstop_cancel(rt, job, now)
     return changed
 
 
-def lost(rt: Runtime, job: Job) -> None:
+def lost(rt: Runtime, job: Job) -> bool:
+    """Declare a running job without proof of life lost; False if it was not (any more)."""
     step = job.current_step
     name = step.name if step else "?"
     cancelled = rt.client.get(CANCEL + job.id)
@@ -53,26 +54,29 @@ def lost(rt: Runtime, job: Job) -> None:
         j.error = f"worker lost during step {name}"
         return True
     job = rt.store.update(job.id, change)
-    if job.status not in ("lost", "cancelled"):
-        return
+    if job.status not in ("lost", "cancelled") or job.error != f"worker lost during step {name}":
+        return False  # it ended (or was cancelled) between the reads
     rt.locks.release(job.id, [LockKey(k, m) for k, m in job.locks])  # type: ignore[arg-type]
     what = "cancelled; the worker stopped" if cancelled else "worker lost"
     rt.events.emit(job.id, Event("lost", message=f"{what} during step {name}; state unknown; "
                                  f"/dr retry {job.id} resumes"))
     rt.audit.record("job", job.status, job=job.id, detail=f"during step {name}")
+    return True
 
 
-def expire(rt: Runtime, job: Job) -> None:
+def expire(rt: Runtime, job: Job) -> bool:
     def change(j: Job) -> bool:
         if j.status != "awaiting_approval":
             return False
         j.status = "expired"
         return True
     job = rt.store.update(job.id, change)
-    if job.status == "expired":
-        rt.events.emit(job.id, Event("expired", message="the approval request expired; nothing "
-                                     "was run. Ask again if it is still needed."))
-        rt.audit.record("job", "expired", job=job.id)
+    if job.status != "expired":
+        return False
+    rt.events.emit(job.id, Event("expired", message="the approval request expired; nothing "
+                                 "was run. Ask again if it is still needed."))
+    rt.audit.record("job", "expired", job=job.id)
+    return True
 
 
 def backstop_cancel(rt: Runtime, job: Job, now: float) -> None:

@@ -76,15 +76,19 @@ class Runner:
         self.held: list[LockKey] | None = None  # set while the job runs (its lock keys)
         self.beat: Heartbeat | None = None
 
-    def cleanup(self) -> None:
-        """Stop the heartbeat, end the job's subprocess trees, free its locks (idempotent)."""
+    def cleanup(self, proof_of_life: bool = False) -> None:
+        """Stop the heartbeat, end the job's subprocess trees, free its locks (idempotent).
+
+        The proof of life goes too, unless ``proof_of_life``: `finish` removes it with the
+        outcome, since a running job without one is what the reaper declares lost."""
         if self.beat:
             self.beat.stop()
             self.beat = None
         if self.held is not None:
             pids.end_all(self.rt.client, self.job_id, self.rt.settings.cancel_grace_seconds)
             self.rt.locks.release(self.job_id, self.held)
-            self.rt.client.delete(ALIVE + self.job_id)
+            if not proof_of_life:
+                self.rt.client.delete(ALIVE + self.job_id)
             self.held = None
 
     def remove_files(self) -> None:
@@ -112,7 +116,7 @@ class Runner:
         """Record the outcome and tell the thread; whatever the job held is let go first, so
         whoever reads the outcome finds the locks free, the subprocesses gone and, for a job
         that cannot be retried, its files removed."""
-        self.cleanup()
+        self.cleanup(proof_of_life=True)
         if status not in RETRYABLE:
             self.remove_files()
 
@@ -120,7 +124,8 @@ class Runner:
             job.status, job.error = status, error
             if status == "succeeded":
                 job.summary = message
-        job = self.update(change)
+        job = self.rt.store.update(self.job_id, change,
+                                   lambda pipe, j: pipe.delete(ALIVE + j.id))
         self.emit(type_, message)
         self.rt.events.expire(self.job_id)
         JOBS.labels(job.command, status).inc()

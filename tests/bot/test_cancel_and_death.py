@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from adapters.subprocesses import alive
+from bot.reaper import reap
 from tests.bot.harness import Harness, wait_until
 
 
@@ -96,3 +98,26 @@ def test_retry_only_for_failed_cancelled_or_lost(drbot: Harness) -> None:
     job_id = drbot.say("/dr drill a").job_id
     drbot.wait_status(job_id, "succeeded")
     assert "only failed, cancelled or lost" in drbot.say(f"/dr retry {job_id}").text
+
+
+def test_a_job_that_ends_is_never_taken_for_lost(drbot: Harness) -> None:
+    """The proof of life goes in the same write as the outcome: a reaper looking at any moment
+    never finds a running job without one."""
+    changed: list[str] = []
+    stop = threading.Event()
+
+    def reaping() -> None:
+        while not stop.is_set():
+            changed.extend(reap(drbot.rt))
+
+    reaper = threading.Thread(target=reaping, daemon=True)
+    reaper.start()
+    try:
+        ids = [drbot.say(f"/dr drill r{i}").job_id for i in range(40)]
+        for job_id in ids:
+            drbot.wait_status(job_id, "succeeded", "lost", "failed", timeout=60)
+    finally:
+        stop.set()
+        reaper.join(10)
+    assert changed == []
+    assert [drbot.job(job_id).status for job_id in ids] == ["succeeded"] * len(ids)
