@@ -109,8 +109,9 @@ class Runner:
     def emit(self, type_: str, message: str = "", **fields: str) -> None:
         self.rt.events.emit(self.job_id, Event(type_, message=message, **fields))
 
-    def update(self, change: Callable[[Job], Any]) -> Job:
-        return self.rt.store.update(self.job_id, change)
+    def update(self, change: Callable[[Job], Any],
+               then: Callable[[Pipeline, Job], None] | None = None) -> Job:
+        return self.rt.store.update(self.job_id, change, then)
 
     def finish(self, status: str, type_: str, message: str, error: str | None = None) -> str:
         """Record the outcome and tell the thread; whatever the job held is let go first, so
@@ -124,8 +125,7 @@ class Runner:
             job.status, job.error = status, error
             if status == "succeeded":
                 job.summary = message
-        job = self.rt.store.update(self.job_id, change,
-                                   lambda pipe, j: pipe.delete(ALIVE + j.id))
+        job = self.update(change, lambda pipe, j: pipe.delete(ALIVE + j.id))
         self.emit(type_, message)
         self.rt.events.expire(self.job_id)
         JOBS.labels(job.command, status).inc()
@@ -281,7 +281,7 @@ class Runner:
                 current = get_current_job()
                 if current:
                     pipe.set(RQ_JOB + j.id, current.id, ex=j.timeout + 3600)
-            job = self.rt.store.update(job.id, start, alive)
+            job = self.update(start, alive)
             return self.steps(job, runbook, beat)
         finally:
             self.cleanup()

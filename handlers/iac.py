@@ -175,7 +175,10 @@ class SshEndpoint:
 
 
 def ssh_endpoint(inventory: Inventory, name: str) -> SshEndpoint:
-    node = inventory.nodes[name]
+    return node_endpoint(name, inventory.nodes[name])
+
+
+def node_endpoint(name: str, node: Node) -> SshEndpoint:
     return SshEndpoint(name, node.ssh_address or node.ansible_host, node.ssh_port)
 
 

@@ -351,8 +351,7 @@ def summary(name: str, entry: Node, results: dict[str, dict[str, Any]]) -> str:
     lines.append(f"Joined via {joined}.")
     old = fenced.get("old_key", [])
     if new_key and old and set(new_key) != set(old):
-        known = iac.SshEndpoint(name, entry.ssh_address or entry.ansible_host,
-                                entry.ssh_port).known_name
+        known = iac.node_endpoint(name, entry).known_name
         lines.append(f"SSH host key changed: {', '.join(old)} -> {', '.join(new_key)}; run "
                      f"`ssh-keygen -R '{known}'` where you keep a known_hosts.")
     elif new_key:
