@@ -28,7 +28,7 @@ system-packages:
 	fi
 
 demo: $(STAMP) system-packages
-	$(PY) -m bot.cli demo
+	$(PY) -m lab.demo
 
 # The suite in parallel (one test file per pytest-xdist worker at a time), every worker writing
 # the Kubernetes requests drbot made to KUBE_REQUESTS; then the ClusterRole check over all of them.
@@ -45,7 +45,7 @@ test: $(STAMP) system-packages
 	exit $$status
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check bot handlers adapters tests bench
+	$(VENV)/bin/ruff check bot handlers adapters tests bench lab
 
 # Each prints a table of figures beside its floor; the two backup benchmarks take a quarter hour.
 bench: $(STAMP) system-packages

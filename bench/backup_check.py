@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters import backupstore as bs  # noqa: E402
 from adapters.kubernetes import resources as R  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.inventory import Backups, Inventory, KubernetesTarget, Store  # noqa: E402
-from bot.services import Services  # noqa: E402
+from bot.config.inventory import Backups, Inventory, KubernetesTarget, Store  # noqa: E402
+from bot.config.settings import Settings  # noqa: E402
 from bot.watch.evaluate import evaluate  # noqa: E402
 from bot.watch.facts import collect  # noqa: E402
-from tests.servers.kube import KubeServer, write_kubeconfig  # noqa: E402
+from bot.worker.services import Services  # noqa: E402
+from lab.fakes.kube import KubeServer, write_kubeconfig  # noqa: E402
 
 FAKE = {"AWS_ACCESS_KEY_ID": "bench-access-key", "AWS_SECRET_ACCESS_KEY": "bench-secret-key",
         "AWS_DEFAULT_REGION": "us-east-1"}

@@ -18,16 +18,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.private_redis import PrivateRedis  # noqa: E402
-from tests.servers.discord import FakeDiscord  # noqa: E402
-from tests.servers.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack  # noqa: E402
+from lab.fakes.discord import FakeDiscord  # noqa: E402
+from lab.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack  # noqa: E402
 
 CHILD = """
 import asyncio, sys, discord, yarl
 from discord.gateway import DiscordWebSocket
-from bot.app import BotApp
-from bot.config import Settings
-from bot.frontends.discord import DiscordFrontend
-from bot.frontends.slack import SlackFrontend
+from bot.chat.app import BotApp
+from bot.config.settings import Settings
+from bot.chat.frontends.discord import DiscordFrontend
+from bot.chat.frontends.slack import SlackFrontend
 from bot.runtime import Runtime
 
 discord.http.Route.BASE = sys.argv[1]

@@ -28,13 +28,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.app import BotApp  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.frontends.slack import SlackFrontend  # noqa: E402
+from bot.chat.app import BotApp  # noqa: E402
+from bot.chat.frontends.slack import SlackFrontend  # noqa: E402
+from bot.config.settings import Settings  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from lab.fakes.redis import RedisServer, free_port  # noqa: E402
+from lab.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, command_fields, form, signed  # noqa: E402
 from tests.bot.harness import KEY, POLICY  # noqa: E402
-from tests.servers.redis import RedisServer, free_port  # noqa: E402
-from tests.servers.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, command_fields, form, signed  # noqa: E402
 
 REQUESTS, CONCURRENCY, WARMUP, ROUNDS = 500, 20, 40, 5
 

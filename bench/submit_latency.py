@@ -25,12 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.app import BotApp  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.core import Request  # noqa: E402
-from bot.events import STREAM, Event  # noqa: E402
+from bot.chat.app import BotApp  # noqa: E402
+from bot.chat.core import Request  # noqa: E402
+from bot.config.settings import Settings  # noqa: E402
 from bot.private_redis import PrivateRedis  # noqa: E402
-from bot.queue import queue  # noqa: E402
+from bot.records.events import STREAM, Event  # noqa: E402
+from bot.records.queue import queue  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 from tests.bot.harness import RecordingFrontend  # noqa: E402
 
@@ -39,8 +39,8 @@ ROUNDS = 5
 WARM_UP = 20
 FLOOR_WORKER = """
 import sys, redis, bench.noop
-from bot.config import Settings
-from bot.runner import prepare
+from bot.config.settings import Settings
+from bot.worker.runner import prepare
 from bot.runtime import Runtime
 rt = Runtime.from_settings(Settings(), patient=True)
 _ = rt.policy, rt.inventory

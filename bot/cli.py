@@ -23,10 +23,6 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run jobs (needs REDIS_URL)")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     sub.add_parser("scheduler", help="run the backup watch's schedule; exactly one (needs REDIS_URL)")
-    lab = sub.add_parser("lab", help="start the simulated homelab on 127.0.0.1 until Ctrl-C")
-    lab.add_argument("--dir", type=Path, default=Path(".lab"), help="where to write its files")
-    lab.add_argument("--time-scale", type=float, default=1.0, help="speed of lab delays")
-    sub.add_parser("demo", help="the console against the simulated homelab, scripted")
     sub.add_parser("check-config", help="validate the settings, policy and inventory files")
     return parser
 
@@ -49,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _settings():  # type: ignore[no-untyped-def]
     from bot import logs
-    from bot.config import Settings
+    from bot.config.settings import Settings
 
     settings = Settings()
     logs.setup(settings.log_level, settings.log_json)
@@ -73,7 +69,7 @@ def _health(settings, **kwargs):  # type: ignore[no-untyped-def]
     """The /healthz, /readyz and /metrics endpoints on a thread, when DRBOT_HTTP_PORT is set."""
     if settings.http_port is None:
         return None
-    from bot.health import Background, Health
+    from bot.chat.health import Background, Health
 
     return Background(Health(settings, **kwargs), settings.http_host, settings.http_port).start()
 
@@ -81,11 +77,11 @@ def _health(settings, **kwargs):  # type: ignore[no-untyped-def]
 def cmd_worker(args: argparse.Namespace) -> int:
     if "prometheus_client" not in sys.modules:
         _metrics_dir()
-    from bot.health import worker_registry
-    from bot.queue import queue
-    from bot.runner import prepare
+    from bot.chat.health import worker_registry
+    from bot.records.queue import queue
     from bot.runtime import Runtime
-    from bot.worker import DrbotWorker
+    from bot.worker.runner import prepare
+    from bot.worker.worker import DrbotWorker
 
     settings = _settings()
     settings.require("redis_url", "signing_key", "policy")
@@ -103,8 +99,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from bot import registry
-    from bot.inventory import load_inventory
-    from bot.policy import Policy
+    from bot.config.inventory import load_inventory
+    from bot.config.policy import Policy
 
     settings = _settings()
     settings.require("policy")
@@ -132,8 +128,8 @@ def cmd_console(args: argparse.Namespace) -> int:
         raise ConfigError("--watch is for the all-in-one console (no REDIS_URL); with your own "
                           "Redis, run `drbot scheduler` next to the worker instead")
     with AllInOne(settings, watch=args.watch) as settings:
-        from bot.app import BotApp
-        from bot.frontends import console
+        from bot.chat.app import BotApp
+        from bot.chat.frontends import console
         from bot.runtime import Runtime
 
         rt = Runtime.from_settings(settings, patient=True)
@@ -145,7 +141,7 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def cmd_bot(args: argparse.Namespace) -> int:
-    from bot.serve import serve
+    from bot.chat.serve import serve
 
     settings = _settings()
     settings.require("redis_url", "signing_key", "policy")
@@ -166,13 +162,6 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     _ = rt.policy, rt.inventory
     _health(settings)
     return int(run_scheduler(rt) or 0)
-
-
-def cmd_lab(args: argparse.Namespace) -> int:
-    from bot.lab import main as lab_main
-
-    lab_main(args.dir, args.time_scale)
-    return 0
 
 
 class AllInOne:
@@ -217,15 +206,8 @@ class AllInOne:
             self.redis.stop()
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.demo import main as demo_main
-
-    return demo_main()
-
-
-COMMANDS = {"demo": cmd_demo, "console": cmd_console, "bot": cmd_bot, "worker": cmd_worker,
-            "scheduler": cmd_scheduler, "lab": cmd_lab,
-            "check-config": cmd_check_config}
+COMMANDS = {"console": cmd_console, "bot": cmd_bot, "worker": cmd_worker,
+            "scheduler": cmd_scheduler, "check-config": cmd_check_config}
 
 if __name__ == "__main__":
     sys.exit(main())

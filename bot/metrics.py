@@ -1,4 +1,4 @@
-"""Prometheus metrics. Each process exposes its own on /metrics (see bot.health)."""
+"""Prometheus metrics. Each process exposes its own on /metrics (see bot.chat.health)."""
 
 from __future__ import annotations
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bot.errors import CommandError
 from bot.grammar import Param, Parsed, bind, suggest, tokens
-from bot.locks import LockKey
+from bot.records.locks import LockKey
 
 if TYPE_CHECKING:
-    from bot.inventory import Inventory
+    from bot.config.inventory import Inventory
 
 
 LockRule = Callable[[dict[str, Any], "Inventory"], list[LockKey]]

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from adapters.progress import Hooks, Progress
-from bot.signing import digest
+from bot.records.signing import digest
 
 if TYPE_CHECKING:
-    from bot.inventory import Inventory
-    from bot.services import Services
+    from bot.config.inventory import Inventory
+    from bot.worker.services import Services
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,15 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from bot.audit import Audit
-from bot.config import Settings
-from bot.events import Events
-from bot.inventory import Inventory, load_inventory
-from bot.jobs import JobStore
-from bot.locks import Locks
-from bot.policy import Policy
+from bot.config.inventory import Inventory, load_inventory
+from bot.config.policy import Policy
+from bot.config.settings import Settings
+from bot.records.audit import Audit
+from bot.records.events import Events
+from bot.records.jobs import JobStore
+from bot.records.locks import Locks
+from bot.records.signing import Signer
 from bot.redact import REDACT
-from bot.signing import Signer
 
 T = TypeVar("T")
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bot import approvals
-from bot.core import ControlContext, Reply
+from bot.chat import approvals
+from bot.chat.core import ControlContext, Reply
 from bot.errors import CommandError
-from bot.events import Event
 from bot.grammar import JOB_ID, Param
-from bot.jobs import Job
+from bot.records.events import Event
+from bot.records.jobs import Job
 from bot.registry import control
 
 ID = (Param("id", "the job id (may be left out in the console when one job is pending)",

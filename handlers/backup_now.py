@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.config.inventory import Inventory
 from bot.errors import CommandError
 from bot.grammar import QUALIFIED, Kind, Param
-from bot.inventory import Inventory
-from bot.locks import LockKey, exclusive, shared
+from bot.records.locks import LockKey, exclusive, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 

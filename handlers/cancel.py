@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
-from bot.core import ControlContext, Reply
+from bot.chat.core import ControlContext, Reply
 from bot.errors import CommandError
-from bot.events import Event
 from bot.grammar import JOB_ID, Param
-from bot.heartbeat import CANCEL
-from bot.jobs import Job
+from bot.records import signals
+from bot.records.events import Event
+from bot.records.jobs import Job
 from bot.registry import control
 
 NOT_STARTED = ("planning", "awaiting_approval", "queued")
@@ -34,8 +32,7 @@ def cancel(ctx: ControlContext) -> Reply:
         rt.events.emit(job_id, Event("cancelled", message=f"cancelled by {person} before it "
                                                           "started; nothing was changed"))
         return Reply(f"job {job_id} cancelled; it had not started")
-    rt.client.set(CANCEL + job_id, person, ex=86400)
-    rt.client.set(CANCEL + job_id + ":at", f"{time.time():.3f}", ex=86400)
+    signals.request_cancel(rt.client, job_id, person)
     step = job.current_step
     rt.events.emit(job_id, Event("progress", message=f"cancel requested by {person}; stopping "
                                  f"step {step.name if step else '?'}"))

@@ -21,19 +21,19 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from adapters.errors import Cancelled, TimedOut
-from bot.core import ControlContext, Reply
+from bot.chat.core import ControlContext, Reply
 from bot.errors import CommandError, RecordForged
-from bot.events import Event
 from bot.grammar import JOB_ID, Kind, Param
+from bot.records.events import Event
 from bot.registry import control
 
 if TYPE_CHECKING:
     import redis
 
-    from bot.jobs import Job
-    from bot.policy import Policy
+    from bot.config.policy import Policy
+    from bot.records.jobs import Job
+    from bot.records.signing import Signer
     from bot.runbook import StepContext
-    from bot.signing import Signer
 
 KEY = "drbot:confirm:"
 KEEP_SECONDS = 7 * 86400
@@ -118,10 +118,10 @@ def _read(client: redis.Redis, signer: Signer, job_id: str, phase: int) -> dict[
 def wait_for_confirmation(step: StepContext, phase: int, what: str, timeout: float
                           ) -> dict[str, Any]:
     """Wait until the requester or an approver types /dr confirm <job> <phase>; who confirmed."""
-    from bot.jobs import JobStore
-    from bot.policy import Policy
+    from bot.config.policy import Policy
+    from bot.records.jobs import JobStore
+    from bot.records.signing import Signer
     from bot.runtime import connect
-    from bot.signing import Signer
 
     settings = step.services.settings
     client = connect(settings, patient=True)

@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.config.inventory import Inventory
 from bot.errors import CommandError
-from bot.inventory import Inventory
-from bot.locks import LockKey, shared
+from bot.records.locks import LockKey, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 from handlers import iac

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.core import ControlContext, Reply
+from bot.chat.core import ControlContext, Reply
 from bot.registry import COMMANDS, control
 
 

@@ -25,9 +25,9 @@ from adapters.progress import Hooks, Progress
 from bot.errors import CommandError, ConfigError
 
 if TYPE_CHECKING:
-    from bot.inventory import Iac, Inventory, Node
+    from bot.config.inventory import Iac, Inventory, Node
     from bot.runbook import StepContext
-    from bot.services import Services
+    from bot.worker.services import Services
 
 SSH_POLL = 0.5
 KEYSCAN_TIMEOUT = 5

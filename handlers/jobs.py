@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from bot.core import ControlContext, Reply, describe
+from bot.chat.core import ControlContext, Reply, describe
+from bot.chat.render import card
 from bot.grammar import JOB_ID, Param
 from bot.registry import control
-from bot.render import card
 
 
 def age(seconds: float) -> str:

@@ -24,7 +24,7 @@ from bot.errors import CommandError
 if TYPE_CHECKING:
     from adapters.kubernetes.client import Kube
     from adapters.kubernetes.longhorn.volumes import Volume
-    from bot.inventory import Inventory
+    from bot.config.inventory import Inventory
 
 DATA_DIR = "/var/lib/rancher/k3s"
 

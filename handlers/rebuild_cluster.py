@@ -32,7 +32,7 @@ import yaml
 
 from adapters.errors import AdapterError, Conflict, NotFound, Unreachable
 from bot.errors import CommandError
-from bot.locks import LockKey, exclusive
+from bot.records.locks import LockKey, exclusive
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 from handlers import iac, preflight
@@ -42,7 +42,7 @@ from handlers.rebuild_node import SSH_TIMEOUT, wait_ready
 if TYPE_CHECKING:
     from adapters.kubernetes.client import Kube
     from adapters.kubernetes.longhorn.backups import Backup
-    from bot.inventory import Inventory
+    from bot.config.inventory import Inventory
 
 CONFIRM_TIMEOUT = 4 * 3600.0
 BOOTSTRAP_TIMEOUT = 1800.0
@@ -197,7 +197,7 @@ def bootstrap(step: StepContext) -> dict[str, Any]:
 def apply_secret(step: StepContext) -> dict[str, Any]:
     """Create or update the Secret of ``iac.flux_secret_file`` (its content never leaves here)."""
     from adapters.kubernetes import namespaces
-    from bot.services import secret_file
+    from bot.worker.services import secret_file
 
     path = iac.require_iac(step.inventory).flux_secret_file
     if not path:

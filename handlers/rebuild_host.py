@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from adapters.errors import AdapterError, NotFound
 from bot.errors import CommandError
 from bot.grammar import Param
-from bot.locks import LockKey, exclusive, shared
+from bot.records.locks import LockKey, exclusive, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 from handlers import iac, preflight
@@ -36,8 +36,8 @@ from handlers.rebuild_node import (
 
 if TYPE_CHECKING:
     from adapters.kubernetes.client import Kube
-    from bot.inventory import Inventory
-    from bot.services import Services
+    from bot.config.inventory import Inventory
+    from bot.worker.services import Services
 
 DELETE, LONGHORN = "delete Nodes", "clean Longhorn"
 

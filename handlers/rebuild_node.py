@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from adapters.errors import AdapterError, Cancelled, NotFound, Refused, TimedOut
 from bot.errors import CommandError
 from bot.grammar import Param
-from bot.locks import LockKey, exclusive, shared
+from bot.records.locks import LockKey, exclusive, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 from handlers import iac, preflight
@@ -26,7 +26,7 @@ from handlers import iac, preflight
 if TYPE_CHECKING:
     from adapters.kubernetes.client import Kube
     from adapters.proxmox.vms import VM
-    from bot.inventory import Inventory, Node
+    from bot.config.inventory import Inventory, Node
 
 # Upper bounds sized for real hardware; every wait ends as soon as its condition holds.
 DRAIN_TIMEOUT = 600.0

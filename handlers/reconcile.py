@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.config.inventory import Inventory
 from bot.errors import CommandError
 from bot.grammar import QUALIFIED, Param
-from bot.inventory import Inventory
-from bot.locks import LockKey, shared
+from bot.records.locks import LockKey, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 

@@ -21,10 +21,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from adapters.errors import NotFound
+from bot.config.inventory import Inventory
 from bot.errors import CommandError
 from bot.grammar import NAME, QUALIFIED, Param
-from bot.inventory import Inventory
-from bot.locks import LockKey, exclusive, shared
+from bot.records.locks import LockKey, exclusive, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 from handlers import iac

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from bot import pids, relay
-from bot.core import ControlContext, Reply
+from bot.chat import relay
+from bot.chat.core import ControlContext, Reply
 from bot.errors import CommandError
-from bot.events import Event
 from bot.grammar import JOB_ID, Param
-from bot.heartbeat import CANCEL
-from bot.jobs import RETRYABLE, Job
-from bot.queue import enqueue, queue
+from bot.records import signals
+from bot.records.events import Event
+from bot.records.jobs import RETRYABLE, Job
+from bot.records.queue import enqueue, queue
 from bot.registry import control
+from bot.worker import pids
 
 
 @control("retry", summary="retry a failed, cancelled or lost job from its first unfinished step",
@@ -34,7 +35,7 @@ def retry(ctx: ControlContext) -> Reply:
                 step.status, step.error, step.started, step.ended = "pending", None, None, None
     job = rt.store.update(job_id, change,
                           lambda pipe, j: enqueue(q, pipe, j, "retry"))
-    rt.client.delete(CANCEL + job_id, CANCEL + job_id + ":at")
+    signals.clear_cancel(rt.client, job_id)
     relay.reactivate(rt.client, job_id)
     done = [s.name for s in job.steps if s.status == "done"]
     first = next((s.name for s in job.steps if s.status != "done"), "the end")

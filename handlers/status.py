@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.errors import AdapterError
-from bot.complete import remember
+from bot.chat.complete import remember
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 
@@ -98,9 +98,9 @@ def cnpg_lines(step: StepContext) -> list[str]:
 
 
 def job_lines(step: StepContext) -> list[str]:
-    from bot.jobs import JobStore
+    from bot.records.jobs import JobStore
+    from bot.records.signing import Signer
     from bot.runtime import connect
-    from bot.signing import Signer
 
     settings = step.services.settings
     store = JobStore(connect(settings, patient=True), Signer(settings.key()))

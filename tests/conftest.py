@@ -1,8 +1,8 @@
-"""Shared fixtures: each realistic server lives in tests/servers/<system>.py."""
+"""Shared fixtures: each realistic server lives in lab/fakes/<system>.py."""
 
 pytest_plugins = [
-    "tests.servers.redis",
-    "tests.servers.kube",
-    "tests.servers.pve",
-    "tests.servers.s3",
+    "lab.fakes.redis",
+    "lab.fakes.kube",
+    "lab.fakes.pve",
+    "lab.fakes.s3",
 ]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from bot.inventory import Inventory
+from bot.config.inventory import Inventory
 from bot.watch import heartbeat
 from bot.watch.alerts import Event, Watch
 from bot.watch.evaluate import Finding, evaluate

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.inventory import Backups
+from bot.config.inventory import Backups
 from bot.watch import policy
 from bot.watch.facts import Facts, ObjectFacts, Seen
 

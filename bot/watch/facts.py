@@ -25,7 +25,7 @@ from bot.errors import ConfigError
 if TYPE_CHECKING:
     from adapters.kubernetes.client import Kube
     from adapters.s3 import ObjectStore
-    from bot.inventory import Inventory
+    from bot.config.inventory import Inventory
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -35,7 +35,7 @@ log = logging.getLogger("drbot.watch")
 
 
 class Sources(Protocol):
-    """Where facts come from (bot.services.Services is one)."""
+    """Where facts come from (bot.worker.services.Services is one)."""
 
     @property
     def kube(self) -> Kube: ...

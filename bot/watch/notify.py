@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from bot.frontends.base import Frontend, ThreadRef
+from bot.chat.frontends.base import Frontend, ThreadRef
 from bot.watch.alerts import EVENTS
 
 CURSOR = "drbot:watch:notify:"  # + frontend name: the last event id delivered there

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from bot.config.inventory import BackupPolicy, Backups
 from bot.errors import ConfigError
-from bot.inventory import BackupPolicy, Backups
 
 KINDS = ("longhorn", "cnpg", "etcd")
 TITLES = {"longhorn": "Longhorn volume", "cnpg": "CloudNativePG cluster",

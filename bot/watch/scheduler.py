@@ -17,8 +17,8 @@ from types import FrameType
 
 from bot import registry
 from bot.errors import ConfigError
-from bot.jobs import Job, new_id
-from bot.queue import enqueue, queue
+from bot.records.jobs import Job, new_id
+from bot.records.queue import enqueue, queue
 from bot.runtime import Runtime
 
 COMMAND = "backup-check"

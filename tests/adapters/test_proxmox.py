@@ -24,7 +24,7 @@ from adapters.errors import (
 from adapters.progress import Hooks, Progress
 from adapters.proxmox.client import ProxmoxConfig
 from adapters.proxmox.vms import VM, Proxmox, PveNode
-from tests.servers.pve import (
+from lab.fakes.pve import (
     TOKEN_NAME,
     TOKEN_SECRET,
     TOKEN_USER,

@@ -17,7 +17,7 @@ import requests
 
 from adapters.errors import AdapterError, NotFound, Unreachable
 from adapters.s3 import ObjectStore, StoreConfig
-from tests.servers.s3 import S3Server
+from lab.fakes.s3 import S3Server
 
 
 @pytest.fixture(params=["s3", "nfs"])

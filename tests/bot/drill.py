@@ -20,9 +20,9 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from adapters.errors import AdapterError, Cancelled
+from bot.config.inventory import Inventory
 from bot.grammar import Param
-from bot.inventory import Inventory
-from bot.locks import LockKey, exclusive, shared
+from bot.records.locks import LockKey, exclusive, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 

@@ -19,12 +19,12 @@ from typing import Any
 
 import redis
 
-from bot.app import BotApp
-from bot.config import Settings
-from bot.core import Reply, Request
-from bot.frontends.base import Frontend, ThreadRef
-from bot.jobs import Job
-from bot.render import Card
+from bot.chat.app import BotApp
+from bot.chat.core import Reply, Request
+from bot.chat.frontends.base import Frontend, ThreadRef
+from bot.chat.render import Card
+from bot.config.settings import Settings
+from bot.records.jobs import Job
 from bot.runtime import Runtime
 from tests.support import wait_until
 

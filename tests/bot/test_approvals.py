@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from bot.policy import Policy
+from bot.config.policy import Policy
 from tests.bot.harness import POLICY, Harness, wait_until
 
 

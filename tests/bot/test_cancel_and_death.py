@@ -7,7 +7,7 @@ import threading
 import time
 
 from adapters.subprocesses import alive
-from bot.reaper import reap
+from bot.chat.reaper import reap
 from tests.bot.harness import Harness, wait_until
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.complete import LIMIT, complete, remember, values
+from bot.chat.complete import LIMIT, complete, remember, values
 from tests.bot.harness import Harness
 
 INVENTORY = """

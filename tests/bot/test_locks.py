@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from bot.locks import Locks, exclusive, shared
+from bot.records.locks import Locks, exclusive, shared
 from tests.bot.harness import Harness, wait_until
 
 

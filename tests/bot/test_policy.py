@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.config.policy import Policy
 from bot.errors import ConfigError
-from bot.policy import Policy
 from tests.bot.harness import POLICY, Harness
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.kubernetes import resources as R
-from tests.bot.harness import Harness
-from tests.servers.kube import (
+from lab.fakes.kube import (
     FluxController,
     KubeServer,
     add_kustomization,
@@ -17,6 +16,7 @@ from tests.servers.kube import (
     add_source,
     write_kubeconfig,
 )
+from tests.bot.harness import Harness
 
 
 @pytest.fixture

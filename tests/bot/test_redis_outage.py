@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from lab.fakes.redis import RedisServer
 from tests.bot.harness import Harness
-from tests.servers.redis import RedisServer
 
 
 def test_redis_down_at_submit_says_queue_unavailable(core_only: Harness,

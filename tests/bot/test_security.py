@@ -8,9 +8,10 @@ from rq import Callback
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
-from bot.jobs import JOB
-from bot.queue import queue
-from bot.signing import canonical
+from bot.records.events import Event
+from bot.records.jobs import JOB
+from bot.records.queue import queue
+from bot.records.signing import canonical
 from tests.bot.harness import Harness, wait_until
 
 
@@ -19,7 +20,7 @@ def test_a_job_record_written_without_the_key_is_refused_and_audited(drbot: Harn
               "account": "console:alice", "frontend": "console", "request_id": "x",
               "status": "queued"}
     drbot.redis.set(JOB + "0badc0de", canonical({"record": record, "sig": "0" * 64}))
-    queue(drbot.redis, "drbot").enqueue_call("bot.runner.run_job", args=["0badc0de"])
+    queue(drbot.redis, "drbot").enqueue_call("bot.worker.runner.run_job", args=["0badc0de"])
     wait_until(lambda: any(e["outcome"] == "refused-forged" for e in drbot.rt.audit.tail()),
                what="the forged record to be audited")
     assert drbot.redis.get("drill:a:one") is None
@@ -33,7 +34,7 @@ def test_an_approval_added_without_the_key_is_refused(drbot: Harness) -> None:
                                     "digest": blob["record"]["digest"], "expires": 2e10}]
     blob["record"]["status"] = "queued"
     drbot.redis.set(JOB + job_id, canonical(blob))
-    queue(drbot.redis, "drbot").enqueue_call("bot.runner.run_job", args=[job_id])
+    queue(drbot.redis, "drbot").enqueue_call("bot.worker.runner.run_job", args=[job_id])
     wait_until(lambda: any(e["outcome"] == "refused-forged" and e["job"] == job_id
                            for e in drbot.rt.audit.tail()), what="the forgery to be audited")
     assert drbot.redis.get("drill:a:one") is None
@@ -45,8 +46,8 @@ def test_an_rq_job_naming_a_foreign_function_is_refused(drbot: Harness, tmp_path
     marker = tmp_path / "pwned"
     q = queue(drbot.redis, "drbot")
     foreign = q.enqueue_call("pathlib.Path.touch", args=[str(marker)])
-    wrong_args = q.enqueue_call("bot.runner.run_job", args=["../../etc"])
-    callback = q.enqueue_call("bot.runner.run_job", args=["0000abcd"],
+    wrong_args = q.enqueue_call("bot.worker.runner.run_job", args=["../../etc"])
+    callback = q.enqueue_call("bot.worker.runner.run_job", args=["0000abcd"],
                               on_success=Callback("pathlib.Path.touch"))
     for job in (foreign, wrong_args, callback):
         wait_until(lambda job=job: job.get_status(refresh=True) == JobStatus.FAILED,
@@ -59,7 +60,7 @@ def test_an_rq_job_naming_a_foreign_function_is_refused(drbot: Harness, tmp_path
 
 
 def test_secrets_never_reach_the_thread(drbot: Harness) -> None:
-    drbot.rt.events.emit("feedface", __import__("bot.events").events.Event(
+    drbot.rt.events.emit("feedface", Event(
         "note", message=f"token={'s' * 12} key {drbot.env['DRBOT_SIGNING_KEY']} xoxb-123456789-abc"))
     text = drbot.rt.events.read("feedface")[0].message
     assert "s" * 12 not in text and drbot.env["DRBOT_SIGNING_KEY"] not in text

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.lab import Lab
+from lab import Lab
 from tests.bot.harness import Harness
 
 TIME_SCALE = 0.1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import boto3
 
-from bot.lab import Lab, world
+from lab import Lab, world
 from tests.bot.harness import Harness
 
 

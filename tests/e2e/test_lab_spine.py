@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.lab import Lab
+from lab import Lab
 from tests.bot.harness import Harness
 
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import yaml
 
-from bot.inventory import load_inventory
-from bot.jobs import Job
-from bot.lab import Lab
-from bot.lab.flux_bootstrap import USER_AGENT as FLUX_BOOTSTRAP
-from bot.lab.world import K3S_LOCAL_API
+from bot.config.inventory import load_inventory
+from bot.records.jobs import Job
+from lab import Lab
+from lab.flux_bootstrap import USER_AGENT as FLUX_BOOTSTRAP
+from lab.world import K3S_LOCAL_API
 from tests.bot.harness import Harness, wait_until
 
 RUN = 240.0  # the whole cluster on a loaded two-core machine; every wait ends on its condition

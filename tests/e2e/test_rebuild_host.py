@@ -3,7 +3,7 @@ and both agents)."""
 
 from __future__ import annotations
 
-from bot.lab import Lab, world
+from lab import Lab, world
 from tests.bot.harness import Harness, wait_until
 from tests.e2e.test_rebuild_node import (
     RUN,

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from adapters.subprocesses import kill_tree
-from bot import pids
-from bot.lab import Lab, terraform_stub
+from bot.worker import pids
+from lab import Lab, terraform_stub
 from tests.bot.harness import Harness, wait_until
 from tests.support import free_port
 
@@ -136,7 +136,7 @@ import json, os, sys, time
 sys.path.insert(0, {project!r})
 with open({log!r}, "a") as out:
     out.write(json.dumps(sys.argv[1:]) + "\\n")
-from bot.lab import terraform_stub
+from lab import terraform_stub
 real = terraform_stub.Proxmox.create
 def create(self, vm, smbios):
     if os.path.exists({gate!r}):

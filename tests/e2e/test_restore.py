@@ -6,7 +6,7 @@ from typing import Any
 
 import kubernetes
 
-from bot.lab import Lab
+from lab import Lab
 from tests.bot.harness import Harness, wait_until
 
 RUN = 90.0

@@ -15,12 +15,12 @@ import pytest
 import yarl
 from discord.gateway import DiscordWebSocket
 
-from bot.app import BotApp
-from bot.complete import remember
-from bot.frontends.discord import DiscordFrontend
-from bot.render import Card
+from bot.chat.app import BotApp
+from bot.chat.complete import remember
+from bot.chat.frontends.discord import DiscordFrontend
+from bot.chat.render import Card
+from lab.fakes.discord import CHANNEL, GUILD, FakeDiscord, discord_server, fake_discord  # noqa: F401
 from tests.bot.harness import Harness, wait_until
-from tests.servers.discord import CHANNEL, GUILD, FakeDiscord, discord_server, fake_discord  # noqa: F401
 
 ALICE, BOB, CAROL, DAVE, ERIN = 1001, 2002, 3003, 4004, 5005
 OPS_ROLE = 600

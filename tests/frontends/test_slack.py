@@ -18,15 +18,14 @@ import requests
 import yaml
 from pydantic import SecretStr
 
-from bot.app import BotApp
-from bot.core import Request
+from bot.chat.app import BotApp
+from bot.chat.core import Request
+from bot.chat.frontends.slack import SCOPES, SlackFrontend
+from bot.chat.frontends.slack_blocks import blocks
+from bot.chat.render import Card
 from bot.errors import ConfigError
-from bot.frontends.slack import SCOPES, SlackFrontend
-from bot.frontends.slack_blocks import blocks
-from bot.render import Card
-from tests.bot.harness import POLICY, Harness, wait_until
-from tests.servers.redis import RedisServer
-from tests.servers.slack import (
+from lab.fakes.redis import RedisServer
+from lab.fakes.slack import (
     APP_TOKEN,
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -38,6 +37,7 @@ from tests.servers.slack import (
     form,
     signed,
 )
+from tests.bot.harness import POLICY, Harness, wait_until
 
 ROOT = Path(__file__).parents[2]
 SLACK_POLICY = POLICY.replace(

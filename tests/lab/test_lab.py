@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.inventory import load_inventory
-from bot.lab import Lab, files, terraform_stub, world
-from bot.lab.store import longhorn_volume_dir
+from bot.config.inventory import load_inventory
+from lab import Lab, files, terraform_stub, world
+from lab.store import longhorn_volume_dir
 from tests.support import free_port
 
 SCALE = 0.05  # every controller delay is 5% of its real-world-like value

@@ -2,7 +2,7 @@
 them: (verb, API group, resource[/subresource]).
 
 Fed by the test servers' request logs: after each test that used the Kubernetes emulator
-(tests/servers/kube.py's KubeServer) or the simulated lab (bot.lab's ``world.kube_requests()``),
+(lab/fakes/kube.py's KubeServer) or the simulated lab (lab's ``world.kube_requests()``),
 its requests are read before the fixtures stop. Only drbot's own requests count, told apart by
 its User-Agent (the tests' own seeding, the lab's playbooks and controllers, and tests poking the
 API with the plain client are left out). ``tests/adapters/kubernetes/test_client.py`` is left
@@ -78,8 +78,8 @@ class Collector:
         self.files: set[str] = set()  # test files that contributed
 
     def read(self, item: pytest.Item) -> None:
-        from bot.lab import Lab
-        from tests.servers.kube import KubeServer
+        from lab import Lab
+        from lab.fakes.kube import KubeServer
 
         if item.nodeid.startswith(GENERIC):
             return

@@ -1,11 +1,11 @@
-"""docs/configuration.md documents every setting of bot.config.Settings, and nothing else."""
+"""docs/configuration.md documents every setting of bot.config.settings.Settings, and nothing else."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from bot.config import SECRETS, Settings
+from bot.config.settings import SECRETS, Settings
 
 DOC = Path(__file__).parents[2] / "docs" / "configuration.md"
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings
+from bot.chat.health import Background, Health, approvals_pending
+from bot.config.settings import Settings
 from bot.errors import ConfigError
-from bot.health import Background, Health, approvals_pending
+from lab.fakes.redis import RedisServer
 from tests.bot.harness import KEY, POLICY, RecordingFrontend, wait_until
-from tests.servers.redis import RedisServer
 from tests.ship.http import get, get_json, sample
 
 

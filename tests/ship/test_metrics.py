@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.health import Background, Health
+from bot.chat.health import Background, Health
 from tests.bot.harness import Harness, wait_until
 from tests.ship.http import get, sample
 

@@ -22,8 +22,8 @@ import pytest
 from adapters.errors import AdapterError
 from adapters.kubernetes import flux, longhorn, nodes
 from adapters.kubernetes.client import Kube
-from tests.servers import kube as seed
-from tests.servers.kube import KubeServer
+from lab.fakes import kube as seed
+from lab.fakes.kube import KubeServer
 from tests.ship.chart import find, manifests
 from tests.ship.kube_requests import COLLECTOR, DIR, OUT, Access, from_emulator, merge, read_dir
 

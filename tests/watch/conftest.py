@@ -11,12 +11,12 @@ import pytest
 import redis
 
 from adapters.s3 import ObjectStore
-from bot.config import Settings
-from bot.inventory import Inventory, load_inventory
-from bot.lab import Lab
-from bot.services import Services
+from bot.config.inventory import Inventory, load_inventory
+from bot.config.settings import Settings
 from bot.watch import check
 from bot.watch.check import Outcome
+from bot.worker.services import Services
+from lab import Lab
 from tests.e2e.conftest import TIME_SCALE
 
 
@@ -76,7 +76,7 @@ def checker(watch_lab: Lab, redis_url: str) -> Iterator[Checker]:
 
 
 def volume(lab: Lab, pvc: str) -> str:
-    from bot.lab import world
+    from lab import world
 
     return next(v.name for v in world.VOLUMES if v.pvc == pvc)
 

@@ -10,12 +10,12 @@ import pytest
 from adapters.kubernetes import resources as R
 from adapters.progress import Hooks
 from bot import registry
-from bot.config import Settings
+from bot.config.inventory import Inventory, KubernetesTarget
+from bot.config.settings import Settings
 from bot.errors import CommandError
-from bot.inventory import Inventory, KubernetesTarget
 from bot.runbook import PlanContext, Runbook, StepContext
-from bot.services import Services
-from tests.servers.kube import (
+from bot.worker.services import Services
+from lab.fakes.kube import (
     KubeServer,
     Reactor,
     add_cnpg_cluster,

@@ -14,9 +14,9 @@ import redis
 from adapters import backupstore as bs
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
-from bot.lab import Lab
 from bot.watch.alerts import EVENTS, Watch
-from tests.servers.kube import dead_endpoint
+from lab import Lab
+from lab.fakes.kube import dead_endpoint
 from tests.watch.conftest import Checker, volume
 
 

@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from bot.lab import Lab
+from lab import Lab
 from tests.bot.harness import children
 from tests.support import wait_until
 

@@ -13,8 +13,8 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
-from bot.frontends.base import Frontend, ThreadRef
-from bot.render import Card
+from bot.chat.frontends.base import Frontend, ThreadRef
+from bot.chat.render import Card
 from bot.watch import heartbeat, metrics, notify
 from bot.watch.alerts import EVENTS, FINDINGS, LAST, Event
 from bot.watch.scheduler import Scheduler

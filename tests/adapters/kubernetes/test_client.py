@@ -11,7 +11,7 @@ import pytest
 from adapters.errors import AdapterError, Conflict, NotFound, Unreachable
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
-from tests.servers.kube import KubeServer, add_node, dead_endpoint, write_kubeconfig
+from lab.fakes.kube import KubeServer, add_node, dead_endpoint, write_kubeconfig
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -8,7 +8,7 @@ from adapters.errors import NotFound
 from adapters.kubernetes import cnpg, etcd
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
-from tests.servers.kube import (
+from lab.fakes.kube import (
     KubeServer,
     add_cnpg_backup,
     add_cnpg_cluster,

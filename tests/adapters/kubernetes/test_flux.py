@@ -11,7 +11,7 @@ from adapters.kubernetes import flux
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from adapters.progress import Hooks, Progress
-from tests.servers.kube import (
+from lab.fakes.kube import (
     FluxController,
     KubeServer,
     Reactor,

@@ -8,7 +8,7 @@ from adapters.errors import AdapterError, Conflict, Refused, TimedOut
 from adapters.kubernetes import longhorn
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
-from tests.servers.kube import (
+from lab.fakes.kube import (
     KubeServer,
     Reactor,
     add_lh_backup,

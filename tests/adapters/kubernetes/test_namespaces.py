@@ -5,7 +5,7 @@ from __future__ import annotations
 from adapters.kubernetes import namespaces
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
-from tests.servers.kube import NAMESPACES_AT, KubeServer
+from lab.fakes.kube import NAMESPACES_AT, KubeServer
 
 
 def test_ensure_namespace_creates_it_once(kube_emulator: KubeServer, kube: Kube) -> None:

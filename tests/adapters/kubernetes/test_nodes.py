@@ -9,7 +9,7 @@ from adapters.kubernetes import nodes
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from adapters.progress import Hooks, Progress
-from tests.servers.kube import KubeServer, Reactor, add_node, add_pod, set_node_ready
+from lab.fakes.kube import KubeServer, Reactor, add_node, add_pod, set_node_ready
 
 
 def test_list_get_and_cordon(kube_emulator: KubeServer, kube: Kube) -> None:

@@ -8,7 +8,7 @@ from adapters.errors import NotFound
 from adapters.kubernetes import resources as R
 from adapters.kubernetes import storage
 from adapters.kubernetes.client import Kube
-from tests.servers.kube import KubeServer
+from lab.fakes.kube import KubeServer
 
 
 def add_pv(server: KubeServer, name: str, claim: tuple[str, str]) -> None:

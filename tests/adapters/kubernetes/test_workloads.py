@@ -11,7 +11,7 @@ from adapters.errors import NotFound
 from adapters.kubernetes import resources as R
 from adapters.kubernetes import workloads
 from adapters.kubernetes.client import Kube
-from tests.servers.kube import KubeServer, add_pod
+from lab.fakes.kube import KubeServer, add_pod
 
 KEPT = "drbot.io/replicas-before-restore"
 

@@ -1,0 +1,91 @@
+"""Notices what nobody else will: a worker that died mid-job, an approval request that expired,
+and a cancelled job whose step would not stop. Runs in the bot (a singleton) every tick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.serializers import JSONSerializer
+
+from bot.records import signals
+from bot.records.events import Event
+from bot.records.jobs import Job
+from bot.records.locks import LockKey
+from bot.runtime import Runtime
+
+log = logging.getLogger("drbot.reaper")
+
+
+def reap(rt: Runtime) -> list[str]:
+    """One pass; returns the ids of jobs it changed."""
+    changed = []
+    now = time.time()
+    for job_id in rt.store.active():
+        try:
+            job = rt.store.get(job_id)
+        except Exception:  # noqa: BLE001,S112  (forged records are refused where they are used)
+            continue
+        if job.status == "running" and not signals.is_alive(rt.client, job_id):
+            if lost(rt, job):  # else it ended between the two reads
+                changed.append(job_id)
+        elif job.status == "awaiting_approval" and job.deadline and now > job.deadline:
+            if expire(rt, job):
+                changed.append(job_id)
+        elif job.status == "running":
+            backstop_cancel(rt, job, now)
+    return changed
+
+
+def lost(rt: Runtime, job: Job) -> bool:
+    """Declare a running job without proof of life lost; False if it was not (any more)."""
+    step = job.current_step
+    name = step.name if step else "?"
+    cancelled = signals.cancel_requested_by(rt.client, job.id)
+
+    def change(j: Job) -> bool:
+        if j.status != "running" or signals.is_alive(rt.client, j.id):
+            return False
+        j.status = "cancelled" if cancelled else "lost"
+        j.error = f"worker lost during step {name}"
+        return True
+    job = rt.store.update(job.id, change)
+    if job.status not in ("lost", "cancelled") or job.error != f"worker lost during step {name}":
+        return False  # it ended (or was cancelled) between the reads
+    rt.locks.release(job.id, [LockKey(k, m) for k, m in job.locks])  # type: ignore[arg-type]
+    what = "cancelled; the worker stopped" if cancelled else "worker lost"
+    rt.events.emit(job.id, Event("lost", message=f"{what} during step {name}; state unknown; "
+                                 f"/dr retry {job.id} resumes"))
+    rt.audit.record("job", job.status, job=job.id, detail=f"during step {name}")
+    return True
+
+
+def expire(rt: Runtime, job: Job) -> bool:
+    def change(j: Job) -> bool:
+        if j.status != "awaiting_approval":
+            return False
+        j.status = "expired"
+        return True
+    job = rt.store.update(job.id, change)
+    if job.status != "expired":
+        return False
+    rt.events.emit(job.id, Event("expired", message="the approval request expired; nothing "
+                                 "was run. Ask again if it is still needed."))
+    rt.audit.record("job", "expired", job=job.id)
+    return True
+
+
+def backstop_cancel(rt: Runtime, job: Job, now: float) -> None:
+    """If a cancel was asked long ago and the job still runs, have rq stop its work horse."""
+    asked = signals.cancel_requested_at(rt.client, job.id)
+    if asked is None or now - asked < 2 * rt.settings.cancel_grace_seconds + 15:
+        return
+    rq_id = signals.execution_of(rt.client, job.id)
+    if rq_id:
+        log.warning("job %s ignored its cancel; stopping its work horse", job.id)
+        with contextlib.suppress(InvalidJobOperation, NoSuchJobError):
+            send_stop_job_command(rt.client, rq_id, serializer=JSONSerializer)

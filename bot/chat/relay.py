@@ -1,0 +1,183 @@
+"""The relay: renders each job's events into its thread, in the bot process.
+
+It runs on its own thread with blocking XREADs over the active jobs' streams and calls the
+frontends' coroutines on the bot's event loop. Its state per job (frontend, thread, last delivered
+event id) is kept in Redis, so after a restart it resumes from the last event it delivered.
+
+Delivery is at least once: a milestone reply is recorded as delivered only after the frontend took
+it, so it may repeat only if the bot died in between. The status card is only ever edited (it was
+created with the thread), throttled to the frontend's rate, and always re-rendered from the job
+record, which is the truth, so a restart never leaves it stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from bot.chat.frontends.base import Frontend, ThreadRef
+from bot.chat.render import FINAL, card, milestone
+from bot.errors import CommandError, RecordForged
+from bot.metrics import RELAY_LAG
+from bot.records.events import STREAM, Event
+from bot.runtime import Runtime
+
+STATE = "drbot:relay:"
+ACTIVE = "drbot:relay:active"
+WAKE = "drbot:relay:wake"  # a new thread to follow: the relay's blocking read returns at once
+log = logging.getLogger("drbot.relay")
+
+
+@dataclass
+class Tracked:
+    job_id: str
+    frontend: Frontend
+    thread: ThreadRef
+    last: str
+    dirty: bool = True
+    last_edit: float = 0.0
+    latest: Event | None = None
+    final: bool = False
+    lag: list[float] = field(default_factory=list)
+
+
+def attach(client: redis.Redis, job_id: str, frontend: str, thread: ThreadRef) -> None:
+    """Start relaying a job's events into the thread its frontend opened for it."""
+    key = STATE + job_id
+    client.hsetnx(key, "last", "0-0")
+    client.hset(key, mapping={"frontend": frontend, "thread": json.dumps(thread)})
+    client.sadd(ACTIVE, job_id)
+    client.xadd(WAKE, {"job": job_id}, maxlen=100, approximate=True)
+
+
+def reactivate(client: redis.Redis, job_id: str) -> None:
+    """A retried job speaks in the thread it had."""
+    if client.exists(STATE + job_id):
+        client.persist(STATE + job_id)
+        client.sadd(ACTIVE, job_id)
+        client.xadd(WAKE, {"job": job_id}, maxlen=100, approximate=True)
+
+
+class Relay:
+    def __init__(self, rt: Runtime, frontends: dict[str, Frontend],
+                 loop: asyncio.AbstractEventLoop, on_tick: Callable[[], None] | None = None,
+                 tick: float = 1.0) -> None:
+        self.rt, self.frontends, self.loop = rt, frontends, loop
+        self.on_tick, self.tick = on_tick, tick
+        self.tracked: dict[str, Tracked] = {}
+        self.woken = "$"
+        self.stopping = threading.Event()
+        self.lags: list[float] = []  # event time → frontend call time, seconds (for metrics)
+
+    def lag(self, event: Event) -> None:
+        seconds = time.time() - event.at
+        self.lags.append(seconds)
+        RELAY_LAG.observe(seconds)
+
+    def call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
+
+    # -- loop -----------------------------------------------------------------------------------
+    def run(self) -> None:
+        next_tick = 0.0
+        while not self.stopping.is_set():
+            try:
+                self.sync_active()
+                self.read(self.wait_ms())
+                self.flush()
+                if self.on_tick and time.monotonic() >= next_tick:
+                    self.on_tick()
+                    next_tick = time.monotonic() + self.tick
+            except redis.RedisError as exc:
+                log.warning("relay: redis unavailable (%s); retrying", exc)
+                self.stopping.wait(1.0)
+            except Exception:
+                log.exception("relay loop error; continuing")
+                self.stopping.wait(1.0)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def wait_ms(self) -> int:
+        """Block on Redis no longer than until the next throttled edit is due."""
+        due = [t.last_edit + t.frontend.throttle for t in self.tracked.values() if t.dirty]
+        wait = min([self.tick, *(d - time.monotonic() for d in due)])
+        return max(1, int(wait * 1000))
+
+    def sync_active(self) -> None:
+        active = {m.decode() for m in self.rt.client.smembers(ACTIVE)}
+        for job_id in active - self.tracked.keys():
+            state = {k.decode(): v.decode() for k, v in
+                     self.rt.client.hgetall(STATE + job_id).items()}
+            frontend = self.frontends.get(state.get("frontend", ""))
+            if frontend is None:
+                continue  # another bot's frontend (or not configured here): leave it be
+            self.tracked[job_id] = Tracked(job_id, frontend, json.loads(state["thread"]),
+                                           state.get("last", "0-0"))
+        for job_id in self.tracked.keys() - active:
+            del self.tracked[job_id]
+
+    def read(self, block_ms: int) -> None:
+        streams = {STREAM + j: t.last for j, t in self.tracked.items() if not t.final}
+        streams[WAKE] = self.woken
+        for key, entries in self.rt.client.xread(streams, count=200, block=block_ms) or []:
+            if key.decode() == WAKE:
+                self.woken = entries[-1][0].decode()
+                continue
+            job_id = key.decode().removeprefix(STREAM)
+            tracked = self.tracked[job_id]
+            for entry_id, raw in entries:
+                if not self.deliver(tracked, Event.from_fields(entry_id.decode(), raw)):
+                    break
+
+    def deliver(self, tracked: Tracked, event: Event) -> bool:
+        """Hand one event to the frontend; False if it failed (it will be tried again)."""
+        if event.milestone:
+            try:
+                self.call(tracked.frontend.reply(tracked.thread, milestone(event)))
+            except Exception as exc:  # noqa: BLE001  (a platform error must not stop the relay)
+                log.warning("relay: reply for job %s failed (%s); will retry", tracked.job_id, exc)
+                return False
+            self.lag(event)
+        tracked.dirty, tracked.latest = True, event
+        tracked.final = tracked.final or event.type in FINAL
+        tracked.last = event.id
+        self.rt.client.hset(STATE + tracked.job_id, "last", event.id)
+        return True
+
+    def flush(self) -> None:
+        now = time.monotonic()
+        for tracked in list(self.tracked.values()):
+            if not tracked.dirty:
+                continue
+            if not tracked.final and now - tracked.last_edit < tracked.frontend.throttle:
+                continue
+            try:
+                job = self.rt.store.get(tracked.job_id)
+            except (RecordForged, CommandError) as exc:  # forged or gone: nothing true to show
+                log.error("relay: dropping job %s: %s", tracked.job_id, exc)
+                self.rt.client.srem(ACTIVE, tracked.job_id)
+                del self.tracked[tracked.job_id]
+                continue
+            try:
+                self.call(tracked.frontend.update_card(tracked.thread, card(job, tracked.latest)))
+            except Exception as exc:  # noqa: BLE001
+                log.warning("relay: card edit for job %s failed (%s)", tracked.job_id, exc)
+                continue
+            if tracked.latest:
+                self.lag(tracked.latest)
+            tracked.dirty, tracked.last_edit = False, time.monotonic()
+            if tracked.final and job.terminal:
+                self.rt.client.srem(ACTIVE, tracked.job_id)
+                self.rt.client.expire(STATE + tracked.job_id, 7 * 86400)
+                del self.tracked[tracked.job_id]
+            elif tracked.final:  # retried before we caught up: its thread goes on
+                tracked.final = False

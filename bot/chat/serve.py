@@ -1,0 +1,71 @@
+"""`drbot bot`: the chat frontends that have tokens configured, the relay and the reaper.
+
+One replica only: the relay and the platforms' sockets are singletons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from bot.chat import health
+from bot.chat.app import BotApp
+from bot.chat.frontends.base import Frontend
+from bot.config.settings import Settings
+from bot.errors import ConfigError
+from bot.runtime import Runtime
+
+log = logging.getLogger("drbot.serve")
+
+
+def frontends(settings: Settings) -> dict[str, Frontend]:
+    found: dict[str, Frontend] = {}
+    if settings.slack_bot_token:
+        from bot.chat.frontends.slack import SlackFrontend
+
+        found["slack"] = SlackFrontend(settings)
+    if settings.discord_token:
+        from bot.chat.frontends.discord import DiscordFrontend
+
+        found["discord"] = DiscordFrontend(settings)
+    if not found:
+        raise ConfigError("no chat frontend configured: set DRBOT_SLACK_BOT_TOKEN (with "
+                          "DRBOT_SLACK_APP_TOKEN or DRBOT_SLACK_SIGNING_SECRET) and/or "
+                          "DRBOT_DISCORD_TOKEN")
+    return found
+
+
+async def run(settings: Settings) -> None:
+    rt = Runtime.from_settings(settings, patient=False)
+    _ = rt.policy, rt.inventory  # validate the files before connecting anywhere
+    app = BotApp(rt, frontends(settings))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    app.start(loop)
+    probes = await health.start(health.Health(settings, app.frontends, scrape_queue=True),
+                                settings.http_host, settings.http_port) \
+        if settings.http_port is not None else None
+    tasks = [asyncio.create_task(f.run(app), name=f"frontend-{f.name}")
+             for f in app.frontends.values()]
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not waiter and task.exception():
+                log.error("frontend stopped: %s", task.exception())
+    finally:
+        for task in tasks:
+            task.cancel()
+        for frontend in app.frontends.values():
+            await frontend.close()
+        await asyncio.to_thread(app.stop)
+        if probes:
+            await probes.cleanup()
+
+
+def serve(settings: Settings) -> int:
+    asyncio.run(run(settings))
+    return 0

@@ -1,0 +1,190 @@
+"""Job records: what was asked, by whom, the plan and its approvals, and each step's state.
+
+A record is one signed JSON value in Redis. Every change goes through ``JobStore.update``, an
+optimistic transaction (WATCH/MULTI) that re-verifies the signature, applies the change, re-signs,
+and may add more commands (an rq enqueue) to the same atomic write, so that a state change and the
+work it implies are never separated by a crash.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+from redis.client import Pipeline
+
+from bot.errors import CommandError
+from bot.records.signing import Signer
+
+JOB = "drbot:job:"
+JOBS = "drbot:jobs"
+ACTIVE = "drbot:jobs:active"  # ids of jobs not yet ended, so sweeps scale with them, not history
+REQUEST = "drbot:request:"
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "denied", "expired", "lost", "planned",
+                      "refused"})
+RETRYABLE = frozenset({"failed", "cancelled", "lost"})
+
+
+@dataclass
+class Step:
+    name: str
+    target: str = ""
+    describe: str = ""
+    destructive: bool = False
+    status: str = "pending"
+    started: float | None = None
+    ended: float | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.started is None or self.ended is None else self.ended - self.started
+
+
+@dataclass
+class Approval:
+    person: str
+    account: str
+    at: float
+    digest: str
+    expires: float
+
+
+@dataclass
+class Job:
+    id: str
+    command: str
+    args: dict[str, Any]
+    requester: str
+    account: str
+    frontend: str
+    request_id: str
+    thread: dict[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
+    confirm: str | None = None
+    status: str = "planning"
+    created: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+    timeout: int = 600
+    targets: list[str] = field(default_factory=list)
+    revision: str = ""
+    digest: str | None = None
+    approvals_needed: int = 0
+    approvals: list[Approval] = field(default_factory=list)
+    deadline: float | None = None
+    locks: list[list[str]] = field(default_factory=list)
+    decided_by: str | None = None
+    steps: list[Step] = field(default_factory=list)
+    attempt: int = 0
+    error: str | None = None
+    summary: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def current_step(self) -> Step | None:
+        return next((s for s in self.steps if s.status in ("running", "pending", "failed",
+                                                             "cancelled")), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        data = dict(data)
+        data["steps"] = [Step(**s) for s in data.get("steps", [])]
+        data["approvals"] = [Approval(**a) for a in data.get("approvals", [])]
+        return cls(**data)
+
+
+def new_id() -> str:
+    return secrets.token_hex(4)
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, signer: Signer) -> None:
+        self.client = client
+        self.signer = signer
+
+    def _load(self, raw: bytes | None, job_id: str) -> Job:
+        if raw is None:
+            raise CommandError(f"no job {job_id}; /dr jobs lists recent ones")
+        return Job.from_dict(self.signer.open(raw, f"job {job_id}"))
+
+    def get(self, job_id: str) -> Job:
+        return self._load(self.client.get(JOB + job_id), job_id)
+
+    def create(self, job: Job, then: Callable[[Pipeline, Job], None] | None = None) -> tuple[Job, bool]:
+        """Store a new job unless its request id was seen: returns (job, created)."""
+        dedupe = f"{REQUEST}{job.frontend}:{job.request_id}"
+        while True:
+            with self.client.pipeline() as pipe:
+                try:
+                    pipe.watch(dedupe)
+                    seen = pipe.get(dedupe)
+                    if seen:
+                        pipe.reset()
+                        return self.get(seen.decode()), False
+                    while pipe.exists(JOB + job.id):
+                        job.id = new_id()
+                    pipe.multi()
+                    pipe.set(dedupe, job.id, ex=86400)
+                    pipe.set(JOB + job.id, self.signer.seal(job.to_dict()))
+                    pipe.zadd(JOBS, {job.id: job.created})
+                    pipe.sadd(ACTIVE, job.id)
+                    if then:
+                        then(pipe, job)
+                    pipe.execute()
+                    return job, True
+                except redis.WatchError:
+                    continue
+
+    def update(self, job_id: str, change: Callable[[Job], Any],
+               then: Callable[[Pipeline, Job], None] | None = None) -> Job:
+        """Apply ``change`` atomically; it may raise CommandError to refuse (nothing is written)."""
+        key = JOB + job_id
+        while True:
+            with self.client.pipeline() as pipe:
+                try:
+                    pipe.watch(key)
+                    job = self._load(pipe.get(key), job_id)
+                    if change(job) is False:
+                        pipe.reset()
+                        return job
+                    job.updated = time.time()
+                    pipe.multi()
+                    pipe.set(key, self.signer.seal(job.to_dict()))
+                    if job.terminal:
+                        pipe.srem(ACTIVE, job.id)
+                    else:
+                        pipe.sadd(ACTIVE, job.id)
+                    if then:
+                        then(pipe, job)
+                    pipe.execute()
+                    return job
+                except redis.WatchError:
+                    continue
+
+    def recent(self, limit: int = 10) -> list[str]:
+        return [i.decode() for i in self.client.zrevrange(JOBS, 0, limit - 1)]
+
+    def active(self) -> list[str]:
+        """Ids of jobs not yet ended."""
+        return sorted(i.decode() for i in self.client.smembers(ACTIVE))
+
+
+def busy_text(store: JobStore, key: str, holder: str) -> str:
+    """'busy: node:x is held by job 3f9c2a1b (/dr rebuild-node, alice, running); ...'"""
+    try:
+        other = store.get(holder)
+        who = f"job {holder} (/dr {other.command}, {other.requester}, {other.status})"
+    except Exception:  # noqa: BLE001  (a holder we cannot describe is still named)
+        who = f"job {holder}"
+    return f"busy: {key} is held by {who}; wait for it or /dr cancel {holder}"

@@ -1,0 +1,380 @@
+"""The worker's one job function: plan a job, or verify and run its runbook step by step.
+
+rq calls ``run_job(job_id)`` in a forked work horse. Nothing in Redis is trusted that is not signed
+with the key from this process's configuration; the policy and approvals are checked again here.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.client import Pipeline
+from rq import get_current_job
+
+from adapters.errors import AdapterError, Cancelled
+from adapters.progress import Hooks, Progress
+from bot import logs, registry
+from bot.config.settings import Settings
+from bot.errors import CommandError, RecordForged
+from bot.metrics import JOB_SECONDS, JOBS
+from bot.records import signals
+from bot.records.events import Event
+from bot.records.jobs import RETRYABLE, Job, Step, busy_text
+from bot.records.locks import LockKey
+from bot.registry import CommandSpec
+from bot.runbook import PlanContext, Runbook, StepContext
+from bot.runtime import Runtime
+from bot.worker import pids
+from bot.worker.heartbeat import Heartbeat
+from bot.worker.services import Services
+
+log = logging.getLogger("drbot.runner")
+
+
+_PREPARED: Runtime | None = None
+
+
+def prepare(rt: Runtime) -> None:
+    """Called once in the worker before it forks work horses: they inherit the loaded handlers,
+    the parsed settings and files, and a connection pool (redis-py resets it after a fork)."""
+    global _PREPARED
+    registry.load(rt.settings.plugins)
+    _PREPARED = rt
+
+
+def run_job(job_id: str) -> str:
+    """rq entry point (the only function a drbot worker will run)."""
+    runtime = _PREPARED or Runtime.from_settings(Settings(), patient=True)
+    with logs.job_context(job_id):
+        return Runner(runtime, job_id).run()
+
+
+def durations(job: Job) -> str:
+    parts = [f"{s.name} {s.seconds:.1f}s" for s in job.steps if s.seconds is not None]
+    return "steps: " + ", ".join(parts) if parts else ""
+
+
+def next_step_hint(job: Job) -> str:
+    return f"/dr retry {job.id} resumes at the first unfinished step"
+
+
+def adopt(job: Job, runbook: Runbook, digest: str) -> None:
+    """Record a (new) plan in the job: what approvals bind to and the steps to run."""
+    job.digest, job.targets, job.revision = digest, runbook.targets, runbook.revision
+    done = {s.name: s for s in job.steps if s.status == "done"}
+    job.steps = [done.get(s.name) or Step(s.name, s.target, s.describe, s.destructive)
+                 for s in runbook.steps]
+
+
+class Runner:
+    def __init__(self, rt: Runtime, job_id: str) -> None:
+        self.rt = rt
+        self.job_id = job_id
+        self.services = Services(rt.settings, rt.inventory)
+        self.held: list[LockKey] | None = None  # set while the job runs (its lock keys)
+        self.beat: Heartbeat | None = None
+
+    def cleanup(self, proof_of_life: bool = False) -> None:
+        """Stop the heartbeat, end the job's subprocess trees, free its locks (idempotent).
+
+        The proof of life goes too, unless ``proof_of_life``: `finish` removes it with the
+        outcome, since a running job without one is what the reaper declares lost."""
+        if self.beat:
+            self.beat.stop()
+            self.beat = None
+        if self.held is not None:
+            pids.end_all(self.rt.client, self.job_id, self.rt.settings.cancel_grace_seconds)
+            self.rt.locks.release(self.job_id, self.held)
+            if not proof_of_life:
+                signals.forget_alive(self.rt.client, self.job_id)
+            self.held = None
+
+    def remove_files(self) -> None:
+        """A job that cannot be retried needs its files no more, and they may hold credentials
+        (a fetched kubeconfig) or be large (fetched etcd snapshots)."""
+        iac = self.rt.inventory.iac
+        if iac is None:
+            return
+        path = iac.job_dir(self.job_id)
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove job files at %s (%s); remove them by hand", path, exc)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def emit(self, type_: str, message: str = "", **fields: str) -> None:
+        self.rt.events.emit(self.job_id, Event(type_, message=message, **fields))
+
+    def update(self, change: Callable[[Job], Any],
+               then: Callable[[Pipeline, Job], None] | None = None) -> Job:
+        return self.rt.store.update(self.job_id, change, then)
+
+    def finish(self, status: str, type_: str, message: str, error: str | None = None) -> str:
+        """Record the outcome and tell the thread; whatever the job held is let go first, so
+        whoever reads the outcome finds the locks free, the subprocesses gone and, for a job
+        that cannot be retried, its files removed."""
+        self.cleanup(proof_of_life=True)
+        if status not in RETRYABLE:
+            self.remove_files()
+
+        def change(job: Job) -> None:
+            job.status, job.error = status, error
+            if status == "succeeded":
+                job.summary = message
+        job = self.update(change, lambda pipe, j: signals.forget_alive(pipe, j.id))
+        self.emit(type_, message)
+        self.rt.events.expire(self.job_id)
+        JOBS.labels(job.command, status).inc()
+        started = [s.started for s in job.steps if s.started is not None]
+        if started:
+            JOB_SECONDS.labels(job.command).observe(time.time() - min(started))
+        self.rt.audit.record("job", status, job=self.job_id, detail=message)
+        return status
+
+    def build(self, job: Job, spec: CommandSpec) -> Runbook:
+        ctx = PlanContext(dict(job.args), self.rt.inventory, self.services, job.id)
+        return spec.fn(ctx)
+
+    # -- entry ----------------------------------------------------------------------------------
+    def run(self) -> str:
+        try:
+            job = self.rt.store.get(self.job_id)
+        except RecordForged as exc:
+            self.rt.audit.record("job", "refused-forged", job=self.job_id, detail=str(exc))
+            self.emit("refused", "refused: this job's record was not written by drbot "
+                                 "(bad signature); nothing was run and it was audited")
+            return "refused"
+        logs.bind_person(job.requester)
+        registry.load(self.rt.settings.plugins)
+        spec = registry.spec(job.command)
+        try:
+            if job.status == "planning":
+                return self.plan(job, spec)
+            if job.status == "queued":
+                return self.execute(job, spec)
+        except (CommandError, AdapterError) as exc:
+            if job.status == "queued":  # approved or retried: the cause may pass, keep it retryable
+                return self.finish("failed", "failed", f"could not start: {exc}. Fix the cause, "
+                                   f"then /dr retry {job.id}.", str(exc))
+            return self.finish("refused", "refused", f"refused: {exc}", str(exc))
+        log.info("job %s is %s: nothing to do", job.id, job.status, extra={"job_id": job.id})
+        return job.status
+
+    # -- planning -------------------------------------------------------------------------------
+    def plan(self, job: Job, spec: CommandSpec) -> str:
+        runbook = self.build(job, spec)
+        if runbook.preflight and not job.dry_run:
+            runbook.preflight()
+        digest = runbook.digest(job.command, job.args)
+        rule = self.rt.policy.rule(job.command)
+        needed = rule.approvals if rule else 0
+        if not job.dry_run and not needed:
+            # Runs at once: the plan is written together with the start (one write less).
+            adopt(job, runbook, digest)
+            if spec.mutating:
+                self.emit("plan", runbook.describe())
+            return self.execute(job, spec, runbook, fresh=True)
+
+        def change(j: Job) -> None:
+            adopt(j, runbook, digest)
+            j.approvals_needed = needed
+            if j.dry_run:
+                j.status = "planned"
+            elif rule:
+                j.status, j.deadline = "awaiting_approval", time.time() + rule.expires_seconds
+        job = self.update(change)
+        if spec.mutating:
+            self.emit("plan", runbook.describe(), status="dry-run" if job.dry_run else "")
+        if job.dry_run:
+            preflight = self.dry_preflight(runbook)
+            return self.finish("planned", "done", f"dry run: nothing was changed.{preflight}")
+        if job.status == "awaiting_approval":
+            self.emit("awaiting_approval", f"needs {needed} approval(s) from "
+                      f"{', '.join(rule.approvers) if rule else '?'}: /dr approve {job.id}")
+        return job.status
+
+    @staticmethod
+    def dry_preflight(runbook: Runbook) -> str:
+        if not runbook.preflight:
+            return ""
+        try:
+            runbook.preflight()
+        except (CommandError, AdapterError) as exc:
+            return f" Preflight would refuse now: {exc}"
+        return " Preflight passes now."
+
+    # -- verification ---------------------------------------------------------------------------
+    def verify(self, job: Job, runbook: Runbook) -> str | None:
+        """None if the job may run now; else why it must wait for (fresh) approval."""
+        policy = self.rt.policy
+        spec = registry.COMMANDS.get(job.command)
+        if spec is not None and spec.system:
+            if job.account != registry.SYSTEM:
+                raise CommandError(f"/dr {job.command} is a system command; only drbot's "
+                                   "scheduler may request it")
+            return None  # signed by drbot's key, requested by the scheduler: no policy entry
+        if not policy.may_request(policy.caller(job.account), job.command):
+            raise CommandError(f"{job.account} may no longer run /dr {job.command} "
+                               "(the policy changed)")
+        rule = policy.rule(job.command)
+        if rule and rule.confirm and job.confirm != rule.confirm:
+            raise CommandError("the confirmation phrase does not match the policy")
+        if runbook.digest(job.command, job.args) != job.digest:
+            return "the plan changed since it was approved"
+        now = time.time()
+        valid = {a.person for a in job.approvals
+                 if a.digest == job.digest and a.expires > now and a.person != job.requester
+                 and policy.may_approve(a.person, job.command)}
+        if len(valid) < (rule.approvals if rule else 0):
+            return "approvals are missing or expired" if job.approvals_needed else None
+        return None
+
+    def reapprove(self, job: Job, runbook: Runbook, why: str) -> str:
+        rule = self.rt.policy.rule(job.command)
+        digest = runbook.digest(job.command, job.args)
+
+        def change(j: Job) -> None:
+            adopt(j, runbook, digest)
+            j.status, j.approvals = "awaiting_approval", []
+            j.deadline = time.time() + (rule.expires_seconds if rule else 1800)
+        self.update(change)
+        self.rt.audit.record("job", "reapproval", job=job.id, detail=why)
+        self.emit("plan", runbook.describe())
+        self.emit("awaiting_approval", f"{why}: fresh approval needed: /dr approve {job.id}")
+        return "awaiting_approval"
+
+    # -- execution ------------------------------------------------------------------------------
+    def execute(self, job: Job, spec: CommandSpec, runbook: Runbook | None = None,
+                fresh: bool = False) -> str:
+        """Verify and run. ``fresh``: planned just now in this process, not yet written."""
+        if runbook is None:
+            runbook = self.build(job, spec)
+        why = self.verify(job, runbook)
+        if why:
+            return self.reapprove(job, runbook, why)
+        alive = [] if fresh else pids.living(self.rt.client, job.id)
+        if alive:
+            return self.finish("failed", "failed", "a subprocess of the previous attempt is still "
+                               f"running ({', '.join(alive)}); wait for it to end or end it, then "
+                               f"/dr retry {job.id}", "subprocess alive")
+        keys = spec.locks(job.args, self.rt.inventory)
+        busy = self.rt.locks.acquire(job.id, keys, ttl=self.rt.settings.lost_after_seconds)
+        if busy:
+            return self.finish("failed", "failed",
+                               busy_text(self.rt.store, busy.key, busy.holder), "busy")
+        self.held = keys
+        beat = self.beat = Heartbeat(self.rt, job, keys, self.on_hard_stop)
+        try:
+            def start(j: Job) -> None:
+                if fresh:
+                    adopt(j, runbook, job.digest or "")
+                j.status, j.error = "running", None
+                j.locks = [[k.name, k.mode] for k in keys]
+
+            def alive(pipe: Pipeline, j: Job) -> None:
+                """Proof of life and the rq execution, written with the start itself."""
+                signals.prove_alive(pipe, j.id, self.rt.settings.lost_after_seconds)
+                current = get_current_job()
+                if current:
+                    signals.record_execution(pipe, j.id, current.id, j.timeout + 3600)
+            job = self.update(start, alive)
+            return self.steps(job, runbook, beat)
+        finally:
+            self.cleanup()
+
+    def steps(self, job: Job, runbook: Runbook, beat: Heartbeat) -> str:
+        results = {s.name: s.result for s in job.steps if s.status == "done"}
+        for index, step in enumerate(runbook.steps):
+            state = job.steps[index]
+            if state.status == "done":
+                continue
+            if beat.cancel_reason:
+                return self.stopped(job, step.name, beat)
+            if step.destructive and runbook.preflight:
+                self.beating(beat)  # a preflight may take long: stay alive and cancellable
+                try:
+                    runbook.preflight()
+                except (CommandError, AdapterError) as exc:
+                    return self.fail(index, step.name, f"preflight refused before "
+                                     f"{step.name}: {exc}")
+            self.emit("step", f"{step.name}: started", step=step.name, target=step.target,
+                      status="running")
+            self.beating(beat)
+            self.mark(index, status="running", started=time.time(), error=None)
+            ctx = StepContext(job.id, step.name, results, self.hooks(step.name, step.target, beat),
+                              self.services, self.rt.inventory)
+            try:
+                result = step.run(ctx) or {}
+            except Cancelled as exc:
+                return self.stopped(job, step.name, beat, str(exc))
+            except (CommandError, AdapterError) as exc:
+                if beat.cancel_reason:
+                    return self.stopped(job, step.name, beat, str(exc))
+                return self.fail(index, step.name, str(exc))
+            except Exception:
+                log.exception("step %s of job %s crashed", step.name, job.id,
+                              extra={"job_id": job.id})
+                return self.fail(index, step.name, f"internal error (see the worker log for job "
+                                                   f"{job.id})")
+            if beat.cancel_reason and not result:
+                return self.stopped(job, step.name, beat)
+            results[step.name] = result
+            job = self.mark(index, status="done", ended=time.time(), result=result)
+            self.emit("step", f"{step.name}: done", step=step.name, target=step.target,
+                      status="done")
+        summary = runbook.summary(results) if runbook.summary else "done"
+        return self.finish("succeeded", "done", f"{summary}\n{durations(job)}")
+
+    @staticmethod
+    def beating(beat: Heartbeat) -> None:
+        """Start the heartbeat once, as late as is safe: after the first step's start event
+        (starting a thread takes a while, and that event is what the person waits to see), or
+        before a preflight, which may take long."""
+        if beat.ident is None:
+            beat.start()
+
+    def mark(self, index: int, **fields: Any) -> Job:
+        """Change one step's state; returns the job as written."""
+        def change(job: Job) -> None:
+            for name, value in fields.items():
+                setattr(job.steps[index], name, value)
+        return self.update(change)
+
+    def fail(self, index: int, step: str, error: str) -> str:
+        job = self.mark(index, status="failed", ended=time.time(), error=error)
+        self.emit("step_failed", f"{step} failed: {error}", step=step, status="failed")
+        return self.finish("failed", "failed", f"failed at step '{step}': {error}. "
+                           f"Fix the cause, then {next_step_hint(job)}.", error)
+
+    def stopped(self, job: Job, step: str, beat: Heartbeat, detail: str = "") -> str:
+        reason = beat.cancel_reason or "cancelled"
+        index = next(i for i, s in enumerate(job.steps) if s.name == step)
+        job = self.mark(index, status="cancelled", ended=time.time(), error=reason)
+        done = [s.name for s in job.steps if s.status == "done"]
+        left = (f"finished steps: {', '.join(done)}; " if done else "no step had finished; ")
+        status = "failed" if reason.startswith("timed out") else "cancelled"
+        return self.finish(status, "failed" if status == "failed" else "cancelled",
+                           f"{reason} during step '{step}'{': ' + detail if detail else ''}. "
+                           f"{left}'{step}' may be partly done. {next_step_hint(job)}.", reason)
+
+    def on_hard_stop(self, job: Job, reason: str) -> None:
+        """Called by the heartbeat when a step ignored cancellation past the grace period."""
+        current = self.rt.store.get(job.id).current_step
+        name = current.name if current else "?"
+        self.finish("cancelled", "cancelled", f"{reason} during step '{name}'; the step did not "
+                    f"stop in time and was killed; state unknown. {next_step_hint(job)}.", reason)
+
+    def hooks(self, step: str, target: str, beat: Heartbeat) -> Hooks:
+        def report(p: Progress) -> None:
+            self.emit("progress", p.message, step=step, target=p.target or target, task=p.task,
+                      host=p.host, status=p.status)
+
+        def spawned(pid: int) -> None:
+            pids.record(self.rt.client, self.job_id, pid)
+        return Hooks(report=report, cancelled=lambda: bool(beat.cancel_reason), spawned=spawned)

@@ -1,0 +1,114 @@
+"""Adapters built lazily from the settings and the inventory (worker side only).
+
+Secrets are read from the files the inventory names, when first needed, and handed to the redactor
+so that no log line or thread reply can carry them.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.errors import ConfigError
+from bot.redact import REDACT
+
+if TYPE_CHECKING:
+    from adapters.ansible import AnsibleConfig
+    from adapters.kubernetes.client import Kube
+    from adapters.proxmox.vms import Proxmox
+    from adapters.s3 import ObjectStore
+    from adapters.terraform import TerraformConfig
+    from bot.config.inventory import Inventory, Store
+    from bot.config.settings import Settings
+
+
+def secret_file(path: str, what: str) -> str:
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {path} ({exc.strerror}); mount the secret "
+                          "there or fix the inventory") from None
+    REDACT.add([value])
+    return value
+
+
+def key_values(path: str, what: str) -> dict[str, str]:
+    """A credentials file of `name=value` lines (access_key=..., secret_key=...)."""
+    pairs = {}
+    for line in secret_file(path, what).splitlines():
+        name, sep, value = line.partition("=")
+        if sep:
+            pairs[name.strip()] = value.strip()
+    REDACT.add(pairs.values())
+    return pairs
+
+
+class Services:
+    def __init__(self, settings: Settings, inventory: Inventory) -> None:
+        self.settings = settings
+        self.inventory = inventory
+
+    def _need(self, section: str) -> None:
+        if getattr(self.inventory, section) is None:
+            raise ConfigError(f"the inventory has no `{section}` section; this command needs it")
+
+    @cached_property
+    def kube(self) -> Kube:
+        from adapters.kubernetes.client import Kube
+
+        target = self.inventory.kubernetes
+        kubeconfig = self.settings.kubeconfig or target.kubeconfig
+        return Kube(str(kubeconfig) if kubeconfig else None, endpoints=list(target.endpoints),
+                    ca_file=target.ca_file)
+
+    @cached_property
+    def proxmox(self) -> Proxmox:
+        from adapters.proxmox.client import ProxmoxConfig
+        from adapters.proxmox.vms import Proxmox
+
+        self._need("proxmox")
+        pve = self.inventory.proxmox
+        assert pve is not None
+        return Proxmox(ProxmoxConfig(list(pve.endpoints), pve.user, pve.token_name,
+                                     secret_file(pve.token_file, "proxmox.token_file"),
+                                     ca_file=pve.ca_file))
+
+    @cached_property
+    def terraform(self) -> TerraformConfig:
+        from adapters.terraform import TerraformConfig
+
+        self._need("iac")
+        assert self.inventory.iac is not None
+        tf = self.inventory.iac.terraform
+        return TerraformConfig(tf.dir, binary=tf.binary, revision=tf.revision,
+                               allow_local_state=tf.allow_local_state,
+                               plugin_cache=tf.plugin_cache, env={"PATH": os.environ["PATH"]},
+                               timeout=tf.timeout)
+
+    @cached_property
+    def ansible(self) -> AnsibleConfig:
+        from adapters.ansible import AnsibleConfig
+
+        self._need("iac")
+        iac = self.inventory.iac
+        assert iac is not None
+        return AnsibleConfig(iac.ansible.dir, iac.ansible.inventory,
+                             private_key_file=iac.ssh_key_file,
+                             vault_password_file=iac.vault_password_file,
+                             extravars=dict(iac.ansible.extravars), timeout=iac.ansible.timeout)
+
+    def store(self, kind: str) -> ObjectStore:
+        """The object store holding `longhorn`, `cnpg` or `etcd` backups."""
+        from adapters.s3 import ObjectStore, StoreConfig
+
+        entry: Store | None = getattr(self.inventory.backups, f"{kind}_store")
+        if entry is None:
+            raise ConfigError(f"the inventory has no backups.{kind}_store; add where the {kind} "
+                              "backups are kept")
+        creds = key_values(entry.credentials_file, f"backups.{kind}_store.credentials_file") \
+            if entry.credentials_file else {}
+        return ObjectStore(StoreConfig(entry.url, endpoint_url=entry.endpoint_url,
+                                       region=entry.region, access_key=creds.get("access_key"),
+                                       secret_key=creds.get("secret_key"), ca_file=entry.ca_file))

@@ -1,0 +1,476 @@
+"""The simulated homelab drbot's demo, end-to-end tests and `python -m lab` run against.
+
+    with Lab(Path("/tmp/lab"), time_scale=0.1) as lab:
+        subprocess.run(["drbot", "worker"], env={**os.environ, **lab.env})
+
+It starts, on 127.0.0.1 only, a Kubernetes API (kmock), a Proxmox VE cluster (fakepve), S3
+(moto), one real sshd per VM, a Terraform stub, a Flux bootstrap program and an Ansible project
+acting on them, seeds the homelab of `lab.world`, and runs controllers that make the world
+react (see `lab.controllers`). It needs the `lab` extra and is imported only by `python -m lab`,
+the demo and the tests.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import copy
+import os
+import secrets
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, TypeVar
+
+from lab import files, world
+from lab.controllers import Controllers
+from lab.controllers.base import CONTROLLER_HEADER, Timings
+from lab.seed import seed_objects
+from lab.servers import KubeServer, LabLoop, PveServer, S3Server, Sshd, ssh_banner, wait_until
+
+T = TypeVar("T")
+__all__ = ["KubeRequest", "Lab", "LabWorld", "Timings", "VmState", "main"]
+
+
+@dataclass(frozen=True)
+class VmState:
+    """A VM as fakepve has it; exists=False once destroyed."""
+
+    node: str
+    vmid: int
+    host: str
+    exists: bool
+    status: str
+    smbios_uuid: str
+
+
+@dataclass(frozen=True)
+class KubeRequest:
+    """One request a client (not the lab's controllers) made to the Kubernetes API."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    user_agent: str = ""
+
+
+class LabWorld:
+    """Read and poke the lab's state from tests (thread-safe: reads go through the lab loop)."""
+
+    def __init__(self, lab: Lab) -> None:
+        self._lab = lab
+
+    @property
+    def state(self) -> world.WorldState:
+        return self._lab._state
+
+    def etcd_members(self) -> list[world.EtcdMember]:
+        """The etcd member list (`etcdctl member list`), healthy = its VM runs."""
+        return self.state.members()
+
+    def events(self) -> list[str]:
+        """What the lab's controllers did, oldest first."""
+        with self.state.lock:
+            return list(self.state.events)
+
+    def vm(self, node: str) -> VmState:
+        spec = world.node_spec(node)
+
+        async def read() -> VmState:
+            vm = self._lab._pve.vm(spec.vmid)
+            if vm is None:
+                return VmState(node, spec.vmid, spec.host, False, "", "")
+            smbios = str(vm.config.get("smbios1", ""))
+            return VmState(
+                node,
+                spec.vmid,
+                vm.node,
+                True,
+                vm.status,
+                smbios.partition("uuid=")[2].split(",")[0],
+            )
+
+        return self._lab._loop.call(read())
+
+    def vms(self) -> dict[str, VmState]:
+        return {spec.name: self.vm(spec.name) for spec in world.NODES}
+
+    def crash_vm(self, node: str) -> None:
+        """The VM stops without warning (power loss, kernel panic)."""
+        spec = world.node_spec(node)
+
+        async def crash() -> None:
+            vm = self._lab._pve.vm(spec.vmid)
+            if vm is not None:
+                vm.status = vm.qmpstatus = "stopped"
+                vm.started_at = None
+
+        self._lab._loop.call(crash())
+        self.state.record(f"vm {node} crashed")
+
+    def fail_host(self, host: str) -> None:
+        """A Proxmox host dies: it goes offline and every VM on it stops."""
+
+        async def fail() -> None:
+            for vm in self._lab._pve.vms:
+                if vm.node == host:
+                    vm.status = vm.qmpstatus = "stopped"
+            self._lab._pve.set_node_offline(host)
+
+        self._lab._loop.call(fail())
+        self.state.record(f"proxmox host {host} failed")
+
+    def replace_host(self, host: str) -> None:
+        """The failed host's hardware was replaced and Proxmox reinstalled: online, no VMs."""
+
+        async def replace() -> None:
+            pve = self._lab._pve
+            pve.vms[:] = [vm for vm in pve.vms if vm.node != host]
+            pve.set_node_offline(host, offline=False)
+
+        self._lab._loop.call(replace())
+        self.state.record(f"proxmox host {host} replaced and reinstalled (no VMs)")
+
+    def kube_object(
+        self, api_version: str, plural: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        """An object as the Kubernetes API holds it now, or None."""
+        import kmock
+
+        group, _, version = api_version.rpartition("/")
+        res = kmock.resource(group, version, plural)
+
+        async def read() -> dict[str, Any] | None:
+            return self._lab._kube.current(res, namespace, name)
+
+        return self._lab._loop.call(read())
+
+    def kube_requests(self) -> list[KubeRequest]:
+        """Requests clients made to the Kubernetes API (the controllers' own are left out)."""
+
+        async def read() -> list[KubeRequest]:
+            return [
+                KubeRequest(
+                    str(r.method.value if hasattr(r.method, "value") else r.method),
+                    r.url.path,
+                    dict(r.params),
+                    copy.deepcopy(r.data),
+                    str(r.headers.get("User-Agent", "")),
+                )
+                for r in list(self._lab._kube)
+                if CONTROLLER_HEADER not in r.headers and "watch" not in r.params
+            ]
+
+        return self._lab._loop.call(read())
+
+    def pve_requests(self) -> list[tuple[str, str, Any]]:
+        """(method, path, body) of every request made to Proxmox (request bodies redacted)."""
+
+        async def read() -> list[tuple[str, str, Any]]:
+            return list(self._lab._pve.requests)
+
+        return self._lab._loop.call(read())
+
+    def ssh_port(self, node: str) -> int:
+        return self._lab._sshds[node].port
+
+    def ssh_host_key(self, node: str) -> str:
+        """The host key the node's SSH endpoint has on disk (base64 part of the .pub line)."""
+        return self._lab._sshds[node].public_key()
+
+    def ssh_up(self, node: str) -> bool:
+        return ssh_banner(self.ssh_port(node)).startswith(b"SSH-2.0-")
+
+    def wait_for(self, check: Callable[[], T], timeout: float, what: str) -> T:
+        """Poll `check()` until truthy; TimeoutError naming `what` after `timeout` seconds."""
+        return wait_until(check, timeout, what)
+
+
+class Lab:
+    """Start with `with Lab(workdir) as lab:` (or `start()`), stop with `stop()`; see module doc."""
+
+    def __init__(
+        self, workdir: Path, time_scale: float = 1.0, timings: Timings | None = None
+    ) -> None:
+        self.workdir = Path(workdir).resolve()
+        self.time_scale = time_scale
+        self.timings = (timings or Timings()).scaled(time_scale)
+        self.world = LabWorld(self)
+        self.env: dict[str, str] = {}
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.inventory_path = self.workdir / "inventory.yaml"
+        self.policy_path = self.workdir / "policy.yaml"
+        self.kube_url = self.pve_url = self.s3_url = self.pve_ca_file = ""
+        self.paths: files.Paths | None = None
+        self._state = world.WorldState()
+        self._loop: Any = None
+        self._kube: Any = None
+        self._pve: Any = None
+        self._servers: list[Any] = []
+        self._sshds: dict[str, Sshd] = {}
+        self._controllers: Controllers | None = None
+        self._started = False
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> Lab:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> Lab:
+        if self._started:
+            return self
+        self._started = True
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        now = datetime.now(UTC)
+        self._loop = LabLoop()
+        with self._state.lock:
+            self._state.etcd_members = {
+                s.name: world.etcd_member(s) for s in world.NODES if s.server
+            }
+        vm_uuids = {spec.name: world.vm_uuid(spec.name) for spec in world.NODES}
+        git_key = secrets.token_hex(24)  # Flux's (fake) Git deploy key: in the seed and a file
+
+        from lab.kube import LabKube
+
+        self._kube = LabKube()
+        seed_kube(
+            self._kube,
+            seed_objects(now, self._state.etcd_members, len(files.store.SNAPSHOT_BYTES), git_key),
+        )
+        kube_server = KubeServer(self._loop, self._kube)
+        self._servers.append(kube_server)
+        self.kube_url = kube_server.start()
+
+        pve_token = secrets.token_hex(16)
+        self._pve = make_pve(vm_uuids, pve_token)
+        pve_server = PveServer(self._loop, self._pve, self.workdir / "pki")
+        self._servers.append(pve_server)
+        self.pve_url = pve_server.start()
+        self.pve_ca_file = pve_server.ca_file
+
+        s3 = S3Server()
+        self._servers.append(s3)
+        self.s3_url = s3.start()
+        s3_secret = secrets.token_hex(16)
+        seed_s3(self.s3_url, s3_secret, now)
+
+        for spec in world.NODES:
+            sshd = Sshd(spec.name, self.workdir / "vms" / spec.name / "ssh")
+            self._sshds[spec.name] = sshd
+            sshd.start()
+        endpoints = files.Endpoints(
+            kube_url=self.kube_url,
+            pve_url=self.pve_url,
+            pve_ca_file=self.pve_ca_file,
+            pve_token=pve_token,
+            s3_url=self.s3_url,
+            s3_secret=s3_secret,
+            ssh_ports={n: s.port for n, s in self._sshds.items()},
+            ssh_host_keys={n: str(s.host_key) for n, s in self._sshds.items()},
+        )
+        self.paths = files.write_all(
+            self.workdir,
+            endpoints,
+            vm_uuids,
+            now,
+            secrets.token_hex(16),
+            secrets.token_hex(24),
+            git_key,
+        )
+        self._write_aws_files(s3_secret)
+        self.env = self._env()
+        for sshd in self._sshds.values():
+            sshd.wait_ready()
+
+        self._controllers = Controllers(
+            self._kube, self._pve, self._state, self.timings, self._sshds, self.workdir / "vms"
+        )
+
+        async def start_controllers() -> None:
+            assert self._controllers is not None
+            self._controllers.start()
+
+        self._loop.call(start_controllers())
+        self._state.record("lab started")
+
+    def _write_aws_files(self, s3_secret: str) -> None:
+        creds = configparser.ConfigParser()
+        creds["default"] = {
+            "aws_access_key_id": files.S3_ACCESS_KEY,
+            "aws_secret_access_key": s3_secret,
+        }
+        path = self.workdir / "secrets" / "aws-credentials"
+        files.private(path, "")
+        with path.open("w") as out:
+            creds.write(out)
+        config = self.workdir / "aws-config"
+        config.write_text(f"[default]\nregion = {world.REGION}\nendpoint_url = {self.s3_url}\n")
+
+    def _env(self) -> dict[str, str]:
+        assert self.paths is not None
+        return {
+            "DRBOT_INVENTORY": str(self.inventory_path),
+            "DRBOT_POLICY": str(self.policy_path),
+            "DRBOT_KUBECONFIG": str(self.kubeconfig),
+            "KUBECONFIG": str(self.kubeconfig),
+            "DRBOT_PROXMOX_TOKEN_FILE": str(self.paths.pve_token_file),
+            "DRBOT_CA_BUNDLE": self.pve_ca_file,
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.workdir / "secrets" / "aws-credentials"),
+            "AWS_CONFIG_FILE": str(self.workdir / "aws-config"),
+            "AWS_DEFAULT_REGION": world.REGION,
+            "AWS_ENDPOINT_URL_S3": self.s3_url,
+            "DRBOT_LAB": "1",
+            "PATH": os.pathsep.join([str(self.paths.bin), os.environ.get("PATH", "")]),
+        }
+
+    def stop(self) -> None:
+        """Stop every server, thread and process the lab started (idempotent)."""
+        if self._loop is not None and self._controllers is not None:
+            controllers = self._controllers
+
+            async def stop_controllers() -> None:
+                await controllers.stop()
+
+            # the loop may be gone already; the processes still get stopped below
+            with contextlib.suppress(Exception):
+                self._loop.call(stop_controllers(), timeout=10)
+            self._controllers = None
+        for sshd in self._sshds.values():
+            sshd.stop()
+        while self._servers:
+            server = self._servers.pop()
+            with contextlib.suppress(Exception):  # keep stopping the others
+                server.stop()
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+        self._started = False
+
+
+# ------------------------------------------------------------------------- seeding
+
+
+def seed_kube(kube: Any, objects: list[dict[str, Any]]) -> None:
+    """Put the seed into the emulator before it serves (stamped as the API server would)."""
+    import kmock
+
+    from lab.kube import RESOURCES
+
+    plurals = {(gv, kind): plural for gv, plural, kind, _, _ in RESOURCES}
+    namespaced = {(gv, kind): ns for gv, _, kind, ns, _ in RESOURCES}
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for version, obj in enumerate(objects, start=1):
+        gv, kind = obj["apiVersion"], obj["kind"]
+        group, _, ver = gv.rpartition("/")
+        meta = obj.setdefault("metadata", {})
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", created)
+        meta.setdefault("generation", 1)
+        meta["resourceVersion"] = str(version)
+        ns = meta.get("namespace") if namespaced[(gv, kind)] else None
+        kube.objects[kmock.resource(group, ver, plurals[(gv, kind)]), ns, meta["name"]] = obj
+
+
+def make_pve(vm_uuids: dict[str, str], token: str) -> Any:
+    """Two Proxmox hosts and the five K3s VMs, running."""
+    from fakepve import FakePve
+
+    pve = FakePve(user="root@pam", password=secrets.token_hex(16), host="127.0.0.1", port=0)
+    pve.time_scale = 0
+    pve.cluster_name = "homelab"
+    for host in world.HOSTS:
+        pve.add_node(host)
+    for spec in world.NODES:
+        config = {
+            "memory": 8192 if spec.server else 4096,
+            "cores": 4,
+            "agent": "1",
+            "scsihw": "virtio-scsi-single",
+            "scsi0": f"local-lvm:vm-{spec.vmid}-disk-0,size=64G",
+            "net0": f"virtio=BC:24:11:00:00:{spec.vmid:02X},bridge=vmbr0",
+            "smbios1": f"uuid={vm_uuids[spec.name]}",
+            "tags": "k3s;terraform",
+        }
+        pve.add_vm(spec.vmid, spec.name, node=spec.host, status="running", config=config)
+    pve.apitokens[files.PVE_TOKEN_ID] = token
+    return pve
+
+
+def seed_s3(endpoint: str, secret: str, now: datetime) -> None:
+    import boto3
+
+    from lab import store
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=world.REGION,
+        aws_access_key_id=files.S3_ACCESS_KEY,
+        aws_secret_access_key=secret,
+    )
+    store.seed(client, now)
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main(workdir: Path, time_scale: float = 1.0) -> int:
+    """`python -m lab`: start the lab, print the environment to use, run until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    started = time.monotonic()
+    try:
+        with Lab(Path(workdir), time_scale=time_scale) as lab:
+            print(
+                f"drbot lab is up in {time.monotonic() - started:.1f}s "
+                f"(workdir {lab.workdir}, time scale {time_scale}).",
+                flush=True,
+            )
+            print("Use these variables in the shell that runs drbot:", flush=True)
+            for key, value in lab.env.items():
+                print(f"export {key}={_quote(value)}", flush=True)
+            print(f"Kubernetes {lab.kube_url}  Proxmox {lab.pve_url}  S3 {lab.s3_url}", flush=True)
+            print("Press Ctrl-C to stop.", flush=True)
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass
+            print("Stopping the lab...", flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _quote(value: str) -> str:
+    import shlex
+
+    return shlex.quote(value)

@@ -1,0 +1,81 @@
+"""The lab's controllers: what kubelet, K3s, Longhorn and Flux would do in reaction to changes.
+
+They run as one asyncio task on the lab loop (the loop that serves kmock and fakepve), read the
+emulator's and fakepve's state directly, and write to Kubernetes through the emulator's HTTP API,
+so every change reaches watchers and the request log like a real controller's would. Every delay
+is a `Timings` field, scaled by the lab's `time_scale`.
+
+One module per system: `nodes` (kubelet, K3s's node controller), `etcd`, `longhorn`, `workloads`
+(Kubernetes' own controllers) and `flux`, on the shared plumbing of `base`; `Controllers` combines
+them and runs their steps, in order, on every tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import kmock
+
+from lab import world
+from lab.controllers.base import Timings
+from lab.controllers.flux import FluxController
+from lab.controllers.longhorn import LonghornController
+from lab.controllers.nodes import NodeController
+from lab.controllers.workloads import WorkloadController
+from lab.kube import LabKube
+
+log = logging.getLogger("drbot.lab")
+
+
+class Controllers(NodeController, LonghornController, WorkloadController, FluxController):
+    """Kubelet, K3s, Longhorn and Flux, reduced to what drbot's runbooks meet."""
+
+    def __init__(
+        self,
+        kube: LabKube,
+        pve: Any,
+        state: world.WorldState,
+        timings: Timings,
+        sshds: dict[str, Any],
+        vm_root: Path,
+    ) -> None:
+        super().__init__(kube, pve, state, timings, sshds, vm_root)
+        self.task: asyncio.Task[None] | None = None
+        kube.admissions.append(self.admit)
+        kube[kmock.method.POST, kmock.subresource("eviction")] << self.evict
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(), name="drbot-lab-controllers"
+        )
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a controller keeps running, as the real ones do
+                log.exception("lab controller step failed")
+            await asyncio.sleep(self.t.tick)
+
+    async def step(self) -> None:
+        self.ssh_endpoints()
+        await self.datastore()
+        await self.node_lifecycle()
+        await self.node_removal()
+        await self.etcd_membership()
+        await self.longhorn()
+        await self.storage_binding()
+        await self.workloads()
+        await self.flux()

@@ -1,0 +1,153 @@
+"""What the lab's controllers share: the resources they act on, their `Timings`, and
+`ControllerBase`, the state and plumbing every system's controller builds on.
+
+`CONTROLLER_HEADER` marks the controllers' own requests to the emulator, so the lab can leave
+them out of what clients did.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import kmock
+
+from lab import world
+from lab.kube import LabKube
+
+CONTROLLER_HEADER = "X-Drbot-Lab-Controller"
+
+R_NODES = kmock.resource("", "v1", "nodes")
+R_PODS = kmock.resource("", "v1", "pods")
+R_SECRETS = kmock.resource("", "v1", "secrets")
+R_PDBS = kmock.resource("policy", "v1", "poddisruptionbudgets")
+R_LH_NODES = kmock.resource("longhorn.io", "v1beta2", "nodes")
+R_LH_VOLUMES = kmock.resource("longhorn.io", "v1beta2", "volumes")
+R_LH_REPLICAS = kmock.resource("longhorn.io", "v1beta2", "replicas")
+R_LH_ENGINES = kmock.resource("longhorn.io", "v1beta2", "engines")
+R_PVCS = kmock.resource("", "v1", "persistentvolumeclaims")
+R_PVS = kmock.resource("", "v1", "persistentvolumes")
+R_ETCD_SNAPSHOTS = kmock.resource("k3s.cattle.io", "v1", "etcdsnapshotfiles")
+R_KUSTOMIZATIONS = kmock.resource("kustomize.toolkit.fluxcd.io", "v1", "kustomizations")
+R_GITREPOSITORIES = kmock.resource("source.toolkit.fluxcd.io", "v1", "gitrepositories")
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds before the world reacts, at time_scale 1 (the real systems' orders of magnitude)."""
+
+    tick: float = 0.2
+    node_ready: float = 3.0  # kubelet registered -> Ready
+    node_not_ready: float = 4.0  # VM down -> NotReady (node-monitor-grace-period)
+    node_finalizer: float = 0.5  # K3s node controller: node-password secret, finalizer
+    etcd_remove: float = 3.0  # K3s managed-etcd-controller: RemovePeer, finalizer
+    pod_gc: float = 1.0  # pods bound to a deleted node are removed
+    replica_fail: float = 2.0  # replicas on a NotReady node are marked failed
+    replica_rebuild: float = 3.0  # a new replica on a joined node becomes healthy
+    flux_reconcile: float = 1.5  # annotation seen -> reconciled
+    volume_restore: float = 2.0  # a Longhorn volume created with fromBackup -> restored
+
+    def scaled(self, factor: float) -> Timings:
+        values = {f.name: getattr(self, f.name) * factor for f in fields(self)}
+        values["tick"] = max(0.02, min(self.tick, values["tick"]))
+        return replace(self, **values)
+
+
+def api_path(obj_or_res: Any, namespace: str | None, name: str | None = None) -> str:
+    res = obj_or_res
+    base = f"/api/{res.version}" if res.group == "" else f"/apis/{res.group}/{res.version}"
+    if namespace:
+        base += f"/namespaces/{namespace}"
+    base += f"/{res.plural}"
+    return f"{base}/{name}" if name else base
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    for cond in obj.get("status", {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return cond
+    return {}
+
+
+def vm_uuid_of(vm: Any) -> str:
+    for part in str(vm.config.get("smbios1", "")).split(","):
+        if part.startswith("uuid="):
+            return part[5:]
+    return ""
+
+
+class ControllerBase:
+    """The APIs, the lab's state and the timers every controller works with, and their plumbing.
+
+    Each system's controller subclasses it; `lab.controllers.Controllers` combines them.
+    """
+
+    def __init__(
+        self,
+        kube: LabKube,
+        pve: Any,
+        state: world.WorldState,
+        timings: Timings,
+        sshds: dict[str, Any],
+        vm_root: Path,
+    ) -> None:
+        self.kube = kube
+        self.sshds = sshds
+        self.vm_root = vm_root
+        self.pve = pve
+        self.state = state
+        self.t = timings
+        self.timers: dict[tuple[str, ...], float] = {}
+        self.joined: set[str] = set()
+        self.node_uids: dict[str, str] = {}
+        self.scanned = False
+        self.datastore_lost = False
+
+    def due(self, key: tuple[str, ...], delay: float) -> bool:
+        """True once `delay` seconds have passed since this key was first asked about."""
+        now = time.monotonic()
+        start = self.timers.setdefault(key, now)
+        return now - start >= delay
+
+    def forget(self, *prefix: str) -> None:
+        for key in [k for k in self.timers if k[: len(prefix)] == prefix]:
+            del self.timers[key]
+
+    async def _write(self, method: str, path: str, body: Any = None) -> int:
+        headers = {CONTROLLER_HEADER: "1"}
+        if method == "PATCH":
+            headers["Content-Type"] = "application/merge-patch+json"
+        async with self.kube.request(method, path, json=body, headers=headers) as resp:
+            await resp.read()
+            return resp.status
+
+    async def patch(self, res: Any, ns: str | None, name: str, body: dict[str, Any]) -> int:
+        return await self._write("PATCH", api_path(res, ns, name), body)
+
+    async def delete(self, res: Any, ns: str | None, name: str) -> int:
+        return await self._write("DELETE", api_path(res, ns, name))
+
+    async def create(self, res: Any, ns: str | None, body: dict[str, Any]) -> int:
+        return await self._write("POST", api_path(res, ns), body)
+
+    def vm_for(self, node: str) -> Any:
+        try:
+            spec = world.node_spec(node)
+        except KeyError:
+            return None
+        vm = self.pve.vm(spec.vmid)
+        return vm if vm is not None and vm.name == node else None
+
+    def k3s_running(self, node: str) -> bool:
+        """The VM runs and K3s on it was joined with this VM's node password."""
+        vm = self.vm_for(node)
+        if vm is None or vm.status != "running":
+            return False
+        secret = self.kube.current(R_SECRETS, "kube-system", f"{node}.node-password.k3s")
+        if secret is None:
+            return False
+        stored = base64.b64decode(secret.get("data", {}).get("hash", "")).decode(errors="replace")
+        return stored == world.node_password_hash(vm_uuid_of(vm))

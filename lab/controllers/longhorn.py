@@ -1,0 +1,282 @@
+"""Longhorn's managers: Longhorn nodes follow their Kubernetes nodes, replicas on a lost node fail,
+a volume attached to a deleted node moves to a healthy replica's node, replicas are rebuilt on
+nodes that joined, a volume created from a backup is restored, and robustness is kept current;
+and its admission webhook, which refuses deleting a Longhorn node that still holds replicas or
+engines.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import kmock
+
+from lab import world
+from lab.controllers.base import (
+    R_LH_ENGINES,
+    R_LH_NODES,
+    R_LH_REPLICAS,
+    R_LH_VOLUMES,
+    R_NODES,
+    ControllerBase,
+    condition,
+)
+from lab.kube import now_iso
+from lab.seed.longhorn import longhorn_node, replica_object
+
+
+class LonghornController(ControllerBase):
+    """Longhorn's node, replica, volume and restore controllers, and its node validator."""
+
+    async def longhorn(self) -> None:
+        nodes = {
+            n["metadata"]["name"]: n
+            for n in self.kube.live(R_NODES)
+            if not n["metadata"].get("deletionTimestamp")
+        }
+        ready = {name for name, n in nodes.items() if condition(n, "Ready").get("status") == "True"}
+        await self.longhorn_nodes(nodes, ready)
+        await self.fail_replicas(nodes, ready)
+        await self.move_engines(nodes, ready)
+        await self.rebuild(ready)
+        await self.restores(ready)
+        await self.robustness()
+
+    async def longhorn_nodes(self, nodes: dict[str, dict], ready: set[str]) -> None:
+        lh_nodes = {n["metadata"]["name"]: n for n in self.kube.live(R_LH_NODES)}
+        for name in ready - set(lh_nodes):
+            await self.create(R_LH_NODES, world.LONGHORN_NS, longhorn_node(name, datetime.now(UTC)))
+            self.state.record(f"longhorn: node {name} registered")
+        for name, lh in lh_nodes.items():
+            if name not in nodes:
+                want = ("False", "KubernetesNodeGone", f"Kubernetes node {name} has been deleted")
+            elif name not in ready:
+                want = (
+                    "False",
+                    "KubernetesNodeNotReady",
+                    f"Kubernetes node {name} not ready: Unknown",
+                )
+            else:
+                want = ("True", "", "")
+            cond = condition(lh, "Ready")
+            if (cond.get("status"), cond.get("reason", "")) != want[:2]:
+                others = [
+                    c
+                    for c in lh.get("status", {}).get("conditions") or []
+                    if c.get("type") != "Ready"
+                ]
+                new = {
+                    "type": "Ready",
+                    "status": want[0],
+                    "reason": want[1],
+                    "message": want[2],
+                    "lastTransitionTime": now_iso(),
+                }
+                await self.patch(
+                    R_LH_NODES, world.LONGHORN_NS, name, {"status": {"conditions": [new, *others]}}
+                )
+
+    async def fail_replicas(self, nodes: dict[str, dict], ready: set[str]) -> None:
+        for rep in self.kube.live(R_LH_REPLICAS):
+            spec = rep.get("spec", {})
+            node = spec.get("nodeID", "")
+            if node in ready or spec.get("failedAt"):
+                self.forget("repfail", rep["metadata"]["name"])
+                continue
+            if self.due(("repfail", rep["metadata"]["name"]), self.t.replica_fail):
+                stamp = now_iso()
+                await self.patch(
+                    R_LH_REPLICAS,
+                    world.LONGHORN_NS,
+                    rep["metadata"]["name"],
+                    {
+                        "spec": {"failedAt": stamp, "lastFailedAt": stamp},
+                        "status": {"currentState": "error"},
+                    },
+                )
+
+    async def move_engines(self, nodes: dict[str, dict], ready: set[str]) -> None:
+        """A volume attached to a deleted node is re-attached where its workload moves."""
+        replicas = self.kube.live(R_LH_REPLICAS)
+        for vol in self.kube.live(R_LH_VOLUMES):
+            name = vol["metadata"]["name"]
+            current = vol.get("status", {}).get("currentNodeID") or ""
+            if vol.get("status", {}).get("state") != "attached" or current in nodes:
+                continue
+            targets = sorted(
+                r["spec"]["nodeID"]
+                for r in replicas
+                if r["spec"].get("volumeName") == name
+                and r["spec"]["nodeID"] in ready
+                and healthy(r)
+            )
+            if not targets:
+                continue
+            await self.patch(
+                R_LH_VOLUMES,
+                world.LONGHORN_NS,
+                name,
+                {"status": {"currentNodeID": targets[0], "ownerID": targets[0]}},
+            )
+            for eng in self.kube.live(R_LH_ENGINES):
+                if eng["spec"].get("volumeName") == name:
+                    await self.patch(
+                        R_LH_ENGINES,
+                        world.LONGHORN_NS,
+                        eng["metadata"]["name"],
+                        {
+                            "metadata": {"labels": {"longhornnode": targets[0]}},
+                            "spec": {"nodeID": targets[0]},
+                            "status": {"ownerID": targets[0]},
+                        },
+                    )
+            self.state.record(f"longhorn: volume {name} re-attached on {targets[0]}")
+
+    async def rebuild(self, ready: set[str]) -> None:
+        """Replicas of attached volumes are rebuilt on nodes that joined during the lab's life."""
+        lh_nodes = {n["metadata"]["name"]: n for n in self.kube.live(R_LH_NODES)}
+        replicas = self.kube.live(R_LH_REPLICAS)
+        for rep in replicas:  # finish rebuilding
+            if (
+                not rep["spec"].get("healthyAt")
+                and not rep["spec"].get("failedAt")
+                and self.due(("rebuild", rep["metadata"]["name"]), self.t.replica_rebuild)
+            ):
+                stamp = now_iso()
+                await self.patch(
+                    R_LH_REPLICAS,
+                    world.LONGHORN_NS,
+                    rep["metadata"]["name"],
+                    {
+                        "spec": {"healthyAt": stamp, "lastHealthyAt": stamp},
+                        "status": {"currentState": "running"},
+                    },
+                )
+        for vol in self.kube.live(R_LH_VOLUMES):
+            name = vol["metadata"]["name"]
+            if vol.get("status", {}).get("state") != "attached":
+                continue
+            mine = [r for r in replicas if r["spec"].get("volumeName") == name]
+            working = [r for r in mine if not r["spec"].get("failedAt")]
+            if len(working) >= int(vol["spec"].get("numberOfReplicas", 3)):
+                continue
+            used = {r["spec"]["nodeID"] for r in working}
+            for node in sorted(self.joined & ready - used):
+                lh = lh_nodes.get(node)
+                if (
+                    not lh
+                    or not lh["spec"].get("allowScheduling")
+                    or condition(lh, "Ready").get("status") != "True"
+                ):
+                    continue
+                rep = replica_object(name, node, uuid.uuid4().hex, True, True, datetime.now(UTC))
+                rep["spec"].update({"healthyAt": "", "failedAt": "", "lastFailedAt": ""})
+                await self.create(R_LH_REPLICAS, world.LONGHORN_NS, rep)
+                self.state.record(f"longhorn: rebuilding {name} on {node}")
+                break
+        # once a volume has its replicas back, Longhorn cleans up the failed ones
+        for vol in self.kube.live(R_LH_VOLUMES):
+            name = vol["metadata"]["name"]
+            mine = [r for r in replicas if r["spec"].get("volumeName") == name]
+            good = [r for r in mine if healthy(r)]
+            if len(good) >= int(vol["spec"].get("numberOfReplicas", 3)):
+                for rep in mine:
+                    if rep["spec"].get("failedAt") and rep["spec"]["nodeID"] not in ready:
+                        await self.delete(R_LH_REPLICAS, world.LONGHORN_NS, rep["metadata"]["name"])
+
+    async def restores(self, ready: set[str]) -> None:
+        """A volume created with spec.fromBackup: Longhorn attaches it, restores the backup into
+        new replicas (restoreRequired, Restore condition True), then detaches it."""
+        for vol in self.kube.live(R_LH_VOLUMES):
+            name, spec = vol["metadata"]["name"], vol.get("spec") or {}
+            status = vol.get("status") or {}
+            if not spec.get("fromBackup") or not ready:
+                continue
+            if not status.get("restoreInitiated"):
+                nodes = sorted(ready)[: int(spec.get("numberOfReplicas") or 3)]
+                for i, node in enumerate(nodes):
+                    rep = replica_object(name, node, uuid.uuid4().hex, True, True,
+                                         datetime.now(UTC))
+                    await self.create(R_LH_REPLICAS, world.LONGHORN_NS, rep)
+                    if i == 0:
+                        self.state.record(f"longhorn: restoring {name} from backup")
+                await self.patch(R_LH_VOLUMES, world.LONGHORN_NS, name, {"status": {
+                    "state": "attached", "currentNodeID": nodes[0], "ownerID": nodes[0],
+                    "restoreInitiated": True, "restoreRequired": True,
+                    "conditions": [{"type": "Restore", "status": "True",
+                                    "reason": "RestoreInProgress", "message": "",
+                                    "lastTransitionTime": now_iso()}]}})
+            elif status.get("restoreRequired") and self.due(
+                ("restore", name), self.t.volume_restore
+            ):
+                self.forget("restore", name)
+                await self.patch(R_LH_VOLUMES, world.LONGHORN_NS, name, {"status": {
+                    "state": "detached", "currentNodeID": "", "restoreRequired": False,
+                    "lastBackup": "", "conditions": [{"type": "Restore", "status": "False",
+                                                      "reason": "", "message": "",
+                                                      "lastTransitionTime": now_iso()}]}})
+                self.state.record(f"longhorn: volume {name} restored, detached")
+
+    async def robustness(self) -> None:
+        replicas = self.kube.live(R_LH_REPLICAS)
+        for vol in self.kube.live(R_LH_VOLUMES):
+            name = vol["metadata"]["name"]
+            status = vol.get("status", {})
+            good = sum(1 for r in replicas if r["spec"].get("volumeName") == name and healthy(r))
+            if status.get("state") != "attached":
+                want = "unknown"
+            elif good == 0:
+                want = "faulted"
+            else:
+                want = (
+                    "healthy" if good >= int(vol["spec"].get("numberOfReplicas", 3)) else "degraded"
+                )
+            if status.get("robustness") != want:
+                await self.patch(
+                    R_LH_VOLUMES, world.LONGHORN_NS, name, {"status": {"robustness": want}}
+                )
+
+    def admit(self, request: Any, current: dict[str, Any] | None) -> tuple[int, str, str] | None:
+        """Longhorn's node validator: what its admission webhook refuses (domain.md §2.7)."""
+        if (
+            request.resource != R_LH_NODES
+            or request.action != kmock.action.DELETE
+            or current is None
+        ):
+            return None
+        name = current["metadata"]["name"]
+        cond = condition(current, "Ready")
+        replicas = [r for r in self.kube.live(R_LH_REPLICAS) if r["spec"].get("nodeID") == name]
+        engines = [e for e in self.kube.live(R_LH_ENGINES) if e["spec"].get("nodeID") == name]
+        allow = bool(current.get("spec", {}).get("allowScheduling"))
+        if (
+            cond.get("status") == "True"
+            or cond.get("reason") not in ("KubernetesNodeGone", "ManagerPodMissing")
+            or allow
+            or replicas
+            or engines
+        ):
+            message = (
+                f"could not delete node {name} with node ready condition is "
+                f"{cond.get('status', '')}, reason is {cond.get('reason', '')}, node "
+                f"schedulable {str(allow).lower()}, and {len(replicas)} replica, "
+                f"{len(engines)} engine running on it"
+            )
+            return (
+                422,
+                "Invalid",
+                f'admission webhook "validator.longhorn.io" denied the request: {message}',
+            )
+        return None
+
+
+def healthy(replica: dict[str, Any]) -> bool:
+    """Longhorn's IsAvailableHealthyReplica."""
+    spec = replica.get("spec", {})
+    return (
+        not replica["metadata"].get("deletionTimestamp")
+        and not spec.get("failedAt")
+        and bool(spec.get("healthyAt"))
+    )

@@ -1,0 +1,214 @@
+"""The Flux part of the seed: the Git source and its credential, the Helm repositories, the
+Kustomizations (one suspended) and the HelmReleases (grafana's failing its upgrade).
+
+`REVISION` and `GRAFANA_FAILURE` are also what the lab's Flux controller reports on reconcile;
+`git_repository`, `kustomization` and `git_credentials` are also what the lab's `flux-bootstrap`
+applies and the lab's bootstrap Secret file holds.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+from typing import Any
+
+from lab.world import FLUX_NS, LONGHORN_NS, ts
+
+
+def _flux_ready(ok: bool, message: str, when: datetime, generation: int = 1) -> list[dict]:
+    return [
+        {
+            "type": "Ready",
+            "status": "True" if ok else "False",
+            "reason": "ReconciliationSucceeded" if ok else "UpgradeFailed",
+            "message": message,
+            "observedGeneration": generation,
+            "lastTransitionTime": ts(when),
+        }
+    ]
+
+
+FLEET_URL = "ssh://git@github.com/homelab/fleet"
+FLEET_BRANCH = "main"
+FLEET_PATH = "./clusters/homelab"
+BOOTSTRAP_NAME = FLUX_NS  # flux bootstrap names its GitRepository, Kustomization and Secret so
+GITHUB_HOST_KEY = (  # GitHub's published ed25519 host key (public)
+    "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+)
+REVISION = "main@sha1:5f1c0a3b9e7d24c6a8f0e1d2c3b4a5968776a5b4"
+GRAFANA_FAILURE = (
+    "Helm upgrade failed for release monitoring/grafana with chart grafana@8.5.1: "
+    "context deadline exceeded"
+)
+
+
+def kustomization(
+    name: str, path: str, now: datetime, suspend: bool = False, depends: list[str] | None = None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "interval": "10m0s",
+        "path": path,
+        "prune": True,
+        "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
+        "suspend": suspend,
+    }
+    if depends:
+        spec["dependsOn"] = [{"name": d} for d in depends]
+    return {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {
+            "name": name,
+            "namespace": FLUX_NS,
+            "generation": 1,
+            "finalizers": ["finalizers.fluxcd.io"],
+        },
+        "spec": spec,
+        "status": {
+            "observedGeneration": 1,
+            "lastAppliedRevision": REVISION,
+            "lastAttemptedRevision": REVISION,
+            "conditions": _flux_ready(
+                True, f"Applied revision: {REVISION}", now - timedelta(minutes=7)
+            ),
+        },
+    }
+
+
+def helmrelease(
+    name: str, ns: str, chart: str, version: str, now: datetime, failing: bool = False
+) -> dict[str, Any]:
+    message = (
+        GRAFANA_FAILURE
+        if failing
+        else f"Helm upgrade succeeded for release {ns}/{name}.v3 with chart {chart}@{version}"
+    )
+    hr: dict[str, Any] = {
+        "apiVersion": "helm.toolkit.fluxcd.io/v2",
+        "kind": "HelmRelease",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "generation": 1,
+            "finalizers": ["finalizers.fluxcd.io"],
+        },
+        "spec": {
+            "interval": "30m",
+            "releaseName": name,
+            "chart": {
+                "spec": {
+                    "chart": chart,
+                    "version": version,
+                    "sourceRef": {"kind": "HelmRepository", "name": chart, "namespace": FLUX_NS},
+                }
+            },
+        },
+        "status": {
+            "observedGeneration": 1,
+            "lastAttemptedRevision": version,
+            "conditions": _flux_ready(not failing, message, now - timedelta(hours=2)),
+        },
+    }
+    if failing:
+        hr["status"]["conditions"].append(
+            {
+                "type": "Released",
+                "status": "False",
+                "reason": "UpgradeFailed",
+                "message": message,
+                "observedGeneration": 1,
+                "lastTransitionTime": ts(now - timedelta(hours=2)),
+            }
+        )
+        hr["status"]["failures"] = 3
+        hr["status"]["upgradeFailures"] = 3
+    return hr
+
+
+def git_credentials(key: str) -> dict[str, Any]:
+    """The Git deploy key Secret of the GitRepository (a fake key: `key` stands for the private
+    part), as `kubectl get secret -o yaml` would have backed it up."""
+    private = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{key}\n-----END OPENSSH PRIVATE KEY-----\n"
+    data = {
+        "identity": private,
+        "identity.pub": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIdrbotlabfleetdeploykey flux\n",
+        "known_hosts": GITHUB_HOST_KEY + "\n",
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": BOOTSTRAP_NAME, "namespace": FLUX_NS},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
+
+
+def git_repository(
+    now: datetime, url: str = FLEET_URL, branch: str = FLEET_BRANCH, secret: str = BOOTSTRAP_NAME
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": BOOTSTRAP_NAME, "namespace": FLUX_NS, "generation": 1},
+        "spec": {
+            "interval": "1m0s",
+            "url": url,
+            "ref": {"branch": branch},
+            "secretRef": {"name": secret},
+        },
+        "status": {
+            "observedGeneration": 1,
+            "artifact": {"revision": REVISION, "lastUpdateTime": ts(now)},
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Succeeded",
+                    "message": f"stored artifact for revision '{REVISION}'",
+                    "observedGeneration": 1,
+                    "lastTransitionTime": ts(now - timedelta(hours=1)),
+                }
+            ],
+        },
+    }
+
+
+def flux_objects(now: datetime, git_key: str) -> list[dict[str, Any]]:
+    repos = [
+        {
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "HelmRepository",
+            "metadata": {"name": chart, "namespace": FLUX_NS, "generation": 1},
+            "spec": {"interval": "1h", "url": url},
+            "status": {
+                "observedGeneration": 1,
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "Succeeded",
+                        "message": "stored artifact",
+                        "observedGeneration": 1,
+                        "lastTransitionTime": ts(now),
+                    }
+                ],
+            },
+        }
+        for chart, url in (
+            ("longhorn", "https://charts.longhorn.io"),
+            ("cloudnative-pg", "https://cloudnative-pg.github.io/charts"),
+            ("grafana", "https://grafana.github.io/helm-charts"),
+        )
+    ]
+    return [
+        git_credentials(git_key),
+        git_repository(now),
+        *repos,
+        kustomization(BOOTSTRAP_NAME, FLEET_PATH, now),
+        kustomization("infrastructure", "./infrastructure", now),
+        kustomization("apps", "./apps", now, depends=["infrastructure"]),
+        kustomization("experiments", "./experiments", now, suspend=True),
+        helmrelease("longhorn", LONGHORN_NS, "longhorn", "1.7.2", now),
+        helmrelease("cloudnative-pg", "cnpg-system", "cloudnative-pg", "0.22.1", now),
+        helmrelease("grafana", "monitoring", "grafana", "8.5.1", now, failing=True),
+    ]
