@@ -32,9 +32,9 @@ from bot.chat.app import BotApp  # noqa: E402
 from bot.chat.frontends.slack import SlackFrontend  # noqa: E402
 from bot.config.settings import Settings  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from lab.fakes.frontend import KEY, POLICY  # noqa: E402
 from lab.fakes.redis import RedisServer, free_port  # noqa: E402
 from lab.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, command_fields, form, signed  # noqa: E402
-from tests.bot.harness import KEY, POLICY  # noqa: E402
 
 REQUESTS, CONCURRENCY, WARMUP, ROUNDS = 500, 20, 40, 5
 

@@ -32,7 +32,7 @@ from bot.private_redis import PrivateRedis  # noqa: E402
 from bot.records.events import STREAM, Event  # noqa: E402
 from bot.records.queue import queue  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
-from tests.bot.harness import RecordingFrontend  # noqa: E402
+from lab.fakes.frontend import RecordingFrontend  # noqa: E402
 
 N = 300
 ROUNDS = 5

@@ -30,7 +30,7 @@ import pytest
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from adapters.kubernetes.resources import Resource
-from tests.support import free_port
+from lab.servers import free_port
 
 NAMESPACES_AT = "/api/v1/namespaces/-/namespaces"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support import free_port
+from lab.servers import free_port
 
 
 class RedisServer:

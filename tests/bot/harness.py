@@ -21,37 +21,11 @@ import redis
 
 from bot.chat.app import BotApp
 from bot.chat.core import Reply, Request
-from bot.chat.frontends.base import Frontend, ThreadRef
-from bot.chat.render import Card
 from bot.config.settings import Settings
 from bot.records.jobs import Job
 from bot.runtime import Runtime
+from lab.fakes.frontend import KEY, POLICY, RecordingFrontend
 from tests.support import wait_until
-
-KEY = "k" * 64
-POLICY = """
-admin_contact: "alice (#ops)"
-people:
-  alice: {accounts: ["console:alice", "slack:T1/UALICE"], roles: [admin]}
-  bob: {accounts: ["console:bob", "discord:2002"], roles: [admin]}
-  carol: {accounts: ["console:carol"], roles: [operator]}
-  dave: {accounts: ["console:dave"], roles: [viewer]}
-commands:
-  help: {allow: [viewer, operator, admin]}
-  jobs: {allow: [viewer, operator, admin]}
-  job: {allow: [viewer, operator, admin]}
-  status: {allow: [viewer, operator, admin]}
-  reconcile: {allow: [operator, admin]}
-  cancel: {allow: [operator, admin]}
-  retry: {allow: [operator, admin]}
-  approve: {allow: [operator, admin]}
-  deny: {allow: [operator, admin]}
-  drill: {allow: [operator, admin]}
-  drill-gated: {allow: [operator, admin], approvals: 1, approvers: ["role:admin"], expires: 1h}
-lab: true
-"""
-
-
 
 
 def children(pid: int) -> list[int]:
@@ -65,39 +39,6 @@ def children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
-
-
-class RecordingFrontend(Frontend):
-    """Keeps each job thread: the status card's versions and the replies, in order."""
-
-    name = "console"
-
-    def __init__(self, throttle: float = 0.2) -> None:
-        self.throttle = throttle
-        self.threads: dict[str, dict[str, list[Any]]] = {}
-        self.opened: list[str] = []
-        self.alerts: list[str] = []
-
-    async def open_thread(self, channel: str, card: Card) -> ThreadRef:
-        self.opened.append(card.job_id)
-        self.threads[card.job_id] = {"cards": [card], "replies": []}
-        return {"job": card.job_id}
-
-    async def update_card(self, thread: ThreadRef, card: Card) -> None:
-        self.threads[thread["job"]]["cards"].append(card)
-
-    async def reply(self, thread: ThreadRef, text: str) -> None:
-        self.threads[thread["job"]]["replies"].append(text)
-
-    async def alert(self, channel: str, text: str, thread: ThreadRef | None = None) -> ThreadRef:
-        self.alerts.append(text)
-        return {"job": "alert"}
-
-    def replies(self, job_id: str) -> list[str]:
-        return list(self.threads.get(job_id, {}).get("replies", []))
-
-    def last_card(self, job_id: str) -> Card:
-        return self.threads[job_id]["cards"][-1]
 
 
 class Harness:
