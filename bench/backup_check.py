@@ -39,7 +39,7 @@ from bot.config.settings import Settings  # noqa: E402
 from bot.watch.evaluate import evaluate  # noqa: E402
 from bot.watch.facts import collect  # noqa: E402
 from bot.worker.services import Services  # noqa: E402
-from lab.fakes.kube import KubeServer, write_kubeconfig  # noqa: E402
+from lab.fakes.kube import StandaloneKube, write_kubeconfig  # noqa: E402
 
 FAKE = {"AWS_ACCESS_KEY_ID": "bench-access-key", "AWS_SECRET_ACCESS_KEY": "bench-secret-key",
         "AWS_DEFAULT_REGION": "us-east-1"}
@@ -78,7 +78,7 @@ def ts(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def seed_kube(server: KubeServer, objects: list[tuple[R.Resource, dict[str, Any]]]) -> None:
+def seed_kube(server: StandaloneKube, objects: list[tuple[R.Resource, dict[str, Any]]]) -> None:
     import kmock
 
     def put() -> None:
@@ -93,7 +93,7 @@ def seed_kube(server: KubeServer, objects: list[tuple[R.Resource, dict[str, Any]
     server.on_loop(put)
 
 
-def seed(server: KubeServer, s3: Any, tag: str, volumes: int, backups: int, clusters: int,
+def seed(server: StandaloneKube, s3: Any, tag: str, volumes: int, backups: int, clusters: int,
          snapshots: int) -> dict[str, str]:
     buckets = {k: f"bench-{tag}-{k}" for k in ("longhorn", "cnpg", "etcd")}
     for bucket in buckets.values():
@@ -145,7 +145,7 @@ def seed(server: KubeServer, s3: Any, tag: str, volumes: int, backups: int, clus
     return buckets
 
 
-def measure(server: KubeServer, endpoint: str, kubeconfig: Path, buckets: dict[str, str],
+def measure(server: StandaloneKube, endpoint: str, kubeconfig: Path, buckets: dict[str, str],
             sizes: tuple[int, int, int, int]) -> Row:
     def store(kind: str, prefix: str = "") -> Store:
         return Store(url=f"s3://{buckets[kind]}/{prefix}", endpoint_url=endpoint)
@@ -180,7 +180,7 @@ def main() -> int:
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
-    server = KubeServer()
+    server = StandaloneKube()
     server.start()
     s3 = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
     full = (100, 30, 5, 20) if args.quick else (1000, 30, 50, 200)

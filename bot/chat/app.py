@@ -30,9 +30,9 @@ class BotApp:
         self.relay = Relay(self.rt, self.frontends, loop, on_tick=self._reap)
         self._thread = threading.Thread(target=self.relay.run, name="relay", daemon=True)
         self._thread.start()
-        from bot.watch import metrics
+        from bot.watch import gauges
 
-        metrics.install(self.rt.client)
+        gauges.install(self.rt.client)
 
     def stop(self) -> None:
         if self.relay:

@@ -2,5 +2,5 @@
 
 facts.py reads both sides, evaluate.py judges (pure), alerts.py keeps the state machine in Redis,
 check.py runs one check, scheduler.py enqueues it once per interval, notify.py posts the alerts,
-metrics.py exposes the latest findings. See docs/backups.md.
+gauges.py exposes the latest findings. See docs/backups.md.
 """

@@ -27,7 +27,7 @@ import redis
 from bot.errors import CommandError
 from bot.watch.evaluate import Finding, span
 from bot.watch.facts import Facts, Sight
-from bot.watch.policy import TITLES
+from bot.watch.rules import TITLES
 
 STATE = "drbot:watch:state"  # hash: object key -> JSON state
 BLIND = "drbot:watch:blind"  # hash: side -> JSON (since, what, error, alert)
@@ -39,7 +39,7 @@ STREAM_LENGTH = 10000
 
 
 @dataclass
-class Event:
+class AlertEvent:
     alert: str  # the alert's id: its thread in every frontend
     type: str  # missed, reminder, recovered, gone, blind, blind-reminder, sight
     text: str
@@ -125,12 +125,12 @@ class Watch:
 
     # -- advancing -------------------------------------------------------------------------------
     def record(self, facts: Facts, findings: list[Finding], now: float, reminder_hours: float,
-               alert_retention: bool = False, took: float = 0.0) -> list[Event]:
+               alert_retention: bool = False, took: float = 0.0) -> list[AlertEvent]:
         """Store this check's findings and apply its state changes; returns the events posted."""
         reminder_s = reminder_hours * 3600
         states, blind = self.states(), self.blind()
         changes: dict[str, dict[str, Any] | None] = {}
-        events: list[Event] = []
+        events: list[AlertEvent] = []
         for f in findings:
             event, state = self._object(f, states.get(f.key), now, reminder_s, alert_retention)
             if state is not None:
@@ -143,7 +143,7 @@ class Watch:
                 if key not in seen and state.get("state") == "bad" and \
                         f"store:{key.split(':')[0]}" in facts.sights:
                     changes[key] = None
-                    events.append(Event(state["alert"], "gone", f"✓ {key.replace(':', ' ', 1)} "
+                    events.append(AlertEvent(state["alert"], "gone", f"✓ {key.replace(':', ' ', 1)} "
                                         "is no longer watched (deleted or excluded); closing."))
         blind_changes, blind_events = self._sights(facts.sights, blind, now, reminder_s)
         events += blind_events
@@ -152,30 +152,30 @@ class Watch:
 
     @staticmethod
     def _object(f: Finding, state: dict[str, Any] | None, now: float, reminder_s: float,
-                alert_retention: bool) -> tuple[Event | None, dict[str, Any] | None]:
+                alert_retention: bool) -> tuple[AlertEvent | None, dict[str, Any] | None]:
         bad = f.bad or (alert_retention and f.status == "retention gap")
         was_bad = bool(state and state.get("state") == "bad")
         if bad and not was_bad:
             since = min(f.overdue_since or now, now) if f.status == "missed" else now
             alert = f"{f.key}@{int(now)}"
-            return Event(alert, "missed", opening(f)), {
+            return AlertEvent(alert, "missed", opening(f)), {
                 "state": "bad", "since": since, "last_post": now, "reminders": 0,
                 "alert": alert, "status": f.status}
         if bad and state:
             if now - float(state["last_post"]) >= reminder_s:
                 new = {**state, "last_post": now, "reminders": int(state["reminders"]) + 1,
                        "status": f.status}
-                return Event(state["alert"], "reminder",
+                return AlertEvent(state["alert"], "reminder",
                              reminder(f, float(state["since"]), now)), new
             return None, None
         if was_bad and state and not f.partial:
-            return Event(state["alert"], "recovered",
+            return AlertEvent(state["alert"], "recovered",
                          recovered(f, float(state["since"]), now)), {"state": "ok", "since": now}
         return None, None
 
     @staticmethod
     def _sights(sights: dict[str, Sight], blind: dict[str, dict[str, Any]], now: float,
-                reminder_s: float) -> tuple[dict[str, dict[str, Any] | None], list[Event]]:
+                reminder_s: float) -> tuple[dict[str, dict[str, Any] | None], list[AlertEvent]]:
         changes: dict[str, dict[str, Any] | None] = {}
         events = []
         for side, sight in sights.items():
@@ -186,25 +186,25 @@ class Watch:
                 alert = f"blind:{side}@{int(now)}"
                 changes[side] = {"since": now, "what": sight.what, "error": sight.error,
                                  "alert": alert, "last_post": now}
-                events.append(Event(alert, "blind", (
+                events.append(AlertEvent(alert, "blind", (
                     f"⚠ backup watch is blind: cannot read {sight.what} since {utc(now)}: "
                     f"{sight.error}. Alerts that need it are held; /dr backups answers from "
                     "the other side.")))
             elif sight.error and was and now - float(was["last_post"]) >= reminder_s:
                 changes[side] = {**was, "last_post": now, "error": sight.error}
-                events.append(Event(was["alert"], "blind-reminder", (
+                events.append(AlertEvent(was["alert"], "blind-reminder", (
                     f"still blind after {span(now - float(was['since']))}: cannot read "
                     f"{sight.what}: {sight.error}")))
             elif not sight.error and was:
                 changes[side] = None
-                events.append(Event(was["alert"], "sight", (
+                events.append(AlertEvent(was["alert"], "sight", (
                     f"✓ backup watch sees {sight.what} again (blind for "
                     f"{span(now - float(was['since']))}).")))
         return changes, events
 
     def _write(self, facts: Facts, findings: list[Finding],
                changes: dict[str, dict[str, Any] | None],
-               blind_changes: dict[str, dict[str, Any] | None], events: list[Event],
+               blind_changes: dict[str, dict[str, Any] | None], events: list[AlertEvent],
                now: float, took: float) -> None:
         last = {"at": now, "took": took, "objects": len(findings),
                 "sights": {s: {"what": v.what, "ok": v.ok, "error": v.error,

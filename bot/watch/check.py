@@ -10,18 +10,18 @@ from datetime import UTC, datetime
 import redis
 
 from bot.config.inventory import Inventory
-from bot.watch import heartbeat
-from bot.watch.alerts import Event, Watch
+from bot.watch import ping as heartbeat_ping
+from bot.watch.alerts import AlertEvent, Watch
 from bot.watch.evaluate import Finding, evaluate
 from bot.watch.facts import Facts, Sources, collect
-from bot.watch.policy import validate
+from bot.watch.rules import validate
 
 
 @dataclass
 class Outcome:
     facts: Facts
     findings: list[Finding]
-    events: list[Event]
+    events: list[AlertEvent]
     took: float
 
     def summary(self) -> str:
@@ -47,5 +47,5 @@ def run(client: redis.Redis, sources: Sources, inventory: Inventory,
         events = watch.record(facts, findings, now.timestamp(), inventory.backups.reminder_hours,
                               inventory.backups.alert_retention, took)
     if ping:
-        heartbeat.ping(inventory.backups.heartbeat_url)
+        heartbeat_ping.ping(inventory.backups.heartbeat_url)
     return Outcome(facts, findings, events, took)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.config.inventory import Backups
-from bot.watch import policy
+from bot.watch import rules
 from bot.watch.facts import Facts, ObjectFacts, Seen
 
 # worst first; the number is the sort weight and the order of /dr backups
@@ -129,7 +129,7 @@ def _newest(items: list[Seen]) -> Seen | None:
     return max(dated, key=lambda s: s.at) if dated else None  # type: ignore[arg-type,return-value]
 
 
-def judge(obj: ObjectFacts, facts: Facts, limits: policy.Limits, now: datetime) -> Finding:
+def judge(obj: ObjectFacts, facts: Facts, limits: rules.Limits, now: datetime) -> Finding:
     store = facts.sights.get(f"store:{obj.kind}")
     cluster = facts.sights["cluster"]
     store_ok, store_set = bool(store and store.ok), bool(store and store.configured)
@@ -199,12 +199,12 @@ def evaluate(facts: Facts, backups: Backups, now: datetime) -> list[Finding]:
     findings = []
     for obj in facts.objects:
         names = obj.aliases or (obj.name,)
-        if policy.excluded(backups, obj.kind, names):
+        if rules.excluded(backups, obj.kind, names):
             continue
-        findings.append(judge(obj, facts, policy.limits(backups, obj.kind, names), now))
+        findings.append(judge(obj, facts, rules.limits(backups, obj.kind, names), now))
     return sort(findings)
 
 
 def sort(findings: list[Finding]) -> list[Finding]:
-    return sorted(findings, key=lambda f: (policy.KINDS.index(f.kind), -SEVERITY[f.status],
+    return sorted(findings, key=lambda f: (rules.KINDS.index(f.kind), -SEVERITY[f.status],
                                            -(f.age or 0), f.label))

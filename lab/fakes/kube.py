@@ -35,7 +35,7 @@ from lab.servers import free_port
 NAMESPACES_AT = "/api/v1/namespaces/-/namespaces"
 
 
-class KubeServer:
+class StandaloneKube:
     """A running emulator: ``url``, the kmock ``emulator``, and JSON helpers over HTTP."""
 
     def __init__(self) -> None:
@@ -231,8 +231,8 @@ def write_kubeconfig(path: Path, server_url: str) -> Path:
 
 
 @pytest.fixture
-def kube_emulator() -> Iterator[KubeServer]:
-    server = KubeServer()
+def kube_emulator() -> Iterator[StandaloneKube]:
+    server = StandaloneKube()
     server.start()
     try:
         yield server
@@ -241,7 +241,7 @@ def kube_emulator() -> Iterator[KubeServer]:
 
 
 @pytest.fixture
-def kube(kube_emulator: KubeServer, tmp_path: Path) -> Iterator[Kube]:
+def kube(kube_emulator: StandaloneKube, tmp_path: Path) -> Iterator[Kube]:
     client = Kube(write_kubeconfig(tmp_path / "kubeconfig", kube_emulator.url))
     try:
         yield client
@@ -288,7 +288,7 @@ class FluxController(Reactor):
     condition from ``outcomes`` (default True).
     """
 
-    def __init__(self, server: KubeServer, *resources: Resource) -> None:
+    def __init__(self, server: StandaloneKube, *resources: Resource) -> None:
         super().__init__(self._reconcile_all)
         self.server = server
         self.resources = resources or (
@@ -339,7 +339,7 @@ def _ready_condition(ready: bool | None, reason: str, message: str) -> list[dict
 
 
 def add_kustomization(
-    server: KubeServer,
+    server: StandaloneKube,
     name: str,
     namespace: str = "flux-system",
     *,
@@ -363,7 +363,7 @@ def add_kustomization(
 
 
 def add_helmrelease(
-    server: KubeServer,
+    server: StandaloneKube,
     name: str,
     namespace: str = "flux-system",
     *,
@@ -388,7 +388,7 @@ def add_helmrelease(
 
 
 def add_source(
-    server: KubeServer,
+    server: StandaloneKube,
     kind: str,
     name: str,
     namespace: str = "flux-system",
@@ -406,7 +406,7 @@ def add_source(
 
 
 def add_node(
-    server: KubeServer,
+    server: StandaloneKube,
     name: str,
     *,
     ready: bool = True,
@@ -435,14 +435,14 @@ def add_node(
     })
 
 
-def set_node_ready(server: KubeServer, name: str, ready: bool) -> None:
+def set_node_ready(server: StandaloneKube, name: str, ready: bool) -> None:
     server.patch(R.NODES, name, {"status": {"conditions": [
         {"type": "Ready", "status": "True" if ready else "Unknown",
          "reason": "KubeletReady" if ready else "NodeStatusUnknown"}]}})
 
 
 def add_pod(
-    server: KubeServer,
+    server: StandaloneKube,
     name: str,
     namespace: str,
     node: str,
@@ -466,7 +466,7 @@ def add_pod(
 
 
 def add_lh_volume(
-    server: KubeServer,
+    server: StandaloneKube,
     name: str,
     replicas: list[tuple[str, bool]],
     *,
@@ -495,7 +495,7 @@ def add_lh_volume(
 
 
 def add_lh_replica(
-    server: KubeServer, name: str, volume: str, node: str, healthy: bool
+    server: StandaloneKube, name: str, volume: str, node: str, healthy: bool
 ) -> dict[str, Any]:
     stamp = "2026-01-01T00:00:00Z"
     return server.create(R.LH_REPLICAS, {
@@ -508,7 +508,7 @@ def add_lh_replica(
 
 
 def add_lh_node(
-    server: KubeServer, name: str, *, ready: bool = True, reason: str = "",
+    server: StandaloneKube, name: str, *, ready: bool = True, reason: str = "",
     allow_scheduling: bool = True,
 ) -> dict[str, Any]:
     return server.create(R.LH_NODES, {
@@ -524,7 +524,7 @@ def backup_url(backup: str, volume: str, target: str = "s3://backups@us-east-1/l
 
 
 def add_lh_backup(
-    server: KubeServer,
+    server: StandaloneKube,
     name: str,
     volume: str,
     *,
@@ -551,7 +551,7 @@ def add_lh_backup(
 
 
 def add_lh_backup_volume(
-    server: KubeServer, volume: str, *, last_backup: str, last_backup_at: str,
+    server: StandaloneKube, volume: str, *, last_backup: str, last_backup_at: str,
     v18: bool = True,
 ) -> dict[str, Any]:
     """A BackupVolume named as Longhorn v1.8+ names it (``<vol>-<hash>``) or as v1.7 does."""
@@ -567,7 +567,7 @@ def add_lh_backup_volume(
 
 
 def add_lh_backup_target(
-    server: KubeServer, *, available: bool = True, url: str = "s3://backups@us-east-1/lh",
+    server: StandaloneKube, *, available: bool = True, url: str = "s3://backups@us-east-1/lh",
     message: str = "",
 ) -> dict[str, Any]:
     conditions = [] if available else [
@@ -581,7 +581,7 @@ def add_lh_backup_target(
 
 
 def add_cnpg_cluster(
-    server: KubeServer,
+    server: StandaloneKube,
     name: str,
     namespace: str = "db",
     *,
@@ -611,7 +611,7 @@ def add_cnpg_cluster(
 
 
 def add_objectstore(
-    server: KubeServer, name: str, namespace: str, server_name: str,
+    server: StandaloneKube, name: str, namespace: str, server_name: str,
     window: dict[str, str],
 ) -> dict[str, Any]:
     return server.create(R.BARMAN_OBJECTSTORES, {
@@ -622,7 +622,7 @@ def add_objectstore(
 
 
 def add_cnpg_backup(
-    server: KubeServer, name: str, cluster: str, namespace: str = "db", *,
+    server: StandaloneKube, name: str, cluster: str, namespace: str = "db", *,
     phase: str = "completed", started: str = "2026-01-02T01:00:00Z",
     stopped: str = "2026-01-02T01:05:00Z", error: str = "",
 ) -> dict[str, Any]:
@@ -635,7 +635,7 @@ def add_cnpg_backup(
 
 
 def add_cnpg_scheduled_backup(
-    server: KubeServer, name: str, cluster: str, namespace: str = "db", *,
+    server: StandaloneKube, name: str, cluster: str, namespace: str = "db", *,
     schedule: str = "0 0 1 * * *", suspended: bool = False,
 ) -> dict[str, Any]:
     return server.create(R.CNPG_SCHEDULEDBACKUPS, {
@@ -647,7 +647,7 @@ def add_cnpg_scheduled_backup(
 
 
 def add_etcd_snapshot(
-    server: KubeServer, snapshot: str, node: str, *, s3: bool = False,
+    server: StandaloneKube, snapshot: str, node: str, *, s3: bool = False,
     created: str = "2026-01-02T00:00:00Z", ready: bool = True, size: str = "2048k",
     error: str = "",
 ) -> dict[str, Any]:

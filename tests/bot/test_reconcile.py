@@ -10,7 +10,7 @@ import pytest
 from adapters.kubernetes import resources as R
 from lab.fakes.kube import (
     FluxController,
-    KubeServer,
+    StandaloneKube,
     add_kustomization,
     add_node,
     add_source,
@@ -20,7 +20,7 @@ from tests.bot.harness import Harness
 
 
 @pytest.fixture
-def lab(redis_url: str, tmp_path: Path, kube_emulator: KubeServer) -> Iterator[Harness]:
+def lab(redis_url: str, tmp_path: Path, kube_emulator: StandaloneKube) -> Iterator[Harness]:
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("flux: {timeout_seconds: 3, poll_seconds: 0.1}\n")
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", kube_emulator.url)
@@ -36,7 +36,7 @@ def lab(redis_url: str, tmp_path: Path, kube_emulator: KubeServer) -> Iterator[H
 
 
 def test_reconcile_waits_for_flux_to_handle_the_request(lab: Harness,
-                                                        kube_emulator: KubeServer) -> None:
+                                                        kube_emulator: StandaloneKube) -> None:
     with FluxController(kube_emulator) as flux:
         job_id = lab.say("/dr reconcile apps --with-source").job_id
         job = lab.wait_status(job_id, "succeeded")
@@ -52,7 +52,7 @@ def test_reconcile_waits_for_flux_to_handle_the_request(lab: Harness,
     assert job.steps[0].status == "done"
 
 
-def test_reconcile_failure_shows_readys_message(lab: Harness, kube_emulator: KubeServer) -> None:
+def test_reconcile_failure_shows_readys_message(lab: Harness, kube_emulator: StandaloneKube) -> None:
     with FluxController(kube_emulator) as flux:
         flux.outcomes[("Kustomization", "flux-system", "apps")] = (
             False, "BuildFailed", "kustomize build failed: accumulating resources")
@@ -62,7 +62,7 @@ def test_reconcile_failure_shows_readys_message(lab: Harness, kube_emulator: Kub
     assert "kustomize build failed: accumulating resources" in text
 
 
-def test_a_suspended_kustomization_is_refused(lab: Harness, kube_emulator: KubeServer) -> None:
+def test_a_suspended_kustomization_is_refused(lab: Harness, kube_emulator: StandaloneKube) -> None:
     add_kustomization(kube_emulator, "paused", suspended=True)
     job_id = lab.say("/dr reconcile paused").job_id
     lab.wait_status(job_id, "refused")
@@ -86,7 +86,7 @@ def test_an_unknown_kustomization_is_refused(lab: Harness) -> None:
     assert "nope" in lab.wait_reply(job_id, "refused")
 
 
-def test_status_lists_nodes_and_kustomizations(lab: Harness, kube_emulator: KubeServer) -> None:
+def test_status_lists_nodes_and_kustomizations(lab: Harness, kube_emulator: StandaloneKube) -> None:
     add_node(kube_emulator, "k3s-server-1")
     add_node(kube_emulator, "k3s-agent-1", ready=False)
     add_kustomization(kube_emulator, "broken", ready=False, message="health check failed")

@@ -2,7 +2,7 @@
 them: (verb, API group, resource[/subresource]).
 
 Fed by the test servers' request logs: after each test that used the Kubernetes emulator
-(lab/fakes/kube.py's KubeServer) or the simulated lab (lab's ``world.kube_requests()``),
+(lab/fakes/kube.py's StandaloneKube) or the simulated lab (lab's ``world.kube_requests()``),
 its requests are read before the fixtures stop. Only drbot's own requests count, told apart by
 its User-Agent (the tests' own seeding, the lab's playbooks and controllers, and tests poking the
 API with the plain client are left out). ``tests/adapters/kubernetes/test_client.py`` is left
@@ -79,12 +79,12 @@ class Collector:
 
     def read(self, item: pytest.Item) -> None:
         from lab import Lab
-        from lab.fakes.kube import KubeServer
+        from lab.fakes.kube import StandaloneKube
 
         if item.nodeid.startswith(GENERIC):
             return
         for value in getattr(item, "funcargs", {}).values():
-            if isinstance(value, KubeServer):
+            if isinstance(value, StandaloneKube):
                 found = from_emulator(value)
             elif isinstance(value, Lab):
                 found = from_lab(value)

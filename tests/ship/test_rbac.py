@@ -23,7 +23,7 @@ from adapters.errors import AdapterError
 from adapters.kubernetes import flux, longhorn, nodes
 from adapters.kubernetes.client import Kube
 from lab.fakes import kube as seed
-from lab.fakes.kube import KubeServer
+from lab.fakes.kube import StandaloneKube
 from tests.ship.chart import find, manifests
 from tests.ship.kube_requests import COLLECTOR, DIR, OUT, Access, from_emulator, merge, read_dir
 
@@ -60,7 +60,7 @@ def collected(tmp_path: Path) -> set[Access]:
     return seen
 
 
-def fallbacks(server: KubeServer, kube: Kube) -> set[Access]:
+def fallbacks(server: StandaloneKube, kube: Kube) -> set[Access]:
     """Adapter paths the adapter tests do not reach: listing backup targets, naming a PDB when
     the eviction message does not, reconciling a Bucket source."""
     longhorn.list_backup_targets(kube)
@@ -74,7 +74,7 @@ def fallbacks(server: KubeServer, kube: Kube) -> set[Access]:
 
 
 def test_worker_cluster_role_is_exactly_what_the_adapters_use(
-        kube_emulator: KubeServer, kube: Kube, tmp_path: Path) -> None:
+        kube_emulator: StandaloneKube, kube: Kube, tmp_path: Path) -> None:
     used = collected(tmp_path) | fallbacks(kube_emulator, kube)
     assert len(used) >= 40, f"too few requests collected to judge the ClusterRole: {sorted(used)}"
     rules = granted()

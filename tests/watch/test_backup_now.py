@@ -16,8 +16,8 @@ from bot.errors import CommandError
 from bot.runbook import PlanContext, Runbook, StepContext
 from bot.worker.services import Services
 from lab.fakes.kube import (
-    KubeServer,
     Reactor,
+    StandaloneKube,
     add_cnpg_cluster,
     add_lh_volume,
     write_kubeconfig,
@@ -26,7 +26,7 @@ from lab.fakes.kube import (
 NS = R.LONGHORN_NAMESPACE
 
 
-def plan(server: KubeServer, tmp_path: Path, kind: str, name: str) -> Runbook:
+def plan(server: StandaloneKube, tmp_path: Path, kind: str, name: str) -> Runbook:
     config = write_kubeconfig(tmp_path / "kubeconfig", server.url)
     inventory = Inventory(kubernetes=KubernetesTarget(kubeconfig=str(config)))
     services = Services(Settings(kubeconfig=None), inventory)
@@ -39,7 +39,7 @@ def run(book: Runbook, services: Services) -> dict:
     return step.run(StepContext("job", step.name, {}, Hooks(), services, services.inventory)) or {}
 
 
-def test_longhorn_backup_is_created_for_the_named_pvc(kube_emulator: KubeServer,
+def test_longhorn_backup_is_created_for_the_named_pvc(kube_emulator: StandaloneKube,
                                                       tmp_path: Path) -> None:
     add_lh_volume(kube_emulator, "pvc-1", [("a", True)], pvc="archive", pvc_namespace="apps")
 
@@ -64,7 +64,7 @@ def test_longhorn_backup_is_created_for_the_named_pvc(kube_emulator: KubeServer,
     assert book.summary and "completed" in book.summary({"back up": result})
 
 
-def test_cnpg_backup_object_is_created(kube_emulator: KubeServer, tmp_path: Path) -> None:
+def test_cnpg_backup_object_is_created(kube_emulator: StandaloneKube, tmp_path: Path) -> None:
     add_cnpg_cluster(kube_emulator, "pg-auth", "databases")
 
     def operator() -> None:
@@ -82,7 +82,7 @@ def test_cnpg_backup_object_is_created(kube_emulator: KubeServer, tmp_path: Path
     assert created["spec"]["cluster"] == {"name": "pg-auth"}
 
 
-def test_an_unknown_name_is_refused_with_the_known_ones(kube_emulator: KubeServer,
+def test_an_unknown_name_is_refused_with_the_known_ones(kube_emulator: StandaloneKube,
                                                         tmp_path: Path) -> None:
     add_lh_volume(kube_emulator, "pvc-1", [("a", True)], pvc="archive", pvc_namespace="apps")
     with pytest.raises(CommandError, match="known: apps/archive"):

@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from bot.chat.frontends.base import Frontend, ThreadRef
 from bot.chat.render import Card
-from bot.watch import heartbeat, metrics, notify
-from bot.watch.alerts import EVENTS, FINDINGS, LAST, Event
+from bot.watch import gauges, notify, ping
+from bot.watch.alerts import EVENTS, FINDINGS, LAST, AlertEvent
 from bot.watch.scheduler import Scheduler
 from tests.bot.harness import Harness
 
@@ -52,7 +52,7 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
     c.close()
 
 
-def add(client: redis.Redis, *events: Event) -> None:
+def add(client: redis.Redis, *events: AlertEvent) -> None:
     for event in events:
         client.xadd(EVENTS, event.fields())
 
@@ -62,10 +62,11 @@ def test_reminders_and_recovery_go_in_the_alert_thread_on_every_frontend(
     slack, discord = AlertFrontend("slack"), AlertFrontend("discord")
     fronts = {"slack": slack, "discord": discord}
     channels = {"slack": "C1", "discord": "99", "console": "ignored: not running"}
-    add(client, Event("longhorn:v@1", "missed", "missed v"), Event("etcd:etcd@1", "missed", "e"))
+    add(client, AlertEvent("longhorn:v@1", "missed", "missed v"), AlertEvent("etcd:etcd@1", "missed", "e"))
     assert notify.deliver(client, fronts, channels, asyncio.run) == 4
     discord.down = True
-    add(client, Event("longhorn:v@1", "reminder", "still"), Event("longhorn:v@1", "recovered", "ok"))
+    add(client, AlertEvent("longhorn:v@1", "reminder", "still"),
+        AlertEvent("longhorn:v@1", "recovered", "ok"))
     assert notify.deliver(client, fronts, channels, asyncio.run) == 2  # slack only
     assert [(c, t, th) for c, t, th in slack.posts] == [
         ("C1", "missed v", None), ("C1", "e", None),
@@ -112,7 +113,7 @@ def test_metrics_come_from_the_latest_findings(client: redis.Redis) -> None:
         {"kind": "longhorn", "label": "apps/archive", "status": "missed", "last_good_at": now - 3600}))
     client.set(LAST, json.dumps({"at": now, "sights": {"store:cnpg": {"ok": False}}}))
     registry = CollectorRegistry()
-    metrics.install(client, registry)
+    gauges.install(client, registry)
     text = generate_latest(registry).decode()
     assert 'drbot_backup_ok{kind="longhorn",name="apps/archive"} 0.0' in text
     age = next(line for line in text.splitlines()
@@ -138,9 +139,9 @@ def test_heartbeat_is_pinged_and_a_failure_is_not_raised() -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        assert heartbeat.ping(f"http://127.0.0.1:{server.server_port}/ping/abc")
+        assert ping.ping(f"http://127.0.0.1:{server.server_port}/ping/abc")
         assert Counter.hits == ["/ping/abc"]
     finally:
         server.shutdown()
-    assert heartbeat.ping(f"http://127.0.0.1:{server.server_port}/ping/abc", timeout=1) is False
-    assert heartbeat.ping(None) is False
+    assert ping.ping(f"http://127.0.0.1:{server.server_port}/ping/abc", timeout=1) is False
+    assert ping.ping(None) is False

@@ -11,7 +11,7 @@ import pytest
 from adapters.errors import AdapterError, Conflict, NotFound, Unreachable
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
-from lab.fakes.kube import KubeServer, add_node, dead_endpoint, write_kubeconfig
+from lab.fakes.kube import StandaloneKube, add_node, dead_endpoint, write_kubeconfig
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -22,7 +22,7 @@ def status(code: int, message: str) -> dict[str, object]:
 
 
 def test_first_endpoint_dead_second_answers_and_is_remembered(
-    kube_emulator: KubeServer, tmp_path: Path
+    kube_emulator: StandaloneKube, tmp_path: Path
 ) -> None:
     add_node(kube_emulator, "n1")
     dead = dead_endpoint()
@@ -46,14 +46,14 @@ def test_every_endpoint_dead_is_unreachable_naming_them(tmp_path: Path) -> None:
     assert err.value.temporary
 
 
-def test_server_error_is_a_temporary_adapter_error(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_server_error_is_a_temporary_adapter_error(kube_emulator: StandaloneKube, kube: Kube) -> None:
     kube_emulator.inject("list v1/nodes", 500, status(500, "etcdserver: request timed out"))
     with pytest.raises(AdapterError, match="answered 500.*etcdserver: request timed out") as err:
         kube.call(kube.core.list_node)
     assert not isinstance(err.value, Unreachable) and err.value.temporary
 
 
-def test_forbidden_names_the_rbac_verb(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_forbidden_names_the_rbac_verb(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_node(kube_emulator, "n1")
     kube_emulator.inject("delete v1/nodes", 403, status(
         403, 'nodes "n1" is forbidden: User "drbot" cannot delete resource "nodes"'))
@@ -61,13 +61,13 @@ def test_forbidden_names_the_rbac_verb(kube_emulator: KubeServer, kube: Kube) ->
         kube.call(kube.core.delete_node, "n1")
 
 
-def test_unauthorized_asks_for_fresh_credentials(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_unauthorized_asks_for_fresh_credentials(kube_emulator: StandaloneKube, kube: Kube) -> None:
     kube_emulator.inject("list v1/nodes", 401, status(401, "Unauthorized"))
     with pytest.raises(AdapterError, match="rejected drbot's credentials"):
         kube.call(kube.core.list_node)
 
 
-def test_not_found_and_conflict(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_not_found_and_conflict(kube_emulator: StandaloneKube, kube: Kube) -> None:
     with pytest.raises(NotFound):
         kube.get_object(R.KUSTOMIZATIONS, "nope", "flux-system")
     body = {"metadata": {"name": "a", "namespace": "flux-system"}, "spec": {}}
@@ -80,7 +80,7 @@ def test_not_found_and_conflict(kube_emulator: KubeServer, kube: Kube) -> None:
 
 
 def test_list_objects_filters_namespace_client_side(
-    kube_emulator: KubeServer, kube: Kube
+    kube_emulator: StandaloneKube, kube: Kube
 ) -> None:
     for ns in ("a", "b"):
         kube.create_object(R.KUSTOMIZATIONS, {"metadata": {"name": "x", "namespace": ns}})

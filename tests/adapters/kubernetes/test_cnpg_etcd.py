@@ -9,7 +9,7 @@ from adapters.kubernetes import cnpg, etcd
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from lab.fakes.kube import (
-    KubeServer,
+    StandaloneKube,
     add_cnpg_backup,
     add_cnpg_cluster,
     add_cnpg_scheduled_backup,
@@ -18,7 +18,7 @@ from lab.fakes.kube import (
 )
 
 
-def test_clusters_native_and_plugin(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_clusters_native_and_plugin(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_cnpg_cluster(kube_emulator, "pg", archiving=(False, "unexpected failure invoking "
                                                            "barman-cloud-wal-archive"))
     add_cnpg_cluster(kube_emulator, "pg2", plugin_store="store")
@@ -36,7 +36,7 @@ def test_clusters_native_and_plugin(kube_emulator: KubeServer, kube: Kube) -> No
         cnpg.get_cluster(kube, "nope", "db")
 
 
-def test_backups_scheduled_and_trigger(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_backups_scheduled_and_trigger(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_cnpg_cluster(kube_emulator, "pg")
     add_cnpg_cluster(kube_emulator, "pg2", plugin_store="store")
     add_cnpg_backup(kube_emulator, "pg-b2", "pg", started="2026-01-02T00:00:00Z")
@@ -62,7 +62,7 @@ def test_backups_scheduled_and_trigger(kube_emulator: KubeServer, kube: Kube) ->
         cnpg.trigger_backup(kube, "nope", "db")
 
 
-def test_etcd_snapshots(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_etcd_snapshots(kube_emulator: StandaloneKube, kube: Kube) -> None:
     assert etcd.list_etcd_snapshots(kube) == []
     add_etcd_snapshot(kube_emulator, "etcd-snapshot-k3s-1-1767312000", "k3s-1",
                       created="2026-01-02T00:00:00Z")

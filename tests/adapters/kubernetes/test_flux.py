@@ -13,8 +13,8 @@ from adapters.kubernetes.client import Kube
 from adapters.progress import Hooks, Progress
 from lab.fakes.kube import (
     FluxController,
-    KubeServer,
     Reactor,
+    StandaloneKube,
     add_helmrelease,
     add_kustomization,
     add_source,
@@ -28,7 +28,7 @@ def recorder() -> tuple[Hooks, list[Progress]]:
     return Hooks(report=seen.append), seen
 
 
-def test_list_and_get_kustomizations(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_list_and_get_kustomizations(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_kustomization(kube_emulator, "infra")
     add_kustomization(kube_emulator, "apps", suspended=True, ready=False, message="boom")
     add_kustomization(kube_emulator, "web", "team-a", ready=None)
@@ -47,7 +47,7 @@ def test_list_and_get_kustomizations(kube_emulator: KubeServer, kube: Kube) -> N
         flux.get_kustomization(kube, "nope")
 
 
-def test_reconcile_waits_for_the_token_and_ready(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_reconcile_waits_for_the_token_and_ready(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_kustomization(kube_emulator, "apps")
     hooks, seen = recorder()
     with FluxController(kube_emulator) as controller:
@@ -63,7 +63,7 @@ def test_reconcile_waits_for_the_token_and_ready(kube_emulator: KubeServer, kube
 
 
 def test_reconcile_with_source_reconciles_the_source_first(
-    kube_emulator: KubeServer, kube: Kube
+    kube_emulator: StandaloneKube, kube: Kube
 ) -> None:
     add_source(kube_emulator, "GitRepository", "repo", "git")
     add_kustomization(kube_emulator, "apps", source=("GitRepository", "repo"),
@@ -74,7 +74,7 @@ def test_reconcile_with_source_reconciles_the_source_first(
         ("GitRepository", "git", "repo"), ("Kustomization", "flux-system", "apps")]
 
 
-def test_reconcile_failure_carries_ready_message(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_reconcile_failure_carries_ready_message(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_kustomization(kube_emulator, "apps")
     with FluxController(kube_emulator) as controller:
         controller.outcomes[("Kustomization", "flux-system", "apps")] = (
@@ -83,7 +83,7 @@ def test_reconcile_failure_carries_ready_message(kube_emulator: KubeServer, kube
             flux.reconcile_kustomization(kube, "apps", **FAST)
 
 
-def test_stalled_is_a_failure(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_stalled_is_a_failure(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_kustomization(kube_emulator, "apps")
 
     def stall() -> None:
@@ -102,14 +102,14 @@ def test_stalled_is_a_failure(kube_emulator: KubeServer, kube: Kube) -> None:
         flux.reconcile_kustomization(kube, "apps", **FAST)
 
 
-def test_suspended_is_refused_without_patching(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_suspended_is_refused_without_patching(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_kustomization(kube_emulator, "apps", suspended=True)
     with pytest.raises(Refused, match="flux-system/apps is suspended"):
         flux.reconcile_kustomization(kube, "apps", **FAST)
     assert kube_emulator.requests("patch") == []
 
 
-def test_suspended_source_is_refused(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_suspended_source_is_refused(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_source(kube_emulator, "GitRepository", "flux-system", suspended=True)
     add_kustomization(kube_emulator, "apps")
     with pytest.raises(Refused, match="GitRepository flux-system/flux-system is suspended"):
@@ -117,7 +117,7 @@ def test_suspended_source_is_refused(kube_emulator: KubeServer, kube: Kube) -> N
 
 
 def test_timeout_names_the_object_when_flux_is_silent(
-    kube_emulator: KubeServer, kube: Kube
+    kube_emulator: StandaloneKube, kube: Kube
 ) -> None:
     add_kustomization(kube_emulator, "apps")
     with pytest.raises(TimedOut, match=r"flux-system/apps did not finish reconciling within 0s; "
@@ -125,7 +125,7 @@ def test_timeout_names_the_object_when_flux_is_silent(
         flux.reconcile_kustomization(kube, "apps", poll=0.05, timeout=0.3)
 
 
-def test_timeout_names_the_last_ready_message(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_timeout_names_the_last_ready_message(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_kustomization(kube_emulator, "apps")
 
     def handle_but_keep_reconciling() -> None:
@@ -146,7 +146,7 @@ def test_timeout_names_the_last_ready_message(kube_emulator: KubeServer, kube: K
         flux.reconcile_kustomization(kube, "apps", poll=0.05, timeout=0.5)
 
 
-def test_cancel_stops_the_wait(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_cancel_stops_the_wait(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_kustomization(kube_emulator, "apps")
     polls: list[int] = []
 
@@ -159,7 +159,7 @@ def test_cancel_stops_the_wait(kube_emulator: KubeServer, kube: Kube) -> None:
                                      hooks=Hooks(cancelled=cancelled))
 
 
-def test_helmrelease_with_chart_template_source(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_helmrelease_with_chart_template_source(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_source(kube_emulator, "HelmRepository", "podinfo")
     add_source(kube_emulator, "HelmChart", "flux-system-web")
     add_helmrelease(kube_emulator, "web", source=("HelmRepository", "podinfo"))
@@ -173,7 +173,7 @@ def test_helmrelease_with_chart_template_source(kube_emulator: KubeServer, kube:
     assert result.ready is True and result.chart == "podinfo" and result.revision == "6.5.0"
 
 
-def test_helmrelease_chartref_and_oci_helmrepository(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_helmrelease_chartref_and_oci_helmrepository(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_source(kube_emulator, "OCIRepository", "podinfo-oci")
     add_helmrelease(kube_emulator, "web", chart_ref=("OCIRepository", "podinfo-oci"))
     add_source(kube_emulator, "HelmRepository", "oci-repo", spec={"type": "oci"})
@@ -193,13 +193,13 @@ def test_helmrelease_chartref_and_oci_helmrepository(kube_emulator: KubeServer, 
     assert [h.name for h in flux.list_helmreleases(kube)] == ["api", "web"]
 
 
-def test_missing_source_is_named(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_missing_source_is_named(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_kustomization(kube_emulator, "apps", source=("Bucket", "gone"))
     with pytest.raises(NotFound, match="refers to Bucket flux-system/gone"):
         flux.reconcile_kustomization(kube, "apps", with_source=True, **FAST)
 
 
-def test_suspend_and_resume(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_suspend_and_resume(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_kustomization(kube_emulator, "apps")
     add_helmrelease(kube_emulator, "web")
     assert flux.suspend(kube, "Kustomization", "apps").suspended is True
@@ -217,7 +217,7 @@ def test_suspend_and_resume(kube_emulator: KubeServer, kube: Kube) -> None:
         flux.suspend(kube, "GitRepository", "x")
 
 
-def test_resume_times_out_naming_the_failure(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_resume_times_out_naming_the_failure(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_kustomization(kube_emulator, "apps", suspended=True)
     with pytest.raises(TimedOut, match="Kustomization flux-system/apps did not finish"):
         flux.resume(kube, "ks", "apps", timeout=0.3, poll=0.05)

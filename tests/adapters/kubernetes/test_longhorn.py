@@ -9,8 +9,8 @@ from adapters.kubernetes import longhorn
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from lab.fakes.kube import (
-    KubeServer,
     Reactor,
+    StandaloneKube,
     add_lh_backup,
     add_lh_backup_target,
     add_lh_backup_volume,
@@ -22,7 +22,7 @@ from lab.fakes.kube import (
 NS = R.LONGHORN_NAMESPACE
 
 
-def test_volumes_and_replica_health(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_volumes_and_replica_health(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_lh_volume(kube_emulator, "pvc-1", [("a", True), ("b", False)], pvc="data",
                   pvc_namespace="apps", robustness="degraded", last_backup="backup-1")
     kube_emulator.patch(R.LH_REPLICAS, "pvc-1-r-0", {"metadata": {
@@ -33,7 +33,7 @@ def test_volumes_and_replica_health(kube_emulator: KubeServer, kube: Kube) -> No
     assert volume.robustness == "degraded" and volume.number_of_replicas == 2
 
 
-def test_volumes_losing_last_replica(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_volumes_losing_last_replica(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_lh_volume(kube_emulator, "safe", [("a", True), ("b", True)])
     add_lh_volume(kube_emulator, "only-on-a", [("a", True), ("b", False)])
     add_lh_volume(kube_emulator, "failed-on-a", [("a", False)])
@@ -43,7 +43,7 @@ def test_volumes_losing_last_replica(kube_emulator: KubeServer, kube: Kube) -> N
     assert longhorn.volumes_losing_last_replica(kube, "z") == []
 
 
-def test_clean_dead_node(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_clean_dead_node(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_lh_volume(kube_emulator, "v1", [("dead", False), ("b", True)])
     add_lh_volume(kube_emulator, "v2", [("b", True), ("c", True)])
     add_lh_node(kube_emulator, "dead", ready=False, reason="KubernetesNodeGone")
@@ -56,7 +56,7 @@ def test_clean_dead_node(kube_emulator: KubeServer, kube: Kube) -> None:
 
 
 def test_clean_dead_node_refuses_to_lose_the_last_copy(
-    kube_emulator: KubeServer, kube: Kube
+    kube_emulator: StandaloneKube, kube: Kube
 ) -> None:
     add_lh_volume(kube_emulator, "v1", [("dead", True), ("b", False)])
     add_lh_volume(kube_emulator, "v2", [("dead", False), ("b", True)])
@@ -68,7 +68,7 @@ def test_clean_dead_node_refuses_to_lose_the_last_copy(
 
 
 def test_clean_dead_node_stops_at_a_leftover_engine(
-    kube_emulator: KubeServer, kube: Kube
+    kube_emulator: StandaloneKube, kube: Kube
 ) -> None:
     add_lh_node(kube_emulator, "dead", ready=False)
     kube_emulator.create(R.LH_ENGINES, {"metadata": {"name": "v1-e-0", "namespace": NS},
@@ -78,7 +78,7 @@ def test_clean_dead_node_stops_at_a_leftover_engine(
     assert kube_emulator.get(R.LH_NODES, "dead", NS)["spec"]["allowScheduling"] is False
 
 
-def test_backups_backup_volumes_and_target(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_backups_backup_volumes_and_target(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_lh_backup(kube_emulator, "backup-old", "vol", created="2026-01-01T00:00:00Z")
     add_lh_backup(kube_emulator, "backup-new", "vol", created="2026-01-02T00:00:00Z",
                   pvc="data", pvc_namespace="apps")
@@ -107,7 +107,7 @@ def test_backups_backup_volumes_and_target(kube_emulator: KubeServer, kube: Kube
     assert target.url.startswith("s3://")
 
 
-def test_trigger_backup(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_trigger_backup(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_lh_volume(kube_emulator, "vol", [("a", True)])
 
     def longhorn_manager() -> None:
@@ -133,7 +133,7 @@ def test_trigger_backup(kube_emulator: KubeServer, kube: Kube) -> None:
                             "labels": {"created-by": "drbot"}}
 
 
-def _finish_restores(kube_emulator: KubeServer, fail: bool = False) -> None:
+def _finish_restores(kube_emulator: StandaloneKube, fail: bool = False) -> None:
     for vol in kube_emulator.list(R.LH_VOLUMES, NS):
         status = vol.get("status") or {}
         if vol["spec"].get("fromBackup") and status.get("state") != "detached":
@@ -145,7 +145,7 @@ def _finish_restores(kube_emulator: KubeServer, fail: bool = False) -> None:
                 "conditions": [condition]}}, NS)
 
 
-def test_restore_backup_builds_volume_pv_and_pvc(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_restore_backup_builds_volume_pv_and_pvc(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_lh_backup(kube_emulator, "backup-1", "pvc-old", size="2147483648")
     with Reactor(lambda: _finish_restores(kube_emulator)):
         restored = longhorn.restore_backup(kube, "backup-1", "data-restored", "apps",
@@ -167,7 +167,7 @@ def test_restore_backup_builds_volume_pv_and_pvc(kube_emulator: KubeServer, kube
     assert again == restored
 
 
-def test_restore_refusals_and_failure(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_restore_refusals_and_failure(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_lh_backup(kube_emulator, "running", "vol", state="InProgress")
     with pytest.raises(Refused, match="running is InProgress"):
         longhorn.restore_backup(kube, "running", "x", "apps", timeout=1, poll=0.05)
@@ -183,7 +183,7 @@ def test_restore_refusals_and_failure(kube_emulator: KubeServer, kube: Kube) -> 
     assert kube_emulator.get(R.PERSISTENTVOLUMECLAIMS, "new", "apps") is None
 
 
-def test_wait_replicas_healthy(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_wait_replicas_healthy(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_lh_volume(kube_emulator, "v1", [("a", True), ("b", False)], robustness="degraded")
     add_lh_volume(kube_emulator, "detached", [("a", False)], state="detached",
                   robustness="faulted")

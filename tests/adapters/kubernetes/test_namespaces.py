@@ -5,17 +5,17 @@ from __future__ import annotations
 from adapters.kubernetes import namespaces
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
-from lab.fakes.kube import NAMESPACES_AT, KubeServer
+from lab.fakes.kube import NAMESPACES_AT, StandaloneKube
 
 
-def test_ensure_namespace_creates_it_once(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_ensure_namespace_creates_it_once(kube_emulator: StandaloneKube, kube: Kube) -> None:
     assert namespaces.ensure_namespace(kube, "apps") is True
     assert namespaces.ensure_namespace(kube, "apps") is False
     created = [r.data for r in kube_emulator.requests("post") if r.url.path == NAMESPACES_AT]
     assert created == [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}] * 2
 
 
-def test_apply_secret_creates_then_updates_its_data(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_apply_secret_creates_then_updates_its_data(kube_emulator: StandaloneKube, kube: Kube) -> None:
     body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": "flux-system", "namespace": "flux-system"},
             "data": {"identity": "b2xk"}}

@@ -9,10 +9,10 @@ from adapters.kubernetes import nodes
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from adapters.progress import Hooks, Progress
-from lab.fakes.kube import KubeServer, Reactor, add_node, add_pod, set_node_ready
+from lab.fakes.kube import Reactor, StandaloneKube, add_node, add_pod, set_node_ready
 
 
-def test_list_get_and_cordon(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_list_get_and_cordon(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_node(kube_emulator, "k3s-2", roles=("control-plane", "master"), etcd=True, ip="10.0.0.2")
     add_node(kube_emulator, "k3s-1", ready=False, ip="10.0.0.1")
     listed = nodes.list_nodes(kube)
@@ -28,7 +28,7 @@ def test_list_get_and_cordon(kube_emulator: KubeServer, kube: Kube) -> None:
         nodes.cordon(kube, "k3s-9")
 
 
-def test_pods_on_node_filters_client_side(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_pods_on_node_filters_client_side(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_node(kube_emulator, "a")
     add_pod(kube_emulator, "web-1", "apps", "a", pvc="data-web-1")
     add_pod(kube_emulator, "web-2", "apps", "b")
@@ -39,7 +39,7 @@ def test_pods_on_node_filters_client_side(kube_emulator: KubeServer, kube: Kube)
 
 
 def test_drain_evicts_all_but_daemonset_and_mirror_pods(
-    kube_emulator: KubeServer, kube: Kube
+    kube_emulator: StandaloneKube, kube: Kube
 ) -> None:
     add_node(kube_emulator, "a")
     add_pod(kube_emulator, "web-1", "apps", "a")
@@ -54,7 +54,7 @@ def test_drain_evicts_all_but_daemonset_and_mirror_pods(
     assert kube_emulator.get(R.PODS, "other", "apps") is not None
 
 
-def test_drain_retries_while_the_budget_refuses(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_drain_retries_while_the_budget_refuses(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_node(kube_emulator, "a")
     add_pod(kube_emulator, "web-1", "apps", "a")
     kube_emulator.protected_pods[("apps", "web-1")] = "web-pdb"
@@ -73,7 +73,7 @@ def test_drain_retries_while_the_budget_refuses(kube_emulator: KubeServer, kube:
     assert len(evictions) == 2
 
 
-def test_drain_timeout_names_the_pdb_and_pod(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_drain_timeout_names_the_pdb_and_pod(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_node(kube_emulator, "a")
     add_pod(kube_emulator, "web-1", "apps", "a")
     add_pod(kube_emulator, "web-2", "apps", "a")
@@ -86,7 +86,7 @@ def test_drain_timeout_names_the_pdb_and_pod(kube_emulator: KubeServer, kube: Ku
     assert kube_emulator.get(R.PODS, "web-1", "apps") is None
 
 
-def test_drain_cancel(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_drain_cancel(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_node(kube_emulator, "a")
     add_pod(kube_emulator, "web-1", "apps", "a")
     kube_emulator.protected_pods[("apps", "web-1")] = "web-pdb"
@@ -100,7 +100,7 @@ def test_drain_cancel(kube_emulator: KubeServer, kube: Kube) -> None:
         nodes.drain(kube, "a", timeout=30, poll=0.05, hooks=Hooks(cancelled=cancelled))
 
 
-def test_delete_node_waits_for_finalizers(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_delete_node_waits_for_finalizers(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_node(kube_emulator, "k3s-3", etcd=True, finalizers=("wrangler.cattle.io/managed-etcd",))
 
     def etcd_controller() -> None:  # K3s removes the member, then its finalizer
@@ -115,13 +115,13 @@ def test_delete_node_waits_for_finalizers(kube_emulator: KubeServer, kube: Kube)
     nodes.delete_node(kube, "k3s-3", wait_timeout=1, poll=0.05)  # already gone: fine
 
 
-def test_delete_node_timeout_names_the_finalizer(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_delete_node_timeout_names_the_finalizer(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_node(kube_emulator, "k3s-3", finalizers=("wrangler.cattle.io/managed-etcd",))
     with pytest.raises(TimedOut, match="pending finalizers: wrangler.cattle.io/managed-etcd"):
         nodes.delete_node(kube, "k3s-3", wait_timeout=0.3, poll=0.05)
 
 
-def test_wait_ready(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_wait_ready(kube_emulator: StandaloneKube, kube: Kube) -> None:
     polls: list[int] = []
 
     def joining() -> bool:

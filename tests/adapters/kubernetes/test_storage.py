@@ -8,17 +8,17 @@ from adapters.errors import NotFound
 from adapters.kubernetes import resources as R
 from adapters.kubernetes import storage
 from adapters.kubernetes.client import Kube
-from lab.fakes.kube import KubeServer
+from lab.fakes.kube import StandaloneKube
 
 
-def add_pv(server: KubeServer, name: str, claim: tuple[str, str]) -> None:
+def add_pv(server: StandaloneKube, name: str, claim: tuple[str, str]) -> None:
     server.create(R.PERSISTENTVOLUMES, {"metadata": {"name": name}, "spec": {
         "persistentVolumeReclaimPolicy": "Delete", "capacity": {"storage": "1Gi"},
         "claimRef": {"namespace": claim[0], "name": claim[1], "uid": "old-uid",
                      "resourceVersion": "7"}}})
 
 
-def test_get_pvc_reads_class_modes_and_bound_volume(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_get_pvc_reads_class_modes_and_bound_volume(kube_emulator: StandaloneKube, kube: Kube) -> None:
     kube_emulator.create(R.PERSISTENTVOLUMECLAIMS, {
         "metadata": {"name": "data", "namespace": "apps"},
         "spec": {"storageClassName": "longhorn", "accessModes": ["ReadWriteMany"],
@@ -32,7 +32,7 @@ def test_get_pvc_reads_class_modes_and_bound_volume(kube_emulator: KubeServer, k
         storage.get_pvc(kube, "apps", "missing")
 
 
-def test_create_pvc_binds_the_named_volume(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_create_pvc_binds_the_named_volume(kube_emulator: StandaloneKube, kube: Kube) -> None:
     storage.create_pvc(kube, "apps", "data", storage_class="longhorn",
                        access_modes=["ReadWriteOnce"], size="2Gi", volume="pv-restored")
     spec = kube_emulator.get(R.PERSISTENTVOLUMECLAIMS, "data", "apps")["spec"]
@@ -40,7 +40,7 @@ def test_create_pvc_binds_the_named_volume(kube_emulator: KubeServer, kube: Kube
                     "resources": {"requests": {"storage": "2Gi"}}, "volumeName": "pv-restored"}
 
 
-def test_delete_pvc_tells_whether_it_was_there(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_delete_pvc_tells_whether_it_was_there(kube_emulator: StandaloneKube, kube: Kube) -> None:
     kube_emulator.create(R.PERSISTENTVOLUMECLAIMS, {
         "metadata": {"name": "data", "namespace": "apps"}, "spec": {}})
     assert storage.delete_pvc(kube, "apps", "data") is True
@@ -48,7 +48,7 @@ def test_delete_pvc_tells_whether_it_was_there(kube_emulator: KubeServer, kube: 
     assert storage.delete_pvc(kube, "apps", "data") is False
 
 
-def test_retain_then_bind_a_pv_to_a_new_claim(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_retain_then_bind_a_pv_to_a_new_claim(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_pv(kube_emulator, "pv-old", ("apps", "data"))
     add_pv(kube_emulator, "pv-new", ("apps", "data-restored"))
     storage.retain_pv(kube, "pv-old")

@@ -11,12 +11,12 @@ from adapters.errors import NotFound
 from adapters.kubernetes import resources as R
 from adapters.kubernetes import workloads
 from adapters.kubernetes.client import Kube
-from lab.fakes.kube import KubeServer, add_pod
+from lab.fakes.kube import StandaloneKube, add_pod
 
 KEPT = "drbot.io/replicas-before-restore"
 
 
-def add_workload(server: KubeServer, res: R.Resource, name: str, claim: str | None,
+def add_workload(server: StandaloneKube, res: R.Resource, name: str, claim: str | None,
                  replicas: int | None = 1, labels: dict[str, str] | None = None) -> dict[str, Any]:
     volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}] if claim else []
     spec: dict[str, Any] = {"template": {"spec": {"volumes": [
@@ -29,7 +29,7 @@ def add_workload(server: KubeServer, res: R.Resource, name: str, claim: str | No
 
 
 def test_pvc_users_are_the_running_or_pending_pods_that_mount_it(
-        kube_emulator: KubeServer, kube: Kube) -> None:
+        kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_pod(kube_emulator, "web-b", "apps", "n1", pvc="data")
     add_pod(kube_emulator, "web-a", "apps", "n1", pvc="data", phase="Pending")
     add_pod(kube_emulator, "job-done", "apps", "n1", pvc="data", phase="Succeeded")
@@ -39,7 +39,7 @@ def test_pvc_users_are_the_running_or_pending_pods_that_mount_it(
     assert workloads.pvc_users(kube, "apps", "unused") == []
 
 
-def test_mounting_lists_deployments_then_statefulsets(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_mounting_lists_deployments_then_statefulsets(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_workload(kube_emulator, R.STATEFULSETS, "db", "data", replicas=None)
     add_workload(kube_emulator, R.DEPLOYMENTS, "web", "data", replicas=2,
                  labels={"kustomize.toolkit.fluxcd.io/name": "apps"})
@@ -54,7 +54,7 @@ def test_mounting_lists_deployments_then_statefulsets(kube_emulator: KubeServer,
 
 @pytest.mark.parametrize("res", [R.DEPLOYMENTS, R.STATEFULSETS], ids=lambda r: r.kind)
 def test_scale_down_keeps_the_count_and_a_retry_keeps_the_first(
-        kube_emulator: KubeServer, kube: Kube, res: R.Resource) -> None:
+        kube_emulator: StandaloneKube, kube: Kube, res: R.Resource) -> None:
     add_workload(kube_emulator, res, "db", "data", replicas=3)
     assert workloads.scale_down(kube, res.kind, "apps", "db", KEPT) == 3
     obj = kube_emulator.get(res, "db", "apps")
