@@ -128,16 +128,11 @@ def cmd_console(args: argparse.Namespace) -> int:
         raise ConfigError("--watch is for the all-in-one console (no REDIS_URL); with your own "
                           "Redis, run `drbot scheduler` next to the worker instead")
     with AllInOne(settings, watch=args.watch) as settings:
-        from bot.chat.app import BotApp
-        from bot.chat.frontends import console
-        from bot.runtime import Runtime
+        from bot.chat.serve import serve_console
 
-        rt = Runtime.from_settings(settings, patient=True)
-        frontend = console.ConsoleFrontend(throttle=min(settings.throttle_seconds, 0.5))
-        app = BotApp(rt, {"console": frontend})
         lines = args.script.open(encoding="utf-8") if args.script else sys.stdin
         echo = bool(args.script) or not sys.stdin.isatty()
-        return asyncio.run(console.run(app, lines, args.speak_as, echo))
+        return asyncio.run(serve_console(settings, lines, args.speak_as, echo))
 
 
 def cmd_bot(args: argparse.Namespace) -> int:

@@ -5,19 +5,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Sequence
 
+import redis
+
+from bot.chat import relay
+from bot.chat.complete import complete
 from bot.chat.core import Core, Reply, Request
 from bot.chat.frontends.base import Frontend
 from bot.chat.reaper import reap
 from bot.chat.relay import Relay, attach
 from bot.chat.render import card
+from bot.records.jobs import TERMINAL
 from bot.runtime import Runtime
+
+SEEN = "drbot:delivery:"  # + "<platform>:<id>": deliveries already handled (platforms redeliver)
 
 log = logging.getLogger("drbot.app")
 
 
 class BotApp:
-    """Holds what frontends need: `submit` (ack path) and the relay that speaks in threads."""
+    """The bot process's core, relay and reaper; to its frontends, the ChatPort they call."""
 
     def __init__(self, rt: Runtime, frontends: dict[str, Frontend]) -> None:
         self.rt = rt
@@ -51,6 +59,48 @@ class BotApp:
     async def submit(self, request: Request) -> Reply:
         """Run a request through the core off the event loop (it does blocking Redis calls)."""
         return await asyncio.to_thread(self.core.handle, request)
+
+    @property
+    def lab(self) -> bool:
+        return bool(self.rt.policy.lab)
+
+    def needs_confirmation(self, command: str) -> bool:
+        rule = self.rt.policy.rule(command)
+        return bool(rule and rule.confirm)
+
+    async def complete(self, account: str, platform_roles: Sequence[str], command: str,
+                       param: str, prefix: str) -> list[str]:
+        caller = self.rt.policy.caller(account, tuple(platform_roles))
+        return await asyncio.to_thread(complete, self.rt, caller, command, param, prefix)
+
+    async def first_delivery(self, key: str) -> bool:
+        """Unknown (Redis down) counts as first: the core then answers "queue unavailable"."""
+        try:
+            return bool(await asyncio.to_thread(self.rt.client.set, SEEN + key, 1, nx=True,
+                                                ex=3600))
+        except redis.RedisError:
+            return True
+
+    async def audit(self, kind: str, outcome: str, **fields: str) -> None:
+        await asyncio.to_thread(self.rt.audit.record, kind, outcome, **fields)
+
+    async def unsettled(self, job_ids: Sequence[str],
+                        alert_channel: str) -> tuple[list[str], list[str]]:
+        return await asyncio.to_thread(self._unsettled, job_ids, alert_channel)
+
+    def _unsettled(self, job_ids: Sequence[str], alert_channel: str) -> tuple[list[str], list[str]]:
+        from bot.watch.notify import pending
+
+        busy, waiting = [], []
+        for job_id in job_ids:
+            status = self.rt.store.get(job_id).status
+            if status == "awaiting_approval" and relay.delivered(self.rt.client, job_id):
+                waiting.append(job_id)
+            elif status not in TERMINAL or relay.following(self.rt.client, job_id):
+                busy.append(job_id)
+        if alert_channel in self.rt.inventory.alerts and pending(self.rt.client, alert_channel):
+            busy.append("alerts")
+        return busy, waiting
 
     async def open_thread(self, frontend: Frontend, channel: str, reply: Reply) -> None:
         """Create the job's thread with its status card, then let the relay speak there."""

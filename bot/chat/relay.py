@@ -58,6 +58,18 @@ def attach(client: redis.Redis, job_id: str, frontend: str, thread: ThreadRef) -
     client.xadd(WAKE, {"job": job_id}, maxlen=100, approximate=True)
 
 
+def delivered(client: redis.Redis, job_id: str) -> bool:
+    """Whether the job's thread shows every event written so far (the relay is caught up)."""
+    newest = client.xrevrange(STREAM + job_id, count=1)
+    last = client.hget(STATE + job_id, "last")
+    return not newest or (last is not None and newest[0][0] == last)
+
+
+def following(client: redis.Redis, job_id: str) -> bool:
+    """Whether the relay still follows the job (it stops once the final result is shown)."""
+    return bool(client.sismember(ACTIVE, job_id))
+
+
 def reactivate(client: redis.Redis, job_id: str) -> None:
     """A retried job speaks in the thread it had."""
     if client.exists(STATE + job_id):

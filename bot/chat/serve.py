@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import TextIO
 
 from bot.chat import health
 from bot.chat.app import BotApp
@@ -69,3 +70,17 @@ async def run(settings: Settings) -> None:
 def serve(settings: Settings) -> int:
     asyncio.run(run(settings))
     return 0
+
+
+async def serve_console(settings: Settings, lines: TextIO, speak_as: str | None, echo: bool) -> int:
+    """`drbot console`: the console frontend hosted like the others, around one BotApp."""
+    from bot.chat.frontends import console
+
+    rt = Runtime.from_settings(settings, patient=True)
+    frontend = console.ConsoleFrontend(throttle=min(settings.throttle_seconds, 0.5))
+    app = BotApp(rt, {"console": frontend})
+    app.start(asyncio.get_running_loop())
+    try:
+        return await console.run(app, frontend, lines, speak_as, echo)
+    finally:
+        await asyncio.to_thread(app.stop)

@@ -8,14 +8,44 @@ message, so creating the thread creates the card once, and every later change is
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
+from bot.chat.core import Reply, Request
 from bot.chat.render import Card
 
-if TYPE_CHECKING:
-    from bot.chat.app import BotApp
-
 ThreadRef = dict[str, Any]
+
+
+class ChatPort(Protocol):
+    """All a frontend may ask of the bot process. A frontend holds this and nothing else of drbot's
+    (no runtime, no Redis, no policy), so each platform module only translates, and a new platform
+    needs to learn these few calls."""
+
+    lab: bool  # the lab configuration: the console may speak as another person
+
+    async def submit(self, request: Request) -> Reply:
+        """The command (or a button's decision) through the core; the answer to show the caller."""
+
+    async def open_thread(self, frontend: Frontend, channel: str, reply: Reply) -> None:
+        """Create the job's thread with its status card; the relay speaks there from then on."""
+
+    async def complete(self, account: str, platform_roles: Sequence[str], command: str,
+                       param: str, prefix: str) -> list[str]:
+        """Values this account may pick for one parameter (empty when it may not run it)."""
+
+    def needs_confirmation(self, command: str) -> bool:
+        """Whether the policy asks a typed phrase for this command (a platform shows the field)."""
+
+    async def first_delivery(self, key: str) -> bool:
+        """False when this platform delivery was seen before (platforms redeliver)."""
+
+    async def audit(self, kind: str, outcome: str, **fields: str) -> None:
+        """An entry in the audit log (refused requests, bad input from the platform)."""
+
+    async def unsettled(self, job_ids: Sequence[str], alert_channel: str) -> tuple[list[str], list[str]]:
+        """Of these jobs, those still moving and those waiting for approval with their thread up to
+        date; "alerts" among the moving while the alert channel has alerts not yet shown."""
 
 
 class Frontend(ABC):
@@ -39,7 +69,7 @@ class Frontend(ABC):
     async def alert(self, channel: str, text: str, thread: ThreadRef | None = None) -> ThreadRef:
         """Post to an alert channel (in a thread when given); return the message's reference."""
 
-    async def run(self, app: BotApp) -> None:
+    async def run(self, app: ChatPort) -> None:
         """Connect to the platform and serve requests until cancelled (not for the console)."""
         raise NotImplementedError(f"{self.name} is not a long-running frontend")
 

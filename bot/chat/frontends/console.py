@@ -14,14 +14,10 @@ import time
 import uuid
 from typing import TextIO
 
-from bot.chat.app import BotApp
 from bot.chat.core import Request
-from bot.chat.frontends.base import Frontend, ThreadRef
-from bot.chat.relay import ACTIVE, STATE
+from bot.chat.frontends.base import ChatPort, Frontend, ThreadRef
 from bot.chat.render import Card
 from bot.errors import CommandError
-from bot.records.events import STREAM
-from bot.records.jobs import TERMINAL
 
 
 class ConsoleFrontend(Frontend):
@@ -61,10 +57,10 @@ def account_for(name: str) -> str:
 
 
 class ConsoleSession:
-    def __init__(self, app: BotApp, frontend: ConsoleFrontend, speak_as: str | None,
+    def __init__(self, app: ChatPort, frontend: ConsoleFrontend, speak_as: str | None,
                  echo: bool) -> None:
         self.app, self.frontend, self.echo = app, frontend, echo
-        self.lab = app.rt.policy.lab
+        self.lab = app.lab
         if speak_as and not self.lab:
             raise CommandError("--as works only with the lab configuration (policy `lab: true`); "
                                "in production the console speaks as your OS login")
@@ -99,53 +95,23 @@ class ConsoleSession:
         shows everything that happened so far; return notes on the ones still waiting."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            busy, waiting = await asyncio.to_thread(self._unsettled)
+            busy, waiting = await self.app.unsettled(self.jobs, self.frontend.name)
             if not busy:
                 return [f"job {j} is still awaiting approval" for j in waiting]
             await asyncio.sleep(0.05)
-        return ["gave up waiting for jobs: " + ", ".join(self._unsettled()[0])]
-
-    def _unsettled(self) -> tuple[list[str], list[str]]:
-        store, client = self.app.rt.store, self.app.rt.client
-        active = {m.decode() for m in client.smembers(ACTIVE)}
-        busy, waiting = [], []
-        for job_id in self.jobs:
-            status = store.get(job_id).status
-            if status == "awaiting_approval" and self._delivered(job_id):
-                waiting.append(job_id)
-            elif status not in TERMINAL or job_id in active:
-                busy.append(job_id)
-        if self._alerts_pending():
-            busy.append("alerts")
-        return busy, waiting
-
-    def _alerts_pending(self) -> bool:
-        """Alerts for the console's alert channel not yet printed (a check may raise some)."""
-        from bot.watch.notify import pending
-
-        return self.frontend.name in self.app.rt.inventory.alerts and \
-            pending(self.app.rt.client, self.frontend.name)
-
-    def _delivered(self, job_id: str) -> bool:
-        client = self.app.rt.client
-        newest = client.xrevrange(STREAM + job_id, count=1)
-        last = client.hget(STATE + job_id, "last")
-        return not newest or (last is not None and newest[0][0] == last)
+        busy, _ = await self.app.unsettled(self.jobs, self.frontend.name)
+        return ["gave up waiting for jobs: " + ", ".join(busy)]
 
 
-async def run(app: BotApp, lines: TextIO, speak_as: str | None, echo: bool) -> int:
-    frontend = app.frontends["console"]
-    assert isinstance(frontend, ConsoleFrontend)
+async def run(app: ChatPort, frontend: ConsoleFrontend, lines: TextIO, speak_as: str | None,
+              echo: bool) -> int:
+    """Read commands until the input ends, then wait until every job's thread has caught up."""
     session = ConsoleSession(app, frontend, speak_as, echo)
-    app.start(asyncio.get_running_loop())
-    try:
-        while True:
-            text = await asyncio.to_thread(lines.readline)
-            if not text:
-                break
-            await session.line(text)
-        for note in await session.settle():
-            frontend.print(note)
-    finally:
-        await asyncio.to_thread(app.stop)
+    while True:
+        text = await asyncio.to_thread(lines.readline)
+        if not text:
+            break
+        await session.line(text)
+    for note in await session.settle():
+        frontend.print(note)
     return 0

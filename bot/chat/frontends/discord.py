@@ -19,13 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import discord
-import redis
 from discord import app_commands
 
-from bot.chat.app import BotApp
-from bot.chat.complete import complete
 from bot.chat.core import Reply, Request
-from bot.chat.frontends.base import Frontend, ThreadRef
+from bot.chat.frontends.base import ChatPort, Frontend, ThreadRef
 from bot.chat.frontends.discord_views import CUSTOM_ID, Decision, clip, decision_view, embed, message
 from bot.chat.render import Card
 from bot.config.settings import Settings
@@ -35,7 +32,7 @@ from bot.registry import COMMANDS, CommandSpec
 
 log = logging.getLogger("drbot.discord")
 ACK_BUDGET = 2.0  # seconds the core may take before the interaction is deferred (Discord: 3 s)
-SEEN = "drbot:discord:interaction:"  # interaction ids already handled (duplicate deliveries)
+SEEN = "discord:"  # + interaction id: the delivery key of a Discord interaction
 MAX_SUBCOMMANDS = 25
 MAX_CHANNELS = 512
 NOT_THREADED = ("I could not post the job's status here ({why}). Give drbot View Channel, Send "
@@ -148,7 +145,7 @@ class DiscordFrontend(Frontend):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.throttle = max(settings.throttle_seconds, 1.0)  # edits share a 5-per-5 s bucket
-        self.app: BotApp | None = None
+        self.app: ChatPort | None = None
         self.client = DrbotClient(self)
         self._online = False
         self._channels: dict[str, Any] = {}  # channel id -> the channel object of an interaction
@@ -167,7 +164,7 @@ class DiscordFrontend(Frontend):
             log.info("discord gateway %s", "connected" if state else "disconnected")
         self._online = state
 
-    async def run(self, app: BotApp) -> None:
+    async def run(self, app: ChatPort) -> None:
         self.app = app
         self.settings.require("discord_token")
         assert self.settings.discord_token is not None
@@ -212,8 +209,7 @@ class DiscordFrontend(Frontend):
 
     def command(self, spec: CommandSpec) -> app_commands.Command[Any, Any, Any]:
         """A subcommand whose options are typed from the handler's declaration."""
-        rule = self.app.rt.policy.rule(spec.name) if self.app else None
-        opts = options(spec, confirm=bool(rule and rule.confirm))
+        opts = options(spec, confirm=bool(self.app and self.app.needs_confirmation(spec.name)))
 
         async def callback(interaction: discord.Interaction[Any], **values: Any) -> None:
             await self.on_command(interaction, spec.name, opts, values)
@@ -285,11 +281,7 @@ class DiscordFrontend(Frontend):
     async def duplicate(self, interaction: discord.Interaction[Any], text: str) -> bool:
         """A second delivery of one interaction is ignored (and audited); it decides nothing."""
         assert self.app is not None
-        try:
-            fresh = await asyncio.to_thread(self.app.rt.client.set, SEEN + str(interaction.id), 1,
-                                            nx=True, ex=3600)
-        except redis.RedisError:
-            return False  # the core will answer "queue unavailable"
+        fresh = await self.app.first_delivery(SEEN + str(interaction.id))
         if not fresh:
             self.audit("duplicate-delivery", account(interaction), f"interaction {interaction.id}: "
                                                                    f"{text}")
@@ -319,9 +311,8 @@ class DiscordFrontend(Frontend):
                               current: str) -> list[app_commands.Choice[str]]:
         assert self.app is not None
         try:
-            caller = self.app.rt.policy.caller(account(interaction), platform_roles(interaction))
-            found = await asyncio.to_thread(complete, self.app.rt, caller, command, param,
-                                            str(current or ""))
+            found = await self.app.complete(account(interaction), platform_roles(interaction),
+                                            command, param, str(current or ""))
         except Exception:  # noqa: BLE001  (no suggestions is a fine answer; the core checks anyway)
             log.exception("autocomplete for /dr %s %s failed", command, param)
             found = []
@@ -384,8 +375,8 @@ class DiscordFrontend(Frontend):
         """An audit entry off the event loop (it is a Redis write)."""
         if self.app is None:
             return
-        task = asyncio.ensure_future(asyncio.to_thread(
-            self.app.rt.audit.record, "discord", outcome, account=who, detail=detail))
+        task = asyncio.ensure_future(self.app.audit("discord", outcome, account=who,
+                                                    detail=detail))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -38,14 +38,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.chat.core import Reply, Request
-from bot.chat.frontends.base import Frontend, ThreadRef
+from bot.chat.frontends.base import ChatPort, Frontend, ThreadRef
 from bot.chat.frontends.slack_blocks import ACTION, blocks, clip, escape, fallback_text
 from bot.chat.render import Card, card
 from bot.config.settings import Settings
 from bot.errors import ConfigError
-
-if TYPE_CHECKING:
-    from bot.chat.app import BotApp
 
 log = logging.getLogger("drbot.slack")
 
@@ -86,7 +83,7 @@ class SlackFrontend(Frontend):
         self.client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(),
                                      base_url=base_url, retry_handlers=retries)
         self.bolt = self._bolt_app(base_url, retries)
-        self.app: BotApp | None = None
+        self.app: ChatPort | None = None
         self.ready = asyncio.Event()
         self._auth: AuthorizeResult | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -121,7 +118,7 @@ class SlackFrontend(Frontend):
         session = client.current_session if client else None
         return bool(client and session and not session.closed and not client.stale and not client.closed)
 
-    async def run(self, app: BotApp) -> None:
+    async def run(self, app: ChatPort) -> None:
         self.app = app
         if self.client.session is None:  # one connection pool instead of a new session per call
             self.client.session = aiohttp.ClientSession()
@@ -162,7 +159,7 @@ class SlackFrontend(Frontend):
             stale = False
         reason = "stale timestamp" if stale else "bad or missing signature"
         log.warning("slack: refused a request from %s (%s)", remote, reason)
-        self._spawn(asyncio.to_thread(self._audit, "refused-request", f"{reason} from {remote}"))
+        self._spawn(self._audit("refused-request", f"{reason} from {remote}"))
 
     async def close(self) -> None:
         self.ready.clear()
@@ -237,7 +234,7 @@ class SlackFrontend(Frontend):
         channel, user, trigger = body.get("channel_id"), body.get("user_id"), body.get("trigger_id")
         account = _account(context)
         if not (channel and user and trigger and account):
-            await asyncio.to_thread(self._audit, "bad-input", f"slash command without "
+            await self._audit("bad-input", f"slash command without "
                                     f"channel/user/trigger: team={context.team_id} user={user}")
             return
         text = f"{COMMAND} {body.get('text') or ''}".strip()
@@ -278,7 +275,7 @@ class SlackFrontend(Frontend):
         container = body.get("container") or {}
         channel = context.channel_id or container.get("channel_id")
         if not (match and account and user and channel and action.get("action_ts")):
-            await asyncio.to_thread(self._audit, "bad-input", f"button click missing fields: "
+            await self._audit("bad-input", f"button click missing fields: "
                                     f"action={action.get('action_id')!r} user={user}")
             return
         verb, job_id = match.groups()
@@ -299,7 +296,7 @@ class SlackFrontend(Frontend):
     async def _on_unknown_action(self, ack: Any, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
         ids = [str(a.get("action_id")) for a in body.get("actions") or []]
-        await asyncio.to_thread(self._audit, "unknown-action", f"action ids {ids} from "
+        await self._audit("unknown-action", f"action ids {ids} from "
                                 f"{_account(context) or 'unknown account'}")
         await self._ephemeral(context.channel_id, context.user_id, "that button is not one drbot knows "
                               "(perhaps from an older version); use /dr help", body.get("response_url"))
@@ -310,19 +307,19 @@ class SlackFrontend(Frontend):
         if body.get("type") == "block_actions" and not (
                 isinstance(actions, list) and actions and isinstance(actions[0], dict)
                 and isinstance(actions[0].get("action_id"), str)):
-            await asyncio.to_thread(self._audit, "bad-input", "button click without actions")
+            await self._audit("bad-input", "button click without actions")
             return BoltResponse(status=200, body="")
         return await next()
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         if isinstance(error, BoltUnhandledRequestError):
             kind = body.get("type") or body.get("command") or "unknown"
-            await asyncio.to_thread(self._audit, "unhandled-request", f"ignored a {kind} request")
+            await self._audit("unhandled-request", f"ignored a {kind} request")
         else:
             log.error("slack: error in a handler: %s", error, exc_info=error)
 
     # -- helpers --------------------------------------------------------------------------------
-    def _submitted_app(self) -> BotApp:
+    def _submitted_app(self) -> ChatPort:
         if self.app is None:
             raise RuntimeError("SlackFrontend.run(app) has not been called")
         return self.app
@@ -349,9 +346,9 @@ class SlackFrontend(Frontend):
         except (SlackClientError, OSError) as exc:
             log.warning("slack: could not answer %s through response_url (%s)", user, exc)
 
-    def _audit(self, outcome: str, detail: str) -> None:
+    async def _audit(self, outcome: str, detail: str) -> None:
         if self.app is not None:
-            self.app.rt.audit.record("slack", outcome, detail=detail)
+            await self.app.audit("slack", outcome, detail=detail)
         else:
             log.warning("slack: %s (%s)", outcome, detail)
 
