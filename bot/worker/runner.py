@@ -29,7 +29,7 @@ from bot.registry import CommandSpec
 from bot.runbook import PlanContext, Runbook, StepContext
 from bot.runtime import Runtime
 from bot.worker import pids
-from bot.worker.heartbeat import Heartbeat
+from bot.worker.heartbeat import INTERRUPTED, Heartbeat
 from bot.worker.services import Services
 
 log = logging.getLogger("drbot.runner")
@@ -60,6 +60,12 @@ def durations(job: Job) -> str:
 
 def next_step_hint(job: Job) -> str:
     return f"/dr retry {job.id} resumes at the first unfinished step"
+
+
+def stop_status(reason: str) -> str:
+    """A step stopped by a person is cancelled; by its timeout or a worker shutdown, failed (the
+    job did not do what was asked, and /dr retry resumes it either way)."""
+    return "failed" if reason.startswith(("timed out", INTERRUPTED)) else "cancelled"
 
 
 def adopt(job: Job, runbook: Runbook, digest: str) -> None:
@@ -358,7 +364,7 @@ class Runner:
         job = self.mark(index, status="cancelled", ended=time.time(), error=reason)
         done = [s.name for s in job.steps if s.status == "done"]
         left = (f"finished steps: {', '.join(done)}; " if done else "no step had finished; ")
-        status = "failed" if reason.startswith("timed out") else "cancelled"
+        status = stop_status(reason)
         return self.finish(status, "failed" if status == "failed" else "cancelled",
                            f"{reason} during step '{step}'{': ' + detail if detail else ''}. "
                            f"{left}'{step}' may be partly done. {next_step_hint(job)}.", reason)
@@ -367,8 +373,10 @@ class Runner:
         """Called by the heartbeat when a step ignored cancellation past the grace period."""
         current = self.rt.store.get(job.id).current_step
         name = current.name if current else "?"
-        self.finish("cancelled", "cancelled", f"{reason} during step '{name}'; the step did not "
-                    f"stop in time and was killed; state unknown. {next_step_hint(job)}.", reason)
+        status = stop_status(reason)
+        self.finish(status, "failed" if status == "failed" else "cancelled",
+                    f"{reason} during step '{name}'; the step did not stop in time and was "
+                    f"killed; state unknown. {next_step_hint(job)}.", reason)
 
     def hooks(self, step: str, target: str, beat: Heartbeat) -> Hooks:
         def report(p: Progress) -> None:
