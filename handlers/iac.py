@@ -114,10 +114,14 @@ def terraform_apply(step: StepContext, addresses: Sequence[str]) -> dict[str, An
     config = step.services.terraform
     hooks = timed(step, ", ".join(addresses))
     terraform.check_backend(config)
+    # Recorded before the first apply: a retry's apply finds the machines an earlier attempt
+    # created and adds nothing; the result must still say this job created them.
+    step.intent("apply", lambda: {"targets": list(addresses)})
+    earlier = step.resumed("apply")
     result = terraform.apply(config, targets=list(addresses), hooks=hooks)
     s = result.summary
     return {"added": s.add, "changed": s.change, "destroyed": s.remove,
-            "resources": list(result.resources)}
+            "resources": list(result.resources), "earlier_attempt": earlier}
 
 
 # -- Ansible ------------------------------------------------------------------------------------

@@ -72,7 +72,9 @@ def adopt(job: Job, runbook: Runbook, digest: str) -> None:
     """Record a (new) plan in the job: what approvals bind to and the steps to run."""
     job.digest, job.targets, job.revision = digest, runbook.targets, runbook.revision
     done = {s.name: s for s in job.steps if s.status == "done"}
-    job.steps = [done.get(s.name) or Step(s.name, s.target, s.describe, s.destructive)
+    intents = {s.name: s.intent for s in job.steps if s.intent}
+    job.steps = [done.get(s.name) or Step(s.name, s.target, s.describe, s.destructive,
+                                          intent=intents.get(s.name, {}))
                  for s in runbook.steps]
 
 
@@ -314,7 +316,9 @@ class Runner:
             self.beating(beat)
             self.mark(index, status="running", started=time.time(), error=None)
             ctx = StepContext(job.id, step.name, results, self.hooks(step.name, step.target, beat),
-                              self.services, self.rt.inventory)
+                              self.services, self.rt.inventory, dict(state.intent),
+                              lambda key, value, at=index: self.record_intent(at, key, value),
+                              attempt=job.attempt)
             try:
                 result = step.run(ctx) or {}
             except Cancelled as exc:
@@ -335,7 +339,8 @@ class Runner:
             self.emit("step", f"{step.name}: done", step=step.name, target=step.target,
                       status="done")
         summary = runbook.summary(results) if runbook.summary else "done"
-        return self.finish("succeeded", "done", f"{summary}\n{durations(job)}")
+        attempts = f" (in {job.attempt + 1} attempts)" if job.attempt else ""
+        return self.finish("succeeded", "done", f"{summary}\n{durations(job)}{attempts}")
 
     @staticmethod
     def beating(beat: Heartbeat) -> None:
@@ -344,6 +349,12 @@ class Runner:
         before a preflight, which may take long."""
         if beat.ident is None:
             beat.start()
+
+    def record_intent(self, index: int, key: str, value: Any) -> None:
+        """Write what a step is about to act on into the job, before the step acts."""
+        def change(job: Job) -> None:
+            job.steps[index].intent[key] = value
+        self.update(change)
 
     def mark(self, index: int, **fields: Any) -> Job:
         """Change one step's state; returns the job as written."""

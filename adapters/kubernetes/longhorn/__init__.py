@@ -21,7 +21,7 @@ from adapters.kubernetes.longhorn.backups import (
     list_backups,
     trigger_backup,
 )
-from adapters.kubernetes.longhorn.cleanup import NodeCleanup, clean_dead_node
+from adapters.kubernetes.longhorn.cleanup import NodeCleanup, clean_dead_node, node_names
 from adapters.kubernetes.longhorn.restore import CSI_DRIVER, RestoredVolume, restore_backup
 from adapters.kubernetes.longhorn.volumes import (
     Replica,
@@ -53,6 +53,7 @@ __all__ = [
     "list_backups",
     "list_replicas",
     "list_volumes",
+    "node_names",
     "restore_backup",
     "trigger_backup",
     "volumes_losing_last_replica",
