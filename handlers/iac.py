@@ -124,6 +124,14 @@ def terraform_apply(step: StepContext, addresses: Sequence[str]) -> dict[str, An
             "resources": list(result.resources), "earlier_attempt": earlier}
 
 
+def counted(result: dict[str, Any], key: str) -> str:
+    """A Terraform step's count (``added``, ``destroyed``) for a summary, across attempts: a
+    retry after an apply that went through finds nothing left to do."""
+    if result.get("earlier_attempt") and not result.get(key):
+        return f"{key} by an earlier attempt of this job"
+    return f"{result.get(key, 0)} {key}"
+
+
 # -- Ansible ------------------------------------------------------------------------------------
 
 

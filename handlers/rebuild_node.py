@@ -366,13 +366,6 @@ def plan_steps(name: str, entry: Node, seen: dict[str, str]) -> list[StepDef]:
     ]
 
 
-def created(tf: dict[str, Any]) -> str:
-    """How many resources Terraform added, across the step's attempts."""
-    if tf.get("earlier_attempt") and not tf.get("added"):
-        return "by an earlier attempt of this job"
-    return f"{tf.get('added', 0)} added"
-
-
 def summary(name: str, entry: Node, results: dict[str, dict[str, Any]]) -> str:
     fenced, lh = results.get(FENCE, {}), results.get(LONGHORN, {})
     tf, ready = results.get(TERRAFORM, {}), results.get(READY, {})
@@ -380,7 +373,7 @@ def summary(name: str, entry: Node, results: dict[str, dict[str, Any]]) -> str:
     lines = [f"{name} rebuilt and Ready ({entry.role}; etcd {ready.get('etcd', '?')} healthy)."]
     lines.append(f"VM {entry.vmid}: {'stopped, ' if fenced.get('stopped') else ''}"
                  f"{'destroyed' if results.get(DESTROY, {}).get('destroyed') else 'was gone'}, "
-                 f"created by Terraform on {entry.host} ({created(tf)}).")
+                 f"created by Terraform on {entry.host} ({iac.counted(tf, 'added')}).")
     lines.append(f"Longhorn: {len(lh.get('deleted_replicas', []))} stale replica(s) deleted, "
                  f"Node object {'removed' if lh.get('nodes_removed') else 'already gone'}; "
                  f"healthy again: {', '.join(results.get(REPLICAS, {}).get('pvcs', [])) or '-'}.")

@@ -19,6 +19,7 @@ from adapters.kubernetes.longhorn.backups import (
     list_backup_targets,
     list_backup_volumes,
     list_backups,
+    new_backup_name,
     trigger_backup,
 )
 from adapters.kubernetes.longhorn.cleanup import NodeCleanup, clean_dead_node, node_names
@@ -53,6 +54,7 @@ __all__ = [
     "list_backups",
     "list_replicas",
     "list_volumes",
+    "new_backup_name",
     "node_names",
     "restore_backup",
     "trigger_backup",
