@@ -324,3 +324,18 @@ def test_every_deployment_gives_a_busy_worker_its_stop_bound() -> None:
     compose = yaml.safe_load((root / "deploy/compose.yaml").read_text())
     grace_period = re.fullmatch(r"(\d+)s", compose["services"]["worker"]["stop_grace_period"])
     assert grace_period and int(grace_period.group(1)) >= bound
+
+
+def test_the_service_monitor_matches_the_prometheus_operator_schema() -> None:
+    """kubernetes-validate only warns about custom resources; the prometheus-operator models
+    (generated from its CRDs) refuse a missing field and, by the round trip, drop none."""
+    from cloudcoil.models.prometheus_operator.v1 import ServiceMonitor
+
+    doc = find(manifests(CUSTOM), "ServiceMonitor")
+    model = ServiceMonitor.model_validate(doc)
+    assert model.model_dump(by_alias=True, exclude_unset=True, mode="json") == doc
+    service = next(d for d in manifests(CUSTOM) if d["kind"] == "Service"
+                   and d["metadata"]["labels"].items() >= doc["spec"]["selector"]["matchLabels"]
+                   .items())
+    ports = {p["name"] for p in service["spec"]["ports"]}
+    assert {e["port"] for e in doc["spec"]["endpoints"]} <= ports
