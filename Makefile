@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test chaos lint bench system-packages clean
+.PHONY: demo test chaos mutate lint bench system-packages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,13 @@ chaos: $(STAMP) system-packages
 	  -n 2 --dist load --chaos tests/chaos || status=$$?; \
 	$(PY) -m tests.chaos.table $(CHAOS_RESULTS); \
 	exit $$status
+
+# Mutation testing of the safety-critical modules ([tool.mutmut] in pyproject.toml) against their
+# fast tests; fails below a 90 % kill rate and lists the survivors.
+mutate: $(STAMP) system-packages
+	rm -rf mutants
+	$(VENV)/bin/mutmut run >/dev/null || true
+	$(PY) tests/mutation_score.py $(VENV)/bin/mutmut
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bot handlers adapters tests bench lab

@@ -199,3 +199,118 @@ def test_a_node_running_drbot_is_refused_and_others_are_not() -> None:
     preflight.check_drbot(inv, ["n1"])
     with pytest.raises(CommandError, match="n2 runs drbot's own worker or Redis"):
         preflight.check_drbot(inv, ["n1", "n2"])
+
+
+# -- the words an operator acts on ----------------------------------------------------------------
+# The refusals carry commands people run during an outage: their exact text is the behaviour.
+
+RESET_STEP_2 = ("`sudo k3s server --cluster-reset` (etcd restarts as a one-member cluster with "
+                "this server's data; to go back to a snapshot instead add "
+                "`--cluster-reset-restore-path=<snapshot>`, and on a new machine `--token="
+                "<contents of /var/lib/rancher/k3s/server/token>`)")
+
+
+def test_lost_quorum_gives_the_cluster_reset_procedure_for_this_cluster(
+        cluster: dict[str, list[Any]]) -> None:
+    cluster["nodes"] = [node("s1"), node("s2", ready=False), node("s3", ready=False)]
+    with pytest.raises(CommandError) as refused:
+        preflight.check_etcd(KUBE, inventory("s1", "s2", "s3"), [])
+    assert str(refused.value) == (
+        "etcd has lost quorum: 1 of its 3 members are healthy (s1), it needs 2; s2, s3 are down. "
+        "Nothing can be removed or joined until quorum is back. Follow K3s's cluster-reset "
+        "procedure:\n"
+        "  1. On s1 (s1), a surviving server: `sudo systemctl stop k3s`\n"
+        f"  2. {RESET_STEP_2}\n"
+        "  3. `sudo systemctl start k3s` and wait until `kubectl get nodes` answers\n"
+        "  4. `kubectl delete node s2 s3` (etcd no longer has them)\n"
+        "  5. Then rebuild the lost servers with /dr rebuild-host <host> or /dr rebuild-node <node>.")
+
+
+def test_the_procedure_restarts_every_other_survivor_on_the_first_ones_data() -> None:
+    text = preflight.cluster_reset_procedure(inventory("s1", "s2", "s3"), ["s2", "s1"], ["s3"])
+    assert text.splitlines()[1:] == [
+        "  1. On s1 (s1), a surviving server: `sudo systemctl stop k3s`",
+        f"  2. {RESET_STEP_2}",
+        "  3. `sudo systemctl start k3s` and wait until `kubectl get nodes` answers",
+        "  4. `kubectl delete node s3` (etcd no longer has them)",
+        "  5. On s2: `sudo systemctl stop k3s && sudo rm -rf /var/lib/rancher/k3s/server/db/ && "
+        "sudo systemctl start k3s` (they rejoin s1)",
+        "  6. Then rebuild the lost servers with /dr rebuild-host <host> or /dr rebuild-node <node>."]
+
+
+def test_an_unreachable_api_points_to_a_restore_from_snapshot(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.errors import Unreachable
+
+    def down(kube: Any) -> list[Node]:
+        raise Unreachable("connection refused")
+    monkeypatch.setattr(k8s_nodes, "list_nodes", down)
+    with pytest.raises(CommandError) as refused:
+        preflight.check_etcd(KUBE, inventory("s1"), ["s1"])
+    assert str(refused.value) == (
+        "cannot check etcd quorum: connection refused. If every server is down or etcd lost "
+        "quorum, the Kubernetes API cannot answer; No etcd member is healthy: restore the cluster "
+        "from an etcd snapshot. On the first rebuilt server run `sudo k3s server --cluster-reset "
+        "--cluster-reset-restore-path=<snapshot file or S3 object name> --token=<contents of "
+        "/var/lib/rancher/k3s/server/token from the old cluster>`, then `sudo rm -rf "
+        "/var/lib/rancher/k3s/server/db/` on every other server before starting k3s there; or run "
+        "/dr rebuild-cluster (/dr backups lists the snapshots).")
+
+
+@pytest.mark.parametrize(("members", "targets", "text"), [
+    ([node("s1"), node("s2"), node("s3", ready=False)], ["s2"],
+     "etcd would lose quorum: it has 3 members and needs 2 healthy; stopping s2 leaves 1 (s1); "
+     "s3 already down. Rebuild s3 first (/dr rebuild-node s3), then this one."),
+    ([node("s1"), node("s2")], ["s1"],
+     "etcd would lose quorum: it has 2 members and needs 2 healthy; stopping s1 leaves 1 (s2). "
+     "Add a healthy server first, or accept the outage with the cluster-reset procedure."),
+])
+def test_a_quorum_refusal_says_what_to_do_first(cluster: dict[str, list[Any]], members: list[Node],
+                                                targets: list[str], text: str) -> None:
+    cluster["nodes"] = members
+    with pytest.raises(CommandError) as refused:
+        preflight.check_etcd(KUBE, inventory(*[m.name for m in members]), targets)
+    assert str(refused.value) == text
+
+
+def test_check_nodes_runs_every_check(cluster: dict[str, list[Any]]) -> None:
+    cluster["nodes"] = [node("s1"), node("s2"), node("s3")]
+    cluster["volumes"] = [volume("v", replica("v", "s3", "healthy"), pvc="data")]
+    inv = inventory("s1", "s2", "s3", drbot=("s1",))
+    for target, refusal in (("s1", "drbot's own worker"), ("s3", "last healthy replica")):
+        with pytest.raises(CommandError, match=refusal):
+            preflight.check_nodes(KUBE, inv, [target])
+    cluster["nodes"] = [node("s1"), node("s2", ready=False), node("s3")]
+    with pytest.raises(CommandError, match="would lose quorum"):
+        preflight.check_nodes(KUBE, inv, ["s2", "s3"])
+    cluster["volumes"] = []
+    preflight.check_nodes(KUBE, inv, ["s2"])
+
+
+def test_a_ready_node_is_warned_about_and_a_gone_or_dead_one_is_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.errors import NotFound
+
+    def get(kube: Any, name: str) -> Node:
+        if name == "gone":
+            raise NotFound(name)
+        return node(name, ready=name == "alive")
+    monkeypatch.setattr(k8s_nodes, "get_node", get)
+    assert preflight.still_ready(KUBE, ["gone", "dead", "alive"]) == [
+        "warning: alive is still Ready: its pods will be drained and its VM stopped and "
+        "destroyed. Make sure this is the node you mean."]
+
+
+def test_the_longhorn_refusal_in_full(cluster: dict[str, list[Any]]) -> None:
+    cluster["volumes"] = [volume("pvc-1", replica("pvc-1", "gone", "healthy"), pvc="media"),
+                          volume("pvc-2", replica("pvc-2", "gone", "healthy"))]
+    with pytest.raises(CommandError) as refused:
+        preflight.check_longhorn(KUBE, ["gone"])
+    assert str(refused.value) == (
+        "rebuilding gone would lose the last healthy replica of Longhorn volume(s) pvc-1 (PVC "
+        "apps/media); pvc-2. Fix: give each a healthy replica on another node first (Longhorn "
+        "UI: the volume, then 'Update Replicas Count', or delete one of the replicas that share "
+        "the node so Longhorn rebuilds it elsewhere; check replica anti-affinity), wait until it "
+        "shows healthy, then run this again. If that disk is already lost, restore from backup "
+        "instead: /dr restore apps/media.")
+    assert preflight.names([]) == "none" and preflight.names({"b", "a"}) == "a, b"

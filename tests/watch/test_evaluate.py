@@ -141,3 +141,104 @@ def test_neither_side_readable_is_unknown() -> None:
                                                                           "2d 1h")])
 def test_span_reads_for_people(seconds: float | None, text: str) -> None:
     assert ev.span(seconds) == text
+
+
+# -- what a finding says, in full -------------------------------------------------------------------
+
+
+def test_a_missed_backup_in_full() -> None:
+    seen = backup("b", timedelta(hours=30))
+    found = judge(volume(seen, store_last=seen))
+    assert (found.status, found.problem) == (
+        "missed", "last good backup 1d 6h ago; policy: every 24h, keep 7 days")
+    assert (found.last_good, found.age, found.max_age_hours, found.retention_days) == (
+        "b", 30 * 3600, 24, 7)
+    assert found.command == "/dr backup-now longhorn apps/web" and found.notes == []
+    assert found.label == "apps/web" and found.key == "longhorn:pvc-1" and found.bad
+
+
+def test_many_missing_days_are_listed_five_and_counted() -> None:
+    times = [NOW - timedelta(days=9, hours=1)]
+    assert ev.retention_gap(times, NOW, 9) == (
+        "no backup on 11-26, 11-27, 11-28, 11-29, 11-30 and 3 more (UTC)")
+    assert ev.retention_gap([NOW - timedelta(hours=1)], NOW, 2) == "oldest kept backup is 1h 0m " \
+        "old; policy keeps 2 days"
+    assert ev.retention_gap([NOW - timedelta(hours=1)], NOW, 1) == ""
+
+
+def test_history_lists_where_each_backup_was_seen_newest_first() -> None:
+    both = backup("both", timedelta(hours=1))
+    ghost = backup("ghost", timedelta(hours=2), in_store=False)
+    stored = Seen("stored", NOW - timedelta(hours=3), "", True)
+    running = Seen("running", None, "running", None)
+    found = judge(volume(both, ghost, stored, running, store_last=both))
+    assert [row[1:] for row in found.history] == [
+        ["both", "store and cluster", "completed"], ["ghost", "cluster", "not in bucket"],
+        ["stored", "store", "completed"], ["running", "cluster", "running"]]
+    assert found.history[0][0] == (NOW - timedelta(hours=1)).timestamp()
+
+
+@pytest.mark.parametrize(("obj", "command"), [
+    (ObjectFacts("etcd", "k3s-etcd", "k3s etcd"), "/dr etcd-sync"),
+    (ObjectFacts("cnpg", "pg-main", "databases/pg-main"), "/dr backup-now cnpg databases/pg-main"),
+    (ObjectFacts("cnpg", "pg-main", "pg-main"), "/dr backup-now cnpg pg-main"),
+    (ObjectFacts("longhorn", "pvc-1", "apps/web"), "/dr backup-now longhorn apps/web"),
+    (ObjectFacts("longhorn", "pvc-1", "pvc-1"), "/dr backup-now longhorn pvc-1"),
+])
+def test_each_finding_names_the_command_that_fixes_it(obj: ObjectFacts, command: str) -> None:
+    assert ev.command_for(obj) == command
+
+
+def test_failing_wal_archiving_is_the_problem_only_when_the_backup_is_fine() -> None:
+    pg = ObjectFacts("cnpg", "pg", "db/pg", archiving=False, archiving_message="s3 denied",
+                     last_wal=("000000010000000000000002", NOW - timedelta(minutes=90)))
+    kept = daily(7)
+    pg.backups, pg.store_last = {s.name: s for s in kept}, kept[0]
+    seen = Facts(NOW, {"cluster": Sight("cluster", "c"), "store:cnpg": Sight("store:cnpg", "s")})
+    found = ev.judge(pg, seen, DAY, NOW)
+    assert (found.status, found.problem) == ("archiving failing",
+                                             "WAL archiving is failing: s3 denied")
+    assert found.command == "fix WAL archiving of db/pg, then check /dr backups"
+    assert "newest archived WAL 000000010000000000000002, 1h 30m ago" in found.notes
+    pg.store_last, pg.backups = None, {}
+    found = ev.judge(pg, seen, DAY, NOW)
+    assert found.status == "missed" and "WAL archiving is failing: s3 denied" in found.notes
+
+
+def test_evaluate_applies_exclusions_and_overrides_and_sorts_worst_first() -> None:
+    from bot.config.inventory import BackupPolicy, Backups
+
+    fresh, stale = backup("f", timedelta(hours=2)), backup("s", timedelta(hours=30))
+    objects = [ObjectFacts("longhorn", "pvc-a", "apps/a", aliases=("pvc-a", "apps/a"),
+                           backups={"f": fresh}, store_last=fresh),
+               ObjectFacts("longhorn", "pvc-b", "apps/b", aliases=("pvc-b", "apps/b"),
+                           backups={"s": stale}, store_last=stale),
+               ObjectFacts("longhorn", "pvc-c", "apps/scratch", aliases=("pvc-c", "apps/scratch"),
+                           backups={}, store_last=None),
+               ObjectFacts("longhorn", "pvc-d", "apps/d", aliases=("pvc-d", "apps/d"),
+                           backups={"f": fresh}, store_last=fresh)]
+    seen = facts()
+    seen.objects = objects
+    policy = Backups(longhorn=BackupPolicy(max_age_hours=24, retention_days=0,
+                                           exclude=["apps/scr*"],
+                                           overrides={"apps/d": {"max_age_hours": 1}}))
+    found = ev.evaluate(seen, policy, NOW)
+    assert [(f.label, f.status) for f in found] == [("apps/b", "missed"), ("apps/d", "missed"),
+                                                      ("apps/a", "ok")]
+    assert found[1].max_age_hours == 1 and found[0].retention == ""
+
+
+def test_an_unreadable_object_is_reported_as_such() -> None:
+    obj = volume(backup("b", timedelta(hours=1)))
+    obj.error = "backup.cfg is not JSON"
+    found = judge(obj)
+    assert (found.status, found.problem) == ("unreadable", "backup.cfg is not JSON")
+    assert found.bad
+
+
+def test_findings_round_trip_and_know_when_they_became_overdue() -> None:
+    seen = backup("b", timedelta(hours=2))
+    found = judge(volume(seen, *daily(7)[1:], store_last=seen))
+    assert ev.Finding.from_dict(found.to_dict()) == found
+    assert found.overdue_since == (NOW - timedelta(hours=2)).timestamp() + 24 * 3600
+    assert judge(volume()).overdue_since is None and not found.bad
