@@ -73,6 +73,7 @@ bench: $(STAMP) system-packages
 	$(PY) bench/backup_scan.py
 	$(PY) bench/backup_check.py
 	$(PY) bench/shutdown.py
+	$(PY) bench/lab_start.py
 
 clean:
 	rm -rf $(VENV) .lab .pytest_cache

@@ -27,6 +27,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20, what: str = "c
         time.sleep(0.02)
 
 
+# A deadline for "it stopped on its own": generous for a loaded machine, and far below what waiting
+# out the blocked thing would take (sleeps of 300 s, tasks of 1000 s, answers held for 600 s).
+PROMPT = 60.0
 STOP_DEADLINE = 40.0  # a busy worker's own bound (2 × 1 s grace + 10 s) with room for a loaded box
 
 
