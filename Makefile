@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint bench system-packages clean
+.PHONY: demo test chaos mutate lint bench system-packages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,24 @@ test: $(STAMP) system-packages
 	  $(RBAC_TEST) || status=$$?; \
 	exit $$status
 
+# The whole fault-injection matrix (`make test` runs its fast cases): each case kills the worker
+# right after one effect of a runbook, retries on a new worker and checks the runbook's invariants.
+CHAOS_RESULTS := .run/chaos-results.jsonl
+chaos: $(STAMP) system-packages
+	mkdir -p .run && rm -f $(CHAOS_RESULTS)
+	status=0; \
+	DRBOT_CHAOS_RESULTS=$(CURDIR)/$(CHAOS_RESULTS) $(PY) -m pytest -q -p no:cacheprovider \
+	  -n 2 --dist load --chaos tests/chaos || status=$$?; \
+	$(PY) -m tests.chaos.table $(CHAOS_RESULTS); \
+	exit $$status
+
+# Mutation testing of the safety-critical modules ([tool.mutmut] in pyproject.toml) against their
+# fast tests; fails below a 90 % kill rate and lists the survivors.
+mutate: $(STAMP) system-packages
+	rm -rf mutants
+	$(VENV)/bin/mutmut run >/dev/null || true
+	$(PY) tests/mutation_score.py $(VENV)/bin/mutmut
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bot handlers adapters tests bench lab
 
@@ -54,6 +72,8 @@ bench: $(STAMP) system-packages
 	$(PY) bench/bot_memory.py
 	$(PY) bench/backup_scan.py
 	$(PY) bench/backup_check.py
+	$(PY) bench/shutdown.py
+	$(PY) bench/lab_start.py
 
 clean:
 	rm -rf $(VENV) .lab .pytest_cache

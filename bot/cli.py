@@ -81,6 +81,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from bot.records.queue import queue
     from bot.runtime import Runtime
     from bot.worker.runner import prepare
+    from bot.worker.shutdown import stop_seconds
     from bot.worker.worker import DrbotWorker
 
     settings = _settings()
@@ -93,6 +94,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _health(settings, registry=worker_registry())
     worker = DrbotWorker([queue(rt.client, settings.queue)], connection=rt.client,
                          worker_ttl=60, job_monitoring_interval=5, maintenance_interval=30)
+    worker.stop_grace = stop_seconds(settings.cancel_grace_seconds)
     worker.work(burst=args.burst, logging_level=settings.log_level.upper())
     return 0
 

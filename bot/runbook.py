@@ -3,14 +3,15 @@
 The worker builds the runbook twice: once to show and digest the plan (dry run, approval), and again
 just before it runs, so that a plan which changed since it was approved is caught. Steps must be
 idempotent and the list of steps stable across retries: a step decides at run time whether there is
-anything left for it to do.
+anything left for it to do. A step that changes something first records what it will act on with
+``StepContext.intent`` and computes its result from that record (DESIGN "Crash consistency").
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from adapters.progress import Hooks, Progress
 from bot.records.signing import digest
@@ -18,6 +19,8 @@ from bot.records.signing import digest
 if TYPE_CHECKING:
     from bot.config.inventory import Inventory
     from bot.worker.services import Services
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,36 @@ class StepContext:
     hooks: Hooks
     services: Services
     inventory: Inventory
+    recorded: dict[str, Any] = field(default_factory=dict)
+    record: Callable[[str, Any], None] | None = None
+    attempt: int = 0
 
     def progress(self, message: str, **fields: str) -> None:
         self.hooks.report(Progress(message=message, **fields))
+
+    def intent(self, key: str, compute: Callable[[], T]) -> T:
+        """What this step will act on, fixed before its first effect and kept across attempts.
+
+        The first attempt computes it from live state and writes it into the job before
+        returning; a retry gets the recorded value back, never a recomputation from a world the
+        step has already changed (a replica it deleted no longer shows which volume must heal).
+        A step computes its result from this record and from what it observes now. The value
+        must be JSON (it is stored in the signed job record).
+        """
+        if key in self.recorded:
+            return self.recorded[key]  # type: ignore[no-any-return]
+        value = compute()
+        if self.record is not None:
+            self.record(key, value)
+        self.recorded[key] = value
+        return value
+
+    def __post_init__(self) -> None:
+        self._earlier = frozenset(self.recorded)
+
+    def resumed(self, key: str) -> bool:
+        """True when an earlier attempt of this step recorded ``key`` (and so may have acted)."""
+        return key in self._earlier
 
     def cancelled(self) -> bool:
         return self.hooks.cancelled()

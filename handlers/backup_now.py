@@ -61,8 +61,11 @@ def longhorn_runbook(ctx: PlanContext, name: str) -> Runbook:
     def run(step: StepContext) -> dict[str, Any]:
         from adapters.kubernetes import longhorn
 
+        # The name is fixed before anything is created: a retry goes on with this backup
+        # instead of starting a second one.
+        name = step.intent("backup", lambda: longhorn.new_backup_name(volume))
         backup = longhorn.trigger_backup(step.services.kube, volume, wait=True, timeout=TIMEOUT,
-                                         poll=POLL, hooks=step.hooks)
+                                         poll=POLL, hooks=step.hooks, name=name)
         return {"backup": backup.name, "volume": volume, "label": label}
 
     target = f"Longhorn volume {label}"
@@ -81,7 +84,8 @@ def cnpg_runbook(ctx: PlanContext, name: str) -> Runbook:
         from adapters.kubernetes._wait import wait_for
 
         kube = step.services.kube
-        backup = cnpg.trigger_backup(kube, cluster, namespace)
+        name = step.intent("backup", lambda: cnpg.new_backup_name(cluster))
+        backup = cnpg.trigger_backup(kube, cluster, namespace, name)
         step.progress(f"Backup {backup.name} created", target=target)
 
         def completed() -> Any:

@@ -55,31 +55,47 @@ def cutoff(step: StepContext) -> datetime:
     return datetime.now(UTC) - timedelta(days=step.inventory.backups.etcd.retention_days)
 
 
-def upload(step: StepContext) -> dict[str, Any]:
+def upload_plan(step: StepContext, store: Any) -> dict[str, list[str]]:
+    """Sort the fetched files: to upload, already in the store, past the retention, foreign."""
     from adapters import backupstore
 
-    store = step.services.store("etcd")
     oldest = cutoff(step)
-    uploaded, present, expired, foreign = [], [], [], []
+    plan: dict[str, list[str]] = {"upload": [], "present": [], "expired": [], "foreign": []}
     for path in map(Path, step.results.get(FETCH, {}).get("files", [])):
         parsed = backupstore.parse_etcd_snapshot_name(path.name)
         if parsed is None:
-            foreign.append(path.name)
-            continue
-        if parsed[2] < oldest:
-            expired.append(path.name)
-            continue
-        found = store.stat(path.name)
-        if found is not None and found.size == path.stat().st_size:
-            present.append(path.name)
-            continue
+            plan["foreign"].append(path.name)
+        elif parsed[2] < oldest:
+            plan["expired"].append(path.name)
+        elif uploaded(store, path):
+            plan["present"].append(path.name)
+        else:
+            plan["upload"].append(str(path))
+    return plan
+
+
+def uploaded(store: Any, path: Path) -> bool:
+    found = store.stat(path.name)
+    return found is not None and found.size == path.stat().st_size
+
+
+def upload(step: StepContext) -> dict[str, Any]:
+    """Upload what the store lacked when the step began (recorded first: a retry would count
+    this job's own uploads as already there)."""
+    from adapters import backupstore
+
+    store = step.services.store("etcd")
+    plan = step.intent("upload", lambda: upload_plan(step, store))
+    for path in map(Path, plan["upload"]):
+        if uploaded(store, path):
+            continue  # an earlier attempt of this step got it there
         backupstore.upload_etcd_snapshot(store, "", path)
-        uploaded.append(path.name)
-        iac.say(step, f"uploaded {path.name}", parsed[1])
-    if foreign:
-        iac.say(step, f"not K3s snapshot names, left out: {', '.join(foreign[:5])}")
-    return {"uploaded": uploaded, "present": len(present), "expired": len(expired),
-            "store": store.location}
+        parsed = backupstore.parse_etcd_snapshot_name(path.name)
+        iac.say(step, f"uploaded {path.name}", parsed[1] if parsed else "")
+    if plan["foreign"]:
+        iac.say(step, f"not K3s snapshot names, left out: {', '.join(plan['foreign'][:5])}")
+    return {"uploaded": [Path(p).name for p in plan["upload"]], "present": len(plan["present"]),
+            "expired": len(plan["expired"]), "store": store.location}
 
 
 def prune(step: StepContext) -> dict[str, Any]:
@@ -91,15 +107,18 @@ def prune(step: StepContext) -> dict[str, Any]:
     for snap in backupstore.etcd_snapshots(store):
         groups.setdefault((snap.node, snap.base), []).append(snap)
     doomed = [s for snaps in groups.values() for s in snaps[:-1] if s.taken_at < oldest]
-    if doomed and step.cancelled():
+    if doomed and step.cancelled() and not step.resumed("prune"):
         raise CommandError("cancelled before pruning; nothing was deleted")
-    if doomed:
-        store.delete([s.key for s in doomed])
-    for snap in doomed:
-        iac.say(step, f"deleted {snap.name} (older than the retention)", snap.node)
+    # Recorded before the delete: a retry no longer sees what an earlier attempt deleted.
+    chosen = step.intent("prune", lambda: [{"key": s.key, "name": s.name, "node": s.node}
+                                           for s in doomed] if doomed else [])
+    if chosen:
+        store.delete([c["key"] for c in chosen])  # deleting a key already gone is no error
+    for snap in chosen:
+        iac.say(step, f"deleted {snap['name']} (older than the retention)", snap["node"])
     left = backupstore.etcd_snapshots(store)
     newest = max((s.taken_at for s in left), default=None)
-    return {"deleted": [s.name for s in doomed], "kept": len(left),
+    return {"deleted": [c["name"] for c in chosen], "kept": len(left),
             "newest": newest.isoformat() if newest else "",
             "newest_age_hours": round((datetime.now(UTC) - newest).total_seconds() / 3600, 1)
             if newest else None}

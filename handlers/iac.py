@@ -114,10 +114,22 @@ def terraform_apply(step: StepContext, addresses: Sequence[str]) -> dict[str, An
     config = step.services.terraform
     hooks = timed(step, ", ".join(addresses))
     terraform.check_backend(config)
+    # Recorded before the first apply: a retry's apply finds the machines an earlier attempt
+    # created and adds nothing; the result must still say this job created them.
+    step.intent("apply", lambda: {"targets": list(addresses)})
+    earlier = step.resumed("apply")
     result = terraform.apply(config, targets=list(addresses), hooks=hooks)
     s = result.summary
     return {"added": s.add, "changed": s.change, "destroyed": s.remove,
-            "resources": list(result.resources)}
+            "resources": list(result.resources), "earlier_attempt": earlier}
+
+
+def counted(result: dict[str, Any], key: str) -> str:
+    """A Terraform step's count (``added``, ``destroyed``) for a summary, across attempts: a
+    retry after an apply that went through finds nothing left to do."""
+    if result.get("earlier_attempt") and not result.get(key):
+        return f"{key} by an earlier attempt of this job"
+    return f"{result.get(key, 0)} {key}"
 
 
 # -- Ansible ------------------------------------------------------------------------------------

@@ -121,11 +121,12 @@ def terraform(step: StepContext, destroy: bool) -> dict[str, Any]:
 
     config = step.services.terraform
     tf.check_backend(config)
-    targets = addresses(step.inventory)
+    targets = step.intent("apply", lambda: {"targets": addresses(step.inventory)})["targets"]
     result = tf.apply(config, targets=targets, destroy=destroy,
                       hooks=iac.timed(step, f"{len(targets)} VMs"))
     s = result.summary
-    return {"added": s.add, "destroyed": s.remove, "resources": list(result.resources)}
+    return {"added": s.add, "destroyed": s.remove, "resources": list(result.resources),
+            "earlier_attempt": step.resumed("apply")}
 
 
 def kubeconfig_dest(step: StepContext) -> str:
@@ -221,13 +222,15 @@ def suspend_apps(step: StepContext) -> dict[str, Any]:
     if "ran" in step.results.get(BOOTSTRAP, {}):
         flux.reconcile_kustomization(kube, "flux-system", timeout=BOOTSTRAP_TIMEOUT,
                                      poll=step.inventory.flux.poll_seconds, hooks=step.hooks)
-    to_suspend, already = app_kustomizations(kube)
-    earlier = step.results.get(SUSPEND, {}).get("suspended", [])
-    for ref in to_suspend:
+    # Recorded before the first suspend: a retry would see what this job suspended as
+    # "already suspended", and phase 4 would leave those apps suspended for good.
+    apps = step.intent("apps", lambda: dict(zip(("suspend", "already"),
+                                                app_kustomizations(kube), strict=True)))
+    for ref in apps["suspend"]:
         ns, name = ref.split("/", 1)
         flux.suspend(kube, "kustomization", name, ns)
         iac.say(step, f"Kustomization {ref} suspended", ref)
-    return {"suspended": sorted(set(earlier) | set(to_suspend)), "left_suspended": already}
+    return {"suspended": sorted(apps["suspend"]), "left_suspended": apps["already"]}
 
 
 # -- phase 3 ------------------------------------------------------------------------------------
@@ -253,9 +256,8 @@ def restore_one(step: StepContext, backup: Backup) -> Any:
 
 
 def restore_all(step: StepContext) -> dict[str, Any]:
-    kube = step.services.kube
     restored, failed = [], []
-    for backup in restore_plan(kube):
+    for backup in planned_restores(step):
         target = f"{backup.pvc_namespace}/{backup.pvc}"
         try:
             done = restore_one(step, backup)
@@ -269,6 +271,23 @@ def restore_all(step: StepContext) -> dict[str, Any]:
                            + "; ".join(failed) + ". Fix them, then /dr retry "
                            + step.job_id + " (restored PVCs are kept)")
     return {"restored": restored}
+
+
+def planned_restores(step: StepContext) -> list[Backup]:
+    """The backups to restore, chosen before the first restore and kept across attempts (a
+    backup completing meanwhile must not change what a retry restores)."""
+    from adapters.kubernetes import longhorn
+
+    kube = step.services.kube
+    if not step.resumed("backups") and not restore_plan(kube):
+        return []  # nothing to act on, nothing to record (Longhorn may not have synced yet)
+    names = step.intent("backups", lambda: [b.name for b in restore_plan(kube)])
+    known = {b.name: b for b in longhorn.list_backups(kube)}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise AdapterError(f"backup(s) {', '.join(missing)} chosen for this job no longer exist; "
+                           "check the backup target, then /dr retry " + step.job_id)
+    return [known[n] for n in names]
 
 
 def report_cnpg(step: StepContext) -> dict[str, Any]:
@@ -366,7 +385,7 @@ def observe(kube: Kube) -> tuple[list[str], list[str]]:
 
 def summary(results: dict[str, dict[str, Any]]) -> str:
     restored = results.get(RESTORE, {}).get("restored", [])
-    lines = [f"Cluster rebuilt: {results.get(APPLY, {}).get('added', 0)} VMs created, Nodes "
+    lines = [f"Cluster rebuilt: VMs created ({iac.counted(results.get(APPLY, {}), 'added')}), Nodes "
              f"Ready (etcd {results.get(READY, {}).get('etcd', '?')}); kubeconfig "
              f"{results.get(KUBECONFIG, {}).get('kubeconfig', '?')}.",
              f"{len(restored)} volume(s) restored: " + ", ".join(

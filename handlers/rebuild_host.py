@@ -119,8 +119,10 @@ def restore_lines(lost: list[dict[str, str]]) -> list[str]:
 
 
 def clean(step: StepContext, names: list[str]) -> dict[str, Any]:
-    lost = lost_volumes(step.services.kube, names)
-    if lost:
+    """clean_longhorn keeping the only copies; the volumes lost with the host are recorded
+    before the first delete (a retry must still report them and not wait for them)."""
+    lost = step.intent("lost", lambda: lost_volumes(step.services.kube, names))
+    if lost and not step.resumed("lost"):
         iac.say(step, "data lost with the host (no healthy replica elsewhere): "
                 + ", ".join(item["pvc"] or item["volume"] for item in lost))
     result = clean_longhorn(step, names, keep_last=True)
@@ -155,7 +157,7 @@ def plan_steps(host: str, names: list[str], inventory: Inventory) -> list[StepDe
 def summary(host: str, names: list[str], results: dict[str, dict[str, Any]]) -> str:
     lh, ready = results.get(LONGHORN, {}), results.get(READY, {})
     lines = [f"{host} rebuilt: {', '.join(names)} Ready (etcd {ready.get('etcd', '?')} healthy), "
-             f"{results.get(TERRAFORM, {}).get('added', 0)} VM(s) created by Terraform, joined "
+             f"VM(s) created by Terraform ({iac.counted(results.get(TERRAFORM, {}), 'added')}), joined "
              f"via {results.get(ANSIBLE, {}).get('joined_via', '?')}."]
     healthy = results.get(REPLICAS, {}).get("pvcs", [])
     lines.append(f"Longhorn: {len(lh.get('deleted_replicas', []))} stale replica(s) deleted; "

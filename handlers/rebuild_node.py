@@ -84,29 +84,45 @@ def find_vm(step: StepContext, name: str) -> VM | None:
     return vm
 
 
+def vm_before_fence(step: StepContext, name: str) -> dict[str, Any]:
+    """The VM as the fence found it; a running one's SSH host key is pinned for the job."""
+    vm = find_vm(step, name)
+    running = vm is not None and vm.status == "running"
+    old_key = iac.pin_host_key(step, iac.ssh_endpoint(step.inventory, name)) if running else []
+    return {"exists": vm is not None, "running": running, "old_key": old_key,
+            "on": vm.node if vm else ""}
+
+
 def fence(step: StepContext, name: str) -> dict[str, Any]:
-    """Stop the VM hard, so the old machine cannot come back; remember its SSH host key."""
+    """Stop the VM hard, so the old machine cannot come back; remember its SSH host key.
+
+    Whether it was running and its old key come from the intent record: a retry after the stop
+    finds it stopped and would otherwise report that nothing was stopped and no key known."""
     entry = step.inventory.nodes[name]
+    before = step.intent("vm", lambda: vm_before_fence(step, name))
     vm = find_vm(step, name)
     if vm is None:
-        iac.say(step, f"{vm_label(entry)} does not exist: nothing to stop", name)
-        return {"vm": "absent", "old_key": []}
-    old_key = iac.pin_host_key(step, iac.ssh_endpoint(step.inventory, name)) \
-        if vm.status == "running" else []
-    stopped = step.services.proxmox.stop_vm(vm.node, entry.vmid, timeout=STOP_TIMEOUT,
-                                            hooks=iac.timed(step, vm_label(entry)))
-    return {"vm": f"VM {entry.vmid} on {vm.node}", "stopped": stopped, "old_key": old_key}
+        if not before["exists"]:
+            iac.say(step, f"{vm_label(entry)} does not exist: nothing to stop", name)
+        return {"vm": "absent", "stopped": False, "old_key": before["old_key"]}
+    step.services.proxmox.stop_vm(vm.node, entry.vmid, timeout=STOP_TIMEOUT,
+                                  hooks=iac.timed(step, vm_label(entry)))
+    return {"vm": f"VM {entry.vmid} on {vm.node}", "stopped": before["running"],
+            "old_key": before["old_key"]}
 
 
 def destroy(step: StepContext, name: str) -> dict[str, Any]:
+    """Destroy the VM; "destroyed" is true when it existed as the step began, in any attempt."""
     entry = step.inventory.nodes[name]
+    before = step.intent("vm", lambda: {"exists": find_vm(step, name) is not None})
     vm = find_vm(step, name)
     if vm is None:
-        iac.say(step, f"{vm_label(entry)} is already gone: nothing to destroy", name)
-        return {"destroyed": False}
-    done = step.services.proxmox.destroy_vm(vm.node, entry.vmid, timeout=DESTROY_TIMEOUT,
-                                            hooks=iac.timed(step, vm_label(entry)))
-    return {"destroyed": done, "vm": f"VM {entry.vmid} on {vm.node}"}
+        if not before["exists"]:
+            iac.say(step, f"{vm_label(entry)} is already gone: nothing to destroy", name)
+        return {"destroyed": before["exists"], "vm": vm_label(entry)}
+    step.services.proxmox.destroy_vm(vm.node, entry.vmid, timeout=DESTROY_TIMEOUT,
+                                     hooks=iac.timed(step, vm_label(entry)))
+    return {"destroyed": True, "vm": f"VM {entry.vmid} on {vm.node}"}
 
 
 # -- Kubernetes nodes ---------------------------------------------------------------------------
@@ -146,17 +162,20 @@ def delete_nodes(step: StepContext, names: list[str]) -> dict[str, Any]:
     member in the Node's finalizer, and etcd must remove members one by one)."""
     from adapters.kubernetes import nodes
 
-    deleted = []
+    def present() -> list[str]:
+        return [n for n in names if n in {node.name for node in nodes.list_nodes(
+            step.services.kube)}]
+    existed = step.intent("nodes", present)
     for name in names:
         try:
             nodes.get_node(step.services.kube, name)
         except NotFound:
-            iac.say(step, f"Node {name} is already gone", name)
+            if name not in existed:
+                iac.say(step, f"Node {name} is already gone", name)
             continue
         nodes.delete_node(step.services.kube, name, wait_timeout=DELETE_TIMEOUT,
                           hooks=iac.timed(step, name), poll=POLL)
-        deleted.append(name)
-    return {"deleted": deleted}
+    return {"deleted": existed}
 
 
 def wait_ready(step: StepContext, names: list[str]) -> dict[str, Any]:
@@ -205,18 +224,19 @@ def clean_longhorn(step: StepContext, names: list[str], *, keep_last: bool = Fal
                    ) -> dict[str, Any]:
     """Delete the nodes' failed replicas that have a healthy copy elsewhere and their Longhorn
     Node objects (domain.md §2.7). With ``keep_last``, a node holding the only copy of a volume
-    is left as it is and reported, instead of failing the step."""
+    is left as it is and reported, instead of failing the step.
+
+    The volumes that had a replica on the nodes (what "wait for replicas" must see healthy
+    again), the replicas and the Longhorn Nodes are recorded before the first delete: a retry
+    after a delete no longer sees the deleted replica, and so would forget its volume."""
     from adapters.kubernetes import longhorn
 
     kube = step.services.kube
-    watched: set[str] = set()
-    replicas: list[str] = []
+    before = step.intent("longhorn", lambda: longhorn_before(kube, names))
     kept: dict[str, list[str]] = {}
-    removed: list[str] = []
     for name in names:
-        watched |= {r.volume for r in longhorn.list_replicas(kube) if r.node == name}
         try:
-            done = _clean_one(step, name)
+            _clean_one(step, name)
         except Refused as exc:
             if not keep_last:
                 raise
@@ -224,11 +244,21 @@ def clean_longhorn(step: StepContext, names: list[str], *, keep_last: bool = Fal
                           for v in preflight.volumes_lost_with(kube, [name])]
             iac.say(step, f"Longhorn node {name} kept: {exc}", name)
             continue
-        replicas += done.deleted_replicas
-        if done.node_deleted:
-            removed.append(name)
-    return {"volumes": sorted(watched), "deleted_replicas": replicas, "nodes_removed": removed,
+    left = {r.name for r in longhorn.list_replicas(kube)}
+    nodes_now = longhorn.node_names(kube)
+    return {"volumes": before["volumes"],
+            "deleted_replicas": [r for r in before["replicas"] if r not in left],
+            "nodes_removed": [n for n in before["nodes"] if n not in nodes_now],
             "kept": kept}
+
+
+def longhorn_before(kube: Kube, names: list[str]) -> dict[str, list[str]]:
+    """What clean_longhorn is about to act on: volumes and replicas on ``names``, Longhorn Nodes."""
+    from adapters.kubernetes import longhorn
+
+    on = [r for r in longhorn.list_replicas(kube) if r.node in names]
+    return {"volumes": sorted({r.volume for r in on}), "replicas": sorted(r.name for r in on),
+            "nodes": sorted(set(names) & longhorn.node_names(kube))}
 
 
 def _clean_one(step: StepContext, name: str) -> Any:
@@ -343,7 +373,7 @@ def summary(name: str, entry: Node, results: dict[str, dict[str, Any]]) -> str:
     lines = [f"{name} rebuilt and Ready ({entry.role}; etcd {ready.get('etcd', '?')} healthy)."]
     lines.append(f"VM {entry.vmid}: {'stopped, ' if fenced.get('stopped') else ''}"
                  f"{'destroyed' if results.get(DESTROY, {}).get('destroyed') else 'was gone'}, "
-                 f"created by Terraform on {entry.host} ({tf.get('added', 0)} added).")
+                 f"created by Terraform on {entry.host} ({iac.counted(tf, 'added')}).")
     lines.append(f"Longhorn: {len(lh.get('deleted_replicas', []))} stale replica(s) deleted, "
                  f"Node object {'removed' if lh.get('nodes_removed') else 'already gone'}; "
                  f"healthy again: {', '.join(results.get(REPLICAS, {}).get('pvcs', [])) or '-'}.")

@@ -132,6 +132,12 @@ def restore(step: StepContext, backup: Backup, ns: str, target: str, shape: dict
             replicas: int) -> dict[str, Any]:
     from adapters.kubernetes import longhorn
 
+    # The backup and the new PVC's name are fixed before the first write: a retry's plan may
+    # pick a newer backup (and so another name), which would leave this restore half done.
+    chosen = step.intent("restore", lambda: {"backup": backup.name, "target": target})
+    if chosen["backup"] != backup.name:
+        backup = longhorn.get_backup(step.services.kube, chosen["backup"])
+    target = chosen["target"]
     done = longhorn.restore_backup(
         step.services.kube, backup.name, target, ns, iac.timed(step, f"{ns}/{target}"),
         RESTORE_TIMEOUT, storage_class=shape["class"], access_modes=tuple(shape["modes"]),
@@ -146,7 +152,10 @@ def set_suspended(step: StepContext, ks: str, suspend: bool) -> dict[str, Any]:
     ns, name = ks.split("/", 1)
     kube = step.services.kube
     if suspend:
-        was = flux.get_kustomization(kube, name, ns).suspended
+        # Recorded before suspending: a retry would find it suspended by this very job, and the
+        # resume step would then leave it suspended for good.
+        was = step.intent("was_suspended",
+                          lambda: flux.get_kustomization(kube, name, ns).suspended)
         if not was:
             flux.suspend(kube, "kustomization", name, ns)
         iac.say(step, f"Kustomization {ks} " + ("was already suspended" if was else "suspended"))
@@ -180,10 +189,12 @@ def swap(step: StepContext, ns: str, name: str, restored: dict[str, Any], shape:
     from adapters.kubernetes._wait import wait_for
 
     kube, new_pv = step.services.kube, restored["pv"]
+    # The old PV is recorded before the first change: after the PVC is deleted a retry cannot
+    # tell which PV it was, and the summary must still name the volume that was kept.
+    old_pv = step.intent("old_pv", lambda: pvc_spec(kube, ns, name)["pv"])
     current = pvc_spec(kube, ns, name)
     if current["exists"] and current["pv"] == new_pv:
-        return {"old_pv": step.results.get(SWAP, {}).get("old_pv", ""), "swapped": True}
-    old_pv = current["pv"]
+        return {"old_pv": old_pv if old_pv != new_pv else "", "swapped": True}
     if old_pv:
         storage.retain_pv(kube, old_pv)
     restored_ns, restored_name = restored["pvc"].split("/", 1)

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from lab import files, world
 from lab.controllers import Controllers
 from lab.controllers.base import CONTROLLER_HEADER, Timings
+from lab.holds import Hold
 from lab.seed import seed_objects
 from lab.servers import KubeServer, LabLoop, PveServer, S3Server, Sshd, ssh_banner, wait_until
 
@@ -169,6 +170,12 @@ class LabWorld:
             ]
 
         return self._lab._loop.call(read())
+
+    def hold_kube(self, method: str, path_pattern: str, *, after: bool = True) -> Hold:
+        """Hold the first client request to the Kubernetes API matching ``method`` and the
+        ``path_pattern`` regex, right after it is applied (or before, ``after=False``), until
+        ``release()``: where a test kills drbot's worker (see lab.holds)."""
+        return self._lab._kube.holds.arm(method, path_pattern, after=after)
 
     def pve_requests(self) -> list[tuple[str, str, Any]]:
         """(method, path, body) of every request made to Proxmox (request bodies redacted)."""
@@ -349,6 +356,8 @@ class Lab:
 
     def stop(self) -> None:
         """Stop every server, thread and process the lab started (idempotent)."""
+        if self._kube is not None:
+            self._kube.holds.release_all()  # a held request must not keep the loop from ending
         if self._loop is not None and self._controllers is not None:
             controllers = self._controllers
 

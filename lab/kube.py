@@ -23,6 +23,11 @@ import attrs
 import kmock
 from kmock._internal import rendering
 
+from lab.holds import Holds
+
+# Marks the lab controllers' own requests (set by lab.controllers.base, which imports this module).
+CONTROLLER_HEADER = "X-Drbot-Lab-Controller"
+
 # An admission check: (request, current object or None) -> None, or (code, reason, message).
 Admission = Callable[[rendering.Request, dict[str, Any] | None], "tuple[int, str, str] | None"]
 
@@ -222,6 +227,7 @@ class LabKube(kmock.KubernetesEmulator):
     """kmock's emulator plus admission checks, metadata stamping, PUT, JSON patch, selectors."""
 
     admissions: list[Admission] = attrs.field(factory=list)
+    holds: Holds = attrs.field(factory=Holds)
     _versions: itertools.count = attrs.field(factory=lambda: itertools.count(1000), init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -256,6 +262,10 @@ class LabKube(kmock.KubernetesEmulator):
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         if request.resource is None or request.resource.plural is None:
             return await super()._handle(request)
+        client = CONTROLLER_HEADER not in request.headers
+        method = str(getattr(request.method, "value", request.method))
+        if client:
+            await self.holds.pause(method, request.url.path, after=False)
         try:
             self._prepare(request)
         except _Refused as refused:
@@ -265,6 +275,8 @@ class LabKube(kmock.KubernetesEmulator):
             response = self._filter_list(request, response)
         elif request.action == kmock.action.CREATE and response.status == 200:
             response.set_status(201)
+        if client:
+            await self.holds.pause(method, request.url.path, after=True)
         return response
 
     # The emulator keeps requests in memory for assertions; that is the lab's request log.

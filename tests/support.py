@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from adapters.progress import Hooks, Progress
@@ -20,6 +25,54 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
+
+
+# A deadline for "it stopped on its own": generous for a loaded machine, and far below what waiting
+# out the blocked thing would take (sleeps of 300 s, tasks of 1000 s, answers held for 600 s).
+PROMPT = 60.0
+STOP_DEADLINE = 40.0  # a busy worker's own bound (2 × 1 s grace + 10 s) with room for a loaded box
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below ``pid`` (from /proc), children first."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM,
+                 deadline: float = STOP_DEADLINE) -> bool:
+    """Stop a process the way production does (``sig``, SIGTERM by default) and, if it has not
+    exited by ``deadline``, SIGKILL it and what it started. True when it exited on its own.
+
+    Never raises for a slow process: a test's teardown must go on to stop the others and
+    restore what it changed."""
+    if proc.poll() is not None:
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+    try:
+        proc.wait(deadline)
+        return True
+    except subprocess.TimeoutExpired:
+        pass
+    for pid in [proc.pid, *descendants(proc.pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
+    return False
 
 
 def free_port() -> int:

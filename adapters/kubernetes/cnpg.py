@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.errors import NotFound
+from adapters.errors import Conflict, NotFound
 from adapters.kubernetes.client import Kube
 from adapters.kubernetes.resources import (
     BARMAN_OBJECTSTORES,
@@ -192,19 +192,28 @@ def list_scheduled_backups(kube: Kube, namespace: str | None = None) -> list[Sch
     return _sorted(result)
 
 
-def trigger_backup(kube: Kube, cluster: str, namespace: str) -> Backup:
+def new_backup_name(cluster: str) -> str:
+    """A fresh name for the Backup object trigger_backup creates."""
+    return f"{cluster}-drbot-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"[:63]
+
+
+def trigger_backup(kube: Kube, cluster: str, namespace: str, name: str = "") -> Backup:
     """Start an on-demand base backup of ``cluster`` by creating a Backup object.
 
-    A cluster that archives through the Barman Cloud plugin gets ``method: plugin``.
+    A cluster that archives through the Barman Cloud plugin gets ``method: plugin``. Given a
+    ``name`` (new_backup_name) that exists already, an earlier call created it: that one is
+    returned instead of a second backup.
     """
     obj = kube.get_object(CNPG_CLUSTERS, cluster, namespace) if cluster else {}
     if not obj:
         raise NotFound(f"CloudNativePG cluster {namespace}/{cluster} does not exist.")
-    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     spec: dict[str, Any] = {"cluster": {"name": cluster}}
     if _plugin(obj):
         spec["method"] = "plugin"
         spec["pluginConfiguration"] = {"name": BARMAN_PLUGIN}
-    body = {"metadata": {"name": f"{cluster}-drbot-{stamp}"[:63], "namespace": namespace},
-            "spec": spec}
-    return _to_backup(kube.create_object(CNPG_BACKUPS, body, namespace))
+    name = name or new_backup_name(cluster)
+    body = {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    try:
+        return _to_backup(kube.create_object(CNPG_BACKUPS, body, namespace))
+    except Conflict:
+        return _to_backup(kube.get_object(CNPG_BACKUPS, name, namespace))

@@ -40,6 +40,8 @@ class Step:
     ended: float | None = None
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # What the step recorded before its first effect (StepContext.intent), kept across attempts.
+    intent: dict[str, Any] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float | None:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 TICK = 0.2
+INTERRUPTED = "interrupted: the worker was asked to stop"
+# Set in a work horse by its SIGTERM handler (bot.worker.shutdown): the running step must checkpoint.
+STOPPING = threading.Event()
 log = logging.getLogger("drbot.heartbeat")
 
 
@@ -35,7 +38,7 @@ class Heartbeat(threading.Thread):
                  on_hard_stop: Callable[[Job, str], None]) -> None:
         super().__init__(name=f"heartbeat-{job.id}", daemon=True)
         self.rt, self.job, self.keys, self.on_hard_stop = rt, job, keys, on_hard_stop
-        self.cancel_reason: str | None = None
+        self.cancel_reason: str | None = INTERRUPTED if STOPPING.is_set() else None
         self._halt = threading.Event()
         self._deadline = time.time() + job.timeout
         self._cancel_at = 0.0
@@ -63,8 +66,11 @@ class Heartbeat(threading.Thread):
 
     def _watch_cancel(self, grace: float) -> None:
         if self.cancel_reason is None:
-            who = signals.cancel_requested_by(self.rt.client, self.job.id)
-            if who:
+            who = None if STOPPING.is_set() else signals.cancel_requested_by(self.rt.client,
+                                                                             self.job.id)
+            if STOPPING.is_set():
+                self.cancel_reason = INTERRUPTED
+            elif who:
                 self.cancel_reason = f"cancelled by {who}"
             elif time.time() > self._deadline:
                 self.cancel_reason = f"timed out after {self.job.timeout}s"

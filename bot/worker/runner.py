@@ -29,7 +29,7 @@ from bot.registry import CommandSpec
 from bot.runbook import PlanContext, Runbook, StepContext
 from bot.runtime import Runtime
 from bot.worker import pids
-from bot.worker.heartbeat import Heartbeat
+from bot.worker.heartbeat import INTERRUPTED, Heartbeat
 from bot.worker.services import Services
 
 log = logging.getLogger("drbot.runner")
@@ -62,11 +62,19 @@ def next_step_hint(job: Job) -> str:
     return f"/dr retry {job.id} resumes at the first unfinished step"
 
 
+def stop_status(reason: str) -> str:
+    """A step stopped by a person is cancelled; by its timeout or a worker shutdown, failed (the
+    job did not do what was asked, and /dr retry resumes it either way)."""
+    return "failed" if reason.startswith(("timed out", INTERRUPTED)) else "cancelled"
+
+
 def adopt(job: Job, runbook: Runbook, digest: str) -> None:
     """Record a (new) plan in the job: what approvals bind to and the steps to run."""
     job.digest, job.targets, job.revision = digest, runbook.targets, runbook.revision
     done = {s.name: s for s in job.steps if s.status == "done"}
-    job.steps = [done.get(s.name) or Step(s.name, s.target, s.describe, s.destructive)
+    intents = {s.name: s.intent for s in job.steps if s.intent}
+    job.steps = [done.get(s.name) or Step(s.name, s.target, s.describe, s.destructive,
+                                          intent=intents.get(s.name, {}))
                  for s in runbook.steps]
 
 
@@ -308,7 +316,9 @@ class Runner:
             self.beating(beat)
             self.mark(index, status="running", started=time.time(), error=None)
             ctx = StepContext(job.id, step.name, results, self.hooks(step.name, step.target, beat),
-                              self.services, self.rt.inventory)
+                              self.services, self.rt.inventory, dict(state.intent),
+                              lambda key, value, at=index: self.record_intent(at, key, value),
+                              attempt=job.attempt)
             try:
                 result = step.run(ctx) or {}
             except Cancelled as exc:
@@ -329,7 +339,8 @@ class Runner:
             self.emit("step", f"{step.name}: done", step=step.name, target=step.target,
                       status="done")
         summary = runbook.summary(results) if runbook.summary else "done"
-        return self.finish("succeeded", "done", f"{summary}\n{durations(job)}")
+        attempts = f" (in {job.attempt + 1} attempts)" if job.attempt else ""
+        return self.finish("succeeded", "done", f"{summary}\n{durations(job)}{attempts}")
 
     @staticmethod
     def beating(beat: Heartbeat) -> None:
@@ -338,6 +349,12 @@ class Runner:
         before a preflight, which may take long."""
         if beat.ident is None:
             beat.start()
+
+    def record_intent(self, index: int, key: str, value: Any) -> None:
+        """Write what a step is about to act on into the job, before the step acts."""
+        def change(job: Job) -> None:
+            job.steps[index].intent[key] = value
+        self.update(change)
 
     def mark(self, index: int, **fields: Any) -> Job:
         """Change one step's state; returns the job as written."""
@@ -358,7 +375,7 @@ class Runner:
         job = self.mark(index, status="cancelled", ended=time.time(), error=reason)
         done = [s.name for s in job.steps if s.status == "done"]
         left = (f"finished steps: {', '.join(done)}; " if done else "no step had finished; ")
-        status = "failed" if reason.startswith("timed out") else "cancelled"
+        status = stop_status(reason)
         return self.finish(status, "failed" if status == "failed" else "cancelled",
                            f"{reason} during step '{step}'{': ' + detail if detail else ''}. "
                            f"{left}'{step}' may be partly done. {next_step_hint(job)}.", reason)
@@ -367,8 +384,10 @@ class Runner:
         """Called by the heartbeat when a step ignored cancellation past the grace period."""
         current = self.rt.store.get(job.id).current_step
         name = current.name if current else "?"
-        self.finish("cancelled", "cancelled", f"{reason} during step '{name}'; the step did not "
-                    f"stop in time and was killed; state unknown. {next_step_hint(job)}.", reason)
+        status = stop_status(reason)
+        self.finish(status, "failed" if status == "failed" else "cancelled",
+                    f"{reason} during step '{name}'; the step did not stop in time and was "
+                    f"killed; state unknown. {next_step_hint(job)}.", reason)
 
     def hooks(self, step: str, target: str, beat: Heartbeat) -> Hooks:
         def report(p: Progress) -> None:

@@ -16,6 +16,7 @@ from rq.serializers import JSONSerializer
 
 from bot.records.audit import Audit
 from bot.records.queue import RUNNER
+from bot.worker.shutdown import PromptStop
 
 log = logging.getLogger("drbot.worker")
 JOB_ID = re.compile(r"^[0-9a-f]{8}$")
@@ -41,7 +42,7 @@ def acceptable(job: RqJob) -> str | None:
     return None
 
 
-class DrbotWorker(Worker):
+class DrbotWorker(PromptStop, Worker):
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("serializer", JSONSerializer)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

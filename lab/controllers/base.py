@@ -16,9 +16,7 @@ from typing import Any
 import kmock
 
 from lab import world
-from lab.kube import LabKube
-
-CONTROLLER_HEADER = "X-Drbot-Lab-Controller"
+from lab.kube import CONTROLLER_HEADER, LabKube
 
 R_NODES = kmock.resource("", "v1", "nodes")
 R_PODS = kmock.resource("", "v1", "pods")

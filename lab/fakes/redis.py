@@ -37,16 +37,24 @@ class RedisServer:
             [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
              "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         while True:
             try:
-                client.ping()
-                return
+                answering = int(client.info("server")["process_id"])
             except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+                answering = None
+            if answering == self.proc.pid:
+                return
+            # Another process took the port while it was free (a restart gives it up): that
+            # Redis would answer our clients; say so instead of testing against a stranger.
+            if self.proc.poll() is not None or answering is not None:
+                self.stop()
+                raise RuntimeError(f"redis-server could not take 127.0.0.1:{self.port} (another "
+                                   f"process holds it: pid {answering})")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"redis-server did not answer on port {self.port}")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

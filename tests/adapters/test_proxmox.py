@@ -34,6 +34,7 @@ from lab.fakes.pve import (
     pve_client,
     pve_config,
 )
+from tests.support import PROMPT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -226,13 +227,13 @@ def test_stop_on_offline_node_is_unreachable(pve: PveLab) -> None:
 def test_stop_times_out_with_the_upid(pve: PveLab) -> None:
     server, proxmox = pve
     vm = add_vm(server, 101)
-    vm.stop_secs = 1000
-    server.time_scale = 0.01  # the stop task takes 10 s
+    vm.stop_secs = 100_000
+    server.time_scale = 0.01  # the stop task takes 1000 s
 
     started = time.monotonic()
     with pytest.raises(TimedOut) as caught:
         proxmox.stop_vm("pve1", 101, timeout=0.5)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < PROMPT
     upid = running_task(server, 101)
     assert upid in str(caught.value)
     assert "Proxmox task qmstop for VM 101 on node pve1 did not finish within 0.5s" in str(
@@ -406,14 +407,14 @@ def test_task_log_returns_the_tail_of_a_long_log(pve: PveLab) -> None:
 def test_cancel_during_a_task_wait(pve: PveLab) -> None:
     server, proxmox = pve
     vm = add_vm(server, 101)
-    vm.stop_secs = 1000
-    server.time_scale = 0.01
+    vm.stop_secs = 100_000
+    server.time_scale = 0.01  # the stop task takes 1000 s
     recorder = Recorder(cancel_when_running=True)
 
     started = time.monotonic()
     with pytest.raises(Cancelled) as caught:
         proxmox.stop_vm("pve1", 101, timeout=30, hooks=recorder.hooks)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < PROMPT
     upid = running_task(server, 101)
     assert upid in str(caught.value)
     assert "may still be running" in str(caught.value)

@@ -18,7 +18,7 @@ from adapters import subprocesses, terraform
 from adapters.errors import AdapterError, Cancelled, Conflict, Refused, TimedOut
 from adapters.progress import Hooks
 from adapters.terraform import TerraformConfig
-from tests.support import Recorder, wait_until
+from tests.support import PROMPT, Recorder, wait_until
 
 STUB = str(Path(__file__).parent / "data" / "terraform" / "terraform_stub.py")
 EMPTY_STATE = json.dumps(
@@ -192,7 +192,7 @@ class SlowState:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 outer.requested.set()
-                outer.release.wait(60)
+                outer.release.wait(600)
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(EMPTY_STATE)))
                 self.end_headers()
@@ -240,7 +240,7 @@ output "n" {{ value = length(data.terraform_remote_state.slow.outputs) }}
     started = time.monotonic()
     with pytest.raises(Cancelled) as err:
         terraform.apply(cfg, hooks=rec.hooks)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < PROMPT
     assert "state lock" in str(err.value)
     pid = rec.pids[-1]
     assert not subprocesses.alive(pid)
@@ -395,7 +395,7 @@ def test_timeout_escalates_past_an_ignored_sigint(stub: tuple[TerraformConfig, P
     started = time.monotonic()
     with pytest.raises(TimedOut):
         terraform.plan(cfg, hooks=rec.hooks)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < PROMPT
     assert not subprocesses.alive(rec.pids[-1])
 
 

@@ -73,3 +73,26 @@ def drill(ctx: PlanContext) -> Runbook:
          StepDef("two", lambda s: wait_for_go(s, name), target=name, destructive=True),
          StepDef("three", lambda s: count(name, "three"), target=name)],
         targets=targets, summary=lambda results: f"drill {name} finished")
+
+
+def act_on_recorded(ctx: StepContext, name: str) -> dict[str, Any]:
+    """Records the world as it is (key drill:<name>:world) before acting, then waits like step
+    two; returns what it recorded and whether an earlier attempt did."""
+    r = client()
+    seen = ctx.intent("world", lambda: (r.get(f"drill:{name}:world") or b"").decode())
+    resumed = ctx.resumed("world")
+    r.set(f"drill:{name}:in-act", 1)
+    while r.exists(f"drill:{name}:hold") and not r.exists(f"drill:{name}:go"):
+        if ctx.cancelled():
+            raise Cancelled("drill step stopped on request")
+        time.sleep(0.05)
+    return {"acted_on": seen, "resumed": resumed}
+
+
+@runbook("drill-intent", summary="a drill runbook whose step records its intent",
+         params=(Param("name", "drill name"),), locks=locks, timeout=120)
+def drill_intent(ctx: PlanContext) -> Runbook:
+    name = str(ctx.args["name"])
+    return Runbook([StepDef("act", lambda s: act_on_recorded(s, name), target=name,
+                            destructive=True)],
+                   targets=[name], summary=lambda results: f"acted on {results['act']['acted_on']}")

@@ -25,7 +25,7 @@ from bot.config.settings import Settings
 from bot.records.jobs import Job
 from bot.runtime import Runtime
 from lab.fakes.frontend import KEY, POLICY, RecordingFrontend
-from tests.support import wait_until
+from tests.support import stop_process, wait_until
 
 
 def children(pid: int) -> list[int]:
@@ -54,8 +54,12 @@ class Harness:
             **{k: str(v) for k, v in overrides.items()}}
         self._saved = {key: os.environ.get(key) for key in self.env}
         os.environ.update(self.env)
-        self.settings = Settings()
-        self.rt = Runtime.from_settings(self.settings, patient=False)
+        try:
+            self.settings = Settings()
+            self.rt = Runtime.from_settings(self.settings, patient=False)
+        except BaseException:
+            self.restore_environment()
+            raise
         self.frontend = RecordingFrontend()
         self.app = BotApp(self.rt, {"console": self.frontend})
         self.loop = asyncio.new_event_loop()
@@ -78,22 +82,41 @@ class Harness:
     def stop_relay(self) -> None:
         self.app.stop()
 
-    def kill_workers(self, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Kill each worker and its work horses (rq puts a horse in its own process group);
-        grandchildren in their own sessions, like a playbook, survive as they would for real."""
+    def kill_workers(self) -> None:
+        """SIGKILL each worker and its work horses at once (rq puts a horse in its own process
+        group), as a machine dying would; grandchildren in their own sessions, like a
+        playbook, survive as they would for real."""
         for proc in self.workers:
             if proc.poll() is None:
                 for pid in [*children(proc.pid), proc.pid]:
                     with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, sig)
-                proc.wait(10)
+                        os.kill(pid, signal.SIGKILL)
+                proc.wait()
         self.workers.clear()
 
+    def stop_workers(self) -> list[bool]:
+        """SIGTERM every worker at once, as systemd or Kubernetes stops them, then wait for each
+        (SIGKILL after its deadline). Whether each exited on its own."""
+        for proc in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        exited = [stop_process(proc) for proc in self.workers]
+        self.workers.clear()
+        return exited
+
     def close(self) -> None:
-        self.stop_relay()
-        self.kill_workers(signal.SIGTERM)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.loop_thread.join(5)
+        """Stop everything this harness started and restore the environment, whatever fails."""
+        try:
+            with contextlib.suppress(Exception):
+                self.stop_relay()
+            self.stop_workers()
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.loop_thread.join(5)
+            self.redis.close()
+            self.restore_environment()
+
+    def restore_environment(self) -> None:
         for key, value in self._saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 from adapters.subprocesses import alive
 from bot.chat.reaper import reap
 from tests.bot.harness import Harness, wait_until
+from tests.support import PROMPT
 
 
 def hold(drbot: Harness, name: str = "a") -> None:
@@ -24,11 +24,9 @@ def test_cancel_of_a_running_job(drbot: Harness) -> None:
     hold(drbot)
     job_id = drbot.say("/dr drill a").job_id
     in_step_two(drbot)
-    asked = time.monotonic()
     reply = drbot.say(f"/dr cancel {job_id}", who="carol")
     assert reply.ok and "stopping (step two)" in reply.text
-    job = drbot.wait_status(job_id, "cancelled", timeout=5)
-    assert time.monotonic() - asked < 5
+    job = drbot.wait_status(job_id, "cancelled", timeout=PROMPT)
     assert [s.status for s in job.steps] == ["done", "cancelled", "pending"]
     assert drbot.rt.locks.holders("drill:a") == {} and drbot.rt.locks.holders("cluster") == {}
     text = drbot.wait_reply(job_id, "cancelled by carol during step 'two'")

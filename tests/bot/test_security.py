@@ -56,7 +56,7 @@ def test_an_rq_job_naming_a_foreign_function_is_refused(drbot: Harness, tmp_path
     refusals = [e for e in drbot.rt.audit.tail() if e["outcome"] == "refused-foreign-job"]
     assert {e["job"] for e in refusals} == {foreign.id, wrong_args.id, callback.id}
     assert "pathlib.Path.touch" in next(e["detail"] for e in refusals if e["job"] == foreign.id)
-    assert JSONSerializer  # the queue speaks JSON, never pickle
+    assert q.serializer is JSONSerializer  # the queue speaks JSON, never pickle
 
 
 def test_secrets_never_reach_the_thread(drbot: Harness) -> None:

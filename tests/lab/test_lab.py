@@ -135,12 +135,11 @@ def listening_here(url_or_port: str | int) -> bool:
 # ------------------------------------------------------------------------ lifecycle
 
 
-def test_starts_fast_and_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_starts_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """How fast it starts: bench/lab_start.py."""
     before = set(children())
-    started = datetime.now(UTC)
     lab = Lab(tmp_path / "lab", time_scale=SCALE).start()
     try:
-        assert (datetime.now(UTC) - started).total_seconds() < 8
         ports = [
             lab.kube_url,
             lab.pve_url,

@@ -302,3 +302,40 @@ def test_notes_give_the_slack_request_url() -> None:
     assert "https://<your host>/slack/events" in exposed
     assert "Service\ndr-drbot-slack port 3000" in exposed
     assert "/slack/events" not in _notes({})
+
+
+def test_every_deployment_gives_a_busy_worker_its_stop_bound() -> None:
+    """A worker stopped with a running job needs 2 × cancel grace + 10 s to record it; the
+    chart, the systemd unit and Compose must wait at least that before SIGKILL."""
+    import re
+
+    from bot.config.settings import Settings
+    from bot.worker.shutdown import stop_seconds
+
+    grace = Settings.model_fields["cancel_grace_seconds"].default
+    bound = stop_seconds(grace)
+    worker = pods(manifests({}))["worker"]
+    assert worker["terminationGracePeriodSeconds"] >= bound
+    root = Path(__file__).resolve().parents[2]
+    unit = (root / "deploy/systemd/drbot-worker@.service").read_text()
+    assert "KillMode=mixed" in unit  # SIGTERM to the worker alone; it stops its job's children
+    timeout = re.search(r"^TimeoutStopSec=(\d+)s$", unit, re.M)
+    assert timeout and int(timeout.group(1)) >= bound
+    compose = yaml.safe_load((root / "deploy/compose.yaml").read_text())
+    grace_period = re.fullmatch(r"(\d+)s", compose["services"]["worker"]["stop_grace_period"])
+    assert grace_period and int(grace_period.group(1)) >= bound
+
+
+def test_the_service_monitor_matches_the_prometheus_operator_schema() -> None:
+    """kubernetes-validate only warns about custom resources; the prometheus-operator models
+    (generated from its CRDs) refuse a missing field and, by the round trip, drop none."""
+    from cloudcoil.models.prometheus_operator.v1 import ServiceMonitor
+
+    doc = find(manifests(CUSTOM), "ServiceMonitor")
+    model = ServiceMonitor.model_validate(doc)
+    assert model.model_dump(by_alias=True, exclude_unset=True, mode="json") == doc
+    service = next(d for d in manifests(CUSTOM) if d["kind"] == "Service"
+                   and d["metadata"]["labels"].items() >= doc["spec"]["selector"]["matchLabels"]
+                   .items())
+    ports = {p["name"] for p in service["spec"]["ports"]}
+    assert {e["port"] for e in doc["spec"]["endpoints"]} <= ports

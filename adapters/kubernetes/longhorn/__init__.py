@@ -19,9 +19,10 @@ from adapters.kubernetes.longhorn.backups import (
     list_backup_targets,
     list_backup_volumes,
     list_backups,
+    new_backup_name,
     trigger_backup,
 )
-from adapters.kubernetes.longhorn.cleanup import NodeCleanup, clean_dead_node
+from adapters.kubernetes.longhorn.cleanup import NodeCleanup, clean_dead_node, node_names
 from adapters.kubernetes.longhorn.restore import CSI_DRIVER, RestoredVolume, restore_backup
 from adapters.kubernetes.longhorn.volumes import (
     Replica,
@@ -53,6 +54,8 @@ __all__ = [
     "list_backups",
     "list_replicas",
     "list_volumes",
+    "new_backup_name",
+    "node_names",
     "restore_backup",
     "trigger_backup",
     "volumes_losing_last_replica",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.errors import AdapterError, NotFound
+from adapters.errors import AdapterError, Conflict, NotFound
 from adapters.kubernetes._wait import wait_for
 from adapters.kubernetes.client import Kube
 from adapters.kubernetes.longhorn._objects import NS, condition, name_of
@@ -151,6 +152,17 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
 
 
+def new_backup_name(volume: str) -> str:
+    """A fresh name for the Snapshot and Backup of ``volume`` that trigger_backup creates."""
+    return f"drbot-{volume}-{_stamp()}"[:63].rstrip("-")
+
+
+def _create_once(kube: Kube, res: Any, body: dict[str, Any]) -> None:
+    """Create, or find it created already (by an earlier attempt under the same name)."""
+    with contextlib.suppress(Conflict):
+        kube.create_object(res, body)
+
+
 def trigger_backup(
     kube: Kube,
     volume: str,
@@ -160,15 +172,18 @@ def trigger_backup(
     poll: float = 5.0,
     hooks: Hooks | None = None,
     target: str = "default",
+    name: str = "",
 ) -> Backup:
     """Back up ``volume`` now: a Snapshot CR, then a Backup CR of that snapshot.
 
-    With ``wait`` the call returns once the Backup is Completed (AdapterError on Error).
+    With ``wait`` the call returns once the Backup is Completed (AdapterError on Error). Given
+    a ``name`` (new_backup_name) that an earlier call created already, it goes on with those
+    objects instead of starting a second backup.
     """
     hooks = hooks or Hooks()
     get_volume(kube, volume)
-    name = f"drbot-{volume}-{_stamp()}"[:63].rstrip("-")
-    kube.create_object(LH_SNAPSHOTS, {
+    name = name or new_backup_name(volume)
+    _create_once(kube, LH_SNAPSHOTS, {
         "metadata": {"name": name, "namespace": NS, "labels": {"longhornvolume": volume}},
         "spec": {"volume": volume, "createSnapshot": True, "labels": {"created-by": "drbot"}},
     })
@@ -187,7 +202,7 @@ def trigger_backup(
         f"within {timeout:.0f}s; is the volume attached and healthy?",
         cancel_message=f"Stopped waiting for snapshot {name} of volume {volume}.",
     )
-    kube.create_object(LH_BACKUPS, {
+    _create_once(kube, LH_BACKUPS, {
         "metadata": {"name": name, "namespace": NS,
                      "labels": {"backup-volume": volume, "backup-target": target}},
         "spec": {"snapshotName": name, "labels": {"created-by": "drbot"}},

@@ -101,3 +101,8 @@ def _wait_gone(
         ),
         cancel_message=f"Stopped waiting for Longhorn to remove the replicas of node {node}.",
     )
+
+
+def node_names(kube: Kube) -> set[str]:
+    """The names of the Longhorn Node objects that exist now."""
+    return {name_of(n) for n in kube.list_objects(LH_NODES, NS)}

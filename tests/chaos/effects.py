@@ -1,0 +1,55 @@
+"""Kill drbot's worker right after one externally visible effect of a runbook, retry on a new
+worker, and report what happened (for the result table of `make chaos`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+from lab import Lab
+from tests.bot.harness import Harness
+
+RUN = 180.0  # a whole rebuild on a loaded two-core machine; each wait ends on its condition
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A request to the lab's Kubernetes API, held right after it was applied."""
+
+    name: str
+    method: str
+    path: str  # a regex over the request path
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def kill_after(drbot: Harness, lab: Lab, job_id: str, effect: Effect, approve: str) -> str:
+    """Arm the hold, let the job run into it, SIGKILL the worker there, release the request
+    and wait until drbot has declared the job lost. Returns the request that was held."""
+    hold = lab.world.hold_kube(effect.method, effect.path)
+    try:
+        assert drbot.say(approve, who="bob").ok
+        lab.world.wait_for(hold.reached.is_set, RUN, f"the job to reach {effect}")
+        drbot.kill_workers()
+    finally:
+        hold.release()
+    drbot.wait_status(job_id, "lost", timeout=60)
+    return hold.request
+
+
+def retry_on_a_new_worker(drbot: Harness, job_id: str) -> None:
+    drbot.start_worker()
+    reply = drbot.say(f"/dr retry {job_id}", who="carol")
+    assert reply.ok, reply.text
+    drbot.wait_status(job_id, "succeeded", "failed", "cancelled", "lost", timeout=RUN)
+
+
+def record(case: str, effect: Effect, outcome: str, detail: str = "") -> None:
+    """One row of the chaos table, when `make chaos` asked for it."""
+    path = os.environ.get("DRBOT_CHAOS_RESULTS")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"case": case, **asdict(effect), "outcome": outcome,
+                                  "detail": detail}) + "\n")

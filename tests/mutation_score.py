@@ -1,0 +1,34 @@
+"""The kill rate of `make mutate` from `mutmut results --all true`; exits 1 below the target.
+
+Killed: a test failed (or timed out) with the mutant in place. Every other outcome counts against
+the rate, mutants no test reaches included; the survivors are listed for review.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+
+TARGET = 0.90
+KILLED = {"killed", "timeout"}
+
+
+def main(mutmut: str) -> int:
+    out = subprocess.run([mutmut, "results", "--all", "true"], capture_output=True, text=True,
+                         check=True).stdout
+    rows = [line.strip().rsplit(": ", 1) for line in out.splitlines() if ": " in line]
+    outcomes = Counter(status for _, status in rows)
+    total = sum(outcomes.values())
+    killed = sum(outcomes[s] for s in KILLED)
+    for name, status in rows:
+        if status not in KILLED:
+            print(f"{status:>10}  {name}")
+    rate = killed / total if total else 0.0
+    print(f"{killed} of {total} mutants killed ({rate:.1%}); {dict(outcomes)}; target "
+          f"{TARGET:.0%}")
+    return 0 if rate >= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,244 @@
+"""bot/watch/evaluate.py, pure: the exact boundaries of the maximum age and the retention, a
+backup in progress, and each side (store, cluster) read alone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from bot.watch.policy import Limits
+
+from bot.watch import evaluate as ev
+from bot.watch.facts import Facts, ObjectFacts, Seen, Sight
+
+NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+DAY = Limits(max_age_hours=24, retention_days=7)
+
+
+def facts(store: bool | None = True, cluster: bool = True) -> Facts:
+    """``store``: True read, False unreadable, None not configured."""
+    sights = {"cluster": Sight("cluster", "the cluster", "" if cluster else "down")}
+    sights["store:longhorn"] = Sight("store:longhorn", "the Longhorn store",
+                                     "" if store in (True, None) else "denied",
+                                     configured=store is not None)
+    return Facts(NOW, sights)
+
+
+def volume(*seen: Seen, store_last: Seen | None = None) -> ObjectFacts:
+    return ObjectFacts("longhorn", "pvc-1", "apps/web", backups={s.name: s for s in seen},
+                       store_last=store_last)
+
+
+def backup(name: str, age: timedelta, state: str = "completed", in_store: bool | None = True
+           ) -> Seen:
+    return Seen(name, NOW - age, state, in_store)
+
+
+def daily(days: int, newest: timedelta = timedelta(hours=1)) -> list[Seen]:
+    return [backup(f"b{i}", newest + timedelta(days=i)) for i in range(days)]
+
+
+def judge(obj: ObjectFacts, seen: Facts | None = None, limits: Limits = DAY) -> ev.Finding:
+    return ev.judge(obj, seen or facts(), limits, NOW)
+
+
+# -- maximum age ----------------------------------------------------------------------------------
+
+
+def test_a_backup_exactly_max_age_old_is_still_good_one_second_more_is_missed() -> None:
+    at_limit = backup("b", timedelta(hours=24))
+    found = judge(volume(at_limit, *daily(7)[1:], store_last=at_limit))
+    assert found.status == "ok" and found.age == 24 * 3600
+    past = backup("b", timedelta(hours=24, seconds=1))
+    found = judge(volume(past, *daily(7)[1:], store_last=past))
+    assert found.status == "missed" and "1d 0h ago" in found.problem
+    assert found.overdue_since == (NOW - timedelta(hours=24, seconds=1)).timestamp() + 24 * 3600
+
+
+def test_an_override_moves_the_boundary() -> None:
+    seen = backup("b", timedelta(hours=7))
+    assert judge(volume(seen, store_last=seen), limits=Limits(6, 0)).status == "missed"
+    assert judge(volume(seen, store_last=seen), limits=Limits(8, 0)).status == "ok"
+
+
+def test_no_backup_at_all_is_missed() -> None:
+    found = judge(volume())
+    assert (found.status, found.problem, found.age) == ("missed", "no completed backup found", None)
+
+
+# -- retention ------------------------------------------------------------------------------------
+
+
+def test_retention_needs_a_backup_on_each_of_the_days_before_today() -> None:
+    times = [s.at for s in daily(7) if s.at]
+    assert ev.retention_gap(times, NOW, 7) == ""
+    assert ev.retention_gap(times[:-1], NOW, 7).startswith("oldest kept backup is")
+    holes = [t for t in times if t.date() != (NOW - timedelta(days=3)).date()]
+    assert ev.retention_gap(holes, NOW, 7) == "no backup on 12-01 (UTC)"
+    assert ev.retention_gap([], NOW, 7) == "no backups kept"
+    assert ev.retention_gap([], NOW, 0) == ""
+
+
+def test_a_retention_gap_is_reported_only_when_the_age_is_fine() -> None:
+    kept = daily(5)
+    found = judge(volume(*kept, store_last=kept[0]))
+    assert found.status == "retention gap" and "policy keeps 7 days" in found.problem
+    assert found.retention == found.problem
+    full = daily(7)
+    assert judge(volume(*full, store_last=full[0])).retention == "ok (7 days)"
+
+
+# -- in progress ----------------------------------------------------------------------------------
+
+
+def test_a_backup_in_progress_does_not_count_until_it_completes() -> None:
+    old = backup("old", timedelta(hours=30))
+    running = backup("new", timedelta(minutes=5), state="running", in_store=None)
+    found = judge(volume(old, running, store_last=old), facts(store=None))
+    assert found.status == "missed" and found.last_good == "old"
+    assert any("new is in progress" in note for note in found.notes)
+
+
+# -- one side only --------------------------------------------------------------------------------
+
+
+def test_completed_in_the_cluster_but_absent_from_the_bucket_is_not_counted() -> None:
+    old = backup("old", timedelta(hours=30))
+    fresh = backup("fresh", timedelta(hours=1), in_store=False)
+    found = judge(volume(old, fresh, store_last=old))
+    assert found.status == "missed" and found.last_good == "old"
+    assert any("fresh completed but it is not in the bucket" in n for n in found.notes)
+    assert not found.partial and found.source == "store and cluster"
+
+
+def test_an_unreadable_store_lets_the_cluster_stand_in_as_partial() -> None:
+    fresh = backup("fresh", timedelta(hours=1), in_store=None)
+    found = judge(volume(fresh), facts(store=False))
+    assert found.last_good == "fresh" and found.partial and found.source == "cluster only"
+    assert any("could not be read" in n for n in found.notes)
+
+
+def test_the_store_alone_is_the_truth_when_the_cluster_is_down() -> None:
+    kept = daily(7)
+    found = judge(volume(store_last=kept[0]), facts(cluster=False))
+    assert found.last_good == "b0" and found.partial and found.source == "store only"
+
+
+def test_without_a_store_configured_the_cluster_counts_unverified() -> None:
+    fresh = backup("fresh", timedelta(hours=1), in_store=None)
+    found = judge(volume(fresh), facts(store=None))
+    assert found.last_good == "fresh" and not found.partial
+    assert any("not verified in a bucket" in n for n in found.notes)
+
+
+def test_neither_side_readable_is_unknown() -> None:
+    found = judge(volume(backup("b", timedelta(hours=1))), facts(store=False, cluster=False))
+    assert found.status == "unknown" and found.partial
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(None, "never"), (30, "30s"), (120, "2m"),
+                                               (3 * 3600 + 60, "3h 1m"), (86400 * 2 + 3600,
+                                                                          "2d 1h")])
+def test_span_reads_for_people(seconds: float | None, text: str) -> None:
+    assert ev.span(seconds) == text
+
+
+# -- what a finding says, in full -------------------------------------------------------------------
+
+
+def test_a_missed_backup_in_full() -> None:
+    seen = backup("b", timedelta(hours=30))
+    found = judge(volume(seen, store_last=seen))
+    assert (found.status, found.problem) == (
+        "missed", "last good backup 1d 6h ago; policy: every 24h, keep 7 days")
+    assert (found.last_good, found.age, found.max_age_hours, found.retention_days) == (
+        "b", 30 * 3600, 24, 7)
+    assert found.command == "/dr backup-now longhorn apps/web" and found.notes == []
+    assert found.label == "apps/web" and found.key == "longhorn:pvc-1" and found.bad
+
+
+def test_many_missing_days_are_listed_five_and_counted() -> None:
+    times = [NOW - timedelta(days=9, hours=1)]
+    assert ev.retention_gap(times, NOW, 9) == (
+        "no backup on 11-26, 11-27, 11-28, 11-29, 11-30 and 3 more (UTC)")
+    assert ev.retention_gap([NOW - timedelta(hours=1)], NOW, 2) == "oldest kept backup is 1h 0m " \
+        "old; policy keeps 2 days"
+    assert ev.retention_gap([NOW - timedelta(hours=1)], NOW, 1) == ""
+
+
+def test_history_lists_where_each_backup_was_seen_newest_first() -> None:
+    both = backup("both", timedelta(hours=1))
+    ghost = backup("ghost", timedelta(hours=2), in_store=False)
+    stored = Seen("stored", NOW - timedelta(hours=3), "", True)
+    running = Seen("running", None, "running", None)
+    found = judge(volume(both, ghost, stored, running, store_last=both))
+    assert [row[1:] for row in found.history] == [
+        ["both", "store and cluster", "completed"], ["ghost", "cluster", "not in bucket"],
+        ["stored", "store", "completed"], ["running", "cluster", "running"]]
+    assert found.history[0][0] == (NOW - timedelta(hours=1)).timestamp()
+
+
+@pytest.mark.parametrize(("obj", "command"), [
+    (ObjectFacts("etcd", "k3s-etcd", "k3s etcd"), "/dr etcd-sync"),
+    (ObjectFacts("cnpg", "pg-main", "databases/pg-main"), "/dr backup-now cnpg databases/pg-main"),
+    (ObjectFacts("cnpg", "pg-main", "pg-main"), "/dr backup-now cnpg pg-main"),
+    (ObjectFacts("longhorn", "pvc-1", "apps/web"), "/dr backup-now longhorn apps/web"),
+    (ObjectFacts("longhorn", "pvc-1", "pvc-1"), "/dr backup-now longhorn pvc-1"),
+])
+def test_each_finding_names_the_command_that_fixes_it(obj: ObjectFacts, command: str) -> None:
+    assert ev.command_for(obj) == command
+
+
+def test_failing_wal_archiving_is_the_problem_only_when_the_backup_is_fine() -> None:
+    pg = ObjectFacts("cnpg", "pg", "db/pg", archiving=False, archiving_message="s3 denied",
+                     last_wal=("000000010000000000000002", NOW - timedelta(minutes=90)))
+    kept = daily(7)
+    pg.backups, pg.store_last = {s.name: s for s in kept}, kept[0]
+    seen = Facts(NOW, {"cluster": Sight("cluster", "c"), "store:cnpg": Sight("store:cnpg", "s")})
+    found = ev.judge(pg, seen, DAY, NOW)
+    assert (found.status, found.problem) == ("archiving failing",
+                                             "WAL archiving is failing: s3 denied")
+    assert found.command == "fix WAL archiving of db/pg, then check /dr backups"
+    assert "newest archived WAL 000000010000000000000002, 1h 30m ago" in found.notes
+    pg.store_last, pg.backups = None, {}
+    found = ev.judge(pg, seen, DAY, NOW)
+    assert found.status == "missed" and "WAL archiving is failing: s3 denied" in found.notes
+
+
+def test_evaluate_applies_exclusions_and_overrides_and_sorts_worst_first() -> None:
+    from bot.config.inventory import BackupPolicy, Backups
+
+    fresh, stale = backup("f", timedelta(hours=2)), backup("s", timedelta(hours=30))
+    objects = [ObjectFacts("longhorn", "pvc-a", "apps/a", aliases=("pvc-a", "apps/a"),
+                           backups={"f": fresh}, store_last=fresh),
+               ObjectFacts("longhorn", "pvc-b", "apps/b", aliases=("pvc-b", "apps/b"),
+                           backups={"s": stale}, store_last=stale),
+               ObjectFacts("longhorn", "pvc-c", "apps/scratch", aliases=("pvc-c", "apps/scratch"),
+                           backups={}, store_last=None),
+               ObjectFacts("longhorn", "pvc-d", "apps/d", aliases=("pvc-d", "apps/d"),
+                           backups={"f": fresh}, store_last=fresh)]
+    seen = facts()
+    seen.objects = objects
+    policy = Backups(longhorn=BackupPolicy(max_age_hours=24, retention_days=0,
+                                           exclude=["apps/scr*"],
+                                           overrides={"apps/d": {"max_age_hours": 1}}))
+    found = ev.evaluate(seen, policy, NOW)
+    assert [(f.label, f.status) for f in found] == [("apps/b", "missed"), ("apps/d", "missed"),
+                                                      ("apps/a", "ok")]
+    assert found[1].max_age_hours == 1 and found[0].retention == ""
+
+
+def test_an_unreadable_object_is_reported_as_such() -> None:
+    obj = volume(backup("b", timedelta(hours=1)))
+    obj.error = "backup.cfg is not JSON"
+    found = judge(obj)
+    assert (found.status, found.problem) == ("unreadable", "backup.cfg is not JSON")
+    assert found.bad
+
+
+def test_findings_round_trip_and_know_when_they_became_overdue() -> None:
+    seen = backup("b", timedelta(hours=2))
+    found = judge(volume(seen, *daily(7)[1:], store_last=seen))
+    assert ev.Finding.from_dict(found.to_dict()) == found
+    assert found.overdue_since == (NOW - timedelta(hours=2)).timestamp() + 24 * 3600
+    assert judge(volume()).overdue_since is None and not found.bad
