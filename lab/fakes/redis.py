@@ -42,13 +42,16 @@ class RedisServer:
         while True:
             try:
                 answering = int(client.info("server")["process_id"])
+                # INFO answers while the AOF is still being read; every other command then
+                # fails with LOADING, so the server is ready only once loading is over.
+                loading = int(client.info("persistence")["loading"])
             except redis.ConnectionError:
-                answering = None
-            if answering == self.proc.pid:
+                answering, loading = None, 1
+            if answering == self.proc.pid and not loading:
                 return
             # Another process took the port while it was free (a restart gives it up): that
             # Redis would answer our clients; say so instead of testing against a stranger.
-            if self.proc.poll() is not None or answering is not None:
+            if self.proc.poll() is not None or answering not in (None, self.proc.pid):
                 self.stop()
                 raise RuntimeError(f"redis-server could not take 127.0.0.1:{self.port} (another "
                                    f"process holds it: pid {answering})")

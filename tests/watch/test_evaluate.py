@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bot.watch.policy import Limits
+from bot.watch.rules import Limits
 
 from bot.watch import evaluate as ev
 from bot.watch.facts import Facts, ObjectFacts, Seen, Sight
