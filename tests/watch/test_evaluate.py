@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bot.watch.rules import Limits
 
 from bot.watch import evaluate as ev
 from bot.watch.facts import Facts, ObjectFacts, Seen, Sight
+from bot.watch.rules import Limits
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 DAY = Limits(max_age_hours=24, retention_days=7)
