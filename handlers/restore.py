@@ -104,16 +104,29 @@ def users(kube: Kube, ns: str, name: str) -> list[str]:
     return workloads.pvc_users(kube, ns, name)
 
 
-def pvc_spec(kube: Kube, ns: str, name: str) -> dict[str, Any]:
-    """Storage class, access modes and bound PV of the existing PVC (defaults when it is gone)."""
-    from adapters.kubernetes import storage
+def pvc_spec(kube: Kube, ns: str, name: str, backup: Backup | None = None) -> dict[str, Any]:
+    """Storage class, access modes and bound PV of the existing PVC; when it is gone, what
+    ``backup`` recorded (never defaults: a PVC's spec cannot change after creation, and one
+    that differs from Git breaks Flux). A shape nobody knows is refused."""
+    from adapters.errors import Refused
+    from adapters.kubernetes import longhorn, storage
 
     try:
         pvc = storage.get_pvc(kube, ns, name)
     except NotFound:
-        return {"class": "longhorn", "modes": ["ReadWriteOnce"], "pv": "", "exists": False}
-    return {"class": pvc.storage_class or "longhorn",
-            "modes": pvc.access_modes or ["ReadWriteOnce"], "pv": pvc.volume, "exists": True}
+        pvc = None
+    if pvc is not None and pvc.storage_class and pvc.access_modes:
+        return {"class": pvc.storage_class, "modes": list(pvc.access_modes), "pv": pvc.volume,
+                "exists": True}
+    if backup is None:
+        return {"class": "", "modes": [], "pv": pvc.volume if pvc else "",
+                "exists": pvc is not None}
+    try:
+        shape = longhorn.recorded_shape(kube, backup)
+    except Refused as exc:
+        raise CommandError(str(exc)) from None
+    return {"class": shape.storage_class, "modes": list(shape.access_modes),
+            "pv": pvc.volume if pvc else "", "exists": pvc is not None}
 
 
 def new_name(name: str, backup: Backup) -> str:
@@ -138,10 +151,10 @@ def restore(step: StepContext, backup: Backup, ns: str, target: str, shape: dict
     if chosen["backup"] != backup.name:
         backup = longhorn.get_backup(step.services.kube, chosen["backup"])
     target = chosen["target"]
+    pvc_shape = longhorn.PvcShape(shape["class"], tuple(shape["modes"]), backup.volume_size)
     done = longhorn.restore_backup(
         step.services.kube, backup.name, target, ns, iac.timed(step, f"{ns}/{target}"),
-        RESTORE_TIMEOUT, storage_class=shape["class"], access_modes=tuple(shape["modes"]),
-        replicas=replicas, poll=POLL)
+        RESTORE_TIMEOUT, shape=pvc_shape, replicas=replicas, poll=POLL)
     return {"pvc": f"{ns}/{target}", "volume": done.volume, "pv": done.pv,
             "backup": backup.name, "size": done.size}
 
@@ -256,7 +269,7 @@ def restore_pvc(ctx: PlanContext) -> Runbook:
         raise CommandError(f"PVC {ref} is in use by running pod(s) {', '.join(running)}. Add "
                            f"--replace to swap the restored copy in (the workload is scaled "
                            f"down meanwhile), or stop the app first")
-    shape = pvc_spec(kube, ns, name)
+    shape = pvc_spec(kube, ns, name, backup)
     try:
         copies = longhorn.get_volume(kube, volume).number_of_replicas or 3
     except NotFound:
