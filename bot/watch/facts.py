@@ -334,7 +334,9 @@ def etcd(sources: Sources, inventory: Inventory, facts: Facts) -> None:
             if at and snap.ready and (snap.node not in local or at > local[snap.node]):
                 local[snap.node] = at
             continue
-        seen = obj.seen(snap.snapshot_name)
+        # K3s keeps ".zip" in spec.snapshotName of a compressed snapshot (k3s pkg/etcd/snapshot/
+        # types.go: Compressed = HasSuffix(SnapshotName, ".zip")); both sides join without it.
+        seen = obj.seen(snap.snapshot_name.removesuffix(".zip"))
         seen.at = at
         seen.cluster_state = "completed" if snap.ready else ("failed" if snap.error else "running")
         seen.detail = snap.error
