@@ -13,6 +13,9 @@ from lab.controllers.base import (
     R_ETCD_SNAPSHOTS,
     R_GITREPOSITORIES,
     R_KUSTOMIZATIONS,
+    R_LH_BACKUPS,
+    R_LH_BACKUPTARGETS,
+    R_LH_BACKUPVOLUMES,
     R_LH_ENGINES,
     R_LH_NODES,
     R_LH_REPLICAS,
@@ -28,9 +31,11 @@ from lab.seed.flux import BOOTSTRAP_NAME
 
 # What lives only in the cluster's datastore and is gone with it. Of Flux's objects only those
 # `flux bootstrap` installs (its Git source and sync Kustomization; its Git Secret goes with the
-# other Secrets): the others, Longhorn's backup objects and CNPG's come back from Git and the
-# backup target once Flux runs again, so the lab keeps them.
+# other Secrets): the others and CNPG's come back from Git once Flux runs again, so the lab keeps
+# them. Longhorn's backup objects are lost and come back from the store only when Longhorn's
+# backup target has synced again (lab.controllers.longhorn_sync).
 DATASTORE_ONLY = [R_PODS, R_PVCS, R_PVS, R_LH_VOLUMES, R_LH_REPLICAS, R_LH_ENGINES, R_LH_NODES,
+                  R_LH_BACKUPS, R_LH_BACKUPVOLUMES, R_LH_BACKUPTARGETS,
                   R_ETCD_SNAPSHOTS, R_SECRETS, R_NODES, R_KUSTOMIZATIONS, R_GITREPOSITORIES]
 
 

@@ -24,6 +24,7 @@ from tests.bot.harness import Harness, wait_until
 RUN = 240.0  # the whole cluster on a loaded two-core machine; every wait ends on its condition
 PHRASE = '--confirm "rebuild the whole cluster"'
 KS = "kustomize.toolkit.fluxcd.io/v1"
+LH = "longhorn.io/v1beta2"
 FLUX_OWN = ((KS, "kustomizations"), ("source.toolkit.fluxcd.io/v1", "gitrepositories"),
             ("v1", "secrets"))  # what `flux bootstrap` installs, all named flux-system
 
@@ -138,6 +139,7 @@ def test_rebuild_runs_its_phases_with_the_apps_suspended_until_restored(
     assert all(vm.smbios_uuid != old_uuids[n] for n, vm in vms.items())  # new machines
     assert pvc(lab, "apps", "web-data") is None  # the old datastore is gone
     assert flux_own(lab) == [None, None, None]  # and Flux's own objects with it
+    assert lab.world.kube_objects(LH, "backups") == []  # and Longhorn's backup objects
     assert suspended(lab) == {"flux-system": None, "infrastructure": False, "apps": False,
                               "experiments": True}  # the lab keeps what Flux gets from Git
     installed_kubeconfig(drbot_lab, lab, job_id, old_kubeconfig)
@@ -156,6 +158,11 @@ def test_rebuild_runs_its_phases_with_the_apps_suspended_until_restored(
                      ("apps", "archive")):
         claim = pvc(lab, ns, name)
         assert claim and claim["spec"]["volumeName"] == f"restore-{ns}-{name}"
+        # as recorded in the store, pulled by the backup target's sync after the step began
+        assert claim["spec"]["storageClassName"] == "longhorn"
+        assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    restore_events = job_events(drbot_lab, job_id)
+    assert "the store holds 6 volume(s)" in restore_events
     assert drbot_lab.say(f"/dr confirm {job_id} 4", who="alice").ok
 
     job = drbot_lab.wait_status(job_id, "succeeded", "failed", timeout=RUN)

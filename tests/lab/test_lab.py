@@ -602,3 +602,49 @@ def test_flux_bootstrap_applies_the_sync_objects_and_fails_on_a_dead_api(
     last = failed.stdout.splitlines()[-1]
     assert last.startswith(f"✗ the Kubernetes API at {dead_api} is unreachable"), last
     assert "Connection refused" in last
+
+
+def test_longhorn_backup_target_sync_pulls_the_store_into_backup_objects(
+        lab: Lab, kube: Any, s3: Any) -> None:
+    """Lost Backup and BackupVolume objects come back from the store on a requested sync, with
+    what the store recorded: the PVC only when the backup's cfg carries KubernetesStatus, the
+    storage class from volume.cfg (longhorn-manager backup_target/backup_volume controllers)."""
+    co = custom(kube)
+    lh = ("longhorn.io", "v1beta2", world.LONGHORN_NS)
+    vol = world.VOLUMES[0]
+    bvs = [b for b in co.list_namespaced_custom_object(*lh, "backupvolumes")["items"]
+           if b["spec"].get("volumeName") == vol.name]
+    backups = [b for b in co.list_namespaced_custom_object(*lh, "backups")["items"]
+               if b["status"].get("volumeName") == vol.name]
+    for obj, plural in [*((b, "backupvolumes") for b in bvs), *((b, "backups") for b in backups)]:
+        co.delete_namespaced_custom_object(*lh, plural, obj["metadata"]["name"])
+    key = f"{longhorn_volume_dir(vol.name)}/backups/backup_backup-bare.cfg"
+    s3.put_object(Bucket=world.BUCKETS["longhorn"], Key=key, Body=json.dumps({
+        "Name": "backup-bare", "VolumeName": vol.name, "CreatedTime": "2026-01-01T00:00:00Z",
+        "SnapshotCreatedAt": "2026-01-01T00:00:00Z", "Size": "4096",
+        "Labels": {"longhorn.io/volume-access-mode": "rwo"}}).encode())
+    asked = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    co.patch_namespaced_custom_object(*lh, "backuptargets", "default",
+                                      {"spec": {"syncRequestedAt": asked}})
+
+    def synced() -> dict[str, Any] | None:  # the target is written last
+        target = co.get_namespaced_custom_object(*lh, "backuptargets", "default")
+        return target if target["status"].get("lastSyncedAt", "") >= asked else None
+
+    target = lab.world.wait_for(synced, WAIT, "the backup target synced after the request")
+    bv = next(b for b in co.list_namespaced_custom_object(*lh, "backupvolumes")["items"]
+              if b["spec"].get("volumeName") == vol.name)
+    found = {b["metadata"]["name"]: b
+             for b in co.list_namespaced_custom_object(*lh, "backups")["items"]
+             if b["status"].get("volumeName") == vol.name}
+    assert len(found) == len(backups) + 1
+    bare = found.pop("backup-bare")
+    assert "KubernetesStatus" not in bare["status"]["labels"]  # nothing invented
+    for backup in found.values():
+        recorded = json.loads(backup["status"]["labels"]["KubernetesStatus"])
+        assert (recorded["namespace"], recorded["pvcName"]) == (vol.namespace, vol.pvc)
+        assert backup["status"]["volumeSize"] == str(vol.size_gi * 1024**3)
+    assert bv["status"]["storageClassName"] == "longhorn"
+    assert target["status"]["available"] and bv["status"]["lastSyncedAt"] >= asked
+    s3.delete_object(Bucket=world.BUCKETS["longhorn"], Key=key)
+    co.delete_namespaced_custom_object(*lh, "backups", "backup-bare")
