@@ -7,16 +7,20 @@ and the backups, in four phases, each started by a confirmation in the job's thr
 2. Flux is bootstrapped with the inventory's argument list (``iac.flux_bootstrap``), its Git
    secret re-applied from ``iac.flux_secret_file`` (never echoed), and the application
    Kustomizations are suspended, so no app starts on an empty volume.
-3. Every Longhorn volume is restored from its latest completed backup into a PVC named by the
-   backup's recorded PVC and namespace, before the apps exist; CNPG clusters and their recovery
-   points are reported (their manifests must bootstrap from the object store).
+3. Every volume the object store holds is restored from its latest backup into a PVC named by
+   the backup's recorded PVC and namespace and built as the backup recorded it, before the apps
+   exist; the Backups are read once Longhorn's backup target has synced after the step began
+   (``handlers.restore_set``). CNPG clusters and their recovery points are reported (their
+   manifests must bootstrap from the object store).
 4. The Kustomizations suspended in phase 2 are resumed and must become Ready.
 
 Which Kustomizations are "application" ones: all but ``flux-system``, those another Kustomization
 depends on (``spec.dependsOn``: infrastructure layers) and those that own the Longhorn or CNPG
 operator HelmRelease (by the ``kustomize.toolkit.fluxcd.io/name`` label). One already suspended
-is left so and not resumed. Between bootstrap and the suspend step Flux may start an app; keep
-application Kustomizations behind a ``dependsOn`` in Git to close that window.
+is left so and not resumed. Flux applies a Kustomization as soon as bootstrap creates it, so an
+app could start between bootstrap and the suspend step: the operator's Git keeps application
+Kustomizations behind a ``dependsOn`` on the layer that installs Longhorn (README, scenario 4),
+and phase 3 refuses when an app has applied a revision or one of its PVCs exists already.
 
 The phases wait for ``/dr confirm <job> <phase>`` (handlers/confirm.py). The runbook refuses while
 drbot itself runs on the cluster (inventory ``drbot_nodes``): run drbot standalone for this.
@@ -268,8 +272,23 @@ def expected(step: StepContext) -> restore_set.RestoreSet:
     return restore_set.expected_set(step.services.kube, stored)
 
 
+def refuse_started_apps(step: StepContext, wanted: restore_set.RestoreSet) -> None:
+    """Refuse to restore under an application that already ran (see restore_set.started_apps)."""
+    phase2 = step.results.get(SUSPEND, {})
+    held = [*phase2.get("suspended", []), *phase2.get("left_suspended", [])]
+    started = restore_set.started_apps(step.services.kube, held, wanted.planned)
+    if started:
+        raise CommandError(
+            "an application started before its volumes were restored: " + "; ".join(started)
+            + ". Its workloads may have written to empty volumes. Keep its Kustomization "
+            "suspended, delete the PVCs it created (and their volumes), then /dr retry "
+            f"{step.job_id}. Keep application Kustomizations behind a dependsOn in Git (see "
+            "the README, scenario 4) so Flux cannot apply them before drbot suspends them")
+
+
 def restore_all(step: StepContext) -> dict[str, Any]:
     wanted = expected(step)
+    refuse_started_apps(step, wanted)
     restored, failed = [], list(wanted.missing)
     for backup in planned_restores(step, wanted):
         target = f"{backup.pvc_namespace}/{backup.pvc}"

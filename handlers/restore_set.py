@@ -128,6 +128,33 @@ def expected_set(kube: Kube, stored: list[str], now: datetime | None = None) -> 
     return out
 
 
+def started_apps(kube: Kube, kustomizations: list[str], planned: list[Backup]) -> list[str]:
+    """Signs that an application began before its volumes came back: a Kustomization phase 2
+    suspended that has applied a revision (Flux applies a new Kustomization at once unless a
+    ``dependsOn`` holds it), or a PVC to restore that exists and is not drbot's restore."""
+    from adapters.kubernetes import flux, storage
+    from adapters.kubernetes.longhorn.restore import restored_volume_name
+
+    found = []
+    for ref in kustomizations:
+        ns, name = ref.split("/", 1)
+        try:
+            ks = flux.get_kustomization(kube, name, ns)
+        except NotFound:
+            continue
+        if ks.revision:
+            found.append(f"Kustomization {ref} applied {ks.revision}")
+    for backup in planned:
+        try:
+            pvc = storage.get_pvc(kube, backup.pvc_namespace, backup.pvc)
+        except NotFound:
+            continue
+        if pvc.volume != restored_volume_name(backup.pvc_namespace, backup.pvc):
+            found.append(f"PVC {backup.pvc_namespace}/{backup.pvc} exists "
+                         f"(bound to {pvc.volume or 'nothing yet'})")
+    return found
+
+
 def pvc_shape(kube: Kube, backup: Backup) -> PvcShape:
     """The PVC spec a restore of ``backup`` must create (what it recorded)."""
     from adapters.kubernetes import longhorn

@@ -29,11 +29,11 @@ from lab.controllers.base import (
 )
 from lab.seed.flux import BOOTSTRAP_NAME
 
-# What lives only in the cluster's datastore and is gone with it. Of Flux's objects only those
-# `flux bootstrap` installs (its Git source and sync Kustomization; its Git Secret goes with the
-# other Secrets): the others and CNPG's come back from Git once Flux runs again, so the lab keeps
-# them. Longhorn's backup objects are lost and come back from the store only when Longhorn's
-# backup target has synced again (lab.controllers.longhorn_sync).
+# What lives only in the cluster's datastore and is gone with it. Flux's Kustomizations come back
+# when `flux bootstrap` has re-created `flux-system` and it applies the fleet repository
+# (lab.controllers.flux); Flux's other objects and CNPG's are kept (they would come back from
+# Git with the infrastructure layer). Longhorn's backup objects come back from the store only when
+# Longhorn's backup target has synced again (lab.controllers.longhorn_sync).
 DATASTORE_ONLY = [R_PODS, R_PVCS, R_PVS, R_LH_VOLUMES, R_LH_REPLICAS, R_LH_ENGINES, R_LH_NODES,
                   R_LH_BACKUPS, R_LH_BACKUPVOLUMES, R_LH_BACKUPTARGETS,
                   R_ETCD_SNAPSHOTS, R_SECRETS, R_NODES, R_KUSTOMIZATIONS, R_GITREPOSITORIES]
@@ -41,7 +41,7 @@ DATASTORE_ONLY = [R_PODS, R_PVCS, R_PVS, R_LH_VOLUMES, R_LH_REPLICAS, R_LH_ENGIN
 
 def lost_with_datastore(res: Any, obj: dict[str, Any]) -> bool:
     """Whether `obj`, one of a DATASTORE_ONLY resource, is gone with the datastore."""
-    if res in (R_KUSTOMIZATIONS, R_GITREPOSITORIES):
+    if res == R_GITREPOSITORIES:
         meta = obj["metadata"]
         return (meta.get("namespace"), meta["name"]) == (world.FLUX_NS, BOOTSTRAP_NAME)
     return True

@@ -66,3 +66,26 @@ def test_synced_only_after_the_target_and_each_stored_volume(kube_emulator: Kube
 def test_no_backup_target_means_longhorn_is_not_there_yet(kube: Kube) -> None:
     assert restore_set.not_synced(kube, SINCE, []) == [
         "no Longhorn BackupTarget exists yet (is Longhorn installed?)"]
+
+
+def test_an_app_that_applied_or_made_its_pvc_is_found(kube_emulator: KubeServer,
+                                                      kube: Kube) -> None:
+    """Flux applies a new Kustomization at once unless dependsOn holds it: one that applied a
+    revision, or a PVC to restore that exists and is not drbot's, means the app ran."""
+    from lab.fakes.kube import add_kustomization
+
+    add_kustomization(kube_emulator, "apps", suspended=True)
+    add_kustomization(kube_emulator, "held", suspended=True)
+    kube_emulator.patch(R.KUSTOMIZATIONS, "apps", {"status": {
+        "lastAppliedRevision": "main@sha1:0123abcd"}}, "flux-system")
+    kube_emulator.patch(R.KUSTOMIZATIONS, "held", {"status": {"lastAppliedRevision": ""}},
+                        "flux-system")
+    add_lh_backup(kube_emulator, "backup-a", "vol-a", pvc="a", pvc_namespace="apps")
+    add_lh_backup(kube_emulator, "backup-b", "vol-b", pvc="b", pvc_namespace="apps")
+    for name, volume in (("a", "pvc-empty"), ("b", "restore-apps-b")):
+        kube_emulator.create(R.PERSISTENTVOLUMECLAIMS, {
+            "metadata": {"name": name, "namespace": "apps"}, "spec": {"volumeName": volume}})
+    planned = restore_set.expected_set(kube, ["vol-a", "vol-b"]).planned
+    assert restore_set.started_apps(kube, ["flux-system/apps", "flux-system/held"], planned) == [
+        "Kustomization flux-system/apps applied main@sha1:0123abcd",
+        "PVC apps/a exists (bound to pvc-empty)"]

@@ -140,8 +140,8 @@ def test_rebuild_runs_its_phases_with_the_apps_suspended_until_restored(
     assert pvc(lab, "apps", "web-data") is None  # the old datastore is gone
     assert flux_own(lab) == [None, None, None]  # and Flux's own objects with it
     assert lab.world.kube_objects(LH, "backups") == []  # and Longhorn's backup objects
-    assert suspended(lab) == {"flux-system": None, "infrastructure": False, "apps": False,
-                              "experiments": True}  # the lab keeps what Flux gets from Git
+    assert suspended(lab) == {"flux-system": None, "infrastructure": None, "apps": None,
+                              "experiments": None}  # until Flux applies Git again
     installed_kubeconfig(drbot_lab, lab, job_id, old_kubeconfig)
     assert drbot_lab.say(f"/dr confirm {job_id} 2", who="bob").ok  # an approver
 
@@ -149,6 +149,8 @@ def test_rebuild_runs_its_phases_with_the_apps_suspended_until_restored(
     flux_bootstrapped(drbot_lab, lab, job_id, credential)
     assert suspended(lab) == {"flux-system": False, "infrastructure": False, "apps": True,
                               "experiments": True}
+    apps = lab.world.kube_object(KS, "kustomizations", "flux-system", "apps")
+    assert apps and not apps.get("status", {}).get("lastAppliedRevision")  # dependsOn held it
     assert pvc(lab, "apps", "web-data") is None
     assert drbot_lab.say(f"/dr confirm {job_id} 3", who="carol").ok
 

@@ -648,3 +648,45 @@ def test_longhorn_backup_target_sync_pulls_the_store_into_backup_objects(
     assert target["status"]["available"] and bv["status"]["lastSyncedAt"] >= asked
     s3.delete_object(Bucket=world.BUCKETS["longhorn"], Key=key)
     co.delete_namespaced_custom_object(*lh, "backups", "backup-bare")
+
+
+def test_flux_applies_a_new_kustomization_at_once_unless_dependson_holds_it(
+        lab: Lab, kube: Any) -> None:
+    """kustomize-controller: a created Kustomization is applied without any request; one whose
+    dependency is not Ready is held (DependencyNotReady, nothing applied) until it is."""
+    co = custom(kube)
+    ks = ("kustomize.toolkit.fluxcd.io", "v1", "flux-system", "kustomizations")
+
+    def body(name: str, depends: list[str]) -> dict[str, Any]:
+        spec: dict[str, Any] = {"interval": "10m", "path": f"./{name}", "prune": True,
+                                "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}
+        if depends:
+            spec["dependsOn"] = [{"name": d} for d in depends]
+        return {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                "metadata": {"name": name, "namespace": "flux-system", "generation": 1},
+                "spec": spec}
+
+    co.create_namespaced_custom_object(*ks, body("gate", []) | {"spec": {
+        **body("gate", [])["spec"], "suspend": True}})
+    co.create_namespaced_custom_object(*ks, body("held-app", ["gate"]))
+    co.create_namespaced_custom_object(*ks, body("free-app", []))
+
+    def applied(name: str) -> dict[str, Any] | None:
+        obj = co.get_namespaced_custom_object(*ks, name)
+        return obj if (obj.get("status") or {}).get("lastAppliedRevision") else None
+
+    lab.world.wait_for(lambda: applied("free-app"), WAIT, "free-app applied unasked")
+
+    def blocked() -> dict[str, Any] | None:
+        obj = co.get_namespaced_custom_object(*ks, "held-app")
+        ready = [c for c in (obj.get("status") or {}).get("conditions") or []
+                 if c["type"] == "Ready"]
+        return obj if ready and ready[0]["reason"] == "DependencyNotReady" else None
+
+    held = lab.world.wait_for(blocked, WAIT, "held-app waiting for its dependency")
+    assert not held["status"].get("lastAppliedRevision")
+    co.patch_namespaced_custom_object(*ks, "gate", {"spec": {"suspend": False}})
+    lab.world.wait_for(lambda: applied("held-app"), WAIT, "held-app applied once gate is Ready")
+    for name in ("gate", "held-app", "free-app"):
+        co.patch_namespaced_custom_object(*ks, name, {"metadata": {"finalizers": None}})
+        co.delete_namespaced_custom_object(*ks, name)

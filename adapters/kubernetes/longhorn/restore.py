@@ -93,7 +93,7 @@ def _restore_done(obj: dict[str, Any], name: str) -> bool:
     )
 
 
-def _restored_volume_name(namespace: str, pvc: str) -> str:
+def restored_volume_name(namespace: str, pvc: str) -> str:
     return f"restore-{namespace}-{pvc}"[:63].rstrip("-")
 
 
@@ -130,7 +130,7 @@ def restore_backup(
     if not size.isdigit() or int(size) <= 0:
         raise Refused(f"Longhorn backup {backup_name} does not record the volume size.")
     storage_class, access_modes = shape.storage_class, shape.access_modes
-    volume = volume_name or _restored_volume_name(namespace, pvc_name)
+    volume = volume_name or restored_volume_name(namespace, pvc_name)
     _refuse_existing_pvc(kube, pvc_name, namespace, volume)
     target = f"{namespace}/{pvc_name}"
     _create_restore_volume(kube, volume, backup, size, replicas,
