@@ -230,3 +230,13 @@ def test_a_restore_whose_pvc_spec_is_unknown_is_refused(
     with pytest.raises(Refused, match=unknown):
         longhorn.restore_backup(kube, "b", "data", "apps", timeout=1, poll=0.05)
     assert kube_emulator.list(R.LH_VOLUMES, NS) == []
+
+
+def test_the_backup_target_is_read_from_spec_first(kube_emulator: KubeServer,
+                                                   kube: Kube) -> None:
+    """Longhorn v1.8 records a backup's target in spec.backupTargetName; the label and status
+    are fallbacks (they may still say `default` on a backup of another target)."""
+    add_lh_backup(kube_emulator, "b", "vol")
+    kube_emulator.patch(R.LH_BACKUPS, "b", {"spec": {"backupTargetName": "offsite"},
+                                            "status": {"backupTargetName": ""}}, NS)
+    assert longhorn.get_backup(kube, "b").target == "offsite"
