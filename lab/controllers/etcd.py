@@ -57,7 +57,13 @@ class EtcdController(ControllerBase):
         return healthy, len(members) // 2 + 1
 
     async def remove_member(self, node: str, annotations: dict[str, str]) -> bool:
-        """K3s's RemovePeer: works only while etcd has quorum (else the finalizer stays)."""
+        """K3s's onRemove, then RemovePeer: it needs the member name of the Node's
+        `etcd.k3s.cattle.io/node-name` annotation (else it errors and the finalizer stays; k3s
+        pkg/etcd/member_controller.go) and works only while etcd has quorum."""
+        if not annotations.get("etcd.k3s.cattle.io/node-name"):
+            if self.due(("name-note", node), 0):
+                self.state.record(f"etcd: node name annotation for node {node} not found")
+            return False
         healthy, needed = self.quorum()
         with self.state.lock:
             member = self.state.etcd_members.get(node)

@@ -415,6 +415,7 @@ def add_node(
     ip: str = "10.0.0.10",
     unschedulable: bool = False,
     finalizers: tuple[str, ...] = (),
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     labels = {"kubernetes.io/hostname": name}
     for role in roles:
@@ -422,7 +423,8 @@ def add_node(
     if etcd:
         labels["node-role.kubernetes.io/etcd"] = "true"
     return server.create(R.NODES, {
-        "metadata": {"name": name, "labels": labels, "finalizers": list(finalizers)},
+        "metadata": {"name": name, "labels": labels, "finalizers": list(finalizers),
+                     "annotations": dict(annotations or {})},
         "spec": {"unschedulable": unschedulable},
         "status": {
             "conditions": [{"type": "Ready", "status": "True" if ready else "Unknown",

@@ -380,10 +380,23 @@ def test_server_node_delete_removes_its_etcd_member_then_join_restores_it(
     import ansible_runner
 
     assert "k3s-server-3" in {m.node for m in lab.world.etcd_members()}
+    name_key = "etcd.k3s.cattle.io/node-name"
+    member_name = core(kube).read_node("k3s-server-3").metadata.annotations[name_key]
+    core(kube).patch_node("k3s-server-3", {"metadata": {"annotations": {name_key: None}}})
     core(kube).delete_node("k3s-server-3")
     node = core(kube).read_node("k3s-server-3")  # the finalizers hold it a while
     assert node.metadata.deletion_timestamp is not None
+    # K3s's finalizer cannot name the member without the annotation: it errors and stays
+    lab.world.wait_for(
+        lambda: any("node name annotation for node k3s-server-3 not found" in e
+                    for e in lab.world.events()),
+        WAIT,
+        "K3s's etcd finalizer failing without the node-name annotation",
+    )
     assert "k3s-server-3" in {m.node for m in lab.world.etcd_members()}
+    assert "wrangler.cattle.io/managed-etcd-controller" in core(kube).read_node(
+        "k3s-server-3").metadata.finalizers
+    core(kube).patch_node("k3s-server-3", {"metadata": {"annotations": {name_key: member_name}}})
     lab.world.wait_for(
         lambda: "k3s-server-3" not in {m.node for m in lab.world.etcd_members()},
         WAIT,
