@@ -168,7 +168,14 @@ def git_repository(
         },
         "status": {
             "observedGeneration": 1,
-            "artifact": {"revision": REVISION, "lastUpdateTime": ts(now)},
+            # source-controller's Artifact: path and url are required (api/v1 artifact types)
+            "artifact": {
+                "path": f"gitrepository/{FLUX_NS}/{BOOTSTRAP_NAME}/{REVISION[-40:]}.tar.gz",
+                "url": f"http://source-controller.{FLUX_NS}.svc.cluster.local./gitrepository/"
+                f"{FLUX_NS}/{BOOTSTRAP_NAME}/{REVISION[-40:]}.tar.gz",
+                "revision": REVISION,
+                "lastUpdateTime": ts(now),
+            },
             "conditions": [
                 {
                     "type": "Ready",

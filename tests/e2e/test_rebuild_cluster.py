@@ -180,6 +180,25 @@ def test_rebuild_runs_its_phases_with_the_apps_suspended_until_restored(
     thread = drbot_lab.frontend.threads[job_id]
     shown = "\n".join([events, *thread["replies"], *(card.text() for card in thread["cards"])])
     assert not [value for value in secret_values(credential) if value in shown]
+    assert schema_problems(lab) == []  # what drbot and the lab wrote, as the real API holds it
+
+
+def schema_problems(lab: Lab) -> list[str]:
+    """Every foreign object in the lab's API checked against lab/schemas.py."""
+    from lab import schemas
+
+    kinds = [(LH, "volumes", "Volume"), (LH, "backups", "Backup"),
+             (LH, "backupvolumes", "BackupVolume"), (LH, "backuptargets", "BackupTarget"),
+             (LH, "nodes", "Node"), (LH, "replicas", "Replica"),
+             (KS, "kustomizations", "Kustomization"),
+             ("source.toolkit.fluxcd.io/v1", "gitrepositories", "GitRepository"),
+             ("helm.toolkit.fluxcd.io/v2", "helmreleases", "HelmRelease"),
+             ("postgresql.cnpg.io/v1", "clusters", "Cluster")]
+    found = []
+    for api, plural, kind in kinds:
+        for obj in lab.world.kube_objects(api, plural):
+            found += schemas.problems({**obj, "apiVersion": api, "kind": kind})
+    return found
 
 
 def flux_bootstrapped(drbot: Harness, lab: Lab, job_id: str, credential: dict[str, Any]) -> None:
