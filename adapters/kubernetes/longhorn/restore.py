@@ -28,7 +28,8 @@ from adapters.progress import Hooks, Progress
 
 CSI_DRIVER = "driver.longhorn.io"
 # Longhorn's volume access modes and the PVC access modes they stand for.
-PVC_ACCESS_MODES = {"rwo": ("ReadWriteOnce",), "rwx": ("ReadWriteMany",)}
+PVC_ACCESS_MODES = {"rwo": ("ReadWriteOnce",), "rwop": ("ReadWriteOncePod",),
+                    "rwx": ("ReadWriteMany",)}
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,9 @@ def recorded_shape(kube: Kube, backup: Backup) -> PvcShape:
 
 
 def longhorn_access_mode(access_modes: tuple[str, ...]) -> str:
-    return "rwx" if "ReadWriteMany" in access_modes else "rwo"
+    if "ReadWriteMany" in access_modes:
+        return "rwx"
+    return "rwop" if "ReadWriteOncePod" in access_modes else "rwo"
 
 
 @dataclass
