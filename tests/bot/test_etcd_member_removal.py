@@ -17,12 +17,12 @@ from bot.errors import CommandError
 from bot.runbook import StepContext
 from bot.worker.services import Services
 from handlers.rebuild_node import delete_nodes
-from lab.fakes.kube import KubeServer, add_node, write_kubeconfig
+from lab.fakes.kube import StandaloneKube, add_node, write_kubeconfig
 
 MEMBER = {"etcd.k3s.cattle.io/node-name": "k3s-2-0a1b2c3d"}
 
 
-def step(server: KubeServer, tmp_path: Path) -> StepContext:
+def step(server: StandaloneKube, tmp_path: Path) -> StepContext:
     config = write_kubeconfig(tmp_path / "kubeconfig", server.url)
     inventory = Inventory(kubernetes=KubernetesTarget(kubeconfig=str(config)), nodes={
         "k3s-2": Node(host="pve1", vmid=102, role="server", terraform_address="vm.k3s_2",
@@ -36,7 +36,7 @@ def step(server: KubeServer, tmp_path: Path) -> StepContext:
     ((nodes.ETCD_FINALIZER,), {}, "the annotation etcd.k3s.cattle.io/node-name"),
 ])
 def test_a_server_node_k3s_cannot_remove_from_etcd_is_not_deleted(
-        kube_emulator: KubeServer, tmp_path: Path, finalizers: tuple[str, ...],
+        kube_emulator: StandaloneKube, tmp_path: Path, finalizers: tuple[str, ...],
         annotations: dict[str, str], missing: str) -> None:
     add_node(kube_emulator, "k3s-2", etcd=True, finalizers=finalizers, annotations=annotations)
     with pytest.raises(CommandError, match=missing):
@@ -45,7 +45,7 @@ def test_a_server_node_k3s_cannot_remove_from_etcd_is_not_deleted(
         "deletionTimestamp")
 
 
-def test_a_gone_server_node_needs_the_confirmation(kube_emulator: KubeServer,
+def test_a_gone_server_node_needs_the_confirmation(kube_emulator: StandaloneKube,
                                                    tmp_path: Path) -> None:
     ctx = step(kube_emulator, tmp_path)
     with pytest.raises(CommandError, match="etcdctl .* member list.*--confirm"):

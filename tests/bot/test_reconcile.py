@@ -98,7 +98,7 @@ def test_status_lists_nodes_and_kustomizations(lab: Harness, kube_emulator: Stan
 
 
 def test_ready_says_plainly_when_flux_will_not_recreate_a_helm_object(
-        lab: Harness, kube_emulator: KubeServer) -> None:
+        lab: Harness, kube_emulator: StandaloneKube) -> None:
     """helm-controller recreates a deleted object of an in-sync release only with drift
     detection enabled (off by default): Ready must not read as 'it is back'."""
     from lab.fakes.kube import add_helmrelease

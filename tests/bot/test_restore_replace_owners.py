@@ -14,7 +14,7 @@ from bot.config.inventory import Inventory, KubernetesTarget
 from bot.config.settings import Settings
 from bot.runbook import PlanContext
 from bot.worker.services import Services
-from lab.fakes.kube import KubeServer, add_lh_backup, add_lh_volume, write_kubeconfig
+from lab.fakes.kube import StandaloneKube, add_lh_backup, add_lh_volume, write_kubeconfig
 
 HELM = {"helm.toolkit.fluxcd.io/name": "db", "helm.toolkit.fluxcd.io/namespace": "apps"}
 KS_APPS = {"kustomize.toolkit.fluxcd.io/name": "apps",
@@ -23,7 +23,7 @@ KS_DATA = {"kustomize.toolkit.fluxcd.io/name": "storage",
            "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}
 
 
-def statefulset(server: KubeServer) -> None:
+def statefulset(server: StandaloneKube) -> None:
     server.create(R.STATEFULSETS, {
         "metadata": {"name": "db", "namespace": "apps", "labels": {**HELM, **KS_APPS}},
         "spec": {"replicas": 2, "serviceName": "db",
@@ -32,7 +32,7 @@ def statefulset(server: KubeServer) -> None:
         "status": {"readyReplicas": 2}})
 
 
-def test_a_claim_template_pvc_is_mounted_by_its_statefulset(kube_emulator: KubeServer,
+def test_a_claim_template_pvc_is_mounted_by_its_statefulset(kube_emulator: StandaloneKube,
                                                             kube: Kube) -> None:
     statefulset(kube_emulator)
     assert [w.name for w in workloads.mounting(kube, "apps", "data-db-1")] == ["db"]
@@ -41,7 +41,7 @@ def test_a_claim_template_pvc_is_mounted_by_its_statefulset(kube_emulator: KubeS
 
 
 def test_replace_suspends_the_helmrelease_and_the_pvcs_kustomization_too(
-        kube_emulator: KubeServer, tmp_path: Path) -> None:
+        kube_emulator: StandaloneKube, tmp_path: Path) -> None:
     statefulset(kube_emulator)
     add_lh_volume(kube_emulator, "pvc-d0", [("a", True)], pvc="data-db-0", pvc_namespace="apps")
     add_lh_backup(kube_emulator, "backup-d0", "pvc-d0", pvc="data-db-0", pvc_namespace="apps")

@@ -9,7 +9,7 @@ from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from handlers import rebuild_cluster, restore_set
 from lab.fakes.kube import (
-    KubeServer,
+    StandaloneKube,
     add_lh_backup,
     add_lh_backup_target,
     add_lh_backup_volume,
@@ -20,7 +20,7 @@ NS = R.LONGHORN_NAMESPACE
 SINCE = datetime(2026, 1, 3, tzinfo=UTC)
 
 
-def test_a_backup_that_records_no_pvc_is_not_coverage(kube_emulator: KubeServer,
+def test_a_backup_that_records_no_pvc_is_not_coverage(kube_emulator: StandaloneKube,
                                                       kube: Kube) -> None:
     """The preflight and the plan use one test: a volume backed up only without the
     KubernetesStatus label (a Backup CR made directly) is reported as unprotected."""
@@ -32,7 +32,7 @@ def test_a_backup_that_records_no_pvc_is_not_coverage(kube_emulator: KubeServer,
     assert rebuild_cluster.unrestorable(kube) == ["apps/b"]
 
 
-def test_every_stored_volume_is_expected_and_each_gap_named(kube_emulator: KubeServer,
+def test_every_stored_volume_is_expected_and_each_gap_named(kube_emulator: StandaloneKube,
                                                             kube: Kube) -> None:
     add_lh_backup(kube_emulator, "old-a", "vol-a", pvc="a", pvc_namespace="apps",
                   created="2026-01-01T00:00:00Z")
@@ -46,7 +46,7 @@ def test_every_stored_volume_is_expected_and_each_gap_named(kube_emulator: KubeS
     assert "no completed Backup" in found.missing[1]
 
 
-def test_synced_only_after_the_target_and_each_stored_volume(kube_emulator: KubeServer,
+def test_synced_only_after_the_target_and_each_stored_volume(kube_emulator: StandaloneKube,
                                                               kube: Kube) -> None:
     add_lh_backup_target(kube_emulator)  # last synced 2026-01-02, before the step began
     add_lh_backup_volume(kube_emulator, "vol-a", last_backup="b", last_backup_at="2026-01-01")
@@ -68,7 +68,7 @@ def test_no_backup_target_means_longhorn_is_not_there_yet(kube: Kube) -> None:
         "no Longhorn BackupTarget exists yet (is Longhorn installed?)"]
 
 
-def test_an_app_that_applied_or_made_its_pvc_is_found(kube_emulator: KubeServer,
+def test_an_app_that_applied_or_made_its_pvc_is_found(kube_emulator: StandaloneKube,
                                                       kube: Kube) -> None:
     """Flux applies a new Kustomization at once unless dependsOn holds it: one that applied a
     revision, or a PVC to restore that exists and is not drbot's, means the app ran."""

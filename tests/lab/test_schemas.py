@@ -15,8 +15,8 @@ from adapters.kubernetes.client import Kube
 from handlers import restore_set
 from lab import schemas, world
 from lab.fakes.kube import (
-    KubeServer,
     Reactor,
+    StandaloneKube,
     add_lh_backup,
     add_lh_backup_target,
     add_lh_volume,
@@ -54,7 +54,7 @@ def test_a_wrong_field_is_found(kind: str, change: dict[str, Any], wrong: str) -
     assert found and wrong in found[0]
 
 
-def test_what_drbot_writes_holds_to_the_schemas(kube_emulator: KubeServer, kube: Kube) -> None:
+def test_what_drbot_writes_holds_to_the_schemas(kube_emulator: StandaloneKube, kube: Kube) -> None:
     """A backup taken, a sync requested, a restore's Volume: each object as the API holds it."""
     add_lh_volume(kube_emulator, "vol", [("a", True)], pvc="data", pvc_namespace="apps")
     add_lh_backup_target(kube_emulator)

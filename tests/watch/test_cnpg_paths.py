@@ -12,7 +12,7 @@ from adapters.kubernetes.client import Kube
 from adapters.s3 import ObjectStore, StoreConfig
 from bot.config.inventory import Backups, Inventory, Store
 from bot.watch import facts
-from lab.fakes.kube import KubeServer, add_cnpg_cluster
+from lab.fakes.kube import StandaloneKube, add_cnpg_cluster
 
 T0 = datetime(2026, 1, 2, 1, 0, tzinfo=UTC)
 
@@ -26,7 +26,7 @@ class Sources:
 
 
 def test_same_named_clusters_are_both_read_at_their_server_path(
-        kube_emulator: KubeServer, kube: Kube, tmp_path: Path) -> None:
+        kube_emulator: StandaloneKube, kube: Kube, tmp_path: Path) -> None:
     (tmp_path / "pg").mkdir()
     url = f"file://{tmp_path}/pg/"
     store = ObjectStore(StoreConfig(url))

@@ -10,7 +10,7 @@ from adapters.kubernetes.client import Kube
 from adapters.s3 import ObjectStore, StoreConfig
 from bot.config.inventory import Backups, Inventory, Store
 from bot.watch import facts
-from lab.fakes.kube import KubeServer, add_etcd_snapshot
+from lab.fakes.kube import StandaloneKube, add_etcd_snapshot
 
 
 class Sources:
@@ -22,7 +22,7 @@ class Sources:
 
 
 def test_a_compressed_snapshot_is_one_backup_found_on_both_sides(
-        kube_emulator: KubeServer, kube: Kube, tmp_path: Path) -> None:
+        kube_emulator: StandaloneKube, kube: Kube, tmp_path: Path) -> None:
     """K3s names a compressed snapshot `<name>.zip` in spec.snapshotName and in the bucket."""
     (tmp_path / "etcd").mkdir()
     url = f"file://{tmp_path}/etcd/"

@@ -232,7 +232,7 @@ def test_a_restore_whose_pvc_spec_is_unknown_is_refused(
     assert kube_emulator.list(R.LH_VOLUMES, NS) == []
 
 
-def test_the_backup_target_is_read_from_spec_first(kube_emulator: KubeServer,
+def test_the_backup_target_is_read_from_spec_first(kube_emulator: StandaloneKube,
                                                    kube: Kube) -> None:
     """Longhorn v1.8 records a backup's target in spec.backupTargetName; the label and status
     are fallbacks (they may still say `default` on a backup of another target)."""
