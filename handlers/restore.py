@@ -352,9 +352,9 @@ def replace_steps(ns: str, name: str, found: list[Workload],
                            "then restore beside it")
     wl = found[0] if found else None
     held = owners(wl.labels if wl else {}, pvc_labels or {})
-    for i, (kind, ref) in enumerate(held):
-        name_ = suspend_step(kind, ref, i == 0)
-        steps.append(StepDef(name_, lambda s, k=kind, r=ref: set_suspended(s, r, True, k),
+    for i, (owner, ref) in enumerate(held):
+        name_ = suspend_step(owner, ref, i == 0)
+        steps.append(StepDef(name_, lambda s, k=owner, r=ref: set_suspended(s, r, True, k),
                              ref, "so Flux does not scale the workload back up or put the old "
                              "PVC back"))
         targets.append(f"suspend {ref}")
@@ -370,9 +370,9 @@ def replace_steps(ns: str, name: str, found: list[Workload],
     if wl:
         steps.append(StepDef(UP, lambda s: scale_up(s, kind, ns, wname), f"{kind} {ns}/{wname}",
                              "scale back to its replicas, wait until ready"))
-    for i, (kind, ref) in reversed(list(enumerate(held))):
-        before = suspend_step(kind, ref, i == 0)
+    for i, (owner, ref) in reversed(list(enumerate(held))):
+        before = suspend_step(owner, ref, i == 0)
         after = RESUME if before == SUSPEND else "resume" + before.removeprefix("suspend")
-        steps.append(StepDef(after, lambda s, k=kind, r=ref, b=before: set_suspended(
+        steps.append(StepDef(after, lambda s, k=owner, r=ref, b=before: set_suspended(
             s, r, False, k, b), ref, "resume and wait for Ready"))
     return steps, targets

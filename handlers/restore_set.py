@@ -64,12 +64,10 @@ def _stamp(value: str) -> datetime | None:
 def request_sync(kube: Kube, at: datetime) -> list[str]:
     """Ask every backup target to sync now (``spec.syncRequestedAt``); their names."""
     from adapters.kubernetes import longhorn
-    from adapters.kubernetes.resources import LH_BACKUPTARGETS
 
     names = [t.name for t in longhorn.list_backup_targets(kube)]
     for name in names:
-        kube.patch_object(LH_BACKUPTARGETS, name, {"spec": {
-            "syncRequestedAt": at.strftime("%Y-%m-%dT%H:%M:%SZ")}}, longhorn.NS)
+        longhorn.request_target_sync(kube, name, at)
     return names
 
 

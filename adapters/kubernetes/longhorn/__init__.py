@@ -21,6 +21,7 @@ from adapters.kubernetes.longhorn.backups import (
     list_backup_targets,
     list_backup_volumes,
     list_backups,
+    request_target_sync,
     restorable,
 )
 from adapters.kubernetes.longhorn.cleanup import NodeCleanup, clean_dead_node, node_names
@@ -67,6 +68,7 @@ __all__ = [
     "new_backup_name",
     "node_names",
     "recorded_shape",
+    "request_target_sync",
     "restorable",
     "restore_backup",
     "trigger_backup",

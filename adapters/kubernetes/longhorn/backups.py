@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from adapters.errors import NotFound
@@ -170,3 +171,11 @@ def get_backup_target(kube: Kube, name: str = "default") -> BackupTarget:
         raise NotFound(
             f"Longhorn backup target {name} does not exist: set one in Longhorn's settings."
         ) from None
+
+
+def request_target_sync(kube: Kube, name: str, at: datetime) -> None:
+    """Ask backup target ``name`` to sync from the store now: Longhorn syncs a target whose
+    ``spec.syncRequestedAt`` is after its ``status.lastSyncedAt`` (longhorn-manager
+    controller/backup_target_controller.go), instead of waiting for its poll interval."""
+    kube.patch_object(LH_BACKUPTARGETS, name, {"spec": {
+        "syncRequestedAt": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}}, NS)

@@ -240,3 +240,13 @@ def test_the_backup_target_is_read_from_spec_first(kube_emulator: StandaloneKube
     kube_emulator.patch(R.LH_BACKUPS, "b", {"spec": {"backupTargetName": "offsite"},
                                             "status": {"backupTargetName": ""}}, NS)
     assert longhorn.get_backup(kube, "b").target == "offsite"
+
+
+def test_a_target_sync_is_requested_through_its_spec(kube_emulator: StandaloneKube,
+                                                     kube: Kube) -> None:
+    from datetime import UTC, datetime
+
+    add_lh_backup_target(kube_emulator)
+    longhorn.request_target_sync(kube, "default", datetime(2026, 1, 3, 4, 5, 6, tzinfo=UTC))
+    target = kube_emulator.get(R.LH_BACKUPTARGETS, "default", NS)
+    assert target["spec"]["syncRequestedAt"] == "2026-01-03T04:05:06Z"
