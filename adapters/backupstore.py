@@ -137,11 +137,13 @@ class LonghornBackupVolume:
     last_backup_name: str
     last_backup_at: datetime | None
     size: int
+    storage_class: str = ""  # the PVC's storage class when the volume was backed up
 
 
 @dataclass(frozen=True)
 class LonghornBackup:
-    """One backup's ``backup_<name>.cfg``; ``created`` is None while it is still in progress."""
+    """One backup's ``backup_<name>.cfg``; ``created`` is None while it is still in progress.
+    ``labels`` are those the backup was taken with (``KubernetesStatus``, the access mode)."""
 
     name: str
     volume: str
@@ -149,6 +151,26 @@ class LonghornBackup:
     snapshot_created: datetime | None
     size: int
     in_progress: bool
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+def go_string_fields(**fields: str) -> dict[str, str]:
+    """volume.cfg's string fields as Go's ``,string`` option writes them (see ``go_string``)."""
+    return {name: json.dumps(value) for name, value in fields.items()}
+
+
+def go_string(value: Any) -> str:
+    """A volume.cfg field Go writes with the ``,string`` option: a JSON string inside the JSON
+    string (``"\\"lz4\\""``; longhorn/backupstore backupstore.go, Volume). A plain string is
+    taken as it is, so older or hand-written files read too."""
+    text = "" if value is None else str(value)
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        try:
+            inner = json.loads(text)
+        except ValueError:
+            return text
+        return inner if isinstance(inner, str) else text
+    return text
 
 
 def longhorn_volume_dir(name: str, root: str = "") -> str:
@@ -192,6 +214,7 @@ def _load_volume(store: ObjectStore, root: str, name: str) -> LonghornBackupVolu
         last_backup_name=str(data.get("LastBackupName") or ""),
         last_backup_at=_field_time(store, key, data, "LastBackupAt"),
         size=_field_int(store, key, data, "Size"),
+        storage_class=go_string(data.get("StorageClassName")),
     )
 
 
@@ -215,6 +238,8 @@ def _parse_backup(store: ObjectStore, key: str, volume: str, data: dict[str, Any
         snapshot_created=_field_time(store, key, data, "SnapshotCreatedAt"),
         size=_field_int(store, key, data, "Size"),
         in_progress=created is None,
+        labels=tuple(sorted((str(k), str(v)) for k, v in (
+            data.get("Labels") if isinstance(data.get("Labels"), dict) else {}).items())),
     )
 
 
@@ -225,17 +250,31 @@ def longhorn_backup(store: ObjectStore, root: str, volume: str, backup_name: str
     return _parse_backup(store, key, volume, _read_json(store, key))
 
 
-def longhorn_backups(store: ObjectStore, root: str, volume: str, *, workers: int = WORKERS
-                     ) -> list[LonghornBackup]:
-    """Every backup of one volume, oldest first, in-progress ones last."""
+def longhorn_backups(store: ObjectStore, root: str, volume: str, *, workers: int = WORKERS,
+                     unreadable: list[str] | None = None) -> list[LonghornBackup]:
+    """Every backup of one volume, oldest first, in-progress ones last.
+
+    A cfg that cannot be read is skipped, and why is appended to ``unreadable``: one damaged
+    file must not hide the volume's other backups (as Longhorn, which lists the rest).
+    """
     prefix = longhorn_volume_dir(volume, root) + "backups/"
     keys = [o.key for o in store.list(prefix, delimiter="/")
             if _last(o.key).startswith("backup_") and o.key.endswith(".cfg")]
 
-    def load(key: str) -> LonghornBackup:
-        return _parse_backup(store, key, volume, _read_json(store, key))
+    def load(key: str) -> LonghornBackup | str:
+        try:
+            return _parse_backup(store, key, volume, _read_json(store, key))
+        except NotFound:
+            return ""  # removed between the listing and the read
+        except AdapterError as exc:
+            if type(exc) is not AdapterError:  # unreachable, timed out, cancelled: not the file
+                raise
+            return str(exc)
 
-    backups = _parallel(load, keys, workers)
+    loaded = _parallel(load, keys, workers)
+    if unreadable is not None:
+        unreadable.extend(r for r in loaded if isinstance(r, str) and r)
+    backups = [r for r in loaded if isinstance(r, LonghornBackup)]
     never = datetime.max.replace(tzinfo=UTC)
     return sorted(backups, key=lambda b: (b.created or never, b.name))
 
@@ -252,11 +291,9 @@ def write_longhorn_volume(store: ObjectStore, root: str, volume: str, *, size: i
         "LastBackupName": last_backup_name,
         "LastBackupAt": _rfc3339(last_backup_at) if last_backup_at else "",
         "BlockCount": "0",
-        "BackingImageName": "",
-        "BackingImageChecksum": "",
-        "CompressionMethod": "lz4",
-        "StorageClassName": "longhorn",
-        "DataEngine": "v1",
+        **go_string_fields(BackingImageName="", BackingImageChecksum="",
+                           CompressionMethod="lz4", StorageClassName="longhorn",
+                           DataEngine="v1"),
     }
     key = longhorn_volume_cfg_key(root, volume)
     store.upload(key, json.dumps(cfg).encode())

@@ -60,9 +60,27 @@ class PlannedChange:
 
 @dataclass(frozen=True)
 class ChangeSummary:
+    """Terraform's ``change_summary`` counts (internal/command/views/json/change_summary.go):
+    ``import`` since 1.5, ``action_invocation`` since 1.14; absent ones are 0."""
+
     add: int = 0
     change: int = 0
     remove: int = 0
+    imported: int = 0
+    actions: int = 0
+
+    def text(self, operation: str) -> str:
+        """The summary as Terraform words it, imports and actions included when there are any."""
+        imports = f"{self.imported} {'imported' if operation == 'apply' else 'to import'}, " \
+            if self.imported else ""
+        actions = f"; {self.actions} action(s) invoked" if self.actions else ""
+        if operation == "destroy":
+            return f"destroy: {self.remove} destroyed{actions}"
+        if operation == "apply":
+            return (f"apply: {imports}{self.add} added, {self.change} changed, {self.remove} "
+                    f"destroyed{actions}")
+        return (f"{operation}: {imports}{self.add} to add, {self.change} to change, "
+                f"{self.remove} to destroy{actions}")
 
 
 @dataclass
@@ -388,6 +406,8 @@ def _summary(changes: dict[str, Any]) -> ChangeSummary:
         add=int(changes.get("add", 0)),
         change=int(changes.get("change", 0)),
         remove=int(changes.get("remove", 0)),
+        imported=int(changes.get("import", 0)),
+        actions=int(changes.get("action_invocation", 0)),
     )
 
 
@@ -458,10 +478,7 @@ class _Stream:
         changes = event.get("changes") or {}
         self.summary = _summary(changes)
         op = str(changes.get("operation", ""))
-        s = self.summary
-        return Progress(
-            f"{op}: {s.add} to add, {s.change} to change, {s.remove} to destroy", status=op
-        )
+        return Progress(self.summary.text(op), status=op)
 
     def _on_diagnostic(self, event: dict[str, Any]) -> Progress:
         diag = event.get("diagnostic") or {}

@@ -120,7 +120,7 @@ def terraform_apply(step: StepContext, addresses: Sequence[str]) -> dict[str, An
     earlier = step.resumed("apply")
     result = terraform.apply(config, targets=list(addresses), hooks=hooks)
     s = result.summary
-    return {"added": s.add, "changed": s.change, "destroyed": s.remove,
+    return {"added": s.add, "changed": s.change, "destroyed": s.remove, "imported": s.imported,
             "resources": list(result.resources), "earlier_attempt": earlier}
 
 

@@ -7,16 +7,20 @@ and the backups, in four phases, each started by a confirmation in the job's thr
 2. Flux is bootstrapped with the inventory's argument list (``iac.flux_bootstrap``), its Git
    secret re-applied from ``iac.flux_secret_file`` (never echoed), and the application
    Kustomizations are suspended, so no app starts on an empty volume.
-3. Every Longhorn volume is restored from its latest completed backup into a PVC named by the
-   backup's recorded PVC and namespace, before the apps exist; CNPG clusters and their recovery
-   points are reported (their manifests must bootstrap from the object store).
+3. Every volume the object store holds is restored from its latest backup into a PVC named by
+   the backup's recorded PVC and namespace and built as the backup recorded it, before the apps
+   exist; the Backups are read once Longhorn's backup target has synced after the step began
+   (``handlers.restore_set``). CNPG clusters and their recovery points are reported (their
+   manifests must bootstrap from the object store).
 4. The Kustomizations suspended in phase 2 are resumed and must become Ready.
 
 Which Kustomizations are "application" ones: all but ``flux-system``, those another Kustomization
 depends on (``spec.dependsOn``: infrastructure layers) and those that own the Longhorn or CNPG
 operator HelmRelease (by the ``kustomize.toolkit.fluxcd.io/name`` label). One already suspended
-is left so and not resumed. Between bootstrap and the suspend step Flux may start an app; keep
-application Kustomizations behind a ``dependsOn`` in Git to close that window.
+is left so and not resumed. Flux applies a Kustomization as soon as bootstrap creates it, so an
+app could start between bootstrap and the suspend step: the operator's Git keeps application
+Kustomizations behind a ``dependsOn`` on the layer that installs Longhorn (README, scenario 4),
+and phase 3 refuses when an app has applied a revision or one of its PVCs exists already.
 
 The phases wait for ``/dr confirm <job> <phase>`` (handlers/confirm.py). The runbook refuses while
 drbot itself runs on the cluster (inventory ``drbot_nodes``): run drbot standalone for this.
@@ -26,16 +30,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from adapters.errors import AdapterError, Conflict, NotFound, Unreachable
+from adapters.errors import AdapterError, Conflict, NotFound, Refused, Unreachable
 from bot.errors import CommandError
 from bot.records.locks import LockKey, exclusive
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
-from handlers import iac, preflight
+from handlers import iac, preflight, restore_set
 from handlers.confirm import step_name, wait_for_confirmation
 from handlers.rebuild_node import SSH_TIMEOUT, wait_ready
 
@@ -47,6 +52,7 @@ if TYPE_CHECKING:
 CONFIRM_TIMEOUT = 4 * 3600.0
 BOOTSTRAP_TIMEOUT = 1800.0
 RESTORE_TIMEOUT = 2 * 3600.0
+SYNC_TIMEOUT = 1800.0  # Longhorn's default poll is 300 s; drbot also asks for a sync at once
 JOB_TIMEOUT = 24 * 3600
 FLUX_LABEL = "kustomize.toolkit.fluxcd.io/name"
 OPERATORS = ("longhorn", "cloudnative-pg")
@@ -69,22 +75,21 @@ def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
 
 
 def restore_plan(kube: Kube) -> list[Backup]:
-    """The latest completed backup of every volume that recorded its PVC, one per PVC."""
+    """The latest restorable backup of every PVC (``longhorn.restorable``), one per PVC."""
     from adapters.kubernetes import longhorn
 
-    latest: dict[tuple[str, str], Backup] = {}
-    for backup in longhorn.list_backups(kube):  # oldest first: later ones win
-        if backup.state == "Completed" and backup.pvc and backup.pvc_namespace and backup.url:
-            latest[(backup.pvc_namespace, backup.pvc)] = backup
+    latest = longhorn.latest_restorable(longhorn.list_backups(kube))
     return [latest[k] for k in sorted(latest)]
 
 
 def unrestorable(kube: Kube) -> list[str]:
-    """Volumes with a PVC and no completed backup: their data would be lost."""
+    """Volumes with a PVC and no restorable backup: their data would be lost. The same test as
+    the restore plan's, so a backup that records no PVC is not counted as coverage."""
     from adapters.kubernetes import longhorn
 
-    done = {b.volume for b in longhorn.list_backups(kube) if b.state == "Completed"}
-    return [preflight.pvc_of(v) for v in longhorn.list_volumes(kube) if v.pvc and v.name not in done]
+    covered = {b.volume for b in longhorn.latest_restorable(longhorn.list_backups(kube)).values()}
+    return [preflight.pvc_of(v) for v in longhorn.list_volumes(kube)
+            if v.pvc and v.name not in covered]
 
 
 def app_kustomizations(kube: Kube) -> tuple[list[str], list[str]]:
@@ -255,13 +260,41 @@ def restore_one(step: StepContext, backup: Backup) -> Any:
     raise AssertionError("unreachable")
 
 
+def expected(step: StepContext) -> restore_set.RestoreSet:
+    """What this phase must restore: the store's volumes, read from Longhorn's Backups once its
+    backup target has synced after this step began (``handlers.restore_set``)."""
+    since = datetime.now(UTC).replace(microsecond=0)
+    stored = restore_set.stored_volumes(restore_set.open_store(step))
+    iac.say(step, f"the store holds {len(stored)} volume(s); waiting for Longhorn's backup "
+            "target to sync them")
+    restore_set.wait_synced(step.services.kube, stored, since, timeout=SYNC_TIMEOUT,
+                            poll=step.inventory.flux.poll_seconds, hooks=step.hooks)
+    return restore_set.expected_set(step.services.kube, stored)
+
+
+def refuse_started_apps(step: StepContext, wanted: restore_set.RestoreSet) -> None:
+    """Refuse to restore under an application that already ran (see restore_set.started_apps)."""
+    phase2 = step.results.get(SUSPEND, {})
+    held = [*phase2.get("suspended", []), *phase2.get("left_suspended", [])]
+    started = restore_set.started_apps(step.services.kube, held, wanted.planned)
+    if started:
+        raise CommandError(
+            "an application started before its volumes were restored: " + "; ".join(started)
+            + ". Its workloads may have written to empty volumes. Keep its Kustomization "
+            "suspended, delete the PVCs it created (and their volumes), then /dr retry "
+            f"{step.job_id}. Keep application Kustomizations behind a dependsOn in Git (see "
+            "the README, scenario 4) so Flux cannot apply them before drbot suspends them")
+
+
 def restore_all(step: StepContext) -> dict[str, Any]:
-    restored, failed = [], []
-    for backup in planned_restores(step):
+    wanted = expected(step)
+    refuse_started_apps(step, wanted)
+    restored, failed = [], list(wanted.missing)
+    for backup in planned_restores(step, wanted):
         target = f"{backup.pvc_namespace}/{backup.pvc}"
         try:
             done = restore_one(step, backup)
-        except (Conflict, NotFound) as exc:
+        except (Conflict, NotFound, Refused) as exc:
             failed.append(f"{target}: {exc}")
             continue
         restored.append({"pvc": target, "backup": backup.name, "volume": done.volume,
@@ -273,15 +306,14 @@ def restore_all(step: StepContext) -> dict[str, Any]:
     return {"restored": restored}
 
 
-def planned_restores(step: StepContext) -> list[Backup]:
-    """The backups to restore, chosen before the first restore and kept across attempts (a
-    backup completing meanwhile must not change what a retry restores)."""
+def planned_restores(step: StepContext, wanted: restore_set.RestoreSet) -> list[Backup]:
+    """The backups to restore, chosen (after Longhorn's sync, see ``expected``) before the first
+    restore and kept across attempts (a backup completing meanwhile must not change what a
+    retry restores)."""
     from adapters.kubernetes import longhorn
 
     kube = step.services.kube
-    if not step.resumed("backups") and not restore_plan(kube):
-        return []  # nothing to act on, nothing to record (Longhorn may not have synced yet)
-    names = step.intent("backups", lambda: [b.name for b in restore_plan(kube)])
+    names = step.intent("backups", lambda: [b.name for b in wanted.planned])
     known = {b.name: b for b in longhorn.list_backups(kube)}
     missing = [n for n in names if n not in known]
     if missing:
@@ -356,8 +388,9 @@ def plan_steps(inventory: Inventory) -> list[StepDef]:
         StepDef(SUSPEND, suspend_apps, "Kustomizations", "suspend the application "
                 "Kustomizations"),
         confirm_step(3),
-        StepDef(RESTORE, restore_all, "Longhorn volumes", "restore each volume's latest "
-                "completed backup into its recorded PVC"),
+        StepDef(RESTORE, restore_all, "Longhorn volumes", "wait until Longhorn's backup target "
+                "has synced the store, then restore every stored volume's latest backup into "
+                "its recorded PVC (a volume without one fails the step)"),
         StepDef(CNPG, report_cnpg, "CNPG clusters", "report clusters and recovery points"),
         confirm_step(4),
         StepDef(RESUME, resume_apps, "Kustomizations", "resume what phase 2 suspended, wait "

@@ -157,9 +157,35 @@ def drain(step: StepContext, name: str) -> dict[str, Any]:
     return {"evicted": len(evicted)}
 
 
-def delete_nodes(step: StepContext, names: list[str]) -> dict[str, Any]:
+MEMBER_LIST = ("on a surviving server run `etcdctl --cacert "
+               "/var/lib/rancher/k3s/server/tls/etcd/server-ca.crt --cert "
+               "/var/lib/rancher/k3s/server/tls/etcd/client.crt --key "
+               "/var/lib/rancher/k3s/server/tls/etcd/client.key member list`")
+
+
+def refuse_etcd_gap(node: Any) -> None:
+    """A server Node whose deletion would leave its etcd member behind is not deleted."""
+    gap = node.etcd_removal_gap()
+    if gap:
+        raise CommandError(
+            f"Node {node.name} is an etcd server but lacks {gap}: K3s removes a server's etcd "
+            "member only through that finalizer, by that name, so deleting the Node would leave "
+            f"the member in etcd (and a later quorum count wrong). Remove the member by hand "
+            f"({MEMBER_LIST}, then `etcdctl member remove <id>`), delete the Node, and run "
+            f"/dr rebuild-node {node.name} --confirm")
+
+
+def gone_server_note(name: str) -> str:
+    return (f"Node {name} (an etcd server) is already gone, so drbot cannot know that K3s removed "
+            f"its etcd member: {MEMBER_LIST}, check that no member of {name} is listed (else "
+            f"`etcdctl member remove <id>`), then run /dr rebuild-node {name} --confirm")
+
+
+def delete_nodes(step: StepContext, names: list[str], confirmed: bool = False
+                 ) -> dict[str, Any]:
     """Delete each Node and wait until it is gone, one at a time (K3s removes a server's etcd
-    member in the Node's finalizer, and etcd must remove members one by one)."""
+    member in the Node's finalizer, and etcd must remove members one by one). A server Node
+    already gone needs ``confirmed``: its member may still be in etcd."""
     from adapters.kubernetes import nodes
 
     def present() -> list[str]:
@@ -168,11 +194,15 @@ def delete_nodes(step: StepContext, names: list[str]) -> dict[str, Any]:
     existed = step.intent("nodes", present)
     for name in names:
         try:
-            nodes.get_node(step.services.kube, name)
+            node = nodes.get_node(step.services.kube, name)
         except NotFound:
-            if name not in existed:
+            if name not in existed:  # gone before this job: K3s may have kept its member
+                entry = step.inventory.nodes.get(name)
+                if entry is not None and entry.role == "server" and not confirmed:
+                    raise CommandError(gone_server_note(name)) from None
                 iac.say(step, f"Node {name} is already gone", name)
             continue
+        refuse_etcd_gap(node)
         nodes.delete_node(step.services.kube, name, wait_timeout=DELETE_TIMEOUT,
                           hooks=iac.timed(step, name), poll=POLL)
     return {"deleted": existed}
@@ -332,7 +362,8 @@ def observe(ctx: PlanContext, name: str, entry: Node) -> dict[str, str]:
     return seen
 
 
-def plan_steps(name: str, entry: Node, seen: dict[str, str]) -> list[StepDef]:
+def plan_steps(name: str, entry: Node, seen: dict[str, str], confirmed: bool = False
+               ) -> list[StepDef]:
     node, vm = f"node {name}", vm_label(entry)
     ready = seen["node"] == "Ready"
     ssh = f"{entry.ssh_address or entry.ansible_host}:{entry.ssh_port}"
@@ -344,7 +375,7 @@ def plan_steps(name: str, entry: Node, seen: dict[str, str]) -> list[StepDef]:
                 "evict pods" if ready else f"skipped: the Node is {seen['node']}"),
         StepDef(FENCE, lambda s: fence(s, name), vm, f"stop it hard (now {seen['vm']})",
                 destructive=True),
-        StepDef(DELETE, lambda s: delete_nodes(s, [name]), node,
+        StepDef(DELETE, lambda s: delete_nodes(s, [name], confirmed), node,
                 "delete the Node, wait until gone" + (" (K3s removes its etcd member)"
                                                       if entry.role == "server" else ""),
                 destructive=True),
@@ -391,7 +422,10 @@ def summary(name: str, entry: Node, results: dict[str, dict[str, Any]]) -> str:
 
 @runbook("rebuild-node",
          summary="rebuild a dead K3s node: fence, remove, recreate its VM, rejoin (scenario 2)",
-         params=(Param("node", "the K3s node, as named in the inventory", complete="nodes"),),
+         params=(Param("node", "the K3s node, as named in the inventory", complete="nodes"),
+                 Param("confirm", "a server whose Node is gone: its etcd member is gone too "
+                       "(checked with etcdctl member list)", flag=True, boolean=True,
+                       required=False)),
          locks=locks, timeout=JOB_TIMEOUT)
 def rebuild_node(ctx: PlanContext) -> Runbook:
     name = str(ctx.args["node"])
@@ -404,11 +438,16 @@ def rebuild_node(ctx: PlanContext) -> Runbook:
     def check() -> None:
         preflight.check_nodes(kube, inventory, [name])
 
+    confirmed = bool(ctx.args.get("confirm"))
     notes = preflight.still_ready(kube, [name])
+    if seen["node"] == "absent" and entry.role == "server":  # a note only: a retry sees it too
+        notes.append(f"Node {name} is gone; you confirmed its etcd member is gone too"
+                     if confirmed else gone_server_note(name) + " (the delete step stops "
+                     "without it)")
     if seen["vm"].startswith(("running", "stopped")) and not seen["vm"].endswith(entry.host):
         notes.append(f"VM {entry.vmid} is {seen['vm']}, not on {entry.host} as the inventory "
                      f"says; Terraform will create it on {entry.host}")
     targets = [f"node {name}", vm_label(entry), f"terraform {entry.terraform_address}"]
-    return Runbook(plan_steps(name, entry, seen), targets=targets, revision=revision,
+    return Runbook(plan_steps(name, entry, seen, confirmed), targets=targets, revision=revision,
                    notes=notes, preflight=check,
                    summary=lambda results: summary(name, entry, results))

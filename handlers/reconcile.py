@@ -2,6 +2,11 @@
 
 Flux re-applies the Kustomization from Git. Refused while the Kustomization is suspended (someone
 suspended it on purpose); waits until Flux has handled this very request and reports Ready.
+
+Ready does not mean a deleted object is back when a HelmRelease installed it: helm-controller
+leaves an in-sync release alone unless its drift detection is enabled (off by default), so the
+result names every such HelmRelease of the Kustomization and the forced upgrade that would
+recreate its objects.
 """
 
 from __future__ import annotations
@@ -23,6 +28,16 @@ def split(name: str) -> tuple[str, str]:
 
 def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
     return [shared("cluster"), shared(f"kustomization:{args['kustomization']}")]
+
+
+def helm_without_drift(step: StepContext, namespace: str, name: str) -> list[str]:
+    """HelmReleases this Kustomization applied whose drift detection is not enabled."""
+    from adapters.kubernetes import flux
+
+    return [f"{hr.namespace}/{hr.name}" for hr in flux.list_helmreleases(step.services.kube)
+            if hr.labels.get("kustomize.toolkit.fluxcd.io/name") == name
+            and hr.labels.get("kustomize.toolkit.fluxcd.io/namespace", namespace) == namespace
+            and hr.drift_detection != "enabled"]
 
 
 @runbook("reconcile", summary="reconcile a Flux Kustomization from Git (scenario 1)",
@@ -50,7 +65,8 @@ def reconcile(ctx: PlanContext) -> Runbook:
             step.services.kube, name, namespace, with_source=bool(ctx.args.get("with-source")),
             timeout=ctx.inventory.flux.timeout_seconds, poll=ctx.inventory.flux.poll_seconds,
             hooks=step.hooks)
-        return {"revision": result.revision, "message": result.message}
+        return {"revision": result.revision, "message": result.message,
+                "helm_no_drift": helm_without_drift(step, namespace, name)}
 
     describe = "annotate reconcile.fluxcd.io/requestedAt and wait for Ready"
     if ctx.args.get("with-source"):
@@ -58,7 +74,15 @@ def reconcile(ctx: PlanContext) -> Runbook:
 
     def summary(results: dict[str, dict[str, Any]]) -> str:
         applied = results.get("reconcile", {})
-        return f"{target} is Ready at {applied.get('revision') or 'its current revision'}"
+        text = f"{target} is Ready at {applied.get('revision') or 'its current revision'}"
+        releases = applied.get("helm_no_drift") or []
+        if releases:
+            text += (". Flux will not recreate a deleted object of HelmRelease(s) "
+                     f"{', '.join(releases)}: their drift detection is off. If one is missing, "
+                     "force an upgrade: " + "; ".join(
+                         f"`flux reconcile helmrelease {r.split('/')[1]} -n {r.split('/')[0]} "
+                         "--force`" for r in releases))
+        return text
 
     return Runbook([StepDef("reconcile", run, target, describe)], targets=[target],
                    preflight=preflight, summary=summary)

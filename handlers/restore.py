@@ -104,16 +104,38 @@ def users(kube: Kube, ns: str, name: str) -> list[str]:
     return workloads.pvc_users(kube, ns, name)
 
 
-def pvc_spec(kube: Kube, ns: str, name: str) -> dict[str, Any]:
-    """Storage class, access modes and bound PV of the existing PVC (defaults when it is gone)."""
-    from adapters.kubernetes import storage
+def pvc_spec(kube: Kube, ns: str, name: str, backup: Backup | None = None) -> dict[str, Any]:
+    """Storage class, access modes and bound PV of the existing PVC; when it is gone, what
+    ``backup`` recorded (never defaults: a PVC's spec cannot change after creation, and one
+    that differs from Git breaks Flux). A shape nobody knows is refused."""
+    from adapters.errors import Refused
+    from adapters.kubernetes import longhorn, storage
 
     try:
         pvc = storage.get_pvc(kube, ns, name)
     except NotFound:
-        return {"class": "longhorn", "modes": ["ReadWriteOnce"], "pv": "", "exists": False}
-    return {"class": pvc.storage_class or "longhorn",
-            "modes": pvc.access_modes or ["ReadWriteOnce"], "pv": pvc.volume, "exists": True}
+        pvc = None
+    if pvc is not None and pvc.storage_class and pvc.access_modes:
+        return {"class": pvc.storage_class, "modes": list(pvc.access_modes), "pv": pvc.volume,
+                "exists": True}
+    if backup is None:
+        return {"class": "", "modes": [], "pv": pvc.volume if pvc else "",
+                "exists": pvc is not None}
+    try:
+        shape = longhorn.recorded_shape(kube, backup)
+    except Refused as exc:
+        raise CommandError(str(exc)) from None
+    return {"class": shape.storage_class, "modes": list(shape.access_modes),
+            "pv": pvc.volume if pvc else "", "exists": pvc is not None}
+
+
+def pvc_labels(kube: Kube, ns: str, name: str) -> dict[str, str]:
+    from adapters.kubernetes import storage
+
+    try:
+        return storage.get_pvc(kube, ns, name).labels
+    except NotFound:
+        return {}
 
 
 def new_name(name: str, backup: Backup) -> str:
@@ -138,33 +160,36 @@ def restore(step: StepContext, backup: Backup, ns: str, target: str, shape: dict
     if chosen["backup"] != backup.name:
         backup = longhorn.get_backup(step.services.kube, chosen["backup"])
     target = chosen["target"]
+    pvc_shape = longhorn.PvcShape(shape["class"], tuple(shape["modes"]), backup.volume_size)
     done = longhorn.restore_backup(
         step.services.kube, backup.name, target, ns, iac.timed(step, f"{ns}/{target}"),
-        RESTORE_TIMEOUT, storage_class=shape["class"], access_modes=tuple(shape["modes"]),
-        replicas=replicas, poll=POLL)
+        RESTORE_TIMEOUT, shape=pvc_shape, replicas=replicas, poll=POLL)
     return {"pvc": f"{ns}/{target}", "volume": done.volume, "pv": done.pv,
             "backup": backup.name, "size": done.size}
 
 
-def set_suspended(step: StepContext, ks: str, suspend: bool) -> dict[str, Any]:
+def set_suspended(step: StepContext, ref: str, suspend: bool, kind: str = "kustomization",
+                  suspended_in: str = SUSPEND) -> dict[str, Any]:
+    """Suspend (or resume) a Kustomization or HelmRelease; one suspended before is left so."""
     from adapters.kubernetes import flux
 
-    ns, name = ks.split("/", 1)
+    ns, name = ref.split("/", 1)
     kube = step.services.kube
+    what = f"{'HelmRelease' if kind == 'helmrelease' else 'Kustomization'} {ref}"
     if suspend:
         # Recorded before suspending: a retry would find it suspended by this very job, and the
         # resume step would then leave it suspended for good.
-        was = step.intent("was_suspended",
-                          lambda: flux.get_kustomization(kube, name, ns).suspended)
+        get = flux.get_helmrelease if kind == "helmrelease" else flux.get_kustomization
+        was = step.intent("was_suspended", lambda: get(kube, name, ns).suspended)
         if not was:
-            flux.suspend(kube, "kustomization", name, ns)
-        iac.say(step, f"Kustomization {ks} " + ("was already suspended" if was else "suspended"))
+            flux.suspend(kube, kind, name, ns)
+        iac.say(step, f"{what} " + ("was already suspended" if was else "suspended"))
         return {"was_suspended": was}
-    if step.results.get(SUSPEND, {}).get("was_suspended"):
-        iac.say(step, f"Kustomization {ks} was suspended before; left suspended")
+    if step.results.get(suspended_in, {}).get("was_suspended"):
+        iac.say(step, f"{what} was suspended before; left suspended")
         return {"resumed": False}
-    flux.resume(kube, "kustomization", name, ns, timeout=step.inventory.flux.timeout_seconds,
-                hooks=iac.timed(step, ks), poll=step.inventory.flux.poll_seconds)
+    flux.resume(kube, kind, name, ns, timeout=step.inventory.flux.timeout_seconds,
+                hooks=iac.timed(step, ref), poll=step.inventory.flux.poll_seconds)
     return {"resumed": True}
 
 
@@ -256,7 +281,7 @@ def restore_pvc(ctx: PlanContext) -> Runbook:
         raise CommandError(f"PVC {ref} is in use by running pod(s) {', '.join(running)}. Add "
                            f"--replace to swap the restored copy in (the workload is scaled "
                            f"down meanwhile), or stop the app first")
-    shape = pvc_spec(kube, ns, name)
+    shape = pvc_spec(kube, ns, name, backup)
     try:
         copies = longhorn.get_volume(kube, volume).number_of_replicas or 3
     except NotFound:
@@ -272,7 +297,7 @@ def restore_pvc(ctx: PlanContext) -> Runbook:
         if running and not found:
             raise CommandError(f"pods {', '.join(running)} use {ref} but no Deployment or "
                                f"StatefulSet of {ns} mounts it; stop them, then try again")
-        steps_, more = replace_steps(ns, name, found, shape)
+        steps_, more = replace_steps(ns, name, found, shape, pvc_labels(kube, ns, name))
         steps += steps_
         targets += more
         notes.append(f"the current volume {shape['pv'] or volume} is kept (Retain) as a fallback")
@@ -291,20 +316,48 @@ def restore_pvc(ctx: PlanContext) -> Runbook:
     return Runbook(steps, targets=targets, notes=notes, summary=summary)
 
 
+HELM_NAME, HELM_NS = "helm.toolkit.fluxcd.io/name", "helm.toolkit.fluxcd.io/namespace"
+
+
+def owners(labels: dict[str, str], pvc_labels: dict[str, str]) -> list[tuple[str, str]]:
+    """The Flux objects that would undo a swap: the workload's Kustomization and HelmRelease
+    (helm-controller labels what it renders with helm.toolkit.fluxcd.io/name and /namespace),
+    and the Kustomization that applied the PVC itself. (kind, namespace/name), no repeats."""
+    found: list[tuple[str, str]] = []
+    for kind, name_key, ns_key, source in (
+            ("kustomization", FLUX_NAME, FLUX_NS, labels),
+            ("helmrelease", HELM_NAME, HELM_NS, labels),
+            ("kustomization", FLUX_NAME, FLUX_NS, pvc_labels)):
+        if name_key in source:
+            ref = (kind, f"{source.get(ns_key, 'flux-system')}/{source[name_key]}")
+            if ref not in found:
+                found.append(ref)
+    return found
+
+
+def suspend_step(kind: str, ref: str, first: bool) -> str:
+    """The step's name; the workload's Kustomization keeps the historical one."""
+    if first and kind == "kustomization":
+        return SUSPEND
+    return f"suspend {'HelmRelease' if kind == 'helmrelease' else 'Kustomization'} {ref}"
+
+
 def replace_steps(ns: str, name: str, found: list[Workload],
-                  shape: dict[str, Any]) -> tuple[list[StepDef], list[str]]:
+                  shape: dict[str, Any], pvc_labels: dict[str, str] | None = None
+                  ) -> tuple[list[StepDef], list[str]]:
     steps: list[StepDef] = []
     targets = [f"swap PVC {ns}/{name}"]
     if len(found) > 1:
         raise CommandError(f"{len(found)} workloads mount {ns}/{name}; scale them down yourself, "
                            "then restore beside it")
     wl = found[0] if found else None
-    labels = wl.labels if wl else {}
-    ks = f"{labels.get(FLUX_NS, 'flux-system')}/{labels[FLUX_NAME]}" if FLUX_NAME in labels else ""
-    if ks:
-        steps.append(StepDef(SUSPEND, lambda s: set_suspended(s, ks, True), ks,
-                             "so Flux does not scale the workload back up"))
-        targets.append(f"suspend {ks}")
+    held = owners(wl.labels if wl else {}, pvc_labels or {})
+    for i, (owner, ref) in enumerate(held):
+        name_ = suspend_step(owner, ref, i == 0)
+        steps.append(StepDef(name_, lambda s, k=owner, r=ref: set_suspended(s, r, True, k),
+                             ref, "so Flux does not scale the workload back up or put the old "
+                             "PVC back"))
+        targets.append(f"suspend {ref}")
     if wl:
         kind, wname = wl.kind, wl.name
         steps.append(StepDef(DOWN, lambda s: scale_down(s, kind, ns, wname, name),
@@ -317,7 +370,9 @@ def replace_steps(ns: str, name: str, found: list[Workload],
     if wl:
         steps.append(StepDef(UP, lambda s: scale_up(s, kind, ns, wname), f"{kind} {ns}/{wname}",
                              "scale back to its replicas, wait until ready"))
-    if ks:
-        steps.append(StepDef(RESUME, lambda s: set_suspended(s, ks, False), ks,
-                             "resume and wait for Ready"))
+    for i, (owner, ref) in reversed(list(enumerate(held))):
+        before = suspend_step(owner, ref, i == 0)
+        after = RESUME if before == SUSPEND else "resume" + before.removeprefix("suspend")
+        steps.append(StepDef(after, lambda s, k=owner, r=ref, b=before: set_suspended(
+            s, r, False, k, b), ref, "resume and wait for Ready"))
     return steps, targets

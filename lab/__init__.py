@@ -15,6 +15,7 @@ from __future__ import annotations
 import configparser
 import contextlib
 import copy
+import functools
 import os
 import secrets
 import signal
@@ -150,6 +151,18 @@ class LabWorld:
 
         async def read() -> dict[str, Any] | None:
             return self._lab._kube.current(res, namespace, name)
+
+        return self._lab._loop.call(read())
+
+    def kube_objects(self, api_version: str, plural: str) -> list[dict[str, Any]]:
+        """Every object of a resource as the Kubernetes API holds it now."""
+        import kmock
+
+        group, _, version = api_version.rpartition("/")
+        res = kmock.resource(group, version, plural)
+
+        async def read() -> list[dict[str, Any]]:
+            return self._lab._kube.live(res)
 
         return self._lab._loop.call(read())
 
@@ -316,6 +329,8 @@ class Lab:
         self._controllers = Controllers(
             self._kube, self._pve, self._state, self.timings, self._sshds, self.workdir / "vms"
         )
+        self._controllers.longhorn_store = functools.partial(lab_store, self.s3_url, s3_secret)
+        self._controllers.poll_scale = self.time_scale
 
         async def start_controllers() -> None:
             assert self._controllers is not None
@@ -427,6 +442,15 @@ def make_pve(vm_uuids: dict[str, str], token: str) -> Any:
         pve.add_vm(spec.vmid, spec.name, node=spec.host, status="running", config=config)
     pve.apitokens[files.PVE_TOKEN_ID] = token
     return pve
+
+
+def lab_store(endpoint: str, secret: str) -> Any:
+    """The Longhorn bucket, as Longhorn's backup target reads it (with the lab's key)."""
+    from adapters.s3 import ObjectStore, StoreConfig
+
+    return ObjectStore(StoreConfig(f"s3://{world.BUCKETS['longhorn']}/", endpoint_url=endpoint,
+                                   region=world.REGION, access_key=files.S3_ACCESS_KEY,
+                                   secret_key=secret))
 
 
 def seed_s3(endpoint: str, secret: str, now: datetime) -> None:

@@ -6,8 +6,8 @@ lab's Flux controllers always run, its namespaces are never lost (the emulator d
 Namespace objects) and the fleet repository is not modelled, so this (re)creates what the sync
 configuration is, in the Kubernetes API the kubeconfig names: the GitRepository and the
 Kustomization `flux-system` of the seed (`lab.seed.flux`), which the lab's cluster meltdown
-loses. The Kustomization is what makes the other Flux objects come back in a real cluster; the
-lab keeps those through a meltdown (see `lab.controllers.etcd`).
+loses. The Kustomization is what makes the other Flux objects come back: once reconciled, the
+lab's Flux applies the fleet's Kustomizations again (see `lab.controllers.flux`).
 
     flux-bootstrap git --url=URL [--branch=main] [--path=clusters/homelab]
         [--secret-name=flux-system] [--kubeconfig=PATH] [--timeout=5m] [--silent]

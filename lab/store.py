@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from adapters.backupstore import go_string_fields
 from lab import world
 
 SNAPSHOT_BYTES = b"lab etcd snapshot\n" * 64
@@ -47,15 +48,16 @@ def longhorn_objects(now: datetime) -> dict[str, bytes]:
                 "SnapshotCreatedAt": _rfc3339(when),
                 "CreatedTime": _rfc3339(when),
                 "Size": str(size // 4),
-                "Labels": {"KubernetesStatus": world.json_pvc_status(vol)},
+                # what a recurring job records: the KubernetesStatus label of Longhorn's API
+                # (longhorn-manager api/snapshot.go) and the access mode of its backup webhook
+                # (webhook/resources/backup/mutator.go)
+                "Labels": {"KubernetesStatus": world.json_pvc_status(vol),
+                           "longhorn.io/volume-access-mode": "rwo"},
                 "Parameters": {},
                 "IsIncremental": age != max(vol.backup_age_days),
                 "CompressionMethod": "lz4",
                 "Blocks": [{"Offset": 0, "BlockChecksum": digest}],
                 "ProcessingBlocks": None,
-                "VolumeSize": str(size),
-                "VolumeCreated": _rfc3339(now - timedelta(days=90)),
-                "VolumeBackingImageName": "",
             }
             out[f"{base}/backups/backup_{name}.cfg"] = json.dumps(cfg).encode()
         last = now - timedelta(days=latest_age)
@@ -66,12 +68,12 @@ def longhorn_objects(now: datetime) -> dict[str, bytes]:
             "CreatedTime": _rfc3339(now - timedelta(days=90)),
             "LastBackupName": world.longhorn_backup_name(vol.name, latest_age),
             "LastBackupAt": _rfc3339(last),
-            "BlockCount": len(vol.backup_age_days),
-            "BackingImageName": "",
-            "BackingImageChecksum": "",
-            "CompressionMethod": "lz4",
-            "StorageClassName": "longhorn",
-            "DataEngine": "v1",
+            "BlockCount": str(len(vol.backup_age_days)),
+            # Go's `,string` fields: JSON strings inside the JSON string (longhorn/backupstore
+            # backupstore.go, Volume)
+            **go_string_fields(BackingImageName="", BackingImageChecksum="",
+                               CompressionMethod="lz4", StorageClassName="longhorn",
+                               DataEngine="v1"),
         }
         out[f"{base}/volume.cfg"] = json.dumps(volume_cfg).encode()
     return out

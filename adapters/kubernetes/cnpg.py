@@ -35,6 +35,11 @@ class Cluster:
     archiving_message: str
     object_store: str  # the plugin's ObjectStore name, "" without the plugin
     times_from: str  # "cluster" or "objectstore": where the three times above were read
+    # Where its backups are: <destination>/<server_name>/{base,wals}/ (barman cloud layout).
+    # server_name defaults to the cluster's name only when unset (a cluster recovered from
+    # another usually sets a new one); destination "" when unknown.
+    server_name: str = ""
+    destination: str = ""
 
 
 @dataclass
@@ -85,27 +90,38 @@ def _plugin(obj: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _recovery_window(kube: Kube, obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(ObjectStore name, that store's window for this cluster) when the plugin is used."""
+def _recovery_window(kube: Kube, obj: dict[str, Any]
+                     ) -> tuple[str, dict[str, Any], str, str]:
+    """(ObjectStore name, that store's window for this cluster, server name, destination path).
+
+    With the barman-cloud plugin the server name is the plugin's ``serverName`` parameter and
+    the path the ObjectStore's ``spec.configuration.destinationPath``; in-tree, both are in
+    ``spec.backup.barmanObjectStore``. The server name defaults to the cluster's name.
+    """
+    name, namespace = _meta(obj)
     plugin = _plugin(obj)
     params = plugin.get("parameters") or {}
     store = str(params.get("barmanObjectName") or "")
     if not store:
-        return "", {}
-    name, namespace = _meta(obj)
+        barman = ((obj.get("spec") or {}).get("backup") or {}).get("barmanObjectStore") or {}
+        return "", {}, str(barman.get("serverName") or name), str(
+            barman.get("destinationPath") or "")
+    server = str(params.get("serverName") or name)
     try:
         store_obj = kube.get_object(BARMAN_OBJECTSTORES, store, namespace)
     except NotFound:
-        return store, {}
+        return store, {}, server, ""
     windows = (store_obj.get("status") or {}).get("serverRecoveryWindow") or {}
-    return store, windows.get(str(params.get("serverName") or name)) or {}
+    destination = (((store_obj.get("spec") or {}).get("configuration") or {})
+                   .get("destinationPath") or "")
+    return store, windows.get(server) or {}, server, str(destination)
 
 
 def _to_cluster(kube: Kube, obj: dict[str, Any]) -> Cluster:
     name, namespace = _meta(obj)
     status = obj.get("status") or {}
     archiving = _condition(obj, "ContinuousArchiving")
-    store, window = _recovery_window(kube, obj)
+    store, window, server, destination = _recovery_window(kube, obj)
     times = (
         str(status.get("lastSuccessfulBackup") or ""),
         str(status.get("lastFailedBackup") or ""),
@@ -131,6 +147,8 @@ def _to_cluster(kube: Kube, obj: dict[str, Any]) -> Cluster:
         archiving_message=str(archiving.get("message") or ""),
         object_store=store,
         times_from=times_from,
+        server_name=server,
+        destination=destination,
     )
 
 

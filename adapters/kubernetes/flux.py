@@ -79,6 +79,10 @@ class HelmRelease:
     source_name: str
     source_namespace: str
     labels: dict[str, str] = field(default_factory=dict)
+    # spec.driftDetection.mode: only "enabled" makes helm-controller put back an object of the
+    # release that was deleted or changed (fluxcd/helm-controller docs, drift detection; off by
+    # default). Otherwise only a forced upgrade (reconcile.fluxcd.io/forceAt) does.
+    drift_detection: str = ""
 
 
 # ---- reading state ---------------------------------------------------------------------
@@ -146,6 +150,7 @@ def _to_helmrelease(obj: dict[str, Any]) -> HelmRelease:
         source_name=str(ref.get("name") or ""),
         source_namespace=str(ref.get("namespace") or namespace),
         labels=dict(obj.get("metadata", {}).get("labels") or {}),
+        drift_detection=str((spec.get("driftDetection") or {}).get("mode") or "disabled"),
     )
 
 

@@ -17,6 +17,11 @@ from adapters.progress import Hooks, Progress
 
 ROLE_PREFIX = "node-role.kubernetes.io/"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+# K3s removes a server's etcd member only in the finalizer of its managed-etcd controller, by the
+# member name in this annotation (k3s pkg/etcd/member_controller.go, onRemove; wrangler names
+# an OnRemove handler's finalizer "wrangler.cattle.io/<handler>").
+ETCD_FINALIZER = "wrangler.cattle.io/managed-etcd-controller"
+ETCD_NAME_ANNOTATION = "etcd.k3s.cattle.io/node-name"
 _PDB_IN_MESSAGE = re.compile(r"disruption budget (\S+)")
 
 
@@ -32,6 +37,16 @@ class Node:
     ready_message: str = ""
     finalizers: list[str] = field(default_factory=list)
     deleting: bool = False
+    etcd_member: str = ""  # the etcd member name K3s recorded in ETCD_NAME_ANNOTATION
+
+    def etcd_removal_gap(self) -> str:
+        """Why deleting this server Node would not remove its etcd member ("" when it would)."""
+        if not self.etcd:
+            return ""
+        missing = [what for what, ok in (
+            (f"the finalizer {ETCD_FINALIZER}", ETCD_FINALIZER in self.finalizers),
+            (f"the annotation {ETCD_NAME_ANNOTATION}", bool(self.etcd_member))) if not ok]
+        return " and ".join(missing)
 
 
 @dataclass
@@ -73,6 +88,7 @@ def _to_node(obj: Any) -> Node:
         ready_message=(ready.message or "") if ready else "",
         finalizers=list(meta.finalizers or []),
         deleting=meta.deletion_timestamp is not None,
+        etcd_member=str((meta.annotations or {}).get(ETCD_NAME_ANNOTATION) or ""),
     )
 
 

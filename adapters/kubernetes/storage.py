@@ -21,6 +21,7 @@ class Pvc:
     access_modes: list[str] = field(default_factory=list)
     volume: str = ""  # spec.volumeName: the bound PV, "" while unbound
     phase: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 def get_pvc(kube: Kube, namespace: str, name: str) -> Pvc:
@@ -34,6 +35,7 @@ def get_pvc(kube: Kube, namespace: str, name: str) -> Pvc:
         access_modes=list((spec.access_modes if spec else None) or []),
         volume=(spec.volume_name if spec else "") or "",
         phase=(status.phase if status else "") or "",
+        labels=dict(obj.metadata.labels or {}),
     )
 
 

@@ -25,6 +25,19 @@ class Workload:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     claims: list[str] = field(default_factory=list)  # PVCs its pod template mounts
+    # A StatefulSet's volumeClaimTemplates: its pods mount PVCs <template>-<statefulset>-<ordinal>
+    claim_templates: list[str] = field(default_factory=list)
+
+    def mounts(self, pvc: str) -> bool:
+        """Whether its pods mount ``pvc``, named in the pod template or made from a claim template
+        (Kubernetes' StatefulSet controller names them <template>-<statefulset>-<ordinal>)."""
+        if pvc in self.claims:
+            return True
+        for template in self.claim_templates:
+            ordinal = pvc.removeprefix(f"{template}-{self.name}-")
+            if ordinal != pvc and ordinal.isdigit():
+                return True
+        return False
 
     @property
     def ref(self) -> str:
@@ -40,6 +53,8 @@ def _resource(kind: str) -> Resource:
 def _to_workload(kind: str, obj: dict[str, Any]) -> Workload:
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
     volumes = ((spec.get("template") or {}).get("spec") or {}).get("volumes") or []
+    templates = [str((t.get("metadata") or {}).get("name") or "")
+                 for t in spec.get("volumeClaimTemplates") or []]
     return Workload(
         kind=kind,
         namespace=str(meta.get("namespace") or ""),
@@ -50,6 +65,7 @@ def _to_workload(kind: str, obj: dict[str, Any]) -> Workload:
         annotations=dict(meta.get("annotations") or {}),
         claims=[str(c) for v in volumes
                 if (c := (v.get("persistentVolumeClaim") or {}).get("claimName"))],
+        claim_templates=[t for t in templates if t],
     )
 
 
@@ -64,7 +80,7 @@ def mounting(kube: Kube, namespace: str, pvc: str) -> list[Workload]:
     """The Deployments, then the StatefulSets, of ``namespace`` whose pod template mounts the PVC."""
     return [w for res in (DEPLOYMENTS, STATEFULSETS)
             for w in (_to_workload(res.kind, o) for o in kube.list_objects(res, namespace))
-            if pvc in w.claims]
+            if w.mounts(pvc)]
 
 
 def get_workload(kube: Kube, kind: str, namespace: str, name: str) -> Workload:

@@ -17,7 +17,9 @@ from adapters.errors import AdapterError, Conflict, NotFound, Refused, TimedOut,
 if TYPE_CHECKING:
     from adapters.proxmox.client import ProxmoxConfig
 
-LOCKED = re.compile(r"VM is locked \((\w+)\)")
+# qemu-server's lock names (PVE/QemuServer.pm, the `lock` option): backup, clone, create,
+# migrate, rollback, snapshot, snapshot-delete, suspending, suspended; some have a dash.
+LOCKED = re.compile(r"VM is locked \(([\w-]+)\)")
 NO_QUORUM = re.compile(r"no quorum", re.IGNORECASE)
 MISSING = re.compile(r"Configuration file '[^']+' does not exist|unable to find configuration file")
 RUNNING_DESTROY = re.compile(r"is running - destroy failed")

@@ -79,6 +79,8 @@ class ObjectFacts:
     archiving: bool | None = None  # CNPG ContinuousArchiving
     archiving_message: str = ""
     last_wal: tuple[str, datetime] | None = None
+    store_dir: str = ""  # CNPG: the folder of its server in the store ("" = the store's root)
+    server: str = ""  # CNPG: its barman server name (the cluster's name unless set)
     notes: list[str] = field(default_factory=list)
     error: str = ""  # this object's data could not be read (a corrupt file, say)
 
@@ -251,15 +253,29 @@ def _barman_time(backup_id: str) -> datetime | None:
         return None
 
 
+def bs_join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
+def store_dir(store_url: str, destination: str) -> str | None:
+    """The folder of ``destination`` (a CNPG destinationPath) inside the store at ``store_url``;
+    None when the destination is elsewhere. "" (unknown) means the store's root."""
+    if not destination:
+        return ""
+    base, dest = store_url.rstrip("/") + "/", destination.rstrip("/") + "/"
+    return dest[len(base):].strip("/") if dest.startswith(base) else None
+
+
 def _cnpg_store(store: ObjectStore, obj: ObjectFacts) -> None:
+    server = obj.server or obj.name
     ids = sorted(p.rstrip("/").rpartition("/")[2]
-                 for p in store.list_prefixes(f"{obj.name}/base/"))
+                 for p in store.list_prefixes(bs_join(obj.store_dir, server, "base") + "/"))
     for backup_id in ids:
         seen = obj.seen(backup_id)
         seen.in_store, seen.at = True, seen.at or _barman_time(backup_id)
     for backup_id in list(reversed(ids))[:BARMAN_READS]:
         try:
-            info = bs.read_barman_backup(store, "", obj.name, backup_id)
+            info = bs.read_barman_backup(store, obj.store_dir, server, backup_id)
         except NotFound:
             continue
         except AdapterError as exc:
@@ -272,7 +288,7 @@ def _cnpg_store(store: ObjectStore, obj: ObjectFacts) -> None:
             break
         seen.detail = f"barman status {info.status or 'unknown'}"
         seen.in_store = False  # present but not a completed backup
-    wal = bs.barman_latest_wal(store, "", obj.name)
+    wal = bs.barman_latest_wal(store, obj.store_dir, server)
     obj.last_wal = wal
 
 
@@ -285,15 +301,24 @@ def cnpg(sources: Sources, inventory: Inventory, facts: Facts) -> None:
     cluster = read_side(facts.sight("cluster"),
                         lambda: (pg.list_clusters(kube), pg.list_backups(kube)))
     objects: dict[str, ObjectFacts] = {}
+    store_url = inventory.backups.cnpg_store.url if inventory.backups.cnpg_store else ""
     if cluster is not None:
         clusters, backups = cluster
+        names = [c.name for c in clusters]
         for c in clusters:
+            # keyed by namespace/name: two clusters of one name in two namespaces are both seen
             label = f"{c.namespace}/{c.name}"
-            objects[c.name] = ObjectFacts("cnpg", c.name, label, (c.name, label),
-                                          archiving=c.archiving,
-                                          archiving_message=c.archiving_message)
+            where = store_dir(store_url, c.destination)
+            obj = ObjectFacts("cnpg", c.name if names.count(c.name) == 1 else label, label,
+                              (c.name, label), archiving=c.archiving,
+                              archiving_message=c.archiving_message, server=c.server_name,
+                              store_dir=where or "")
+            if where is None:
+                obj.notes.append(f"its backups go to {c.destination}, outside the configured "
+                                 f"store {store_url}")
+            objects[label] = obj
         for b in backups:
-            obj = objects.get(b.cluster)
+            obj = objects.get(f"{b.namespace}/{b.cluster}")
             if obj is None:
                 continue
             seen = obj.seen(b.backup_id or b.name)
@@ -334,7 +359,9 @@ def etcd(sources: Sources, inventory: Inventory, facts: Facts) -> None:
             if at and snap.ready and (snap.node not in local or at > local[snap.node]):
                 local[snap.node] = at
             continue
-        seen = obj.seen(snap.snapshot_name)
+        # K3s keeps ".zip" in spec.snapshotName of a compressed snapshot (k3s pkg/etcd/snapshot/
+        # types.go: Compressed = HasSuffix(SnapshotName, ".zip")); both sides join without it.
+        seen = obj.seen(snap.snapshot_name.removesuffix(".zip"))
         seen.at = at
         seen.cluster_state = "completed" if snap.ready else ("failed" if snap.error else "running")
         seen.detail = snap.error

@@ -24,6 +24,7 @@ from lab import world
 from lab.controllers.base import Timings
 from lab.controllers.flux import FluxController
 from lab.controllers.longhorn import LonghornController
+from lab.controllers.longhorn_sync import BackupTargetController
 from lab.controllers.nodes import NodeController
 from lab.controllers.workloads import WorkloadController
 from lab.kube import LabKube
@@ -31,7 +32,8 @@ from lab.kube import LabKube
 log = logging.getLogger("drbot.lab")
 
 
-class Controllers(NodeController, LonghornController, WorkloadController, FluxController):
+class Controllers(NodeController, LonghornController, BackupTargetController, WorkloadController,
+                  FluxController):
     """Kubelet, K3s, Longhorn and Flux, reduced to what drbot's runbooks meet."""
 
     def __init__(
@@ -76,6 +78,7 @@ class Controllers(NodeController, LonghornController, WorkloadController, FluxCo
         await self.node_removal()
         await self.etcd_membership()
         await self.longhorn()
+        await self.backup_targets()
         await self.storage_binding()
         await self.workloads()
         await self.flux()

@@ -26,6 +26,9 @@ R_LH_NODES = kmock.resource("longhorn.io", "v1beta2", "nodes")
 R_LH_VOLUMES = kmock.resource("longhorn.io", "v1beta2", "volumes")
 R_LH_REPLICAS = kmock.resource("longhorn.io", "v1beta2", "replicas")
 R_LH_ENGINES = kmock.resource("longhorn.io", "v1beta2", "engines")
+R_LH_BACKUPS = kmock.resource("longhorn.io", "v1beta2", "backups")
+R_LH_BACKUPVOLUMES = kmock.resource("longhorn.io", "v1beta2", "backupvolumes")
+R_LH_BACKUPTARGETS = kmock.resource("longhorn.io", "v1beta2", "backuptargets")
 R_PVCS = kmock.resource("", "v1", "persistentvolumeclaims")
 R_PVS = kmock.resource("", "v1", "persistentvolumes")
 R_ETCD_SNAPSHOTS = kmock.resource("k3s.cattle.io", "v1", "etcdsnapshotfiles")
@@ -47,6 +50,7 @@ class Timings:
     replica_rebuild: float = 3.0  # a new replica on a joined node becomes healthy
     flux_reconcile: float = 1.5  # annotation seen -> reconciled
     volume_restore: float = 2.0  # a Longhorn volume created with fromBackup -> restored
+    infrastructure_install: float = 180.0  # first apply of the layer installing Longhorn, CNPG
 
     def scaled(self, factor: float) -> Timings:
         values = {f.name: getattr(self, f.name) * factor for f in fields(self)}

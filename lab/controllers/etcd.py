@@ -13,6 +13,9 @@ from lab.controllers.base import (
     R_ETCD_SNAPSHOTS,
     R_GITREPOSITORIES,
     R_KUSTOMIZATIONS,
+    R_LH_BACKUPS,
+    R_LH_BACKUPTARGETS,
+    R_LH_BACKUPVOLUMES,
     R_LH_ENGINES,
     R_LH_NODES,
     R_LH_REPLICAS,
@@ -26,17 +29,19 @@ from lab.controllers.base import (
 )
 from lab.seed.flux import BOOTSTRAP_NAME
 
-# What lives only in the cluster's datastore and is gone with it. Of Flux's objects only those
-# `flux bootstrap` installs (its Git source and sync Kustomization; its Git Secret goes with the
-# other Secrets): the others, Longhorn's backup objects and CNPG's come back from Git and the
-# backup target once Flux runs again, so the lab keeps them.
+# What lives only in the cluster's datastore and is gone with it. Flux's Kustomizations come back
+# when `flux bootstrap` has re-created `flux-system` and it applies the fleet repository
+# (lab.controllers.flux); Flux's other objects and CNPG's are kept (they would come back from
+# Git with the infrastructure layer). Longhorn's backup objects come back from the store only when
+# Longhorn's backup target has synced again (lab.controllers.longhorn_sync).
 DATASTORE_ONLY = [R_PODS, R_PVCS, R_PVS, R_LH_VOLUMES, R_LH_REPLICAS, R_LH_ENGINES, R_LH_NODES,
+                  R_LH_BACKUPS, R_LH_BACKUPVOLUMES, R_LH_BACKUPTARGETS,
                   R_ETCD_SNAPSHOTS, R_SECRETS, R_NODES, R_KUSTOMIZATIONS, R_GITREPOSITORIES]
 
 
 def lost_with_datastore(res: Any, obj: dict[str, Any]) -> bool:
     """Whether `obj`, one of a DATASTORE_ONLY resource, is gone with the datastore."""
-    if res in (R_KUSTOMIZATIONS, R_GITREPOSITORIES):
+    if res == R_GITREPOSITORIES:
         meta = obj["metadata"]
         return (meta.get("namespace"), meta["name"]) == (world.FLUX_NS, BOOTSTRAP_NAME)
     return True
@@ -52,7 +57,13 @@ class EtcdController(ControllerBase):
         return healthy, len(members) // 2 + 1
 
     async def remove_member(self, node: str, annotations: dict[str, str]) -> bool:
-        """K3s's RemovePeer: works only while etcd has quorum (else the finalizer stays)."""
+        """K3s's onRemove, then RemovePeer: it needs the member name of the Node's
+        `etcd.k3s.cattle.io/node-name` annotation (else it errors and the finalizer stays; k3s
+        pkg/etcd/member_controller.go) and works only while etcd has quorum."""
+        if not annotations.get("etcd.k3s.cattle.io/node-name"):
+            if self.due(("name-note", node), 0):
+                self.state.record(f"etcd: node name annotation for node {node} not found")
+            return False
         healthy, needed = self.quorum()
         with self.state.lock:
             member = self.state.etcd_members.get(node)

@@ -1,14 +1,24 @@
 """Flux's controllers: an object whose generation changed, or that carries a reconcile request
 not handled yet, is Reconciling and then, `Timings.flux_reconcile` later, reconciled (Ready,
 except grafana's HelmRelease, whose upgrade keeps failing). Suspended objects are left alone.
+
+Following fluxcd/kustomize-controller (internal/controller/kustomization_controller.go):
+- a Kustomization is applied as soon as it exists, unless a `dependsOn` entry is not Ready: then
+  it stays `Ready=False, reason DependencyNotReady`, with no applied revision, and is retried;
+- the `flux-system` Kustomization, once reconciled, applies the fleet repository's cluster path,
+  which re-creates the other Kustomizations after the datastore was lost (new objects, no status);
+- a Kustomization that installs HelmReleases and waits for them (`spec.wait`) becomes Ready only
+  once they are installed: `Timings.infrastructure_install` for the `infrastructure` layer.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import kmock
 
+from lab import world
 from lab.controllers.base import (
     R_GITREPOSITORIES,
     R_KUSTOMIZATIONS,
@@ -16,7 +26,7 @@ from lab.controllers.base import (
     condition,
 )
 from lab.kube import now_iso
-from lab.seed.flux import GRAFANA_FAILURE, REVISION
+from lab.seed.flux import BOOTSTRAP_NAME, GRAFANA_FAILURE, REVISION, fleet_kustomizations
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 
@@ -28,15 +38,42 @@ FLUX = [
     kmock.resource("source.toolkit.fluxcd.io", "v1", "helmcharts"),
 ]
 FAILING_RELEASES = {("monitoring", "grafana")}
+INSTALLS_RELEASES = {"infrastructure"}  # the layer that installs Longhorn and CNPG, wait: true
 
 
 class FluxController(ControllerBase):
     """The source, kustomize and helm controllers, reduced to their status."""
 
     async def flux(self) -> None:
+        await self.apply_fleet()
         for res in FLUX:
             for obj in self.kube.live(res):
                 await self.flux_one(res, obj)
+
+    async def apply_fleet(self) -> None:
+        """`flux-system`, reconciled, creates the fleet's Kustomizations that do not exist."""
+        sync = self.kube.current(R_KUSTOMIZATIONS, world.FLUX_NS, BOOTSTRAP_NAME)
+        if sync is None or not (sync.get("status") or {}).get("lastAppliedRevision"):
+            return
+        have = {k["metadata"]["name"] for k in self.kube.live(R_KUSTOMIZATIONS)}
+        for obj in fleet_kustomizations(datetime.now(UTC)):
+            if obj["metadata"]["name"] in have:
+                continue
+            fresh = {**obj, "metadata": {**obj["metadata"], "labels": {
+                "kustomize.toolkit.fluxcd.io/name": BOOTSTRAP_NAME,
+                "kustomize.toolkit.fluxcd.io/namespace": world.FLUX_NS}}}
+            fresh.pop("status", None)
+            await self.create(R_KUSTOMIZATIONS, world.FLUX_NS, fresh)
+            self.state.record(f"flux: Kustomization {obj['metadata']['name']} created from Git")
+
+    def waiting_for(self, obj: dict[str, Any]) -> str:
+        """The first dependsOn entry that is not Ready ("" when none)."""
+        for dep in (obj.get("spec") or {}).get("dependsOn") or []:
+            ns = dep.get("namespace") or obj["metadata"].get("namespace")
+            found = self.kube.current(R_KUSTOMIZATIONS, ns, dep["name"])
+            if found is None or condition(found, "Ready").get("status") != "True":
+                return f"{ns}/{dep['name']}"
+        return ""
 
     async def flux_one(self, res: Any, obj: dict[str, Any]) -> None:
         meta, status = obj["metadata"], obj.get("status") or {}
@@ -52,7 +89,21 @@ class FluxController(ControllerBase):
         if not wanted:
             self.forget(*key)
             return
-        if not self.due(key, self.t.flux_reconcile):
+        blocker = self.waiting_for(obj) if res == R_KUSTOMIZATIONS else ""
+        if blocker:
+            self.forget(*key)
+            if condition(obj, "Ready").get("reason") != "DependencyNotReady":
+                await self.patch(res, meta.get("namespace"), meta["name"], {"status": {
+                    "conditions": [{"type": "Ready", "status": "False",
+                                    "reason": "DependencyNotReady",
+                                    "message": f"dependency '{blocker}' is not ready",
+                                    "lastTransitionTime": now_iso()}]}})
+            return
+        delay = self.t.flux_reconcile
+        if res == R_KUSTOMIZATIONS and meta["name"] in INSTALLS_RELEASES and not status.get(
+                "lastAppliedRevision"):
+            delay = self.t.infrastructure_install  # a first install waits for its releases
+        if not self.due(key, delay):
             if condition(obj, "Reconciling").get("status") != "True":
                 await self.flux_status(res, obj, progressing=True, token=None)
             return

@@ -415,6 +415,7 @@ def add_node(
     ip: str = "10.0.0.10",
     unschedulable: bool = False,
     finalizers: tuple[str, ...] = (),
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     labels = {"kubernetes.io/hostname": name}
     for role in roles:
@@ -422,7 +423,8 @@ def add_node(
     if etcd:
         labels["node-role.kubernetes.io/etcd"] = "true"
     return server.create(R.NODES, {
-        "metadata": {"name": name, "labels": labels, "finalizers": list(finalizers)},
+        "metadata": {"name": name, "labels": labels, "finalizers": list(finalizers),
+                     "annotations": dict(annotations or {})},
         "spec": {"unschedulable": unschedulable},
         "status": {
             "conditions": [{"type": "Ready", "status": "True" if ready else "Unknown",
@@ -534,35 +536,51 @@ def add_lh_backup(
     pvc: str = "",
     pvc_namespace: str = "",
     error: str = "",
+    access_mode: str = "rwo",
+    storage_class: str = "longhorn",
 ) -> dict[str, Any]:
+    """A Backup as Longhorn records it: the spec labels it was taken with (the access-mode label
+    its mutating webhook adds; KubernetesStatus when taken through Longhorn's API or a recurring
+    job) copied into ``status.labels``; ``size`` is the volume's (the stored data is smaller).
+    Its BackupVolume, with the PVC's storage class, is made too unless it exists."""
     labels = {"backup-volume": volume, "backup-target": "default"}
-    status_labels = {}
+    spec_labels = {"longhorn.io/volume-access-mode": access_mode} if access_mode else {}
     if pvc:
-        status_labels = {"KubernetesStatus": json.dumps(
-            {"pvcName": pvc, "namespace": pvc_namespace, "pvName": f"pv-{volume}"})}
+        spec_labels["KubernetesStatus"] = json.dumps(
+            {"pvcName": pvc, "namespace": pvc_namespace, "pvName": f"pv-{volume}"})
+    if not any((bv.get("spec") or {}).get("volumeName", bv["metadata"]["name"]) == volume
+               for bv in server.list(R.LH_BACKUPVOLUMES, R.LONGHORN_NAMESPACE)):
+        add_lh_backup_volume(server, volume, last_backup=name, last_backup_at=created,
+                             storage_class=storage_class)
     return server.create(R.LH_BACKUPS, {
         "metadata": {"name": name, "namespace": R.LONGHORN_NAMESPACE, "labels": labels},
-        "spec": {"snapshotName": f"snap-{name}"},
+        "spec": {"snapshotName": f"snap-{name}", "labels": spec_labels},
         "status": {"state": state, "backupCreatedAt": created, "snapshotCreatedAt": created,
                    "url": backup_url(name, volume) if state == "Completed" else "",
-                   "volumeName": volume, "size": size, "error": error, "volumeSize": size,
-                   "labels": status_labels, "backupTargetName": "default"},
+                   "volumeName": volume, "size": str(int(size) // 4), "error": error,
+                   "volumeSize": size,
+                   "labels": spec_labels if state == "Completed" else {},
+                   "backupTargetName": "default"},
     })
 
 
 def add_lh_backup_volume(
     server: StandaloneKube, volume: str, *, last_backup: str, last_backup_at: str,
-    v18: bool = True,
+    v18: bool = True, storage_class: str = "longhorn",
 ) -> dict[str, Any]:
-    """A BackupVolume named as Longhorn v1.8+ names it (``<vol>-<hash>``) or as v1.7 does."""
+    """A BackupVolume named as Longhorn v1.8+ names it (``<vol>-<hash>``) or as v1.7 does;
+    one that exists is updated."""
     name = f"{volume}-5b2e8f0c" if v18 else volume
     spec = {"volumeName": volume, "backupTargetName": "default"} if v18 else {}
+    status = {"lastBackupName": last_backup, "lastBackupAt": last_backup_at,
+              "lastSyncedAt": last_backup_at, "storageClassName": storage_class}
+    if server.get(R.LH_BACKUPVOLUMES, name, R.LONGHORN_NAMESPACE) is not None:
+        return server.patch(R.LH_BACKUPVOLUMES, name, {"status": status}, R.LONGHORN_NAMESPACE)
     return server.create(R.LH_BACKUPVOLUMES, {
         "metadata": {"name": name, "namespace": R.LONGHORN_NAMESPACE,
                      "labels": {"backup-target": "default"} if v18 else {}},
         "spec": spec,
-        "status": {"lastBackupName": last_backup, "lastBackupAt": last_backup_at,
-                   "lastSyncedAt": last_backup_at},
+        "status": status,
     })
 
 

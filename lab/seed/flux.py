@@ -75,6 +75,16 @@ def kustomization(
     }
 
 
+def fleet_kustomizations(now: datetime) -> list[dict[str, Any]]:
+    """The Kustomizations the fleet repository's cluster path holds (what `flux-system` applies);
+    `apps` waits for `infrastructure` (Longhorn, CNPG) through dependsOn, as scenario 4 needs."""
+    return [
+        kustomization("infrastructure", "./infrastructure", now),
+        kustomization("apps", "./apps", now, depends=["infrastructure"]),
+        kustomization("experiments", "./experiments", now, suspend=True),
+    ]
+
+
 def helmrelease(
     name: str, ns: str, chart: str, version: str, now: datetime, failing: bool = False
 ) -> dict[str, Any]:
@@ -158,7 +168,14 @@ def git_repository(
         },
         "status": {
             "observedGeneration": 1,
-            "artifact": {"revision": REVISION, "lastUpdateTime": ts(now)},
+            # source-controller's Artifact: path and url are required (api/v1 artifact types)
+            "artifact": {
+                "path": f"gitrepository/{FLUX_NS}/{BOOTSTRAP_NAME}/{REVISION[-40:]}.tar.gz",
+                "url": f"http://source-controller.{FLUX_NS}.svc.cluster.local./gitrepository/"
+                f"{FLUX_NS}/{BOOTSTRAP_NAME}/{REVISION[-40:]}.tar.gz",
+                "revision": REVISION,
+                "lastUpdateTime": ts(now),
+            },
             "conditions": [
                 {
                     "type": "Ready",
@@ -205,9 +222,7 @@ def flux_objects(now: datetime, git_key: str) -> list[dict[str, Any]]:
         git_repository(now),
         *repos,
         kustomization(BOOTSTRAP_NAME, FLEET_PATH, now),
-        kustomization("infrastructure", "./infrastructure", now),
-        kustomization("apps", "./apps", now, depends=["infrastructure"]),
-        kustomization("experiments", "./experiments", now, suspend=True),
+        *fleet_kustomizations(now),
         helmrelease("longhorn", LONGHORN_NS, "longhorn", "1.7.2", now),
         helmrelease("cloudnative-pg", "cnpg-system", "cloudnative-pg", "0.22.1", now),
         helmrelease("grafana", "monitoring", "grafana", "8.5.1", now, failing=True),

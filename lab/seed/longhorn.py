@@ -259,6 +259,7 @@ def volume_objects(vol: VolumeSpec, now: datetime) -> list[dict[str, Any]]:
                 "lastBackupAt": ts(now - timedelta(days=last_backup_age)),
                 "lastSyncedAt": ts(now),
                 "size": str(vol.size_gi * 1024**3),
+                "storageClassName": "longhorn",  # from volume.cfg (backup_volume_controller.go)
             },
         }
     )
@@ -279,7 +280,8 @@ def longhorn_backup_object(vol: VolumeSpec, age: float, now: datetime) -> dict[s
             "labels": {"backup-volume": vol.name, "backup-target": "default"},
         },
         "spec": {
-            "labels": {"KubernetesStatus": "", "longhorn.io/volume-access-mode": "rwo"},
+            "labels": {"KubernetesStatus": json_pvc_status(vol),
+                       "longhorn.io/volume-access-mode": "rwo"},
             "snapshotName": f"snap-{stable_hex(backup)}",
         },
         "status": {
@@ -296,7 +298,9 @@ def longhorn_backup_object(vol: VolumeSpec, age: float, now: datetime) -> dict[s
             "volumeCreated": ts(now - timedelta(days=90)),
             "backupTargetName": "default",
             "error": "",
-            "labels": {"KubernetesStatus": json_pvc_status(vol)},
+            # the labels the backup was taken with, as its cfg in the store records them
+            "labels": {"KubernetesStatus": json_pvc_status(vol),
+                       "longhorn.io/volume-access-mode": "rwo"},
         },
     }
 

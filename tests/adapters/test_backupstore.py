@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,8 @@ def test_longhorn_volumes_and_backups(store: ObjectStore, root: str) -> None:
     assert [v.name for v in volumes] == ["data-db-0", "never-backed-up", "pvc-a"]
     by_name = {v.name: v for v in volumes}
     assert by_name["pvc-a"] == bs.LonghornBackupVolume("pvc-a", "backup-a2",
-                                                       T0 + dt.timedelta(days=2), 10 << 30)
+                                                       T0 + dt.timedelta(days=2), 10 << 30,
+                                                       "longhorn")
     assert by_name["never-backed-up"].last_backup_name == ""
     assert by_name["never-backed-up"].last_backup_at is None
 
@@ -110,8 +112,11 @@ def test_corrupt_backup_cfg_names_the_key(store: ObjectStore) -> None:
     bs.write_longhorn_backup(store, "", "pvc-a", "good", T0, 1)
     store.upload(bs.longhorn_backup_cfg_key("", "pvc-a", "bad"),
                  b'{"Name": "bad", "CreatedTime": "not a time"}')
-    with pytest.raises(AdapterError, match="backups/backup_bad.cfg is corrupt.*CreatedTime"):
-        bs.longhorn_backups(store, "", "pvc-a")
+    unreadable: list[str] = []
+    assert [b.name for b in bs.longhorn_backups(store, "", "pvc-a", unreadable=unreadable)] == [
+        "good"]  # one damaged cfg does not hide the volume's other backups
+    assert len(unreadable) == 1
+    assert re.search("backups/backup_bad.cfg is corrupt.*CreatedTime", unreadable[0])
     with pytest.raises(NotFound):
         bs.longhorn_backup(store, "", "pvc-a", "absent")
 
@@ -273,3 +278,15 @@ def test_parse_time() -> None:
     assert bs.parse_time("Wed May  1 02:00:00 2024") == T0
     with pytest.raises(ValueError):
         bs.parse_time("soon")
+
+
+def test_volume_cfg_string_fields_are_go_strings(store: ObjectStore) -> None:
+    """longhorn/backupstore's Volume marks five string fields `,string`: Go writes each as a
+    JSON string inside the string. Read so, and a plain string still reads as itself."""
+    bs.write_longhorn_volume(store, "", "pvc-a", size=1 << 30)
+    raw = json.loads(store.read(bs.longhorn_volume_cfg_key("", "pvc-a")))
+    assert raw["CompressionMethod"] == '"lz4"' and raw["StorageClassName"] == '"longhorn"'
+    assert bs.longhorn_volumes(store)[0].storage_class == "longhorn"
+    raw["StorageClassName"] = "longhorn-ssd"
+    store.upload(bs.longhorn_volume_cfg_key("", "pvc-a"), json.dumps(raw).encode())
+    assert bs.longhorn_volumes(store)[0].storage_class == "longhorn-ssd"

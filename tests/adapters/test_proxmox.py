@@ -539,3 +539,18 @@ def test_importing_the_adapter_loads_no_client() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, check=True, timeout=60)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("lock", ["backup", "clone", "create", "migrate", "rollback", "snapshot",
+                                  "snapshot-delete", "suspending", "suspended"])
+def test_every_qemu_server_lock_is_a_conflict_with_the_unlock_advice(pve: PveLab,
+                                                                     lock: str) -> None:
+    """Each lock name qemu-server knows (PVE/QemuServer.pm), dashes included, as PVE says it."""
+    server, proxmox = pve
+    add_vm(server, 101)
+    server.fail("POST", "/nodes/pve1/qemu/101/status/stop", status=500,
+                message=f"VM is locked ({lock})", times=1)
+    with pytest.raises(Conflict) as caught:
+        proxmox.stop_vm("pve1", 101)
+    assert f"VM 101 on node pve1 is locked ({lock})" in str(caught.value)
+    assert "`qm unlock 101`" in str(caught.value)

@@ -501,3 +501,19 @@ def test_backend_in_tf_json(tmp_path: Path) -> None:
     workdir.mkdir()
     (workdir / "main.tf.json").write_text(json.dumps({"terraform": {"backend": {"http": {}}}}))
     assert terraform.check_backend(TerraformConfig(str(workdir))) == "http"
+
+
+def test_an_import_only_apply_says_so() -> None:
+    """Terraform >= 1.5 counts imports in change_summary (1.14 adds action invocations); an
+    import-only apply must not read as if nothing happened. The line is as Terraform prints it
+    (internal/command/views/json/change_summary.go)."""
+    seen: list[str] = []
+    stream = terraform._Stream(Hooks(report=lambda p: seen.append(p.message)))
+    stream(json.dumps({
+        "@level": "info", "@module": "terraform.ui", "@timestamp": "2026-01-01T00:00:00Z",
+        "@message": "Apply complete! Resources: 1 imported, 0 added, 0 changed, 0 destroyed.",
+        "type": "change_summary",
+        "changes": {"add": 0, "change": 0, "import": 1, "remove": 0, "action_invocation": 2,
+                    "operation": "apply"}}))
+    assert stream.summary == terraform.ChangeSummary(imported=1, actions=2)
+    assert seen == ["apply: 1 imported, 0 added, 0 changed, 0 destroyed; 2 action(s) invoked"]

@@ -95,3 +95,26 @@ def test_status_lists_nodes_and_kustomizations(lab: Harness, kube_emulator: Stan
     text = lab.frontend.replies(job_id)[-1] if lab.wait_settled(job_id) is None else ""
     assert "k3s-server-1" in text and "k3s-agent-1" in text and "NOT READY" in text
     assert "flux-system/broken" in text and "health check failed" in text
+
+
+def test_ready_says_plainly_when_flux_will_not_recreate_a_helm_object(
+        lab: Harness, kube_emulator: StandaloneKube) -> None:
+    """helm-controller recreates a deleted object of an in-sync release only with drift
+    detection enabled (off by default): Ready must not read as 'it is back'."""
+    from lab.fakes.kube import add_helmrelease
+
+    labels = {"kustomize.toolkit.fluxcd.io/name": "apps",
+              "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}
+    for name, mode in (("podinfo", None), ("watched", "enabled")):
+        add_helmrelease(kube_emulator, name, "web")
+        spec = {"driftDetection": {"mode": mode}} if mode else {}
+        kube_emulator.patch(R.HELMRELEASES, name, {"metadata": {"labels": labels},
+                                                   "spec": spec}, "web")
+    with FluxController(kube_emulator):
+        job_id = lab.say("/dr reconcile apps").job_id
+        lab.wait_status(job_id, "succeeded")
+    lab.wait_settled(job_id)
+    final = lab.frontend.replies(job_id)[-1]
+    assert "Flux will not recreate a deleted object of HelmRelease(s) web/podinfo" in final
+    assert "`flux reconcile helmrelease podinfo -n web --force`" in final
+    assert "watched" not in final

@@ -24,6 +24,7 @@ from tests.bot.harness import Harness, wait_until
 RUN = 240.0  # the whole cluster on a loaded two-core machine; every wait ends on its condition
 PHRASE = '--confirm "rebuild the whole cluster"'
 KS = "kustomize.toolkit.fluxcd.io/v1"
+LH = "longhorn.io/v1beta2"
 FLUX_OWN = ((KS, "kustomizations"), ("source.toolkit.fluxcd.io/v1", "gitrepositories"),
             ("v1", "secrets"))  # what `flux bootstrap` installs, all named flux-system
 
@@ -138,8 +139,9 @@ def test_rebuild_runs_its_phases_with_the_apps_suspended_until_restored(
     assert all(vm.smbios_uuid != old_uuids[n] for n, vm in vms.items())  # new machines
     assert pvc(lab, "apps", "web-data") is None  # the old datastore is gone
     assert flux_own(lab) == [None, None, None]  # and Flux's own objects with it
-    assert suspended(lab) == {"flux-system": None, "infrastructure": False, "apps": False,
-                              "experiments": True}  # the lab keeps what Flux gets from Git
+    assert lab.world.kube_objects(LH, "backups") == []  # and Longhorn's backup objects
+    assert suspended(lab) == {"flux-system": None, "infrastructure": None, "apps": None,
+                              "experiments": None}  # until Flux applies Git again
     installed_kubeconfig(drbot_lab, lab, job_id, old_kubeconfig)
     assert drbot_lab.say(f"/dr confirm {job_id} 2", who="bob").ok  # an approver
 
@@ -147,6 +149,8 @@ def test_rebuild_runs_its_phases_with_the_apps_suspended_until_restored(
     flux_bootstrapped(drbot_lab, lab, job_id, credential)
     assert suspended(lab) == {"flux-system": False, "infrastructure": False, "apps": True,
                               "experiments": True}
+    apps = lab.world.kube_object(KS, "kustomizations", "flux-system", "apps")
+    assert apps and not apps.get("status", {}).get("lastAppliedRevision")  # dependsOn held it
     assert pvc(lab, "apps", "web-data") is None
     assert drbot_lab.say(f"/dr confirm {job_id} 3", who="carol").ok
 
@@ -156,6 +160,11 @@ def test_rebuild_runs_its_phases_with_the_apps_suspended_until_restored(
                      ("apps", "archive")):
         claim = pvc(lab, ns, name)
         assert claim and claim["spec"]["volumeName"] == f"restore-{ns}-{name}"
+        # as recorded in the store, pulled by the backup target's sync after the step began
+        assert claim["spec"]["storageClassName"] == "longhorn"
+        assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    restore_events = job_events(drbot_lab, job_id)
+    assert "the store holds 6 volume(s)" in restore_events
     assert drbot_lab.say(f"/dr confirm {job_id} 4", who="alice").ok
 
     job = drbot_lab.wait_status(job_id, "succeeded", "failed", timeout=RUN)
@@ -171,6 +180,25 @@ def test_rebuild_runs_its_phases_with_the_apps_suspended_until_restored(
     thread = drbot_lab.frontend.threads[job_id]
     shown = "\n".join([events, *thread["replies"], *(card.text() for card in thread["cards"])])
     assert not [value for value in secret_values(credential) if value in shown]
+    assert schema_problems(lab) == []  # what drbot and the lab wrote, as the real API holds it
+
+
+def schema_problems(lab: Lab) -> list[str]:
+    """Every foreign object in the lab's API checked against lab/schemas.py."""
+    from lab import schemas
+
+    kinds = [(LH, "volumes", "Volume"), (LH, "backups", "Backup"),
+             (LH, "backupvolumes", "BackupVolume"), (LH, "backuptargets", "BackupTarget"),
+             (LH, "nodes", "Node"), (LH, "replicas", "Replica"),
+             (KS, "kustomizations", "Kustomization"),
+             ("source.toolkit.fluxcd.io/v1", "gitrepositories", "GitRepository"),
+             ("helm.toolkit.fluxcd.io/v2", "helmreleases", "HelmRelease"),
+             ("postgresql.cnpg.io/v1", "clusters", "Cluster")]
+    found = []
+    for api, plural, kind in kinds:
+        for obj in lab.world.kube_objects(api, plural):
+            found += schemas.problems({**obj, "apiVersion": api, "kind": kind})
+    return found
 
 
 def flux_bootstrapped(drbot: Harness, lab: Lab, job_id: str, credential: dict[str, Any]) -> None:

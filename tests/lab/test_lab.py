@@ -380,10 +380,23 @@ def test_server_node_delete_removes_its_etcd_member_then_join_restores_it(
     import ansible_runner
 
     assert "k3s-server-3" in {m.node for m in lab.world.etcd_members()}
+    name_key = "etcd.k3s.cattle.io/node-name"
+    member_name = core(kube).read_node("k3s-server-3").metadata.annotations[name_key]
+    core(kube).patch_node("k3s-server-3", {"metadata": {"annotations": {name_key: None}}})
     core(kube).delete_node("k3s-server-3")
     node = core(kube).read_node("k3s-server-3")  # the finalizers hold it a while
     assert node.metadata.deletion_timestamp is not None
+    # K3s's finalizer cannot name the member without the annotation: it errors and stays
+    lab.world.wait_for(
+        lambda: any("node name annotation for node k3s-server-3 not found" in e
+                    for e in lab.world.events()),
+        WAIT,
+        "K3s's etcd finalizer failing without the node-name annotation",
+    )
     assert "k3s-server-3" in {m.node for m in lab.world.etcd_members()}
+    assert "wrangler.cattle.io/managed-etcd-controller" in core(kube).read_node(
+        "k3s-server-3").metadata.finalizers
+    core(kube).patch_node("k3s-server-3", {"metadata": {"annotations": {name_key: member_name}}})
     lab.world.wait_for(
         lambda: "k3s-server-3" not in {m.node for m in lab.world.etcd_members()},
         WAIT,
@@ -602,3 +615,91 @@ def test_flux_bootstrap_applies_the_sync_objects_and_fails_on_a_dead_api(
     last = failed.stdout.splitlines()[-1]
     assert last.startswith(f"✗ the Kubernetes API at {dead_api} is unreachable"), last
     assert "Connection refused" in last
+
+
+def test_longhorn_backup_target_sync_pulls_the_store_into_backup_objects(
+        lab: Lab, kube: Any, s3: Any) -> None:
+    """Lost Backup and BackupVolume objects come back from the store on a requested sync, with
+    what the store recorded: the PVC only when the backup's cfg carries KubernetesStatus, the
+    storage class from volume.cfg (longhorn-manager backup_target/backup_volume controllers)."""
+    co = custom(kube)
+    lh = ("longhorn.io", "v1beta2", world.LONGHORN_NS)
+    vol = world.VOLUMES[0]
+    bvs = [b for b in co.list_namespaced_custom_object(*lh, "backupvolumes")["items"]
+           if b["spec"].get("volumeName") == vol.name]
+    backups = [b for b in co.list_namespaced_custom_object(*lh, "backups")["items"]
+               if b["status"].get("volumeName") == vol.name]
+    for obj, plural in [*((b, "backupvolumes") for b in bvs), *((b, "backups") for b in backups)]:
+        co.delete_namespaced_custom_object(*lh, plural, obj["metadata"]["name"])
+    key = f"{longhorn_volume_dir(vol.name)}/backups/backup_backup-bare.cfg"
+    s3.put_object(Bucket=world.BUCKETS["longhorn"], Key=key, Body=json.dumps({
+        "Name": "backup-bare", "VolumeName": vol.name, "CreatedTime": "2026-01-01T00:00:00Z",
+        "SnapshotCreatedAt": "2026-01-01T00:00:00Z", "Size": "4096",
+        "Labels": {"longhorn.io/volume-access-mode": "rwo"}}).encode())
+    asked = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    co.patch_namespaced_custom_object(*lh, "backuptargets", "default",
+                                      {"spec": {"syncRequestedAt": asked}})
+
+    def synced() -> dict[str, Any] | None:  # the target is written last
+        target = co.get_namespaced_custom_object(*lh, "backuptargets", "default")
+        return target if target["status"].get("lastSyncedAt", "") >= asked else None
+
+    target = lab.world.wait_for(synced, WAIT, "the backup target synced after the request")
+    bv = next(b for b in co.list_namespaced_custom_object(*lh, "backupvolumes")["items"]
+              if b["spec"].get("volumeName") == vol.name)
+    found = {b["metadata"]["name"]: b
+             for b in co.list_namespaced_custom_object(*lh, "backups")["items"]
+             if b["status"].get("volumeName") == vol.name}
+    assert len(found) == len(backups) + 1
+    bare = found.pop("backup-bare")
+    assert "KubernetesStatus" not in bare["status"]["labels"]  # nothing invented
+    for backup in found.values():
+        recorded = json.loads(backup["status"]["labels"]["KubernetesStatus"])
+        assert (recorded["namespace"], recorded["pvcName"]) == (vol.namespace, vol.pvc)
+        assert backup["status"]["volumeSize"] == str(vol.size_gi * 1024**3)
+    assert bv["status"]["storageClassName"] == "longhorn"
+    assert target["status"]["available"] and bv["status"]["lastSyncedAt"] >= asked
+    s3.delete_object(Bucket=world.BUCKETS["longhorn"], Key=key)
+    co.delete_namespaced_custom_object(*lh, "backups", "backup-bare")
+
+
+def test_flux_applies_a_new_kustomization_at_once_unless_dependson_holds_it(
+        lab: Lab, kube: Any) -> None:
+    """kustomize-controller: a created Kustomization is applied without any request; one whose
+    dependency is not Ready is held (DependencyNotReady, nothing applied) until it is."""
+    co = custom(kube)
+    ks = ("kustomize.toolkit.fluxcd.io", "v1", "flux-system", "kustomizations")
+
+    def body(name: str, depends: list[str]) -> dict[str, Any]:
+        spec: dict[str, Any] = {"interval": "10m", "path": f"./{name}", "prune": True,
+                                "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}
+        if depends:
+            spec["dependsOn"] = [{"name": d} for d in depends]
+        return {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                "metadata": {"name": name, "namespace": "flux-system", "generation": 1},
+                "spec": spec}
+
+    co.create_namespaced_custom_object(*ks, body("gate", []) | {"spec": {
+        **body("gate", [])["spec"], "suspend": True}})
+    co.create_namespaced_custom_object(*ks, body("held-app", ["gate"]))
+    co.create_namespaced_custom_object(*ks, body("free-app", []))
+
+    def applied(name: str) -> dict[str, Any] | None:
+        obj = co.get_namespaced_custom_object(*ks, name)
+        return obj if (obj.get("status") or {}).get("lastAppliedRevision") else None
+
+    lab.world.wait_for(lambda: applied("free-app"), WAIT, "free-app applied unasked")
+
+    def blocked() -> dict[str, Any] | None:
+        obj = co.get_namespaced_custom_object(*ks, "held-app")
+        ready = [c for c in (obj.get("status") or {}).get("conditions") or []
+                 if c["type"] == "Ready"]
+        return obj if ready and ready[0]["reason"] == "DependencyNotReady" else None
+
+    held = lab.world.wait_for(blocked, WAIT, "held-app waiting for its dependency")
+    assert not held["status"].get("lastAppliedRevision")
+    co.patch_namespaced_custom_object(*ks, "gate", {"spec": {"suspend": False}})
+    lab.world.wait_for(lambda: applied("held-app"), WAIT, "held-app applied once gate is Ready")
+    for name in ("gate", "held-app", "free-app"):
+        co.patch_namespaced_custom_object(*ks, name, {"metadata": {"finalizers": None}})
+        co.delete_namespaced_custom_object(*ks, name)

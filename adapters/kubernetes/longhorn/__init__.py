@@ -2,7 +2,8 @@
 
 - ``volumes``: volumes and their replicas, replica health, waiting until replicas are healthy;
 - ``cleanup``: removing what a dead node leaves in Longhorn;
-- ``backups``: backups, backup volumes and backup targets, and taking a backup now;
+- ``backups``: backups, backup volumes and backup targets;
+- ``take``: taking a backup now, labelled as Longhorn's API labels it;
 - ``restore``: a backup into a new Volume, PersistentVolume and PersistentVolumeClaim.
 
 The public names are re-exported here because many handlers call them as ``longhorn.<name>``.
@@ -16,14 +17,22 @@ from adapters.kubernetes.longhorn.backups import (
     get_backup,
     get_backup_target,
     latest_backup,
+    latest_restorable,
     list_backup_targets,
     list_backup_volumes,
     list_backups,
-    new_backup_name,
-    trigger_backup,
+    request_target_sync,
+    restorable,
 )
 from adapters.kubernetes.longhorn.cleanup import NodeCleanup, clean_dead_node, node_names
-from adapters.kubernetes.longhorn.restore import CSI_DRIVER, RestoredVolume, restore_backup
+from adapters.kubernetes.longhorn.restore import (
+    CSI_DRIVER,
+    PvcShape,
+    RestoredVolume,
+    recorded_shape,
+    restore_backup,
+)
+from adapters.kubernetes.longhorn.take import new_backup_name, trigger_backup
 from adapters.kubernetes.longhorn.volumes import (
     Replica,
     Volume,
@@ -42,6 +51,7 @@ __all__ = [
     "BackupVolume",
     "NodeCleanup",
     "Replica",
+    "PvcShape",
     "RestoredVolume",
     "Volume",
     "clean_dead_node",
@@ -49,6 +59,7 @@ __all__ = [
     "get_backup_target",
     "get_volume",
     "latest_backup",
+    "latest_restorable",
     "list_backup_targets",
     "list_backup_volumes",
     "list_backups",
@@ -56,6 +67,9 @@ __all__ = [
     "list_volumes",
     "new_backup_name",
     "node_names",
+    "recorded_shape",
+    "request_target_sync",
+    "restorable",
     "restore_backup",
     "trigger_backup",
     "volumes_losing_last_replica",

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.errors import AdapterError, Conflict, NotFound
-from adapters.kubernetes._wait import wait_for
+from adapters.errors import NotFound
 from adapters.kubernetes.client import Kube
 from adapters.kubernetes.longhorn._objects import NS, condition, name_of
-from adapters.kubernetes.longhorn.volumes import get_volume
-from adapters.kubernetes.resources import (
-    LH_BACKUPS,
-    LH_BACKUPTARGETS,
-    LH_BACKUPVOLUMES,
-    LH_SNAPSHOTS,
-)
-from adapters.progress import Hooks, Progress
+from adapters.kubernetes.resources import LH_BACKUPS, LH_BACKUPTARGETS, LH_BACKUPVOLUMES
+
+# The label of a backup that records the volume's Kubernetes status (PV, PVC, namespace) as JSON
+# (longhorn-manager types/types.go KubernetesStatusLabel), and the one that records the volume's
+# access mode, rwo or rwx (types.LonghornLabelVolumeAccessMode under the longhorn.io/ prefix).
+K8S_STATUS_LABEL = "KubernetesStatus"
+ACCESS_MODE_LABEL = "longhorn.io/volume-access-mode"
 
 
 @dataclass
@@ -36,6 +33,16 @@ class Backup:
     pvc: str
     pvc_namespace: str
     target: str
+    access_mode: str = ""  # rwo or rwx, as recorded by the backup; "" when unknown
+
+
+def restorable(backup: Backup) -> bool:
+    """Whether a restore can put ``backup`` back where it was: Completed, with a URL, and
+    recording its PVC and namespace. The one test both the coverage check and the restore plan
+    use, so a backup that records no PVC is neither counted nor silently skipped.
+    """
+    return (backup.state == "Completed" and bool(backup.url) and bool(backup.pvc)
+            and bool(backup.pvc_namespace))
 
 
 @dataclass
@@ -46,6 +53,8 @@ class BackupVolume:
     last_backup: str
     last_backup_at: str
     last_synced_at: str
+    storage_class: str = ""  # status.storageClassName: the PVC's class when it was backed up
+    labels: dict[str, str] | None = None
 
 
 @dataclass
@@ -60,7 +69,10 @@ class BackupTarget:
 def _to_backup(obj: dict[str, Any]) -> Backup:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    recorded = (status.get("labels") or spec.get("labels") or {}).get("KubernetesStatus")
+    # status.labels are what the store recorded (the backup controller copies them from the
+    # backup's cfg); spec.labels are what was asked for, before the backup completed.
+    recorded_labels = {**(spec.get("labels") or {}), **(status.get("labels") or {})}
+    recorded = recorded_labels.get(K8S_STATUS_LABEL)
     try:
         k8s = json.loads(recorded) if recorded else {}
     except (TypeError, ValueError):
@@ -77,7 +89,9 @@ def _to_backup(obj: dict[str, Any]) -> Backup:
         error=str(status.get("error") or ""),
         pvc=str((k8s or {}).get("pvcName") or ""),
         pvc_namespace=str((k8s or {}).get("namespace") or ""),
-        target=str(status.get("backupTargetName") or labels.get("backup-target") or ""),
+        target=str(spec.get("backupTargetName") or status.get("backupTargetName")
+                   or labels.get("backup-target") or ""),
+        access_mode=str(recorded_labels.get(ACCESS_MODE_LABEL) or ""),
     )
 
 
@@ -101,6 +115,15 @@ def latest_backup(kube: Kube, volume: str) -> Backup | None:
     return done[-1] if done else None
 
 
+def latest_restorable(backups: list[Backup]) -> dict[tuple[str, str], Backup]:
+    """(namespace, pvc) -> the newest restorable backup among ``backups`` (oldest first)."""
+    latest: dict[tuple[str, str], Backup] = {}
+    for backup in backups:
+        if restorable(backup):
+            latest[(backup.pvc_namespace, backup.pvc)] = backup
+    return latest
+
+
 def _to_backup_volume(obj: dict[str, Any]) -> BackupVolume:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     labels = (obj.get("metadata") or {}).get("labels") or {}
@@ -113,6 +136,8 @@ def _to_backup_volume(obj: dict[str, Any]) -> BackupVolume:
         last_backup=str(status.get("lastBackupName") or ""),
         last_backup_at=str(status.get("lastBackupAt") or ""),
         last_synced_at=str(status.get("lastSyncedAt") or ""),
+        storage_class=str(status.get("storageClassName") or ""),
+        labels=dict(status.get("labels") or {}),
     )
 
 
@@ -148,82 +173,9 @@ def get_backup_target(kube: Kube, name: str = "default") -> BackupTarget:
         ) from None
 
 
-def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-
-
-def new_backup_name(volume: str) -> str:
-    """A fresh name for the Snapshot and Backup of ``volume`` that trigger_backup creates."""
-    return f"drbot-{volume}-{_stamp()}"[:63].rstrip("-")
-
-
-def _create_once(kube: Kube, res: Any, body: dict[str, Any]) -> None:
-    """Create, or find it created already (by an earlier attempt under the same name)."""
-    with contextlib.suppress(Conflict):
-        kube.create_object(res, body)
-
-
-def trigger_backup(
-    kube: Kube,
-    volume: str,
-    *,
-    wait: bool = True,
-    timeout: float = 1800.0,
-    poll: float = 5.0,
-    hooks: Hooks | None = None,
-    target: str = "default",
-    name: str = "",
-) -> Backup:
-    """Back up ``volume`` now: a Snapshot CR, then a Backup CR of that snapshot.
-
-    With ``wait`` the call returns once the Backup is Completed (AdapterError on Error). Given
-    a ``name`` (new_backup_name) that an earlier call created already, it goes on with those
-    objects instead of starting a second backup.
-    """
-    hooks = hooks or Hooks()
-    get_volume(kube, volume)
-    name = name or new_backup_name(volume)
-    _create_once(kube, LH_SNAPSHOTS, {
-        "metadata": {"name": name, "namespace": NS, "labels": {"longhornvolume": volume}},
-        "spec": {"volume": volume, "createSnapshot": True, "labels": {"created-by": "drbot"}},
-    })
-    hooks.report(Progress(f"Snapshot {name} of volume {volume} requested", target=volume,
-                          task="backup", status="snapshot"))
-
-    def snapshot_ready() -> bool | None:
-        status = kube.get_object(LH_SNAPSHOTS, name, NS).get("status") or {}
-        if status.get("error"):
-            raise AdapterError(f"Longhorn could not snapshot volume {volume}: {status['error']}")
-        return True if status.get("readyToUse") else None
-
-    wait_for(
-        snapshot_ready, timeout=timeout, poll=poll, hooks=hooks,
-        timeout_message=lambda err: f"The snapshot {name} of volume {volume} was not ready "
-        f"within {timeout:.0f}s; is the volume attached and healthy?",
-        cancel_message=f"Stopped waiting for snapshot {name} of volume {volume}.",
-    )
-    _create_once(kube, LH_BACKUPS, {
-        "metadata": {"name": name, "namespace": NS,
-                     "labels": {"backup-volume": volume, "backup-target": target}},
-        "spec": {"snapshotName": name, "labels": {"created-by": "drbot"}},
-    })
-    hooks.report(Progress(f"Backup {name} of volume {volume} started", target=volume,
-                          task="backup", status="started"))
-    if not wait:
-        return get_backup(kube, name)
-
-    def completed() -> Backup | None:
-        backup = get_backup(kube, name)
-        if backup.state == "Error":
-            raise AdapterError(f"Longhorn backup {name} of volume {volume} failed: {backup.error}")
-        return backup if backup.state == "Completed" else None
-
-    backup = wait_for(
-        completed, timeout=timeout, poll=poll, hooks=hooks,
-        timeout_message=lambda err: f"Longhorn backup {name} of volume {volume} did not "
-        f"complete within {timeout:.0f}s; check the backup target.",
-        cancel_message=f"Stopped waiting for backup {name}; Longhorn goes on with it.",
-    )
-    hooks.report(Progress(f"Backup {name} of volume {volume} completed", target=volume,
-                          task="backup", status="done"))
-    return backup
+def request_target_sync(kube: Kube, name: str, at: datetime) -> None:
+    """Ask backup target ``name`` to sync from the store now: Longhorn syncs a target whose
+    ``spec.syncRequestedAt`` is after its ``status.lastSyncedAt`` (longhorn-manager
+    controller/backup_target_controller.go), instead of waiting for its poll interval."""
+    kube.patch_object(LH_BACKUPTARGETS, name, {"spec": {
+        "syncRequestedAt": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}}, NS)

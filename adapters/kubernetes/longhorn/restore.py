@@ -3,6 +3,14 @@
 A restore goes the direct way: a Volume with ``spec.fromBackup`` set to the Backup's ``status.url``
 (read from a Backup that exists, never taken from text), then a static PersistentVolume and a
 PersistentVolumeClaim.
+
+The PVC is built as the backup recorded it, never from defaults: a PVC's spec cannot be changed
+after creation, so a class or access mode that differs from Git makes Flux fail on it (and with
+``force: true`` Flux deletes and recreates the PVC, empty). The storage class is the BackupVolume's
+``status.storageClassName`` (longhorn-manager controller/backup_volume_controller.go copies it
+from volume.cfg), the access mode the backup's ``longhorn.io/volume-access-mode`` label (set by
+the backup mutating webhook, webhook/resources/backup/mutator.go), the size the backup's
+``status.volumeSize`` (``status.size`` is the data stored, not the volume's size).
 """
 
 from __future__ import annotations
@@ -14,11 +22,50 @@ from adapters.errors import AdapterError, Conflict, NotFound, Refused
 from adapters.kubernetes._wait import wait_for
 from adapters.kubernetes.client import Kube
 from adapters.kubernetes.longhorn._objects import NS, condition
-from adapters.kubernetes.longhorn.backups import Backup, get_backup
+from adapters.kubernetes.longhorn.backups import Backup, get_backup, list_backup_volumes
 from adapters.kubernetes.resources import LH_VOLUMES
 from adapters.progress import Hooks, Progress
 
 CSI_DRIVER = "driver.longhorn.io"
+# Longhorn's volume access modes and the PVC access modes they stand for.
+PVC_ACCESS_MODES = {"rwo": ("ReadWriteOnce",), "rwop": ("ReadWriteOncePod",),
+                    "rwx": ("ReadWriteMany",)}
+
+
+@dataclass(frozen=True)
+class PvcShape:
+    """What a restored PVC's immutable spec must be: as it was when the backup was taken."""
+
+    storage_class: str
+    access_modes: tuple[str, ...]
+    size: str
+
+
+def recorded_shape(kube: Kube, backup: Backup) -> PvcShape:
+    """The PVC spec ``backup`` recorded; Refused, naming what is unknown, when it is not known."""
+    size = backup.volume_size
+    classes = {bv.storage_class for bv in list_backup_volumes(kube)
+               if bv.volume == backup.volume and (not backup.target or bv.target == backup.target)}
+    classes.discard("")
+    missing = []
+    if not size.isdigit() or int(size) <= 0:
+        missing.append("the volume size (status.volumeSize)")
+    if len(classes) != 1:
+        missing.append("the storage class (BackupVolume status.storageClassName)")
+    if backup.access_mode not in PVC_ACCESS_MODES:
+        missing.append("the access mode (label longhorn.io/volume-access-mode)")
+    if missing:
+        raise Refused(f"Longhorn backup {backup.name} of volume {backup.volume} does not record "
+                      + ", ".join(missing) + ": a PVC built from defaults may not match Git and "
+                      "cannot be changed later. Restore it with the PVC's spec from Git instead "
+                      "(create the PVC by hand, bound to a volume restored in the Longhorn UI).")
+    return PvcShape(classes.pop(), PVC_ACCESS_MODES[backup.access_mode], size)
+
+
+def longhorn_access_mode(access_modes: tuple[str, ...]) -> str:
+    if "ReadWriteMany" in access_modes:
+        return "rwx"
+    return "rwop" if "ReadWriteOncePod" in access_modes else "rwo"
 
 
 @dataclass
@@ -49,7 +96,7 @@ def _restore_done(obj: dict[str, Any], name: str) -> bool:
     )
 
 
-def _restored_volume_name(namespace: str, pvc: str) -> str:
+def restored_volume_name(namespace: str, pvc: str) -> str:
     return f"restore-{namespace}-{pvc}"[:63].rstrip("-")
 
 
@@ -62,8 +109,7 @@ def restore_backup(
     timeout: float = 3600.0,
     *,
     volume_name: str | None = None,
-    storage_class: str = "longhorn",
-    access_modes: tuple[str, ...] = ("ReadWriteOnce",),
+    shape: PvcShape | None = None,
     fs_type: str = "ext4",
     replicas: int = 3,
     poll: float = 5.0,
@@ -71,8 +117,9 @@ def restore_backup(
     """Restore Longhorn backup ``backup_name`` into a new PVC ``namespace/pvc_name``.
 
     Creates a Volume with ``fromBackup`` = the Backup's ``status.url``, waits for the restore,
-    then a static PersistentVolume (as Longhorn builds it) bound to a new PVC. A retry after a
-    partial run picks up the objects it made before; a PVC that exists already is refused.
+    then a static PersistentVolume (as Longhorn builds it) bound to a new PVC. The PVC's spec is
+    ``shape`` (default: what the backup recorded; Refused when unknown). A retry after a partial
+    run picks up the objects it made before; a PVC that exists already is refused.
     """
     hooks = hooks or Hooks()
     backup = get_backup(kube, backup_name)
@@ -81,13 +128,16 @@ def restore_backup(
             f"Longhorn backup {backup_name} is {backup.state or 'not finished'}"
             f"{': ' + backup.error if backup.error else ''}; pick a Completed backup."
         )
-    size = backup.volume_size or backup.size
-    if not size or not size.isdigit() or int(size) <= 0:
-        raise AdapterError(f"Longhorn backup {backup_name} does not record the volume size.")
-    volume = volume_name or _restored_volume_name(namespace, pvc_name)
+    shape = shape or recorded_shape(kube, backup)
+    size = shape.size
+    if not size.isdigit() or int(size) <= 0:
+        raise Refused(f"Longhorn backup {backup_name} does not record the volume size.")
+    storage_class, access_modes = shape.storage_class, shape.access_modes
+    volume = volume_name or restored_volume_name(namespace, pvc_name)
     _refuse_existing_pvc(kube, pvc_name, namespace, volume)
     target = f"{namespace}/{pvc_name}"
-    _create_restore_volume(kube, volume, backup, size, replicas)
+    _create_restore_volume(kube, volume, backup, size, replicas,
+                           longhorn_access_mode(access_modes))
     hooks.report(Progress(f"Restoring backup {backup_name} into Longhorn volume {volume}",
                           target=target, task="restore", status="restoring"))
     wait_for(
@@ -119,7 +169,7 @@ def _refuse_existing_pvc(kube: Kube, pvc: str, namespace: str, volume: str) -> N
 
 
 def _create_restore_volume(
-    kube: Kube, volume: str, backup: Backup, size: str, replicas: int
+    kube: Kube, volume: str, backup: Backup, size: str, replicas: int, access_mode: str
 ) -> None:
     try:
         existing = kube.get_object(LH_VOLUMES, volume, NS)
@@ -139,7 +189,7 @@ def _create_restore_volume(
             "size": size,
             "numberOfReplicas": replicas,
             "frontend": "blockdev",
-            "accessMode": "rwo",
+            "accessMode": access_mode,
             "staleReplicaTimeout": 30,
         },
     })

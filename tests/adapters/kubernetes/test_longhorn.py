@@ -99,7 +99,9 @@ def test_backups_backup_volumes_and_target(kube_emulator: StandaloneKube, kube: 
                          last_backup_at="2025-12-01T00:00:00Z", v18=False)
     bvs = longhorn.list_backup_volumes(kube)
     assert [(b.name, b.volume, b.last_backup) for b in bvs] == [
-        ("legacy", "legacy", "b1"), ("vol-5b2e8f0c", "vol", "backup-new")]
+        ("legacy", "legacy", "b1"), ("other-5b2e8f0c", "other", "backup-other"),
+        ("vol-5b2e8f0c", "vol", "backup-new")]
+    assert {b.storage_class for b in bvs} == {"longhorn"}
 
     add_lh_backup_target(kube_emulator, available=False, message="cannot reach s3")
     target = longhorn.get_backup_target(kube)
@@ -198,3 +200,53 @@ def test_wait_replicas_healthy(kube_emulator: StandaloneKube, kube: Kube) -> Non
     with Reactor(rebuild):
         done = longhorn.wait_replicas_healthy(kube, timeout=5, poll=0.05)
     assert [v.name for v in done] == ["v1"]
+
+
+def test_the_restored_pvc_is_built_as_the_backup_recorded_it(kube_emulator: StandaloneKube,
+                                                             kube: Kube) -> None:
+    """Class, access mode and size as recorded, never defaults: a PVC's spec is immutable, and
+    one that differs from Git breaks Flux. status.size (data stored) is not the volume size."""
+    add_lh_backup(kube_emulator, "shared", "vol-rwx", size="5368709120", access_mode="rwx",
+                  storage_class="longhorn-ssd")
+    with Reactor(lambda: _finish_restores(kube_emulator)):
+        restored = longhorn.restore_backup(kube, "shared", "media", "apps", timeout=5,
+                                           poll=0.05)
+    pvc = kube_emulator.get(R.PERSISTENTVOLUMECLAIMS, "media", "apps")
+    assert pvc["spec"]["storageClassName"] == "longhorn-ssd"
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "5368709120" == restored.size
+    volume = kube_emulator.get(R.LH_VOLUMES, restored.volume, NS)
+    assert volume["spec"]["accessMode"] == "rwx" and volume["spec"]["size"] == "5368709120"
+
+
+@pytest.mark.parametrize(("access_mode", "storage_class", "unknown"), [
+    ("", "longhorn", "the access mode"),
+    ("rwo", "", "the storage class"),
+])
+def test_a_restore_whose_pvc_spec_is_unknown_is_refused(
+        kube_emulator: StandaloneKube, kube: Kube, access_mode: str, storage_class: str,
+        unknown: str) -> None:
+    add_lh_backup(kube_emulator, "b", "vol", access_mode=access_mode, storage_class=storage_class)
+    with pytest.raises(Refused, match=unknown):
+        longhorn.restore_backup(kube, "b", "data", "apps", timeout=1, poll=0.05)
+    assert kube_emulator.list(R.LH_VOLUMES, NS) == []
+
+
+def test_the_backup_target_is_read_from_spec_first(kube_emulator: StandaloneKube,
+                                                   kube: Kube) -> None:
+    """Longhorn v1.8 records a backup's target in spec.backupTargetName; the label and status
+    are fallbacks (they may still say `default` on a backup of another target)."""
+    add_lh_backup(kube_emulator, "b", "vol")
+    kube_emulator.patch(R.LH_BACKUPS, "b", {"spec": {"backupTargetName": "offsite"},
+                                            "status": {"backupTargetName": ""}}, NS)
+    assert longhorn.get_backup(kube, "b").target == "offsite"
+
+
+def test_a_target_sync_is_requested_through_its_spec(kube_emulator: StandaloneKube,
+                                                     kube: Kube) -> None:
+    from datetime import UTC, datetime
+
+    add_lh_backup_target(kube_emulator)
+    longhorn.request_target_sync(kube, "default", datetime(2026, 1, 3, 4, 5, 6, tzinfo=UTC))
+    target = kube_emulator.get(R.LH_BACKUPTARGETS, "default", NS)
+    assert target["spec"]["syncRequestedAt"] == "2026-01-03T04:05:06Z"
