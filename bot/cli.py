@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     sub.add_parser("scheduler", help="run the backup watch's schedule; exactly one (needs REDIS_URL)")
     sub.add_parser("check-config", help="validate the settings, policy and inventory files")
+    sub.add_parser("doctor", help="check, read-only, every credential and connection the "
+                                  "runbooks need, and drift (on the worker host)")
     return parser
 
 
@@ -117,6 +119,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Green/red lines with fixes; exit status 1 when any line is red."""
+    from bot.config.inventory import load_inventory
+    from bot.doctor.run import check_all, report
+    from bot.worker.services import Services
+
+    settings = _settings()
+    settings.require("inventory")
+    inventory = load_inventory(settings.inventory)
+    lines = check_all(Services(settings, inventory))
+    print(report(lines))
+    return 1 if any(line.red for line in lines) else 0
+
+
 def cmd_console(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -202,7 +218,7 @@ class AllInOne:
 
 
 COMMANDS = {"console": cmd_console, "bot": cmd_bot, "worker": cmd_worker,
-            "scheduler": cmd_scheduler, "check-config": cmd_check_config}
+            "scheduler": cmd_scheduler, "check-config": cmd_check_config, "doctor": cmd_doctor}
 
 if __name__ == "__main__":
     sys.exit(main())

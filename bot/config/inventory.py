@@ -76,7 +76,13 @@ class Ansible(Strict):
 class Iac(Strict):
     terraform: Terraform
     ansible: Ansible
-    ssh_key_file: str | None = None
+    ssh_key_file: str | None = Field(None, description="private key Ansible logs in to the "
+                                                        "nodes with")
+    ssh_user: str = Field("root", description="the login on the nodes (drbot doctor checks it "
+                                              "with ssh_key_file)")
+    known_hosts_file: str | None = Field(None, description="the nodes' SSH host keys "
+                                                           "(known_hosts format); drbot doctor "
+                                                           "checks each node still serves its")
     vault_password_file: str | None = None
     k3s_token_file: str | None = None
     flux_bootstrap: list[str] = Field(default_factory=list,
