@@ -7,7 +7,6 @@ broke since the last run raises one alert in the `alerts:` channels, and its rec
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from bot.registry import runbook
@@ -17,15 +16,9 @@ STEP = "check credentials and drift"
 
 
 def examine(step: StepContext) -> dict[str, Any]:
-    from bot.doctor import alerts
-    from bot.doctor.run import check_all, report
-    from bot.runtime import connect
+    from bot.doctor.run import run_and_record
 
-    lines = check_all(step.services)
-    events = alerts.record(connect(step.services.settings, patient=True), lines, time.time(),
-                           step.inventory.backups.reminder_hours)
-    return {"text": report(lines), "red": sum(1 for line in lines if line.red),
-            "alerts": len(events)}
+    return run_and_record(step.services)
 
 
 def _runbook() -> Runbook:

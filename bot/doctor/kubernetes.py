@@ -68,8 +68,8 @@ def access_lines(settings: Settings, inventory: Inventory) -> list[Line]:
         if not denied:
             return [ok(K8S, "permissions", f"all {len(needed)} (verb, resource) pairs of the "
                                            "worker's ClusterRole are allowed")]
-        return [fail(K8S, f"permission {access}", "denied to drbot's account", RBAC_FIX)
-                for access in denied]
+        return [fail(K8S, "permissions", "denied to drbot's account: "
+                     + ", ".join(str(access) for access in denied), RBAC_FIX)]
 
     return guarded(K8S, "permissions", "check the kubeconfig and the endpoints", check)
 

@@ -38,6 +38,39 @@ def blocked(lines: list[Line]) -> frozenset[System]:
 
 
 def report(lines: list[Line]) -> str:
+    """Every line (the CLI)."""
     from bot.doctor.result import summary
 
     return "\n".join([*(line.render() for line in lines), summary(lines)])
+
+
+def brief(lines: list[Line]) -> str:
+    """For a chat thread: one line per system, then each red line with its fix in full."""
+    from bot.doctor.result import ICONS, Status, summary
+
+    out = []
+    for system in System:
+        mine = [line for line in lines if line.system is system]
+        if not mine:
+            continue
+        reds = sum(1 for line in mine if line.red)
+        greens = sum(1 for line in mine if line.status is Status.OK)
+        icon = ICONS[Status.FAIL if reds else Status.OK if greens else Status.SKIP]
+        out.append(f"{icon} {system.value}: {greens} green" + (f", {reds} red" if reds else ""))
+    out += [line.render() for line in lines if line.red]
+    return "\n".join([*out, summary(lines)])
+
+
+def run_and_record(services: Services) -> dict[str, object]:
+    """The worker's run (`/dr doctor`, the daily doctor-check): check everything, then feed the
+    lines to the alert state machine. Returns the report, the red count and the alerts raised."""
+    import time
+
+    from bot.doctor import alerts
+    from bot.runtime import connect
+
+    lines = check_all(services)
+    events = alerts.record(connect(services.settings, patient=True), lines, time.time(),
+                           services.inventory.backups.reminder_hours)
+    return {"text": brief(lines), "red": sum(1 for line in lines if line.red),
+            "alerts": len(events)}

@@ -160,10 +160,11 @@ def test_missing_kubernetes_permission(lab: Lab) -> None:
     lab.world.deny_kube("create", "", "pods/eviction")
     try:
         before = snapshot(lab)
-        (line,) = only_red(run(lab), System.KUBERNETES, "permission create pods/eviction")
+        (line,) = only_red(run(lab), System.KUBERNETES, "permissions")
         assert_nothing_written(lab, before)
     finally:
         lab.world.allow_kube_all()
+    assert line.detail == "denied to drbot's account: create pods/eviction"
     assert "clusterrole.yaml" in line.fix
 
 

@@ -302,3 +302,15 @@ def test_notes_give_the_slack_request_url() -> None:
     assert "https://<your host>/slack/events" in exposed
     assert "Service\ndr-drbot-slack port 3000" in exposed
     assert "/slack/events" not in _notes({})
+
+
+def test_the_doctor_checks_exactly_the_worker_cluster_role() -> None:
+    """bot/doctor/rbac.py (what `drbot doctor` asks the API server about) is the chart's rule set."""
+    from bot.doctor import rbac
+
+    role = find(manifests(), "ClusterRole", "-worker")
+    chart = {(verb, group, resource) for rule in role["rules"] for verb in rule["verbs"]
+             for group in rule["apiGroups"] for resource in rule["resources"]}
+    doctor = {(a.verb, a.group, a.resource + (f"/{a.subresource}" if a.subresource else ""))
+              for a in rbac.accesses()}
+    assert doctor == chart
