@@ -43,13 +43,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001  (only an unreachable service is turned into a line)
+        message = unreachable(exc)
+        if message is None:
+            raise
+        print(f"drbot: {message}", file=sys.stderr)
+        return 2
+
+
+def unreachable(exc: BaseException) -> str | None:
+    """One line for a service a process cannot start without; None for anything else (a bug,
+    which keeps its traceback)."""
+    import redis
+
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        from urllib.parse import urlparse
+
+        url = urlparse(os.environ.get("REDIS_URL") or os.environ.get("DRBOT_REDIS_URL") or "")
+        where = f"{url.scheme}://{url.hostname}:{url.port or 6379}" if url.hostname else "Redis"
+        reason = " ".join(str(exc).split())
+        return (f"cannot reach Redis at {where} ({reason}); start it, or fix REDIS_URL "
+                "(and its password)")
+    return None
 
 
 def _settings():  # type: ignore[no-untyped-def]
     from bot import logs
     from bot.config.settings import Settings
 
-    settings = Settings()
+    settings = Settings.load()
     logs.setup(settings.log_level, settings.log_json)
     return settings
 
@@ -100,7 +122,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """Every problem found, one line each; exit status 2 when there is any."""
     from bot import registry
+    from bot.config import checks
     from bot.config.inventory import load_inventory
     from bot.config.policy import Policy
 
@@ -109,10 +133,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     assert settings.policy is not None
     policy = Policy.load(settings.policy)
     inventory = load_inventory(settings.inventory)
-    unknown = sorted(set(policy.data.commands) - set(registry.load(settings.plugins)))
-    if unknown:
-        print(f"{settings.policy}: commands: unknown command(s) {', '.join(unknown)}",
-              file=sys.stderr)
+    commands = [name for name, spec in registry.load(settings.plugins).items() if not spec.system]
+    problems = (checks.settings_problems(settings)
+                + checks.policy_problems(policy.data, str(settings.policy), commands)
+                + checks.inventory_problems(inventory, str(settings.inventory or "inventory")))
+    for problem in problems:
+        print(f"drbot: {problem}", file=sys.stderr)
+    if problems:
         return 2
     print(f"ok: {len(policy.data.people)} people, {len(policy.data.commands)} command rules, "
           f"{len(inventory.nodes)} nodes")
