@@ -130,7 +130,10 @@ class Store(Strict):
     endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, Garage, ...); "
                                                        "unset: AWS")
     region: str = Field("us-east-1", description="S3 region")
-    credentials_file: str | None = Field(None, description="file with access_key/secret_key lines")
+    credentials_file: str | None = Field(None, description="access_key=/secret_key= lines, or "
+                                         "an AWS shared-credentials file; unset: AWS_* variables")
+    profile: str | None = Field(None, description="section of an AWS shared-credentials file "
+                                                  "(default: default)")
     ca_file: str | None = Field(None, description="CA bundle of the S3 endpoint")
 
 
