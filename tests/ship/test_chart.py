@@ -314,3 +314,42 @@ def test_the_doctor_checks_exactly_the_worker_cluster_role() -> None:
     doctor = {(a.verb, a.group, a.resource + (f"/{a.subresource}" if a.subresource else ""))
               for a in rbac.accesses()}
     assert doctor == chart
+
+
+def test_values_schema_is_generated_from_values_and_models() -> None:
+    from bot.config import chart_schema
+
+    assert (CHART / "values.schema.json").read_text() == chart_schema.text(), \
+        "run `python -m bot.config.chart_schema`"
+
+
+@pytest.mark.parametrize(("values", "error"), [
+    ({"worker": {"replica": 3}}, "at '/worker': additional properties 'replica' not allowed"),
+    ({"redis": {"bundled": "no"}}, "at '/redis/bundled': got string, want boolean"),
+    ({"worker": {"replicas": -1}}, "at '/worker/replicas': minimum: got -1, want 0"),
+    ({"config": {"inventory": {"nodes": {"n1": {"host": "pve1"}}}}},
+     "at '/config/inventory/nodes/n1': missing properties 'vmid', 'role', 'terraform_address', "
+     "'ansible_host'"),
+    ({"config": {"policy": {"comands": {}}}},
+     "at '/config/policy': additional properties 'comands' not allowed"),
+])
+def test_helm_refuses_wrong_values(values: dict[str, Any], error: str) -> None:
+    import helm_python
+
+    with pytest.raises(helm_python.HelmValuesError) as caught:
+        helm_python.Chart.load(str(CHART)).render(values, name="drbot", namespace="drbot")
+    assert error in str(caught.value)
+    linted = helm_python.lint(str(CHART), values, strict=True, kube_version="v1.30.0")
+    assert any(error in e for e in linted["errors"])
+
+
+def test_the_flux_example_installs_the_chart_with_valid_values() -> None:
+    example = Path(__file__).parents[2] / "examples" / "flux" / "helmrelease.yaml"
+    source, release = list(yaml.safe_load_all(example.read_text()))
+    assert release["spec"]["chart"]["spec"]["sourceRef"]["name"] == source["metadata"]["name"]
+    chart_path = release["spec"]["chart"]["spec"]["chart"]
+    assert (Path(__file__).parents[2] / chart_path / "Chart.yaml").is_file()
+    assert "!/helm/drbot/" in source["spec"]["ignore"]
+    docs = manifests(release["spec"]["values"])
+    worker = find(docs, "Deployment", "-worker")["spec"]["template"]["spec"]
+    assert worker["containers"][0]["image"] == "registry.lan/drbot:0.1.0"
