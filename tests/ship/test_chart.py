@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ship.chart import CHART, find, manifests
+from tests.ship.chart import CHART, find, manifests, with_image
 
 CUSTOM = {
     "worker": {"replicas": 3, "kubeconfigKey": "kubeconfig",
@@ -79,7 +79,8 @@ def test_lint_is_clean() -> None:
     import helm_python
 
     for values in ({}, CUSTOM, SLACK_HTTP):
-        report = helm_python.lint(str(CHART), values, strict=True, kube_version="v1.30.0")
+        report = helm_python.lint(str(CHART), with_image(values), strict=True,
+                                  kube_version="v1.30.0")
         problems = [m for m in report["messages"] if m["severity"] >= 2]
         assert problems == [] and report["errors"] == [], report
 
@@ -93,7 +94,7 @@ def test_processes_and_their_counts() -> None:
     assert worker["spec"]["replicas"] == 3
     for name, deployment in (("bot", bot), ("worker", worker), ("scheduler", scheduler)):
         container = deployment["spec"]["template"]["spec"]["containers"][0]
-        assert container["args"] == [name] and container["image"] == "ghcr.io/drbot/drbot:1.2.3"
+        assert container["args"] == [name] and container["image"] == "registry.example/drbot:1.2.3"
 
 
 def test_secrets_are_mounted_only_where_they_are_needed() -> None:
@@ -173,7 +174,7 @@ def test_every_container_is_locked_down_with_probes_and_resources(values: dict[s
 def test_notes_name_the_secrets_to_create() -> None:
     import helm_python
 
-    notes = helm_python.Chart.load(str(CHART)).render({}, name="dr", namespace="ops")[
+    notes = helm_python.Chart.load(str(CHART)).render(with_image({}), name="dr", namespace="ops")[
         "drbot/templates/NOTES.txt"]
     for secret in ("dr-drbot-signing", "dr-drbot-redis", "dr-drbot-bot", "dr-drbot-worker"):
         assert secret in notes
@@ -291,7 +292,8 @@ def test_slack_http_refuses_an_app_token_in_env_and_a_shared_port() -> None:
 def _notes(values: dict[str, Any]) -> str:
     import helm_python
 
-    return helm_python.Chart.load(str(CHART)).render(values, name="dr", namespace="ops")[
+    return helm_python.Chart.load(str(CHART)).render(with_image(values), name="dr",
+                                                     namespace="ops")[
         "drbot/templates/NOTES.txt"]
 
 
@@ -353,3 +355,13 @@ def test_the_flux_example_installs_the_chart_with_valid_values() -> None:
     docs = manifests(release["spec"]["values"])
     worker = find(docs, "Deployment", "-worker")["spec"]["template"]["spec"]
     assert worker["containers"][0]["image"] == "registry.lan/drbot:0.1.0"
+
+
+def test_no_default_image_is_assumed() -> None:
+    """No published image exists: the chart and compose refuse to guess one."""
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError, match="set image.repository to the drbot image"):
+        helm_python.Chart.load(str(CHART)).render({}, name="drbot", namespace="drbot")
+    compose = (Path(__file__).parents[2] / "deploy" / "compose.yaml").read_text()
+    assert "${DRBOT_IMAGE:?set DRBOT_IMAGE" in compose and "ghcr.io" not in compose

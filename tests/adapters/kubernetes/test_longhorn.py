@@ -198,3 +198,27 @@ def test_wait_replicas_healthy(kube_emulator: StandaloneKube, kube: Kube) -> Non
     with Reactor(rebuild):
         done = longhorn.wait_replicas_healthy(kube, timeout=5, poll=0.05)
     assert [v.name for v in done] == ["v1"]
+
+
+def test_which_recurring_backup_jobs_cover_each_volume(kube_emulator: KubeServer,
+                                                        kube: Kube) -> None:
+    from adapters.kubernetes.longhorn.recurring import backup_jobs_by_volume
+
+    def job(name: str, task: str, groups: list[str]) -> None:
+        kube_emulator.create(R.LH_RECURRINGJOBS, {
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"name": name, "task": task, "groups": groups, "cron": "0 2 * * *"}})
+
+    job("daily", "backup", ["default"])
+    job("weekly", "backup-force-create", [])
+    job("snaps", "snapshot", ["fast"])
+    for name in ("plain", "named", "grouped", "snapshots-only"):
+        add_lh_volume(kube_emulator, name, [("a", True)])
+    labels = {"named": {"recurring-job.longhorn.io/weekly": "enabled"},
+              "grouped": {"recurring-job-group.longhorn.io/default": "enabled"},
+              "snapshots-only": {"recurring-job-group.longhorn.io/fast": "enabled"}}
+    for name, volume_labels in labels.items():
+        kube_emulator.patch(R.LH_VOLUMES, name, {"metadata": {"labels": volume_labels}}, NS)
+    assert backup_jobs_by_volume(kube) == {
+        "plain": ["daily"],  # no recurring-job label at all: the default group
+        "named": ["weekly"], "grouped": ["daily"], "snapshots-only": []}
