@@ -26,6 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check-config", help="validate the settings, policy and inventory files")
     sub.add_parser("doctor", help="check, read-only, every credential and connection the "
                                   "runbooks need, and drift (on the worker host)")
+    inventory = sub.add_parser("inventory", help="work on the inventory file")
+    inventory_sub = inventory.add_subparsers(dest="action", required=True)
+    draft = inventory_sub.add_parser("import", help="draft hosts and nodes from Terraform state, "
+                                                    "the Ansible inventory and the cluster")
+    draft.add_argument("--diff", action="store_true",
+                       help="show the differences from the current inventory instead")
     return parser
 
 
@@ -160,6 +166,57 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if any(line.red for line in lines) else 0
 
 
+def cmd_inventory(args: argparse.Namespace) -> int:
+    """The draft (YAML) on stdout, what could not be decided on stderr; --diff against the
+    current inventory's hosts and nodes."""
+    import difflib
+
+    import yaml
+
+    from adapters import terraform_state
+    from adapters.ansible_inventory import listing
+    from adapters.errors import AdapterError
+    from adapters.kubernetes.nodes import list_nodes
+    from bot.config import importer
+    from bot.config.inventory import load_inventory
+    from bot.errors import ConfigError
+    from bot.worker.services import Services
+
+    settings = _settings()
+    settings.require("inventory")
+    current = load_inventory(settings.inventory)
+    if current.iac is None:
+        raise ConfigError(f"{settings.inventory}: needs an iac section (where the Terraform and "
+                          "Ansible projects are) to import from them")
+    services = Services(settings, current)
+    try:
+        machines = importer.vms(terraform_state.show(services.terraform))
+        hosts = importer.ansible_hosts(listing(services.ansible))
+    except AdapterError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        roles = {n.name: "server" if n.etcd or "control-plane" in n.roles else "agent"
+                 for n in list_nodes(services.kube)}
+    except AdapterError:
+        roles = None
+    draft = importer.draft(machines, hosts, roles)
+    text = yaml.safe_dump(draft.as_inventory(), sort_keys=False)
+    if args.diff:  # both through the model, so defaults show alike on both sides
+        from bot.config.inventory import Node
+
+        old = yaml.safe_dump({"hosts": current.hosts, "nodes": {
+            n: node.model_dump() for n, node in current.nodes.items()}}, sort_keys=False)
+        text = yaml.safe_dump({"hosts": draft.hosts, "nodes": {
+            n: Node.model_validate(v).model_dump() for n, v in draft.nodes.items()}},
+            sort_keys=False)
+        text = "".join(difflib.unified_diff(old.splitlines(True), text.splitlines(True),
+                                            str(settings.inventory), "imported"))
+    print(text, end="")
+    for line in draft.undecided:
+        print(f"undecided: {line}", file=sys.stderr)
+    return 0
+
+
 def cmd_console(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -245,7 +302,8 @@ class AllInOne:
 
 
 COMMANDS = {"console": cmd_console, "bot": cmd_bot, "worker": cmd_worker,
-            "scheduler": cmd_scheduler, "check-config": cmd_check_config, "doctor": cmd_doctor}
+            "scheduler": cmd_scheduler, "check-config": cmd_check_config, "doctor": cmd_doctor,
+            "inventory": cmd_inventory}
 
 if __name__ == "__main__":
     sys.exit(main())
