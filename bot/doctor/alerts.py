@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from bot.doctor.result import Line, Status
-from bot.watch.alerts import EVENTS, STREAM_LENGTH, Event, utc
+from bot.watch.alerts import EVENTS, STREAM_LENGTH, AlertEvent, utc
 from bot.watch.evaluate import span
 
 STATE = "drbot:doctor:state"  # hash: line key -> JSON state of a red line
@@ -42,28 +42,28 @@ def recovered(line: Line, since: float, now: float) -> str:
 
 
 def transition(line: Line, state: dict[str, Any] | None, now: float, reminder_s: float
-               ) -> tuple[Event | None, dict[str, Any] | None, bool]:
+               ) -> tuple[AlertEvent | None, dict[str, Any] | None, bool]:
     """(event, new state, delete the state?) for one line."""
     if line.status is Status.FAIL:
         if state is None:
             alert = f"{line.key}@{int(now)}"
-            return (Event(alert, OPENED, opening(line)),
+            return (AlertEvent(alert, OPENED, opening(line)),
                     {"since": now, "last_post": now, "alert": alert}, False)
         if now - float(state["last_post"]) >= reminder_s:
-            return (Event(state["alert"], "reminder", still(line, float(state["since"]), now)),
+            return (AlertEvent(state["alert"], "reminder", still(line, float(state["since"]), now)),
                     {**state, "last_post": now}, False)
         return None, None, False
     if line.status is Status.OK and state is not None:
-        return Event(state["alert"], "recovered",
+        return AlertEvent(state["alert"], "recovered",
                      recovered(line, float(state["since"]), now)), None, True
     return None, None, False
 
 
 def record(client: redis.Redis, lines: list[Line], now: float, reminder_hours: float
-           ) -> list[Event]:
+           ) -> list[AlertEvent]:
     """Apply one doctor run's lines; returns the alert events written."""
     states = {k.decode(): json.loads(v) for k, v in client.hgetall(STATE).items()}
-    events: list[Event] = []
+    events: list[AlertEvent] = []
     with client.pipeline(transaction=True) as pipe:
         for line in lines:
             event, state, drop = transition(line, states.get(line.key), now,

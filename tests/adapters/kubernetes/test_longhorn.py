@@ -200,7 +200,7 @@ def test_wait_replicas_healthy(kube_emulator: StandaloneKube, kube: Kube) -> Non
     assert [v.name for v in done] == ["v1"]
 
 
-def test_which_recurring_backup_jobs_cover_each_volume(kube_emulator: KubeServer,
+def test_which_recurring_backup_jobs_cover_each_volume(kube_emulator: StandaloneKube,
                                                         kube: Kube) -> None:
     from adapters.kubernetes.longhorn.recurring import backup_jobs_by_volume
 
