@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bot.doctor.result import Line, System, fail, guarded, ok
-from bot.watch import policy
+from bot.watch import rules
 
 if TYPE_CHECKING:
     from adapters.kubernetes.nodes import Node as KubeNode
@@ -108,7 +108,7 @@ def backup_lines(services: Services, inventory: Inventory) -> list[Line]:
     def longhorn() -> list[Line]:
         lines = []
         for volume, jobs in sorted(backup_jobs_by_volume(services.kube).items()):
-            if not jobs and not policy.excluded(backups, "longhorn", [volume]):
+            if not jobs and not rules.excluded(backups, "longhorn", [volume]):
                 lines.append(fail(DRIFT, f"longhorn {volume}", "no recurring backup job covers "
                                   "it", "label it recurring-job.longhorn.io/<backup job>="
                                   "enabled (or a group of one), or add it to "
@@ -123,7 +123,7 @@ def backup_lines(services: Services, inventory: Inventory) -> list[Line]:
         for c in cnpg.list_clusters(services.kube):
             names = [f"{c.namespace}/{c.name}", c.name]
             if (c.namespace, c.name) not in scheduled and \
-                    not policy.excluded(backups, "cnpg", names):
+                    not rules.excluded(backups, "cnpg", names):
                 lines.append(fail(DRIFT, f"cnpg {c.namespace}/{c.name}", "no active "
                                   "ScheduledBackup names it", "create a ScheduledBackup for it, "
                                   "or add it to backups.cnpg.exclude if it needs no backup"))
