@@ -5,6 +5,9 @@ Every replica tries to create the signed job record of slot ``n`` with the reque
 ``backup-check:<interval>:<n>``; JobStore.create dedupes on that id inside the same transaction
 that enqueues the job, so exactly one replica wins each slot and a crash never leaves a record
 without its queue entry (or the reverse).
+
+The same mechanism enqueues the doctor's daily run (``doctor-check``, slots of a day): a
+credential that broke is found, and alerted, within a day.
 """
 
 from __future__ import annotations
