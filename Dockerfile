@@ -22,6 +22,8 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY adapters ./adapters
+COPY docs ./docs
+COPY examples ./examples
 ARG DRBOT_EXTRAS=slack,discord
 RUN /opt/drbot/bin/pip install --no-cache-dir --disable-pip-version-check ".[${DRBOT_EXTRAS}]"
 

@@ -155,6 +155,13 @@ class ObjectStore:
         else:
             self._backend.put_file(key, Path(data))
 
+    def may_write(self, key: str) -> bool:
+        """Whether drbot may write here, asked without writing (see the backends' ``may_write``).
+
+        ``key`` must name an existing object; True means writing is allowed, False that the store
+        rewrote that object with its own content (it ignores conditional writes)."""
+        return self._backend.may_write(key)
+
     def delete(self, keys: Iterable[str]) -> int:
         """Delete the keys (missing ones are fine); returns how many were asked for."""
         keys = list(dict.fromkeys(keys))
@@ -277,6 +284,23 @@ class _S3:
     def put(self, key: str, data: bytes) -> None:
         self._call("PutObject", key, lambda: self._client.put_object(
             Bucket=self.bucket, Key=self._key(key), Body=data))
+
+    def may_write(self, key: str) -> bool:
+        """A PutObject of ``key``'s own content with ``If-None-Match: *`` on that existing key:
+        S3 checks the caller's permission first (403) and the condition second (412
+        PreconditionFailed), so 412 proves the right to write and writes nothing (AWS S3 user
+        guide, "conditional writes"). A store that ignores the condition gets the same bytes
+        back, so the object keeps its content; the answer False says that it happened."""
+        body = self.read(key)
+        try:
+            self._call("PutObject", key, lambda: self._client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=body, IfNoneMatch="*"))
+        except AdapterError as exc:
+            if "PreconditionFailed" in str(exc) or "412" in str(exc) or \
+                    "precondition" in str(exc).lower():
+                return True
+            raise
+        return False
 
     def put_file(self, key: str, path: Path) -> None:
         if not path.is_file():
@@ -424,6 +448,15 @@ class _Local:
                 or "\0" in key:
             raise AdapterError(f"invalid object key {key!r} for {self.location}")
         return self.base.joinpath(*parts)
+
+    def may_write(self, key: str) -> bool:
+        """The directory holding ``key`` is writable for this process (``access(2)``)."""
+        self._check_base()
+        directory = self._path(key).parent
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise AdapterError(f"permission denied to write in {directory}: give drbot's user "
+                               "write access to the path")
+        return True
 
     def _check_base(self) -> None:
         if not self.base.is_dir():

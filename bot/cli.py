@@ -24,6 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     sub.add_parser("scheduler", help="run the backup watch's schedule; exactly one (needs REDIS_URL)")
     sub.add_parser("check-config", help="validate the settings, policy and inventory files")
+    sub.add_parser("doctor", help="check, read-only, every credential and connection the "
+                                  "runbooks need, and drift (on the worker host)")
+    inventory = sub.add_parser("inventory", help="work on the inventory file")
+    inventory_sub = inventory.add_subparsers(dest="action", required=True)
+    draft = inventory_sub.add_parser("import", help="draft hosts and nodes from Terraform state, "
+                                                    "the Ansible inventory and the cluster")
+    draft.add_argument("--diff", action="store_true",
+                       help="show the differences from the current inventory instead")
     return parser
 
 
@@ -41,13 +49,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001  (only an unreachable service is turned into a line)
+        message = unreachable(exc)
+        if message is None:
+            raise
+        print(f"drbot: {message}", file=sys.stderr)
+        return 2
+
+
+def unreachable(exc: BaseException) -> str | None:
+    """One line for a service a process cannot start without; None for anything else (a bug,
+    which keeps its traceback)."""
+    import redis
+
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        from urllib.parse import urlparse
+
+        url = urlparse(os.environ.get("REDIS_URL") or os.environ.get("DRBOT_REDIS_URL") or "")
+        where = f"{url.scheme}://{url.hostname}:{url.port or 6379}" if url.hostname else "Redis"
+        reason = " ".join(str(exc).split())
+        return (f"cannot reach Redis at {where} ({reason}); start it, or fix REDIS_URL "
+                "(and its password)")
+    return None
 
 
 def _settings():  # type: ignore[no-untyped-def]
     from bot import logs
     from bot.config.settings import Settings
 
-    settings = Settings()
+    settings = Settings.load()
     logs.setup(settings.log_level, settings.log_json)
     return settings
 
@@ -100,7 +130,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """Every problem found, one line each; exit status 2 when there is any."""
     from bot import registry
+    from bot.config import checks
     from bot.config.inventory import load_inventory
     from bot.config.policy import Policy
 
@@ -109,13 +141,81 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     assert settings.policy is not None
     policy = Policy.load(settings.policy)
     inventory = load_inventory(settings.inventory)
-    unknown = sorted(set(policy.data.commands) - set(registry.load(settings.plugins)))
-    if unknown:
-        print(f"{settings.policy}: commands: unknown command(s) {', '.join(unknown)}",
-              file=sys.stderr)
+    commands = [name for name, spec in registry.load(settings.plugins).items() if not spec.system]
+    problems = (checks.settings_problems(settings)
+                + checks.policy_problems(policy.data, str(settings.policy), commands)
+                + checks.inventory_problems(inventory, str(settings.inventory or "inventory")))
+    for problem in problems:
+        print(f"drbot: {problem}", file=sys.stderr)
+    if problems:
         return 2
     print(f"ok: {len(policy.data.people)} people, {len(policy.data.commands)} command rules, "
           f"{len(inventory.nodes)} nodes")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Green/red lines with fixes; exit status 1 when any line is red."""
+    from bot.config.inventory import load_inventory
+    from bot.doctor.run import check_all, report
+    from bot.worker.services import Services
+
+    settings = _settings()
+    settings.require("inventory")
+    inventory = load_inventory(settings.inventory)
+    lines = check_all(Services(settings, inventory))
+    print(report(lines))
+    return 1 if any(line.red for line in lines) else 0
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    """The draft (YAML) on stdout, what could not be decided on stderr; --diff against the
+    current inventory's hosts and nodes."""
+    import difflib
+
+    import yaml
+
+    from adapters import terraform_state
+    from adapters.ansible_inventory import listing
+    from adapters.errors import AdapterError
+    from adapters.kubernetes.nodes import list_nodes
+    from bot.config import importer
+    from bot.config.inventory import load_inventory
+    from bot.errors import ConfigError
+    from bot.worker.services import Services
+
+    settings = _settings()
+    settings.require("inventory")
+    current = load_inventory(settings.inventory)
+    if current.iac is None:
+        raise ConfigError(f"{settings.inventory}: needs an iac section (where the Terraform and "
+                          "Ansible projects are) to import from them")
+    services = Services(settings, current)
+    try:
+        machines = importer.vms(terraform_state.show(services.terraform))
+        hosts = importer.ansible_hosts(listing(services.ansible))
+    except AdapterError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        roles = {n.name: "server" if n.etcd or "control-plane" in n.roles else "agent"
+                 for n in list_nodes(services.kube)}
+    except AdapterError:
+        roles = None
+    draft = importer.draft(machines, hosts, roles)
+    text = yaml.safe_dump(draft.as_inventory(), sort_keys=False)
+    if args.diff:  # both through the model, so defaults show alike on both sides
+        from bot.config.inventory import Node
+
+        old = yaml.safe_dump({"hosts": current.hosts, "nodes": {
+            n: node.model_dump() for n, node in current.nodes.items()}}, sort_keys=False)
+        text = yaml.safe_dump({"hosts": draft.hosts, "nodes": {
+            n: Node.model_validate(v).model_dump() for n, v in draft.nodes.items()}},
+            sort_keys=False)
+        text = "".join(difflib.unified_diff(old.splitlines(True), text.splitlines(True),
+                                            str(settings.inventory), "imported"))
+    print(text, end="")
+    for line in draft.undecided:
+        print(f"undecided: {line}", file=sys.stderr)
     return 0
 
 
@@ -204,7 +304,8 @@ class AllInOne:
 
 
 COMMANDS = {"console": cmd_console, "bot": cmd_bot, "worker": cmd_worker,
-            "scheduler": cmd_scheduler, "check-config": cmd_check_config}
+            "scheduler": cmd_scheduler, "check-config": cmd_check_config, "doctor": cmd_doctor,
+            "inventory": cmd_inventory}
 
 if __name__ == "__main__":
     sys.exit(main())

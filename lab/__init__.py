@@ -34,7 +34,16 @@ from lab.controllers import Controllers
 from lab.controllers.base import CONTROLLER_HEADER, Timings
 from lab.holds import Hold
 from lab.seed import seed_objects
-from lab.servers import KubeServer, LabLoop, PveServer, S3Server, Sshd, ssh_banner, wait_until
+from lab.servers import (
+    KubeServer,
+    LabLoop,
+    PveServer,
+    S3Server,
+    Sshd,
+    new_login_key,
+    ssh_banner,
+    wait_until,
+)
 
 T = TypeVar("T")
 __all__ = ["KubeRequest", "Lab", "LabWorld", "Timings", "VmState", "main"]
@@ -205,6 +214,64 @@ class LabWorld:
         """The host key the node's SSH endpoint has on disk (base64 part of the .pub line)."""
         return self._lab._sshds[node].public_key()
 
+    def change_host_key(self, node: str) -> None:
+        """The node's sshd gets a new host key (a reinstalled VM, or a machine in the middle)."""
+        from lab.servers import new_host_key
+
+        new_host_key(self._lab._sshds[node].host_key)
+        self.reload_sshd(node)
+
+    def deny_kube(self, verb: str, group: str, resource: str) -> None:
+        """Take one permission away from drbot's Kubernetes credentials."""
+
+        async def deny() -> None:
+            self._lab._kube.denied.add((verb, group, resource))
+
+        self._lab._loop.call(deny())
+
+    def reload_sshd(self, node: str) -> None:
+        """The node's sshd loads the host key on disk again; returns once it serves it."""
+        sshd = self._lab._sshds[node]
+        sshd.reload()
+        wanted = sshd.public_key()
+        self.wait_for(lambda: wanted in self.served_host_key(node), 20,
+                      f"{node}'s sshd serving its new host key")
+
+    def served_host_key(self, node: str) -> str:
+        """The host key the node's sshd serves now (`ssh-keyscan`), '' if it does not answer."""
+        import subprocess
+
+        found = subprocess.run(
+            ["ssh-keyscan", "-T", "2", "-t", "ed25519", "-p", str(self.ssh_port(node)),
+             "127.0.0.1"], capture_output=True, text=True, timeout=20, check=False,
+        )
+        return found.stdout
+
+    def allow_kube_all(self) -> None:
+        """Give drbot's Kubernetes credentials back every permission."""
+
+        async def allow() -> None:
+            self._lab._kube.denied.clear()
+
+        self._lab._loop.call(allow())
+
+    def reset_pve_grants(self) -> None:
+        """Back to the lab's start: the token holds every privilege (no ACL yet)."""
+
+        async def reset() -> None:
+            self._lab._pve.acl = None
+
+        self._lab._loop.call(reset())
+
+    def grant_pve(self, path: str, *privileges: str) -> None:
+        """Give drbot's Proxmox token privileges on a path; from the first grant on, the token
+        holds only what it was granted (fakepve's ACL model)."""
+
+        async def grant() -> None:
+            self._lab._pve.grant(files.PVE_TOKEN_ID, path, *privileges)
+
+        self._lab._loop.call(grant())
+
     def ssh_up(self, node: str) -> bool:
         return ssh_banner(self.ssh_port(node)).startswith(b"SSH-2.0-")
 
@@ -298,10 +365,14 @@ class Lab:
         s3_secret = secrets.token_hex(16)
         seed_s3(self.s3_url, s3_secret, now)
 
+        login_key = self.workdir / "secrets" / "ssh-key"
+        authorized_keys = new_login_key(login_key)
         for spec in world.NODES:
-            sshd = Sshd(spec.name, self.workdir / "vms" / spec.name / "ssh")
+            sshd = Sshd(spec.name, self.workdir / "vms" / spec.name / "ssh", authorized_keys)
             self._sshds[spec.name] = sshd
             sshd.start()
+        known_hosts = self.workdir / "known_hosts"
+        known_hosts.write_text("".join(s.known_hosts_line() + "\n" for s in self._sshds.values()))
         endpoints = files.Endpoints(
             kube_url=self.kube_url,
             pve_url=self.pve_url,
@@ -311,6 +382,8 @@ class Lab:
             s3_secret=s3_secret,
             ssh_ports={n: s.port for n, s in self._sshds.items()},
             ssh_host_keys={n: str(s.host_key) for n, s in self._sshds.items()},
+            ssh_key_file=str(login_key),
+            known_hosts_file=str(known_hosts),
         )
         self.paths = files.write_all(
             self.workdir,

@@ -45,6 +45,8 @@ class Endpoints:
     s3_secret: str
     ssh_ports: dict[str, int]
     ssh_host_keys: dict[str, str]
+    ssh_key_file: str = ""  # the key every VM's sshd accepts (the lab's own user)
+    known_hosts_file: str = ""  # the VMs' host keys as first started
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ def policy(console_login: str) -> dict[str, Any]:
             },
             "etcd-sync": {"allow": ["operator", "admin"]},
             "backup-now": {"allow": ["operator", "admin"]},
+            "doctor": {"allow": ["operator", "admin"]},
         },
         "lab": True,
     }
@@ -216,6 +219,9 @@ def inventory(ep: Endpoints, paths: Paths) -> dict[str, Any]:
                 "timeout": 600,
             },
             "k3s_token_file": str(paths.k3s_token_file),
+            "ssh_key_file": ep.ssh_key_file,
+            "ssh_user": getpass.getuser(),
+            "known_hosts_file": ep.known_hosts_file,
             "flux_bootstrap": flux_bootstrap_argv(paths),
             "flux_secret_file": str(paths.flux_secret_file),
         },

@@ -67,6 +67,7 @@ RESOURCES: list[tuple[str, str, str, bool, tuple[str, ...]]] = [
     ("k3s.cattle.io/v1", "etcdsnapshotfiles", "ETCDSnapshotFile", False, ()),
 ]
 VERBS = {"get", "list", "watch", "create", "patch", "update", "delete"}
+SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 SUBRESOURCES = {"nodes": {"status"}, "pods": {"eviction", "status"}}
 
 
@@ -228,6 +229,8 @@ class LabKube(kmock.KubernetesEmulator):
 
     admissions: list[Admission] = attrs.field(factory=list)
     holds: Holds = attrs.field(factory=Holds)
+    # (verb, group, resource[/subresource]) the lab's credentials may not do
+    denied: set[tuple[str, str, str]] = attrs.field(factory=set)
     _versions: itertools.count = attrs.field(factory=lambda: itertools.count(1000), init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -260,6 +263,8 @@ class LabKube(kmock.KubernetesEmulator):
         ]
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if request.url.path == SSAR_PATH and request.method == kmock.method.POST:
+            return self._access_review(request)
         if request.resource is None or request.resource.plural is None:
             return await super()._handle(request)
         client = CONTROLLER_HEADER not in request.headers
@@ -278,6 +283,28 @@ class LabKube(kmock.KubernetesEmulator):
         if client:
             await self.holds.pause(method, request.url.path, after=True)
         return response
+
+    def _access_review(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """SelfSubjectAccessReview, as the API server answers it: the review comes back with
+        ``status`` set by the authorizer and is not stored (kubernetes
+        pkg/registry/authorization/selfsubjectaccessreview/rest.go; 201 Created). The lab's
+        credentials are the K3s admin's, allowed everything (cluster-admin) except what a test
+        took away with ``denied``; RBAC only allows or says nothing, so a refusal has
+        ``allowed: false`` and no ``denied`` (plugin/pkg/auth/authorizer/rbac/rbac.go)."""
+        body = request.data if isinstance(request.data, dict) else {}
+        attrs_ = (body.get("spec") or {}).get("resourceAttributes") or {}
+        resource = str(attrs_.get("resource", ""))
+        if attrs_.get("subresource"):
+            resource += "/" + str(attrs_["subresource"])
+        key = (str(attrs_.get("verb", "")), str(attrs_.get("group", "")), resource)
+        allowed = key not in self.denied
+        status: dict[str, Any] = {"allowed": allowed}
+        if allowed:
+            status["reason"] = 'RBAC: allowed by ClusterRoleBinding "cluster-admin"'
+        answer = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                  "metadata": {"creationTimestamp": None}, "spec": body.get("spec") or {},
+                  "status": status}
+        return aiohttp.web.json_response(answer, status=201)
 
     # The emulator keeps requests in memory for assertions; that is the lab's request log.
 

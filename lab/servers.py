@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import os
 import signal
 import socket
@@ -155,27 +156,49 @@ class S3Server:
         self.server.stop()
 
 
-def sshd_config(port: int, host_key: Path, pid_file: Path) -> str:
-    """A VM's SSH endpoint: answers the handshake with its host key, lets nobody log in."""
+def sshd_config(port: int, host_key: Path, pid_file: Path, authorized_keys: Path) -> str:
+    """A VM's SSH endpoint: answers the handshake with its host key and lets one account in,
+    the lab's own user with the lab's key, to run `true` and nothing else (ForceCommand, and the
+    key's `restrict,command=` options, which root's login also needs: PermitRootLogin
+    forced-commands-only). That is what `drbot doctor` checks: the key and the host key."""
+    user = getpass.getuser()
     return "\n".join(
         [
             f"Port {port}",
             f"ListenAddress {HOST}",
             f"HostKey {host_key}",
             f"PidFile {pid_file}",
-            "AllowUsers drbot-lab-nobody",
+            f"AllowUsers {user}",
             "AuthenticationMethods publickey",
             "PasswordAuthentication no",
             "KbdInteractiveAuthentication no",
             "UsePAM no",
-            "PermitRootLogin no",
+            "PermitRootLogin forced-commands-only",
             "X11Forwarding no",
             "AllowTcpForwarding no",
-            "AuthorizedKeysFile none",
+            "AllowAgentForwarding no",
+            "PermitTTY no",
+            f"AuthorizedKeysFile {authorized_keys}",
+            "StrictModes no",  # the lab's files live under a temporary directory
+            "ForceCommand /bin/true",
             "LogLevel ERROR",
             "",
         ]
     )
+
+
+def new_login_key(path: Path) -> Path:
+    """The key the lab's nodes accept (`iac.ssh_key_file`), and their authorized_keys file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        subprocess.run(
+            [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", "drbot-lab", "-f", str(path)],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    public = path.with_name(path.name + ".pub").read_text().strip()
+    authorized = path.with_name("authorized_keys")
+    authorized.write_text(f'restrict,command="/bin/true" {public}\n')
+    return authorized
 
 
 def new_host_key(path: Path) -> None:
@@ -208,9 +231,10 @@ def ssh_banner(port: int, timeout: float = 0.5) -> bytes:
 class Sshd:
     """One VM's SSH endpoint: a real sshd on its own port with the VM's host key."""
 
-    def __init__(self, node: str, directory: Path) -> None:
+    def __init__(self, node: str, directory: Path, authorized_keys: Path) -> None:
         self.node = node
         self.dir = directory
+        self.authorized_keys = authorized_keys
         self.port = free_port()
         self.host_key = directory / "ssh_host_ed25519_key"
         self.pid_file = directory / "sshd.pid"
@@ -226,7 +250,9 @@ class Sshd:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         if not self.host_key.exists():
             new_host_key(self.host_key)
-        self.config.write_text(sshd_config(self.port, self.host_key, self.pid_file))
+        self.config.write_text(
+            sshd_config(self.port, self.host_key, self.pid_file, self.authorized_keys)
+        )
         self.loaded_key = self.key_stamp()
         self.proc = subprocess.Popen(
             [SSHD, "-D", "-e", "-f", str(self.config)],
@@ -263,6 +289,11 @@ class Sshd:
 
     def public_key(self) -> str:
         return self.host_key.with_suffix(".pub").read_text().split()[1]
+
+    def known_hosts_line(self) -> str:
+        """The line `ssh-keyscan -p PORT 127.0.0.1` gives for this endpoint."""
+        kind, key = self.host_key.with_suffix(".pub").read_text().split()[:2]
+        return f"[{HOST}]:{self.port} {kind} {key}"
 
     def reload(self) -> None:
         """SIGHUP: sshd re-executes itself and loads the host key on disk (same pid)."""

@@ -5,7 +5,8 @@ It speaks Terraform's machine-readable UI (`-json`: one object per line with @le
 whose info file outlives a killed process, as a remote backend's lock does (a stale lock must be
 force-unlocked). Creating a VM gives it a new SMBIOS uuid and its SSH endpoint a new host key.
 
-Commands: version, init, plan, apply, destroy, state list, show -json, output -json, force-unlock.
+Commands: version, init, validate -json, plan, apply, destroy, state list, show -json, output -json,
+force-unlock.
 """
 
 from __future__ import annotations
@@ -658,6 +659,24 @@ def force_unlock(ui: Ui, root: Path, args: Args) -> int:
     return 0
 
 
+def validate(root: Path) -> int:
+    """`terraform validate -json`: the configuration only, never the state (Terraform's
+    internal/command/views/validate.go: format_version, valid, error_count, warning_count,
+    diagnostics; exit status 1 when invalid)."""
+    diagnostics = []
+    try:
+        config = json.loads((root / CONFIG).read_text())
+        if not isinstance(config.get("vms"), dict):
+            raise ValueError('"vms" must be an object')
+    except (OSError, ValueError) as exc:
+        diagnostics.append({"severity": "error", "summary": "Invalid configuration",
+                            "detail": f"{CONFIG}: {exc}"})
+    print(json.dumps({"format_version": "1.0", "valid": not diagnostics,
+                      "error_count": len(diagnostics), "warning_count": 0,
+                      "diagnostics": diagnostics}))
+    return 1 if diagnostics else 0
+
+
 def _interrupted(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -693,6 +712,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "force-unlock":
             return force_unlock(ui, root, args)
+        if args.command == "validate":
+            return validate(root)
         if args.command == "state" and args.rest[:1] == ["list"]:
             for key in sorted(state_instances(load_state(root))):
                 print(address(key))
@@ -727,8 +748,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         raise Failed(
             f"Unsupported command {args.command!r}",
-            "this lab terraform knows version, init, plan, apply, destroy, state list, "
-            "show, output and force-unlock",
+            "this lab terraform knows version, init, validate, plan, apply, destroy, state "
+            "list, show, output and force-unlock",
         )
     except Failed as exc:
         ui.diagnostic("error", exc.summary, exc.detail, exc.address)

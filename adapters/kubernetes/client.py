@@ -198,6 +198,12 @@ class Kube:
         self._load()
         return self._api(_k8s().client.PolicyV1Api, self._active)
 
+    @property
+    def authorization(self) -> Any:
+        """AuthorizationV1Api (SelfSubjectAccessReview) bound to the endpoint in use."""
+        self._load()
+        return self._api(_k8s().client.AuthorizationV1Api, self._active)
+
     def close(self) -> None:
         """Close the connection pools."""
         for api_client in self._clients:

@@ -90,13 +90,13 @@ class PveClient:
             client._store["session"].close()
         self._clients.clear()
 
-    def _call(self, method: str, path: tuple[str | int, ...], op: Op, **params: Any) -> Any:
+    def _call(self, method: str, path: tuple[str | int, ...], op: Op, /, **params: Any) -> Any:
         outcome = self._request(method, path, op, **params)
         if outcome.error is not None:
             raise outcome.error
         return outcome.value
 
-    def _request(self, method: str, path: tuple[str | int, ...], op: Op,
+    def _request(self, method: str, path: tuple[str | int, ...], op: Op, /,
                  **params: Any) -> _Outcome:
         """One API request, trying the endpoints in turn (from the last one that answered).
 

@@ -37,7 +37,8 @@ def frontends(settings: Settings) -> dict[str, Frontend]:
     return found
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings) -> list[str]:
+    """Serve until SIGTERM/SIGINT; returns why a frontend stopped on its own ([] if none did)."""
     rt = Runtime.from_settings(settings, patient=False)
     _ = rt.policy, rt.inventory  # validate the files before connecting anywhere
     app = BotApp(rt, frontends(settings))
@@ -52,11 +53,14 @@ async def run(settings: Settings) -> None:
     tasks = [asyncio.create_task(f.run(app), name=f"frontend-{f.name}")
              for f in app.frontends.values()]
     waiter = asyncio.create_task(stop.wait())
+    failures: list[str] = []
     try:
         done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             if task is not waiter and task.exception():
                 log.error("frontend stopped: %s", task.exception())
+                failures.append(stopped(task.get_name().removeprefix("frontend-"),
+                                        task.exception()))
     finally:
         for task in tasks:
             task.cancel()
@@ -65,11 +69,27 @@ async def run(settings: Settings) -> None:
         await asyncio.to_thread(app.stop)
         if probes:
             await probes.cleanup()
+    return failures
+
+
+def stopped(name: str, exc: BaseException | None) -> str:
+    """One line: which frontend stopped and why (a refused token says so in its own words)."""
+    if isinstance(exc, ConfigError):
+        return f"the {name} frontend stopped: {exc}"
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return (f"the {name} frontend stopped: cannot reach {name} ({reason}); check this host's "
+            "network path to the platform (DNS, firewall, proxy)")
 
 
 def serve(settings: Settings) -> int:
-    asyncio.run(run(settings))
-    return 0
+    """Exit status 1 when a frontend stopped on its own: a supervisor (systemd, Kubernetes) must
+    see that the bot cannot do its job, and restart it."""
+    import sys
+
+    failures = asyncio.run(run(settings))
+    for line in failures:
+        print(f"drbot: {line}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 async def serve_console(settings: Settings, lines: TextIO, speak_as: str | None, echo: bool) -> int:

@@ -23,65 +23,98 @@ class Strict(BaseModel):
 
 
 class KubernetesTarget(Strict):
+    """How the worker reaches the cluster's API."""
+
     kubeconfig: str | None = Field(None, description="kubeconfig file; in-cluster account if unset")
     endpoints: list[str] = Field(default_factory=list,
-                                 description="API servers tried in turn (one per K3s server)")
-    ca_file: str | None = None
+                                 description="API servers tried in turn (one per K3s server); "
+                                             "unset: the kubeconfig's server")
+    ca_file: str | None = Field(None, description="CA bundle of the API servers (else the "
+                                                  "kubeconfig's); TLS is always verified")
 
 
 class Flux(Strict):
+    """How long drbot waits for Flux."""
+
     timeout_seconds: float = Field(300, gt=0, description="how long a reconcile may take")
     poll_seconds: float = Field(2.0, gt=0, description="how often a reconcile is checked")
 
 
 class ProxmoxTarget(Strict):
+    """The Proxmox VE API and drbot's API token (`pveum user token add drbot@pve drbot`)."""
+
     endpoints: list[str] = Field(min_length=1, description="https://host:8006 URLs tried in turn")
-    user: str = "drbot@pve"
-    token_name: str = "drbot"  # noqa: S105  (a token id, not a secret)
+    user: str = Field("drbot@pve", description="the token's user, with its realm")
+    token_name: str = Field("drbot", description="the token's name (its id is "  # noqa: S105
+                                                 "user!token_name)")
     token_file: str = Field(description="file holding the API token secret")
-    ca_file: str | None = None
+    ca_file: str | None = Field(None, description="CA bundle of the PVE certificates (the "
+                                                  "cluster's /etc/pve/pve-root-ca.pem)")
 
 
 class Node(Strict):
+    """One K3s node and the VM it runs on; the key is the Kubernetes Node name."""
+
     host: str = Field(description="the Proxmox host the VM runs on")
-    vmid: int = Field(gt=0)
-    role: Literal["server", "agent"]
-    cluster_init: bool = False
-    terraform_address: str
-    ansible_host: str
-    ssh_address: str = ""
-    ssh_port: int = 22
+    vmid: int = Field(gt=0, description="the VM's id in Proxmox (`qm list`)")
+    role: Literal["server", "agent"] = Field(description="K3s server (etcd member) or agent")
+    cluster_init: bool = Field(False, description="the server that ran --cluster-init first")
+    terraform_address: str = Field(description='the VM\'s address in Terraform state, e.g. '
+                                               'proxmox_virtual_environment_vm.k3s["name"]')
+    ansible_host: str = Field(description="the host's name in the Ansible inventory")
+    ssh_address: str = Field("", description="address SSH reaches it at (else ansible_host)")
+    ssh_port: int = Field(22, description="its SSH port")
 
 
 class Terraform(Strict):
-    dir: str
-    binary: str = "terraform"
+    """The Terraform project that builds the VMs."""
+
+    dir: str = Field(description="the project's directory (a Git checkout)")
+    binary: str = Field("terraform", description="the terraform (or tofu) executable")
     revision: str | None = Field(None, description="Git commit the checkout must be at")
-    allow_local_state: bool = False
-    plugin_cache: str | None = None
-    timeout: int = 3600
+    allow_local_state: bool = Field(False, description="accept local state (else a remote "
+                                                       "backend is required)")
+    plugin_cache: str | None = Field(None, description="TF_PLUGIN_CACHE_DIR for its providers")
+    timeout: int = Field(3600, description="seconds one Terraform run may take")
 
 
 class Ansible(Strict):
-    dir: str
-    inventory: str
-    site_playbook: str = "site.yml"
-    join_playbook: str = "k3s-join.yml"
-    fetch_snapshots_playbook: str = "etcd-fetch.yml"
-    revision: str | None = None
-    extravars: dict[str, str | int | bool] = Field(default_factory=dict)
-    timeout: int = 3600
+    """The Ansible project that configures the VMs; drbot runs three of its playbooks."""
+
+    dir: str = Field(description="the project's directory (a Git checkout)")
+    inventory: str = Field(description="its inventory (file or directory)")
+    site_playbook: str = Field("site.yml", description="configures every node (rebuild-cluster, "
+                                                       "rebuild-host); see examples/playbooks")
+    join_playbook: str = Field("k3s-join.yml", description="joins one rebuilt node, limited to it "
+                                                           "(rebuild-node); see examples/playbooks")
+    fetch_snapshots_playbook: str = Field("etcd-fetch.yml", description="copies the servers' etcd "
+                                          "snapshots to fetch_dest (etcd-sync); see "
+                                          "examples/playbooks")
+    revision: str | None = Field(None, description="Git commit the checkout must be at")
+    extravars: dict[str, str | int | bool] = Field(default_factory=dict,
+                                                   description="extra variables for every run")
+    timeout: int = Field(3600, description="seconds one playbook run may take")
 
 
 class Iac(Strict):
+    """Infrastructure as code: where the projects are and the secrets they need."""
+
     terraform: Terraform
     ansible: Ansible
-    ssh_key_file: str | None = None
-    vault_password_file: str | None = None
-    k3s_token_file: str | None = None
+    ssh_key_file: str | None = Field(None, description="private key Ansible logs in to the "
+                                                        "nodes with")
+    ssh_user: str = Field("root", description="the login on the nodes (drbot doctor checks it "
+                                              "with ssh_key_file)")
+    known_hosts_file: str | None = Field(None, description="the nodes' SSH host keys "
+                                                           "(known_hosts format); drbot doctor "
+                                                           "checks each node still serves its")
+    vault_password_file: str | None = Field(None, description="Ansible vault password file")
+    k3s_token_file: str | None = Field(None, description="the cluster's K3s token (from "
+                                                         "/var/lib/rancher/k3s/server/token)")
     flux_bootstrap: list[str] = Field(default_factory=list,
                                       description="argument list of the Flux bootstrap command")
-    flux_secret_file: str | None = None
+    flux_secret_file: str | None = Field(None, description="Flux's Git credential Secret "
+                                                           "(YAML), re-applied after a bootstrap")
 
     def job_dir(self, job_id: str) -> str:
         """Where a job keeps its files on the worker: Ansible artifacts, its known_hosts, fetched
@@ -91,43 +124,61 @@ class Iac(Strict):
 
 
 class Store(Strict):
+    """An object store (S3-compatible) or a mounted path holding backups."""
+
     url: str = Field(description="s3://bucket/prefix, nfs:///mnt/path or file:///path")
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    credentials_file: str | None = Field(None, description="file with access_key/secret_key lines")
-    ca_file: str | None = None
+    endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, Garage, ...); "
+                                                       "unset: AWS")
+    region: str = Field("us-east-1", description="S3 region")
+    credentials_file: str | None = Field(None, description="access_key=/secret_key= lines, or "
+                                         "an AWS shared-credentials file; unset: AWS_* variables")
+    profile: str | None = Field(None, description="section of an AWS shared-credentials file "
+                                                  "(default: default)")
+    ca_file: str | None = Field(None, description="CA bundle of the S3 endpoint")
 
 
 class BackupPolicy(Strict):
-    max_age_hours: float = 26.0
-    retention_days: int = 7
-    exclude: list[str] = Field(default_factory=list)
-    overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """How fresh and how long-kept one kind of backup must be."""
+
+    max_age_hours: float = Field(26.0, description="older newest backup: missed")
+    retention_days: int = Field(7, description="days of backups that must be kept")
+    exclude: list[str] = Field(default_factory=list, description="names not watched (shell "
+                                                                 "patterns, e.g. apps/scratch-*)")
+    overrides: dict[str, dict[str, float]] = Field(default_factory=dict, description="per name: "
+                                                   "{max_age_hours: .., retention_days: ..}")
 
 
 class Backups(Strict):
-    longhorn_store: Store | None = None
-    cnpg_store: Store | None = None
-    etcd_store: Store | None = None
+    """Where the backups are and the policy the watch holds them to."""
+
+    longhorn_store: Store | None = Field(None, description="Longhorn's backup target")
+    cnpg_store: Store | None = Field(None, description="CloudNativePG's barman object store")
+    etcd_store: Store | None = Field(None, description="off-node K3s etcd snapshots (drbot "
+                                                       "writes here: /dr etcd-sync)")
     longhorn: BackupPolicy = BackupPolicy()
     cnpg: BackupPolicy = BackupPolicy()
     etcd: BackupPolicy = BackupPolicy(max_age_hours=13.0, retention_days=2)
-    check_interval_seconds: int = 300
-    reminder_hours: float = 12.0
-    heartbeat_url: str | None = None
+    check_interval_seconds: int = Field(300, description="seconds between two backup checks "
+                                                         "(10 to 86400)")
+    reminder_hours: float = Field(12.0, description="hours between reminders of an open alert")
+    heartbeat_url: str | None = Field(None, description="pinged after every check "
+                                                        "(healthchecks.io style)")
     alert_retention: bool = Field(False, description="also alert on retention gaps (else they "
                                                      "show in /dr backups and metrics only)")
 
 
 class Inventory(Strict):
+    """The inventory file (DRBOT_INVENTORY)."""
+
     kubernetes: KubernetesTarget = KubernetesTarget()
     flux: Flux = Flux()
     proxmox: ProxmoxTarget | None = None
     hosts: list[str] = Field(default_factory=list, description="Proxmox hosts")
-    nodes: dict[str, Node] = Field(default_factory=dict)
+    nodes: dict[str, Node] = Field(default_factory=dict, description="the K3s nodes, by "
+                                                                     "Kubernetes Node name")
     drbot_nodes: list[str] = Field(default_factory=list,
                                    description="K3s nodes running drbot's worker or Redis")
-    iac: Iac | None = None
+    iac: Iac | None = Field(None, description="infrastructure as code (rebuilds need it)")
     backups: Backups = Backups()
     alerts: dict[str, str] = Field(default_factory=dict,
                                    description="alert channel per frontend: {slack: C123, ...}")

@@ -34,8 +34,12 @@ class Strict(BaseModel):
 
 
 class PersonEntry(Strict):
-    accounts: list[str] = Field(min_length=1)
-    roles: list[str] = Field(default_factory=list)
+    """One person: the accounts that are theirs and the roles they hold."""
+
+    accounts: list[str] = Field(min_length=1, description="console:<login>, slack:<team id>/"
+                                                          "<user id> or discord:<user id>")
+    roles: list[str] = Field(default_factory=list, description="roles, named in commands' "
+                                                               "allow and approvers")
 
     @field_validator("accounts")
     @classmethod
@@ -48,12 +52,14 @@ class PersonEntry(Strict):
 
 
 class Rule(Strict):
+    """Who may run one command, and what it needs first."""
+
     allow: list[str] = Field(default_factory=list, description="roles that may request")
-    approvals: int = Field(0, ge=0, le=5)
+    approvals: int = Field(0, ge=0, le=5, description="approvals by other people needed first")
     approvers: list[str] = Field(default_factory=list,
                                  description="'person:<name>' or 'role:<role>' entries")
     confirm: str | None = Field(None, description="phrase the requester must type with --confirm")
-    expires: str = "30m"
+    expires: str = Field("30m", description="how long a request waits for approvals (30m, 2h)")
 
     @field_validator("approvers")
     @classmethod
@@ -81,11 +87,17 @@ class Rule(Strict):
 
 
 class PolicyFile(Strict):
-    admin_contact: str = "the drbot administrator"
-    people: dict[str, PersonEntry] = Field(default_factory=dict)
-    grants: dict[str, list[str]] = Field(default_factory=dict)
-    commands: dict[str, Rule] = Field(default_factory=dict)
-    lab: bool = False
+    """The policy file (DRBOT_POLICY)."""
+
+    admin_contact: str = Field("the drbot administrator", description="named when an unknown "
+                                                                      "account is refused")
+    people: dict[str, PersonEntry] = Field(default_factory=dict, description="people by name")
+    grants: dict[str, list[str]] = Field(default_factory=dict, description="discord-role:<guild "
+                                         "id>/<role id> -> roles it lets request (never approve)")
+    commands: dict[str, Rule] = Field(default_factory=dict, description="a rule per command; a "
+                                      "command with no rule is allowed to nobody")
+    lab: bool = Field(False, description="lab/demo only: --as NAME and @name lines in the "
+                                         "console")
 
     @field_validator("grants")
     @classmethod

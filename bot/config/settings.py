@@ -11,11 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SECRETS = ("signing_key", "slack_bot_token", "slack_app_token", "slack_signing_secret",
            "discord_token", "redis_password")
 
@@ -54,8 +55,27 @@ class Settings(BaseSettings):
     slack_http_host: str | None = Field(None, description="HTTP mode: address to listen on "
                                                           "(default: all interfaces)")
     slack_http_port: int = Field(3000, description="HTTP mode: port for Slack's requests")
+    slack_api_url: str | None = Field(None, description="Slack Web API base URL (default "
+                                                         "https://slack.com/api/; GovSlack: "
+                                                         "https://slack-gov.com/api/)")
     discord_token: SecretStr | None = None
     discord_guild: int | None = Field(None, description="guild for command sync (else global)")
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"use {', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]}")
+        return value.upper()
+
+    @classmethod
+    def load(cls, **values: Any) -> Settings:
+        """The settings from the environment; a bad value is a one-line ConfigError naming the
+        variable, what was given (never for a secret) and what to write instead."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigError(explain(exc)) from None
 
     @model_validator(mode="before")
     @classmethod
@@ -101,3 +121,25 @@ class Settings(BaseSettings):
             raise ConfigError("DRBOT_SIGNING_KEY is shorter than 32 characters; generate one with "
                               "`python -c 'import secrets; print(secrets.token_hex(32))'`")
         return key
+
+
+HINTS = {"int_parsing": "write a whole number", "float_parsing": "write a number",
+         "bool_parsing": "write true or false", "greater_than_equal": "",
+         "greater_than": "", "json_invalid": 'write JSON, e.g. ["my_runbooks"]',
+         "list_type": 'write a JSON list, e.g. ["my_runbooks"]'}
+
+
+def env_name(field: str) -> str:
+    return "REDIS_URL" if field == "redis_url" else f"DRBOT_{field.upper()}"
+
+
+def explain(exc: ValidationError) -> str:
+    """All problems of one ValidationError on one line."""
+    parts = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        shown = "" if field in SECRETS else f"={err.get('input')!s}"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        hint = HINTS.get(str(err["type"]), "")
+        parts.append(f"{env_name(field)}{shown}: {message}" + (f"; {hint}" if hint else ""))
+    return "bad setting(s): " + " | ".join(parts)

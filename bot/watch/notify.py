@@ -21,7 +21,7 @@ from bot.watch.alerts import EVENTS
 
 CURSOR = "drbot:watch:notify:"  # + frontend name: the last event id delivered there
 THREADS = "drbot:watch:threads"  # hash: "<frontend>:<alert id>" -> JSON thread reference
-OPENERS = frozenset({"missed", "blind"})
+OPENERS = frozenset({"missed", "blind", "red"})  # "red": bot.doctor.alerts
 BATCH = 50
 log = logging.getLogger("drbot.watch")
 

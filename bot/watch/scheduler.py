@@ -5,6 +5,9 @@ Every replica tries to create the signed job record of slot ``n`` with the reque
 ``backup-check:<interval>:<n>``; JobStore.create dedupes on that id inside the same transaction
 that enqueues the job, so exactly one replica wins each slot and a crash never leaves a record
 without its queue entry (or the reverse).
+
+The same mechanism enqueues the doctor's daily run (``doctor-check``, slots of a day): a
+credential that broke is found, and alerted, within a day.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from bot.records.queue import enqueue, queue
 from bot.runtime import Runtime
 
 COMMAND = "backup-check"
+DOCTOR = "doctor-check"  # handlers/doctor.py: a broken credential alerts within a day
+DOCTOR_INTERVAL = 86400
 FRONTEND = "system"
 MAX_INTERVAL = 86400  # request ids are remembered for a day
 log = logging.getLogger("drbot.scheduler")
@@ -41,17 +46,26 @@ class Scheduler:
     def slot(self, now: float) -> int:
         return int(now // self.interval)
 
-    def tick(self, now: float) -> str | None:
-        """Enqueue the check of ``now``'s slot unless some replica did; the job id if we did."""
-        request_id = f"{COMMAND}:{self.interval}:{self.slot(now)}"
-        job = Job(new_id(), COMMAND, {}, "scheduler", registry.SYSTEM, FRONTEND, request_id,
-                  timeout=self.timeout)
+    def tick(self, now: float, command: str = COMMAND, interval: int | None = None
+             ) -> str | None:
+        """Enqueue ``command`` for ``now``'s slot of ``interval`` (default: the backup check's)
+        unless some replica did; the job id if we did."""
+        interval = interval or self.interval
+        slot = int(now // interval)
+        request_id = f"{command}:{interval}:{slot}"
+        job = Job(new_id(), command, {}, "scheduler", registry.SYSTEM, FRONTEND, request_id,
+                  timeout=registry.COMMANDS[command].timeout)
         job, created = self.rt.store.create(job, lambda pipe, j: enqueue(self.queue, pipe, j,
                                                                           "plan"))
         if created:
-            log.info("backup check %s enqueued for slot %s", job.id, self.slot(now),
+            log.info("%s %s enqueued for slot %s", command, job.id, slot,
                      extra={"job_id": job.id})
         return job.id if created else None
+
+    def tick_all(self, now: float) -> list[str]:
+        """The backup check of this slot, and the doctor's run of this day."""
+        ids = [self.tick(now), self.tick(now, DOCTOR, DOCTOR_INTERVAL)]
+        return [job_id for job_id in ids if job_id]
 
     def wait(self, now: float) -> float:
         """Seconds until the next slot starts (capped, so a clock jump is noticed soon)."""
@@ -73,7 +87,7 @@ def run(rt: Runtime, stop: threading.Event | None = None) -> int:
     while not stop.is_set():
         now = time.time()
         try:
-            scheduler.tick(now)
+            scheduler.tick_all(now)
         except redis.RedisError as exc:
             log.warning("backup scheduler: redis unavailable (%s); retrying", exc)
             stop.wait(2.0)

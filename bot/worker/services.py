@@ -34,17 +34,6 @@ def secret_file(path: str, what: str) -> str:
     return value
 
 
-def key_values(path: str, what: str) -> dict[str, str]:
-    """A credentials file of `name=value` lines (access_key=..., secret_key=...)."""
-    pairs = {}
-    for line in secret_file(path, what).splitlines():
-        name, sep, value = line.partition("=")
-        if sep:
-            pairs[name.strip()] = value.strip()
-    REDACT.add(pairs.values())
-    return pairs
-
-
 class Services:
     def __init__(self, settings: Settings, inventory: Inventory) -> None:
         self.settings = settings
@@ -107,8 +96,13 @@ class Services:
         if entry is None:
             raise ConfigError(f"the inventory has no backups.{kind}_store; add where the {kind} "
                               "backups are kept")
-        creds = key_values(entry.credentials_file, f"backups.{kind}_store.credentials_file") \
-            if entry.credentials_file else {}
+        from bot.config import credentials
+
+        where = f"backups.{kind}_store.credentials_file"
+        creds = credentials.parse(secret_file(entry.credentials_file, where), where,
+                                  entry.profile) if entry.credentials_file \
+            else credentials.from_environment()
+        REDACT.add([v for v in (creds.access_key, creds.secret_key) if v])
         return ObjectStore(StoreConfig(entry.url, endpoint_url=entry.endpoint_url,
-                                       region=entry.region, access_key=creds.get("access_key"),
-                                       secret_key=creds.get("secret_key"), ca_file=entry.ca_file))
+                                       region=entry.region, access_key=creds.access_key,
+                                       secret_key=creds.secret_key, ca_file=entry.ca_file))

@@ -8,6 +8,14 @@ from typing import Any
 import yaml
 
 CHART = Path(__file__).parents[2] / "helm" / "drbot"
+IMAGE = "registry.example/drbot"
+
+
+def with_image(values: dict[str, Any] | None) -> dict[str, Any]:
+    """The values plus image.repository, which has no default (no published image exists)."""
+    values = dict(values or {})
+    values["image"] = {"repository": IMAGE, **values.get("image", {})}
+    return values
 
 
 def render(values: dict[str, Any] | None = None, name: str = "drbot",
@@ -15,7 +23,7 @@ def render(values: dict[str, Any] | None = None, name: str = "drbot",
     """Template path -> the manifests it rendered (empty documents dropped)."""
     import helm_python
 
-    rendered = helm_python.Chart.load(str(CHART)).render(values or {}, name=name,
+    rendered = helm_python.Chart.load(str(CHART)).render(with_image(values), name=name,
                                                           namespace=namespace)
     return {path: [d for d in yaml.safe_load_all(text) if d]
             for path, text in rendered.items() if path.endswith((".yaml", ".yml"))}

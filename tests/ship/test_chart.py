@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ship.chart import CHART, find, manifests
+from tests.ship.chart import CHART, find, manifests, with_image
 
 CUSTOM = {
     "worker": {"replicas": 3, "kubeconfigKey": "kubeconfig",
@@ -79,7 +79,8 @@ def test_lint_is_clean() -> None:
     import helm_python
 
     for values in ({}, CUSTOM, SLACK_HTTP):
-        report = helm_python.lint(str(CHART), values, strict=True, kube_version="v1.30.0")
+        report = helm_python.lint(str(CHART), with_image(values), strict=True,
+                                  kube_version="v1.30.0")
         problems = [m for m in report["messages"] if m["severity"] >= 2]
         assert problems == [] and report["errors"] == [], report
 
@@ -93,7 +94,7 @@ def test_processes_and_their_counts() -> None:
     assert worker["spec"]["replicas"] == 3
     for name, deployment in (("bot", bot), ("worker", worker), ("scheduler", scheduler)):
         container = deployment["spec"]["template"]["spec"]["containers"][0]
-        assert container["args"] == [name] and container["image"] == "ghcr.io/drbot/drbot:1.2.3"
+        assert container["args"] == [name] and container["image"] == "registry.example/drbot:1.2.3"
 
 
 def test_secrets_are_mounted_only_where_they_are_needed() -> None:
@@ -173,7 +174,7 @@ def test_every_container_is_locked_down_with_probes_and_resources(values: dict[s
 def test_notes_name_the_secrets_to_create() -> None:
     import helm_python
 
-    notes = helm_python.Chart.load(str(CHART)).render({}, name="dr", namespace="ops")[
+    notes = helm_python.Chart.load(str(CHART)).render(with_image({}), name="dr", namespace="ops")[
         "drbot/templates/NOTES.txt"]
     for secret in ("dr-drbot-signing", "dr-drbot-redis", "dr-drbot-bot", "dr-drbot-worker"):
         assert secret in notes
@@ -291,7 +292,8 @@ def test_slack_http_refuses_an_app_token_in_env_and_a_shared_port() -> None:
 def _notes(values: dict[str, Any]) -> str:
     import helm_python
 
-    return helm_python.Chart.load(str(CHART)).render(values, name="dr", namespace="ops")[
+    return helm_python.Chart.load(str(CHART)).render(with_image(values), name="dr",
+                                                     namespace="ops")[
         "drbot/templates/NOTES.txt"]
 
 
@@ -339,3 +341,64 @@ def test_the_service_monitor_matches_the_prometheus_operator_schema() -> None:
                    .items())
     ports = {p["name"] for p in service["spec"]["ports"]}
     assert {e["port"] for e in doc["spec"]["endpoints"]} <= ports
+
+
+def test_the_doctor_checks_exactly_the_worker_cluster_role() -> None:
+    """bot/doctor/rbac.py (what `drbot doctor` asks the API server about) is the chart's rule set."""
+    from bot.doctor import rbac
+
+    role = find(manifests(), "ClusterRole", "-worker")
+    chart = {(verb, group, resource) for rule in role["rules"] for verb in rule["verbs"]
+             for group in rule["apiGroups"] for resource in rule["resources"]}
+    doctor = {(a.verb, a.group, a.resource + (f"/{a.subresource}" if a.subresource else ""))
+              for a in rbac.accesses()}
+    assert doctor == chart
+
+
+def test_values_schema_is_generated_from_values_and_models() -> None:
+    from bot.config import chart_schema
+
+    assert (CHART / "values.schema.json").read_text() == chart_schema.text(), \
+        "run `python -m bot.config.chart_schema`"
+
+
+@pytest.mark.parametrize(("values", "error"), [
+    ({"worker": {"replica": 3}}, "at '/worker': additional properties 'replica' not allowed"),
+    ({"redis": {"bundled": "no"}}, "at '/redis/bundled': got string, want boolean"),
+    ({"worker": {"replicas": -1}}, "at '/worker/replicas': minimum: got -1, want 0"),
+    ({"config": {"inventory": {"nodes": {"n1": {"host": "pve1"}}}}},
+     "at '/config/inventory/nodes/n1': missing properties 'vmid', 'role', 'terraform_address', "
+     "'ansible_host'"),
+    ({"config": {"policy": {"comands": {}}}},
+     "at '/config/policy': additional properties 'comands' not allowed"),
+])
+def test_helm_refuses_wrong_values(values: dict[str, Any], error: str) -> None:
+    import helm_python
+
+    with pytest.raises(helm_python.HelmValuesError) as caught:
+        helm_python.Chart.load(str(CHART)).render(values, name="drbot", namespace="drbot")
+    assert error in str(caught.value)
+    linted = helm_python.lint(str(CHART), values, strict=True, kube_version="v1.30.0")
+    assert any(error in e for e in linted["errors"])
+
+
+def test_the_flux_example_installs_the_chart_with_valid_values() -> None:
+    example = Path(__file__).parents[2] / "examples" / "flux" / "helmrelease.yaml"
+    source, release = list(yaml.safe_load_all(example.read_text()))
+    assert release["spec"]["chart"]["spec"]["sourceRef"]["name"] == source["metadata"]["name"]
+    chart_path = release["spec"]["chart"]["spec"]["chart"]
+    assert (Path(__file__).parents[2] / chart_path / "Chart.yaml").is_file()
+    assert "!/helm/drbot/" in source["spec"]["ignore"]
+    docs = manifests(release["spec"]["values"])
+    worker = find(docs, "Deployment", "-worker")["spec"]["template"]["spec"]
+    assert worker["containers"][0]["image"] == "registry.lan/drbot:0.1.0"
+
+
+def test_no_default_image_is_assumed() -> None:
+    """No published image exists: the chart and compose refuse to guess one."""
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError, match="set image.repository to the drbot image"):
+        helm_python.Chart.load(str(CHART)).render({}, name="drbot", namespace="drbot")
+    compose = (Path(__file__).parents[2] / "deploy" / "compose.yaml").read_text()
+    assert "${DRBOT_IMAGE:?set DRBOT_IMAGE" in compose and "ghcr.io" not in compose

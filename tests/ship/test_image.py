@@ -79,7 +79,8 @@ def test_build_context_holds_what_the_copies_need() -> None:
 
     sources = [src for copy in instructions("COPY") if "--from" not in copy
                for src in copy.split()[:-1]]
-    assert sources == ["pyproject.toml", "README.md", "bot", "handlers", "adapters"]
+    assert sources == ["pyproject.toml", "README.md", "bot", "handlers", "adapters", "docs",
+                       "examples"]
     for src in sources:
         assert (ROOT / src).exists(), f"{src} is copied into the image but does not exist"
         assert included(src), f"{src} is excluded by .dockerignore"

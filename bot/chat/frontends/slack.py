@@ -62,7 +62,7 @@ class SlackFrontend(Frontend):
     # room for several jobs at once; a 429 beyond that waits out Retry-After in the SDK.
     throttle = 3.0
 
-    def __init__(self, settings: Settings, *, base_url: str = API_URL, throttle: float | None = None,
+    def __init__(self, settings: Settings, *, base_url: str | None = None, throttle: float | None = None,
                  port: int | None = None, host: str | None = None, ping_interval: float = 10) -> None:
         settings.require("slack_bot_token")
         assert settings.slack_bot_token is not None
@@ -79,6 +79,7 @@ class SlackFrontend(Frontend):
         self.host = host if host is not None else settings.slack_http_host
         self.port = port if port is not None else settings.slack_http_port
         self.ping_interval = ping_interval
+        base_url = base_url or settings.slack_api_url or API_URL
         retries = [AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)]
         self.client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(),
                                      base_url=base_url, retry_handlers=retries)

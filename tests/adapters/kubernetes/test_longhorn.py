@@ -250,3 +250,27 @@ def test_a_target_sync_is_requested_through_its_spec(kube_emulator: StandaloneKu
     longhorn.request_target_sync(kube, "default", datetime(2026, 1, 3, 4, 5, 6, tzinfo=UTC))
     target = kube_emulator.get(R.LH_BACKUPTARGETS, "default", NS)
     assert target["spec"]["syncRequestedAt"] == "2026-01-03T04:05:06Z"
+
+
+def test_which_recurring_backup_jobs_cover_each_volume(kube_emulator: StandaloneKube,
+                                                        kube: Kube) -> None:
+    from adapters.kubernetes.longhorn.recurring import backup_jobs_by_volume
+
+    def job(name: str, task: str, groups: list[str]) -> None:
+        kube_emulator.create(R.LH_RECURRINGJOBS, {
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"name": name, "task": task, "groups": groups, "cron": "0 2 * * *"}})
+
+    job("daily", "backup", ["default"])
+    job("weekly", "backup-force-create", [])
+    job("snaps", "snapshot", ["fast"])
+    for name in ("plain", "named", "grouped", "snapshots-only"):
+        add_lh_volume(kube_emulator, name, [("a", True)])
+    labels = {"named": {"recurring-job.longhorn.io/weekly": "enabled"},
+              "grouped": {"recurring-job-group.longhorn.io/default": "enabled"},
+              "snapshots-only": {"recurring-job-group.longhorn.io/fast": "enabled"}}
+    for name, volume_labels in labels.items():
+        kube_emulator.patch(R.LH_VOLUMES, name, {"metadata": {"labels": volume_labels}}, NS)
+    assert backup_jobs_by_volume(kube) == {
+        "plain": ["daily"],  # no recurring-job label at all: the default group
+        "named": ["weekly"], "grouped": ["daily"], "snapshots-only": []}

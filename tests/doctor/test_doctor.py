@@ -1,0 +1,311 @@
+"""`drbot doctor` against the simulated homelab: all green as the lab starts; each check made to
+fail in turn is red with its fix while the others stay green; and no run writes anything (no
+object, no Kubernetes or Proxmox write, no file in the IaC checkout, no known_hosts change)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from bot.config.inventory import load_inventory
+from bot.config.settings import Settings
+from bot.doctor.result import Line, Status, System
+from bot.doctor.run import check_all
+from bot.worker.services import Services
+from lab import Lab, files, terraform_stub, world
+from lab.kube import SSAR_PATH
+
+RED = Status.FAIL
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with Lab(tmp_path_factory.mktemp("doctor") / "lab", time_scale=0.1) as running:
+        saved = dict(os.environ)
+        os.environ.update(running.env)
+        try:
+            yield running
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+@dataclass
+class Snapshot:
+    """Everything a doctor run could have written to."""
+
+    objects: dict[str, tuple[str, str]]
+    iac_status: str
+    state: bytes
+    known_hosts: bytes
+    kube_requests: int
+    pve_requests: int
+
+
+def s3_objects(lab: Lab) -> dict[str, tuple[str, str]]:
+    secret = dict(line.split("=", 1) for line in (lab.workdir / "secrets" / "s3-credentials")
+                  .read_text().split())["secret_key"]
+    client = boto3.client("s3", endpoint_url=lab.s3_url, region_name=world.REGION,
+                          aws_access_key_id=files.S3_ACCESS_KEY, aws_secret_access_key=secret)
+    out = {}
+    for bucket in world.BUCKETS.values():
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                out[f"{bucket}/{item['Key']}"] = (item["ETag"], str(item["LastModified"]))
+    return out
+
+
+def snapshot(lab: Lab) -> Snapshot:
+    assert lab.paths is not None
+    status = subprocess.run(["git", "-C", str(lab.paths.iac), "status", "--porcelain",
+                             "--ignored", "--untracked-files=all"], capture_output=True,
+                            text=True, check=True).stdout
+    return Snapshot(s3_objects(lab), status,
+                    (lab.paths.terraform / terraform_stub.STATE).read_bytes(),
+                    (lab.workdir / "known_hosts").read_bytes(), len(lab.world.kube_requests()),
+                    len(lab.world.pve_requests()))
+
+
+def assert_nothing_written(lab: Lab, before: Snapshot) -> None:
+    after = snapshot(lab)
+    assert after.objects == before.objects, "an object was written or deleted"
+    assert after.iac_status == before.iac_status, "a file appeared or changed in the checkout"
+    assert after.state == before.state
+    assert after.known_hosts == before.known_hosts
+    kube = lab.world.kube_requests()[before.kube_requests:]
+    assert kube, "the doctor asked Kubernetes nothing"
+    writes = [(r.method, r.path) for r in kube if r.method != "GET"]
+    assert {w for w in writes if w != ("POST", SSAR_PATH)} == set(), writes
+    pve = lab.world.pve_requests()[before.pve_requests:]
+    assert pve and {method for method, _, _ in pve} == {"GET"}
+
+
+def run(lab: Lab, inventory: Path | None = None) -> list[Line]:
+    settings = Settings(kubeconfig=lab.kubeconfig)
+    return check_all(Services(settings, load_inventory(inventory or lab.inventory_path)))
+
+
+def red(lines: list[Line]) -> list[Line]:
+    return [line for line in lines if line.status is RED]
+
+
+def edited_inventory(lab: Lab, tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    data = yaml.safe_load(lab.inventory_path.read_text())
+    edit(data)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_all_green_on_the_lab_and_nothing_written(lab: Lab) -> None:
+    before = snapshot(lab)
+    lines = run(lab)
+    assert red(lines) == [], "\n".join(line.render() for line in red(lines))
+    systems = {line.system for line in lines if line.status is Status.OK}
+    assert systems == set(System)
+    subjects = {line.subject for line in lines}
+    for node in world.NODES:
+        assert node.name in subjects  # ssh, one line per node
+        assert f"vm {node.name}" in subjects and f"terraform {node.name}" in subjects
+    assert "etcd_store write" in subjects and "terraform state lock" in subjects
+    assert_nothing_written(lab, before)
+
+
+def only_red(lines: list[Line], system: System, *subjects: str) -> list[Line]:
+    """The red lines, after checking they are exactly these (and every other line is not)."""
+    bad = red(lines)
+    assert sorted((line.system, line.subject) for line in bad) == \
+        sorted((system, s) for s in subjects), "\n".join(line.render() for line in bad)
+    assert all(line.fix for line in bad)
+    return bad
+
+
+def test_wrong_proxmox_token(lab: Lab, tmp_path: Path) -> None:
+    token = tmp_path / "pve-token"
+    token.write_text("not-the-secret\n")
+    inventory = edited_inventory(lab, tmp_path, lambda d: d["proxmox"].update(
+        token_file=str(token)))
+    before = snapshot(lab)
+    (line,) = only_red(run(lab, inventory), System.PROXMOX, f"token {files.PVE_TOKEN_ID}")
+    assert "401" in line.detail or "authentication" in line.detail.lower()
+    assert "pveum user token list drbot@pve" in line.fix
+    assert_nothing_written(lab, before)
+
+
+def test_missing_proxmox_privilege(lab: Lab) -> None:
+    lab.world.grant_pve("/", "Sys.Audit")
+    lab.world.grant_pve("/vms", "VM.Audit", "VM.PowerMgmt")  # no VM.Allocate: cannot destroy
+    try:
+        before = snapshot(lab)
+        (line,) = only_red(run(lab), System.PROXMOX, "privileges")
+        assert_nothing_written(lab, before)
+    finally:
+        lab.world.reset_pve_grants()
+    assert line.detail.startswith(f"{files.PVE_TOKEN_ID} lacks VM.Allocate on /vms/101,")
+    assert "/vms/105" in line.detail and "Sys.Audit" not in line.detail
+    assert "pveum acl modify" in line.fix
+
+
+def test_missing_kubernetes_permission(lab: Lab) -> None:
+    lab.world.deny_kube("create", "", "pods/eviction")
+    try:
+        before = snapshot(lab)
+        (line,) = only_red(run(lab), System.KUBERNETES, "permissions")
+        assert_nothing_written(lab, before)
+    finally:
+        lab.world.allow_kube_all()
+    assert line.detail == "denied to drbot's account: create pods/eviction"
+    assert "clusterrole.yaml" in line.fix
+
+
+def test_unreadable_bucket(lab: Lab, tmp_path: Path) -> None:
+    inventory = edited_inventory(lab, tmp_path, lambda d: d["backups"]["cnpg_store"].update(
+        url="s3://drbot-lab-nowhere/"))
+    before = snapshot(lab)
+    (line,) = only_red(run(lab, inventory), System.STORE, "cnpg_store")
+    assert "'drbot-lab-nowhere' does not exist" in line.detail
+    assert "credentials file" in line.fix
+    assert_nothing_written(lab, before)
+
+
+def test_wrong_ssh_key(lab: Lab, tmp_path: Path) -> None:
+    key = tmp_path / "other-key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    inventory = edited_inventory(lab, tmp_path, lambda d: d["iac"].update(ssh_key_file=str(key)))
+    before = snapshot(lab)
+    bad = only_red(run(lab, inventory), System.SSH, *(n.name for n in world.NODES))
+    for line in bad:
+        assert f"refuses the key {key}" in line.detail
+        assert "authorized_keys" in line.fix
+    assert_nothing_written(lab, before)
+
+
+def test_changed_host_key(lab: Lab) -> None:
+    node = "k3s-server-2"
+    keys = lab.workdir / "vms" / node / "ssh"
+    saved = {p.name: p.read_bytes() for p in keys.glob("ssh_host_ed25519_key*")}
+    lab.world.change_host_key(node)
+    try:
+        before = snapshot(lab)
+        (line,) = only_red(run(lab), System.SSH, node)
+        assert_nothing_written(lab, before)
+    finally:
+        for name, data in saved.items():
+            (keys / name).write_bytes(data)
+        lab.world.reload_sshd(node)
+    port = lab.world.ssh_port(node)
+    assert "different host key" in line.detail
+    assert f"ssh-keygen -R '[127.0.0.1]:{port}'" in line.fix
+
+
+def test_dirty_iac_checkout(lab: Lab) -> None:
+    assert lab.paths is not None
+    stray = lab.paths.terraform / "scratch.tf"
+    stray.write_text("# someone's experiment\n")
+    try:
+        before = snapshot(lab)
+        bad = only_red(run(lab), System.IAC, "terraform checkout", "ansible checkout")
+        assert_nothing_written(lab, before)
+    finally:
+        stray.unlink()
+    for line in bad:  # one repository holds both projects
+        assert "has local changes (terraform/scratch.tf)" in line.detail
+        assert "commit and push them" in line.detail
+
+
+def test_locked_state(lab: Lab) -> None:
+    assert lab.paths is not None
+    info = terraform_stub.write_lock(lab.paths.terraform, "OperationTypeApply",
+                                     who="alice@laptop")
+    assert info is not None
+    try:
+        before = snapshot(lab)
+        (line,) = only_red(run(lab), System.IAC, "terraform state lock")
+        assert_nothing_written(lab, before)
+    finally:
+        (lab.paths.terraform / terraform_stub.LOCK_INFO).unlink()
+    assert "locked by alice@laptop" in line.detail and info["ID"] in line.detail
+    assert f"/dr force-unlock {info['ID']}" in line.fix
+
+
+def test_playbook_syntax_error(lab: Lab, tmp_path: Path) -> None:
+    """A broken playbook committed at the configured revision (so the checkout is clean)."""
+    assert lab.paths is not None
+    repo = str(lab.paths.iac)
+    old = lab.paths.revision
+    playbook = lab.paths.ansible / "etcd-fetch.yml"
+    playbook.write_text(playbook.read_text() + "- hosts: all\n  tasks:\n    - nosuchmodule: {}\n")
+    git = ["git", "-C", repo, "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "commit", "-qam", "break the fetch playbook"], check=True)
+    new = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    inventory = edited_inventory(lab, tmp_path, lambda d: (
+        d["iac"]["terraform"].update(revision=new), d["iac"]["ansible"].update(revision=new)))
+    try:
+        before = snapshot(lab)
+        (line,) = only_red(run(lab, inventory), System.IAC, "playbook etcd-fetch.yml")
+        assert_nothing_written(lab, before)
+    finally:
+        subprocess.run([*git, "reset", "-q", "--hard", old], check=True)
+    assert "nosuchmodule" in line.detail
+    assert "fix etcd-fetch.yml" in line.fix
+
+
+def test_vmid_naming_another_vm(lab: Lab, tmp_path: Path) -> None:
+    inventory = edited_inventory(lab, tmp_path, lambda d: d["nodes"]["k3s-server-2"].update(
+        vmid=103))
+    before = snapshot(lab)
+    (line,) = only_red(run(lab, inventory), System.DRIFT, "vm k3s-server-2")
+    assert line.detail == "vmid 103 is the VM named 'k3s-server-3' on pve2"
+    assert "fix nodes.k3s-server-2.vmid" in line.fix
+    assert_nothing_written(lab, before)
+
+
+def test_node_missing_from_terraform_state(lab: Lab) -> None:
+    assert lab.paths is not None
+    path = lab.paths.terraform / terraform_stub.STATE
+    saved = path.read_bytes()
+    state = json.loads(saved)
+    for resource in state["resources"]:
+        resource["instances"] = [i for i in resource["instances"]
+                                 if i["index_key"] != "k3s-agent-1"]
+    path.write_text(json.dumps(state))
+    try:
+        before = snapshot(lab)
+        (line,) = only_red(run(lab), System.DRIFT, "terraform k3s-agent-1")
+        assert_nothing_written(lab, before)
+    finally:
+        path.write_bytes(saved)
+    assert line.detail == ('proxmox_virtual_environment_vm.k3s["k3s-agent-1"] is not in the '
+                           "Terraform state")
+    assert "terraform state list" in line.fix
+
+
+def test_the_cli_prints_the_report_and_fails_when_red(lab: Lab, tmp_path: Path) -> None:
+    import sys
+
+    env = {**os.environ, **lab.env, "DRBOT_LOG_JSON": "false"}
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "doctor"], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.rstrip().endswith("green, 0 red")
+    inventory = edited_inventory(lab, tmp_path, lambda d: d["nodes"]["k3s-server-2"].update(
+        vmid=103))
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "doctor"],
+                          env={**env, "DRBOT_INVENTORY": str(inventory)},
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1
+    assert "✗ drift vm k3s-server-2: vmid 103 is the VM named 'k3s-server-3'" in done.stdout
+    assert "    fix: fix nodes.k3s-server-2.vmid" in done.stdout
+    assert done.stdout.rstrip().endswith("1 red — fix the red lines above")
+    assert shutil.which("ssh")  # the checks above used the real client
