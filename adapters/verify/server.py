@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from adapters.errors import AdapterError, Cancelled, NotFound, TimedOut
 from adapters.progress import Hooks, one_line
@@ -24,7 +25,7 @@ class Throwaway:
 
     def __init__(self, argv: Sequence[str], log: Path, hooks: Hooks, what: str, *,
                  env: Mapping[str, str], cwd: str | None = None,
-                 stop_signal: signal.Signals = signal.SIGTERM) -> None:
+                 stop_signal: signal.Signals = signal.SIGTERM, user: str | None = None) -> None:
         self.argv = list(argv)
         self.log = log
         self.hooks = hooks
@@ -32,6 +33,7 @@ class Throwaway:
         self.env = dict(env)
         self.cwd = cwd
         self.stop_signal = stop_signal
+        self.user = user
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Throwaway:
@@ -39,7 +41,8 @@ class Throwaway:
             try:
                 self.proc = subprocess.Popen(  # noqa: S603 - an argument list, never a shell
                     self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    env=self.env, cwd=self.cwd, start_new_session=True)
+                    env=self.env, cwd=self.cwd, start_new_session=True,
+                    **_as_user(self.user))
             except FileNotFoundError:
                 raise NotFound(f"{self.what}: the program {self.argv[0]!r} was not found; "
                                "install it or fix its path") from None
@@ -81,6 +84,16 @@ class Throwaway:
                 raise TimedOut(f"{self.what} did not reach {what} within {timeout:g} s: "
                                f"{self.log_tail()}")
             time.sleep(0.2)
+
+
+def _as_user(user: str | None) -> dict[str, Any]:
+    """Popen arguments to run as ``user`` (its primary group, no other groups)."""
+    if user is None:
+        return {}
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
 class ServerExited(AdapterError):
