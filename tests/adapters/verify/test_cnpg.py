@@ -22,7 +22,7 @@ from adapters.subprocesses import alive
 from adapters.verify import Outcome
 from adapters.verify import cnpg as cv
 from adapters.verify.scratch import ScratchConfig
-from tests.servers.s3 import S3Server
+from lab.fakes.s3 import S3Server
 from tests.support import Recorder, wait_until
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
