@@ -160,6 +160,7 @@ def policy(console_login: str) -> dict[str, Any]:
             },
             "etcd-sync": {"allow": ["operator", "admin"]},
             "backup-now": {"allow": ["operator", "admin"]},
+            "verify": {"allow": ["operator", "admin"]},
         },
         "lab": True,
     }
@@ -224,6 +225,7 @@ def inventory(ep: Endpoints, paths: Paths) -> dict[str, Any]:
             "cnpg_store": store_entry("cnpg"),
             "etcd_store": store_entry("etcd", world.ETCD_FOLDER),
             "check_interval_seconds": 60,
+            "verify": {"scratch_dir": str(paths.root / "verify-scratch")},
         },
         "alerts": {"console": "lab-alerts"},
     }

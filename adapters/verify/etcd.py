@@ -180,7 +180,8 @@ def verify(store: ObjectStore, prefix: str = "", snapshot: str | None = None, *,
     def result(outcome: Outcome, checked: list[str], problem: str = "",
                **details: str | int | float) -> Verification:
         details.setdefault("taken_at", snap.taken_at.isoformat())
-        return Verification(Kind.ETCD, snap.node, snap.name, outcome, at,
+        details.setdefault("node", snap.node)
+        return Verification(Kind.ETCD, "etcd", snap.name, outcome, at,
                             time.monotonic() - started, read, tuple(checked), problem, details)
 
     check_space(scratch, snap.size * (6 if snap.compressed else 3), f"verification of {snap.name}")

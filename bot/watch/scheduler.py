@@ -22,6 +22,8 @@ from bot.records.queue import enqueue, queue
 from bot.runtime import Runtime
 
 COMMAND = "backup-check"
+VERIFY_COMMAND = "verify-next"  # the verification rotation, when backups.verify_every is set
+VERIFY_INTERVAL = 3600  # one rotation job per hour; it verifies one object if one is due
 FRONTEND = "system"
 MAX_INTERVAL = 86400  # request ids are remembered for a day
 log = logging.getLogger("drbot.scheduler")
@@ -42,14 +44,19 @@ class Scheduler:
         return int(now // self.interval)
 
     def tick(self, now: float) -> str | None:
-        """Enqueue the check of ``now``'s slot unless some replica did; the job id if we did."""
-        request_id = f"{COMMAND}:{self.interval}:{self.slot(now)}"
-        job = Job(new_id(), COMMAND, {}, "scheduler", registry.SYSTEM, FRONTEND, request_id,
-                  timeout=self.timeout)
+        """Enqueue the check of ``now``'s slot unless some replica did; the job id if we did.
+        With ``backups.verify_every`` set, also the hour's verification rotation job."""
+        if self.rt.inventory.backups.verify_every > 0:
+            self._enqueue(VERIFY_COMMAND, f"{VERIFY_COMMAND}:{int(now // VERIFY_INTERVAL)}", now)
+        return self._enqueue(COMMAND, f"{COMMAND}:{self.interval}:{self.slot(now)}", now)
+
+    def _enqueue(self, command: str, request_id: str, now: float) -> str | None:
+        job = Job(new_id(), command, {}, "scheduler", registry.SYSTEM, FRONTEND, request_id,
+                  timeout=registry.COMMANDS[command].timeout)
         job, created = self.rt.store.create(job, lambda pipe, j: enqueue(self.queue, pipe, j,
                                                                           "plan"))
         if created:
-            log.info("backup check %s enqueued for slot %s", job.id, self.slot(now),
+            log.info("%s %s enqueued for slot %s", command, job.id, self.slot(now),
                      extra={"job_id": job.id})
         return job.id if created else None
 
