@@ -91,7 +91,6 @@ def verify_one(step: StepContext, kind: str, name: str, backup: str | None, deep
     from adapters.verify import etcd as ev
     from adapters.verify import longhorn as lv
     from adapters.verify.scratch import ScratchConfig, sweep
-    from bot.watch import verified
 
     cfg = step.inventory.backups.verify
     scratch = ScratchConfig(cfg.scratch_dir, int(cfg.scratch_max_gb * GIB))
@@ -111,16 +110,10 @@ def verify_one(step: StepContext, kind: str, name: str, backup: str | None, deep
         result = ev.verify(store, "", backup, tools=ev.EtcdTools.find(cfg.etcd_bin_dir),
                            scratch=scratch, hooks=step.hooks,
                            expect_nodes=list(step.inventory.nodes))
-    verified.record(_client(step), result, key=f"{kind}:{name}")
+    step.services.verifications.record(result, key=f"{kind}:{name}")
     step.progress(result.summary(), target=f"{kind} {name}",
                   status="ok" if result.ok else "failed")
     return result
-
-
-def _client(step: StepContext) -> Any:
-    from bot.runtime import connect
-
-    return connect(step.services.settings, patient=True)
 
 
 def outcome(result: Any) -> dict[str, Any]:
@@ -205,20 +198,18 @@ def due(inventory: Inventory, found: list[tuple[str, str]], records: dict[str, A
          locks=locks, timeout=TIMEOUT, system=True)
 def verify_next(ctx: PlanContext) -> Runbook:
     def run(step: StepContext) -> dict[str, Any]:
-        from bot.watch import verified
-
-        client = _client(step)
+        records = step.services.verifications
         cfg = step.inventory.backups.verify
         budget = int(cfg.daily_budget_gb * GIB)
-        if budget and verified.spent(client) >= budget:
+        if budget and records.spent() >= budget:
             return {"text": f"today's verification budget ({cfg.daily_budget_gb:g} GB) is used"}
         found = [(k, n) for k in _configured(step.inventory) for n in objects(step, k)]
-        pick = due(step.inventory, found, verified.load(client), datetime.now(UTC))
+        pick = due(step.inventory, found, records.load(), datetime.now(UTC))
         if pick is None:
             return {"text": "no verification is due"}
         kind, name = pick
         result = verify_one(step, kind, name, None, cfg.deep and kind == "longhorn")
-        verified.spend(client, result.bytes_read)
+        records.spend(result.bytes_read)
         return outcome(result)
 
     return Runbook([StepDef("verify the most overdue object", run)], targets=[],

@@ -117,3 +117,22 @@ def spend(client: redis.Redis, nbytes: int, now: datetime | None = None) -> int:
 def spent(client: redis.Redis, now: datetime | None = None) -> int:
     value = client.get(_day(now or datetime.now(UTC)))
     return int(value or 0)
+
+
+class Verifications:
+    """The records as the worker's services offer them to handlers (which never see Redis)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def record(self, result: Verification, key: str | None = None) -> Record:
+        return record(self.client, result, key)
+
+    def load(self) -> dict[str, Record]:
+        return load(self.client)
+
+    def spend(self, nbytes: int) -> int:
+        return spend(self.client, nbytes)
+
+    def spent(self) -> int:
+        return spent(self.client)
