@@ -16,8 +16,9 @@ The format follows longhorn/backupstore (``backupstore.go``, ``config.go``, ``ut
   ``Size``); ``--deep`` does the same into a sparse file and runs the filesystem's own read-only
   check on it.
 
-Memory stays bounded whatever the volume size: at most ``workers + 2`` blocks are in flight; only
-the block list (about 100 bytes per 2 MiB block) grows with the volume.
+Memory stays bounded whatever the volume size: ``workers`` blocks are in memory at once (each is
+written to the image by the thread that checked it); only the block list (about 100 bytes per
+2 MiB block) grows with the volume.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import lz4.block
 import lz4.frame
 
 from adapters import backupstore
@@ -77,9 +79,11 @@ def checksum(block: bytes) -> str:
 
 
 def compress(method: Compression, block: bytes) -> bytes:
-    """A block as Longhorn stores it (``util.CompressData``); used by the lab and the tests."""
+    """A block as Longhorn stores it (``util.CompressData``; lz4 with pierrec/lz4 v4's writer
+    defaults: 4 MiB frame blocks, content checksum, no content size); for the lab and tests."""
     if method is Compression.LZ4:
-        return lz4.frame.compress(block)
+        return lz4.frame.compress(block, block_size=lz4.frame.BLOCKSIZE_MAX4MB,
+                                  content_checksum=True, store_size=False, block_linked=False)
     if method is Compression.GZIP:
         return gzip.compress(block)
     return block
@@ -231,14 +235,35 @@ def load_plan(store: ObjectStore, root: str, volume: str, backup: str | None = N
 class _Checked:
     block: Block
     read: int
-    data: bytes | None = None
     problem: str = ""
     note: str = ""
 
 
-def _decompress(method: Compression, raw: bytes) -> bytes:
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"
+
+
+def _lz4(raw: bytes, limit: int) -> bytes:
+    """An LZ4 frame as Longhorn's Go writer makes it (pierrec/lz4 v4 defaults: 4 MiB blocks,
+    content checksum, no content size): a block of at most 4 MiB is one frame block, decoded
+    straight with ``lz4.block`` (``lz4.frame`` takes ten times as long without a content size,
+    growing its buffer). Any other shape goes through ``lz4.frame``. The frame's own checksums
+    are not needed: the block's SHA-512 is checked afterwards."""
+    if len(raw) > 11 and raw[:4] == _LZ4_MAGIC:
+        flags = raw[4]
+        pos = 7 + (8 if flags & 0x08 else 0) + (4 if flags & 0x01 else 0)
+        size = int.from_bytes(raw[pos:pos + 4], "little")
+        stored, size = size & 0x80000000, size & 0x7FFFFFFF
+        start, end = pos + 4, pos + 4 + size
+        after = end + (4 if flags & 0x10 else 0)
+        if 0 < size <= limit and raw[after:after + 4] == b"\0\0\0\0":
+            block = raw[start:end]
+            return bytes(block) if stored else lz4.block.decompress(block, uncompressed_size=limit)
+    return lz4.frame.decompress(raw)
+
+
+def _decompress(method: Compression, raw: bytes, limit: int = DEFAULT_BLOCK_SIZE) -> bytes:
     if method is Compression.LZ4:
-        return lz4.frame.decompress(raw)
+        return _lz4(raw, limit)
     if method is Compression.GZIP:
         return gzip.decompress(raw)
     return raw
@@ -251,23 +276,24 @@ def _where(block: Block) -> str:
     return f"block at offset {block.offset} ({block.offset / (1 << 20):.0f} MiB, {block.checksum}.blk)"
 
 
-def _check_one(store: ObjectStore, root: str, plan: Plan, block: Block, keep: bool) -> _Checked:
+def _check_one(store: ObjectStore, root: str, plan: Plan, block: Block,
+               sink: Callable[[Block, bytes], None] | None) -> _Checked:
     try:
         raw = store.read(block_key(root, plan.volume, block.checksum))
     except NotFound:
         return _Checked(block, 0, problem=f"{_where(block)} is missing from the store")
     note = ""
     try:
-        data = _decompress(plan.compression, raw)
-    except (RuntimeError, OSError, EOFError, zlib.error) as exc:
+        data = _decompress(plan.compression, raw, plan.block_size)
+    except (RuntimeError, OSError, EOFError, zlib.error, lz4.block.LZ4BlockError) as exc:
         other = _FALLBACK.get(plan.compression)
         try:
             if other is None:
                 raise
-            data = _decompress(other, raw)
+            data = _decompress(other, raw, plan.block_size)
             note = f"{_where(block)} is {other}-compressed although the backup says " \
                    f"{plan.compression}; Longhorn's restore falls back to {other} for it"
-        except (RuntimeError, OSError, EOFError, zlib.error):
+        except (RuntimeError, OSError, EOFError, zlib.error, lz4.block.LZ4BlockError):
             return _Checked(block, len(raw), problem=f"{_where(block)} cannot be decompressed "
                             f"as {plan.compression}: {one_line(exc, 120)}")
     if len(data) > plan.block_size:
@@ -277,7 +303,9 @@ def _check_one(store: ObjectStore, root: str, plan: Plan, block: Block, keep: bo
     if actual != block.checksum:
         return _Checked(block, len(raw), problem=f"{_where(block)} is corrupt: its content hashes "
                         f"to {actual[:16]}..., not {block.checksum[:16]}...")
-    return _Checked(block, len(raw), data if keep else None, note=note)
+    if sink is not None:
+        sink(block, data)  # in this thread: the bytes never wait in a queue
+    return _Checked(block, len(raw), note=note)
 
 
 @dataclass
@@ -288,12 +316,13 @@ class _Tally:
     notes: list[str] = field(default_factory=list)
 
 
-def _stream(store: ObjectStore, root: str, plan: Plan, hooks: Hooks, *, keep: bool,
-            write: Callable[[Block, bytes], None], workers: int, max_rate: int,
+def _stream(store: ObjectStore, root: str, plan: Plan, hooks: Hooks, *,
+            sink: Callable[[Block, bytes], None] | None, workers: int, max_rate: int,
             tally: _Tally) -> str:
-    """Check every block in offset order with at most ``workers + 2`` in flight; returns the
-    first problem ("" if none). Blocks already proven (same checksum) are not fetched again
-    unless their bytes are needed for the image."""
+    """Check every block; results are taken in offset order, so the first problem returned is
+    the one at the lowest offset. Up to ``4 * workers`` blocks are queued (their results hold no
+    data), ``workers`` of them in memory at once; a block already proven (same checksum) is not
+    fetched again unless its bytes are needed for the image (``sink``)."""
     proven: set[str] = set()
     todo = collections.deque(plan.blocks)
     window: collections.deque[Future[_Checked]] = collections.deque()
@@ -302,14 +331,14 @@ def _stream(store: ObjectStore, root: str, plan: Plan, hooks: Hooks, *, keep: bo
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="verify-block") as pool:
         try:
             while todo or window:
-                while todo and len(window) < workers + 2:
+                while todo and len(window) < 4 * workers:
                     block = todo.popleft()
-                    if not keep and block.checksum in proven:
+                    if sink is None and block.checksum in proven:
                         tally.done += 1
                         continue
                     proven.add(block.checksum)
                     _throttle(tally, max_rate)
-                    window.append(pool.submit(_check_one, store, root, plan, block, keep))
+                    window.append(pool.submit(_check_one, store, root, plan, block, sink))
                 if not window:
                     continue
                 result = window.popleft().result()
@@ -319,8 +348,6 @@ def _stream(store: ObjectStore, root: str, plan: Plan, hooks: Hooks, *, keep: bo
                     return result.problem
                 if result.note and len(tally.notes) < 3:
                     tally.notes.append(result.note)
-                if result.data is not None:
-                    write(result.block, result.data)
                 if hooks.cancelled():
                     raise Cancelled(f"verification of {plan.volume} backup {plan.backup} was "
                                     "cancelled; its scratch space is removed")
@@ -452,8 +479,8 @@ def verify(store: ObjectStore, root: str, volume: str, backup: str | None = None
                           f"{human(plan.volume_size)}", target=volume, status="started"))
     checked: list[str] = []
     if not deep:
-        problem = _stream(store, root, plan, hooks, keep=False, write=lambda b, d: None,
-                          workers=workers, max_rate=max_rate, tally=tally)
+        problem = _stream(store, root, plan, hooks, sink=None, workers=workers,
+                          max_rate=max_rate, tally=tally)
         if problem:
             return result(Outcome.FAILED, plan.backup, checked, problem)
         checked.append(f"{len(plan.blocks)} blocks present with matching checksums")
@@ -466,8 +493,7 @@ def verify(store: ObjectStore, root: str, volume: str, backup: str | None = None
         with image.open("wb") as f:
             f.truncate(plan.volume_size)
             fd = f.fileno()
-            problem = _stream(store, root, plan, hooks, keep=True,
-                              write=lambda b, d: _pwrite(fd, d, b.offset),
+            problem = _stream(store, root, plan, hooks, sink=lambda b, d: _pwrite(fd, d, b.offset),
                               workers=workers, max_rate=max_rate, tally=tally)
         if problem:
             return result(Outcome.FAILED, plan.backup, checked, problem)
@@ -510,19 +536,39 @@ def write_backup(store: ObjectStore, root: str, volume: str, backup: str, image:
     the backupstore lays them out. All-zero blocks are skipped, as Longhorn backs up only the
     snapshot's data extents. The volume size is the image size rounded up to a block."""
     size = image.stat().st_size
-    volume_size = -(-size // block_size) * block_size
+
+    def chunks() -> Iterator[tuple[int, bytes]]:
+        with image.open("rb") as f:
+            offset = 0
+            while chunk := f.read(block_size):
+                yield offset, chunk
+                offset += len(chunk)
+
+    return write_blocks(store, root, volume, backup, chunks(),
+                        volume_size=-(-size // block_size) * block_size, created=created,
+                        compression=compression, block_size=block_size, labels=labels)
+
+
+def write_blocks(store: ObjectStore, root: str, volume: str, backup: str,
+                 chunks: Iterable[tuple[int, bytes]], *, volume_size: int, created: datetime,
+                 compression: Compression = Compression.LZ4, block_size: int = DEFAULT_BLOCK_SIZE,
+                 labels: dict[str, str] | None = None, workers: int = 1) -> Plan:
+    """Write ``(offset, data)`` chunks as Longhorn blocks (``workers`` uploads at a time), then
+    the backup cfg and ``volume.cfg``; all-zero chunks are skipped."""
     blocks: list[Block] = []
-    with image.open("rb") as f:
-        offset = 0
-        while chunk := f.read(block_size):
-            if chunk.count(0) != len(chunk):
-                chunk = chunk.ljust(block_size, b"\0")
-                sum_ = checksum(chunk)
-                key = block_key(root, volume, sum_)
-                if store.stat(key) is None:
-                    store.upload(key, compress(compression, chunk))
-                blocks.append(Block(offset, sum_))
-            offset += len(chunk)
+
+    def upload(item: tuple[int, bytes]) -> Block:
+        offset, chunk = item
+        chunk = chunk.ljust(block_size, b"\0")
+        sum_ = checksum(chunk)
+        key = block_key(root, volume, sum_)
+        if store.stat(key) is None:
+            store.upload(key, compress(compression, chunk))
+        return Block(offset, sum_)
+
+    data = ((o, c) for o, c in chunks if c.count(0) != len(c))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        blocks = list(pool.map(upload, data))
     cfg = json.loads(backupstore.longhorn_backup_cfg(volume, backup, created,
                                                      len(blocks) * block_size))
     cfg["CompressionMethod"] = compression.value

@@ -266,3 +266,18 @@ def test_sweep_removes_what_a_dead_worker_left_and_keeps_live_ones(tmp_path: Pat
         assert mine.exists()
     assert removed == [leftover.name]
     assert left_in(scratch) == []
+
+
+@pytest.mark.parametrize("options", [
+    {"block_size": 7, "content_checksum": True, "store_size": False, "block_linked": False},
+    {},  # python-lz4's defaults: 64 KiB linked blocks and a content size
+    {"block_size": 7, "block_checksum": True, "store_size": True},
+], ids=["go-writer", "many-blocks", "block-checksum"])
+def test_every_lz4_frame_shape_decodes(options: dict[str, object]) -> None:
+    import lz4.frame
+
+    block = os.urandom(MiB) + bytes(MiB)
+    if options.get("block_size") == 7:
+        options = {**options, "block_size": lz4.frame.BLOCKSIZE_MAX4MB}
+
+    assert lv._decompress(lv.Compression.LZ4, lz4.frame.compress(block, **options)) == block
