@@ -26,7 +26,8 @@ from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 
 TARGET = Kind("verify target", re.compile(r"longhorn|cnpg|etcd|all"), "longhorn")
-OBJECT = Kind("name", re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?"), "pvc-3f9c2a1b")
+OBJECT = Kind("name", re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/)?"
+                                 r"[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?"), "apps/web-data")
 BACKUP_ID = Kind("backup id", re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}"),
                  "backup-3f9c2a1b4d5e6f70")
 KINDS = ("longhorn", "cnpg", "etcd")
@@ -77,10 +78,28 @@ def targets(ctx: PlanContext) -> list[tuple[str, str]]:
         raise CommandError(f"/dr verify {kind} needs a name: /dr verify {kind} <name> "
                            "(or /dr verify all)")
     known = objects(ctx, kind)
-    if name not in known:
-        listed = ", ".join(known[:12]) or "none"
-        raise CommandError(f"no {kind} backups named {name!r} in the store; known: {listed}")
-    return [(kind, str(name))]
+    if name in known:
+        return [(kind, str(name))]
+    if kind == "longhorn":  # people know volumes by their PVC: namespace/pvc or a unique pvc
+        by_pvc = pvcs(ctx, known)
+        matches = [v for p, v in by_pvc.items() if name in (p, p.rpartition("/")[2])]
+        if len(matches) == 1:
+            return [(kind, matches[0])]
+        if matches:
+            raise CommandError(f"{name!r} matches {len(matches)} volumes; give namespace/pvc")
+        known = sorted(by_pvc) or known
+    listed = ", ".join(known[:12]) or "none"
+    raise CommandError(f"no {kind} backups named {name!r} in the store; known: {listed}")
+
+
+def pvcs(ctx: PlanContext, volumes: list[str]) -> dict[str, str]:
+    """``namespace/pvc`` -> volume, from each volume's last backup (read from the store)."""
+    from adapters.verify import longhorn as lv
+
+    store = ctx.services.store("longhorn")
+    found = {lv.pvc_of(store, "", v): v for v in volumes}
+    found.pop("", None)
+    return found
 
 
 # --- running one verification -------------------------------------------------------------------

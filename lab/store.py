@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lab import world
+from lab.longhorn_blocks import volume_blocks
 
 SNAPSHOT_BYTES = b"lab etcd snapshot\n" * 64
 
@@ -34,12 +35,11 @@ def longhorn_objects(now: datetime) -> dict[str, bytes]:
         base = longhorn_volume_dir(vol.name)
         size = vol.size_gi * 1024**3
         latest_age = min(vol.backup_age_days)
+        real = volume_blocks(vol)  # real ext4 blocks, shared by the volume's backups
+        out.update({f"{base}/{key}": body for key, body in real.objects.items()})
         for age in sorted(vol.backup_age_days, reverse=True):
             when = now - timedelta(days=age)
             name = world.longhorn_backup_name(vol.name, age)
-            block = f"lab block of {name}".encode()
-            digest = hashlib.sha256(block).hexdigest()
-            out[f"{base}/blocks/{digest[0:2]}/{digest[2:4]}/{digest}.blk"] = gzip.compress(block)
             cfg = {
                 "Name": name,
                 "VolumeName": vol.name,
@@ -51,7 +51,7 @@ def longhorn_objects(now: datetime) -> dict[str, bytes]:
                 "Parameters": {},
                 "IsIncremental": age != max(vol.backup_age_days),
                 "CompressionMethod": "lz4",
-                "Blocks": [{"Offset": 0, "BlockChecksum": digest}],
+                "Blocks": real.blocks,
                 "ProcessingBlocks": None,
                 "VolumeSize": str(size),
                 "VolumeCreated": _rfc3339(now - timedelta(days=90)),

@@ -229,6 +229,22 @@ def load_plan(store: ObjectStore, root: str, volume: str, backup: str | None = N
     )
 
 
+def pvc_of(store: ObjectStore, root: str, volume: str) -> str:
+    """``namespace/pvc`` from the last backup's ``KubernetesStatus`` label (set by Longhorn's
+    backup REST handler, which recurring jobs use: longhorn-manager ``api/snapshot.go``), or ""."""
+    try:
+        vol = _json(store, backupstore.longhorn_volume_cfg_key(root, volume))
+        name = _unquote(vol.get("LastBackupName"))
+        if not name:
+            return ""
+        cfg = _json(store, backupstore.longhorn_backup_cfg_key(root, volume, name))
+        status = json.loads((cfg.get("Labels") or {}).get("KubernetesStatus") or "{}")
+    except (NotFound, Damaged, ValueError, TypeError, AttributeError):
+        return ""
+    pvc, namespace = status.get("pvcName"), status.get("namespace")
+    return f"{namespace}/{pvc}" if pvc and namespace else ""
+
+
 # --- checking blocks ----------------------------------------------------------------------------
 
 @dataclass
