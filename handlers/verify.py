@@ -57,13 +57,18 @@ def _configured(inventory: Inventory) -> list[str]:
     return [k for k in KINDS if getattr(inventory.backups, f"{k}_store") is not None]
 
 
-def targets(ctx: PlanContext) -> list[tuple[str, str]]:
+def targets(ctx: PlanContext) -> list[tuple[str, str, str]]:
+    """(kind, name in the store, how people know it) of each object to verify."""
+    return [(k, n, label or n) for k, n, label in _targets(ctx)]
+
+
+def _targets(ctx: PlanContext) -> list[tuple[str, str, str]]:
     kind, name = str(ctx.args["kind"]), ctx.args.get("name")
     if kind == "all":
         if name or ctx.args.get("backup"):
             raise CommandError("/dr verify all takes no name or --backup: it verifies the newest "
                                "backup of every object")
-        found = [(k, n) for k in _configured(ctx.inventory) for n in objects(ctx, k)]
+        found = [(k, n, "") for k in _configured(ctx.inventory) for n in objects(ctx, k)]
         if not found:
             raise CommandError("nothing to verify: no backups found in the configured stores")
         return found
@@ -71,7 +76,7 @@ def targets(ctx: PlanContext) -> list[tuple[str, str]]:
         if name not in (None, "etcd"):
             raise CommandError("/dr verify etcd takes no name (it verifies the newest off-node "
                                "snapshot); name a snapshot with --backup")
-        return [("etcd", "etcd")]
+        return [("etcd", "etcd", "off-node snapshots")]
     if ctx.args.get("deep") and kind != "longhorn":
         raise CommandError("--deep applies to Longhorn only")
     if not name:
@@ -79,12 +84,12 @@ def targets(ctx: PlanContext) -> list[tuple[str, str]]:
                            "(or /dr verify all)")
     known = objects(ctx, kind)
     if name in known:
-        return [(kind, str(name))]
+        return [(kind, str(name), "")]
     if kind == "longhorn":  # people know volumes by their PVC: namespace/pvc or a unique pvc
         by_pvc = pvcs(ctx, known)
         matches = [v for p, v in by_pvc.items() if name in (p, p.rpartition("/")[2])]
         if len(matches) == 1:
-            return [(kind, matches[0])]
+            return [(kind, matches[0], f"{name} ({matches[0]})")]
         if matches:
             raise CommandError(f"{name!r} matches {len(matches)} volumes; give namespace/pvc")
         known = sorted(by_pvc) or known
@@ -175,8 +180,8 @@ def verify(ctx: PlanContext) -> Runbook:
     single = len(found) == 1 and ctx.args["kind"] != "all"
     steps = [StepDef(f"verify {kind} {name}", _step(kind, name, str(backup) if backup else None,
                                                     deep and kind == "longhorn", single),
-                     target=f"{kind} {name}", describe="read-only: from the object store")
-             for kind, name in found]
+                     target=f"{kind} {label}", describe="read-only: from the object store")
+             for kind, name, label in found]
     if not single:
         steps.append(StepDef("report", _final))
     return Runbook(steps, targets=[s.target for s in steps if s.target],

@@ -30,6 +30,8 @@ from bot.worker.services import Services
 from handlers.backups import detail, row
 from handlers.verify import due
 from lab.fakes.s3 import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, S3Server
+from tests.adapters.verify.test_cnpg import SERVER, Archive, archive, open_dir  # noqa: F401
+from tests.adapters.verify.test_etcd import SourceEtcd, save, source  # noqa: F401
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 
@@ -242,3 +244,57 @@ def test_the_rotation_respects_the_daily_budget(services: Services, tmp_path: Pa
 
     assert first["verify the most overdue object"]["ok"] is True
     assert "budget" in second["verify the most overdue object"]["text"]
+
+
+# --- the other two kinds through the handler, with their real tools ----------------------------
+
+
+def kind_services(s3_server: S3Server, redis_url: str, tmp_path: Path, kind: str, bucket: str,
+                  prefix: str, **verify: Any) -> Services:
+    creds = tmp_path / "s3-credentials"
+    creds.write_text(f"access_key={FAKE_ACCESS_KEY}\nsecret_key={FAKE_SECRET_KEY}\n")
+    store = Store(url=f"s3://{bucket}/{prefix}", endpoint_url=s3_server.endpoint_url,
+                  credentials_file=str(creds))
+    backups = Backups(**{f"{kind}_store": store}, verify=Verify(**verify))
+    return Services(Settings(kubeconfig=None, redis_url=redis_url, redis_allow_no_password=True),
+                    Inventory(backups=backups))
+
+
+def test_verify_etcd_through_the_handler(s3_server: S3Server, redis_url: str, tmp_path: Path,
+                                         source: SourceEtcd) -> None:  # noqa: F811
+    bucket = s3_server.new_bucket()
+    name = save(source, tmp_path, s3_server.store(bucket), compress=True)
+    services = kind_services(s3_server, redis_url, tmp_path, "etcd", bucket, "k3s",
+                             scratch_dir=str(tmp_path / "scratch"))
+
+    results = run_all(plan(services, "verify etcd"), services)
+
+    assert results["verify etcd etcd"]["ok"] is True
+    rec = verified.load(client(services))["etcd:etcd"]
+    assert rec.backup_id == name and rec.last_ok_point.startswith("2025-12-05T02:00")
+
+
+def test_verify_cnpg_through_the_handler_runs_the_inventory_checks(
+        s3_server: S3Server, redis_url: str, tmp_path: Path,
+        archive: Archive) -> None:  # noqa: F811
+    bucket = s3_server.new_bucket()
+    s3 = s3_server.client()
+    for obj in s3.list_objects_v2(Bucket=archive.bucket)["Contents"]:
+        s3.copy_object(Bucket=bucket, Key=obj["Key"],
+                       CopySource={"Bucket": archive.bucket, "Key": obj["Key"]})
+    root = open_dir("handler-scratch")
+    try:
+        checks = {SERVER: [{"name": "orders", "query": "SELECT count(*) FROM orders",
+                            "expect": "801"}]}
+        services = kind_services(s3_server, redis_url, tmp_path, "cnpg", bucket, "cnpg",
+                                 scratch_dir=str(root / "scratch"), cnpg_checks=checks)
+
+        with pytest.raises(CommandError, match="check 'orders': returned '800', expected '801'"):
+            run_all(plan(services, f"verify cnpg {SERVER}"), services)
+    finally:
+        import shutil
+
+        shutil.rmtree(root)
+    rec = verified.load(client(services))[f"cnpg:{SERVER}"]
+    assert not rec.ok and rec.backup_id == archive.backup_id
+    assert any(c.startswith("recovered to the end of the archive") for c in rec.checked)
