@@ -298,3 +298,25 @@ def test_verify_cnpg_through_the_handler_runs_the_inventory_checks(
     rec = verified.load(client(services))[f"cnpg:{SERVER}"]
     assert not rec.ok and rec.backup_id == archive.backup_id
     assert any(c.startswith("recovered to the end of the archive") for c in rec.checked)
+
+
+def test_the_scheduler_enqueues_one_rotation_job_per_hour_when_configured(
+        redis_url: str, tmp_path: Path) -> None:
+    from bot.watch.scheduler import Scheduler
+    from tests.bot.harness import Harness
+
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("backups: {verify_every: 7, check_interval_seconds: 600}\n")
+    harness = Harness(redis_url, tmp_path, DRBOT_INVENTORY=str(inventory))
+    try:
+        scheduler = Scheduler(harness.rt)
+        for minute in range(0, 180, 5):  # three hours, ticking every five minutes
+            scheduler.tick(1_800_000_000 + minute * 60)
+        jobs = [harness.rt.store.get(j) for j in harness.rt.store.recent(100)]
+        rotations = [j for j in jobs if j.command == "verify-next"]
+        checks = [j for j in jobs if j.command == "backup-check"]
+        assert len(rotations) == 3  # three hours
+        assert len(checks) == 18  # one per 600 s slot
+        assert {j.account for j in rotations} == {"system:scheduler"}
+    finally:
+        harness.close()
