@@ -25,7 +25,7 @@ from bot.watch import verified
 from bot.watch.alerts import Watch
 from bot.watch.evaluate import Finding, verification
 from bot.watch.facts import Facts, Sight
-from bot.watch.metrics import install
+from bot.watch.gauges import install
 from bot.worker.services import Services
 from handlers.backups import detail, row
 from handlers.verify import due
