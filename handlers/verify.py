@@ -149,7 +149,17 @@ def outcome(result: Any) -> dict[str, Any]:
 def _step(kind: str, name: str, backup: str | None, deep: bool, raise_on_failure: bool
           ) -> Callable[[StepContext], dict[str, Any]]:
     def run(step: StepContext) -> dict[str, Any]:
-        result = verify_one(step, kind, name, backup, deep)
+        from adapters.errors import AdapterError, Cancelled
+
+        try:
+            result = verify_one(step, kind, name, backup, deep)
+        except Cancelled:
+            raise
+        except AdapterError as exc:
+            if raise_on_failure:
+                raise
+            # /dr verify all goes on with the next object; the report step names this one
+            return {"ok": False, "text": f"{kind} {name}: could not verify: {exc}"}
         if raise_on_failure and not result.ok:
             raise CommandError(result.summary())
         return outcome(result)
@@ -193,7 +203,8 @@ def verify(ctx: PlanContext) -> Runbook:
 def _final(step: StepContext) -> dict[str, Any]:
     failed = [r["text"] for r in step.results.values() if "ok" in r and not r["ok"]]
     if failed:
-        raise CommandError(f"{len(failed)} backup(s) failed verification: " + "; ".join(failed))
+        raise CommandError(f"{len(failed)} backup(s) failed or could not be verified: "
+                           + "; ".join(failed))
     return {}
 
 

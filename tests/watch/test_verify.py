@@ -124,9 +124,28 @@ def test_verify_all_checks_every_object_then_reports_the_failures(services: Serv
 
     book = plan(services, "verify all")
     assert book.targets == ["longhorn pvc-a", "longhorn pvc-b"]
-    with pytest.raises(CommandError, match="1 backup\\(s\\) failed verification: .*pvc-b"):
+    with pytest.raises(CommandError, match="1 backup\\(s\\) failed or could not be verified: "
+                                           ".*pvc-b"):
         run_all(book, services)
     assert set(verified.load(client(services))) == {"longhorn:pvc-a", "longhorn:pvc-b"}
+
+
+def test_verify_all_goes_on_when_one_object_cannot_be_verified(services: Services,
+                                                              tmp_path: Path) -> None:
+    seed(services, tmp_path, "pvc-a")
+    store = services.store("longhorn")
+    from adapters import backupstore
+
+    store.upload(backupstore.longhorn_backup_cfg_key("", "pvc-b", "backup-run"),
+                 backupstore.longhorn_backup_cfg("pvc-b", "backup-run", None, 0))
+    backupstore.write_longhorn_volume(store, "", "pvc-b", size=8 << 20,
+                                      last_backup_name="backup-run")
+    book = plan(services, "verify all")
+
+    with pytest.raises(CommandError, match="longhorn pvc-b: could not verify: backup backup-run "
+                                           "of pvc-b is still in progress"):
+        run_all(book, services)
+    assert set(verified.load(client(services))) == {"longhorn:pvc-a"}  # nothing said of pvc-b
 
 
 @pytest.mark.parametrize(("text", "message"), [
