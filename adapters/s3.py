@@ -148,6 +148,11 @@ class ObjectStore:
     def exists(self, key: str) -> bool:
         return self.stat(key) is not None
 
+    def download(self, key: str, path: str | os.PathLike[str]) -> int:
+        """Stream the object into the local file ``path`` (never whole in memory); returns its
+        size. NotFound if there is no such object."""
+        return self._backend.download(key, Path(path))
+
     def upload(self, key: str, data: bytes | str | os.PathLike[str]) -> None:
         """Store ``data`` (bytes, or the path of a local file) under ``key``, replacing any."""
         if isinstance(data, bytes | bytearray | memoryview):
@@ -264,6 +269,11 @@ class _S3:
                 body.close()
 
         return self._call("GetObject", key, get)
+
+    def download(self, key: str, path: Path) -> int:
+        self._call("GetObject", key, lambda: self._client.download_file(
+            self.bucket, self._key(key), str(path)))
+        return path.stat().st_size
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:
@@ -548,6 +558,19 @@ class _Local:
             raise NotFound(f"{self.location}/{key} does not exist") from None
         except OSError as exc:
             raise self._os_error(exc, "read", key) from exc
+
+    def download(self, key: str, path: Path) -> int:
+        source = self._path(key)
+        self._count(1)
+        try:
+            with source.open("rb") as src, path.open("wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            self._check_base()
+            raise NotFound(f"{self.location}/{key} does not exist") from None
+        except OSError as exc:
+            raise self._os_error(exc, "read", key) from exc
+        return path.stat().st_size
 
     def stat(self, key: str) -> ObjectInfo | None:
         path = self._path(key)

@@ -8,6 +8,10 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,12 +125,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
     rt.settings.key()
     _ = rt.policy, rt.inventory  # validate the files before taking any job
     prepare(rt)
+    _sweep_scratch(rt)
     _health(settings, registry=worker_registry())
     worker = DrbotWorker([queue(rt.client, settings.queue)], connection=rt.client,
                          worker_ttl=60, job_monitoring_interval=5, maintenance_interval=30)
     worker.stop_grace = stop_seconds(settings.cancel_grace_seconds)
     worker.work(burst=args.burst, logging_level=settings.log_level.upper())
     return 0
+
+
+def _sweep_scratch(rt: Runtime) -> None:
+    """Remove what verifications of a worker that died left in scratch space (/dr verify)."""
+    import logging
+
+    from adapters.verify.scratch import sweep
+
+    for name in sweep(rt.inventory.backups.verify.scratch_dir):
+        logging.getLogger("drbot.worker").info("removed %s left by a dead worker", name)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

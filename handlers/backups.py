@@ -18,8 +18,8 @@ from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 from bot.watch.evaluate import Finding, sort, span
 
-ICONS = {"missed": "✗", "unreadable": "✗", "archiving failing": "!", "retention gap": "!",
-         "unknown": "?", "ok": "✓"}
+ICONS = {"missed": "✗", "unreadable": "✗", "verify failed": "✗", "archiving failing": "!",
+         "verify overdue": "!", "retention gap": "!", "unknown": "?", "ok": "✓"}
 GROUPS = {"longhorn": "Longhorn volumes", "cnpg": "CloudNativePG clusters",
           "etcd": "K3s etcd snapshots (off-node copies)"}
 
@@ -69,7 +69,39 @@ def row(f: Finding) -> str:
     why = f": {f.problem[:110]}" if f.problem and f.status not in ("ok", "missed", "retention gap") \
         else ""
     return (f"  {ICONS[f.status]} {f.label:<28} {f.status:<17} {age} (max {f.max_age_hours:g}h)"
-            f"{keep}{why}")
+            f"{keep}{verified_short(f.verified)}{why}")
+
+
+def verified_short(record: dict[str, Any]) -> str:
+    """'; verified 2d 3h ago' (the last verified restorable point), or nothing if never."""
+    if not record.get("last_ok_at"):
+        return ""
+    return f"; verified {span(time.time() - float(record['last_ok_at']))} ago"
+
+
+def verified_lines(record: dict[str, Any]) -> list[str]:
+    """The last verified restorable point and the latest verification, for one object."""
+    if not record:
+        return ["last verified restorable point: never verified (run /dr verify)"]
+    lines = []
+    if record.get("last_ok_at"):
+        point = record.get("last_ok_point") or ""
+        lines.append(f"last verified restorable point: backup {record.get('last_ok_backup')}"
+                     + (f" (restores to {point})" if point else "")
+                     + f", verified {span(time.time() - float(record['last_ok_at']))} ago")
+    else:
+        lines.append("last verified restorable point: none (no verification passed)")
+    when = datetime.fromtimestamp(float(record.get("verified_at") or 0), UTC)
+    lines.append(f"latest verification: {record.get('outcome')} at {when:%Y-%m-%d %H:%M} UTC, "
+                 f"backup {record.get('backup_id')}, {_mib(record.get('bytes_read'))} read in "
+                 f"{float(record.get('duration') or 0):.0f} s"
+                 + (f": {record.get('problem')}" if record.get("problem") else ""))
+    lines += [f"  checked: {c}" for c in record.get("checked") or []]
+    return lines
+
+
+def _mib(value: Any) -> str:
+    return f"{int(value or 0) / (1 << 20):.1f} MiB"
 
 
 def report(findings: list[Finding], last: dict[str, Any], note: str = "") -> str:
@@ -104,7 +136,8 @@ def detail(f: Finding, last: dict[str, Any], note: str = "") -> str:
              f"retention: {f.retention or 'not checked'}",
              f"last good backup: {f.last_good or 'none'}"
              + (f" ({span(f.age)} ago)" if f.age is not None else ""),
-             f"answered from: {f.source}"]
+             f"answered from: {f.source}",
+             *verified_lines(f.verified)]
     lines += [f"note: {n}" for n in f.notes]
     if f.bad:
         lines.append(f"to act: {f.command}")

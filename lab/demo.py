@@ -1,7 +1,8 @@
 """`python -m lab.demo` (`make demo`): the console against the simulated homelab, with a scripted session.
 
 What a new user sees first: help, the cluster's status, a reconcile with live progress, an account
-that is not on the list, the backup report with the alert for a stale backup, and a node rebuild
+that is not on the list, the backup report with the alert for a stale backup, a backup verified
+restorable and one that is not, and a node rebuild
 refused by its preflight and then approved by a second person.
 """
 
@@ -25,6 +26,10 @@ SCRIPT = """\
 # The stale volume raises an alert in the alert channel (once, not at every check).
 /dr backups
 /dr backups archive
+# Is a backup restorable? Read from the store alone: every block checksummed, the filesystem fsck'ed.
+/dr verify longhorn apps/web-data --deep
+# The archive volume's backup lost a block in the store: verification names the first one.
+/dr verify longhorn apps/archive
 # Scenario 2, refused by its preflight: k3s-agent-1 holds both healthy copies of apps/media.
 /dr rebuild-node k3s-agent-1
 # Scenario 2: a dead server is rebuilt; alice asks, bob approves, the thread shows each step.

@@ -163,6 +163,7 @@ def policy(console_login: str) -> dict[str, Any]:
             "etcd-sync": {"allow": ["operator", "admin"]},
             "backup-now": {"allow": ["operator", "admin"]},
             "doctor": {"allow": ["operator", "admin"]},
+            "verify": {"allow": ["operator", "admin"]},
         },
         "lab": True,
     }
@@ -230,6 +231,7 @@ def inventory(ep: Endpoints, paths: Paths) -> dict[str, Any]:
             "cnpg_store": store_entry("cnpg"),
             "etcd_store": store_entry("etcd", world.ETCD_FOLDER),
             "check_interval_seconds": 60,
+            "verify": {"scratch_dir": str(paths.root / "verify-scratch")},
         },
         "alerts": {"console": "lab-alerts"},
     }

@@ -13,6 +13,7 @@ from typing import Any
 
 from adapters.backupstore import go_string_fields
 from lab import world
+from lab.longhorn_blocks import volume_blocks
 
 SNAPSHOT_BYTES = b"lab etcd snapshot\n" * 64
 
@@ -35,12 +36,11 @@ def longhorn_objects(now: datetime) -> dict[str, bytes]:
         base = longhorn_volume_dir(vol.name)
         size = vol.size_gi * 1024**3
         latest_age = min(vol.backup_age_days)
+        real = volume_blocks(vol)  # real ext4 blocks, shared by the volume's backups
+        out.update({f"{base}/{key}": body for key, body in real.objects.items()})
         for age in sorted(vol.backup_age_days, reverse=True):
             when = now - timedelta(days=age)
             name = world.longhorn_backup_name(vol.name, age)
-            block = f"lab block of {name}".encode()
-            digest = hashlib.sha256(block).hexdigest()
-            out[f"{base}/blocks/{digest[0:2]}/{digest[2:4]}/{digest}.blk"] = gzip.compress(block)
             cfg = {
                 "Name": name,
                 "VolumeName": vol.name,
@@ -56,7 +56,7 @@ def longhorn_objects(now: datetime) -> dict[str, bytes]:
                 "Parameters": {},
                 "IsIncremental": age != max(vol.backup_age_days),
                 "CompressionMethod": "lz4",
-                "Blocks": [{"Offset": 0, "BlockChecksum": digest}],
+                "Blocks": real.blocks,
                 "ProcessingBlocks": None,
             }
             out[f"{base}/backups/backup_{name}.cfg"] = json.dumps(cfg).encode()

@@ -148,6 +148,39 @@ class BackupPolicy(Strict):
                                                    "{max_age_hours: .., retention_days: ..}")
 
 
+class SqlCheck(Strict):
+    """A read-only query a CNPG verification runs on the restored database."""
+
+    name: str
+    query: str
+    database: str = "postgres"
+    expect: str | None = Field(None, description="the first value must equal this")
+    max_age_hours: float | None = Field(None, gt=0, description="the query returns a time; "
+                                        "it may be at most this old")
+
+
+class Verify(Strict):
+    """How /dr verify proves backups restorable on the worker (see docs/backups.md)."""
+
+    scratch_dir: str = Field("/var/tmp/drbot-verify", description="where restored data goes; "
+                             "removed after each verification")
+    scratch_max_gb: float = Field(0, ge=0, description="most scratch space one verification "
+                                  "may use (0: whatever is free)")
+    max_mb_per_second: float = Field(0, ge=0, description="read rate cap (0: none)")
+    daily_budget_gb: float = Field(0, ge=0, description="scheduled verifications stop for the "
+                                   "day once they read this much (0: no budget)")
+    deep: bool = Field(True, description="scheduled Longhorn verifications fsck the image")
+    longhorn_workers: int = Field(8, ge=1, le=64)
+    postgres_bin_dir: str = "/usr/lib/postgresql/{major}/bin"
+    postgres_user: str = Field("postgres", description="runs the throwaway PostgreSQL when "
+                               "the worker is root")
+    barman_dir: str | None = None
+    etcd_bin_dir: str | None = None
+    recovery_timeout_seconds: int = Field(3600, gt=0)
+    cnpg_checks: dict[str, list[SqlCheck]] = Field(default_factory=dict,
+                                                   description="per CNPG server name")
+
+
 class Backups(Strict):
     """Where the backups are and the policy the watch holds them to."""
 
@@ -163,6 +196,9 @@ class Backups(Strict):
     reminder_hours: float = Field(12.0, description="hours between reminders of an open alert")
     heartbeat_url: str | None = Field(None, description="pinged after every check "
                                                         "(healthchecks.io style)")
+    verify_every: float = Field(0, ge=0, description="days: every object is verified "
+                                "restorable at least this often (0: no rotation, no alert)")
+    verify: Verify = Verify()
     alert_retention: bool = Field(False, description="also alert on retention gaps (else they "
                                                      "show in /dr backups and metrics only)")
 

@@ -4,13 +4,14 @@ then ping the heartbeat. The clock is an argument, so tests move time instead of
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import redis
 
 from bot.config.inventory import Inventory
 from bot.watch import ping as heartbeat_ping
+from bot.watch import verified
 from bot.watch.alerts import AlertEvent, Watch
 from bot.watch.evaluate import Finding, evaluate
 from bot.watch.facts import Facts, Sources, collect
@@ -42,7 +43,8 @@ def run(client: redis.Redis, sources: Sources, inventory: Inventory,
     started = time.monotonic()
     with watch.checking(ttl=max(inventory.backups.check_interval_seconds * 2, 600)):
         facts = collect(sources, inventory, now)
-        findings = evaluate(facts, inventory.backups, now)
+        records = {key: asdict(rec) for key, rec in verified.load(client).items()}
+        findings = evaluate(facts, inventory.backups, now, records)
         took = time.monotonic() - started
         events = watch.record(facts, findings, now.timestamp(), inventory.backups.reminder_hours,
                               inventory.backups.alert_retention, took)

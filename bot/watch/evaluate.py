@@ -17,8 +17,9 @@ from bot.watch import rules
 from bot.watch.facts import Facts, ObjectFacts, Seen
 
 # worst first; the number is the sort weight and the order of /dr backups
-SEVERITY = {"missed": 5, "unreadable": 4, "archiving failing": 3, "retention gap": 2,
-            "unknown": 1, "ok": 0}
+SEVERITY = {"missed": 5, "unreadable": 4, "verify failed": 4, "archiving failing": 3,
+            "verify overdue": 2, "retention gap": 2, "unknown": 1, "ok": 0}
+BAD = ("missed", "unreadable", "archiving failing", "verify failed", "verify overdue")
 HISTORY = 30
 
 
@@ -40,6 +41,7 @@ class Finding:
     partial: bool = False  # a side this object needs could not be read
     command: str = ""  # what to run about it
     history: list[list[Any]] = field(default_factory=list)  # [epoch, name, where, state]
+    verified: dict[str, Any] = field(default_factory=dict)  # the latest verification record
 
     @property
     def key(self) -> str:
@@ -47,7 +49,7 @@ class Finding:
 
     @property
     def bad(self) -> bool:
-        return self.status in ("missed", "unreadable", "archiving failing")
+        return self.status in BAD
 
     @property
     def overdue_since(self) -> float | None:
@@ -194,14 +196,43 @@ def judge(obj: ObjectFacts, facts: Facts, limits: rules.Limits, now: datetime) -
     return found
 
 
-def evaluate(facts: Facts, backups: Backups, now: datetime) -> list[Finding]:
-    """One finding per watched object (excluded objects are left out), worst first."""
+def verification(found: Finding, record: dict[str, Any] | None, every_days: float,
+                 now: datetime) -> Finding:
+    """Hold an object whose backups are otherwise fine to its verifications: the latest one
+    failed (always), or none passed within ``every_days`` (when a rotation is configured)."""
+    found.verified = dict(record or {})
+    if found.status not in ("ok", "retention gap"):
+        return found
+    command = f"/dr verify {found.kind}" + ("" if found.kind == "etcd" else f" {found.name}")
+    if record and record.get("outcome") != "ok":
+        ago = span(now.timestamp() - float(record.get("verified_at") or 0))
+        found.status, found.command = "verify failed", command
+        found.problem = (f"verification of backup {record.get('backup_id')} failed {ago} ago: "
+                         f"{record.get('problem') or 'no reason recorded'}")
+        return found
+    if every_days <= 0:
+        return found
+    last_ok = (record or {}).get("last_ok_at")
+    if last_ok is None or now.timestamp() - float(last_ok) > every_days * 86400:
+        found.status, found.command = "verify overdue", command
+        found.problem = ("never verified restorable" if last_ok is None else
+                         f"last verified restorable {span(now.timestamp() - float(last_ok))} ago")
+        found.problem += f"; policy: every {every_days:g} days"
+    return found
+
+
+def evaluate(facts: Facts, backups: Backups, now: datetime,
+             verified: dict[str, dict[str, Any]] | None = None) -> list[Finding]:
+    """One finding per watched object (excluded objects are left out), worst first.
+    ``verified``: the latest verification record per ``kind:name`` (bot/watch/verified.py)."""
     findings = []
     for obj in facts.objects:
         names = obj.aliases or (obj.name,)
         if rules.excluded(backups, obj.kind, names):
             continue
-        findings.append(judge(obj, facts, rules.limits(backups, obj.kind, names), now))
+        found = judge(obj, facts, rules.limits(backups, obj.kind, names), now)
+        findings.append(verification(found, (verified or {}).get(found.key),
+                                     backups.verify_every, now))
     return sort(findings)
 
 

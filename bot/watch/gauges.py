@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from bot.metrics import BACKUP_AGE, BACKUP_STATE
+from bot.watch import verified
 from bot.watch.alerts import FINDINGS, LAST
 
 log = logging.getLogger("drbot.watch")
@@ -41,9 +42,16 @@ class FindingsCollector:
         blind = GaugeMetricFamily("drbot_backup_watch_blind",
                                   "1 when the latest check could not read this side",
                                   labels=["side"])
+        verified_age = GaugeMetricFamily(
+            "drbot_backup_verified_age_seconds",
+            "Seconds since a backup of the object was last verified restorable", labels=["kind", "name"])
+        verify_ok = GaugeMetricFamily(
+            "drbot_backup_verify_ok", "1 when the object's latest verification passed, else 0",
+            labels=["kind", "name"])
         try:
             findings = self.client.hvals(FINDINGS)
             raw_last = self.client.get(LAST)
+            records = verified.load(self.client)
         except redis.RedisError as exc:
             log.warning("backup metrics: redis unavailable (%s)", exc)
             return
@@ -58,7 +66,11 @@ class FindingsCollector:
             for side, sight in data.get("sights", {}).items():
                 if sight.get("configured", True):
                     blind.add_metric([side], 0.0 if sight.get("ok") else 1.0)
-        yield from (age, ok, last, blind)
+        for rec in records.values():
+            if rec.last_ok_at is not None:
+                verified_age.add_metric([rec.kind, rec.name], max(0.0, time.time() - rec.last_ok_at))
+            verify_ok.add_metric([rec.kind, rec.name], 1.0 if rec.ok else 0.0)
+        yield from (age, ok, last, blind, verified_age, verify_ok)
 
 
 def install(client: redis.Redis, registry: CollectorRegistry = REGISTRY) -> FindingsCollector:

@@ -27,6 +27,8 @@ from bot.runtime import Runtime
 COMMAND = "backup-check"
 DOCTOR = "doctor-check"  # handlers/doctor.py: a broken credential alerts within a day
 DOCTOR_INTERVAL = 86400
+VERIFY_COMMAND = "verify-next"  # the verification rotation, when backups.verify_every is set
+VERIFY_INTERVAL = 3600  # one rotation job per hour; it verifies one object if one is due
 FRONTEND = "system"
 MAX_INTERVAL = 86400  # request ids are remembered for a day
 log = logging.getLogger("drbot.scheduler")
@@ -63,8 +65,11 @@ class Scheduler:
         return job.id if created else None
 
     def tick_all(self, now: float) -> list[str]:
-        """The backup check of this slot, and the doctor's run of this day."""
+        """The backup check of this slot, the doctor's run of this day and, with
+        ``backups.verify_every`` set, this hour's verification rotation."""
         ids = [self.tick(now), self.tick(now, DOCTOR, DOCTOR_INTERVAL)]
+        if self.rt.inventory.backups.verify_every > 0:
+            ids.append(self.tick(now, VERIFY_COMMAND, VERIFY_INTERVAL))
         return [job_id for job_id in ids if job_id]
 
     def wait(self, now: float) -> float:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from adapters.terraform import TerraformConfig
     from bot.config.inventory import Inventory, Store
     from bot.config.settings import Settings
+    from bot.watch.verified import Verifications
 
 
 def secret_file(path: str, what: str) -> str:
@@ -87,6 +88,14 @@ class Services:
                              private_key_file=iac.ssh_key_file,
                              vault_password_file=iac.vault_password_file,
                              extravars=dict(iac.ansible.extravars), timeout=iac.ansible.timeout)
+
+    @cached_property
+    def verifications(self) -> Verifications:
+        """Where /dr verify keeps its results (bot.watch.verified), on the worker's Redis."""
+        from bot.runtime import connect
+        from bot.watch.verified import Verifications
+
+        return Verifications(connect(self.settings, patient=True))
 
     def store(self, kind: str) -> ObjectStore:
         """The object store holding `longhorn`, `cnpg` or `etcd` backups."""
