@@ -151,9 +151,9 @@ class BackupPolicy(Strict):
 class SqlCheck(Strict):
     """A read-only query a CNPG verification runs on the restored database."""
 
-    name: str
-    query: str
-    database: str = "postgres"
+    name: str = Field(description="shown in the verification's report")
+    query: str = Field(description="run in a read-only transaction")
+    database: str = Field("postgres", description="the database to connect to")
     expect: str | None = Field(None, description="the first value must equal this")
     max_age_hours: float | None = Field(None, gt=0, description="the query returns a time; "
                                         "it may be at most this old")
@@ -170,13 +170,17 @@ class Verify(Strict):
     daily_budget_gb: float = Field(0, ge=0, description="scheduled verifications stop for the "
                                    "day once they read this much (0: no budget)")
     deep: bool = Field(True, description="scheduled Longhorn verifications fsck the image")
-    longhorn_workers: int = Field(8, ge=1, le=64)
-    postgres_bin_dir: str = "/usr/lib/postgresql/{major}/bin"
+    longhorn_workers: int = Field(8, ge=1, le=64, description="blocks fetched and checked in "
+                                  "parallel")
+    postgres_bin_dir: str = Field("/usr/lib/postgresql/{major}/bin", description="PostgreSQL's "
+                                  "server binaries for the backup's major version")
     postgres_user: str = Field("postgres", description="runs the throwaway PostgreSQL when "
                                "the worker is root")
-    barman_dir: str | None = None
-    etcd_bin_dir: str | None = None
-    recovery_timeout_seconds: int = Field(3600, gt=0)
+    barman_dir: str | None = Field(None, description="where barman-cloud-* are (default: PATH)")
+    etcd_bin_dir: str | None = Field(None, description="where etcd and etcdutl are (default: "
+                                     "PATH)")
+    recovery_timeout_seconds: int = Field(3600, gt=0, description="most time the throwaway "
+                                          "PostgreSQL may take to recover")
     cnpg_checks: dict[str, list[SqlCheck]] = Field(default_factory=dict,
                                                    description="per CNPG server name")
 
