@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from bot.errors import CommandError
+from bot.errors import CommandError, RecordForged
 from bot.records.signing import Signer
 
 JOB = "drbot:job:"
@@ -55,6 +55,8 @@ class Approval:
     at: float
     digest: str
     expires: float
+    attempt: int = 0  # the attempt it was given for: a retry needs its own (unless the policy
+    version: int = 0  # says otherwise), and the record version it was given on
 
 
 @dataclass
@@ -85,6 +87,10 @@ class Job:
     attempt: int = 0
     error: str | None = None
     summary: str | None = None
+    retried_by: str | None = None  # the person who asked for the latest retry, and their account
+    retried_account: str | None = None
+    version: int = 0  # grows by one with every write; what a start or a decision is bound to
+    signed: float = 0.0  # when drbot last signed this record (set on load from the envelope)
 
     @property
     def terminal(self) -> bool:
@@ -118,7 +124,19 @@ class JobStore:
     def _load(self, raw: bytes | None, job_id: str) -> Job:
         if raw is None:
             raise CommandError(f"no job {job_id}; /dr jobs lists recent ones")
-        return Job.from_dict(self.signer.open(raw, f"job {job_id}"))
+        sealed = self.signer.opened(raw, f"job {job_id}", JOB + job_id)
+        try:
+            job = Job.from_dict(sealed.record)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise RecordForged(f"job {job_id}: unreadable record ({type(exc).__name__})") from None
+        if job.id != job_id:
+            raise RecordForged(f"job {job_id}: the record names job {job.id}")
+        job.signed = sealed.signed
+        return job
+
+    def seal(self, job: Job) -> bytes:
+        job.signed = time.time()
+        return self.signer.seal(job.to_dict(), JOB + job.id, job.signed)
 
     def get(self, job_id: str) -> Job:
         return self._load(self.client.get(JOB + job_id), job_id)
@@ -138,7 +156,8 @@ class JobStore:
                         job.id = new_id()
                     pipe.multi()
                     pipe.set(dedupe, job.id, ex=86400)
-                    pipe.set(JOB + job.id, self.signer.seal(job.to_dict()))
+                    job.version = 1
+                    pipe.set(JOB + job.id, self.seal(job))
                     pipe.zadd(JOBS, {job.id: job.created})
                     pipe.sadd(ACTIVE, job.id)
                     if then:
@@ -161,8 +180,9 @@ class JobStore:
                         pipe.reset()
                         return job
                     job.updated = time.time()
+                    job.version += 1
                     pipe.multi()
-                    pipe.set(key, self.signer.seal(job.to_dict()))
+                    pipe.set(key, self.seal(job))
                     if job.terminal:
                         pipe.srem(ACTIVE, job.id)
                     else:
