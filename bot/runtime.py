@@ -63,7 +63,7 @@ class Runtime:
 
     @cached_property
     def events(self) -> Events:
-        return Events(self.client)
+        return Events(self.client, self.signer)
 
     @cached_property
     def audit(self) -> Audit:

@@ -8,6 +8,7 @@ work it implies are never separated by a crash.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ ACTIVE = "drbot:jobs:active"  # ids of jobs not yet ended, so sweeps scale with 
 REQUEST = "drbot:request:"
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "denied", "expired", "lost", "planned",
                       "refused"})
+JOB_ID = re.compile(r"^[0-9a-f]{8}$")
 RETRYABLE = frozenset({"failed", "cancelled", "lost"})
 
 

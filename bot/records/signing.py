@@ -45,6 +45,9 @@ class Signer:
     def sign(self, data: Any) -> str:
         return hmac.new(self._key, canonical(data), hashlib.sha256).hexdigest()
 
+    def verify(self, data: Any, sig: object) -> bool:
+        return isinstance(sig, str) and hmac.compare_digest(sig, self.sign(data))
+
     def seal(self, data: dict[str, Any], bound: str, at: float | None = None) -> bytes:
         """``data`` signed for the Redis key ``bound`` (or another name of where it is valid)."""
         envelope = {"bound": bound, "record": data,

@@ -19,7 +19,6 @@ call any function with its infrastructure credentials, or make it send requests 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Any
 
@@ -31,13 +30,13 @@ from rq.serializers import JSONSerializer
 
 from bot.errors import CommandError, RecordForged
 from bot.records.audit import Audit
+from bot.records.jobs import JOB_ID
 from bot.records.queue import GRACE, RUNNER
 from bot.runtime import Runtime
 from bot.worker import runner
 from bot.worker.shutdown import PromptStop
 
 log = logging.getLogger("drbot.worker")
-JOB_ID = re.compile(r"^[0-9a-f]{8}$")
 ACTIONABLE = frozenset({"planning", "queued"})
 MAX_TIMEOUT = 7 * 86400 + GRACE
 
