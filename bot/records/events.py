@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import redis
 
 from bot.errors import RecordForged
-from bot.redact import REDACT
 from bot.records.signing import Signer
+from bot.redact import REDACT
 
 STREAM = "drbot:events:"
 KEEP = 5000  # entries per job stream
