@@ -182,10 +182,11 @@ class Runner:
         return job.status
 
     def not_actionable(self, job: Job) -> str:
-        """Why this record must not be acted on ('' if it may): the worker admitted another
-        version, or it is a request for work signed longer ago than the actionable window."""
-        if ADMITTED is not None and (job.id, job.version) != ADMITTED:
-            return (f"the record changed to version {job.version} after the worker admitted "
+        """Why this record must not be acted on ('' if it may): it is older than the version the
+        worker admitted (a newer one is drbot's own later write, like the thread it was given),
+        or it is a request for work signed longer ago than the actionable window."""
+        if ADMITTED is not None and (ADMITTED[0] != job.id or job.version < ADMITTED[1]):
+            return (f"the record went back to version {job.version} after the worker admitted "
                     f"version {ADMITTED[1]}")
         age = time.time() - job.signed
         if job.status in ("planning", "queued") and age > self.rt.settings.actionable_seconds:

@@ -12,8 +12,8 @@ call any function with its infrastructure credentials, or make it send requests 
 - a job that cannot even be decoded (a timeout that is not a number, say) is removed the same
   way, so one bad entry never stops the worker;
 - drbot's own runner job is admitted only for a signed record that is actionable now: in a
-  state that asks for work, signed within the actionable window, and not already started by
-  this worker at that version (so a record written back cannot run twice here).
+  state that asks for work, signed within the actionable window, and newer than any version of
+  it this worker has seen (so a record written back cannot run twice here).
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ class DrbotJob(RqJob):
     def stopped_callback(self) -> None:  # type: ignore[override]
         return None
 
-    def should_retry(self) -> bool:
+    @property
+    def should_retry(self) -> bool:  # type: ignore[override]
         return False
 
 
@@ -102,7 +103,18 @@ class DrbotWorker(PromptStop, Worker):
         kwargs.setdefault("job_class", DrbotJob)
         super().__init__(*args, **kwargs)
         self.rt = runtime
-        self.admitted: dict[tuple[str, int], float] = {}
+        self.seen: dict[str, tuple[int, float]] = {}  # job id: (newest version, when)
+
+    def unsubscribe(self) -> None:
+        """rq stops its pubsub thread with redis-py's ``stop()``, which (redis-py 8) waits for
+        the thread without a bound; a thread still waiting for its subscription (rq gives it
+        60 s) then holds up the worker's SIGTERM that long. Bounded here; the thread is a daemon
+        and is left to the process's exit if it does not end at once."""
+        if self.pubsub_thread and self.pubsub:
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.stop(timeout=1)
+            if not self.pubsub_thread.is_alive():
+                self.pubsub.close()
 
     # -- taking a job -----------------------------------------------------------------------------
     def dequeue_job_and_maintain_ttl(self, timeout: int | None,
@@ -129,7 +141,7 @@ class DrbotWorker(PromptStop, Worker):
 
     def admit(self, job: RqJob) -> tuple[str, str | None]:
         """(audit outcome, why) for drbot's own runner job: refused unless its signed record
-        asks for work now and this worker has not started that version of it yet."""
+        asks for work now and is newer than any version of it this worker has seen."""
         runner.ADMITTED = None
         if self.rt is None:
             return "", None
@@ -141,19 +153,31 @@ class DrbotWorker(PromptStop, Worker):
         except CommandError as exc:
             return "refused-no-record", str(exc)
         now, window = time.time(), self.rt.settings.actionable_seconds
-        self.admitted = {k: at for k, at in self.admitted.items() if now - at <= window}
+        self.seen = {k: v for k, v in self.seen.items() if now - v[1] <= 2 * window}
         if record.status not in ACTIONABLE:
             return "refused-replay", f"job {job_id} is {record.status}: nothing to start"
         if now - record.signed > window:
             return "refused-stale", (f"job {job_id} was {record.status} {now - record.signed:.0f}s "
                                      f"ago, beyond the {window}s window: a stale or replayed "
                                      "record")
-        if (job_id, record.version) in self.admitted:
-            return "refused-replay", (f"job {job_id} version {record.version} was already "
-                                      "started by this worker")
-        self.admitted[(job_id, record.version)] = now
+        newest = self.seen.get(job_id, (0, now))[0]
+        if record.version <= newest:
+            return "refused-replay", (f"job {job_id} version {record.version} is not newer than "
+                                      f"version {newest}, which this worker already saw")
+        self.seen[job_id] = (record.version, now)
         runner.ADMITTED = (job_id, record.version)  # the work horse inherits it with the fork
         return "", None
+
+    def saw(self, job_id: str) -> None:
+        """After a run: remember the record's newest version, so no older one starts again."""
+        if self.rt is None:
+            return
+        try:
+            version = self.rt.store.get(job_id).version
+        except (RecordForged, CommandError, redis.RedisError):
+            return
+        if version > self.seen.get(job_id, (0, 0.0))[0]:
+            self.seen[job_id] = (version, time.time())
 
     def discard(self, job_id: str, queue: Queue, why: str,
                 outcome: str = "refused-foreign-job", job: RqJob | None = None) -> None:
@@ -173,6 +197,9 @@ class DrbotWorker(PromptStop, Worker):
     def execute_job(self, job: RqJob, queue: Queue) -> None:
         why = acceptable(job)
         if why is None:
-            super().execute_job(job, queue)
+            try:
+                super().execute_job(job, queue)
+            finally:
+                self.saw(str(job.args[0]))
             return
         self.discard(job.id, queue, why, job=job)
