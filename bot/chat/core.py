@@ -68,7 +68,9 @@ class Core:
     def handle(self, request: Request) -> Reply:
         reply = self._guarded(request)
         words = request.text.split()[:2]
-        name = (words[1:] if words[:1] == ["/dr"] else words[:1] or ["help"])[0] if words else "help"
+        if words[:1] == ["/dr"]:
+            words = words[1:]
+        name = words[0] if words else "help"  # a bare /dr is a request for help
         COMMANDS.labels(name if name in registry.COMMANDS else "unknown",
                         "ok" if reply.ok else "refused").inc()
         return reply

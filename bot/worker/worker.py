@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 from rq import Queue, Worker
+from rq.exceptions import StopRequested
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job as RqJob
 from rq.serializers import JSONSerializer
@@ -122,7 +123,10 @@ class DrbotWorker(PromptStop, Worker):
         while True:
             try:
                 result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-            except (ValueError, TypeError, KeyError, AttributeError, UnicodeError) as exc:
+            except (StopRequested, redis.RedisError):
+                raise
+            except Exception as exc:
+                # rq names the job it could not decode on the exception; anything else is ours
                 job_id, queue = getattr(exc, "job_id", None), getattr(exc, "queue", None)
                 if job_id is None or queue is None:
                     raise
@@ -169,13 +173,16 @@ class DrbotWorker(PromptStop, Worker):
         return "", None
 
     def saw(self, job_id: str) -> None:
-        """After a run: remember the record's newest version, so no older one starts again."""
+        """After a run: remember the newest version the run wrote, so no older one starts again.
+        The runner never leaves a record asking for work, so a record that asks for work now
+        was written after the run (a retry, an approval) and is left to be admitted."""
         if self.rt is None:
             return
         try:
-            version = self.rt.store.get(job_id).version
+            record = self.rt.store.get(job_id)
         except (RecordForged, CommandError, redis.RedisError):
             return
+        version = record.version - 1 if record.status in ACTIONABLE else record.version
         if version > self.seen.get(job_id, (0, 0.0))[0]:
             self.seen[job_id] = (version, time.time())
 
