@@ -67,7 +67,7 @@ class Runtime:
 
     @cached_property
     def audit(self) -> Audit:
-        return Audit(self.client)
+        return Audit(self.client, self.settings.audit_keep)
 
     @cached_property
     def locks(self) -> Locks:

@@ -192,8 +192,8 @@ class DrbotWorker(PromptStop, Worker):
         nothing is retried, and the next job is served."""
         log.error("refused rq job %s: %s", job_id, why)
         drbot_job = str(job.args[0]) if job is not None and outcome != "refused-foreign-job" else ""
-        Audit(self.connection).record("worker", outcome, job=drbot_job or job_id,
-                                      detail=f"rq job {job_id}: {why}")
+        audit = self.rt.audit if self.rt else Audit(self.connection)
+        audit.record("worker", outcome, job=drbot_job or job_id, detail=f"rq job {job_id}: {why}")
         key = job.key if job is not None else RqJob.key_for(job_id)
         with self.connection.pipeline() as pipe:
             pipe.lrem(IntermediateQueue(queue.key, self.connection).key, 0, job_id)
