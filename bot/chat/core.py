@@ -137,6 +137,11 @@ class Core:
                 self._audit(request, "refused-busy", busy.key, caller)
                 raise CommandError(busy_text(self.rt.store, busy.key, busy.holder))
         assert caller.person is not None
+        try:
+            self.rt.rates.admit(caller.person)
+        except CommandError as exc:
+            self._audit(request, "refused-rate", str(exc), caller)
+            raise
         job = Job(new_id(), spec.name, dict(parsed.args), caller.person, caller.account,
                   request.frontend, request.request_id, dry_run=parsed.dry_run,
                   confirm=parsed.confirm, timeout=spec.timeout)

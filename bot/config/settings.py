@@ -47,9 +47,9 @@ class Settings(BaseSettings):
                                     "signed it; later, the bot marks it expired")
     audit_keep: int = Field(100_000, ge=1000, description="audit entries kept in Redis (the "
                                                           "newest; all go to the log as well)")
-    rate_person_per_minute: int = Field(10, ge=1, description="submissions one person may make "
+    rate_person_per_minute: int = Field(20, ge=1, description="submissions one person may make "
                                                               "in a minute")
-    rate_global_per_minute: int = Field(60, ge=1, description="submissions everyone together may "
+    rate_global_per_minute: int = Field(100, ge=1, description="submissions everyone together may "
                                                               "make in a minute")
     plugins: list[str] = Field(default_factory=list, description="extra modules of handlers to "
                                                                   "load (your own runbooks)")
