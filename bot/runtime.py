@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlparse
 from typing import Any, TypeVar
 
 import redis
@@ -52,6 +53,7 @@ class Runtime:
                                                    settings.slack_app_token, settings.discord_token,
                                                    settings.slack_signing_secret,
                                                    settings.redis_password) if s)
+        REDACT.add([urlparse(settings.redis_url or "").password or ""])  # a password in REDIS_URL
         return cls(settings, connect(settings, patient=patient))
 
     @cached_property
