@@ -11,7 +11,8 @@ from collections.abc import Iterable
 
 SHAPES = re.compile(
     r"(xox[abposr]-[A-Za-z0-9-]{8,}|xapp-[A-Za-z0-9-]{8,}"
-    r"|K10[0-9a-f]{16,}::[A-Za-z]+:[A-Za-z0-9]+"  # K3s: K10<ca hash>::<user>:<password>, docs.k3s.io/cli/token
+    # K3s secure token K10<ca hash>::<user>:<password> (docs.k3s.io/cli/token)
+    r"|K10[0-9a-f]{16,}::[A-Za-z]+:[A-Za-z0-9]+"
     r"|gh[pousr]_[A-Za-z0-9]{30,}|glpat-[A-Za-z0-9_-]{20,}"  # GitHub, GitLab tokens
     r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # a JWT (service account)
     r"|(?i:bearer\s+)[A-Za-z0-9._~+/=-]{16,}"

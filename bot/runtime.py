@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from urllib.parse import urlparse
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import redis
 from redis.backoff import ExponentialBackoff

@@ -7,7 +7,6 @@ so that no log line or thread reply can carry them.
 from __future__ import annotations
 
 import contextlib
-
 import os
 from functools import cached_property
 from pathlib import Path
