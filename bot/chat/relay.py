@@ -64,10 +64,13 @@ def attach(rt: Runtime, job_id: str, frontend: str, thread: ThreadRef) -> None:
     rt.store.update(job_id, change)
     key = STATE + job_id
     client = rt.client
-    client.hsetnx(key, "last", "0-0")
-    client.hset(key, mapping={"frontend": frontend, "thread": json.dumps(thread)})  # for people
-    client.sadd(ACTIVE, job_id)
-    client.xadd(WAKE, {"job": job_id}, maxlen=100, approximate=True)
+    try:
+        client.hsetnx(key, "last", "0-0")
+        client.hset(key, mapping={"frontend": frontend, "thread": json.dumps(thread)})  # people
+        client.sadd(ACTIVE, job_id)
+        client.xadd(WAKE, {"job": job_id}, maxlen=100, approximate=True)
+    except redis.ResponseError as exc:  # a key of the wrong type: the relay repairs its set
+        log.error("relay: could not attach job %s (%s)", job_id, exc)
 
 
 def delivered(client: redis.Redis, job_id: str) -> bool:
@@ -136,9 +139,22 @@ class Relay:
         wait = min([self.tick, *(d - time.monotonic() for d in due)])
         return max(1, int(wait * 1000))
 
+    def members(self) -> set[bytes]:
+        """The relay's set of jobs to follow. If it is not a set (someone wrote the key), it is
+        rebuilt from the jobs not yet ended, whose signed records name their threads."""
+        try:
+            return self.rt.client.smembers(ACTIVE)
+        except redis.ResponseError:
+            self.rt.audit.record("relay", "dropped", detail=f"{ACTIVE} was not a set; rebuilt")
+            self.rt.client.delete(ACTIVE)
+            active = self.rt.store.active()
+            if active:
+                self.rt.client.sadd(ACTIVE, *active)
+            return {a.encode() for a in active}
+
     def sync_active(self) -> None:
         active = set()
-        for member in self.rt.client.smembers(ACTIVE):
+        for member in self.members():
             job_id = member.decode(errors="replace")
             if not JOB_ID.match(job_id):
                 self.drop(job_id, "not a job id", member)
@@ -155,14 +171,14 @@ class Relay:
         """What to relay for a job: its thread from its signed record, the cursor from state."""
         try:
             job = self.rt.store.get(job_id)
-        except (RecordForged, CommandError) as exc:
+            last = (self.rt.client.hget(STATE + job_id, "last") or b"0-0").decode(errors="replace")
+        except (RecordForged, CommandError, redis.ResponseError) as exc:
             self.drop(job_id, str(exc))
             return None
         thread = job.thread
         frontend = self.frontends.get(str(thread.get("frontend", "")))
         if frontend is None or not isinstance(thread.get("ref"), dict):
             return None  # another bot's frontend, or no thread yet: leave it be
-        last = (self.rt.client.hget(STATE + job_id, "last") or b"0-0").decode(errors="replace")
         if not ENTRY_ID.match(last):
             self.rt.audit.record("relay", "bad-cursor", job=job_id, detail=repr(last[:60]))
             last = "0-0"  # at least once: a milestone may repeat, none is lost
@@ -178,7 +194,12 @@ class Relay:
     def read(self, block_ms: int) -> None:
         streams = {STREAM + j: t.last for j, t in self.tracked.items() if not t.final}
         streams[WAKE] = self.woken
-        for key, entries in self.rt.client.xread(streams, count=200, block=block_ms) or []:
+        try:
+            found = self.rt.client.xread(streams, count=200, block=block_ms) or []
+        except redis.ResponseError:
+            self.drop_unreadable(streams)
+            return
+        for key, entries in found:
             if key.decode() == WAKE:
                 self.woken = entries[-1][0].decode()
                 continue
@@ -195,6 +216,19 @@ class Relay:
                     continue
                 if not self.deliver(tracked, event):
                     break
+
+    def drop_unreadable(self, streams: dict[str, str]) -> None:
+        """XREAD refused the set of streams: find the keys that are not streams and drop (or,
+        for the wake-up stream, reset) them, so one bad key cannot stall every thread."""
+        for key in streams:
+            if self.rt.client.type(key) in (b"stream", b"none"):
+                continue
+            if key == WAKE:
+                self.rt.client.delete(WAKE)
+                self.woken = "$"
+                self.rt.audit.record("relay", "dropped", detail="wake-up key was not a stream")
+            else:
+                self.drop(key.removeprefix(STREAM), "its event key is not a stream")
 
     def skip(self, tracked: Tracked, entry_id: str) -> None:
         tracked.last = entry_id
@@ -224,7 +258,7 @@ class Relay:
                 continue
             try:
                 job = self.rt.store.get(tracked.job_id)
-            except (RecordForged, CommandError) as exc:  # forged or gone: nothing true to show
+            except (RecordForged, CommandError, redis.ResponseError) as exc:  # forged or gone
                 self.drop(tracked.job_id, str(exc))
                 continue
             try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -150,10 +150,10 @@ class JobStore:
             with self.client.pipeline() as pipe:
                 try:
                     pipe.watch(dedupe)
-                    seen = pipe.get(dedupe)
-                    if seen:
+                    earlier = self._earlier(pipe.get(dedupe))
+                    if earlier:
                         pipe.reset()
-                        return self.get(seen.decode()), False
+                        return earlier, False
                     while pipe.exists(JOB + job.id):
                         job.id = new_id()
                     pipe.multi()
@@ -168,6 +168,19 @@ class JobStore:
                     return job, True
                 except redis.WatchError:
                     continue
+
+    def _earlier(self, seen: bytes | None) -> Job | None:
+        """The job a request id was already used for; None if none (or what Redis holds there
+        is no job drbot wrote: then the request is taken as new)."""
+        if not seen:
+            return None
+        job_id = seen.decode(errors="replace")
+        if not JOB_ID.match(job_id):
+            return None
+        try:
+            return self.get(job_id)
+        except (RecordForged, CommandError):
+            return None
 
     def update(self, job_id: str, change: Callable[[Job], Any],
                then: Callable[[Pipeline, Job], None] | None = None) -> Job:
@@ -197,11 +210,20 @@ class JobStore:
                     continue
 
     def recent(self, limit: int = 10) -> list[str]:
-        return [i.decode() for i in self.client.zrevrange(JOBS, 0, limit - 1)]
+        return ids(self.client.zrevrange(JOBS, 0, limit - 1))
 
     def active(self) -> list[str]:
         """Ids of jobs not yet ended."""
-        return sorted(i.decode() for i in self.client.smembers(ACTIVE))
+        try:
+            return sorted(ids(self.client.smembers(ACTIVE)))
+        except redis.ResponseError:  # not a set: written by someone else; nothing to sweep
+            return []
+
+
+def ids(members: Iterable[bytes]) -> list[str]:
+    """The well-formed job ids among set members read from Redis (others are not drbot's)."""
+    found = (m.decode(errors="replace") for m in members)
+    return [i for i in found if JOB_ID.match(i)]
 
 
 def busy_text(store: JobStore, key: str, holder: str) -> str:

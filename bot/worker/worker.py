@@ -123,11 +123,14 @@ class DrbotWorker(PromptStop, Worker):
         while True:
             try:
                 result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-            except (StopRequested, redis.RedisError):
-                raise
+            except (StopRequested, redis.ConnectionError, redis.TimeoutError):
+                raise  # an outage, not a bad entry: rq's own handling rides it out
             except Exception as exc:
                 # rq names the job it could not decode on the exception; anything else is ours
                 job_id, queue = getattr(exc, "job_id", None), getattr(exc, "queue", None)
+                if isinstance(exc, UnicodeError) and job_id is None:
+                    self.scrub()  # a queue entry that is not even text
+                    continue
                 if job_id is None or queue is None:
                     raise
                 self.discard(str(job_id), queue, f"undecodable rq job ({type(exc).__name__})")
@@ -142,6 +145,22 @@ class DrbotWorker(PromptStop, Worker):
             if why is None:
                 return result
             self.discard(job.id, queue, why, outcome, job=job)
+
+    def scrub(self) -> None:
+        """Remove queue entries that are not text (rq cannot even name them) from this
+        worker's queues and the lists rq moves taken entries to; audit each."""
+        for queue in self.queues:
+            for key in (queue.key, IntermediateQueue(queue.key, self.connection).key):
+                for member in set(self.connection.lrange(key, 0, -1)):
+                    try:
+                        member.decode()
+                    except UnicodeError:
+                        self.connection.lrem(key, 0, member)
+                        self.rt_audit().record("worker", "refused-foreign-job",
+                                               detail=f"queue entry {member[:40]!r} is not text")
+
+    def rt_audit(self) -> Audit:
+        return self.rt.audit if self.rt else Audit(self.connection)
 
     def admit(self, job: RqJob) -> tuple[str, str | None]:
         """(audit outcome, why) for drbot's own runner job: refused unless its signed record
@@ -192,8 +211,7 @@ class DrbotWorker(PromptStop, Worker):
         nothing is retried, and the next job is served."""
         log.error("refused rq job %s: %s", job_id, why)
         drbot_job = str(job.args[0]) if job is not None and outcome != "refused-foreign-job" else ""
-        audit = self.rt.audit if self.rt else Audit(self.connection)
-        audit.record("worker", outcome, job=drbot_job or job_id, detail=f"rq job {job_id}: {why}")
+        self.rt_audit().record("worker", outcome, job=drbot_job or job_id, detail=f"rq job {job_id}: {why}")
         key = job.key if job is not None else RqJob.key_for(job_id)
         with self.connection.pipeline() as pipe:
             pipe.lrem(IntermediateQueue(queue.key, self.connection).key, 0, job_id)
