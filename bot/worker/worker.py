@@ -106,17 +106,6 @@ class DrbotWorker(PromptStop, Worker):
         self.rt = runtime
         self.seen: dict[str, tuple[int, float]] = {}  # job id: (newest version, when)
 
-    def unsubscribe(self) -> None:
-        """rq stops its pubsub thread with redis-py's ``stop()``, which (redis-py 8) waits for
-        the thread without a bound; a thread still waiting for its subscription (rq gives it
-        60 s) then holds up the worker's SIGTERM that long. Bounded here; the thread is a daemon
-        and is left to the process's exit if it does not end at once."""
-        if self.pubsub_thread and self.pubsub:
-            self.pubsub.unsubscribe()
-            self.pubsub_thread.stop(timeout=1)
-            if not self.pubsub_thread.is_alive():
-                self.pubsub.close()
-
     # -- taking a job -----------------------------------------------------------------------------
     def dequeue_job_and_maintain_ttl(self, timeout: int | None,
                                      max_idle_time: int | None = None) -> tuple[RqJob, Queue] | None:
