@@ -84,12 +84,15 @@ class HostsUnreachable(PlaybookFailed, Unreachable):
 # known_hosts
 
 
+ANSIBLE_PREFIXES = ("ANSIBLE_",)  # the operator's own Ansible settings (ANSIBLE_CONFIG, ...)
+
+
 def _venv_bin() -> str:
     return os.path.dirname(sys.executable)
 
 
 def _tool_env(config: AnsibleConfig) -> dict[str, str]:
-    env = {**os.environ, **config.envvars}
+    env = subprocesses.minimal_env(config.envvars, ANSIBLE_PREFIXES)
     env["PATH"] = _venv_bin() + os.pathsep + env.get("PATH", os.defpath)
     if config.vault_password_file:
         env["ANSIBLE_VAULT_PASSWORD_FILE"] = config.vault_password_file
@@ -135,6 +138,7 @@ def reset_known_hosts(config: AnsibleConfig, known_hosts: str, hosts: Sequence[s
         for name in sorted(_ssh_names(config, host)):
             res = subprocess.run(  # noqa: S603 - an argument list
                 ["ssh-keygen", "-R", name, "-f", known_hosts],
+                env=subprocesses.minimal_env(),
                 capture_output=True,
                 text=True,
                 timeout=60,
@@ -251,8 +255,9 @@ def run_playbook(
     hooks.report(Progress(what, target=limit, status="started"))
     child = _Child(hooks)
     try:
-        subprocesses.run(
+        subprocesses.run(  # a whitelisted environment: ansible-runner passes its own on
             [sys.executable, "-m", "adapters.ansible_run"], hooks=hooks, on_line=child.line,
+            env=subprocesses.minimal_env(prefixes=ANSIBLE_PREFIXES),
             stdin=json.dumps(spec), timeout=config.timeout + 2 * KILL_GRACE + 30,
             grace=2 * KILL_GRACE, what=what)
     except (Cancelled, TimedOut):

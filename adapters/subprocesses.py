@@ -28,6 +28,14 @@ from adapters.progress import Hooks
 
 _POLL = 0.2
 _EOF_WAIT = 2.0
+
+# What a tool may take from the worker's own environment. Everything else stays behind: the
+# worker's settings and secrets (its signing key, REDIS_URL with its password, tokens) must
+# never reach a playbook, its tasks or Terraform. A tool's own settings come from the inventory.
+BASE_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER",
+            "LOGNAME", "SHELL", "TERM", "KUBECONFIG", "PYTHONPATH", "VIRTUAL_ENV", "SSH_AUTH_SOCK",
+            "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "http_proxy", "https_proxy",
+            "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 _EOF = object()
 
 
@@ -258,6 +266,18 @@ class _Child:
             self.drain(_POLL)
 
 
+def minimal_env(extra: Mapping[str, str] | None = None, prefixes: Iterable[str] = ()
+                ) -> dict[str, str]:
+    """A child's environment: the whitelisted variables of this process (``BASE_ENV``, and those
+    starting with one of ``prefixes``, a tool's own settings such as ``ANSIBLE_``), then
+    ``extra``. Never the whole environment of the process."""
+    starts = tuple(prefixes)
+    env = {k: v for k, v in os.environ.items()
+           if k in BASE_ENV or (starts and k.startswith(starts))}
+    env.update(extra or {})
+    return env
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -272,6 +292,9 @@ def run(
     stdin: str | None = None,
 ) -> int:
     """Run ``argv`` in its own session and return its exit code.
+
+    ``env`` is the child's whole environment; by default the whitelisted part of this
+    process's (``minimal_env``), never all of it.
 
     ``stdin``, when given, is written to the child's standard input, which is then closed (a
     way to hand it data that ``ps`` must not show); else its standard input is empty.
@@ -288,7 +311,7 @@ def run(
         proc = subprocess.Popen(  # noqa: S603 - an argument list, never a shell
             list(argv),
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=dict(env) if env is not None else minimal_env(),
             stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -121,7 +121,8 @@ class StateLocked(Conflict):
 
 def _git(workdir: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - an argument list
-        ["git", "-C", workdir, *args], capture_output=True, text=True, timeout=60, check=False
+        ["git", "-C", workdir, *args], capture_output=True, text=True, timeout=60, check=False,
+        env=subprocesses.minimal_env(),
     )
 
 
@@ -271,9 +272,13 @@ def check_backend(config: TerraformConfig) -> str:
 # Running terraform
 
 
+# Terraform's own settings and the credentials its providers and backend read by convention.
+TF_PREFIXES = ("TF_", "AWS_", "PM_", "PROXMOX_VE_")
+
+
 def _env(config: TerraformConfig) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(config.env)
+    """A whitelist, never the worker's whole environment (which holds drbot's own secrets)."""
+    env = subprocesses.minimal_env(config.env, TF_PREFIXES)
     env["TF_IN_AUTOMATION"] = "1"
     env["TF_INPUT"] = "0"
     if config.plugin_cache:

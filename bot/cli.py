@@ -112,11 +112,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if "prometheus_client" not in sys.modules:
         _metrics_dir()
     from bot.chat.health import worker_registry
-    from bot.records.queue import queue
     from bot.runtime import Runtime
     from bot.worker.runner import prepare
     from bot.worker.shutdown import stop_seconds
-    from bot.worker.worker import DrbotWorker
+    from bot.worker.worker import DrbotWorker, worker_queue
 
     settings = _settings()
     settings.require("redis_url", "signing_key", "policy")
@@ -127,8 +126,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     prepare(rt)
     _sweep_scratch(rt)
     _health(settings, registry=worker_registry())
-    worker = DrbotWorker([queue(rt.client, settings.queue)], connection=rt.client,
-                         worker_ttl=60, job_monitoring_interval=5, maintenance_interval=30)
+    worker = DrbotWorker([worker_queue(rt.client, settings.queue)], connection=rt.client,
+                         runtime=rt, worker_ttl=60, job_monitoring_interval=5,
+                         maintenance_interval=30)
     worker.stop_grace = stop_seconds(settings.cancel_grace_seconds)
     worker.work(burst=args.burst, logging_level=settings.log_level.upper())
     return 0

@@ -11,6 +11,12 @@ from collections.abc import Iterable
 
 SHAPES = re.compile(
     r"(xox[abposr]-[A-Za-z0-9-]{8,}|xapp-[A-Za-z0-9-]{8,}"
+    # K3s secure token K10<ca hash>::<user>:<password> (docs.k3s.io/cli/token)
+    r"|K10[0-9a-f]{16,}::[A-Za-z]+:[A-Za-z0-9]+"
+    r"|gh[pousr]_[A-Za-z0-9]{30,}|glpat-[A-Za-z0-9_-]{20,}"  # GitHub, GitLab tokens
+    r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # a JWT (service account)
+    r"|(?i:bearer\s+)[A-Za-z0-9._~+/=-]{16,}"
+    r"|(?i:rediss?://[^:/@\s]*:)[^@\s]+(?=@)"  # a password inside a Redis URL
     r"|PVEAPIToken=[^\s\"']+|AKIA[0-9A-Z]{16}"
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"
     r"|(?i:(?:password|passwd|secret|token)\s*[=:]\s*)[^\s,;\"']+)")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -19,6 +20,7 @@ from bot.records.audit import Audit
 from bot.records.events import Events
 from bot.records.jobs import JobStore
 from bot.records.locks import Locks
+from bot.records.rates import Limits, Rates
 from bot.records.signing import Signer
 from bot.redact import REDACT
 
@@ -51,6 +53,7 @@ class Runtime:
                                                    settings.slack_app_token, settings.discord_token,
                                                    settings.slack_signing_secret,
                                                    settings.redis_password) if s)
+        REDACT.add([urlparse(settings.redis_url or "").password or ""])  # a password in REDIS_URL
         return cls(settings, connect(settings, patient=patient))
 
     @cached_property
@@ -63,11 +66,16 @@ class Runtime:
 
     @cached_property
     def events(self) -> Events:
-        return Events(self.client)
+        return Events(self.client, self.signer)
 
     @cached_property
     def audit(self) -> Audit:
-        return Audit(self.client)
+        return Audit(self.client, self.settings.audit_keep)
+
+    @cached_property
+    def rates(self) -> Rates:
+        return Rates(self.client, Limits(self.settings.rate_person_per_minute,
+                                         self.settings.rate_global_per_minute))
 
     @cached_property
     def locks(self) -> Locks:

@@ -1,4 +1,7 @@
-"""/dr cancel <id>: stop a job. A running job is asked to stop (cooperatively first)."""
+"""/dr cancel <id>: stop a job. A running job is asked to stop (cooperatively first).
+
+Only someone who may run or approve the job's own command (by the policy now) may cancel it:
+being allowed to cancel some job is not being allowed to stop this one."""
 
 from __future__ import annotations
 
@@ -18,6 +21,12 @@ NOT_STARTED = ("planning", "awaiting_approval", "queued")
 def cancel(ctx: ControlContext) -> Reply:
     rt, person = ctx.rt, ctx.caller.person or ""
     job_id = str(ctx.args["id"])
+    command = rt.store.get(job_id).command
+    if not (rt.policy.may_request(ctx.caller, command) or rt.policy.may_approve(person, command)):
+        rt.audit.record("cancel", "refused-not-allowed", person=person,
+                        account=ctx.caller.account, job=job_id, detail=f"/dr {command}")
+        raise CommandError(f"{person} may neither run nor approve /dr {command}, so may not "
+                           f"cancel job {job_id}")
 
     def change(job: Job) -> bool:
         if job.terminal:

@@ -10,8 +10,10 @@ its own key (a record written by anyone else is refused and the job stops), and 
 against the policy as it is now, that the person may confirm, that the record names this job,
 this phase and the digest the approvals bound to. A confirmation is therefore job-scoped,
 phase-scoped, plan-scoped and signed; it cannot be replayed onto another job, another phase or
-a changed plan. It stays in Redis for a week, so a retry after a worker death finds it again (and
-a finished confirm step is checkpointed like any other step, so it is never asked twice).
+a changed plan. It is also bound to the attempt and counts only if it was given after the waiting
+step started, so it is used at most once: a copy kept from an earlier attempt (or written back
+later by anyone who can reach Redis) passes no later wait. A finished confirm step is
+checkpointed like any other step, so it is never asked twice.
 """
 
 from __future__ import annotations
@@ -80,9 +82,17 @@ def confirm(ctx: ControlContext) -> Reply:
         now = current.name if current else "nothing"
         raise CommandError(f"job {job_id} is {job.status} and not waiting for phase {phase} "
                            f"(its current step is {now}); confirm when the thread asks for it")
+    if not rt.policy.may_request(ctx.caller, job.command) and \
+            not rt.policy.may_approve(person, job.command):
+        rt.audit.record("confirm", "refused-not-allowed", person=person,
+                        account=ctx.caller.account, job=job_id, detail="policy changed")
+        raise CommandError(f"{person} may no longer run or approve /dr {job.command}, so may not "
+                           f"confirm job {job_id}")
     record = {"job": job_id, "phase": phase, "person": person, "account": ctx.caller.account,
-              "digest": job.digest or "", "at": time.time()}
-    rt.client.set(_key(job_id, phase), rt.signer.seal(record), ex=KEEP_SECONDS)
+              "digest": job.digest or "", "attempt": job.attempt, "version": job.version,
+              "at": time.time()}
+    rt.client.set(_key(job_id, phase), rt.signer.seal(record, _key(job_id, phase)),
+                  ex=KEEP_SECONDS)
     rt.audit.record("confirm", "confirmed", person=person, account=ctx.caller.account,
                     job=job_id, detail=f"phase {phase}")
     message = f"phase {phase} of job {job_id} confirmed by {person}; it starts now"
@@ -99,6 +109,11 @@ def _valid(record: dict[str, Any], job: Job, phase: int, policy: Policy) -> str:
         return "it names another job or phase"
     if record.get("digest") != (job.digest or ""):
         return "it was given for an earlier plan"
+    waiting = next((s for s in job.steps if s.name == step_name(phase)), None)
+    started = waiting.started if waiting and waiting.started else job.signed
+    at = record.get("at")
+    if record.get("attempt") != job.attempt or not isinstance(at, int | float) or at < started:
+        return "it was given for an earlier wait (a confirmation is used once)"
     if not may_confirm(policy, job, str(record.get("person"))):
         return f"{record.get('person')} may no longer confirm it (the policy changed)"
     return ""
@@ -109,7 +124,8 @@ def _read(client: redis.Redis, signer: Signer, job_id: str, phase: int) -> dict[
     if raw is None:
         return None
     try:
-        return signer.open(raw, f"confirmation of phase {phase} of job {job_id}")
+        return signer.open(raw, f"confirmation of phase {phase} of job {job_id}",
+                           _key(job_id, phase))
     except RecordForged as exc:
         raise CommandError(f"{exc}: someone wrote it into Redis without drbot's key. Nothing "
                            "of this phase was run; check who can reach drbot's Redis") from None

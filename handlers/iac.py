@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.errors import AdapterError, Cancelled, TimedOut
 from adapters.progress import Hooks, Progress
+from adapters.subprocesses import minimal_env
 from bot.errors import CommandError, ConfigError
 
 if TYPE_CHECKING:
@@ -209,7 +210,7 @@ def scan_host_keys(endpoint: SshEndpoint) -> list[str]:
     try:
         found = subprocess.run(  # noqa: S603 - an argument list from the inventory
             ["ssh-keyscan", "-T", str(KEYSCAN_TIMEOUT), "-p", str(endpoint.port),
-             endpoint.address], capture_output=True, text=True,
+             endpoint.address], capture_output=True, text=True, env=minimal_env(),
             timeout=KEYSCAN_TIMEOUT + 5, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return []
@@ -222,7 +223,8 @@ def fingerprints(lines: Sequence[str]) -> list[str]:
     if not lines:
         return []
     found = subprocess.run(["ssh-keygen", "-lf", "-"], input="\n".join(lines) + "\n",  # noqa: S607
-                           capture_output=True, text=True, timeout=30, check=False)
+                           capture_output=True, text=True, timeout=30, check=False,
+                           env=minimal_env())
     return sorted({part for line in found.stdout.splitlines() for part in line.split()
                    if part.startswith("SHA256:")})
 
@@ -231,7 +233,8 @@ def _forget(known_hosts: str, endpoint: SshEndpoint) -> None:
     if not os.path.exists(known_hosts):
         return
     done = subprocess.run(["ssh-keygen", "-R", endpoint.known_name, "-f", known_hosts],  # noqa: S607
-                          capture_output=True, text=True, timeout=30, check=False)
+                          capture_output=True, text=True, timeout=30, check=False,
+                          env=minimal_env())
     if done.returncode != 0:
         raise AdapterError(f"could not remove the old SSH key of {endpoint.node} from "
                            f"{known_hosts}: {done.stderr.strip()[:200]}")

@@ -1,6 +1,16 @@
-"""/dr retry <id>: run a failed, cancelled or lost job again from its first unfinished step."""
+"""/dr retry <id>: run a failed, cancelled or lost job again from its first unfinished step.
+
+A retry is a new request as far as the policy goes: the person asking must be allowed to run the
+job's own command now (being allowed to retry is not enough), and a job whose command needs
+approval needs it again (unless its rule says `retry_keeps_approval`), from someone other than
+the requester and the person retrying.
+"""
 
 from __future__ import annotations
+
+import time
+
+from redis.client import Pipeline
 
 from bot.chat import relay
 from bot.chat.core import ControlContext, Reply
@@ -24,17 +34,36 @@ def retry(ctx: ControlContext) -> Reply:
         raise CommandError(f"a subprocess of job {job_id} is still running ({', '.join(alive)}); "
                            "wait for it to end (or end it), then retry")
     q = queue(rt.client, rt.settings.queue)
+    command = rt.store.get(job_id).command
+    if not rt.policy.may_request(ctx.caller, command):
+        rt.audit.record("retry", "refused-not-allowed", person=person, account=ctx.caller.account,
+                        job=job_id, detail=f"may not run /dr {command}")
+        raise CommandError(f"{person} may not run /dr {command}, so may not retry job {job_id}; "
+                           f"ask someone who may run it")
+    rule = rt.policy.rule(command)
+    gated = bool(rule and rule.approvals and not rule.retry_keeps_approval)
 
     def change(job: Job) -> None:
         if job.status not in RETRYABLE:
             raise CommandError(f"job {job.id} is {job.status}; only failed, cancelled or lost jobs "
                                "can be retried")
-        job.status, job.error, job.attempt = "queued", None, job.attempt + 1
+        if job.command != command:
+            raise CommandError(f"job {job.id} changed while retrying; try again")
+        job.error, job.attempt = None, job.attempt + 1
+        job.retried_by, job.retried_account = person, ctx.caller.account
+        if gated and rule:
+            job.status, job.approvals = "awaiting_approval", []
+            job.deadline = time.time() + rule.expires_seconds
+        else:
+            job.status = "queued"
         for step in job.steps:
             if step.status != "done":
                 step.status, step.error, step.started, step.ended = "pending", None, None, None
-    job = rt.store.update(job_id, change,
-                          lambda pipe, j: enqueue(q, pipe, j, "retry"))
+
+    def then(pipe: Pipeline, j: Job) -> None:
+        if j.status == "queued":
+            enqueue(q, pipe, j, "retry")
+    job = rt.store.update(job_id, change, then)
     signals.clear_cancel(rt.client, job_id)
     relay.reactivate(rt.client, job_id)
     done = [s.name for s in job.steps if s.status == "done"]
@@ -42,5 +71,10 @@ def retry(ctx: ControlContext) -> Reply:
     rt.events.emit(job_id, Event("note", message=f"retry {job.attempt} requested by {person}; "
                                  f"resuming at {first}" + (f" ({len(done)} step(s) already done)"
                                                            if done else "")))
-    rt.audit.record("retry", "queued", person=person, account=ctx.caller.account, job=job_id)
+    rt.audit.record("retry", job.status, person=person, account=ctx.caller.account, job=job_id)
+    if job.status == "awaiting_approval":
+        rt.events.emit(job_id, Event("awaiting_approval", message=f"retry {job.attempt} of "
+                                     f"/dr {job.command} needs approval again: /dr approve {job_id}"))
+        return Reply(f"job {job_id}: retry {job.attempt} needs approval again "
+                     f"(/dr approve {job_id}), then resumes at {first}")
     return Reply(f"job {job_id}: retry {job.attempt} queued, resuming at {first}")

@@ -108,4 +108,4 @@ class BotApp:
             return
         job = await asyncio.to_thread(self.rt.store.get, reply.job_id)
         thread = await frontend.open_thread(channel, card(job))
-        await asyncio.to_thread(attach, self.rt.client, reply.job_id, frontend.name, thread)
+        await asyncio.to_thread(attach, self.rt, reply.job_id, frontend.name, thread)

@@ -29,6 +29,9 @@ def _decidable(job: Job, caller: Caller, policy: Policy, verb: str) -> str:
     if person == job.requester:
         raise CommandError(f"you requested job {job.id} ({caller.account} is {person}'s account); "
                            f"another approver must {verb} it")
+    if person == job.retried_by:
+        raise CommandError(f"you asked for this retry of job {job.id}; another approver must "
+                           f"{verb} it")
     if not policy.may_approve(person, job.command):
         raise CommandError(f"{person} is not an approver for /dr {job.command}")
     return person
@@ -40,14 +43,16 @@ def approve(rt: Runtime, job_id: str, caller: Caller) -> Job:
 
     def change(job: Job) -> None:
         person = _decidable(job, caller, policy, "approve")
-        if any(a.person == person for a in job.approvals if a.digest == job.digest):
+        if any(a.person == person for a in job.approvals
+               if a.digest == job.digest and a.attempt == job.attempt):
             raise CommandError(f"{person} has already approved job {job.id}")
         rule = policy.rule(job.command)
         expires = rule.expires_seconds if rule else 1800
         now = time.time()
         job.approvals.append(Approval(person, caller.account, now, job.digest or "",
-                                      now + expires))
-        valid = {a.person for a in job.approvals if a.digest == job.digest}
+                                      now + expires, job.attempt, job.version))
+        valid = {a.person for a in job.approvals
+                 if a.digest == job.digest and a.attempt == job.attempt}
         if len(valid) >= job.approvals_needed:
             job.status, job.decided_by = "queued", person
 

@@ -68,7 +68,9 @@ class Core:
     def handle(self, request: Request) -> Reply:
         reply = self._guarded(request)
         words = request.text.split()[:2]
-        name = (words[1:] if words[:1] == ["/dr"] else words[:1] or ["help"])[0] if words else "help"
+        if words[:1] == ["/dr"]:
+            words = words[1:]
+        name = words[0] if words else "help"  # a bare /dr is a request for help
         COMMANDS.labels(name if name in registry.COMMANDS else "unknown",
                         "ok" if reply.ok else "refused").inc()
         return reply
@@ -135,6 +137,11 @@ class Core:
                 self._audit(request, "refused-busy", busy.key, caller)
                 raise CommandError(busy_text(self.rt.store, busy.key, busy.holder))
         assert caller.person is not None
+        try:
+            self.rt.rates.admit(caller.person)
+        except CommandError as exc:
+            self._audit(request, "refused-rate", str(exc), caller)
+            raise
         job = Job(new_id(), spec.name, dict(parsed.args), caller.person, caller.account,
                   request.frontend, request.request_id, dry_run=parsed.dry_run,
                   confirm=parsed.confirm, timeout=spec.timeout)

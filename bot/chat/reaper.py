@@ -38,7 +38,33 @@ def reap(rt: Runtime) -> list[str]:
                 changed.append(job_id)
         elif job.status == "running":
             backstop_cancel(rt, job, now)
+        elif stale(rt, job, now) and unstarted(rt, job):
+            changed.append(job_id)
     return changed
+
+
+def stale(rt: Runtime, job: Job, now: float) -> bool:
+    return job.status in ("planning", "queued") and \
+        now - job.signed > rt.settings.actionable_seconds
+
+
+def unstarted(rt: Runtime, job: Job) -> bool:
+    """A job no worker started within the actionable window will not be started any more (the
+    worker refuses a record that old, as it could be one written back): say so."""
+    window = rt.settings.actionable_seconds
+
+    def change(j: Job) -> bool:
+        if j.status not in ("planning", "queued") or time.time() - j.signed <= window:
+            return False
+        j.status, j.error = "expired", f"no worker started it within {window}s"
+        return True
+    job = rt.store.update(job.id, change)
+    if job.status != "expired":
+        return False
+    rt.events.emit(job.id, Event("expired", message=f"no worker started this job within "
+                                 f"{window}s; nothing was run. Ask again if it is still needed."))
+    rt.audit.record("job", "expired", job=job.id, detail="not started within the window")
+    return True
 
 
 def lost(rt: Runtime, job: Job) -> bool:

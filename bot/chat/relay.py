@@ -8,6 +8,12 @@ Delivery is at least once: a milestone reply is recorded as delivered only after
 it, so it may repeat only if the bot died in between. The status card is only ever edited (it was
 created with the thread), throttled to the frontend's rate, and always re-rendered from the job
 record, which is the truth, so a restart never leaves it stale.
+
+Redis is not trusted here either. The thread a job speaks in is named by its signed record (the
+bot writes it there when it opens the thread), never by the relay's own state, which holds only a
+cursor; an event is shown only if drbot signed it for that job; a job without a valid record is
+dropped and audited. Every entry is read defensively: a bad one is audited and skipped, and the
+loop goes on serving the other jobs.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from bot.chat.frontends.base import Frontend, ThreadRef
 from bot.chat.render import FINAL, card, milestone
 from bot.errors import CommandError, RecordForged
 from bot.metrics import RELAY_LAG
-from bot.records.events import STREAM, Event
+from bot.records.events import ENTRY_ID, STREAM, Event
+from bot.records.jobs import JOB_ID, Job
 from bot.runtime import Runtime
 
 STATE = "drbot:relay:"
@@ -49,13 +56,21 @@ class Tracked:
     lag: list[float] = field(default_factory=list)
 
 
-def attach(client: redis.Redis, job_id: str, frontend: str, thread: ThreadRef) -> None:
-    """Start relaying a job's events into the thread its frontend opened for it."""
+def attach(rt: Runtime, job_id: str, frontend: str, thread: ThreadRef) -> None:
+    """Start relaying a job's events into the thread its frontend opened for it: the thread is
+    written into the job's signed record, which is where the relay takes it from."""
+    def change(job: Job) -> None:
+        job.thread = {"frontend": frontend, "ref": thread}
+    rt.store.update(job_id, change)
     key = STATE + job_id
-    client.hsetnx(key, "last", "0-0")
-    client.hset(key, mapping={"frontend": frontend, "thread": json.dumps(thread)})
-    client.sadd(ACTIVE, job_id)
-    client.xadd(WAKE, {"job": job_id}, maxlen=100, approximate=True)
+    client = rt.client
+    try:
+        client.hsetnx(key, "last", "0-0")
+        client.hset(key, mapping={"frontend": frontend, "thread": json.dumps(thread)})  # people
+        client.sadd(ACTIVE, job_id)
+        client.xadd(WAKE, {"job": job_id}, maxlen=100, approximate=True)
+    except redis.ResponseError as exc:  # a key of the wrong type: the relay repairs its set
+        log.error("relay: could not attach job %s (%s)", job_id, exc)
 
 
 def delivered(client: redis.Redis, job_id: str) -> bool:
@@ -124,31 +139,100 @@ class Relay:
         wait = min([self.tick, *(d - time.monotonic() for d in due)])
         return max(1, int(wait * 1000))
 
+    def members(self) -> set[bytes]:
+        """The relay's set of jobs to follow. If it is not a set (someone wrote the key), it is
+        rebuilt from the jobs not yet ended, whose signed records name their threads."""
+        try:
+            return self.rt.client.smembers(ACTIVE)
+        except redis.ResponseError:
+            self.rt.audit.record("relay", "dropped", detail=f"{ACTIVE} was not a set; rebuilt")
+            self.rt.client.delete(ACTIVE)
+            active = self.rt.store.active()
+            if active:
+                self.rt.client.sadd(ACTIVE, *active)
+            return {a.encode() for a in active}
+
     def sync_active(self) -> None:
-        active = {m.decode() for m in self.rt.client.smembers(ACTIVE)}
+        active = set()
+        for member in self.members():
+            job_id = member.decode(errors="replace")
+            if not JOB_ID.match(job_id):
+                self.drop(job_id, "not a job id", member)
+                continue
+            active.add(job_id)
         for job_id in active - self.tracked.keys():
-            state = {k.decode(): v.decode() for k, v in
-                     self.rt.client.hgetall(STATE + job_id).items()}
-            frontend = self.frontends.get(state.get("frontend", ""))
-            if frontend is None:
-                continue  # another bot's frontend (or not configured here): leave it be
-            self.tracked[job_id] = Tracked(job_id, frontend, json.loads(state["thread"]),
-                                           state.get("last", "0-0"))
+            tracked = self.follow(job_id)
+            if tracked:
+                self.tracked[job_id] = tracked
         for job_id in self.tracked.keys() - active:
             del self.tracked[job_id]
+
+    def follow(self, job_id: str) -> Tracked | None:
+        """What to relay for a job: its thread from its signed record, the cursor from state."""
+        try:
+            job = self.rt.store.get(job_id)
+            last = (self.rt.client.hget(STATE + job_id, "last") or b"0-0").decode(errors="replace")
+        except (RecordForged, CommandError, redis.ResponseError) as exc:
+            self.drop(job_id, str(exc))
+            return None
+        thread = job.thread
+        frontend = self.frontends.get(str(thread.get("frontend", "")))
+        if frontend is None or not isinstance(thread.get("ref"), dict):
+            return None  # another bot's frontend, or no thread yet: leave it be
+        if not ENTRY_ID.match(last):
+            self.rt.audit.record("relay", "bad-cursor", job=job_id, detail=repr(last[:60]))
+            last = "0-0"  # at least once: a milestone may repeat, none is lost
+        return Tracked(job_id, frontend, thread["ref"], last)
+
+    def drop(self, job_id: str, why: str, member: bytes | None = None) -> None:
+        """Stop relaying something Redis named that drbot cannot vouch for; audit it."""
+        log.error("relay: dropping %r: %s", job_id[:40], why)
+        self.rt.audit.record("relay", "dropped", job=job_id[:40], detail=why)
+        self.rt.client.srem(ACTIVE, member if member is not None else job_id)
+        self.tracked.pop(job_id, None)
 
     def read(self, block_ms: int) -> None:
         streams = {STREAM + j: t.last for j, t in self.tracked.items() if not t.final}
         streams[WAKE] = self.woken
-        for key, entries in self.rt.client.xread(streams, count=200, block=block_ms) or []:
+        try:
+            found = self.rt.client.xread(streams, count=200, block=block_ms) or []
+        except redis.ResponseError:
+            self.drop_unreadable(streams)
+            return
+        for key, entries in found:
             if key.decode() == WAKE:
                 self.woken = entries[-1][0].decode()
                 continue
             job_id = key.decode().removeprefix(STREAM)
-            tracked = self.tracked[job_id]
+            tracked = self.tracked.get(job_id)
+            if tracked is None:
+                continue
             for entry_id, raw in entries:
-                if not self.deliver(tracked, Event.from_fields(entry_id.decode(), raw)):
+                try:
+                    event = self.rt.events.parse(job_id, entry_id, raw)
+                except RecordForged as exc:
+                    self.rt.audit.record("relay", "dropped-event", job=job_id, detail=str(exc))
+                    self.skip(tracked, entry_id.decode())
+                    continue
+                if not self.deliver(tracked, event):
                     break
+
+    def drop_unreadable(self, streams: dict[str, str]) -> None:
+        """XREAD refused the set of streams: find the keys that are not streams and drop (or,
+        for the wake-up stream, reset) them, so one bad key cannot stall every thread."""
+        for key in streams:
+            if self.rt.client.type(key) in (b"stream", b"none"):
+                continue
+            if key == WAKE:
+                self.rt.client.delete(WAKE)
+                self.woken = "$"
+                self.rt.audit.record("relay", "dropped", detail="wake-up key was not a stream")
+            else:
+                self.drop(key.removeprefix(STREAM), "its event key is not a stream")
+
+    def skip(self, tracked: Tracked, entry_id: str) -> None:
+        tracked.last = entry_id
+        self.rt.client.hset(STATE + tracked.job_id, "last", entry_id)
 
     def deliver(self, tracked: Tracked, event: Event) -> bool:
         """Hand one event to the frontend; False if it failed (it will be tried again)."""
@@ -174,10 +258,8 @@ class Relay:
                 continue
             try:
                 job = self.rt.store.get(tracked.job_id)
-            except (RecordForged, CommandError) as exc:  # forged or gone: nothing true to show
-                log.error("relay: dropping job %s: %s", tracked.job_id, exc)
-                self.rt.client.srem(ACTIVE, tracked.job_id)
-                del self.tracked[tracked.job_id]
+            except (RecordForged, CommandError, redis.ResponseError) as exc:  # forged or gone
+                self.drop(tracked.job_id, str(exc))
                 continue
             try:
                 self.call(tracked.frontend.update_card(tracked.thread, card(job, tracked.latest)))

@@ -60,6 +60,8 @@ class Rule(Strict):
                                  description="'person:<name>' or 'role:<role>' entries")
     confirm: str | None = Field(None, description="phrase the requester must type with --confirm")
     expires: str = Field("30m", description="how long a request waits for approvals (30m, 2h)")
+    retry_keeps_approval: bool = Field(False, description="a retry runs on the approvals the job "
+                                       "had (by default a retry needs approval again)")
 
     @field_validator("approvers")
     @classmethod

@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     lost_after_seconds: float = Field(20.0, gt=0, description="a running job whose heartbeat is "
                                                              "older than this is reported lost")
     cancel_grace_seconds: float = Field(10.0, ge=0, description="cancel: SIGINT, then stop after")
+    actionable_seconds: int = Field(900, ge=10, description="a job record asking for work "
+                                    "(planning, queued) is started only this long after drbot "
+                                    "signed it; later, the bot marks it expired")
+    audit_keep: int = Field(100_000, ge=1000, description="audit entries kept in Redis (the "
+                                                          "newest; all go to the log as well)")
+    rate_person_per_minute: int = Field(20, ge=1, description="submissions one person may make "
+                                                              "in a minute")
+    rate_global_per_minute: int = Field(100, ge=1, description="submissions everyone together may "
+                                                              "make in a minute")
     plugins: list[str] = Field(default_factory=list, description="extra modules of handlers to "
                                                                   "load (your own runbooks)")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")

@@ -2,18 +2,28 @@
 
 Only whitelisted fields are written, and their text passes through the redactor, so nothing secret
 from Ansible results, Terraform output or an exception can reach a chat thread.
+
+Each entry is signed (with the job id it belongs to) by the process that wrote it, so the relay
+shows only what drbot wrote for that very job: an entry written by anyone else who can reach
+Redis, or copied from another job's stream, is dropped and audited. Reading is defensive: one
+malformed entry is refused, never crashed on.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
 import redis
 
+from bot.errors import RecordForged
+from bot.records.signing import Signer
 from bot.redact import REDACT
 
 STREAM = "drbot:events:"
+KEEP = 5000  # entries per job stream
+ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 FIELDS = ("type", "step", "target", "task", "host", "status", "message")
 MAX_TEXT = 3000
 KEEP_SECONDS = 7 * 86400
@@ -42,6 +52,7 @@ class Event:
 
     @classmethod
     def from_fields(cls, entry_id: str, raw: dict[bytes, bytes]) -> Event:
+        """An event from a stream entry; ValueError (UnicodeError included) if malformed."""
         data = {k.decode(): v.decode() for k, v in raw.items()}
         kwargs = {name: data.get(name, "") for name in FIELDS}
         return cls(**kwargs, at=float(data.get("at", 0) or 0), id=entry_id)
@@ -51,19 +62,49 @@ class Event:
         return self.type in MILESTONES
 
 
+def signed_part(job_id: str, fields: dict[str, str]) -> dict[str, str]:
+    return {"job": job_id, **{k: v for k, v in fields.items() if k != "sig"}}
+
+
 class Events:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, signer: Signer) -> None:
         self.client = client
+        self.signer = signer
 
     def emit(self, job_id: str, event: Event) -> str:
         key = STREAM + job_id
-        entry = self.client.xadd(key, event.fields(), maxlen=5000, approximate=True)
+        fields = event.fields()
+        fields["sig"] = self.signer.sign(signed_part(job_id, fields))
+        entry = self.client.xadd(key, fields, maxlen=KEEP, approximate=True)  # type: ignore[arg-type]
         return entry.decode() if isinstance(entry, bytes) else entry
+
+    def parse(self, job_id: str, entry_id: bytes | str, raw: dict[bytes, bytes]) -> Event:
+        """The event in a stream entry of ``job_id``; RecordForged if drbot did not write it there
+        or it is malformed."""
+        try:
+            eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            fields = {k.decode(): v.decode() for k, v in raw.items()}
+            sig = fields.get("sig", "")
+            if set(fields) - {*FIELDS, "at", "sig"}:
+                raise ValueError("unknown fields")
+            event = Event.from_fields(eid, raw)
+        except (ValueError, AttributeError) as exc:
+            raise RecordForged(f"event of job {job_id}: malformed ({type(exc).__name__})") from None
+        if not self.signer.verify(signed_part(job_id, fields), sig):
+            raise RecordForged(f"event {eid} of job {job_id}: not written by drbot for this job")
+        return event
 
     def expire(self, job_id: str) -> None:
         self.client.expire(STREAM + job_id, KEEP_SECONDS)
 
     def read(self, job_id: str, after: str = "0-0", count: int = 1000) -> list[Event]:
+        """The job's events drbot wrote, after ``after``; any other entry is left out."""
         entries = self.client.xrange(STREAM + job_id, min=f"({after}" if after != "0-0" else "-",
                                      count=count)
-        return [Event.from_fields(eid.decode(), raw) for eid, raw in entries]
+        events = []
+        for eid, raw in entries:
+            try:
+                events.append(self.parse(job_id, eid, raw))
+            except RecordForged:
+                continue
+        return events

@@ -8,16 +8,17 @@ work it implies are never separated by a crash.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
 from redis.client import Pipeline
 
-from bot.errors import CommandError
+from bot.errors import CommandError, RecordForged
 from bot.records.signing import Signer
 
 JOB = "drbot:job:"
@@ -26,6 +27,7 @@ ACTIVE = "drbot:jobs:active"  # ids of jobs not yet ended, so sweeps scale with 
 REQUEST = "drbot:request:"
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "denied", "expired", "lost", "planned",
                       "refused"})
+JOB_ID = re.compile(r"^[0-9a-f]{8}$")
 RETRYABLE = frozenset({"failed", "cancelled", "lost"})
 
 
@@ -55,6 +57,8 @@ class Approval:
     at: float
     digest: str
     expires: float
+    attempt: int = 0  # the attempt it was given for: a retry needs its own (unless the policy
+    version: int = 0  # says otherwise), and the record version it was given on
 
 
 @dataclass
@@ -85,6 +89,10 @@ class Job:
     attempt: int = 0
     error: str | None = None
     summary: str | None = None
+    retried_by: str | None = None  # the person who asked for the latest retry, and their account
+    retried_account: str | None = None
+    version: int = 0  # grows by one with every write; what a start or a decision is bound to
+    signed: float = 0.0  # when drbot last signed this record (set on load from the envelope)
 
     @property
     def terminal(self) -> bool:
@@ -118,7 +126,19 @@ class JobStore:
     def _load(self, raw: bytes | None, job_id: str) -> Job:
         if raw is None:
             raise CommandError(f"no job {job_id}; /dr jobs lists recent ones")
-        return Job.from_dict(self.signer.open(raw, f"job {job_id}"))
+        sealed = self.signer.opened(raw, f"job {job_id}", JOB + job_id)
+        try:
+            job = Job.from_dict(sealed.record)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise RecordForged(f"job {job_id}: unreadable record ({type(exc).__name__})") from None
+        if job.id != job_id:
+            raise RecordForged(f"job {job_id}: the record names job {job.id}")
+        job.signed = sealed.signed
+        return job
+
+    def seal(self, job: Job) -> bytes:
+        job.signed = time.time()
+        return self.signer.seal(job.to_dict(), JOB + job.id, job.signed)
 
     def get(self, job_id: str) -> Job:
         return self._load(self.client.get(JOB + job_id), job_id)
@@ -130,15 +150,16 @@ class JobStore:
             with self.client.pipeline() as pipe:
                 try:
                     pipe.watch(dedupe)
-                    seen = pipe.get(dedupe)
-                    if seen:
+                    earlier = self._earlier(pipe.get(dedupe))
+                    if earlier:
                         pipe.reset()
-                        return self.get(seen.decode()), False
+                        return earlier, False
                     while pipe.exists(JOB + job.id):
                         job.id = new_id()
                     pipe.multi()
                     pipe.set(dedupe, job.id, ex=86400)
-                    pipe.set(JOB + job.id, self.signer.seal(job.to_dict()))
+                    job.version = 1
+                    pipe.set(JOB + job.id, self.seal(job))
                     pipe.zadd(JOBS, {job.id: job.created})
                     pipe.sadd(ACTIVE, job.id)
                     if then:
@@ -147,6 +168,19 @@ class JobStore:
                     return job, True
                 except redis.WatchError:
                     continue
+
+    def _earlier(self, seen: bytes | None) -> Job | None:
+        """The job a request id was already used for; None if none (or what Redis holds there
+        is no job drbot wrote: then the request is taken as new)."""
+        if not seen:
+            return None
+        job_id = seen.decode(errors="replace")
+        if not JOB_ID.match(job_id):
+            return None
+        try:
+            return self.get(job_id)
+        except (RecordForged, CommandError):
+            return None
 
     def update(self, job_id: str, change: Callable[[Job], Any],
                then: Callable[[Pipeline, Job], None] | None = None) -> Job:
@@ -161,8 +195,9 @@ class JobStore:
                         pipe.reset()
                         return job
                     job.updated = time.time()
+                    job.version += 1
                     pipe.multi()
-                    pipe.set(key, self.signer.seal(job.to_dict()))
+                    pipe.set(key, self.seal(job))
                     if job.terminal:
                         pipe.srem(ACTIVE, job.id)
                     else:
@@ -175,11 +210,20 @@ class JobStore:
                     continue
 
     def recent(self, limit: int = 10) -> list[str]:
-        return [i.decode() for i in self.client.zrevrange(JOBS, 0, limit - 1)]
+        return ids(self.client.zrevrange(JOBS, 0, limit - 1))
 
     def active(self) -> list[str]:
         """Ids of jobs not yet ended."""
-        return sorted(i.decode() for i in self.client.smembers(ACTIVE))
+        try:
+            return sorted(ids(self.client.smembers(ACTIVE)))
+        except redis.ResponseError:  # not a set: written by someone else; nothing to sweep
+            return []
+
+
+def ids(members: Iterable[bytes]) -> list[str]:
+    """The well-formed job ids among set members read from Redis (others are not drbot's)."""
+    found = (m.decode(errors="replace") for m in members)
+    return [i for i in found if JOB_ID.match(i)]
 
 
 def busy_text(store: JobStore, key: str, holder: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import redis
 
 from bot.chat.frontends.base import Frontend, ThreadRef
+from bot.records.events import ENTRY_ID
 from bot.watch.alerts import EVENTS
 
 CURSOR = "drbot:watch:notify:"  # + frontend name: the last event id delivered there
@@ -49,12 +50,29 @@ def _deliver_to(client: redis.Redis, frontend: Frontend, channel: str,
                 call: Callable[[Any], Any]) -> int:
     cursor_key = CURSOR + frontend.name
     cursor = client.get(cursor_key) or b"0-0"  # the stream is capped: a new bot sees its tail
+    if not ENTRY_ID.match(cursor.decode(errors="replace")):
+        log.error("alert cursor of %s is not a stream id; starting from the oldest", frontend.name)
+        cursor = b"0-0"
     posted = 0
-    for entry_id, raw in client.xrange(EVENTS, min=b"(" + cursor, count=BATCH):
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
-        thread_field = f"{frontend.name}:{fields['alert']}"
-        stored = client.hget(THREADS, thread_field)
-        thread: ThreadRef | None = json.loads(stored) if stored else None
+    try:
+        entries = client.xrange(EVENTS, min=b"(" + cursor, count=BATCH)
+    except redis.ResponseError as exc:  # the key is not a stream: nothing to deliver from it
+        log.error("alert stream %s unreadable (%s); no alerts until it is a stream again",
+                  EVENTS, exc)
+        return 0
+    for entry_id, raw in entries:
+        try:
+            fields = {k.decode(): v.decode() for k, v in raw.items()}
+            thread_field = f"{frontend.name}:{fields['alert']}"
+            _ = fields["text"], fields["type"]
+            stored = client.hget(THREADS, thread_field)
+            thread: ThreadRef | None = json.loads(stored) if stored else None
+            if thread is not None and not isinstance(thread, dict):
+                raise ValueError("thread reference is not an object")
+        except (ValueError, KeyError, redis.ResponseError) as exc:  # one bad entry is skipped
+            log.error("alert entry %s skipped: %s", entry_id, type(exc).__name__)
+            client.set(cursor_key, entry_id)
+            continue
         try:
             ref = call(frontend.alert(channel, fields["text"], thread))
         except Exception as exc:  # noqa: BLE001  (a platform error must not stop the bot)

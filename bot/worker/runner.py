@@ -36,6 +36,8 @@ log = logging.getLogger("drbot.runner")
 
 
 _PREPARED: Runtime | None = None
+# (job id, version) the worker admitted for this work horse; set in the worker before the fork.
+ADMITTED: tuple[str, int] | None = None
 
 
 def prepare(rt: Runtime) -> None:
@@ -158,6 +160,11 @@ class Runner:
             self.emit("refused", "refused: this job's record was not written by drbot "
                                  "(bad signature); nothing was run and it was audited")
             return "refused"
+        why = self.not_actionable(job)
+        if why:
+            self.rt.audit.record("job", "refused-replay", job=self.job_id, detail=why)
+            log.error("job %s: %s", job.id, why, extra={"job_id": job.id})
+            return "refused"
         logs.bind_person(job.requester)
         registry.load(self.rt.settings.plugins)
         spec = registry.spec(job.command)
@@ -173,6 +180,18 @@ class Runner:
             return self.finish("refused", "refused", f"refused: {exc}", str(exc))
         log.info("job %s is %s: nothing to do", job.id, job.status, extra={"job_id": job.id})
         return job.status
+
+    def not_actionable(self, job: Job) -> str:
+        """Why this record must not be acted on ('' if it may): it is older than the version the
+        worker admitted (a newer one is drbot's own later write, like the thread it was given),
+        or it is a request for work signed longer ago than the actionable window."""
+        if ADMITTED is not None and (ADMITTED[0] != job.id or job.version < ADMITTED[1]):
+            return (f"the record went back to version {job.version} after the worker admitted "
+                    f"version {ADMITTED[1]}")
+        age = time.time() - job.signed
+        if job.status in ("planning", "queued") and age > self.rt.settings.actionable_seconds:
+            return f"a {job.status} record signed {age:.0f}s ago is past the actionable window"
+        return ""
 
     # -- planning -------------------------------------------------------------------------------
     def plan(self, job: Job, spec: CommandSpec) -> str:
@@ -227,17 +246,21 @@ class Runner:
                 raise CommandError(f"/dr {job.command} is a system command; only drbot's "
                                    "scheduler may request it")
             return None  # signed by drbot's key, requested by the scheduler: no policy entry
-        if not policy.may_request(policy.caller(job.account), job.command):
-            raise CommandError(f"{job.account} may no longer run /dr {job.command} "
-                               "(the policy changed)")
+        for account in filter(None, (job.account, job.retried_account)):
+            if not policy.may_request(policy.caller(account), job.command):
+                raise CommandError(f"{account} may no longer run /dr {job.command} "
+                                   "(the policy changed)")
         rule = policy.rule(job.command)
         if rule and rule.confirm and job.confirm != rule.confirm:
             raise CommandError("the confirmation phrase does not match the policy")
         if runbook.digest(job.command, job.args) != job.digest:
             return "the plan changed since it was approved"
         now = time.time()
+        keeps = bool(rule and rule.retry_keeps_approval)
         valid = {a.person for a in job.approvals
-                 if a.digest == job.digest and a.expires > now and a.person != job.requester
+                 if a.digest == job.digest and a.expires > now
+                 and a.person not in (job.requester, job.retried_by)
+                 and (keeps or a.attempt == job.attempt)
                  and policy.may_approve(a.person, job.command)}
         if len(valid) < (rule.approvals if rule else 0):
             return "approvals are missing or expired" if job.approvals_needed else None

@@ -6,6 +6,7 @@ so that no log line or thread reply can carry them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import cached_property
 from pathlib import Path
@@ -40,6 +41,18 @@ class Services:
         self.settings = settings
         self.inventory = inventory
 
+    def iac_secrets(self) -> None:
+        """The redactor learns the secrets the IaC tools read from files (the vault password,
+        the K3s token, Flux's bootstrap secret) before any tool runs, so a playbook or
+        Terraform failure that echoes one is redacted in the thread and the log."""
+        iac = self.inventory.iac
+        if iac is None:
+            return
+        for path in (iac.vault_password_file, iac.k3s_token_file, iac.flux_secret_file):
+            if path and os.path.isfile(path):
+                with contextlib.suppress(ConfigError):
+                    secret_file(path, "iac")
+
     def _need(self, section: str) -> None:
         if getattr(self.inventory, section) is None:
             raise ConfigError(f"the inventory has no `{section}` section; this command needs it")
@@ -71,6 +84,7 @@ class Services:
 
         self._need("iac")
         assert self.inventory.iac is not None
+        self.iac_secrets()
         tf = self.inventory.iac.terraform
         return TerraformConfig(tf.dir, binary=tf.binary, revision=tf.revision,
                                allow_local_state=tf.allow_local_state,
@@ -84,6 +98,7 @@ class Services:
         self._need("iac")
         iac = self.inventory.iac
         assert iac is not None
+        self.iac_secrets()
         return AnsibleConfig(iac.ansible.dir, iac.ansible.inventory,
                              private_key_file=iac.ssh_key_file,
                              vault_password_file=iac.vault_password_file,

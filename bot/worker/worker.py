@@ -1,57 +1,219 @@
 """`drbot worker`: an rq worker that runs drbot's job runner and nothing else.
 
-rq stores the function name of each job in Redis; anyone able to write there could otherwise make
-the worker import and call any function with its infrastructure credentials. This worker refuses a
-job naming any other function before importing it, and audits the attempt.
+rq stores everything about a job in Redis: the function name, its arguments, callbacks, webhooks,
+retry counts, timeouts. Anyone able to write there could otherwise make the worker import and
+call any function with its infrastructure credentials, or make it send requests anywhere. So:
+
+- a job is checked when it is taken from the queue, before anything of it is run or imported;
+  a refused job is removed from Redis and audited, never handed to rq's failure handling (which
+  would send its webhooks and retry it as often as its retry count says);
+- rq's job class is replaced by one that has no way out: no webhooks, no callbacks, no retries,
+  on any path (success, failure, stop, a dead horse found by maintenance);
+- a job that cannot even be decoded (a timeout that is not a number, say) is removed the same
+  way, so one bad entry never stops the worker;
+- drbot's own runner job is admitted only for a signed record that is actionable now: in a
+  state that asks for work, signed within the actionable window, and newer than any version of
+  it this worker has seen (so a record written back cannot run twice here).
 """
 
 from __future__ import annotations
 
 import logging
-import re
+import time
+from typing import Any
 
+import redis
 from rq import Queue, Worker
+from rq.exceptions import StopRequested
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job as RqJob
 from rq.serializers import JSONSerializer
 
+from bot.errors import CommandError, RecordForged
 from bot.records.audit import Audit
-from bot.records.queue import RUNNER
+from bot.records.jobs import JOB_ID
+from bot.records.queue import GRACE, RUNNER
+from bot.runtime import Runtime
+from bot.worker import runner
 from bot.worker.shutdown import PromptStop
 
 log = logging.getLogger("drbot.worker")
-JOB_ID = re.compile(r"^[0-9a-f]{8}$")
+ACTIONABLE = frozenset({"planning", "queued"})
+MAX_TIMEOUT = 7 * 86400 + GRACE
+
+
+class DrbotJob(RqJob):
+    """rq's job without any way to reach outside the runner: whatever Redis says."""
+
+    def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
+        if self.webhooks:
+            log.error("rq job %s carries webhooks; none is sent", self.id)
+
+    @property
+    def success_callback(self) -> None:  # type: ignore[override]
+        return None
+
+    @property
+    def failure_callback(self) -> None:  # type: ignore[override]
+        return None
+
+    @property
+    def stopped_callback(self) -> None:  # type: ignore[override]
+        return None
+
+    @property
+    def should_retry(self) -> bool:  # type: ignore[override]
+        return False
+
+
+def worker_queue(client: redis.Redis, name: str) -> Queue:
+    """The queue as the worker sees it: its jobs are DrbotJobs, maintenance included."""
+    return Queue(name, connection=client, serializer=JSONSerializer, job_class=DrbotJob)
 
 
 def acceptable(job: RqJob) -> str | None:
-    """Why this rq job is refused, or None if it is one of drbot's own."""
+    """Why this rq job is refused, or None if it is shaped like one of drbot's own."""
     try:
         func, args, kwargs = job.func_name, job.args, job.kwargs
     except Exception as exc:  # noqa: BLE001  (an undecodable job is refused, not crashed on)
         return f"undecodable job ({type(exc).__name__})"
     if func != RUNNER:
         return f"function {func!r} is not drbot's job runner"
-    if kwargs or len(args) != 1 or not isinstance(args[0], str) or not JOB_ID.match(args[0]):
+    if kwargs or not isinstance(args, list | tuple) or len(args) != 1 \
+            or not isinstance(args[0], str) or not JOB_ID.match(args[0]):
         return "arguments are not a single drbot job id"
-    # rq runs callbacks by name too: a job carrying any would run foreign code after ours.
     callbacks = [job._success_callback_name, job._failure_callback_name,
                  job._stopped_callback_name]
     if any(callbacks):
         return f"callbacks {[c for c in callbacks if c]} are not drbot's"
     if getattr(job, "webhooks", None):
         return "webhooks would send the job's result elsewhere"
+    if job.retries_left or job.retry_intervals or getattr(job, "repeats_left", None):
+        return "drbot's jobs are never retried or repeated by rq"
+    if job._dependency_ids:
+        return "drbot's jobs depend on no other rq job"
+    timeout = job.timeout
+    if not isinstance(timeout, int) or not 0 < timeout <= MAX_TIMEOUT:
+        return f"timeout {timeout!r} is not one drbot sets"
     return None
 
 
 class DrbotWorker(PromptStop, Worker):
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, runtime: Runtime | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("serializer", JSONSerializer)
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("job_class", DrbotJob)
+        super().__init__(*args, **kwargs)
+        self.rt = runtime
+        self.seen: dict[str, tuple[int, float]] = {}  # job id: (newest version, when)
+
+    # -- taking a job -----------------------------------------------------------------------------
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None,
+                                     max_idle_time: int | None = None) -> tuple[RqJob, Queue] | None:
+        while True:
+            try:
+                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except (StopRequested, redis.ConnectionError, redis.TimeoutError):
+                raise  # an outage, not a bad entry: rq's own handling rides it out
+            except Exception as exc:
+                # rq names the job it could not decode on the exception; anything else is ours
+                job_id, queue = getattr(exc, "job_id", None), getattr(exc, "queue", None)
+                if isinstance(exc, UnicodeError) and job_id is None:
+                    self.scrub()  # a queue entry that is not even text
+                    continue
+                if job_id is None or queue is None:
+                    raise
+                self.discard(str(job_id), queue, f"undecodable rq job ({type(exc).__name__})")
+                continue
+            if result is None:
+                return None
+            job, queue = result
+            why = acceptable(job)
+            outcome = "refused-foreign-job"
+            if why is None:
+                outcome, why = self.admit(job)
+            if why is None:
+                return result
+            self.discard(job.id, queue, why, outcome, job=job)
+
+    def scrub(self) -> None:
+        """Remove queue entries that are not text (rq cannot even name them) from this
+        worker's queues and the lists rq moves taken entries to; audit each."""
+        for queue in self.queues:
+            for key in (queue.key, IntermediateQueue(queue.key, self.connection).key):
+                for member in set(self.connection.lrange(key, 0, -1)):
+                    try:
+                        member.decode()
+                    except UnicodeError:
+                        self.connection.lrem(key, 0, member)
+                        self.rt_audit().record("worker", "refused-foreign-job",
+                                               detail=f"queue entry {member[:40]!r} is not text")
+
+    def rt_audit(self) -> Audit:
+        return self.rt.audit if self.rt else Audit(self.connection)
+
+    def admit(self, job: RqJob) -> tuple[str, str | None]:
+        """(audit outcome, why) for drbot's own runner job: refused unless its signed record
+        asks for work now and is newer than any version of it this worker has seen."""
+        runner.ADMITTED = None
+        if self.rt is None:
+            return "", None
+        job_id = str(job.args[0])
+        try:
+            record = self.rt.store.get(job_id)
+        except RecordForged as exc:
+            return "refused-forged", str(exc)
+        except CommandError as exc:
+            return "refused-no-record", str(exc)
+        now, window = time.time(), self.rt.settings.actionable_seconds
+        self.seen = {k: v for k, v in self.seen.items() if now - v[1] <= 2 * window}
+        if record.status not in ACTIONABLE:
+            return "refused-replay", f"job {job_id} is {record.status}: nothing to start"
+        if now - record.signed > window:
+            return "refused-stale", (f"job {job_id} was {record.status} {now - record.signed:.0f}s "
+                                     f"ago, beyond the {window}s window: a stale or replayed "
+                                     "record")
+        newest = self.seen.get(job_id, (0, now))[0]
+        if record.version <= newest:
+            return "refused-replay", (f"job {job_id} version {record.version} is not newer than "
+                                      f"version {newest}, which this worker already saw")
+        self.seen[job_id] = (record.version, now)
+        runner.ADMITTED = (job_id, record.version)  # the work horse inherits it with the fork
+        return "", None
+
+    def saw(self, job_id: str) -> None:
+        """After a run: remember the newest version the run wrote, so no older one starts again.
+        The runner never leaves a record asking for work, so a record that asks for work now
+        was written after the run (a retry, an approval) and is left to be admitted."""
+        if self.rt is None:
+            return
+        try:
+            record = self.rt.store.get(job_id)
+        except (RecordForged, CommandError, redis.RedisError):
+            return
+        version = record.version - 1 if record.status in ACTIONABLE else record.version
+        if version > self.seen.get(job_id, (0, 0.0))[0]:
+            self.seen[job_id] = (version, time.time())
+
+    def discard(self, job_id: str, queue: Queue, why: str,
+                outcome: str = "refused-foreign-job", job: RqJob | None = None) -> None:
+        """Remove a refused job from Redis without rq's failure handling: nothing is sent,
+        nothing is retried, and the next job is served."""
+        log.error("refused rq job %s: %s", job_id, why)
+        drbot_job = str(job.args[0]) if job is not None and outcome != "refused-foreign-job" else ""
+        self.rt_audit().record("worker", outcome, job=drbot_job or job_id, detail=f"rq job {job_id}: {why}")
+        key = job.key if job is not None else RqJob.key_for(job_id)
+        with self.connection.pipeline() as pipe:
+            pipe.lrem(IntermediateQueue(queue.key, self.connection).key, 0, job_id)
+            pipe.lrem(queue.key, 0, job_id)
+            pipe.delete(key, RqJob.dependents_key_for(job_id))
+            pipe.execute()
 
     def execute_job(self, job: RqJob, queue: Queue) -> None:
         why = acceptable(job)
         if why is None:
-            super().execute_job(job, queue)
+            try:
+                super().execute_job(job, queue)
+            finally:
+                self.saw(str(job.args[0]))
             return
-        log.error("refused rq job %s: %s", job.id, why)
-        Audit(self.connection).record("worker", "refused-foreign-job", job=job.id, detail=why)
-        self.handle_job_failure(job, queue=queue, exc_string=f"refused by drbot: {why}")
+        self.discard(job.id, queue, why, job=job)

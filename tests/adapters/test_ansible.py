@@ -340,3 +340,23 @@ def test_known_hosts_reset_after_a_rebuild(tmp_path: Path, sshd: Sshd) -> None:
     assert result.status == "successful"
     assert known_blobs(known_hosts) == [new_key]
     assert not Path(str(known_hosts) + ".old").exists()
+
+
+def test_the_playbook_sees_only_a_whitelisted_environment(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    key, password = "k-" + uuid.uuid4().hex, "p-" + uuid.uuid4().hex
+    monkeypatch.setenv("DRBOT_SIGNING_KEY", key)
+    monkeypatch.setenv("REDIS_URL", f"redis://:{password}@127.0.0.1:6379/0")
+    monkeypatch.setenv("DRBOT_SLACK_BOT_TOKEN", "xoxb-" + key)
+    monkeypatch.setenv("ANSIBLE_NOCOLOR", "1")  # the operator's own Ansible settings pass
+    out = tmp_path / "env.txt"
+    cfg = local_config(tmp_path, extravars={"out": str(out)}, envvars={"DR_GIVEN": "yes"})
+    assert run(cfg, "env.yml", tmp_path, Recorder()).status == "successful"
+    seen = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    assert not {"DRBOT_SIGNING_KEY", "REDIS_URL", "DRBOT_SLACK_BOT_TOKEN"} & set(seen)
+    assert key not in out.read_text() and password not in out.read_text()
+    assert seen["DR_GIVEN"] == "yes" and seen["ANSIBLE_NOCOLOR"] == "1" and "PATH" in seen
+    for path in (tmp_path / "artifacts").rglob("*"):  # nothing secret left in the job folder
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert key not in text and password not in text, path

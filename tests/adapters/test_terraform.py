@@ -517,3 +517,16 @@ def test_an_import_only_apply_says_so() -> None:
                     "operation": "apply"}}))
     assert stream.summary == terraform.ChangeSummary(imported=1, actions=2)
     assert seen == ["apply: 1 imported, 0 added, 0 changed, 0 destroyed; 2 action(s) invoked"]
+
+
+def test_terraform_gets_a_whitelisted_environment(stub: tuple[TerraformConfig, Path],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg, log = stub
+    monkeypatch.setenv("DRBOT_SIGNING_KEY", "k" * 64)
+    monkeypatch.setenv("REDIS_URL", "redis://:hunter2@127.0.0.1:6379/0")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "for-the-s3-backend")
+    terraform.apply(cfg, targets=[VM], hooks=Hooks())
+    for call in calls(log):
+        names = set(call["names"])  # type: ignore[arg-type]
+        assert not {"DRBOT_SIGNING_KEY", "REDIS_URL"} & names
+        assert {"AWS_ACCESS_KEY_ID", "PATH", "TF_VAR_token", "TF_IN_AUTOMATION"} <= names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -59,10 +60,13 @@ def test_as_is_refused_outside_the_lab_configuration(tmp_path: Path) -> None:
 
 
 def test_at_name_lines_are_refused_outside_the_lab(tmp_path: Path) -> None:
-    login = os.environ.get("USER") or "root"
+    login = pwd.getpwuid(os.getuid()).pw_name
     policy = POLICY.replace("lab: true", "lab: false").replace(
         'accounts: ["console:dave"]', f'accounts: ["console:dave", "console:{login}"]')
-    done = console(tmp_path, "@bob /dr jobs\n/dr jobs\n", policy=policy)
+    # LOGNAME and USER say alice (an admin): the console must not believe them
+    done = console(tmp_path, "@bob /dr jobs\n/dr jobs\n/dr drill id\n", policy=policy,
+                   env={"USER": "alice", "LOGNAME": "alice"})
     assert done.returncode == 0, done.stderr
     assert "@name works only with the lab configuration" in done.stdout
     assert f"{login}> /dr jobs" in done.stdout and "no jobs yet" in done.stdout
+    assert "alice>" not in done.stdout and "dave may not run /dr drill" in done.stdout

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from rq import Callback
-from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
 from bot.records.events import Event
@@ -50,8 +49,8 @@ def test_an_rq_job_naming_a_foreign_function_is_refused(drbot: Harness, tmp_path
     callback = q.enqueue_call("bot.worker.runner.run_job", args=["0000abcd"],
                               on_success=Callback("pathlib.Path.touch"))
     for job in (foreign, wrong_args, callback):
-        wait_until(lambda job=job: job.get_status(refresh=True) == JobStatus.FAILED,
-                   what=f"rq job {job.id} to be refused")
+        wait_until(lambda job=job: not drbot.redis.exists(job.key),
+                   what=f"rq job {job.id} to be refused and removed")
     assert not marker.exists()
     refusals = [e for e in drbot.rt.audit.tail() if e["outcome"] == "refused-foreign-job"]
     assert {e["job"] for e in refusals} == {foreign.id, wrong_args.id, callback.id}
@@ -65,3 +64,29 @@ def test_secrets_never_reach_the_thread(drbot: Harness) -> None:
     text = drbot.rt.events.read("feedface")[0].message
     assert "s" * 12 not in text and drbot.env["DRBOT_SIGNING_KEY"] not in text
     assert "xoxb-123456789" not in text and text.count("[redacted]") == 3
+
+
+def test_the_redactor_knows_every_secret_drbot_reads(tmp_path, monkeypatch) -> None:
+    from bot.config.inventory import load_inventory
+    from bot.config.settings import Settings
+    from bot.redact import REDACT
+    from bot.runtime import Runtime
+    from bot.worker.services import Services
+
+    vault, k3s = tmp_path / "vault", tmp_path / "k3s-token"
+    vault.write_text("vault-pass-" + "v" * 10 + "\n")
+    k3s.write_text("plainjoinsecret-" + "t" * 10 + "\n")  # a bare token, no known shape
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "iac:\n  terraform: {dir: /tmp}\n  ansible: {dir: /tmp, inventory: hosts}\n"
+        f"  vault_password_file: {vault}\n  k3s_token_file: {k3s}\n")
+    monkeypatch.setenv("REDIS_URL", "redis://drbot:url-pass-123456@127.0.0.1:1/0")
+    monkeypatch.setenv("DRBOT_SIGNING_KEY", "s" * 64)
+    Runtime.from_settings(Settings(), patient=False)
+    Services(Settings(), load_inventory(inventory)).iac_secrets()
+    failure = ("fatal: [node3]: FAILED! => vault-pass-vvvvvvvvvv plainjoinsecret-tttttttttt "
+               "K10abcdef0123456789abcdef::server:f00dbabe redis://drbot:url-pass-123456@x")
+    text = REDACT(failure)
+    for secret in ("vault-pass-", "plainjoinsecret-", "K10abcdef", "f00dbabe", "url-pass-"):
+        assert secret not in text, secret
+    assert text.startswith("fatal: [node3]: FAILED! =>")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
+import pwd
 import sys
 import time
 import uuid
@@ -56,6 +58,16 @@ def account_for(name: str) -> str:
     return f"console:{name}"
 
 
+def os_login() -> str:
+    """The login of the process's real user, from the system's user database by uid.
+    Never LOGNAME or USER: anyone can set those, and the console's identity is who runs it."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        raise CommandError(f"uid {os.getuid()} has no entry in the user database, so the "
+                           "console cannot tell who you are; run it as a named user") from None
+
+
 class ConsoleSession:
     def __init__(self, app: ChatPort, frontend: ConsoleFrontend, speak_as: str | None,
                  echo: bool) -> None:
@@ -64,7 +76,8 @@ class ConsoleSession:
         if speak_as and not self.lab:
             raise CommandError("--as works only with the lab configuration (policy `lab: true`); "
                                "in production the console speaks as your OS login")
-        self.default = account_for(speak_as or getpass.getuser())
+        # the lab may speak as anyone; elsewhere the console is whoever runs the process
+        self.default = account_for(speak_as or (getpass.getuser() if self.lab else os_login()))
         self.jobs: list[str] = []
 
     async def line(self, text: str) -> None:

@@ -39,6 +39,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.chat.core import Reply, Request
 from bot.chat.frontends.base import ChatPort, Frontend, ThreadRef
+from bot.chat.frontends.http_listener import listen
 from bot.chat.frontends.slack_blocks import ACTION, blocks, clip, escape, fallback_text
 from bot.chat.render import Card, card
 from bot.config.settings import Settings
@@ -89,6 +90,7 @@ class SlackFrontend(Frontend):
         self._auth: AuthorizeResult | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # Work after the ack runs in threads that hold the GIL for the core's Python code; a burst of
         # commands would starve the event loop and delay the next acks. A few at a time is enough.
@@ -114,7 +116,7 @@ class SlackFrontend(Frontend):
     @property
     def connected(self) -> bool:  # type: ignore[override]
         if self.mode == "http":
-            return self._runner is not None and bool(self._runner.addresses)
+            return self._listener is not None and self._listener.is_serving()
         client = self._socket.client if self._socket else None
         session = client.current_session if client else None
         return bool(client and session and not session.closed and not client.stale and not client.closed)
@@ -132,9 +134,7 @@ class SlackFrontend(Frontend):
         else:
             self._runner = web.AppRunner(self.web_app(), access_log=None)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, self.host, self.port)
-            await site.start()
-            self.port = self._runner.addresses[0][1]
+            self._listener, self.port = await listen(self._runner, self.host, self.port)
         log.info("slack frontend up (%s mode)", self.mode)
         self.ready.set()
         await asyncio.Event().wait()  # serve until cancelled
@@ -167,6 +167,9 @@ class SlackFrontend(Frontend):
         if self._socket:
             await self._socket.close_async()
             self._socket = None
+        if self._listener:
+            self._listener.close()
+            self._listener = None
         if self._runner:
             await self._runner.cleanup()
             self._runner = None

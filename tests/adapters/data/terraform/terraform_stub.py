@@ -2,7 +2,8 @@
 """A stand-in ``terraform`` for tests: records its argv and prints ``-json`` UI lines.
 
 Environment:
-  TF_STUB_LOG    append one JSON object per call: argv, cwd and the TF_* variables it saw
+  TF_STUB_LOG    append one JSON object per call: argv, cwd, the TF_* variables it saw and the
+                 names of all the variables it saw
   TF_STUB_LINES  a file whose lines are printed instead of the generated plan/apply stream
   TF_STUB_EXIT   exit code for plan/apply (default 0)
   TF_STUB_BLOCK  "ignore-int": plan/apply print a version line, ignore SIGINT and block until
@@ -122,7 +123,8 @@ def main() -> int:
             if k.startswith("TF_") and not k.startswith("TF_STUB")
         }
         with open(log, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"argv": args, "cwd": os.getcwd(), "env": seen}) + "\n")
+            f.write(json.dumps({"argv": args, "cwd": os.getcwd(), "env": seen,
+                                "names": sorted(os.environ)}) + "\n")
     command = args[0] if args else ""
     if command == "init":
         print("Terraform has been successfully initialized!", flush=True)
