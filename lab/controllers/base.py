@@ -50,7 +50,7 @@ class Timings:
     replica_rebuild: float = 3.0  # a new replica on a joined node becomes healthy
     flux_reconcile: float = 1.5  # annotation seen -> reconciled
     volume_restore: float = 2.0  # a Longhorn volume created with fromBackup -> restored
-    infrastructure_install: float = 180.0  # first apply of the layer installing Longhorn, CNPG
+    infrastructure_install: float = 600.0  # first apply of the layer installing Longhorn, CNPG
 
     def scaled(self, factor: float) -> Timings:
         values = {f.name: getattr(self, f.name) * factor for f in fields(self)}

@@ -644,7 +644,9 @@ def test_longhorn_backup_target_sync_pulls_the_store_into_backup_objects(
         target = co.get_namespaced_custom_object(*lh, "backuptargets", "default")
         return target if target["status"].get("lastSyncedAt", "") >= asked else None
 
-    target = lab.world.wait_for(synced, WAIT, "the backup target synced after the request")
+    # a generous deadline: a sync reads the whole store, and one that began before the request
+    # is followed by another
+    target = lab.world.wait_for(synced, 4 * WAIT, "the backup target synced after the request")
     bv = next(b for b in co.list_namespaced_custom_object(*lh, "backupvolumes")["items"]
               if b["spec"].get("volumeName") == vol.name)
     found = {b["metadata"]["name"]: b
