@@ -458,6 +458,7 @@ class Lab:
             self._controllers = None
         for sshd in self._sshds.values():
             sshd.stop()
+            sshd.release_port()  # the lab is gone: nobody needs its ports kept
         while self._servers:
             server = self._servers.pop()
             with contextlib.suppress(Exception):  # keep stopping the others
