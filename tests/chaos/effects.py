@@ -44,8 +44,10 @@ def kill_after(drbot: Harness, lab: Lab, job_id: str, effect: Effect, approve: s
 
 def retry_on_a_new_worker(drbot: Harness, job_id: str) -> None:
     drbot.start_worker()
-    reply = drbot.say(f"/dr retry {job_id}", who="carol")
+    reply = drbot.say(f"/dr retry {job_id}", who="alice")
     assert reply.ok, reply.text
+    if drbot.job(job_id).status == "awaiting_approval":  # the policy wants the approval again
+        assert drbot.say(f"/dr approve {job_id}", who="bob").ok
     drbot.wait_status(job_id, "succeeded", "failed", "cancelled", "lost", timeout=RUN)
 
 
