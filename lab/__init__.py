@@ -199,6 +199,10 @@ class LabWorld:
         ``release()``: where a test kills drbot's worker (see lab.holds)."""
         return self._lab._kube.holds.arm(method, path_pattern, after=after)
 
+    def hold_pve(self, method: str, path_pattern: str, *, after: bool = True) -> Hold:
+        """As hold_kube, for the Proxmox API (a task it started runs on while held)."""
+        return self._lab._pve.holds.arm(method, path_pattern, after=after)
+
     def pve_requests(self) -> list[tuple[str, str, Any]]:
         """(method, path, body) of every request made to Proxmox (request bodies redacted)."""
 
@@ -444,8 +448,9 @@ class Lab:
 
     def stop(self) -> None:
         """Stop every server, thread and process the lab started (idempotent)."""
-        if self._kube is not None:
-            self._kube.holds.release_all()  # a held request must not keep the loop from ending
+        for api in (self._kube, self._pve):
+            if api is not None:
+                api.holds.release_all()  # a held request must not keep the loop from ending
         if self._loop is not None and self._controllers is not None:
             controllers = self._controllers
 
@@ -458,6 +463,7 @@ class Lab:
             self._controllers = None
         for sshd in self._sshds.values():
             sshd.stop()
+            sshd.release_port()  # the lab is gone: nobody needs its ports kept
         while self._servers:
             server = self._servers.pop()
             with contextlib.suppress(Exception):  # keep stopping the others
@@ -494,9 +500,9 @@ def seed_kube(kube: Any, objects: list[dict[str, Any]]) -> None:
 
 def make_pve(vm_uuids: dict[str, str], token: str) -> Any:
     """Two Proxmox hosts and the five K3s VMs, running."""
-    from fakepve import FakePve
+    from lab.pve import LabPve
 
-    pve = FakePve(user="root@pam", password=secrets.token_hex(16), host="127.0.0.1", port=0)
+    pve = LabPve(user="root@pam", password=secrets.token_hex(16), host="127.0.0.1", port=0)
     pve.time_scale = 0
     pve.cluster_name = "homelab"
     for host in world.HOSTS:

@@ -33,6 +33,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def hold_port(port: int = 0) -> socket.socket:
+    """A socket bound to the port and not listening: a connection there is refused, and nobody
+    else can take the port while it is held (a port picked free and let go can be)."""
+    sock = socket.socket()
+    try:
+        sock.bind((HOST, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+_DEAD: list[socket.socket] = []
+
+
+def dead_port() -> int:
+    """A port where connections are refused for the rest of this process."""
+    sock = hold_port()
+    _DEAD.append(sock)
+    return int(sock.getsockname()[1])
+
+
 def wait_until(check: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
     """Poll `check()` until it returns something truthy; TimeoutError naming `what` otherwise."""
     deadline = time.monotonic() + timeout
@@ -235,7 +257,10 @@ class Sshd:
         self.node = node
         self.dir = directory
         self.authorized_keys = authorized_keys
-        self.port = free_port()
+        # Held while sshd is down (first start, VM re-created), so that no other process takes
+        # the port and answers in its place; let go just before sshd binds it.
+        self._held: socket.socket | None = hold_port()
+        self.port = int(self._held.getsockname()[1])
         self.host_key = directory / "ssh_host_ed25519_key"
         self.pid_file = directory / "sshd.pid"
         self.config = directory / "sshd_config"
@@ -254,6 +279,7 @@ class Sshd:
             sshd_config(self.port, self.host_key, self.pid_file, self.authorized_keys)
         )
         self.loaded_key = self.key_stamp()
+        self.release_port()
         self.proc = subprocess.Popen(
             [SSHD, "-D", "-e", "-f", str(self.config)],
             stdin=subprocess.DEVNULL,
@@ -310,3 +336,13 @@ class Sshd:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+        if self._held is None:
+            try:
+                self._held = hold_port(self.port)
+            except OSError:  # taken in the moment it was free; start() then fails loudly
+                self._held = None
+
+    def release_port(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None

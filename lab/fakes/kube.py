@@ -30,7 +30,7 @@ import pytest
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from adapters.kubernetes.resources import Resource
-from lab.servers import free_port
+from lab.servers import dead_port
 
 NAMESPACES_AT = "/api/v1/namespaces/-/namespaces"
 
@@ -212,8 +212,8 @@ def register_resources(emulator: Any) -> None:
 
 
 def dead_endpoint() -> str:
-    """A 127.0.0.1 URL where nothing listens (connection refused)."""
-    return f"http://127.0.0.1:{free_port()}"
+    """A 127.0.0.1 URL where connections are refused, for the rest of the test session."""
+    return f"http://127.0.0.1:{dead_port()}"
 
 
 def write_kubeconfig(path: Path, server_url: str) -> Path:

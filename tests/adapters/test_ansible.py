@@ -16,6 +16,7 @@ import pytest
 from adapters import ansible, subprocesses
 from adapters.ansible import AnsibleConfig, HostFailure
 from adapters.errors import Cancelled, NotFound, TimedOut, Unreachable
+from lab.servers import dead_port
 from tests.support import PROMPT, Recorder, free_port, wait_until
 
 PROJECT = str(Path(__file__).parent / "data" / "ansible" / "project")
@@ -96,7 +97,7 @@ def test_failing_task_names_host_and_task(tmp_path: Path) -> None:
 def test_unreachable_host(tmp_path: Path) -> None:
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(
-        f"ghost ansible_host=127.0.0.1 ansible_port={free_port()} ansible_user=root "
+        f"ghost ansible_host=127.0.0.1 ansible_port={dead_port()} ansible_user=root "
         f"ansible_connection=ssh ansible_python_interpreter={sys.executable}\n"
     )
     cfg = AnsibleConfig(project_dir=PROJECT, inventory=str(inventory))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import requests
 from adapters.errors import AdapterError, NotFound, Unreachable
 from adapters.s3 import ObjectStore, StoreConfig
 from lab.fakes.s3 import S3Server
+from lab.servers import dead_port
 
 
 @pytest.fixture(params=["s3", "nfs"])
@@ -31,12 +31,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
 def _put_many(store: ObjectStore, keys: list[str]) -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda k: store.upload(k, k.encode()), keys))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the API on both back ends ------------------------------------------------------------------
@@ -163,7 +157,7 @@ def test_missing_bucket_is_not_found_naming_it(s3_server: S3Server, tmp_path: Pa
 
 
 def test_endpoint_down_is_unreachable(s3_server: S3Server) -> None:
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{dead_port()}"
     store = ObjectStore(StoreConfig("s3://bucket", endpoint_url=dead, access_key="a-key-id",
                                     secret_key="a-secret-key", max_attempts=1,
                                     connect_timeout=1))
@@ -224,7 +218,7 @@ def test_secret_never_in_repr_or_errors(s3_server: S3Server, request: Any) -> No
 
     failures: list[BaseException] = []
     for cfg in (config,
-                StoreConfig("s3://x-bucket", endpoint_url=f"http://127.0.0.1:{_free_port()}",
+                StoreConfig("s3://x-bucket", endpoint_url=f"http://127.0.0.1:{dead_port()}",
                             access_key="a-key-id", secret_key=secret, max_attempts=1)):
         with pytest.raises(AdapterError) as info:
             ObjectStore(cfg).read("k")

@@ -15,11 +15,13 @@ RUN = 180.0  # a whole rebuild on a loaded two-core machine; each wait ends on i
 
 @dataclass(frozen=True)
 class Effect:
-    """A request to the lab's Kubernetes API, held right after it was applied."""
+    """A request to one of the lab's APIs (``kube`` or ``pve``), held right after it was
+    applied."""
 
     name: str
     method: str
     path: str  # a regex over the request path
+    api: str = "kube"
 
     def __str__(self) -> str:
         return self.name
@@ -28,7 +30,8 @@ class Effect:
 def kill_after(drbot: Harness, lab: Lab, job_id: str, effect: Effect, approve: str) -> str:
     """Arm the hold, let the job run into it, SIGKILL the worker there, release the request
     and wait until drbot has declared the job lost. Returns the request that was held."""
-    hold = lab.world.hold_kube(effect.method, effect.path)
+    arm = lab.world.hold_pve if effect.api == "pve" else lab.world.hold_kube
+    hold = arm(effect.method, effect.path)
     try:
         assert drbot.say(approve, who="bob").ok
         lab.world.wait_for(hold.reached.is_set, RUN, f"the job to reach {effect}")
@@ -41,8 +44,10 @@ def kill_after(drbot: Harness, lab: Lab, job_id: str, effect: Effect, approve: s
 
 def retry_on_a_new_worker(drbot: Harness, job_id: str) -> None:
     drbot.start_worker()
-    reply = drbot.say(f"/dr retry {job_id}", who="carol")
+    reply = drbot.say(f"/dr retry {job_id}", who="alice")
     assert reply.ok, reply.text
+    if drbot.job(job_id).status == "awaiting_approval":  # the policy wants the approval again
+        assert drbot.say(f"/dr approve {job_id}", who="bob").ok
     drbot.wait_status(job_id, "succeeded", "failed", "cancelled", "lost", timeout=RUN)
 
 

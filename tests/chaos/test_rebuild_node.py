@@ -1,5 +1,5 @@
 """rebuild-node with its worker SIGKILLed right after each externally visible effect it has on
-the Kubernetes API, then retried on a new worker. After the retry the runbook's invariants hold:
+the Kubernetes and Proxmox APIs, then retried on a new worker. After the retry the runbook's invariants hold:
 one VM, created at most once; the Node Ready; three healthy etcd members; every attached volume
 that had a replica on the node waited for and healthy; no lock left; the thread tells the truth
 about what the whole job did."""
@@ -25,6 +25,7 @@ EFFECTS = [
                  marks=pytest.mark.fast),
     Effect("Longhorn Node unschedulable", "PATCH", f"^{LH}/nodes/{NODE}$"),
     Effect("Longhorn Node deleted", "DELETE", f"^{LH}/nodes/{NODE}$"),
+    Effect("VM destroyed", "DELETE", f"/nodes/{HOST}/qemu/{VMID}$", api="pve"),
 ]
 
 

@@ -20,8 +20,8 @@ import yaml
 from adapters.subprocesses import kill_tree
 from bot.worker import pids
 from lab import Lab, terraform_stub
+from lab.servers import dead_port
 from tests.bot.harness import Harness, wait_until
-from tests.support import free_port
 
 RUN = 120.0  # a whole rebuild on a loaded two-core machine; each wait ends on its condition
 PROJECT = Path(__file__).resolve().parents[2]
@@ -288,7 +288,7 @@ def test_retry_is_refused_while_the_playbook_of_a_dead_worker_still_runs(
     # The operator's extravars (from drbot's inventory) point the playbook's own SSH wait at a
     # port nobody listens on: the playbook is certain to be waiting when its worker dies.
     inventory = yaml.safe_load(lab.inventory_path.read_text())
-    inventory["iac"]["ansible"]["extravars"] = {"ssh_port": free_port(), "ssh_timeout": 300}
+    inventory["iac"]["ansible"]["extravars"] = {"ssh_port": dead_port(), "ssh_timeout": 300}
     lab.inventory_path.write_text(yaml.safe_dump(inventory))
     job_id = approved(drbot_lab, requested(drbot_lab, "/dr rebuild-node k3s-server-3"))
     wait_step(drbot_lab, job_id, "ansible join", "running")

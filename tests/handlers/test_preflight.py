@@ -314,3 +314,13 @@ def test_the_longhorn_refusal_in_full(cluster: dict[str, list[Any]]) -> None:
         "shows healthy, then run this again. If that disk is already lost, restore from backup "
         "instead: /dr restore apps/media.")
     assert preflight.names([]) == "none" and preflight.names({"b", "a"}) == "a, b"
+
+
+def test_the_drbot_refusal_in_full() -> None:
+    with pytest.raises(CommandError) as refused:
+        preflight.check_drbot(inventory("n1", "n2", drbot=("n2", "n1")), ["n2", "n1"])
+    assert str(refused.value) == (
+        "n1, n2 runs drbot's own worker or Redis (inventory `drbot_nodes`): rebuilding it would "
+        "stop drbot in the middle of this job and lose its records. Move drbot to another node "
+        "first (e.g. `kubectl cordon n1` and restart drbot's pods, then update `drbot_nodes`), or "
+        "run drbot standalone (see the README), then try again.")

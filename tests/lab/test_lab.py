@@ -18,8 +18,8 @@ import yaml
 
 from bot.config.inventory import load_inventory
 from lab import Lab, files, terraform_stub, world
+from lab.servers import dead_port
 from lab.store import longhorn_volume_dir
-from tests.support import free_port
 
 SCALE = 0.05  # every controller delay is 5% of its real-world-like value
 WAIT = 15.0
@@ -607,7 +607,7 @@ def test_flux_bootstrap_applies_the_sync_objects_and_fails_on_a_dead_api(
     assert "✔ Kustomization reconciled successfully" in lines
     assert lines[-1] == "✔ bootstrap finished"
 
-    dead_api = f"http://127.0.0.1:{free_port()}"
+    dead_api = f"http://127.0.0.1:{dead_port()}"
     dead = tmp_path / "kubeconfig"
     dead.write_text(yaml.safe_dump(files.kubeconfig(dead_api, "token")))
     failed = bootstrap(f"--kubeconfig={dead}")

@@ -242,3 +242,37 @@ def test_findings_round_trip_and_know_when_they_became_overdue() -> None:
     assert ev.Finding.from_dict(found.to_dict()) == found
     assert found.overdue_since == (NOW - timedelta(hours=2)).timestamp() + 24 * 3600
     assert judge(volume()).overdue_since is None and not found.bad
+
+
+def test_the_notes_in_full() -> None:
+    old = backup("old", timedelta(hours=30))
+    older_ghost = backup("older", timedelta(hours=40), in_store=False)  # older than the good one
+    ghost = backup("ghost", timedelta(hours=1), in_store=False)
+    running = Seen("new", NOW - timedelta(minutes=5), "running", None)
+    found = judge(volume(old, older_ghost, ghost, running, store_last=old))
+    assert found.notes == [
+        "the cluster reports ghost completed but it is not in the bucket: not counted",
+        "new is in progress since 2026-12-04 11:55 UTC: not counted until it completes"]
+    undated = judge(volume(Seen("x", None, "running", None)), facts(store=None))
+    assert undated.notes[-1] == "x is in progress: not counted until it completes"
+    blind = judge(volume(backup("b", timedelta(hours=1), in_store=None)), facts(store=False))
+    assert blind.notes == ["the Longhorn store could not be read: the cluster's records stand in"]
+    nothing = judge(volume(), facts(store=False, cluster=False))
+    assert (nothing.problem, nothing.source) == ("neither the store nor the cluster can be read",
+                                                 "nothing only")
+
+
+def test_only_backups_in_the_bucket_count_for_retention_when_it_was_read() -> None:
+    kept = daily(7)
+    for seen in kept[3:]:
+        seen.in_store = False  # the cluster lists them; the bucket lost them
+    found = judge(volume(*kept, store_last=kept[0]))
+    assert found.status == "retention gap" and found.problem.startswith("oldest kept backup is")
+
+
+def test_archiving_failing_without_a_message() -> None:
+    pg = ObjectFacts("cnpg", "pg", "db/pg", archiving=False)
+    kept = daily(7)
+    pg.backups, pg.store_last = {s.name: s for s in kept}, kept[0]
+    seen = Facts(NOW, {"cluster": Sight("cluster", "c"), "store:cnpg": Sight("store:cnpg", "s")})
+    assert ev.judge(pg, seen, DAY, NOW).problem == "WAL archiving is failing: no message"
