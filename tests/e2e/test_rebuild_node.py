@@ -62,6 +62,16 @@ def approved(drbot: Harness, job_id: str) -> str:
     return job_id
 
 
+def retried(drbot: Harness, job_id: str) -> str:
+    """alice retries; rebuild-node's approval is asked again and bob gives it (a retry is a new
+    request for the policy). Returns the retry's answer."""
+    reply = drbot.say(f"/dr retry {job_id}", who="alice")
+    assert reply.ok, reply.text
+    assert "needs approval again" in reply.text
+    approved(drbot, job_id)
+    return reply.text
+
+
 def refusal(drbot: Harness, text: str) -> str:
     """The job is refused at planning; returns what the thread says."""
     reply = drbot.say(text, who="alice")
@@ -270,8 +280,7 @@ def test_join_failure_then_retry_destroys_once_and_applies_once(
     assert "ssh-ed25519" in known_hosts(lab, job_id)  # the new machine's key, kept for the retry
 
     core_api(lab).delete_namespaced_secret("k3s-server-2.node-password.k3s", "kube-system")
-    reply = drbot_lab.say(f"/dr retry {job_id}", who="carol")
-    assert reply.ok and "resuming at ansible join" in reply.text
+    assert "then resumes at ansible join" in retried(drbot_lab, job_id)
     job = drbot_lab.wait_status(job_id, "succeeded", "failed", timeout=RUN)
     assert job.status == "succeeded", job.error
     assert requests_to(lab, "DELETE", "/qemu/102") == 1
@@ -298,14 +307,14 @@ def test_retry_is_refused_while_the_playbook_of_a_dead_worker_still_runs(
     drbot_lab.wait_status(job_id, "lost", timeout=60)
     alive = pids.living(drbot_lab.redis, job_id)
     assert len(alive) == 2, (alive, drbot_lab.frontend.replies(job_id))
-    reply = drbot_lab.say(f"/dr retry {job_id}", who="carol")
+    reply = drbot_lab.say(f"/dr retry {job_id}", who="alice")
     assert not reply.ok and "still running" in reply.text
     assert all(entry.split(" on ")[0] in reply.text for entry in alive)
     # The operator ends it (as /dr cancel would have, had the worker lived); then retry goes.
     for entry in alive:
         kill_tree(int(entry.split()[1]), grace=5.0)
     wait_until(lambda: not pids.living(drbot_lab.redis, job_id), 30, "the playbook to end")
-    assert drbot_lab.say(f"/dr retry {job_id}", who="carol").ok
+    retried(drbot_lab, job_id)
 
 
 def test_cancel_during_terraform_then_retry_trusts_only_the_new_host_key(
@@ -322,15 +331,15 @@ def test_cancel_during_terraform_then_retry_trusts_only_the_new_host_key(
     wait_until(recorded_terraform.held, RUN, "Terraform creating the VM")
     assert lock.exists()
     assert old_key in known_hosts(lab, job_id)  # the old machine's key, met before the fence
-    reply = drbot_lab.say(f"/dr cancel {job_id}", who="carol")
+    reply = drbot_lab.say(f"/dr cancel {job_id}", who="bob")  # an approver of rebuild-node
     assert reply.ok, reply.text
     job = drbot_lab.wait_status(job_id, "cancelled", "failed", timeout=60)
     assert job.status == "cancelled"
-    assert "during step 'terraform apply'" in said(drbot_lab, job_id, "cancelled by carol")
+    assert "during step 'terraform apply'" in said(drbot_lab, job_id, "cancelled by bob")
     assert not lock.exists()  # Terraform got SIGINT and let go of its lock
 
     recorded_terraform.release()
-    assert drbot_lab.say(f"/dr retry {job_id}", who="carol").ok
+    retried(drbot_lab, job_id)
     # The job's known_hosts goes with the job once it succeeds: keep what it held until then.
     held: list[str] = []
 
