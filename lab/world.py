@@ -118,6 +118,11 @@ class WorldState:
     etcd_members: dict[str, EtcdMember] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Longhorn restores: how often each volume's restore began, the most restores ever asked of
+    # one node at once (held ones included), and the backups whose restore fails (a test's fault)
+    restore_starts: dict[str, int] = field(default_factory=dict)
+    restore_peak: dict[str, int] = field(default_factory=dict)
+    failing_backups: set[str] = field(default_factory=set)
 
     def members(self) -> list[EtcdMember]:
         with self.lock:
