@@ -25,7 +25,6 @@ import pytest
 from adapters.errors import AdapterError, Cancelled
 from adapters.kubernetes import longhorn
 from adapters.kubernetes.client import Kube
-from adapters.kubernetes.resources import LH_BACKUPS, LH_SETTINGS
 from adapters.progress import Hooks, Progress
 from bot.inventory import Inventory
 from bot.lab import Lab, Timings
@@ -54,12 +53,13 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 @pytest.fixture
 def kube(lab: Lab) -> Iterator[Kube]:
-    client = Kube(lab.kubeconfig)
-    client.patch_object(LH_SETTINGS, "concurrent-backup-restore-per-node-limit",
-                        {"value": str(LIMIT)}, longhorn.NS)
     now = datetime.now(UTC)
-    for i, size in enumerate(SIZES):
-        client.create_object(LH_BACKUPS, longhorn_backup_object(spec(i, size), 0.1, now))
+    lab.world.put([{"apiVersion": "longhorn.io/v1beta2", "kind": "Setting",
+                    "metadata": {"name": "concurrent-backup-restore-per-node-limit",
+                                 "namespace": longhorn.NS}, "value": str(LIMIT)},
+                   *(longhorn_backup_object(spec(i, size), 0.1, now)
+                     for i, size in enumerate(SIZES))])
+    client = Kube(lab.kubeconfig)
     yield client
     client.close()
 
