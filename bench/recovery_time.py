@@ -1,0 +1,155 @@
+"""Recovery time: phase 3 of rebuild-cluster (restoring the volumes) against the ideal the lab's
+restore model allows.
+
+The lab's Longhorn restores a volume in ``volume_restore + size_GiB * restore_per_gib`` seconds
+and runs at most ``concurrent-backup-restore-per-node-limit`` restores per node (here 5, on 3
+Ready nodes: two of the lab's five VMs are stopped first). Twenty volumes of mixed sizes are
+restored by the scheduler phase 3 calls (handlers/parallel_restore.restore_all), from backups
+put into the lab as a new cluster's Longhorn lists them after its backup target synced.
+
+The ideal is the makespan of the same restores on the 15 slots, scheduled longest first (LPT;
+its lower bound max(longest, sum/15) is shown too); "sequential" is the sum of all restores,
+what one-after-the-other restoring costs. Target: wall time <= 1.2 x ideal.
+
+The bench always ends: a deadline (``--deadline``, default 600 s) stops it, prints what it
+measured so far and stops the lab (every process it started). Run:
+``.venv/bin/python bench/recovery_time.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import signal
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType, SimpleNamespace
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adapters.kubernetes import longhorn  # noqa: E402
+from adapters.kubernetes.client import Kube  # noqa: E402
+from adapters.progress import Hooks, Progress  # noqa: E402
+from bot.inventory import Inventory  # noqa: E402
+from bot.lab import Lab, Timings  # noqa: E402
+from bot.lab.seed.longhorn import longhorn_backup_object  # noqa: E402
+from bot.lab.world import VolumeSpec  # noqa: E402
+from bot.runbook import StepContext  # noqa: E402
+from handlers import parallel_restore  # noqa: E402
+
+NS = "bench"
+SIZES = [40, 3, 25, 8, 2, 30, 5, 1, 12, 4, 18, 2, 6, 3, 10, 1, 7, 20, 14, 4]  # GiB, mixed
+PER_NODE, NODES = 5, 3
+PER_GIB, FIXED = 1.0, 0.5  # seconds per GiB of one restore, and its attach/detach
+STOPPED = ["k3s-agent-1", "k3s-agent-2"]  # leaves three Ready nodes
+
+
+class Deadline(Exception):
+    pass
+
+
+def durations() -> list[float]:
+    return [FIXED + size * PER_GIB for size in SIZES]
+
+
+def lpt(times: list[float], slots: int) -> float:
+    """Makespan of longest-processing-time-first list scheduling on ``slots`` machines."""
+    ends = [0.0] * slots
+    for t in sorted(times, reverse=True):
+        heapq.heappush(ends, heapq.heappop(ends) + t)
+    return max(ends)
+
+
+def seed(lab: Lab) -> None:
+    now = datetime.now(UTC)
+    lab.world.put([{"apiVersion": "longhorn.io/v1beta2", "kind": "Setting",
+                    "metadata": {"name": "concurrent-backup-restore-per-node-limit",
+                                 "namespace": longhorn.NS}, "value": str(PER_NODE)},
+                   *(longhorn_backup_object(VolumeSpec(f"vol-{i:02d}", NS, size, None,
+                                                       (("k3s-server-1", True),), (0.1,)), 0.1, now)
+                     for i, size in enumerate(SIZES))])
+
+
+def ready_nodes(kube: Kube) -> int:
+    from adapters.kubernetes import nodes
+
+    return len([n for n in nodes.list_nodes(kube) if n.ready])
+
+
+def phase3(lab: Lab, measured: dict[str, Any]) -> None:
+    kube = Kube(lab.kubeconfig)
+    for node in STOPPED:
+        lab.world.crash_vm(node)
+    lab.world.wait_for(lambda: ready_nodes(kube) == NODES, 120, f"{NODES} Ready nodes")
+    seed(lab)
+    wanted = [parallel_restore.Wanted(b, b.pvc_namespace, b.pvc)
+              for b in longhorn.list_backups(kube) if b.pvc_namespace == NS]
+    lines: list[Progress] = []
+    step = StepContext("bench", "restore volumes", {}, Hooks(report=lines.append),
+                       SimpleNamespace(kube=kube), Inventory())  # type: ignore[arg-type]
+    started = time.monotonic()
+    measured["started"] = started
+    result = parallel_restore.restore_all(step, wanted, 1800)
+    measured["wall"] = time.monotonic() - started
+    measured["restored"] = len(result["restored"])
+    with lab.world.state.lock:
+        measured["peak"] = max(lab.world.state.restore_peak.values(), default=0)
+    measured["limit"] = result["limit"]
+    kube.close()
+
+
+def report(measured: dict[str, Any]) -> int:
+    times = durations()
+    slots = PER_NODE * NODES
+    ideal, bound, sequential = lpt(times, slots), max(max(times), sum(times) / slots), sum(times)
+    print(f"Phase 3 of rebuild-cluster: {len(SIZES)} volumes ({sum(SIZES)} GiB, "
+          f"{min(SIZES)}-{max(SIZES)} GiB), {NODES} nodes, limit {PER_NODE}/node, "
+          f"{PER_GIB:.1f} s/GiB + {FIXED:.1f} s per restore (lab model)")
+    print(f"{'':<34}{'seconds':>9}{'x ideal':>10}")
+    print(f"{'ideal (LPT on the model)':<34}{ideal:>9.1f}{1.0:>10.2f}")
+    print(f"{'lower bound max(longest, sum/15)':<34}{bound:>9.1f}{bound / ideal:>10.2f}")
+    print(f"{'sequential (sum of restores)':<34}{sequential:>9.1f}{sequential / ideal:>10.2f}")
+    if "wall" not in measured:
+        elapsed = time.monotonic() - measured["started"] if "started" in measured else 0.0
+        print(f"{'drbot phase 3':<34}{'unfinished':>9}   (stopped by the deadline after "
+              f"{elapsed:.1f} s)")
+        return 1
+    wall = measured["wall"]
+    print(f"{'drbot phase 3 (wall)':<34}{wall:>9.1f}{wall / ideal:>10.2f}")
+    print(f"restored {measured['restored']}/{len(SIZES)}; most restores asked of one node at "
+          f"once: {measured['peak']} (limit {measured['limit']['per_node']}, "
+          f"{measured['limit']['source']}, {measured['limit']['nodes']} nodes)")
+    ok = wall <= 1.2 * ideal and measured["peak"] <= PER_NODE
+    print(f"target wall <= 1.2 x ideal: {'met' if ok else 'NOT met'} ({wall / ideal:.2f}x)")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--deadline", type=float, default=600.0, help="seconds before it stops")
+    args = parser.parse_args()
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise Deadline
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, args.deadline)
+    measured: dict[str, Any] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="drbot-recovery-") as tmp, Lab(
+                Path(tmp) / "lab", time_scale=1.0,
+                timings=Timings(restore_per_gib=PER_GIB, volume_restore=FIXED)) as lab:
+            phase3(lab, measured)
+    except Deadline:
+        print(f"deadline of {args.deadline:.0f}s reached; what was measured so far:")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    return report(measured)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
