@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adapters.kubernetes import longhorn  # noqa: E402
 from adapters.kubernetes.client import Kube  # noqa: E402
 from adapters.progress import Hooks, Progress  # noqa: E402
-from bot.inventory import Inventory  # noqa: E402
-from bot.lab import Lab, Timings  # noqa: E402
-from bot.lab.seed.longhorn import longhorn_backup_object  # noqa: E402
-from bot.lab.world import VolumeSpec  # noqa: E402
+from bot.config.inventory import Inventory  # noqa: E402
 from bot.runbook import StepContext  # noqa: E402
 from handlers import parallel_restore  # noqa: E402
+from lab import Lab, Timings  # noqa: E402
+from lab.seed.longhorn import longhorn_backup_object  # noqa: E402
+from lab.world import VolumeSpec  # noqa: E402
 
 NS = "bench"
 SIZES = [40, 3, 25, 8, 2, 30, 5, 1, 12, 4, 18, 2, 6, 3, 10, 1, 7, 20, 14, 4]  # GiB, mixed

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from adapters.kubernetes.client import Kube
     from adapters.kubernetes.longhorn.backups import Backup
     from adapters.kubernetes.longhorn.restore import LiveRestore, PvcShape
-    from bot.inventory import Inventory
+    from bot.config.inventory import Inventory
     from bot.runbook import StepContext
 
 GIB = 1024**3

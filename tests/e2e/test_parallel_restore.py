@@ -26,12 +26,12 @@ from adapters.errors import AdapterError, Cancelled
 from adapters.kubernetes import longhorn
 from adapters.kubernetes.client import Kube
 from adapters.progress import Hooks, Progress
-from bot.inventory import Inventory
-from bot.lab import Lab, Timings
-from bot.lab.seed.longhorn import longhorn_backup_object
-from bot.lab.world import VolumeSpec
+from bot.config.inventory import Inventory
 from bot.runbook import StepContext
 from handlers import parallel_restore
+from lab import Lab, Timings
+from lab.seed.longhorn import longhorn_backup_object
+from lab.world import VolumeSpec
 from tests.support import wait_until
 
 NS = "bulk"
@@ -166,7 +166,7 @@ SCHEDULER = textwrap.dedent("""
     from adapters.kubernetes import longhorn
     from adapters.kubernetes.client import Kube
     from adapters.progress import Hooks
-    from bot.inventory import Inventory
+    from bot.config.inventory import Inventory
     from bot.runbook import StepContext
     from handlers import parallel_restore
     kube = Kube(sys.argv[1])
