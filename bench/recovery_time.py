@@ -11,8 +11,8 @@ The ideal is the makespan of the same restores on the 15 slots, scheduled longes
 its lower bound max(longest, sum/15) is shown too); "sequential" is the sum of all restores,
 what one-after-the-other restoring costs. Target: wall time <= 1.2 x ideal.
 
-The bench always ends: a deadline (``--deadline``, default 600 s) stops it, prints what it
-measured so far and stops the lab (every process it started). Run:
+The bench always ends: at its deadline (``--deadline``, default 600 s), on SIGTERM or Ctrl-C it
+prints what it measured so far and stops the lab (every process it started; bench/ending.py). Run:
 ``.venv/bin/python bench/recovery_time.py``.
 """
 
@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import signal
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adapters.kubernetes import longhorn  # noqa: E402
 from adapters.kubernetes.client import Kube  # noqa: E402
 from adapters.progress import Hooks, Progress  # noqa: E402
+from bench.ending import Stop, deadline  # noqa: E402
 from bot.config.inventory import Inventory  # noqa: E402
 from bot.runbook import StepContext  # noqa: E402
 from handlers import parallel_restore  # noqa: E402
@@ -46,10 +46,6 @@ SIZES = [40, 3, 25, 8, 2, 30, 5, 1, 12, 4, 18, 2, 6, 3, 10, 1, 7, 20, 14, 4]  # 
 PER_NODE, NODES = 5, 3
 PER_GIB, FIXED = 1.0, 0.5  # seconds per GiB of one restore, and its attach/detach
 STOPPED = ["k3s-agent-1", "k3s-agent-2"]  # leaves three Ready nodes
-
-
-class Deadline(Exception):
-    pass
 
 
 def durations() -> list[float]:
@@ -132,22 +128,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds before it stops")
     args = parser.parse_args()
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise Deadline
-
-    signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, args.deadline)
     measured: dict[str, Any] = {}
     try:
-        with tempfile.TemporaryDirectory(prefix="drbot-recovery-") as tmp, Lab(
-                Path(tmp) / "lab", time_scale=1.0,
-                timings=Timings(restore_per_gib=PER_GIB, volume_restore=FIXED)) as lab:
+        timings = Timings(restore_per_gib=PER_GIB, volume_restore=FIXED)
+        with (deadline(args.deadline), tempfile.TemporaryDirectory(prefix="drbot-recovery-") as tmp,
+              Lab(Path(tmp) / "lab", time_scale=1.0, timings=timings) as lab):
             phase3(lab, measured)
-    except Deadline:
-        print(f"deadline of {args.deadline:.0f}s reached; what was measured so far:")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+    except Stop as exc:
+        print(f"{exc}; what was measured so far:")
     return report(measured)
 
 
