@@ -74,6 +74,15 @@ def wait(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
     return value
 
 
+def horse_started(client, rq_id: str) -> float:  # type: ignore[no-untyped-def]
+    """When rq's work horse began the job (its ``started_at``, UTC, microseconds)."""
+    from datetime import UTC, datetime
+
+    raw = client.hget(f"rq:job:{rq_id}", "started_at") or b""
+    stamp = datetime.strptime(raw.decode(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
 def step_started(client, job_id: str, worker: subprocess.Popen[bytes]) -> float:  # type: ignore[no-untyped-def]
     """Block on the job's event stream until its first step starts; return that event's time.
     Fails after 30 s, or at once when the worker has died."""
@@ -102,14 +111,16 @@ class Floor:
         self.worker = start(["-c", FLOOR_WORKER, url], env)
         self.client = __import__("redis").Redis.from_url(url)
         self.queue = queue(self.client, "floor")
+        self.split: list[float] = []  # enqueue -> rq's started_at (the work horse began)
 
     def one(self) -> float:
         key = f"floor:{uuid.uuid4().hex}"
         t0 = time.time()
-        self.queue.enqueue_call("bench.noop.touch", args=[key])
+        job = self.queue.enqueue_call("bench.noop.touch", args=[key])
         popped = self.client.blpop([key], timeout=30)
         if popped is None:
             raise RuntimeError("the floor worker did not run its job within 30 s")
+        self.split.append(horse_started(self.client, job.id) - t0)
         return float(popped[1]) - t0
 
     def close(self) -> None:
@@ -129,6 +140,7 @@ class Drbot:
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.app.start(self.loop)
         self.worker = start(["-m", "bot.cli", "worker"], env)
+        self.split: list[float] = []  # submit -> rq's started_at (the work horse began)
 
     def one(self) -> float:
         t0 = time.time()
@@ -139,6 +151,7 @@ class Drbot:
                                          self.loop).result()
         at = step_started(self.rt.client, reply.job_id, self.worker)
         wait(lambda: self.rt.store.get(reply.job_id).terminal)
+        self.split.append(horse_started(self.rt.client, f"drbot-{reply.job_id}-0-plan") - t0)
         return at - t0
 
     def lags(self) -> list[float]:
@@ -153,7 +166,7 @@ class Drbot:
 
 
 def measure(url: str, env: dict[str, str], base: list[float], mine: list[float],
-            lags: list[float]) -> None:
+            lags: list[float], splits: dict[str, list[float]]) -> None:
     """Alternating rounds, so that whatever else the machine does weighs on both alike; the
     figures go into the lists as they come, so a stopped run still shows them."""
     floor = Floor(url, env)
@@ -163,6 +176,9 @@ def measure(url: str, env: dict[str, str], base: list[float], mine: list[float],
             for _ in range(WARM_UP):
                 floor.one()
                 ours.one()
+            floor.split.clear()
+            ours.split.clear()
+            splits["floor"], splits["drbot"] = floor.split, ours.split
             for _ in range(ROUNDS):
                 base += [floor.one() for _ in range(N // ROUNDS)]
                 mine += [ours.one() for _ in range(N // ROUNDS)]
@@ -189,6 +205,7 @@ def main() -> int:
     base: list[float] = []
     ours: list[float] = []
     lags: list[float] = []
+    splits: dict[str, list[float]] = {}
     stopped = ""
     server = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -201,7 +218,7 @@ def main() -> int:
         try:
             with deadline(args.deadline):
                 server, env["REDIS_URL"] = redis_server(Path(tmp))
-                measure(env["REDIS_URL"], env, base, ours, lags)
+                measure(env["REDIS_URL"], env, base, ours, lags, splits)
         except (Stop, RuntimeError, TimeoutError) as exc:
             stopped = str(exc)
             for log in sorted(Path(tmp).glob("*worker.log")):
@@ -222,6 +239,17 @@ def main() -> int:
         print(row("drbot: submit -> step start", ours, base))
     if lags:
         print(row("relay: event -> frontend", lags))
+    floor_split, our_split = splits.get("floor", []), splits.get("drbot", [])
+    if floor_split and our_split:
+        print("where the time goes (rq's started_at: the work horse began the job):")
+        print(row("floor: enqueue -> horse start", floor_split))
+        print(row("drbot: submit -> horse start", our_split, floor_split))
+        n = min(len(base), len(floor_split))
+        print(row("floor: horse start -> job ran", [b - f for b, f in zip(base[:n], floor_split[:n],
+                                                                         strict=True)]))
+        n = min(len(ours), len(our_split))
+        print(row("drbot: horse start -> step start", [o - f for o, f in zip(
+            ours[:n], our_split[:n], strict=True)]))
     print("relay target: p99 <= throttle (500 ms) + 100 ms")
     return 1 if stopped else 0
 
