@@ -120,6 +120,7 @@ class WorldState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Longhorn restores: how often each volume's restore began, the most restores ever asked of
     # one node at once (held ones included), and the backups whose restore fails (a test's fault)
+    timeline: list[tuple[float, str]] = field(default_factory=list)  # (epoch seconds, event)
     restore_starts: dict[str, int] = field(default_factory=dict)
     restore_peak: dict[str, int] = field(default_factory=dict)
     failing_backups: set[str] = field(default_factory=set)
@@ -133,8 +134,10 @@ class WorldState:
             return {m.node for m in self.etcd_members.values()}
 
     def record(self, text: str) -> None:
+        now = datetime.now(UTC)
         with self.lock:
-            self.events.append(f"{ts(datetime.now(UTC))} {text}")
+            self.events.append(f"{ts(now)} {text}")
+            self.timeline.append((now.timestamp(), text))
 
 
 def etcd_member(spec: NodeSpec, incarnation: str = "") -> EtcdMember:

@@ -171,6 +171,7 @@ class LonghornController(ControllerBase):
                         "status": {"currentState": "running"},
                     },
                 )
+                self.state.record(f"longhorn: replica {rep['metadata']['name']} rebuilt, healthy")
         for vol in self.kube.live(R_LH_VOLUMES):
             name = vol["metadata"]["name"]
             if vol.get("status", {}).get("state") != "attached":
