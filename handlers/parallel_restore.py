@@ -239,11 +239,9 @@ class Scheduler:
         return [t for t in self.tracks if t.outcome is Outcome.RESTORING]
 
     def busy(self, live: dict[str, LiveRestore]) -> int:
-        """Restores Longhorn has now (ours and anyone's): what counts against its limit."""
-        from adapters.kubernetes.longhorn.restore import RestoreState
-
-        return len([r for r in live.values()
-                    if r.state in (RestoreState.PENDING, RestoreState.RESTORING)])
+        """Restores Longhorn runs now (ours and anyone's): what counts against its limit. A
+        volume restored long ago and attached since is not one."""
+        return len([r for r in live.values() if r.state.busy])
 
     def start_next(self, live: dict[str, LiveRestore]) -> None:
         from adapters.kubernetes import longhorn

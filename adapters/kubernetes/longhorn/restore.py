@@ -84,8 +84,14 @@ class RestoreState(StrEnum):
 
     PENDING = "pending"  # created; Longhorn has not begun (or holds it at its per-node limit)
     RESTORING = "restoring"
+    FINISHING = "finishing"  # the data is in; not detached yet (or attached since, in use)
     RESTORED = "restored"  # done and detached: ready for its PV and PVC
     FAILED = "failed"
+
+    @property
+    def busy(self) -> bool:
+        """Counts against Longhorn's per-node restore limit."""
+        return self in (RestoreState.PENDING, RestoreState.RESTORING)
 
 
 @dataclass(frozen=True)
@@ -114,10 +120,11 @@ def restore_state(obj: dict[str, Any]) -> LiveRestore:
     started = bool(status.get("restoreInitiated")) or bool(restore)
     if not started:
         return LiveRestore(name, url, RestoreState.PENDING, node)
-    if (not status.get("restoreRequired") and restore.get("status") != "True"
-            and status.get("state") == "detached"):
+    if status.get("restoreRequired") or restore.get("status") == "True":
+        return LiveRestore(name, url, RestoreState.RESTORING, node)
+    if status.get("state") == "detached":
         return LiveRestore(name, url, RestoreState.RESTORED, node)
-    return LiveRestore(name, url, RestoreState.RESTORING, node)
+    return LiveRestore(name, url, RestoreState.FINISHING, node)
 
 
 def list_restores(kube: Kube) -> dict[str, LiveRestore]:
