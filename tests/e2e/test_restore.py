@@ -117,8 +117,8 @@ def test_lost_with_restores_every_volume_the_host_lost_in_one_job(drbot_lab: Har
                                                                  lab: Lab) -> None:
     """pve2 fails: web-data, media and grafana-data had no healthy copy elsewhere. One job
     restores the three, beside their PVCs (which still exist), and says how to swap them in."""
-    from tests.e2e.test_rebuild_host import host_failed
     from tests.e2e.test_rebuild_cluster import job_events
+    from tests.e2e.test_rebuild_host import host_failed
     from tests.e2e.test_rebuild_node import refusal
 
     host_failed(lab, "pve2")
