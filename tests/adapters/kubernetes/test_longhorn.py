@@ -276,7 +276,7 @@ def test_which_recurring_backup_jobs_cover_each_volume(kube_emulator: Standalone
         "named": ["weekly"], "grouped": ["daily"], "snapshots-only": []}
 
 
-def test_restore_limit_is_longhorns_setting_or_its_default(kube_emulator: KubeServer,
+def test_restore_limit_is_longhorns_setting_or_its_default(kube_emulator: StandaloneKube,
                                                            kube: Kube) -> None:
     assert longhorn.restore_limit(kube) == (
         5, "Longhorn's default (no concurrent-backup-restore-per-node-limit setting)")
@@ -287,7 +287,7 @@ def test_restore_limit_is_longhorns_setting_or_its_default(kube_emulator: KubeSe
 
 
 def test_a_failed_restore_volume_is_discarded_only_while_no_pv_names_it(
-        kube_emulator: KubeServer, kube: Kube) -> None:
+        kube_emulator: StandaloneKube, kube: Kube) -> None:
     failed = {"state": "detached", "restoreInitiated": True, "conditions": [
         {"type": "Restore", "status": "False", "reason": "RestoreFailure", "message": "x"}]}
     for name in ("restore-apps-a", "restore-apps-b"):
