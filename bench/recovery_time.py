@@ -47,7 +47,7 @@ from bot.config.inventory import Inventory  # noqa: E402
 from bot.runbook import StepContext  # noqa: E402
 from handlers import parallel_restore  # noqa: E402
 from lab import Lab, Timings  # noqa: E402
-from lab.seed.longhorn import longhorn_backup_object  # noqa: E402
+from lab.seed.longhorn import volume_objects  # noqa: E402
 from lab.world import VolumeSpec  # noqa: E402
 
 NS = "bench"
@@ -74,9 +74,10 @@ def seed(lab: Lab) -> None:
     lab.world.put([{"apiVersion": "longhorn.io/v1beta2", "kind": "Setting",
                     "metadata": {"name": "concurrent-backup-restore-per-node-limit",
                                  "namespace": longhorn.NS}, "value": str(PER_NODE)},
-                   *(longhorn_backup_object(VolumeSpec(f"vol-{i:02d}", NS, size, None,
-                                                       (("k3s-server-1", True),), (0.1,)), 0.1, now)
-                     for i, size in enumerate(SIZES))])
+                   *(obj for i, size in enumerate(SIZES)
+                     for obj in volume_objects(VolumeSpec(f"vol-{i:02d}", NS, size, None,
+                                                          (("k3s-server-1", True),), (0.1,)), now)
+                     if obj["kind"] in ("Backup", "BackupVolume"))])  # as synced from the store
 
 
 def ready_nodes(kube: Kube) -> int:

@@ -30,7 +30,7 @@ from bot.config.inventory import Inventory
 from bot.runbook import StepContext
 from handlers import parallel_restore
 from lab import Lab, Timings
-from lab.seed.longhorn import longhorn_backup_object
+from lab.seed.longhorn import volume_objects
 from lab.world import VolumeSpec
 from tests.support import wait_until
 
@@ -57,8 +57,8 @@ def kube(lab: Lab) -> Iterator[Kube]:
     lab.world.put([{"apiVersion": "longhorn.io/v1beta2", "kind": "Setting",
                     "metadata": {"name": "concurrent-backup-restore-per-node-limit",
                                  "namespace": longhorn.NS}, "value": str(LIMIT)},
-                   *(longhorn_backup_object(spec(i, size), 0.1, now)
-                     for i, size in enumerate(SIZES))])
+                   *(obj for i, size in enumerate(SIZES) for obj in volume_objects(spec(i, size), now)
+                     if obj["kind"] in ("Backup", "BackupVolume"))])  # the store's, synced
     client = Kube(lab.kubeconfig)
     yield client
     client.close()
