@@ -192,7 +192,9 @@ def test_after_a_sigkill_the_retry_adopts_the_restores_longhorn_runs(lab: Lab, k
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    before = starts(lab)
+    # what the killed run created (the lab may not have begun restoring each of them yet)
+    before = {o["metadata"]["name"] for o in lab.world.kube_objects("longhorn.io/v1beta2", "volumes")
+              if o["metadata"]["name"].startswith(f"restore-{NS}-")}
     lines: list[Progress] = []
     result = parallel_restore.restore_all(step_for(kube, lines), wanted(kube), RUN, poll=0.2)
     assert len(restored(lab)) == 20
