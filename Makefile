@@ -74,6 +74,7 @@ lint: $(STAMP)
 bench: $(STAMP) system-packages
 	$(PY) bench/submit_latency.py
 	$(PY) bench/slack_ack.py
+	$(PY) bench/recovery_time.py
 	$(PY) bench/bot_memory.py
 	$(PY) bench/backup_scan.py
 	$(PY) bench/backup_check.py

@@ -7,10 +7,13 @@ a work horse forked from a larger process starts a few ms later, and that is rq'
 drbot's), on the same Redis, in the same run: both workers stay up and the two take turns in
 rounds. The relay's event → frontend latency is measured on
 the same jobs with a frontend whose status-card throttle is 0.5 s. Prints a table; exits 0.
+It always ends (``--deadline``, default 300 s; a job that never starts fails after 30 s), prints
+what it measured so far and stops both workers (bench/ending.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import statistics
@@ -25,10 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ending import Stop, deadline, redis_server, spawn, stop  # noqa: E402
 from bot.chat.app import BotApp  # noqa: E402
 from bot.chat.core import Request  # noqa: E402
 from bot.config.settings import Settings  # noqa: E402
-from bot.private_redis import PrivateRedis  # noqa: E402
 from bot.records.events import STREAM, Event  # noqa: E402
 from bot.records.queue import queue  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
@@ -71,11 +74,24 @@ def wait(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
     return value
 
 
-def step_started(client, job_id: str) -> float:  # type: ignore[no-untyped-def]
-    """Block on the job's event stream until its first step starts; return that event's time."""
-    last = "0-0"
+def horse_started(client, rq_id: str) -> float:  # type: ignore[no-untyped-def]
+    """When rq's work horse began the job (its ``started_at``, UTC, microseconds)."""
+    from datetime import UTC, datetime
+
+    raw = client.hget(f"rq:job:{rq_id}", "started_at") or b""
+    stamp = datetime.strptime(raw.decode(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+def step_started(client, job_id: str, worker: subprocess.Popen[bytes]) -> float:  # type: ignore[no-untyped-def]
+    """Block on the job's event stream until its first step starts; return that event's time.
+    Fails after 30 s, or at once when the worker has died."""
+    last, give_up = "0-0", time.monotonic() + 30
     while True:
-        for _, entries in client.xread({STREAM + job_id: last}, block=30000) or []:
+        if worker.poll() is not None or time.monotonic() > give_up:
+            raise RuntimeError(f"job {job_id} did not start (worker "
+                               + ("exited" if worker.poll() is not None else "alive") + ")")
+        for _, entries in client.xread({STREAM + job_id: last}, block=1000) or []:
             for entry_id, raw in entries:
                 last = entry_id
                 event = Event.from_fields(entry_id.decode(), raw)
@@ -84,7 +100,7 @@ def step_started(client, job_id: str) -> float:  # type: ignore[no-untyped-def]
 
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT)
+    return spawn(args, env, Path(env["DRBOT_BENCH_LOGS"]) / f"{args[0].strip('-')}-worker.log", ROOT)
 
 
 class Floor:
@@ -95,16 +111,20 @@ class Floor:
         self.worker = start(["-c", FLOOR_WORKER, url], env)
         self.client = __import__("redis").Redis.from_url(url)
         self.queue = queue(self.client, "floor")
+        self.split: list[float] = []  # enqueue -> rq's started_at (the work horse began)
 
     def one(self) -> float:
         key = f"floor:{uuid.uuid4().hex}"
         t0 = time.time()
-        self.queue.enqueue_call("bench.noop.touch", args=[key])
-        return float(self.client.blpop([key], timeout=30)[1]) - t0
+        job = self.queue.enqueue_call("bench.noop.touch", args=[key])
+        popped = self.client.blpop([key], timeout=30)
+        if popped is None:
+            raise RuntimeError("the floor worker did not run its job within 30 s")
+        self.split.append(horse_started(self.client, job.id) - t0)
+        return float(popped[1]) - t0
 
     def close(self) -> None:
-        self.worker.terminate()
-        self.worker.wait(10)
+        stop(self.worker)
 
 
 class Drbot:
@@ -120,6 +140,7 @@ class Drbot:
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.app.start(self.loop)
         self.worker = start(["-m", "bot.cli", "worker"], env)
+        self.split: list[float] = []  # submit -> rq's started_at (the work horse began)
 
     def one(self) -> float:
         t0 = time.time()
@@ -128,8 +149,9 @@ class Drbot:
         assert reply.job_id, reply.text
         asyncio.run_coroutine_threadsafe(self.app.open_thread(self.frontend, "bench", reply),
                                          self.loop).result()
-        at = step_started(self.rt.client, reply.job_id)
+        at = step_started(self.rt.client, reply.job_id, self.worker)
         wait(lambda: self.rt.store.get(reply.job_id).terminal)
+        self.split.append(horse_started(self.rt.client, f"drbot-{reply.job_id}-0-plan") - t0)
         return at - t0
 
     def lags(self) -> list[float]:
@@ -137,27 +159,34 @@ class Drbot:
         return list(self.app.relay.lags) if self.app.relay else []
 
     def close(self) -> None:
-        self.app.stop()
-        self.worker.terminate()
-        self.worker.wait(10)
+        try:
+            self.app.stop()
+        finally:
+            stop(self.worker)
 
 
-def measure(url: str, env: dict[str, str]) -> tuple[list[float], list[float], list[float]]:
-    """Alternating rounds, so that whatever else the machine does weighs on both alike."""
-    floor, ours = Floor(url, env), Drbot(env)
+def measure(url: str, env: dict[str, str], base: list[float], mine: list[float],
+            lags: list[float], splits: dict[str, list[float]]) -> None:
+    """Alternating rounds, so that whatever else the machine does weighs on both alike; the
+    figures go into the lists as they come, so a stopped run still shows them."""
+    floor = Floor(url, env)
     try:
-        for _ in range(WARM_UP):
-            floor.one()
-            ours.one()
-        base: list[float] = []
-        mine: list[float] = []
-        for _ in range(ROUNDS):
-            base += [floor.one() for _ in range(N // ROUNDS)]
-            mine += [ours.one() for _ in range(N // ROUNDS)]
-        return base, mine, ours.lags()
+        ours = Drbot(env)
+        try:
+            for _ in range(WARM_UP):
+                floor.one()
+                ours.one()
+            floor.split.clear()
+            ours.split.clear()
+            splits["floor"], splits["drbot"] = floor.split, ours.split
+            for _ in range(ROUNDS):
+                base += [floor.one() for _ in range(N // ROUNDS)]
+                mine += [ours.one() for _ in range(N // ROUNDS)]
+            lags += ours.lags()
+        finally:
+            ours.close()
     finally:
         floor.close()
-        ours.close()
 
 
 def row(name: str, values: list[float], floor_values: list[float] | None = None) -> str:
@@ -170,27 +199,59 @@ def row(name: str, values: list[float], floor_values: list[float] | None = None)
 
 
 def main() -> int:
-    server = PrivateRedis()
-    url = server.start()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--deadline", type=float, default=300.0, help="seconds before it stops")
+    args = parser.parse_args()
+    base: list[float] = []
+    ours: list[float] = []
+    lags: list[float] = []
+    splits: dict[str, list[float]] = {}
+    stopped = ""
+    server = None
     with tempfile.TemporaryDirectory() as tmp:
         policy = Path(tmp) / "policy.yaml"
         policy.write_text(POLICY)
-        env = dict(os.environ, REDIS_URL=url, DRBOT_SIGNING_KEY="b" * 64, DRBOT_POLICY=str(policy),
+        env = dict(os.environ, DRBOT_SIGNING_KEY="b" * 64, DRBOT_POLICY=str(policy),
                    DRBOT_PLUGINS='["bench.noop"]', DRBOT_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT),
-                   DRBOT_REDIS_ALLOW_NO_PASSWORD="true",
+                   DRBOT_REDIS_ALLOW_NO_PASSWORD="true", DRBOT_BENCH_LOGS=tmp,
                    DRBOT_RATE_PERSON_PER_MINUTE="1000000", DRBOT_RATE_GLOBAL_PER_MINUTE="1000000")
         try:
-            base, ours, lags = measure(url, env)
+            with deadline(args.deadline):
+                server, env["REDIS_URL"] = redis_server(Path(tmp))
+                measure(env["REDIS_URL"], env, base, ours, lags, splits)
+        except (Stop, RuntimeError, TimeoutError) as exc:
+            stopped = str(exc)
+            for log in sorted(Path(tmp).glob("*worker.log")):
+                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+                if tail:
+                    print(f"{log.name}: " + " | ".join(tail))
         finally:
-            server.stop()
+            if server is not None:
+                stop(server)
+    if stopped:
+        print(f"STOPPED: {stopped}; figures so far ({len(base)} floor, {len(ours)} drbot):")
     print(f"{N} sequential submissions each, in {ROUNDS} alternating rounds after {WARM_UP} "
           "warm-up ones; 1 forking worker each, Redis on 127.0.0.1")
     print(f"{'':<34} {'median ms':>9} {'p99 ms':>9}  {'ratio (median, p99)'}")
-    print(row("floor: bare rq enqueue -> start", base))
-    print(row("drbot: submit -> step start", ours, base))
-    print(row("relay: event -> frontend", lags))
+    if base:
+        print(row("floor: bare rq enqueue -> start", base))
+    if base and ours:
+        print(row("drbot: submit -> step start", ours, base))
+    if lags:
+        print(row("relay: event -> frontend", lags))
+    floor_split, our_split = splits.get("floor", []), splits.get("drbot", [])
+    if floor_split and our_split:
+        print("where the time goes (rq's started_at: the work horse began the job):")
+        print(row("floor: enqueue -> horse start", floor_split))
+        print(row("drbot: submit -> horse start", our_split, floor_split))
+        n = min(len(base), len(floor_split))
+        print(row("floor: horse start -> job ran", [b - f for b, f in zip(base[:n], floor_split[:n],
+                                                                         strict=True)]))
+        n = min(len(ours), len(our_split))
+        print(row("drbot: horse start -> step start", [o - f for o, f in zip(
+            ours[:n], our_split[:n], strict=True)]))
     print("relay target: p99 <= throttle (500 ms) + 100 ms")
-    return 0
+    return 1 if stopped else 0
 
 
 if __name__ == "__main__":

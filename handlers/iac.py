@@ -15,8 +15,10 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -265,33 +267,49 @@ def wait_for_ssh(step: StepContext, endpoints: Sequence[SshEndpoint], timeout: f
     """Wait until every endpoint answers SSH, then accept its (new) host key for this job.
 
     Returns the fingerprints now trusted per node. The old key of each endpoint is dropped
-    first: these machines were just rebuilt, so a different key is expected.
+    first: these machines were just rebuilt, so a different key is expected. The machines are
+    waited on at once (each in a thread: a VM that boots late does not hold up reading the keys
+    of the others); the known_hosts file is edited by this thread alone, in inventory order.
     """
     hooks = timed(step)
     deadline = time.monotonic() + timeout
     known_hosts = known_hosts_file(step.inventory, step.job_id)
     trusted: dict[str, list[str]] = {}
     for endpoint in endpoints:
-        where = f"{endpoint.address}:{endpoint.port}"
-        hooks.report(Progress(f"waiting for SSH on {endpoint.node} ({where})",
+        hooks.report(Progress(f"waiting for SSH on {endpoint.node} "
+                              f"({endpoint.address}:{endpoint.port})",
                               target=endpoint.node, status="waiting"))
-        lines: list[str] = []
-        while not lines:
-            if step.cancelled():
-                raise Cancelled(f"stopped waiting for SSH on {endpoint.node}; the VM is left "
-                                "running as Terraform created it")
-            if ssh_banner(endpoint):
-                lines = scan_host_keys(endpoint)
-            if not lines:
-                if time.monotonic() > deadline:
-                    raise TimedOut(f"{endpoint.node} did not answer SSH on {where} within "
-                                   f"{timeout:.0f}s after Terraform created its VM. Check the "
-                                   "VM's console in Proxmox (boot, network, cloud-init)")
-                time.sleep(SSH_POLL)
-        _forget(known_hosts, endpoint)
-        _remember(known_hosts, lines)
-        trusted[endpoint.node] = fingerprints(lines)
-        hooks.report(Progress(f"{endpoint.node} answers SSH; host key "
-                              f"{', '.join(trusted[endpoint.node])} accepted for this job",
-                              target=endpoint.node, status="ready"))
+    abandon = threading.Event()
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(endpoints))),
+                            thread_name_prefix="ssh-wait") as pool:
+        waits = [pool.submit(_host_keys, step, e, deadline, timeout, abandon) for e in endpoints]
+        try:
+            for endpoint, waiting in zip(endpoints, waits, strict=True):
+                lines = waiting.result()
+                _forget(known_hosts, endpoint)
+                _remember(known_hosts, lines)
+                trusted[endpoint.node] = fingerprints(lines)
+                hooks.report(Progress(f"{endpoint.node} answers SSH; host key "
+                                      f"{', '.join(trusted[endpoint.node])} accepted for this job",
+                                      target=endpoint.node, status="ready"))
+        finally:
+            abandon.set()  # one failed or was cancelled: the others stop waiting too
     return trusted
+
+
+def _host_keys(step: StepContext, endpoint: SshEndpoint, deadline: float, timeout: float,
+               abandon: threading.Event) -> list[str]:
+    """Poll one endpoint until it answers SSH; its host key lines."""
+    where = f"{endpoint.address}:{endpoint.port}"
+    while True:
+        if step.cancelled() or abandon.is_set():
+            raise Cancelled(f"stopped waiting for SSH on {endpoint.node}; the VM is left "
+                            "running as Terraform created it")
+        lines = scan_host_keys(endpoint) if ssh_banner(endpoint) else []
+        if lines:
+            return lines
+        if time.monotonic() > deadline:
+            raise TimedOut(f"{endpoint.node} did not answer SSH on {where} within "
+                           f"{timeout:.0f}s after Terraform created its VM. Check the "
+                           "VM's console in Proxmox (boot, network, cloud-init)")
+        time.sleep(SSH_POLL)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from adapters.errors import AdapterError, Conflict, NotFound, Refused, Unreachable
+from adapters.errors import AdapterError, Unreachable
 from bot.errors import CommandError
 from bot.records.locks import LockKey, exclusive
 from bot.registry import runbook
@@ -241,25 +241,6 @@ def suspend_apps(step: StepContext) -> dict[str, Any]:
 # -- phase 3 ------------------------------------------------------------------------------------
 
 
-def restore_one(step: StepContext, backup: Backup) -> Any:
-    """Restore into the recorded PVC; a namespace the new cluster lacks yet (its app is
-    suspended) is created when the PVC cannot be, and the (idempotent) restore goes on."""
-    from adapters.kubernetes import longhorn, namespaces
-
-    target = f"{backup.pvc_namespace}/{backup.pvc}"
-    for attempt in (1, 2):
-        try:
-            return longhorn.restore_backup(step.services.kube, backup.name, backup.pvc,
-                                           backup.pvc_namespace, iac.timed(step, target),
-                                           RESTORE_TIMEOUT, poll=1.0)
-        except NotFound as exc:
-            if attempt == 2 or "namespace" not in str(exc).lower():
-                raise
-            namespaces.ensure_namespace(step.services.kube, backup.pvc_namespace)
-            iac.say(step, f"namespace {backup.pvc_namespace} created", target)
-    raise AssertionError("unreachable")
-
-
 def expected(step: StepContext) -> restore_set.RestoreSet:
     """What this phase must restore: the store's volumes, read from Longhorn's Backups once its
     backup target has synced after this step began (``handlers.restore_set``)."""
@@ -287,23 +268,20 @@ def refuse_started_apps(step: StepContext, wanted: restore_set.RestoreSet) -> No
 
 
 def restore_all(step: StepContext) -> dict[str, Any]:
+    """Every volume at once, bounded by Longhorn's per-node limit (handlers/parallel_restore)."""
+    from handlers import parallel_restore
+
     wanted = expected(step)
     refuse_started_apps(step, wanted)
-    restored, failed = [], list(wanted.missing)
-    for backup in planned_restores(step, wanted):
-        target = f"{backup.pvc_namespace}/{backup.pvc}"
-        try:
-            done = restore_one(step, backup)
-        except (Conflict, NotFound, Refused) as exc:
-            failed.append(f"{target}: {exc}")
-            continue
-        restored.append({"pvc": target, "backup": backup.name, "volume": done.volume,
-                         "taken": backup.created})
-    if failed:
-        raise AdapterError(f"{len(failed)} volume(s) not restored ({len(restored)} done): "
-                           + "; ".join(failed) + ". Fix them, then /dr retry "
-                           + step.job_id + " (restored PVCs are kept)")
-    return {"restored": restored}
+    items = [parallel_restore.Wanted(b, b.pvc_namespace, b.pvc)
+             for b in planned_restores(step, wanted)]
+    result = parallel_restore.restore_all(step, items, RESTORE_TIMEOUT)
+    if wanted.missing:
+        raise AdapterError(f"{len(wanted.missing)} volume(s) not restored "
+                           f"({len(result['restored'])} done): " + "; ".join(wanted.missing)
+                           + ". Fix them, then /dr retry " + step.job_id
+                           + " (restored PVCs are kept)")
+    return result
 
 
 def planned_restores(step: StepContext, wanted: restore_set.RestoreSet) -> list[Backup]:

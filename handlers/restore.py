@@ -52,7 +52,9 @@ def split(ref: str) -> tuple[str, str]:
 
 
 def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
-    return [shared("cluster"), exclusive(f"pvc:{args['pvc']}")]
+    if args.get("lost-with"):  # not while that host is being rebuilt
+        return [shared("cluster"), exclusive(f"host:{args['lost-with']}")]
+    return [shared("cluster"), exclusive(f"pvc:{args.get('pvc') or '-'}")]
 
 
 # -- live state ---------------------------------------------------------------------------------
@@ -261,15 +263,30 @@ def scale_up(step: StepContext, kind: str, ns: str, wl: str) -> dict[str, Any]:
 
 
 @runbook("restore", summary="restore a Longhorn volume from a backup into a new PVC, or --replace",
-         params=(Param("pvc", "namespace/name of the PVC", kind=QUALIFIED, complete="pvcs"),
+         params=(Param("pvc", "namespace/name of the PVC", kind=QUALIFIED, complete="pvcs",
+                       required=False),
                  Param("backup", "a backup name (default: the latest completed)", kind=NAME,
                        flag=True, required=False),
                  Param("replace", "swap the restored copy in (scales the workload down)",
-                       flag=True, boolean=True, required=False)),
+                       flag=True, boolean=True, required=False),
+                 Param("lost-with", "instead of one PVC: every volume that host lost "
+                       "(handlers/restore_lost.py)", kind=NAME, flag=True, required=False,
+                       complete="hosts")),
          locks=locks, timeout=int(RESTORE_TIMEOUT) + 3600)
 def restore_pvc(ctx: PlanContext) -> Runbook:
     from adapters.kubernetes import longhorn, workloads
 
+    lost_with = ctx.args.get("lost-with")
+    if lost_with:
+        if ctx.args.get("pvc") or ctx.args.get("backup") or ctx.args.get("replace"):
+            raise CommandError("--lost-with restores every volume a host lost, each from its "
+                               "latest backup: give it alone, e.g. /dr restore --lost-with pve2")
+        from handlers.restore_lost import lost_runbook
+
+        return lost_runbook(ctx, str(lost_with))
+    if not ctx.args.get("pvc"):
+        raise CommandError("give the PVC as namespace/name (/dr restore apps/web-data), or "
+                           "--lost-with <pve-host> for every volume that host lost")
     ref = str(ctx.args["pvc"])
     ns, name = split(ref)
     replace = bool(ctx.args.get("replace"))

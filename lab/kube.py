@@ -61,6 +61,7 @@ RESOURCES: list[tuple[str, str, str, bool, tuple[str, ...]]] = [
     ("longhorn.io/v1beta2", "backupvolumes", "BackupVolume", True, ("lhbv",)),
     ("longhorn.io/v1beta2", "backuptargets", "BackupTarget", True, ("lhbt",)),
     ("longhorn.io/v1beta2", "recurringjobs", "RecurringJob", True, ("lhrj",)),
+    ("longhorn.io/v1beta2", "settings", "Setting", True, ("lhs",)),
     ("postgresql.cnpg.io/v1", "clusters", "Cluster", True, ()),
     ("postgresql.cnpg.io/v1", "backups", "Backup", True, ()),
     ("postgresql.cnpg.io/v1", "scheduledbackups", "ScheduledBackup", True, ()),

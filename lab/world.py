@@ -118,6 +118,12 @@ class WorldState:
     etcd_members: dict[str, EtcdMember] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Longhorn restores: how often each volume's restore began, the most restores ever asked of
+    # one node at once (held ones included), and the backups whose restore fails (a test's fault)
+    timeline: list[tuple[float, str]] = field(default_factory=list)  # (epoch seconds, event)
+    restore_starts: dict[str, int] = field(default_factory=dict)
+    restore_peak: dict[str, int] = field(default_factory=dict)
+    failing_backups: set[str] = field(default_factory=set)
 
     def members(self) -> list[EtcdMember]:
         with self.lock:
@@ -128,8 +134,10 @@ class WorldState:
             return {m.node for m in self.etcd_members.values()}
 
     def record(self, text: str) -> None:
+        now = datetime.now(UTC)
         with self.lock:
-            self.events.append(f"{ts(datetime.now(UTC))} {text}")
+            self.events.append(f"{ts(now)} {text}")
+            self.timeline.append((now.timestamp(), text))
 
 
 def etcd_member(spec: NodeSpec, incarnation: str = "") -> EtcdMember:

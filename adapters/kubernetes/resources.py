@@ -44,6 +44,7 @@ LH_BACKUPVOLUMES = Resource("longhorn.io", "v1beta2", "backupvolumes", "BackupVo
 LH_BACKUPTARGETS = Resource("longhorn.io", "v1beta2", "backuptargets", "BackupTarget")
 LH_SNAPSHOTS = Resource("longhorn.io", "v1beta2", "snapshots", "Snapshot")
 LH_RECURRINGJOBS = Resource("longhorn.io", "v1beta2", "recurringjobs", "RecurringJob")
+LH_SETTINGS = Resource("longhorn.io", "v1beta2", "settings", "Setting")
 
 # CloudNativePG and the Barman Cloud plugin
 CNPG_CLUSTERS = Resource("postgresql.cnpg.io", "v1", "clusters", "Cluster")
@@ -70,7 +71,7 @@ STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
 CUSTOM: tuple[Resource, ...] = (
     KUSTOMIZATIONS, HELMRELEASES, GITREPOSITORIES, OCIREPOSITORIES, BUCKETS, HELMCHARTS,
     HELMREPOSITORIES, LH_VOLUMES, LH_REPLICAS, LH_ENGINES, LH_NODES, LH_BACKUPS,
-    LH_BACKUPVOLUMES, LH_BACKUPTARGETS, LH_SNAPSHOTS, LH_RECURRINGJOBS, CNPG_CLUSTERS,
+    LH_BACKUPVOLUMES, LH_BACKUPTARGETS, LH_SNAPSHOTS, LH_RECURRINGJOBS, LH_SETTINGS, CNPG_CLUSTERS,
     CNPG_BACKUPS, CNPG_SCHEDULEDBACKUPS, BARMAN_OBJECTSTORES, ETCD_SNAPSHOT_FILES,
 )
 CORE: tuple[Resource, ...] = (

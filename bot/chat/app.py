@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from collections.abc import Sequence
 
@@ -23,6 +24,12 @@ SEEN = "drbot:delivery:"  # + "<platform>:<id>": deliveries already handled (pla
 
 log = logging.getLogger("drbot.app")
 
+# How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms). The
+# work after an ack (the core, signing, Redis, the relay) runs in threads; each time the event
+# loop that acknowledges requests wakes up it needs the GIL back, and at 5 ms per hand-over a
+# burst of commands adds tens of ms to the next acks. 1 ms keeps the hand-over short.
+SWITCH_INTERVAL = 0.001
+
 
 class BotApp:
     """The bot process's core, relay and reaper; to its frontends, the ChatPort they call."""
@@ -35,6 +42,7 @@ class BotApp:
         self._thread: threading.Thread | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self.relay = Relay(self.rt, self.frontends, loop, on_tick=self._reap)
         self._thread = threading.Thread(target=self.relay.run, name="relay", daemon=True)
         self._thread.start()
@@ -106,6 +114,8 @@ class BotApp:
         """Create the job's thread with its status card, then let the relay speak there."""
         if not reply.job_id:
             return
-        job = await asyncio.to_thread(self.rt.store.get, reply.job_id)
-        thread = await frontend.open_thread(channel, card(job))
+        job_id = reply.job_id
+        # read, verify and render in a thread: the loop is left to acknowledge other requests
+        view = await asyncio.to_thread(lambda: card(self.rt.store.get(job_id)))
+        thread = await frontend.open_thread(channel, view)
         await asyncio.to_thread(attach, self.rt, reply.job_id, frontend.name, thread)

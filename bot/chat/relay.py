@@ -182,7 +182,10 @@ class Relay:
         if not ENTRY_ID.match(last):
             self.rt.audit.record("relay", "bad-cursor", job=job_id, detail=repr(last[:60]))
             last = "0-0"  # at least once: a milestone may repeat, none is lost
-        return Tracked(job_id, frontend, thread["ref"], last)
+        # A thread just opened shows the card its opener rendered: editing it again before any
+        # event would cost a platform call per new job, on the loop that acknowledges the next
+        # requests. One with events delivered before (a restarted bot) is refreshed.
+        return Tracked(job_id, frontend, thread["ref"], last, dirty=last != "0-0")
 
     def drop(self, job_id: str, why: str, member: bytes | None = None) -> None:
         """Stop relaying something Redis named that drbot cannot vouch for; audit it."""

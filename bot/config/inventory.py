@@ -207,6 +207,18 @@ class Backups(Strict):
                                                      "show in /dr backups and metrics only)")
 
 
+class Restores(Strict):
+    """How many restores run at once and in which order (handlers/parallel_restore.py)."""
+
+    per_node_limit: int | None = Field(
+        None, ge=1, description="restores per node at once; default: Longhorn's setting "
+        "concurrent-backup-restore-per-node-limit, read from the cluster")
+    priorities: list[str] = Field(
+        default_factory=list, description="namespace/pvc patterns restored first, in this order "
+        "(e.g. databases/*); the rest go largest first")
+    poll_seconds: float = Field(1.0, gt=0, le=30, description="how often the restores are read")
+
+
 class Inventory(Strict):
     """The inventory file (DRBOT_INVENTORY)."""
 
@@ -220,6 +232,7 @@ class Inventory(Strict):
                                    description="K3s nodes running drbot's worker or Redis")
     iac: Iac | None = Field(None, description="infrastructure as code (rebuilds need it)")
     backups: Backups = Backups()
+    restores: Restores = Restores()
     alerts: dict[str, str] = Field(default_factory=dict,
                                    description="alert channel per frontend: {slack: C123, ...}")
 

@@ -29,6 +29,7 @@ R_LH_ENGINES = kmock.resource("longhorn.io", "v1beta2", "engines")
 R_LH_BACKUPS = kmock.resource("longhorn.io", "v1beta2", "backups")
 R_LH_BACKUPVOLUMES = kmock.resource("longhorn.io", "v1beta2", "backupvolumes")
 R_LH_BACKUPTARGETS = kmock.resource("longhorn.io", "v1beta2", "backuptargets")
+R_LH_SETTINGS = kmock.resource("longhorn.io", "v1beta2", "settings")
 R_PVCS = kmock.resource("", "v1", "persistentvolumeclaims")
 R_PVS = kmock.resource("", "v1", "persistentvolumes")
 R_ETCD_SNAPSHOTS = kmock.resource("k3s.cattle.io", "v1", "etcdsnapshotfiles")
@@ -49,7 +50,8 @@ class Timings:
     replica_fail: float = 2.0  # replicas on a NotReady node are marked failed
     replica_rebuild: float = 3.0  # a new replica on a joined node becomes healthy
     flux_reconcile: float = 1.5  # annotation seen -> reconciled
-    volume_restore: float = 2.0  # a Longhorn volume created with fromBackup -> restored
+    volume_restore: float = 0.5  # attach and detach around a restore (any size)
+    restore_per_gib: float = 0.2  # one restoring engine's pace: seconds per GiB (see longhorn.py)
     infrastructure_install: float = 600.0  # first apply of the layer installing Longhorn, CNPG
 
     def scaled(self, factor: float) -> Timings:
@@ -107,6 +109,7 @@ class ControllerBase:
         self.node_uids: dict[str, str] = {}
         self.scanned = False
         self.datastore_lost = False
+        self.restore_runs: dict[str, Any] = {}
 
     def due(self, key: tuple[str, ...], delay: float) -> bool:
         """True once `delay` seconds have passed since this key was first asked about."""

@@ -7,7 +7,9 @@ engines.
 
 from __future__ import annotations
 
+import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +20,7 @@ from lab.controllers.base import (
     R_LH_ENGINES,
     R_LH_NODES,
     R_LH_REPLICAS,
+    R_LH_SETTINGS,
     R_LH_VOLUMES,
     R_NODES,
     ControllerBase,
@@ -25,6 +28,20 @@ from lab.controllers.base import (
 )
 from lab.kube import now_iso
 from lab.seed.longhorn import longhorn_node, replica_object
+
+RESTORE_LIMIT = "concurrent-backup-restore-per-node-limit"
+
+
+@dataclass
+class RestoreRun:
+    """One restore the lab's Longhorn runs: its node, its backup URL, how long it takes, when
+    its engine began (None while held at the node's limit), the last progress it reported."""
+
+    node: str
+    url: str
+    seconds: float
+    started: float | None = None
+    reported: int = 0
 
 
 class LonghornController(ControllerBase):
@@ -154,6 +171,7 @@ class LonghornController(ControllerBase):
                         "status": {"currentState": "running"},
                     },
                 )
+                self.state.record(f"longhorn: replica {rep['metadata']['name']} rebuilt, healthy")
         for vol in self.kube.live(R_LH_VOLUMES):
             name = vol["metadata"]["name"]
             if vol.get("status", {}).get("state") != "attached":
@@ -187,37 +205,115 @@ class LonghornController(ControllerBase):
                         await self.delete(R_LH_REPLICAS, world.LONGHORN_NS, rep["metadata"]["name"])
 
     async def restores(self, ready: set[str]) -> None:
-        """A volume created with spec.fromBackup: Longhorn attaches it, restores the backup into
-        new replicas (restoreRequired, Restore condition True), then detaches it."""
-        for vol in self.kube.live(R_LH_VOLUMES):
-            name, spec = vol["metadata"]["name"], vol.get("spec") or {}
-            status = vol.get("status") or {}
-            if not spec.get("fromBackup") or not ready:
-                continue
-            if not status.get("restoreInitiated"):
-                nodes = sorted(ready)[: int(spec.get("numberOfReplicas") or 3)]
-                for i, node in enumerate(nodes):
-                    rep = replica_object(name, node, uuid.uuid4().hex, True, True,
-                                         datetime.now(UTC))
-                    await self.create(R_LH_REPLICAS, world.LONGHORN_NS, rep)
-                    if i == 0:
-                        self.state.record(f"longhorn: restoring {name} from backup")
-                await self.patch(R_LH_VOLUMES, world.LONGHORN_NS, name, {"status": {
-                    "state": "attached", "currentNodeID": nodes[0], "ownerID": nodes[0],
-                    "restoreInitiated": True, "restoreRequired": True,
-                    "conditions": [{"type": "Restore", "status": "True",
-                                    "reason": "RestoreInProgress", "message": "",
-                                    "lastTransitionTime": now_iso()}]}})
-            elif status.get("restoreRequired") and self.due(
-                ("restore", name), self.t.volume_restore
-            ):
-                self.forget("restore", name)
-                await self.patch(R_LH_VOLUMES, world.LONGHORN_NS, name, {"status": {
-                    "state": "detached", "currentNodeID": "", "restoreRequired": False,
-                    "lastBackup": "", "conditions": [{"type": "Restore", "status": "False",
-                                                      "reason": "", "message": "",
-                                                      "lastTransitionTime": now_iso()}]}})
-                self.state.record(f"longhorn: volume {name} restored, detached")
+        """A volume created with spec.fromBackup: Longhorn attaches it on a node, restores the
+        backup into new replicas (restoreRequired, Restore condition True), then detaches it.
+
+        Restore-time model: one restoring engine takes ``volume_restore`` (attach, detach) plus
+        ``restore_per_gib`` seconds per GiB; a node runs at most the setting
+        ``concurrent-backup-restore-per-node-limit`` (default 5) of them at once and holds the
+        others, as Longhorn's engine monitor does (longhorn/longhorn enhancement "Concurrent
+        Backup Restore Per Node Limit", issue #4558). Longhorn picks the node itself; the lab
+        takes the one with the fewest restores. Progress goes to the Engine's
+        ``status.restoreStatus`` (longhorn-manager k8s/pkg/apis/longhorn/v1beta2/engine.go).
+        """
+        volumes = {v["metadata"]["name"]: v for v in self.kube.live(R_LH_VOLUMES)}
+        for name in [n for n in self.restore_runs if n not in volumes]:
+            await self.forget_restore(name)
+        for name, vol in volumes.items():
+            if (vol.get("spec") or {}).get("fromBackup") and ready and not (
+                    vol.get("status") or {}).get("restoreInitiated"):
+                await self.begin_restore(name, vol, ready)
+        limit = self.restore_limit()
+        now = time.monotonic()
+        for node in sorted({r.node for r in self.restore_runs.values()}):
+            runs = [(n, r) for n, r in self.restore_runs.items() if r.node == node]
+            running = [x for x in runs if x[1].started is not None]
+            for _, run in [x for x in runs if x[1].started is None][: max(limit - len(running), 0)]:
+                run.started = now
+            with self.state.lock:
+                self.state.restore_peak[node] = max(self.state.restore_peak.get(node, 0), len(runs))
+        for name, run in list(self.restore_runs.items()):
+            if run.started is not None:
+                await self.advance_restore(name, run, now)
+
+    def restore_limit(self) -> int:
+        setting = self.kube.current(R_LH_SETTINGS, world.LONGHORN_NS, RESTORE_LIMIT)
+        try:
+            return int((setting or {}).get("value", 5))
+        except ValueError:
+            return 5
+
+    async def begin_restore(self, name: str, vol: dict[str, Any], ready: set[str]) -> None:
+        if name in self.restore_runs:  # deleted and created again between two ticks
+            await self.forget_restore(name)
+        spec = vol.get("spec") or {}
+        load = {n: 0 for n in ready}
+        for run in self.restore_runs.values():
+            if run.node in load:
+                load[run.node] += 1
+        node = min(sorted(load), key=lambda n: load[n])
+        others = sorted(ready - {node})
+        nodes = [node, *others][: int(spec.get("numberOfReplicas") or 3)]
+        for rep_node in nodes:
+            rep = replica_object(name, rep_node, uuid.uuid4().hex, True, True, datetime.now(UTC))
+            await self.create(R_LH_REPLICAS, world.LONGHORN_NS, rep)
+        await self.create(R_LH_ENGINES, world.LONGHORN_NS, {
+            "apiVersion": "longhorn.io/v1beta2", "kind": "Engine",
+            "metadata": {"name": f"{name}-e-0", "namespace": world.LONGHORN_NS,
+                         "labels": {"longhornvolume": name, "longhornnode": node}},
+            "spec": {"volumeName": name, "nodeID": node, "desireState": "running"},
+            "status": {"currentState": "running", "ownerID": node, "restoreStatus": {}}})
+        await self.patch(R_LH_VOLUMES, world.LONGHORN_NS, name, {"status": {
+            "state": "attached", "currentNodeID": node, "ownerID": node,
+            "restoreInitiated": True, "restoreRequired": True,
+            "conditions": [{"type": "Restore", "status": "True", "reason": "RestoreInProgress",
+                            "message": "", "lastTransitionTime": now_iso()}]}})
+        gib = int(spec.get("size") or 0) / 1024**3
+        self.restore_runs[name] = RestoreRun(
+            node, str(spec["fromBackup"]), self.t.volume_restore + gib * self.t.restore_per_gib)
+        with self.state.lock:
+            self.state.restore_starts[name] = self.state.restore_starts.get(name, 0) + 1
+        self.state.record(f"longhorn: restoring {name} from backup on {node}")
+
+    async def advance_restore(self, name: str, run: RestoreRun, now: float) -> None:
+        assert run.started is not None
+        elapsed = now - run.started
+        with self.state.lock:
+            failing = any(f"backup={b}&" in run.url for b in self.state.failing_backups)
+        if failing and elapsed >= self.t.volume_restore:
+            await self.end_restore(name, {"type": "Restore", "status": "False",
+                                          "reason": "RestoreFailure",
+                                          "message": "lab: the backup's blocks cannot be read"})
+            self.state.record(f"longhorn: restoring {name} failed")
+        elif elapsed >= run.seconds:
+            await self.end_restore(name, {"type": "Restore", "status": "False", "reason": "",
+                                          "message": ""})
+            self.state.record(f"longhorn: volume {name} restored, detached")
+        else:
+            percent = int(100 * elapsed / run.seconds)
+            if percent - run.reported >= 10:
+                run.reported = percent
+                await self.patch(R_LH_ENGINES, world.LONGHORN_NS, f"{name}-e-0", {"status": {
+                    "restoreStatus": {f"{run.node}:10000": {
+                        "isRestoring": True, "progress": percent, "backupURL": run.url,
+                        "state": "in_progress", "error": ""}}}})
+
+    async def end_restore(self, name: str, restore: dict[str, Any]) -> None:
+        del self.restore_runs[name]
+        await self.patch(R_LH_ENGINES, world.LONGHORN_NS, f"{name}-e-0", {
+            "spec": {"nodeID": "", "desireState": "stopped"},
+            "status": {"currentState": "stopped", "restoreStatus": None}})
+        await self.patch(R_LH_VOLUMES, world.LONGHORN_NS, name, {"status": {
+            "state": "detached", "currentNodeID": "", "restoreRequired": False,
+            "lastBackup": "", "conditions": [{**restore, "lastTransitionTime": now_iso()}]}})
+
+    async def forget_restore(self, name: str) -> None:
+        """A volume deleted mid-restore: Longhorn removes its engine and replicas with it."""
+        self.restore_runs.pop(name, None)
+        for res in (R_LH_ENGINES, R_LH_REPLICAS):
+            for obj in self.kube.live(res):
+                if (obj.get("spec") or {}).get("volumeName") == name:
+                    await self.delete(res, world.LONGHORN_NS, obj["metadata"]["name"])
 
     async def robustness(self) -> None:
         replicas = self.kube.live(R_LH_REPLICAS)

@@ -106,6 +106,12 @@ def longhorn_objects(now: datetime) -> list[dict[str, Any]]:
             },
             "status": {"executionCount": 42},
         },
+        {   # Longhorn's default (types/setting.go); a Setting keeps its value at the top level
+            "apiVersion": "longhorn.io/v1beta2",
+            "kind": "Setting",
+            "metadata": {"name": "concurrent-backup-restore-per-node-limit", "namespace": LONGHORN_NS},
+            "value": "5",
+        },
     ]
     for spec in NODES:
         objs.append(longhorn_node(spec.name, now))

@@ -111,3 +111,37 @@ def test_replace_while_a_pod_uses_the_pvc(drbot_lab: Harness, lab: Lab) -> None:
     scaled = [r.body["spec"]["replicas"] for r in lab.world.kube_requests()
               if r.method == "PATCH" and r.path.endswith("/deployments/web")]
     assert scaled == [0, 1]
+
+
+def test_lost_with_restores_every_volume_the_host_lost_in_one_job(drbot_lab: Harness,
+                                                                 lab: Lab) -> None:
+    """pve2 fails: web-data, media and grafana-data had no healthy copy elsewhere. One job
+    restores the three, beside their PVCs (which still exist), and says how to swap them in."""
+    from tests.e2e.test_rebuild_cluster import job_events
+    from tests.e2e.test_rebuild_host import host_failed
+    from tests.e2e.test_rebuild_node import refusal
+
+    host_failed(lab, "pve2")
+    custom = kubernetes.client.CustomObjectsApi(
+        kubernetes.config.new_client_from_config(str(lab.kubeconfig)))
+
+    def failed_on_pve2() -> bool:
+        items = custom.list_cluster_custom_object("longhorn.io", "v1beta2", "replicas")["items"]
+        return all(r["spec"].get("failedAt") for r in items
+                   if r["spec"]["nodeID"] in ("k3s-server-3", "k3s-agent-1", "k3s-agent-2"))
+    wait_until(failed_on_pve2, RUN, "the replicas on pve2 failed")
+    assert "give it alone" in refusal(drbot_lab, "/dr restore apps/web-data --lost-with pve2")
+    reply = drbot_lab.say("/dr restore --lost-with pve2", who="alice")
+    assert reply.ok and reply.job_id, reply.text
+    job_id = reply.job_id
+    drbot_lab.wait_status(job_id, "awaiting_approval", timeout=RUN)
+    assert drbot_lab.say(f"/dr approve {job_id}", who="bob").ok
+    job = drbot_lab.wait_status(job_id, "succeeded", "failed", timeout=RUN)
+    assert job.status == "succeeded", job.error
+    restored = {r["pvc"].split("-restored-")[0] for r in job.steps[0].result["restored"]}
+    assert restored == {"apps/web-data", "apps/media", "monitoring/grafana-data"}
+    for ref in (r["pvc"] for r in job.steps[0].result["restored"]):
+        ns, name = ref.split("/")
+        assert obj(lab, "v1", "persistentvolumeclaims", ns, name)["spec"]["volumeName"]
+    assert "swap it in with /dr restore apps/media --backup backup-" in (job.summary or "")
+    assert "3/3 volumes restored (" in job_events(drbot_lab, job_id)  # the card's last line

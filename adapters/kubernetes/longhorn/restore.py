@@ -16,6 +16,7 @@ the backup mutating webhook, webhook/resources/backup/mutator.go), the size the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from adapters.errors import AdapterError, Conflict, NotFound, Refused
@@ -23,7 +24,7 @@ from adapters.kubernetes._wait import wait_for
 from adapters.kubernetes.client import Kube
 from adapters.kubernetes.longhorn._objects import NS, condition
 from adapters.kubernetes.longhorn.backups import Backup, get_backup, list_backup_volumes
-from adapters.kubernetes.resources import LH_VOLUMES
+from adapters.kubernetes.resources import LH_ENGINES, LH_VOLUMES
 from adapters.progress import Hooks, Progress
 
 CSI_DRIVER = "driver.longhorn.io"
@@ -78,26 +79,147 @@ class RestoredVolume:
     size: str
 
 
-def _restore_done(obj: dict[str, Any], name: str) -> bool:
-    """The restore finished: Longhorn started it, cleared restoreRequired and detached it."""
+class RestoreState(StrEnum):
+    """Where one restore stands, read from its Longhorn Volume."""
+
+    PENDING = "pending"  # created; Longhorn has not begun (or holds it at its per-node limit)
+    RESTORING = "restoring"
+    FINISHING = "finishing"  # the data is in; not detached yet (or attached since, in use)
+    RESTORED = "restored"  # done and detached: ready for its PV and PVC
+    FAILED = "failed"
+
+    @property
+    def busy(self) -> bool:
+        """Counts against Longhorn's per-node restore limit."""
+        return self in (RestoreState.PENDING, RestoreState.RESTORING)
+
+
+@dataclass(frozen=True)
+class LiveRestore:
+    """A Volume created from a backup, as Longhorn reports it now."""
+
+    volume: str
+    from_backup: str
+    state: RestoreState
+    node: str
+    message: str = ""
+
+
+def restore_state(obj: dict[str, Any]) -> LiveRestore:
+    """The state of a restore volume: Longhorn started it (``restoreInitiated`` or a Restore
+    condition), cleared ``restoreRequired`` and detached it when done; a ``RestoreFailure``
+    condition is final (longhorn-manager ``controller/volume_controller.go``)."""
     status = obj.get("status") or {}
     restore = condition(obj, "Restore")
+    name = str(obj.get("metadata", {}).get("name", ""))
+    node = str(status.get("currentNodeID") or status.get("ownerID") or "")
+    url = str((obj.get("spec") or {}).get("fromBackup") or "")
     if restore.get("reason") == "RestoreFailure":
+        return LiveRestore(name, url, RestoreState.FAILED, node,
+                           str(restore.get("message") or "no message"))
+    started = bool(status.get("restoreInitiated")) or bool(restore)
+    if not started:
+        return LiveRestore(name, url, RestoreState.PENDING, node)
+    if status.get("restoreRequired") or restore.get("status") == "True":
+        return LiveRestore(name, url, RestoreState.RESTORING, node)
+    if status.get("state") == "detached":
+        return LiveRestore(name, url, RestoreState.RESTORED, node)
+    return LiveRestore(name, url, RestoreState.FINISHING, node)
+
+
+def list_restores(kube: Kube) -> dict[str, LiveRestore]:
+    """Every Volume created from a backup, by name (one LIST, whatever the number of restores)."""
+    return {r.volume: r for r in (restore_state(o) for o in kube.list_objects(LH_VOLUMES, NS))
+            if r.from_backup}
+
+
+def restore_progress(kube: Kube) -> dict[str, int]:
+    """Percent restored per volume, where Longhorn reports it: each Engine's
+    ``status.restoreStatus`` maps a replica to its ``progress`` (0-100); the slowest counts
+    (longhorn-manager ``k8s/pkg/apis/longhorn/v1beta2/engine.go`` RestoreStatus)."""
+    progress: dict[str, int] = {}
+    for engine in kube.list_objects(LH_ENGINES, NS):
+        volume = str((engine.get("spec") or {}).get("volumeName") or "")
+        per_replica = (engine.get("status") or {}).get("restoreStatus") or {}
+        values = [int(r.get("progress") or 0) for r in per_replica.values() if isinstance(r, dict)]
+        if volume and values:
+            progress[volume] = min(values)
+    return progress
+
+
+def _restore_done(obj: dict[str, Any], name: str) -> bool:
+    """The restore finished; a failed one raises."""
+    live = restore_state(obj)
+    if live.state is RestoreState.FAILED:
         raise AdapterError(
-            f"Longhorn failed to restore volume {name}: {restore.get('message') or 'no message'}. "
+            f"Longhorn failed to restore volume {name}: {live.message}. "
             "Delete the volume and try another backup."
         )
-    started = bool(status.get("restoreInitiated")) or bool(restore)
-    return (
-        started
-        and not status.get("restoreRequired")
-        and restore.get("status") != "True"
-        and status.get("state") == "detached"
-    )
+    return live.state is RestoreState.RESTORED
 
 
 def restored_volume_name(namespace: str, pvc: str) -> str:
+    """The Volume (and PV) a restore into ``namespace/pvc`` uses: stable, so a retry finds it."""
     return f"restore-{namespace}-{pvc}"[:63].rstrip("-")
+
+
+_restored_volume_name = restored_volume_name
+
+
+def start_restore(kube: Kube, backup: Backup, pvc_name: str, namespace: str, shape: PvcShape,
+                  *, volume_name: str | None = None, replicas: int = 3) -> str:
+    """Create the Volume that restores ``backup`` for PVC ``namespace/pvc_name`` (or find the one
+    an earlier run created); return its name. Refuses a PVC that exists for something else."""
+    if backup.state != "Completed" or not backup.url:
+        raise Refused(
+            f"Longhorn backup {backup.name} is {backup.state or 'not finished'}"
+            f"{': ' + backup.error if backup.error else ''}; pick a Completed backup."
+        )
+    if not shape.size.isdigit() or int(shape.size) <= 0:
+        raise Refused(f"Longhorn backup {backup.name} does not record the volume size.")
+    volume = volume_name or restored_volume_name(namespace, pvc_name)
+    _refuse_existing_pvc(kube, pvc_name, namespace, volume)
+    _create_restore_volume(kube, volume, backup, shape.size, replicas,
+                           longhorn_access_mode(shape.access_modes))
+    return volume
+
+
+def finish_restore(kube: Kube, volume: str, backup: Backup, pvc_name: str, namespace: str,
+                   shape: PvcShape, *, fs_type: str = "ext4", replicas: int = 3) -> RestoredVolume:
+    """The static PV and the PVC of a restored volume (both idempotent), shaped as ``shape``."""
+    _create_pv(kube, volume, shape.size, pvc_name, namespace, shape.storage_class,
+               shape.access_modes, fs_type, replicas)
+    _create_pvc(kube, volume, shape.size, pvc_name, namespace, shape.storage_class,
+                shape.access_modes)
+    return RestoredVolume(volume, volume, pvc_name, namespace, backup.name, shape.size)
+
+
+def pvc_bound_to(kube: Kube, pvc: str, namespace: str, volume: str) -> bool:
+    """PVC ``namespace/pvc`` exists and names ``volume``: that restore is finished."""
+    try:
+        existing = kube.call(kube.core.read_namespaced_persistent_volume_claim, pvc, namespace)
+    except NotFound:
+        return False
+    return (existing.spec.volume_name if existing.spec else None) == volume
+
+
+def discard_failed_restore(kube: Kube, volume: str) -> bool:
+    """Delete a Volume whose restore failed, before any PV names it (it holds no data: it was
+    created only to restore into); True if deleted. Longhorn cannot restart a failed restore in
+    place: its advice is to delete the volume and restore again."""
+    try:
+        obj = kube.get_object(LH_VOLUMES, volume, NS)
+    except NotFound:
+        return False
+    if restore_state(obj).state is not RestoreState.FAILED:
+        return False
+    try:
+        kube.call(kube.core.read_persistent_volume, volume)
+        return False  # something binds it: leave it to a person
+    except NotFound:
+        pass
+    kube.delete_object(LH_VOLUMES, volume, NS)
+    return True
 
 
 def restore_backup(
@@ -123,21 +245,10 @@ def restore_backup(
     """
     hooks = hooks or Hooks()
     backup = get_backup(kube, backup_name)
-    if backup.state != "Completed" or not backup.url:
-        raise Refused(
-            f"Longhorn backup {backup_name} is {backup.state or 'not finished'}"
-            f"{': ' + backup.error if backup.error else ''}; pick a Completed backup."
-        )
     shape = shape or recorded_shape(kube, backup)
-    size = shape.size
-    if not size.isdigit() or int(size) <= 0:
-        raise Refused(f"Longhorn backup {backup_name} does not record the volume size.")
-    storage_class, access_modes = shape.storage_class, shape.access_modes
-    volume = volume_name or restored_volume_name(namespace, pvc_name)
-    _refuse_existing_pvc(kube, pvc_name, namespace, volume)
+    volume = start_restore(kube, backup, pvc_name, namespace, shape, volume_name=volume_name,
+                           replicas=replicas)
     target = f"{namespace}/{pvc_name}"
-    _create_restore_volume(kube, volume, backup, size, replicas,
-                           longhorn_access_mode(access_modes))
     hooks.report(Progress(f"Restoring backup {backup_name} into Longhorn volume {volume}",
                           target=target, task="restore", status="restoring"))
     wait_for(
@@ -148,12 +259,11 @@ def restore_backup(
         cancel_message=f"Stopped waiting for the restore of {backup_name}; Longhorn volume "
         f"{volume} is left as it is (delete it to undo).",
     )
-    _create_pv(kube, volume, size, pvc_name, namespace, storage_class, access_modes, fs_type,
-               replicas)
-    _create_pvc(kube, volume, size, pvc_name, namespace, storage_class, access_modes)
+    done = finish_restore(kube, volume, backup, pvc_name, namespace, shape, fs_type=fs_type,
+                          replicas=replicas)
     hooks.report(Progress(f"Restored backup {backup_name} into PVC {target}", target=target,
                           task="restore", status="done"))
-    return RestoredVolume(volume, volume, pvc_name, namespace, backup_name, size)
+    return done
 
 
 def _refuse_existing_pvc(kube: Kube, pvc: str, namespace: str, volume: str) -> None:

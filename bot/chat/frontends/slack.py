@@ -54,6 +54,10 @@ SCOPES = ("chat:write", "commands", "files:write")  # the manifest asks for exac
 FILE_OVER = 3500  # a reply longer than this goes as a file in the thread
 EPHEMERAL_MAX = 3800
 WORK_AT_ONCE = 2
+# Acks first: the work after an ack waits until no request came in for ACK_QUIET seconds (a burst
+# is acknowledged before its work competes with the next acks), never longer than ACK_DEFER_MAX.
+ACK_QUIET = 0.01
+ACK_DEFER_MAX = 0.5
 STALE_AFTER = 300  # seconds: Slack's (and bolt's) limit on a request's timestamp
 
 
@@ -95,6 +99,8 @@ class SlackFrontend(Frontend):
         # Work after the ack runs in threads that hold the GIL for the core's Python code; a burst of
         # commands would starve the event loop and delay the next acks. A few at a time is enough.
         self._busy = asyncio.Semaphore(WORK_AT_ONCE)
+        self._last_request = 0.0  # loop time of the latest request (see _after_acks)
+        self._quiet: asyncio.Future[None] | None = None
 
     def _bolt_app(self, base_url: str, retries: list[Any]) -> AsyncApp:
         async def authorize() -> AuthorizeResult:  # a plain function: bolt passes by argument name
@@ -223,9 +229,24 @@ class SlackFrontend(Frontend):
         return thread_ts or ""
 
     # -- requests from Slack --------------------------------------------------------------------
+    async def _after_acks(self) -> None:
+        """Let a burst of requests be acknowledged before the work after them starts: that work
+        (threads, Redis, Web API calls) shares the GIL and this loop with the next acks. One
+        shared waiter, so a burst costs one wake-up per ACK_QUIET, not one per request."""
+        if self._quiet is None or self._quiet.done():
+            self._quiet = asyncio.ensure_future(self._until_quiet())
+        await asyncio.shield(self._quiet)
+
+    async def _until_quiet(self) -> None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + ACK_DEFER_MAX
+        while (quiet := loop.time() - self._last_request) < ACK_QUIET and loop.time() < give_up:
+            await asyncio.sleep(ACK_QUIET - quiet)
+
     async def _on_command(self, ack: Any, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
         try:
+            await self._after_acks()
             async with self._busy:
                 await self._command(body, context)
         except Exception:
@@ -264,6 +285,7 @@ class SlackFrontend(Frontend):
     async def _on_decision(self, ack: Any, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
         try:
+            await self._after_acks()
             async with self._busy:
                 await self._decide(body, context)
         except Exception:
@@ -307,6 +329,7 @@ class SlackFrontend(Frontend):
 
     async def _well_formed(self, body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002
         """A click payload without its actions is answered (200) and audited, not matched."""
+        self._last_request = asyncio.get_running_loop().time()
         actions = body.get("actions")
         if body.get("type") == "block_actions" and not (
                 isinstance(actions, list) and actions and isinstance(actions[0], dict)

@@ -274,3 +274,30 @@ def test_which_recurring_backup_jobs_cover_each_volume(kube_emulator: Standalone
     assert backup_jobs_by_volume(kube) == {
         "plain": ["daily"],  # no recurring-job label at all: the default group
         "named": ["weekly"], "grouped": ["daily"], "snapshots-only": []}
+
+
+def test_restore_limit_is_longhorns_setting_or_its_default(kube_emulator: StandaloneKube,
+                                                           kube: Kube) -> None:
+    assert longhorn.restore_limit(kube) == (
+        5, "Longhorn's default (no concurrent-backup-restore-per-node-limit setting)")
+    kube_emulator.create(R.LH_SETTINGS, {"metadata": {
+        "name": "concurrent-backup-restore-per-node-limit", "namespace": NS}, "value": "3"})
+    assert longhorn.restore_limit(kube) == (
+        3, "Longhorn setting concurrent-backup-restore-per-node-limit")
+
+
+def test_a_failed_restore_volume_is_discarded_only_while_no_pv_names_it(
+        kube_emulator: StandaloneKube, kube: Kube) -> None:
+    failed = {"state": "detached", "restoreInitiated": True, "conditions": [
+        {"type": "Restore", "status": "False", "reason": "RestoreFailure", "message": "x"}]}
+    for name in ("restore-apps-a", "restore-apps-b"):
+        kube_emulator.create(R.LH_VOLUMES, {"metadata": {"name": name, "namespace": NS},
+                                            "spec": {"fromBackup": backup_url("backup-1", "v")},
+                                            "status": failed})
+    kube_emulator.create(R.PERSISTENTVOLUMES, {"metadata": {"name": "restore-apps-b"},
+                                               "spec": {"capacity": {"storage": "1Gi"}}})
+    assert longhorn.discard_failed_restore(kube, "restore-apps-a")
+    assert kube_emulator.get(R.LH_VOLUMES, "restore-apps-a", NS) is None
+    assert not longhorn.discard_failed_restore(kube, "restore-apps-b")  # a PV names it
+    assert not longhorn.discard_failed_restore(kube, "restore-apps-c")  # gone already
+    assert kube_emulator.get(R.LH_VOLUMES, "restore-apps-b", NS) is not None
