@@ -150,6 +150,8 @@ def policy(console_login: str) -> dict[str, Any]:
             "approve": {"allow": ["operator", "admin"]},
             "deny": {"allow": ["operator", "admin"]},
             "confirm": {"allow": ["operator", "admin"]},
+            "locks": {"allow": admin},
+            "unlock": dict(approval),
             "restore": dict(approval),
             "rebuild-node": dict(approval),
             "rebuild-host": dict(approval),

@@ -15,6 +15,7 @@ import redis
 
 from bot.config.policy import Caller
 from bot.records.jobs import RETRYABLE, Job
+from bot.records.locks import held
 from bot.registry import COMMANDS
 from bot.runtime import Runtime
 
@@ -78,6 +79,8 @@ def values(rt: Runtime, command: str, source: str) -> list[str]:
         return sorted(m.decode() for m in rt.client.smembers(SEEN + source))
     if source == "jobs":
         return job_ids(rt, command)
+    if source == "locks":
+        return sorted({lease.key for lease in held(rt.client)})
     log.warning("unknown autocomplete source %r for /dr %s", source, command)
     return []
 
