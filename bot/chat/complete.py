@@ -79,6 +79,8 @@ def values(rt: Runtime, command: str, source: str) -> list[str]:
         return sorted(m.decode() for m in rt.client.smembers(SEEN + source))
     if source == "jobs":
         return job_ids(rt, command)
+    if source == "commands":
+        return sorted(name for name, spec in COMMANDS.items() if not spec.system)
     if source == "locks":
         return sorted({lease.key for lease in held(rt.client)})
     log.warning("unknown autocomplete source %r for /dr %s", source, command)

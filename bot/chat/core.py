@@ -101,9 +101,13 @@ class Core:
         except redis.RedisError:
             log.warning("audit unavailable for %s", request.request_id)
 
+    def _phrase(self, command: str) -> str | None:
+        rule = self.rt.policy.rule(command)
+        return rule.confirm if rule else None
+
     def _handle(self, request: Request) -> Reply:
         try:
-            spec, parsed = registry.parse(request.text)
+            spec, parsed = registry.parse(request.text, self._phrase)
         except CommandError as exc:
             self._audit(request, "bad-input", str(exc))
             raise
