@@ -42,7 +42,8 @@ def helm_without_drift(step: StepContext, namespace: str, name: str) -> list[str
 
 @runbook("reconcile", summary="reconcile a Flux Kustomization from Git",
          params=(Param("kustomization", "[namespace/]name of the Kustomization", kind=QUALIFIED,
-                       required=False, default="flux-system", complete="kustomizations"),
+                       required=False, default="flux-system", complete="kustomizations",
+                       namespace="flux-system"),
                  Param("with-source", "reconcile its Git source first", flag=True, boolean=True,
                        required=False)),
          locks=locks, timeout=3600)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import redis
 
 from bot import registry
+from bot.chat import names
 from bot.config.policy import Caller
 from bot.errors import CommandError, QueueUnavailable, RecordForged
 from bot.grammar import Parsed
@@ -134,6 +135,11 @@ class Core:
             self._audit(request, "refused-confirmation", caller=caller)
             raise CommandError(f'/dr {spec.name} needs its confirmation phrase: add '
                                f'--confirm "{rule.confirm}"')
+        try:
+            names.check(self.rt, spec, parsed.args)
+        except CommandError as exc:
+            self._audit(request, "refused-unknown-name", str(exc), caller)
+            raise
         if not parsed.dry_run:
             keys = spec.locks(parsed.args, self.rt.inventory)
             busy = self.rt.locks.acquire("probe", keys, ttl=1, probe=True)
