@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -18,6 +19,9 @@ from bot.chat.relay import Relay, attach
 from bot.chat.render import card
 from bot.records.jobs import TERMINAL
 from bot.runtime import Runtime
+
+if TYPE_CHECKING:
+    from bot.watch.notify import Outbound
 
 SEEN = "drbot:delivery:"  # + "<platform>:<id>": deliveries already handled (platforms redeliver)
 
@@ -33,16 +37,22 @@ class BotApp:
         self.frontends = frontends
         self.relay: Relay | None = None
         self._thread: threading.Thread | None = None
+        self.outbound: Outbound | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.relay = Relay(self.rt, self.frontends, loop, on_tick=self._reap)
         self._thread = threading.Thread(target=self.relay.run, name="relay", daemon=True)
         self._thread.start()
         from bot.watch import gauges
+        from bot.watch.notify import Outbound
 
         gauges.install(self.rt.client)
+        self.outbound = Outbound(lambda: self.rt.inventory.alert_urls, self.rt.client)
+        threading.Thread(target=self.outbound.run, name="alerts-out", daemon=True).start()
 
     def stop(self) -> None:
+        if self.outbound:
+            self.outbound.stop()
         if self.relay:
             self.relay.stop()
         if self._thread:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -207,6 +207,30 @@ class Backups(Strict):
                                                      "show in /dr backups and metrics only)")
 
 
+PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+class AlertUrl(Strict):
+    """An alert destination beyond chat, as an Apprise URL (ntfy://, gotify://, matrix://,
+    mailto://...). Secrets never sit in the URL: a ``{name}`` placeholder is filled from the file
+    ``secrets[name]`` when an alert is sent."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+                      description="what logs and the health check call it (never the URL)")
+    url: str = Field(min_length=4, description="an Apprise URL; {placeholders} for secrets")
+    secrets: dict[str, str] = Field(default_factory=dict,
+                                    description="placeholder -> file holding its value")
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> AlertUrl:
+        used = set(PLACEHOLDER.findall(self.url))
+        if used != set(self.secrets):
+            raise ValueError(f"alerts.apprise {self.name}: the URL's placeholders "
+                             f"({', '.join(sorted(used)) or 'none'}) must be exactly the secrets "
+                             f"given ({', '.join(sorted(self.secrets)) or 'none'})")
+        return self
+
+
 class Inventory(Strict):
     """The inventory file (DRBOT_INVENTORY)."""
 
@@ -222,6 +246,19 @@ class Inventory(Strict):
     backups: Backups = Backups()
     alerts: dict[str, str] = Field(default_factory=dict,
                                    description="alert channel per frontend: {slack: C123, ...}")
+    alert_urls: list[AlertUrl] = Field(default_factory=list, description="set as alerts.apprise")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apprise(cls, data: Any) -> Any:
+        """`alerts.apprise` (a list of URLs) sits beside the chat channels in the file."""
+        if isinstance(data, dict) and isinstance(data.get("alerts"), dict) \
+                and "apprise" in data["alerts"]:
+            if "alert_urls" in data:
+                raise ValueError("give alert URLs as alerts.apprise only")
+            alerts = dict(data["alerts"])
+            data = {**data, "alerts": alerts, "alert_urls": alerts.pop("apprise") or []}
+        return data
 
     @field_validator("nodes")
     @classmethod
