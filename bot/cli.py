@@ -239,17 +239,23 @@ def cmd_console(args: argparse.Namespace) -> int:
 
     from bot.errors import ConfigError
 
+    terminal = args.script is None and sys.stdin.isatty() and sys.stdout.isatty()
+    if terminal:  # answers, not log lines, on a person's screen (theirs and the worker's)
+        os.environ.setdefault("DRBOT_LOG_LEVEL", "WARNING")
+        os.environ.setdefault("DRBOT_LOG_JSON", "false")
     settings = _settings()
     settings.require("policy")
     if args.watch and settings.redis_url:
         raise ConfigError("--watch is for the all-in-one console (no REDIS_URL); with your own "
                           "Redis, run `drbot scheduler` next to the worker instead")
-    with AllInOne(settings, watch=args.watch) as settings:
+    everything = AllInOne(settings, watch=args.watch)
+    with everything as settings:
         from bot.chat.serve import serve_console
 
         lines = args.script.open(encoding="utf-8") if args.script else sys.stdin
         echo = bool(args.script) or not sys.stdin.isatty()
-        return asyncio.run(serve_console(settings, lines, args.speak_as, echo))
+        return asyncio.run(serve_console(settings, lines, args.speak_as, echo, terminal,
+                                         private=everything.redis is not None))
 
 
 def cmd_bot(args: argparse.Namespace) -> int:
