@@ -151,6 +151,7 @@ def policy(console_login: str) -> dict[str, Any]:
             "deny": {"allow": ["operator", "admin"]},
             "confirm": {"allow": ["operator", "admin"]},
             "locks": {"allow": admin},
+            "audit": {"allow": ["admin"]},
             "unlock": dict(approval),
             "restore": dict(approval),
             "rebuild-node": dict(approval),
