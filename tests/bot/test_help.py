@@ -34,11 +34,13 @@ def test_help_for_one_command_gives_usage_arguments_flags_policy_and_a_live_exam
     reply = core.say("/dr help rebuild-node")
     assert reply.ok, reply.text
     assert reply.text.splitlines() == [
-        "/dr rebuild-node <node> [--dry-run]",
+        "/dr rebuild-node <node> [--confirm] [--dry-run]",
         "  rebuild a dead K3s node: fence, remove, recreate its VM, rejoin",
         "arguments:",
         "  <node>  the K3s node, as named in the inventory",
         "flags:",
+        "  --confirm  a server whose Node is gone: its etcd member is gone too (checked with "
+        "etcdctl member list)",
         "  --dry-run  show the plan; change nothing",
         "who may run it: admin (you may)",
         "approvals: 1 from role:admin, not the requester; they expire after 30m",
