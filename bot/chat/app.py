@@ -47,7 +47,7 @@ class BotApp:
         from bot.watch.notify import Outbound
 
         gauges.install(self.rt.client)
-        self.outbound = Outbound(lambda: self.rt.inventory.alert_urls, self.rt.client)
+        self.outbound = Outbound(lambda: self.rt.inventory.alerts.apprise, self.rt.client)
         threading.Thread(target=self.outbound.run, name="alerts-out", daemon=True).start()
 
     def stop(self) -> None:
@@ -61,10 +61,11 @@ class BotApp:
     def _reap(self) -> None:
         for job_id in reap(self.rt):
             log.info("reaper changed job %s", job_id, extra={"job_id": job_id})
-        if self.relay and self.rt.inventory.alerts:
+        if self.relay and self.rt.inventory.alerts.channels:
             from bot.watch import notify
 
-            notify.deliver(self.rt.client, self.frontends, self.rt.inventory.alerts, self.relay.call)
+            notify.deliver(self.rt.client, self.frontends, self.rt.inventory.alerts.channels,
+                           self.relay.call)
 
     async def submit(self, request: Request) -> Reply:
         """Run a request through the core off the event loop (it does blocking Redis calls)."""
@@ -108,7 +109,7 @@ class BotApp:
                 waiting.append(job_id)
             elif status not in TERMINAL or relay.following(self.rt.client, job_id):
                 busy.append(job_id)
-        if alert_channel in self.rt.inventory.alerts and pending(self.rt.client, alert_channel):
+        if alert_channel in self.rt.inventory.alerts.channels and pending(self.rt.client, alert_channel):
             busy.append("alerts")
         return busy, waiting
 

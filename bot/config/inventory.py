@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -231,6 +231,20 @@ class AlertUrl(Strict):
         return self
 
 
+class Alerts(BaseModel):
+    """Where alerts go: a channel per chat frontend (`slack: C123`), and Apprise URLs."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, str] = Field(init=False)  # frontend name -> channel
+    apprise: list[AlertUrl] = Field(default_factory=list,
+                                    description="alert destinations beyond chat (Apprise URLs)")
+
+    @property
+    def channels(self) -> dict[str, str]:
+        """The chat frontends' alert channels."""
+        return dict(self.__pydantic_extra__ or {})
+
+
 class Inventory(Strict):
     """The inventory file (DRBOT_INVENTORY)."""
 
@@ -244,21 +258,9 @@ class Inventory(Strict):
                                    description="K3s nodes running drbot's worker or Redis")
     iac: Iac | None = Field(None, description="infrastructure as code (rebuilds need it)")
     backups: Backups = Backups()
-    alerts: dict[str, str] = Field(default_factory=dict,
-                                   description="alert channel per frontend: {slack: C123, ...}")
-    alert_urls: list[AlertUrl] = Field(default_factory=list, description="set as alerts.apprise")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _apprise(cls, data: Any) -> Any:
-        """`alerts.apprise` (a list of URLs) sits beside the chat channels in the file."""
-        if isinstance(data, dict) and isinstance(data.get("alerts"), dict) \
-                and "apprise" in data["alerts"]:
-            if "alert_urls" in data:
-                raise ValueError("give alert URLs as alerts.apprise only")
-            alerts = dict(data["alerts"])
-            data = {**data, "alerts": alerts, "alert_urls": alerts.pop("apprise") or []}
-        return data
+    alerts: Alerts = Field(default_factory=lambda: Alerts(),
+                           description="alert channel per frontend: {slack: C123, ...}; "
+                                       "apprise: alert URLs beyond chat")
 
     @field_validator("nodes")
     @classmethod

@@ -120,4 +120,6 @@ def test_placeholders_and_secret_files_must_match() -> None:
             {"name": "phone", "url": "ntfy://h/t?token={token}"}]}})
     parsed = Inventory.model_validate({"alerts": {"slack": "C1", "apprise": [
         {"name": "mail", "url": "mailtos://u:{pw}@mail.example", "secrets": {"pw": "/run/pw"}}]}})
-    assert parsed.alerts == {"slack": "C1"} and parsed.alert_urls[0].name == "mail"
+    assert parsed.alerts.channels == {"slack": "C1"} and parsed.alerts.apprise[0].name == "mail"
+    with pytest.raises(ValueError, match="alerts.slack"):
+        Inventory.model_validate({"alerts": {"slack": ["not", "a", "channel"]}})
