@@ -21,8 +21,8 @@ from urllib.parse import quote
 import redis
 
 from bot.chat.frontends.base import Frontend, ThreadRef
-from bot.records.events import ENTRY_ID
 from bot.config.inventory import PLACEHOLDER, AlertUrl
+from bot.records.events import ENTRY_ID
 from bot.watch.alerts import EVENTS
 
 CURSOR = "drbot:watch:notify:"  # + frontend name: the last event id delivered there
