@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 # redis-server for the tests and the private Redis; sshd and ssh-keygen for the simulated lab;
 # for /dr verify: PostgreSQL 15's server (a throwaway restore target), e2fsprogs and xfsprogs
 # (mkfs, e2fsck, xfs_repair). etcd and barman's cloud tools come from PyPI (drbot[verify]).
+# tmux for the console's terminal test.
 system-packages:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -23,6 +24,7 @@ system-packages:
 	test -x /usr/lib/postgresql/15/bin/postgres || missing="$$missing postgresql-15"; \
 	{ command -v e2fsck >/dev/null || test -x /sbin/e2fsck; } || missing="$$missing e2fsprogs"; \
 	{ command -v xfs_repair >/dev/null || test -x /sbin/xfs_repair; } || missing="$$missing xfsprogs"; \
+	command -v tmux >/dev/null || missing="$$missing tmux"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \

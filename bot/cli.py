@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "the Ansible inventory and the cluster")
     draft.add_argument("--diff", action="store_true",
                        help="show the differences from the current inventory instead")
+    audit = sub.add_parser("audit", help="the audit trail (needs REDIS_URL)")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    export = audit_sub.add_parser("export", help="print the audit trail as JSON lines (for a SIEM)")
+    export.add_argument("--since", required=True,
+                        help="a duration (24h, 7d) or a date/time (2026-12-01, UTC by default)")
     return parser
 
 
@@ -239,17 +244,23 @@ def cmd_console(args: argparse.Namespace) -> int:
 
     from bot.errors import ConfigError
 
+    terminal = args.script is None and sys.stdin.isatty() and sys.stdout.isatty()
+    if terminal:  # answers, not log lines, on a person's screen (theirs and the worker's)
+        os.environ.setdefault("DRBOT_LOG_LEVEL", "WARNING")
+        os.environ.setdefault("DRBOT_LOG_JSON", "false")
     settings = _settings()
     settings.require("policy")
     if args.watch and settings.redis_url:
         raise ConfigError("--watch is for the all-in-one console (no REDIS_URL); with your own "
                           "Redis, run `drbot scheduler` next to the worker instead")
-    with AllInOne(settings, watch=args.watch) as settings:
+    everything = AllInOne(settings, watch=args.watch)
+    with everything as settings:
         from bot.chat.serve import serve_console
 
         lines = args.script.open(encoding="utf-8") if args.script else sys.stdin
         echo = bool(args.script) or not sys.stdin.isatty()
-        return asyncio.run(serve_console(settings, lines, args.speak_as, echo))
+        return asyncio.run(serve_console(settings, lines, args.speak_as, echo, terminal,
+                                         private=everything.redis is not None))
 
 
 def cmd_bot(args: argparse.Namespace) -> int:
@@ -318,9 +329,26 @@ class AllInOne:
             self.redis.stop()
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """JSON lines, oldest first, one per audit entry since --since; stdout only, no banner."""
+    import json
+
+    from bot.records.audit import since_epoch
+    from bot.runtime import Runtime
+
+    settings = _settings()
+    settings.require("redis_url")
+    since = since_epoch(args.since)
+    rt = Runtime.from_settings(settings, patient=True)
+    for entry in rt.audit.entries(since):
+        sys.stdout.write(json.dumps(entry, sort_keys=True) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
 COMMANDS = {"console": cmd_console, "bot": cmd_bot, "worker": cmd_worker,
             "scheduler": cmd_scheduler, "check-config": cmd_check_config, "doctor": cmd_doctor,
-            "inventory": cmd_inventory}
+            "inventory": cmd_inventory, "audit": cmd_audit}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -56,6 +56,7 @@ class Param:
     flag: bool = False
     boolean: bool = False
     complete: str | None = None
+    namespace: str | None = None  # the namespace an unqualified name means (None: it must be given)
 
     def usage(self) -> str:
         if self.flag:

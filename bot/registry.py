@@ -42,6 +42,12 @@ class CommandSpec:
             parts.append("[--dry-run]")
         return " ".join(parts)
 
+    def usage_for(self, confirm: str | None) -> str:
+        """The usage as the policy makes it: a confirmation phrase the policy asks for is part of
+        the command (without it the command is refused), so the usage shows it."""
+        return self.usage + (f' --confirm "{confirm}"' if confirm and self.kind == "runbook"
+                             else "")
+
 
 COMMANDS: dict[str, CommandSpec] = {}
 SYSTEM = "system:scheduler"  # the only account that may request a system command
@@ -92,13 +98,16 @@ def spec(name: str) -> CommandSpec:
     return found
 
 
-def parse(text: str) -> tuple[CommandSpec, Parsed]:
-    """Any text becomes either a (spec, parsed) pair or a CommandError; never anything else."""
+def parse(text: str, confirm: Callable[[str], str | None] = lambda name: None
+          ) -> tuple[CommandSpec, Parsed]:
+    """Any text becomes either a (spec, parsed) pair or a CommandError; never anything else.
+
+    ``confirm`` gives a command's confirmation phrase from the policy, for the usage in errors."""
     words = tokens(text)
     if not words:
         return spec("help"), Parsed("help")
     found = spec(words[0])
-    parsed = bind(found.name, found.params, words[1:], found.usage)
+    parsed = bind(found.name, found.params, words[1:], found.usage_for(confirm(found.name)))
     if parsed.dry_run and not found.mutating:
         raise CommandError(f"/dr {found.name} changes nothing, so --dry-run does not apply")
     return found, parsed

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.chat import approvals
-from bot.chat.core import ControlContext, Reply
+from bot.chat.core import ControlContext, Reply, describe
 from bot.errors import CommandError
 from bot.grammar import JOB_ID, Param
 from bot.records.events import Event
@@ -23,9 +23,28 @@ def target(ctx: ControlContext, verb: str) -> str:
     if len(pending) == 1:
         return pending[0].id
     if not pending:
-        raise CommandError("no job is waiting for your approval")
+        raise CommandError(nothing_for(ctx, verb))
     raise CommandError(f"{len(pending)} jobs are waiting; name one: "
                        + ", ".join(f"/dr {verb} {j.id} ({j.command})" for j in pending))
+
+
+def nothing_for(ctx: ControlContext, verb: str) -> str:
+    """Why a bare /dr approve finds nothing: each waiting job and why it is not this caller's."""
+    person = ctx.caller.person or ""
+    waiting = [job for job in map(ctx.rt.store.get, ctx.rt.store.active())
+               if job.status == "awaiting_approval"]
+    if not waiting:
+        return "no job is waiting for approval; /dr jobs lists recent jobs"
+    reasons = []
+    for job in waiting:
+        rule = ctx.rt.policy.rule(job.command)
+        whom = ", ".join(rule.approvers) if rule and rule.approvers else "nobody (no rule)"
+        what = f"job {job.id} ({describe(job)}) waits for {whom}"
+        if job.requester == person:
+            reasons.append(f"{what}: it is your own, so another approver must {verb} it")
+        else:
+            reasons.append(f"{what}: you ({person}) are not an approver of /dr {job.command}")
+    return "no job is waiting for your approval. " + "; ".join(reasons)
 
 
 def tell(ctx: ControlContext, job: Job, message: str) -> Reply:

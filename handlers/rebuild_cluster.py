@@ -407,7 +407,7 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
 
 
 @runbook("rebuild-cluster",
-         summary="rebuild the whole cluster from Terraform, Ansible, Flux and backups (scenario 4)",
+         summary="rebuild the whole cluster from Terraform, Ansible, Flux and backups",
          locks=locks, timeout=JOB_TIMEOUT)
 def rebuild_cluster(ctx: PlanContext) -> Runbook:
     inventory = ctx.inventory

@@ -176,7 +176,7 @@ def summary(host: str, names: list[str], results: dict[str, dict[str, Any]]) -> 
 
 
 @runbook("rebuild-host",
-         summary="rebuild every VM of a replaced Proxmox host and rejoin them (scenario 3)",
+         summary="rebuild every VM of a replaced Proxmox host and rejoin them",
          params=(Param("host", "the Proxmox host, as named in the inventory", complete="hosts"),),
          locks=locks, timeout=JOB_TIMEOUT)
 def rebuild_host(ctx: PlanContext) -> Runbook:

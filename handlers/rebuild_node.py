@@ -421,7 +421,7 @@ def summary(name: str, entry: Node, results: dict[str, dict[str, Any]]) -> str:
 
 
 @runbook("rebuild-node",
-         summary="rebuild a dead K3s node: fence, remove, recreate its VM, rejoin (scenario 2)",
+         summary="rebuild a dead K3s node: fence, remove, recreate its VM, rejoin",
          params=(Param("node", "the K3s node, as named in the inventory", complete="nodes"),
                  Param("confirm", "a server whose Node is gone: its etcd member is gone too "
                        "(checked with etcdctl member list)", flag=True, boolean=True,

@@ -40,9 +40,10 @@ def helm_without_drift(step: StepContext, namespace: str, name: str) -> list[str
             and hr.drift_detection != "enabled"]
 
 
-@runbook("reconcile", summary="reconcile a Flux Kustomization from Git (scenario 1)",
+@runbook("reconcile", summary="reconcile a Flux Kustomization from Git",
          params=(Param("kustomization", "[namespace/]name of the Kustomization", kind=QUALIFIED,
-                       required=False, default="flux-system", complete="kustomizations"),
+                       required=False, default="flux-system", complete="kustomizations",
+                       namespace="flux-system"),
                  Param("with-source", "reconcile its Git source first", flag=True, boolean=True,
                        required=False)),
          locks=locks, timeout=3600)

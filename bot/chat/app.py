@@ -7,6 +7,7 @@ import logging
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -19,6 +20,9 @@ from bot.chat.relay import Relay, attach
 from bot.chat.render import card
 from bot.records.jobs import TERMINAL
 from bot.runtime import Runtime
+
+if TYPE_CHECKING:
+    from bot.watch.notify import Outbound
 
 SEEN = "drbot:delivery:"  # + "<platform>:<id>": deliveries already handled (platforms redeliver)
 
@@ -40,6 +44,7 @@ class BotApp:
         self.frontends = frontends
         self.relay: Relay | None = None
         self._thread: threading.Thread | None = None
+        self.outbound: Outbound | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
@@ -47,10 +52,15 @@ class BotApp:
         self._thread = threading.Thread(target=self.relay.run, name="relay", daemon=True)
         self._thread.start()
         from bot.watch import gauges
+        from bot.watch.notify import Outbound
 
         gauges.install(self.rt.client)
+        self.outbound = Outbound(lambda: self.rt.inventory.alerts.apprise, self.rt.client)
+        threading.Thread(target=self.outbound.run, name="alerts-out", daemon=True).start()
 
     def stop(self) -> None:
+        if self.outbound:
+            self.outbound.stop()
         if self.relay:
             self.relay.stop()
         if self._thread:
@@ -59,10 +69,11 @@ class BotApp:
     def _reap(self) -> None:
         for job_id in reap(self.rt):
             log.info("reaper changed job %s", job_id, extra={"job_id": job_id})
-        if self.relay and self.rt.inventory.alerts:
+        if self.relay and self.rt.inventory.alerts.channels:
             from bot.watch import notify
 
-            notify.deliver(self.rt.client, self.frontends, self.rt.inventory.alerts, self.relay.call)
+            notify.deliver(self.rt.client, self.frontends, self.rt.inventory.alerts.channels,
+                           self.relay.call)
 
     async def submit(self, request: Request) -> Reply:
         """Run a request through the core off the event loop (it does blocking Redis calls)."""
@@ -106,7 +117,7 @@ class BotApp:
                 waiting.append(job_id)
             elif status not in TERMINAL or relay.following(self.rt.client, job_id):
                 busy.append(job_id)
-        if alert_channel in self.rt.inventory.alerts and pending(self.rt.client, alert_channel):
+        if alert_channel in self.rt.inventory.alerts.channels and pending(self.rt.client, alert_channel):
             busy.append("alerts")
         return busy, waiting
 

@@ -9,18 +9,21 @@ from recent jobs, in the states the command can act on.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 
 import redis
 
 from bot.config.policy import Caller
 from bot.records.jobs import RETRYABLE, Job
+from bot.records.locks import held
 from bot.registry import COMMANDS
 from bot.runtime import Runtime
 
 LIMIT = 25  # Discord shows at most 25 suggestions; Slack's external selects are similar
 SEEN = "drbot:seen:"  # + source: a Redis set of the names the worker last listed
 KEEP_SECONDS = 7 * 86400
+AT = ":at"  # + after SEEN + source: when the worker last listed them (an empty listing counts)
 CACHED = ("kustomizations", "pvcs")
 log = logging.getLogger("drbot.complete")
 
@@ -53,6 +56,7 @@ def remember(source: str, names: Iterable[str], client: redis.Redis | None = Non
             if values:
                 pipe.sadd(key, *values)
                 pipe.expire(key, KEEP_SECONDS)
+            pipe.set(key + AT, f"{time.time():.0f}", ex=KEEP_SECONDS)
             pipe.execute()
     except redis.RedisError as exc:
         log.warning("could not cache %s names for autocomplete: %s", source, exc)
@@ -78,6 +82,10 @@ def values(rt: Runtime, command: str, source: str) -> list[str]:
         return sorted(m.decode() for m in rt.client.smembers(SEEN + source))
     if source == "jobs":
         return job_ids(rt, command)
+    if source == "commands":
+        return sorted(name for name, spec in COMMANDS.items() if not spec.system)
+    if source == "locks":
+        return sorted({lease.key for lease in held(rt.client)})
     log.warning("unknown autocomplete source %r for /dr %s", source, command)
     return []
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import redis
 
 from bot import registry
+from bot.chat import names
 from bot.config.policy import Caller
 from bot.errors import CommandError, QueueUnavailable, RecordForged
 from bot.grammar import Parsed
@@ -101,9 +102,13 @@ class Core:
         except redis.RedisError:
             log.warning("audit unavailable for %s", request.request_id)
 
+    def _phrase(self, command: str) -> str | None:
+        rule = self.rt.policy.rule(command)
+        return rule.confirm if rule else None
+
     def _handle(self, request: Request) -> Reply:
         try:
-            spec, parsed = registry.parse(request.text)
+            spec, parsed = registry.parse(request.text, self._phrase)
         except CommandError as exc:
             self._audit(request, "bad-input", str(exc))
             raise
@@ -130,6 +135,11 @@ class Core:
             self._audit(request, "refused-confirmation", caller=caller)
             raise CommandError(f'/dr {spec.name} needs its confirmation phrase: add '
                                f'--confirm "{rule.confirm}"')
+        try:
+            names.check(self.rt, spec, parsed.args)
+        except CommandError as exc:
+            self._audit(request, "refused-unknown-name", str(exc), caller)
+            raise
         if not parsed.dry_run:
             keys = spec.locks(parsed.args, self.rt.inventory)
             busy = self.rt.locks.acquire("probe", keys, ttl=1, probe=True)

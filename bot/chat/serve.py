@@ -9,6 +9,7 @@ import asyncio
 import logging
 import signal
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from bot.chat import health
 from bot.chat.app import BotApp
@@ -92,15 +93,36 @@ def serve(settings: Settings) -> int:
     return 1 if failures else 0
 
 
-async def serve_console(settings: Settings, lines: TextIO, speak_as: str | None, echo: bool) -> int:
-    """`drbot console`: the console frontend hosted like the others, around one BotApp."""
+async def serve_console(settings: Settings, lines: TextIO, speak_as: str | None, echo: bool,
+                        terminal: bool = False, private: bool = False) -> int:
+    """`drbot console`: the console frontend hosted like the others, around one BotApp.
+
+    ``terminal``: a person at a terminal gets the banner, prompt, history and completion;
+    ``private``: the Redis is the all-in-one's own (the banner says it ends with the console)."""
     from bot.chat.frontends import console
 
     rt = Runtime.from_settings(settings, patient=True)
     frontend = console.ConsoleFrontend(throttle=min(settings.throttle_seconds, 0.5))
     app = BotApp(rt, {"console": frontend})
     app.start(asyncio.get_running_loop())
+    greet = (lambda account: banner(rt, account, private)) if terminal else None
     try:
-        return await console.run(app, frontend, lines, speak_as, echo)
+        return await console.run(app, frontend, lines, speak_as, echo, greet, terminal)
     finally:
         await asyncio.to_thread(app.stop)
+
+
+def banner(rt: Runtime, account: str, private: bool) -> str:
+    """Who you are, which Redis, which lab: what a person must know before typing a command."""
+    caller = rt.policy.caller(account)
+    who = (f"you are {caller.person} ({account}; roles {', '.join(sorted(caller.roles)) or 'none'})"
+           if caller.person else f"{account} is not in the policy: you can run nothing")
+    url = urlsplit(rt.settings.redis_url or "")
+    where = f"{url.scheme}://{url.hostname}:{url.port}{url.path}"  # never the password
+    redis_line = f"Redis {where}" + (" (private to this console, gone when it ends)"
+                                     if private else "")
+    inventory = rt.settings.inventory or "no inventory (only what needs none)"
+    lab = "the simulated lab (policy lab: true)" if rt.policy.lab else "production policy"
+    return "\n".join([f"drbot console: {who}", redis_line, f"{lab}; inventory {inventory}",
+                      "Tab completes commands and names, Up recalls earlier ones, "
+                      "/dr help <command> explains one, Ctrl-D ends."])

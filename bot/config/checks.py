@@ -51,7 +51,7 @@ def policy_problems(policy: PolicyFile, where: str, commands: Iterable[str]) -> 
 
 def inventory_problems(inventory: Inventory, where: str) -> list[str]:
     out = []
-    for frontend in sorted(inventory.alerts):
+    for frontend in sorted(inventory.alerts.channels):
         if frontend not in FRONTENDS:
             out.append(f"{where}: alerts.{frontend}: not a frontend{suggest(frontend, FRONTENDS)}"
                        f" (use {', '.join(FRONTENDS)})")

@@ -219,6 +219,44 @@ class Restores(Strict):
     poll_seconds: float = Field(1.0, gt=0, le=30, description="how often the restores are read")
 
 
+PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+class AlertUrl(Strict):
+    """An alert destination beyond chat, as an Apprise URL (ntfy://, gotify://, matrix://,
+    mailto://...). Secrets never sit in the URL: a ``{name}`` placeholder is filled from the file
+    ``secrets[name]`` when an alert is sent."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+                      description="what logs and the health check call it (never the URL)")
+    url: str = Field(min_length=4, description="an Apprise URL; {placeholders} for secrets")
+    secrets: dict[str, str] = Field(default_factory=dict,
+                                    description="placeholder -> file holding its value")
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> AlertUrl:
+        used = set(PLACEHOLDER.findall(self.url))
+        if used != set(self.secrets):
+            raise ValueError(f"alerts.apprise {self.name}: the URL's placeholders "
+                             f"({', '.join(sorted(used)) or 'none'}) must be exactly the secrets "
+                             f"given ({', '.join(sorted(self.secrets)) or 'none'})")
+        return self
+
+
+class Alerts(BaseModel):
+    """Where alerts go: a channel per chat frontend (`slack: C123`), and Apprise URLs."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, str] = Field(init=False)  # frontend name -> channel
+    apprise: list[AlertUrl] = Field(default_factory=list,
+                                    description="alert destinations beyond chat (Apprise URLs)")
+
+    @property
+    def channels(self) -> dict[str, str]:
+        """The chat frontends' alert channels."""
+        return dict(self.__pydantic_extra__ or {})
+
+
 class Inventory(Strict):
     """The inventory file (DRBOT_INVENTORY)."""
 
@@ -233,8 +271,9 @@ class Inventory(Strict):
     iac: Iac | None = Field(None, description="infrastructure as code (rebuilds need it)")
     backups: Backups = Backups()
     restores: Restores = Restores()
-    alerts: dict[str, str] = Field(default_factory=dict,
-                                   description="alert channel per frontend: {slack: C123, ...}")
+    alerts: Alerts = Field(default_factory=lambda: Alerts(),
+                           description="alert channel per frontend: {slack: C123, ...}; "
+                                       "apprise: alert URLs beyond chat")
 
     @field_validator("nodes")
     @classmethod

@@ -6,6 +6,7 @@ the first key that is busy. Release is compare-and-delete of this job's own leas
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -69,6 +70,15 @@ return 1
 """
 
 
+# Remove only the named holders (the ones found gone when an admin asked), never a newer one.
+_EVICT = """
+local n = 0
+for i = 1, #ARGV do n = n + redis.call('HDEL', KEYS[1], ARGV[i]) end
+if redis.call('HLEN', KEYS[1]) <= 1 then redis.call('DEL', KEYS[1]) end
+return n
+"""
+
+
 @dataclass(frozen=True)
 class LockKey:
     name: str
@@ -89,10 +99,40 @@ class Busy:
     holder: str
 
 
+@dataclass(frozen=True)
+class Lease:
+    """One holder's lease on one key, as stored: who (a job id), how, and until when."""
+
+    key: str
+    mode: Literal["shared", "exclusive"]
+    holder: str
+    expires: float  # seconds since the epoch
+
+    @property
+    def remaining(self) -> float:
+        return self.expires - time.time()
+
+
+def held(client: redis.Redis) -> list[Lease]:
+    """Every live lease, by key then holder. A lease past its expiry is not listed: the next
+    acquire drops it anyway, and showing it would invite freeing what is already free."""
+    now = time.time()
+    found = []
+    for raw_key in client.scan_iter(match=PREFIX + "*", count=200):
+        fields = {k.decode(): v.decode() for k, v in client.hgetall(raw_key).items()}
+        mode: Literal["shared", "exclusive"] = "shared" if fields.pop("mode", "x") == "s" \
+            else "exclusive"
+        key = raw_key.decode().removeprefix(PREFIX)
+        found += [Lease(key, mode, holder, int(ms) / 1000) for holder, ms in fields.items()
+                  if int(ms) / 1000 > now]
+    return sorted(found, key=lambda lease: (lease.key, lease.holder))
+
+
 class Locks:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._acquire = client.register_script(_ACQUIRE)
+        self._evict = client.register_script(_EVICT)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
@@ -127,3 +167,9 @@ class Locks:
     def holders(self, key: str) -> dict[str, str]:
         raw = self.client.hgetall(PREFIX + key)
         return {k.decode(): v.decode() for k, v in raw.items() if k != b"mode"}
+
+    def evict(self, key: str, holders: list[str]) -> int:
+        """Free ``key`` from these holders only (an admin's /dr unlock); returns how many left."""
+        if not holders:
+            return 0
+        return int(self._evict(keys=[PREFIX + key], args=holders) or 0)

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import redis
 
 from bot.chat.frontends.base import Frontend, ThreadRef
+from bot.config.inventory import PLACEHOLDER, AlertUrl
 from bot.records.events import ENTRY_ID
 from bot.watch.alerts import EVENTS
 
@@ -87,3 +92,111 @@ def _deliver_to(client: redis.Redis, frontend: Frontend, channel: str,
             pipe.execute()
         posted += 1
     return posted
+
+
+# -- beyond chat: Apprise URLs ------------------------------------------------------------------
+# Apprise (github.com/caronc/apprise) speaks ntfy, Gotify, Matrix, e-mail, Pushover... by URL; its
+# ntfy plugin posts ntfy's JSON publish form ({"topic", "title", "message"}) to the server's root
+# (apprise/plugins/ntfy.py; https://docs.ntfy.sh/publish/#publish-as-json).
+OUTBOUND = "apprise:"  # + the URL's name, after CURSOR: its cursor
+FIRST_LOOK_MS = 3600 * 1000  # a destination seen for the first time gets the last hour, not years
+TITLES = {"missed": "drbot: backup missed", "blind": "drbot: watch is blind",
+          "reminder": "drbot: still failing", "blind-reminder": "drbot: watch still blind",
+          "recovered": "drbot: recovered", "sight": "drbot: watch sees again",
+          "gone": "drbot: alert closed"}
+
+
+def read_secret(path: str, what: str) -> str:
+    """A secret from its file, handed to the redactor so that no log line can carry it."""
+    from bot.errors import ConfigError
+    from bot.redact import REDACT
+
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {path} ({exc.strerror}); mount the secret there "
+                          "or fix the inventory") from None
+    REDACT.add([value, quote(value, safe="")])
+    return value
+
+
+def url_of(target: AlertUrl) -> str:
+    """The URL with each {placeholder} filled from its secret file (URL-quoted)."""
+    return PLACEHOLDER.sub(lambda m: quote(read_secret(target.secrets[m.group(1)],
+                                                       f"alerts.apprise {target.name}"), safe=""),
+                           target.url)
+
+
+def kind_of(event_type: str) -> Any:
+    import apprise
+
+    if event_type in ("recovered", "sight", "gone"):
+        return apprise.NotifyType.SUCCESS
+    return apprise.NotifyType.FAILURE if event_type in OPENERS else apprise.NotifyType.WARNING
+
+
+def send_out(client: redis.Redis, target: AlertUrl) -> int:
+    """Send this destination the alert events it has not had; stop at the first failure (the
+    cursor stays, so the next round retries it). Returns how many were sent."""
+    import apprise
+
+    logging.getLogger("apprise").setLevel(logging.WARNING)  # its debug lines carry headers
+    cursor_key = CURSOR + OUTBOUND + target.name
+    cursor = client.get(cursor_key)
+    start = b"(" + cursor if cursor else f"{int(time.time() * 1000) - FIRST_LOOK_MS}-0".encode()
+    sent = 0
+    for entry_id, raw in client.xrange(EVENTS, min=start, count=BATCH):
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        try:
+            out = apprise.Apprise()
+            if not out.add(url_of(target)):
+                log.warning("alerts.apprise %s: not a URL Apprise knows; fix the inventory",
+                            target.name)
+                return sent
+            ok = out.notify(body=fields["text"], title=TITLES.get(fields["type"], "drbot"),
+                            notify_type=kind_of(fields["type"]))
+        except Exception as exc:  # noqa: BLE001  (a bad secret file must not stop the others)
+            log.warning("alert to %s failed (%s); will retry", target.name, exc)
+            return sent
+        if not ok:
+            log.warning("alert to %s was not accepted; will retry", target.name)
+            return sent
+        client.set(cursor_key, entry_id)
+        sent += 1
+    return sent
+
+
+class Outbound:
+    """Sends alerts to the inventory's Apprise URLs, each destination from its own thread: one
+    that hangs until its timeout holds back only itself, never the chat relay nor the others."""
+
+    def __init__(self, targets: Callable[[], list[AlertUrl]], client: redis.Redis,
+                 every: float = 2.0) -> None:
+        self.targets, self.client, self.every = targets, client, every
+        self.stopping = threading.Event()
+        self.busy: dict[str, threading.Thread] = {}
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                targets = self.targets()
+            except Exception as exc:  # noqa: BLE001  (an inventory being edited; next round)
+                log.warning("alerts beyond chat: inventory unreadable (%s)", exc)
+                targets = []
+            for target in targets:
+                running = self.busy.get(target.name)
+                if running is None or not running.is_alive():
+                    self.busy[target.name] = thread = threading.Thread(
+                        target=self._send, args=(target,), name=f"alert-{target.name}",
+                        daemon=True)
+                    thread.start()
+            self.stopping.wait(self.every)
+
+    def _send(self, target: AlertUrl) -> None:
+        try:
+            send_out(self.client, target)
+        except redis.RedisError as exc:
+            log.warning("alerts to %s paused: redis unavailable (%s)", target.name, exc)
+
+    def stop(self) -> None:
+        self.stopping.set()

@@ -14,6 +14,7 @@ import pwd
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import TextIO
 
 from bot.chat.core import Request
@@ -117,14 +118,24 @@ class ConsoleSession:
 
 
 async def run(app: ChatPort, frontend: ConsoleFrontend, lines: TextIO, speak_as: str | None,
-              echo: bool) -> int:
-    """Read commands until the input ends, then wait until every job's thread has caught up."""
+              echo: bool, banner: Callable[[str], str] | None = None,
+              terminal: bool = False) -> int:
+    """Read commands until the input ends, then wait until every job's thread has caught up.
+
+    On a terminal: the banner, a prompt with history and tab completion (frontends/terminal.py)."""
     session = ConsoleSession(app, frontend, speak_as, echo)
-    while True:
-        text = await asyncio.to_thread(lines.readline)
-        if not text:
-            break
-        await session.line(text)
+    if banner:
+        frontend.print(banner(session.default))
+    if terminal:
+        from bot.chat.frontends.terminal import Terminal
+
+        with Terminal(app, asyncio.get_running_loop(), session.default) as term:
+            while (text := await asyncio.to_thread(term.read)) is not None:
+                await session.line(text)
+        frontend.print("")
+    else:
+        while text := await asyncio.to_thread(lines.readline):
+            await session.line(text)
     for note in await session.settle():
         frontend.print(note)
     return 0
