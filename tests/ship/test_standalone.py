@@ -20,12 +20,13 @@ COMPOSE = ROOT / "deploy" / "compose.yaml"
 UNITS = ROOT / "deploy" / "systemd"
 # The host directory docs/deploy.md tells the operator to fill (relative to DRBOT_ETC).
 LAYOUT = ["drbot.env", "policy.yaml", "inventory.yaml", "secrets/signing-key",
-          "secrets/redis-password", "secrets/chat/", "worker/"]
+          "secrets/redis-password", "secrets/redis-bot", "secrets/redis-worker",
+          "secrets/redis-scheduler", "secrets/chat/", "worker/"]
 
 
 def compose(etc: Path) -> dict[str, Any]:
     text = COMPOSE.read_text().replace("${DRBOT_ETC:-/etc/drbot}", str(etc))
-    assert "${" not in re.sub(r"\$\{DRBOT_(REDIS_)?IMAGE:-[^}]+\}", "", text), \
+    assert "${" not in re.sub(r"\$\{DRBOT_(REDIS_)?IMAGE:[-?][^}]+\}", "", text), \
         "an unknown variable in compose.yaml"
     return yaml.safe_load(text)
 
@@ -67,7 +68,10 @@ def test_compose_processes_secrets_and_redis(tmp_path: Path) -> None:
     for name in ("bot", "worker", "scheduler"):
         service = services[name]
         assert service["read_only"] and service["cap_drop"] == ["ALL"] and service["user"] == "10001:10001"
-        assert set(service["secrets"]) == {"signing-key", "redis-password"}
+        # each process its own Redis user and password; the admin password stays with Redis
+        assert set(service["secrets"]) == {"signing-key", f"redis-{name}"}
+        assert service["environment"]["REDIS_URL"] == f"redis://{name}@redis:6379/0"
+        assert service["environment"]["DRBOT_REDIS_PASSWORD_FILE"] == f"/run/secrets/redis-{name}"
         assert service["environment"]["DRBOT_SIGNING_KEY_FILE"] == "/run/secrets/signing-key"
         assert not any("TOKEN=" in str(v) or k.endswith(("_TOKEN", "_KEY", "_PASSWORD"))
                        for k, v in service["environment"].items()), "a secret as a value"
