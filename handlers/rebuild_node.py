@@ -172,13 +172,13 @@ def refuse_etcd_gap(node: Any) -> None:
             "member only through that finalizer, by that name, so deleting the Node would leave "
             f"the member in etcd (and a later quorum count wrong). Remove the member by hand "
             f"({MEMBER_LIST}, then `etcdctl member remove <id>`), delete the Node, and run "
-            f"/dr rebuild-node {node.name} --confirm")
+            f"/dr rebuild-node {node.name} --member-gone")
 
 
 def gone_server_note(name: str) -> str:
     return (f"Node {name} (an etcd server) is already gone, so drbot cannot know that K3s removed "
             f"its etcd member: {MEMBER_LIST}, check that no member of {name} is listed (else "
-            f"`etcdctl member remove <id>`), then run /dr rebuild-node {name} --confirm")
+            f"`etcdctl member remove <id>`), then run /dr rebuild-node {name} --member-gone")
 
 
 def delete_nodes(step: StepContext, names: list[str], confirmed: bool = False
@@ -423,7 +423,7 @@ def summary(name: str, entry: Node, results: dict[str, dict[str, Any]]) -> str:
 @runbook("rebuild-node",
          summary="rebuild a dead K3s node: fence, remove, recreate its VM, rejoin",
          params=(Param("node", "the K3s node, as named in the inventory", complete="nodes"),
-                 Param("confirm", "a server whose Node is gone: its etcd member is gone too "
+                 Param("member-gone", "a server whose Node is gone: its etcd member is gone too "
                        "(checked with etcdctl member list)", flag=True, boolean=True,
                        required=False)),
          locks=locks, timeout=JOB_TIMEOUT)
@@ -438,7 +438,7 @@ def rebuild_node(ctx: PlanContext) -> Runbook:
     def check() -> None:
         preflight.check_nodes(kube, inventory, [name])
 
-    confirmed = bool(ctx.args.get("confirm"))
+    confirmed = bool(ctx.args.get("member-gone"))
     notes = preflight.still_ready(kube, [name])
     if seen["node"] == "absent" and entry.role == "server":  # a note only: a retry sees it too
         notes.append(f"Node {name} is gone; you confirmed its etcd member is gone too"

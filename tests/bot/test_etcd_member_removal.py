@@ -1,6 +1,6 @@
 """rebuild-node deletes a server Node only when K3s will remove its etcd member in doing so (the
 managed-etcd finalizer and the node-name annotation, k3s pkg/etcd/member_controller.go), and a
-server Node already gone needs --confirm."""
+server Node already gone needs --member-gone."""
 
 from __future__ import annotations
 
@@ -48,6 +48,18 @@ def test_a_server_node_k3s_cannot_remove_from_etcd_is_not_deleted(
 def test_a_gone_server_node_needs_the_confirmation(kube_emulator: StandaloneKube,
                                                    tmp_path: Path) -> None:
     ctx = step(kube_emulator, tmp_path)
-    with pytest.raises(CommandError, match="etcdctl .* member list.*--confirm"):
+    with pytest.raises(CommandError, match="etcdctl .* member list.*--member-gone"):
         delete_nodes(ctx, ["k3s-2"])
     assert delete_nodes(ctx, ["k3s-2"], confirmed=True) == {"deleted": []}
+
+
+def test_member_gone_is_a_flag_of_its_own_beside_the_policy_phrase() -> None:
+    """The policy's `--confirm PHRASE` is global to every command; rebuild-node's own yes/no
+    flag must not be swallowed by it (it was, under the name `--confirm`)."""
+    from bot import registry
+
+    registry.load([])
+    _, parsed = registry.parse("/dr rebuild-node k3s-2 --member-gone")
+    assert parsed.args["member-gone"] is True and parsed.confirm is None
+    _, parsed = registry.parse('/dr rebuild-node k3s-2 --confirm "rebuild it"')
+    assert parsed.args["member-gone"] is False and parsed.confirm == "rebuild it"

@@ -34,12 +34,12 @@ def test_help_for_one_command_gives_usage_arguments_flags_policy_and_a_live_exam
     reply = core.say("/dr help rebuild-node")
     assert reply.ok, reply.text
     assert reply.text.splitlines() == [
-        "/dr rebuild-node <node> [--confirm] [--dry-run]",
+        "/dr rebuild-node <node> [--member-gone] [--dry-run]",
         "  rebuild a dead K3s node: fence, remove, recreate its VM, rejoin",
         "arguments:",
         "  <node>  the K3s node, as named in the inventory",
         "flags:",
-        "  --confirm  a server whose Node is gone: its etcd member is gone too (checked with "
+        "  --member-gone  a server whose Node is gone: its etcd member is gone too (checked with "
         "etcdctl member list)",
         "  --dry-run  show the plan; change nothing",
         "who may run it: admin (you may)",
