@@ -21,7 +21,7 @@ import pytest
 
 from lab.fakes.frontend import KEY, POLICY
 from tests.bot.test_complete import INVENTORY
-from tests.support import wait_until
+from tests.support import PROMPT, wait_until
 
 ROOT = Path(__file__).parents[2]
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d|\{\"|\b(INFO|WARNING|ERROR)\b")
@@ -102,7 +102,8 @@ def test_banner_completion_history_and_no_log_lines(tmux: Tmux, redis_url: str,
     tmux.wait("example: /dr rebuild-node k3s-agent-1")
     wait_until(lambda: tmux.screen().rstrip().endswith("dr>"), what="the prompt again")
     tmux.keys("C-d")  # only at the prompt: a ^D typed between two reads would be lost
-    wait_until(lambda: "Pane is dead" in tmux.screen(), what="the console to end")
+    wait_until(lambda: "Pane is dead" in tmux.screen(), timeout=PROMPT,
+               what=f"the console to end; the screen: {tmux.screen()[-1500:]}")
 
     tmux.run("respawn-pane", "-t", tmux.name, command)  # a new session of the same user
     tmux.wait("Tab completes commands", count=1)

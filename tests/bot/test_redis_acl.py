@@ -34,6 +34,7 @@ def acl_redis(tmp_path: Path) -> Iterator[int]:
     conf = tmp_path / "redis.conf"
     conf.write_text("\n".join([
         "bind 127.0.0.1", f"port {(port := free_port())}", 'save ""', "appendonly no",
+        f"dir {tmp_path}",  # never the project's folder
         "enable-debug-command yes",  # so that only the ACL can refuse DEBUG
         "user default off",
         "user admin on >admin-pw ~* &* +@all",  # the test's own view, to look and to clean

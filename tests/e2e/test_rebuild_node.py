@@ -216,8 +216,9 @@ def test_refused_by_each_preflight_and_a_dry_run_changes_nothing(drbot_lab: Harn
     text = refusal(drbot_lab, "/dr rebuild-node k3s-agent-2")
     assert "drbot's own worker or Redis" in text
 
-    text = refusal(drbot_lab, "/dr rebuild-node k3s-nope")
-    assert "not a node of the inventory" in text and "k3s-server-1" in text
+    reply = drbot_lab.say("/dr rebuild-node k3s-nope", who="alice")  # refused at submit: no job
+    assert not reply.ok and reply.job_id is None
+    assert "no node k3s-nope in the inventory" in reply.text and "k3s-server-1" in reply.text
 
     crash(lab, "k3s-server-3")
     text = refusal(drbot_lab, "/dr rebuild-node k3s-server-2")
