@@ -47,14 +47,20 @@ def deliver(client: redis.Redis, frontends: Mapping[str, Frontend], channels: Ma
 
 def pending(client: redis.Redis, frontend: str) -> bool:
     """Are there alert events this frontend has not been given yet?"""
-    newest = client.xrevrange(EVENTS, count=1)
-    return bool(newest) and client.get(CURSOR + frontend) != newest[0][0]
+    try:
+        newest = client.xrevrange(EVENTS, count=1)
+        return bool(newest) and client.get(CURSOR + frontend) != newest[0][0]
+    except redis.ResponseError:  # a key of the wrong type: delivery rewrites the cursor
+        return False
 
 
 def _deliver_to(client: redis.Redis, frontend: Frontend, channel: str,
                 call: Callable[[Any], Any]) -> int:
     cursor_key = CURSOR + frontend.name
-    cursor = client.get(cursor_key) or b"0-0"  # the stream is capped: a new bot sees its tail
+    try:
+        cursor = client.get(cursor_key) or b"0-0"  # the stream is capped: a new bot sees its tail
+    except redis.ResponseError:  # not a string at all: the next delivery overwrites it
+        cursor = b"not a string"
     if not ENTRY_ID.match(cursor.decode(errors="replace")):
         log.error("alert cursor of %s is not a stream id; starting from the oldest", frontend.name)
         cursor = b"0-0"

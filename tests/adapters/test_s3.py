@@ -192,11 +192,44 @@ def _restricted_user(s3_server: S3Server, bucket: str) -> tuple[str, str]:
     return key["AccessKeyId"], key["SecretAccessKey"]
 
 
-def test_access_denied_names_bucket_and_action(s3_server: S3Server, request: Any) -> None:
+@pytest.fixture
+def own_s3(tmp_path: Path) -> Iterator[S3Server]:
+    """moto in a process of its own: IAM enforcement and IAM users are global to a moto process,
+    and the session's server is shared with every other test of this pytest worker."""
+    import subprocess
+    import sys
+
+    from lab.servers import free_port
+    from tests.support import wait_until
+
+    port = free_port()
+    log = (tmp_path / "moto.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(port)], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{url}/moto-api/", timeout=2).ok
+        except requests.ConnectionError:
+            assert proc.poll() is None, "moto's server exited; see moto.log"
+            return False
+    try:
+        wait_until(up, 60, "moto's own server")
+        yield S3Server(url, proc)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def test_access_denied_names_bucket_and_action(own_s3: S3Server) -> None:
+    s3_server = own_s3
     bucket = s3_server.new_bucket()
     s3_server.store(bucket).upload("secret.cfg", b"1")
     access, secret = _restricted_user(s3_server, bucket)
-    request.getfixturevalue("iam_enforced")
+    requests.post(f"{s3_server.endpoint_url}/moto-api/reset-auth", data=b"0",
+                  timeout=10).raise_for_status()  # from now on moto checks keys and policies
     store = s3_server.store(bucket, access_key=access, secret_key=secret)
 
     assert [o.key for o in store.list("")] == ["secret.cfg"]
