@@ -33,17 +33,32 @@ PROMPT = 60.0
 STOP_DEADLINE = 40.0  # a busy worker's own bound (2 × 1 s grace + 10 s) with room for a loaded box
 
 
-def descendants(pid: int) -> list[int]:
-    """Every living process below ``pid`` (from /proc), children first."""
-    parents: dict[int, list[int]] = {}
+def _process_table() -> dict[int, tuple[int, str]]:
+    """Every process as pid -> (parent pid, state letter), read from /proc."""
+    table = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
         except OSError:
-            continue
-        parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+            continue  # it ended while we looked
+        fields = stat.rsplit(")", 1)[1].split()
+        table[int(entry.name)] = (int(fields[1]), fields[0])
+    return table
+
+
+def children(pid: int) -> list[int]:
+    """The living (not zombie) processes whose parent is ``pid``."""
+    return [child for child, (parent, state) in _process_table().items()
+            if parent == pid and state != "Z"]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below ``pid`` (from /proc), children first."""
+    parents: dict[int, list[int]] = {}
+    for child, (parent, _) in _process_table().items():
+        parents.setdefault(parent, []).append(child)
     found, todo = [], [pid]
     while todo:
         for child in parents.get(todo.pop(), []):

@@ -25,20 +25,7 @@ from bot.config.settings import Settings
 from bot.records.jobs import Job
 from bot.runtime import Runtime
 from lab.fakes.frontend import KEY, POLICY, RecordingFrontend
-from tests.support import stop_process, wait_until
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+from tests.support import children, stop_process, wait_until
 
 
 class Harness:

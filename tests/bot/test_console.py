@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.bot.harness import KEY, POLICY, children
+from tests.bot.harness import KEY, POLICY
+from tests.support import children
 
 ROOT = Path(__file__).parents[2]
 

@@ -20,6 +20,7 @@ from bot.config.inventory import load_inventory
 from lab import Lab, files, terraform_stub, world
 from lab.servers import dead_port
 from lab.store import longhorn_volume_dir
+from tests.support import children
 
 SCALE = 0.05  # every controller delay is 5% of its real-world-like value
 WAIT = 15.0
@@ -85,22 +86,6 @@ def ready(node: Any) -> str:
     return next(c.status for c in node.status.conditions if c.type == "Ready")
 
 
-def children() -> list[int]:
-    """Pids of this process's live children (zombies excluded)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == os.getpid() and fields[0] != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
 def port_of(url_or_port: str | int) -> int:
     return int(str(url_or_port).rsplit(":", 1)[-1].rstrip("/"))
 
@@ -137,7 +122,7 @@ def listening_here(url_or_port: str | int) -> bool:
 
 def test_starts_and_leaves_nothing_behind(tmp_path: Path) -> None:
     """How fast it starts: bench/lab_start.py."""
-    before = set(children())
+    before = set(children(os.getpid()))
     lab = Lab(tmp_path / "lab", time_scale=SCALE).start()
     try:
         ports = [
@@ -148,7 +133,7 @@ def test_starts_and_leaves_nothing_behind(tmp_path: Path) -> None:
         ]
         assert all(listening(p) for p in ports)
         assert all(listening_here(p) for p in ports[:3])  # the API servers run in this process
-        assert len(set(children()) - before) == len(world.NODES)  # one sshd per VM
+        assert len(set(children(os.getpid())) - before) == len(world.NODES)  # one sshd per VM
         inventory = load_inventory(lab.inventory_path)
         assert set(inventory.nodes) == {s.name for s in world.NODES}
         assert inventory.drbot_nodes == ["k3s-agent-2"]
@@ -156,7 +141,7 @@ def test_starts_and_leaves_nothing_behind(tmp_path: Path) -> None:
         assert lab.env["PATH"].split(os.pathsep)[0] == str(lab.paths.bin)
     finally:
         lab.stop()
-    assert set(children()) - before == set()
+    assert set(children(os.getpid())) - before == set()
     assert not any(listening_here(p) for p in ports)
 
 

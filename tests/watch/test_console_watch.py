@@ -9,8 +9,7 @@ import threading
 from pathlib import Path
 
 from lab import Lab
-from tests.bot.harness import children
-from tests.support import wait_until
+from tests.support import children, wait_until
 
 ROOT = Path(__file__).parents[2]
 
