@@ -82,7 +82,7 @@ def lost(rt: Runtime, job: Job) -> bool:
     job = rt.store.update(job.id, change)
     if job.status not in ("lost", "cancelled") or job.error != f"worker lost during step {name}":
         return False  # it ended (or was cancelled) between the reads
-    rt.locks.release(job.id, [LockKey(k, m) for k, m in job.locks])  # type: ignore[arg-type]
+    rt.locks.release(job.id, [LockKey(name) for name, _ in job.locks])  # release ignores modes
     what = "cancelled; the worker stopped" if cancelled else "worker lost"
     rt.events.emit(job.id, Event("lost", message=f"{what} during step {name}; state unknown; "
                                  f"/dr retry {job.id} resumes"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
 import redis
 
@@ -29,7 +29,7 @@ for i, key in ipairs(KEYS) do
       if tonumber(v) <= now then redis.call('HDEL', key, f)
       elseif f ~= job then
         live = live + 1
-        if ARGV[3 + i] == 'x' or redis.call('HGET', key, 'mode') == 'x' then
+        if ARGV[3 + i] ~= 's' or redis.call('HGET', key, 'mode') ~= 's' then
           return {key, f}
         end
       end
@@ -79,18 +79,38 @@ return n
 """
 
 
+class LockMode(StrEnum):
+    """How a job holds a key: many shared holders at once, or one exclusive holder."""
+
+    SHARED = "shared"
+    EXCLUSIVE = "exclusive"
+
+    @property
+    def wire(self) -> str:
+        """The one-letter form the Lua scripts store in the lock hash's ``mode`` field."""
+        return _WIRE[self]
+
+    @classmethod
+    def from_wire(cls, letter: str) -> LockMode:
+        """The mode a stored hash names; anything but "s" reads as exclusive, the safe side."""
+        return cls.SHARED if letter == "s" else cls.EXCLUSIVE
+
+
+_WIRE = {LockMode.SHARED: "s", LockMode.EXCLUSIVE: "x"}
+
+
 @dataclass(frozen=True)
 class LockKey:
     name: str
-    mode: Literal["shared", "exclusive"] = "exclusive"
+    mode: LockMode = LockMode.EXCLUSIVE
 
 
 def shared(name: str) -> LockKey:
-    return LockKey(name, "shared")
+    return LockKey(name, LockMode.SHARED)
 
 
 def exclusive(name: str) -> LockKey:
-    return LockKey(name, "exclusive")
+    return LockKey(name, LockMode.EXCLUSIVE)
 
 
 @dataclass(frozen=True)
@@ -104,7 +124,7 @@ class Lease:
     """One holder's lease on one key, as stored: who (a job id), how, and until when."""
 
     key: str
-    mode: Literal["shared", "exclusive"]
+    mode: LockMode
     holder: str
     expires: float  # seconds since the epoch
 
@@ -120,8 +140,7 @@ def held(client: redis.Redis) -> list[Lease]:
     found = []
     for raw_key in client.scan_iter(match=PREFIX + "*", count=200):
         fields = {k.decode(): v.decode() for k, v in client.hgetall(raw_key).items()}
-        mode: Literal["shared", "exclusive"] = "shared" if fields.pop("mode", "x") == "s" \
-            else "exclusive"
+        mode = LockMode.from_wire(fields.pop("mode", "x"))
         key = raw_key.decode().removeprefix(PREFIX)
         found += [Lease(key, mode, holder, int(ms) / 1000) for holder, ms in fields.items()
                   if int(ms) / 1000 > now]
@@ -149,7 +168,7 @@ class Locks:
         """
         if not keys:
             return None
-        modes = ["x" if k.mode == "exclusive" else "s" for k in keys]
+        modes = [LockMode(k.mode).wire for k in keys]  # a mode that is not a LockMode raises
         busy = self._acquire(keys=self._keys(keys),
                              args=[job_id, int(ttl * 1000), "probe" if probe else "take", *modes])
         if not busy:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 
-from bot.records.locks import Locks, exclusive, shared
+from bot.records.locks import PREFIX, LockKey, LockMode, Locks, exclusive, held, shared
 from tests.bot.harness import Harness, wait_until
 
 
@@ -20,6 +21,23 @@ def test_shared_keys_coexist_and_exclusive_keys_do_not(redis_url: str) -> None:
     locks.release("j2", [shared("cluster")])
     assert locks.acquire("j3", [exclusive("cluster")], ttl=30) is None
     assert locks.acquire("j4", [shared("cluster")], ttl=30).holder == "j3"
+
+
+def test_a_mode_that_is_not_a_lock_mode_is_refused_before_redis(redis_url: str) -> None:
+    locks = Locks(redis.Redis.from_url(redis_url))
+    with pytest.raises(ValueError, match="'sharde' is not a valid LockMode"):
+        locks.acquire("j1", [LockKey("cluster", "sharde")], ttl=30)  # type: ignore[arg-type]
+    assert locks.holders("cluster") == {}
+
+
+def test_a_stored_mode_other_than_shared_counts_as_exclusive(redis_url: str) -> None:
+    """A lock hash whose mode field is garbage (a Redis writer, a bug) blocks every newcomer and
+    lists as exclusive: the safe reading, never a silent share."""
+    client = redis.Redis.from_url(redis_url)
+    client.hset(PREFIX + "cluster", mapping={"mode": "?", "j1": int(time.time() * 1000) + 30_000})
+    busy = Locks(client).acquire("j2", [shared("cluster")], ttl=30)
+    assert busy is not None and busy.holder == "j1"
+    assert [(lease.holder, lease.mode) for lease in held(client)] == [("j1", LockMode.EXCLUSIVE)]
 
 
 def test_all_or_nothing(redis_url: str) -> None:
