@@ -1,6 +1,6 @@
 """Stopping drbot's processes the way systemd and Kubernetes do: SIGTERM, then SIGKILL after a
 deadline. An idle worker exits at once; a busy one has its job checkpoint and exits; the scheduler
-exits. Each test asserts that the process exited on its own (not killed at the deadline) and what
+and the bot exit. Each test asserts that the process exited on its own (not killed at the deadline) and what
 it left behind; how long it took is measured in bench/shutdown.py, not here."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from rq import Queue
 
 from bot.worker.heartbeat import INTERRUPTED
 from bot.worker.worker import DrbotWorker
+from lab.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 from tests.bot.harness import Harness
 from tests.support import stop_process, wait_until
 
@@ -24,8 +25,8 @@ PROJECT = Path(__file__).resolve().parents[2]
 PROMPT = 20.0
 
 
-def drbot_process(harness: Harness, command: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, **harness.env, PYTHONPATH=str(PROJECT))
+def drbot_process(harness: Harness, command: str, **extra: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, **harness.env, **extra, PYTHONPATH=str(PROJECT))
     return subprocess.Popen([sys.executable, "-m", "bot.cli", command], env=env,
                             start_new_session=True)
 
@@ -105,3 +106,20 @@ def test_the_scheduler_exits_on_sigterm(core_only: Harness) -> None:
     wait_until(lambda: core_only.rt.store.recent(), 60, "the scheduler's first backup check")
     assert stop_process(proc, deadline=PROMPT), "the scheduler ignored SIGTERM"
     assert proc.returncode == 0
+
+
+def test_the_bot_exits_on_sigterm_and_closes_its_slack_socket(core_only: Harness) -> None:
+    """`drbot bot` with Slack in Socket Mode: SIGTERM ends it with status 0 (a stop asked for,
+    not a failure a supervisor must act on), and it closes its socket on the way out."""
+    slack = FakeSlack().start()
+    try:
+        proc = drbot_process(core_only, "bot", DRBOT_SLACK_BOT_TOKEN=BOT_TOKEN,
+                             DRBOT_SLACK_APP_TOKEN=APP_TOKEN, DRBOT_SLACK_API_URL=slack.api_url)
+        wait_until(lambda: slack.sockets or proc.poll() is not None, 60,
+                   "the bot's Socket Mode connection")
+        assert proc.poll() is None, "the bot ended before it was asked to"
+        assert stop_process(proc, deadline=PROMPT), "the bot ignored SIGTERM"
+        assert proc.returncode == 0
+        wait_until(lambda: not slack.sockets, 30, "the bot's socket to close")
+    finally:
+        slack.stop()
