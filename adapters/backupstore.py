@@ -1,5 +1,6 @@
-"""The three backup layouts drbot watches, read (and, for tests and the lab, written) through an
-``ObjectStore``: Longhorn's backupstore, barman-cloud's (CloudNativePG) and K3s etcd snapshots.
+"""The three backup layouts drbot watches, read through an ``ObjectStore``: Longhorn's
+backupstore, barman-cloud's (CloudNativePG) and K3s etcd snapshots. (The lab and the tests write
+them with lab/store_writers.py, kept out of the product.)
 
 Scans are shaped so their cost grows with what is being watched, not with history: Longhorn
 volumes are found by listing prefixes and reading one ``volume.cfg`` each (never every backup);
@@ -85,10 +86,6 @@ def parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _corrupt(store: ObjectStore, key: str, why: str) -> AdapterError:
     return AdapterError(
         f"{store.location.rstrip('/')}/{key} is corrupt ({why}): inspect or remove that object")
@@ -154,11 +151,6 @@ class LonghornBackup:
     labels: tuple[tuple[str, str], ...] = ()
 
 
-def go_string_fields(**fields: str) -> dict[str, str]:
-    """volume.cfg's string fields as Go's ``,string`` option writes them (see ``go_string``)."""
-    return {name: json.dumps(value) for name, value in fields.items()}
-
-
 def go_string(value: Any) -> str:
     """A volume.cfg field Go writes with the ``,string`` option: a JSON string inside the JSON
     string (``"\\"lz4\\""``; longhorn/backupstore backupstore.go, Volume). A plain string is
@@ -203,7 +195,8 @@ def longhorn_volume_names(store: ObjectStore, root: str = "", *, workers: int = 
     return sorted(_last(p) for p in volumes)
 
 
-def _load_volume(store: ObjectStore, root: str, name: str) -> LonghornBackupVolume:
+def longhorn_volume(store: ObjectStore, root: str, name: str) -> LonghornBackupVolume:
+    """One volume's ``volume.cfg``; a volume without one reads as empty (no backup, size 0)."""
     key = longhorn_volume_cfg_key(root, name)
     try:
         data = _read_json(store, key)
@@ -222,7 +215,7 @@ def longhorn_volumes(store: ObjectStore, root: str = "", *, workers: int = WORKE
                      ) -> list[LonghornBackupVolume]:
     """Every volume in the backupstore with its last backup, reading one ``volume.cfg`` each."""
     names = longhorn_volume_names(store, root, workers=workers)
-    return _parallel(lambda n: _load_volume(store, root, n), names, workers)
+    return _parallel(lambda n: longhorn_volume(store, root, n), names, workers)
 
 
 def _parse_backup(store: ObjectStore, key: str, volume: str, data: dict[str, Any]
@@ -277,68 +270,6 @@ def longhorn_backups(store: ObjectStore, root: str, volume: str, *, workers: int
     backups = [r for r in loaded if isinstance(r, LonghornBackup)]
     never = datetime.max.replace(tzinfo=UTC)
     return sorted(backups, key=lambda b: (b.created or never, b.name))
-
-
-def write_longhorn_volume(store: ObjectStore, root: str, volume: str, *, size: int,
-                          last_backup_name: str = "", last_backup_at: datetime | None = None,
-                          created: datetime | None = None) -> str:
-    """Write ``volume.cfg`` in Longhorn's format; returns its key."""
-    cfg = {
-        "Name": volume,
-        "Size": str(size),
-        "Labels": None,
-        "CreatedTime": _rfc3339(created or datetime.now(UTC)),
-        "LastBackupName": last_backup_name,
-        "LastBackupAt": _rfc3339(last_backup_at) if last_backup_at else "",
-        "BlockCount": "0",
-        **go_string_fields(BackingImageName="", BackingImageChecksum="",
-                           CompressionMethod="lz4", StorageClassName="longhorn",
-                           DataEngine="v1"),
-    }
-    key = longhorn_volume_cfg_key(root, volume)
-    store.upload(key, json.dumps(cfg).encode())
-    return key
-
-
-def longhorn_backup_cfg(volume: str, backup_name: str, created: datetime | None, size: int,
-                        snapshot_created: datetime | None = None) -> bytes:
-    """The JSON of ``backup_<name>.cfg`` as Longhorn writes it (empty CreatedTime = running)."""
-    snapshot_at = snapshot_created or created or datetime.now(UTC)
-    cfg = {
-        "Name": backup_name,
-        "VolumeName": volume,
-        "SnapshotName": f"snap-{backup_name}",
-        "SnapshotCreatedAt": _rfc3339(snapshot_at),
-        "CreatedTime": _rfc3339(created) if created else "",
-        "Size": str(size),
-        "Labels": {"longhorn.io/volume-access-mode": "rwo"},
-        "Parameters": None,
-        "IsIncremental": True,
-        "CompressionMethod": "lz4",
-        "Blocks": [],
-    }
-    return json.dumps(cfg).encode()
-
-
-def write_longhorn_backup(store: ObjectStore, root: str, volume: str, backup_name: str,
-                          created: datetime | None, size: int, *,
-                          snapshot_created: datetime | None = None,
-                          volume_size: int | None = None) -> str:
-    """Write a backup's cfg and, once it is complete, point ``volume.cfg`` at it (as Longhorn
-    does at the end of a backup). ``created=None`` writes an in-progress backup. Returns its key.
-    """
-    snapshot_at = snapshot_created or created or datetime.now(UTC)
-    key = longhorn_backup_cfg_key(root, volume, backup_name)
-    store.upload(key, longhorn_backup_cfg(volume, backup_name, created, size, snapshot_at))
-    current = _load_volume(store, root, volume)
-    vol_size = volume_size if volume_size is not None else (current.size or size)
-    if created is None:
-        if not store.exists(longhorn_volume_cfg_key(root, volume)):
-            write_longhorn_volume(store, root, volume, size=vol_size)
-        return key
-    write_longhorn_volume(store, root, volume, size=vol_size, last_backup_name=backup_name,
-                          last_backup_at=snapshot_at)
-    return key
 
 
 # --- barman-cloud (CloudNativePG) ---------------------------------------------------------------
@@ -447,49 +378,6 @@ def barman_latest_wal(store: ObjectStore, destination: str, server: str
             newest = max(segments, key=lambda o: (_last(o.key)[:24], o.modified, _last(o.key)))
             return _last(newest.key), newest.modified
     return None
-
-
-def _barman_time(value: datetime | None) -> str:
-    return str(value) if value else "None"  # barman saves datetimes with str()
-
-
-def write_barman_backup(store: ObjectStore, destination: str, server: str, backup_id: str, *,
-                        status: str = "DONE", begin_time: datetime | None = None,
-                        end_time: datetime | None = None, begin_wal: str | None = None,
-                        end_wal: str | None = None, timeline: int = 1, size: int = 0) -> str:
-    """Write ``backup.info`` (and an empty ``data.tar``) as barman-cloud-backup does."""
-    base = _join(destination, server, "base", backup_id)
-    lines = {
-        "backup_label": "None",
-        "backup_name": "None",
-        "begin_offset": "40",
-        "begin_time": _barman_time(begin_time),
-        "begin_wal": begin_wal or "None",
-        "begin_xlog": "0/2000028",
-        "end_time": _barman_time(end_time),
-        "end_wal": end_wal or "None",
-        "mode": "concurrent",
-        "server_name": "cloud",
-        "size": str(size),
-        "status": status,
-        "systemid": "7000000000000000000",
-        "timeline": str(timeline),
-        "version": "160000",
-    }
-    store.upload(f"{base}/data.tar", b"")
-    key = f"{base}/backup.info"
-    store.upload(key, "".join(f"{k}={v}\n" for k, v in lines.items()).encode())
-    return key
-
-
-def write_wal(store: ObjectStore, destination: str, server: str, wal_name: str,
-              data: bytes = b"", *, suffix: str = "") -> str:
-    """Archive a WAL file where barman-cloud-wal-archive puts it (history files sit directly
-    in ``wals/``); ``suffix`` is the compression extension, e.g. ``.gz``."""
-    directory = wal_name[:16] if _WAL_SEGMENT.match(wal_name) else ""
-    key = _join(destination, server, "wals", directory, wal_name + suffix)
-    store.upload(key, data)
-    return key
 
 
 # --- K3s etcd snapshots -------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from bot.config.settings import Settings  # noqa: E402
 from bot.watch.evaluate import evaluate  # noqa: E402
 from bot.watch.facts import collect  # noqa: E402
 from bot.worker.services import Services  # noqa: E402
+from lab import store_writers as sw  # noqa: E402
 from lab.fakes.kube import StandaloneKube, write_kubeconfig  # noqa: E402
 
 FAKE = {"AWS_ACCESS_KEY_ID": "bench-access-key", "AWS_SECRET_ACCESS_KEY": "bench-secret-key",
@@ -108,7 +109,7 @@ def seed(server: StandaloneKube, s3: Any, tag: str, volumes: int, backups: int, 
             when = NOW - timedelta(days=b, hours=1)
             backup = f"backup-{tag}-{v:05d}-{b:02d}"
             s3.put_object(buckets["longhorn"], bs.longhorn_backup_cfg_key("", name, backup),
-                          bs.longhorn_backup_cfg(name, backup, when, 1024))
+                          sw.longhorn_backup_cfg(name, backup, when, 1024))
             objs.append((R.LH_BACKUPS, {
                 "metadata": {"name": backup, "namespace": R.LONGHORN_NAMESPACE,
                              "labels": {"backup-volume": name}},

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters import backupstore as bs  # noqa: E402
 from adapters.s3 import ObjectStore, StoreConfig  # noqa: E402
+from lab import store_writers as sw  # noqa: E402
 
 WORKERS = 8
 REPEATS = 3
@@ -61,9 +62,9 @@ def seed(store: ObjectStore, volumes: int, backups: int) -> int:
         for b in range(backups):
             created = T0 + timedelta(hours=b)
             store.upload(bs.longhorn_backup_cfg_key("", name, f"backup-{b:03d}"),
-                         bs.longhorn_backup_cfg(name, f"backup-{b:03d}", created, 1 << 20))
+                         sw.longhorn_backup_cfg(name, f"backup-{b:03d}", created, 1 << 20))
         last = T0 + timedelta(hours=backups - 1)
-        bs.write_longhorn_volume(store, "", name, size=10 << 30,
+        sw.write_longhorn_volume(store, "", name, size=10 << 30,
                                  last_backup_name=f"backup-{backups - 1:03d}",
                                  last_backup_at=last)
         return backups + 1

@@ -40,6 +40,7 @@ from adapters.s3 import ObjectStore, StoreConfig  # noqa: E402
 from adapters.subprocesses import kill_tree  # noqa: E402
 from adapters.verify import longhorn as lv  # noqa: E402
 from adapters.verify.scratch import ScratchConfig  # noqa: E402
+from lab import store_writers as sw  # noqa: E402
 
 GIB, MIB = 1 << 30, 1 << 20
 WORKERS = 8
@@ -106,7 +107,7 @@ def seed(store: ObjectStore, volume: str, size: int) -> lv.Plan:
         for offset in range(0, size, lv.DEFAULT_BLOCK_SIZE):
             yield offset, os.urandom(MIB) + pattern
 
-    return lv.write_blocks(store, "", volume, "backup-bench", chunks(), volume_size=size,
+    return sw.write_blocks(store, "", volume, "backup-bench", chunks(), volume_size=size,
                            created=datetime.now(UTC), workers=WORKERS)
 
 
@@ -197,7 +198,7 @@ def check_cost() -> str:
     import hashlib
 
     block = os.urandom(MIB) + bytes(MIB)
-    packed = lv.compress(lv.Compression.LZ4, block)
+    packed = sw.compress(lv.Compression.LZ4, block)
     rates = []
     for fn in (lambda: hashlib.sha512(block).digest(),
                lambda: lv._decompress(lv.Compression.LZ4, packed)):

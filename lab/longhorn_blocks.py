@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.verify import longhorn as lv
+from lab import store_writers as sw
 from lab import world
 
 DAMAGED = "archive"  # the PVC whose backups lost a block in the store
@@ -78,7 +79,7 @@ def volume_blocks(vol: world.VolumeSpec) -> VolumeBlocks:
             digest = lv.checksum(chunk)
             blocks.append({"Offset": offset, "BlockChecksum": digest})
             key = f"blocks/{digest[0:2]}/{digest[2:4]}/{digest}.blk"
-            objects[key] = lv.compress(lv.Compression.LZ4, chunk)
+            objects[key] = sw.compress(lv.Compression.LZ4, chunk)
     if vol.pvc == DAMAGED and blocks:
         lost = str(blocks[len(blocks) // 2]["BlockChecksum"])
         objects.pop(f"blocks/{lost[0:2]}/{lost[2:4]}/{lost}.blk", None)

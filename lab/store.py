@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.backupstore import go_string_fields
+from lab import store_writers as sw
 from lab import world
 from lab.longhorn_blocks import volume_blocks
 
@@ -71,9 +71,9 @@ def longhorn_objects(now: datetime) -> dict[str, bytes]:
             "BlockCount": str(len(vol.backup_age_days)),
             # Go's `,string` fields: JSON strings inside the JSON string (longhorn/backupstore
             # backupstore.go, Volume)
-            **go_string_fields(BackingImageName="", BackingImageChecksum="",
-                               CompressionMethod="lz4", StorageClassName="longhorn",
-                               DataEngine="v1"),
+            **sw.go_string_fields(BackingImageName="", BackingImageChecksum="",
+                                  CompressionMethod="lz4", StorageClassName="longhorn",
+                                  DataEngine="v1"),
         }
         out[f"{base}/volume.cfg"] = json.dumps(volume_cfg).encode()
     return out

@@ -31,7 +31,7 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,17 +76,6 @@ class Filesystem(StrEnum):
 def checksum(block: bytes) -> str:
     """Longhorn's block checksum: SHA-512 of the uncompressed block, first 64 hex digits."""
     return hashlib.sha512(block).hexdigest()[:CHECKSUM_LENGTH]
-
-
-def compress(method: Compression, block: bytes) -> bytes:
-    """A block as Longhorn stores it (``util.CompressData``; lz4 with pierrec/lz4 v4's writer
-    defaults: 4 MiB frame blocks, content checksum, no content size); for the lab and tests."""
-    if method is Compression.LZ4:
-        return lz4.frame.compress(block, block_size=lz4.frame.BLOCKSIZE_MAX4MB,
-                                  content_checksum=True, store_size=False, block_linked=False)
-    if method is Compression.GZIP:
-        return gzip.compress(block)
-    return block
 
 
 def block_key(root: str, volume: str, block_checksum: str) -> str:
@@ -540,61 +529,3 @@ def _check_image(image: Path, hooks: Hooks, checked: list[str],
     checked.append(f"{fs} filesystem clean: {report.files} files, {human(report.used_bytes)} used")
     return result(Outcome.OK, plan.backup, checked, blocks=len(plan.blocks), filesystem=fs.value,
                   files=report.files, used_bytes=report.used_bytes)
-
-
-# --- writing a backup (the lab and the tests) ---------------------------------------------------
-
-def write_backup(store: ObjectStore, root: str, volume: str, backup: str, image: Path, *,
-                 created: datetime, compression: Compression = Compression.LZ4,
-                 block_size: int = DEFAULT_BLOCK_SIZE, labels: dict[str, str] | None = None
-                 ) -> Plan:
-    """Cut a volume image into Longhorn blocks and write them, the backup cfg and volume.cfg as
-    the backupstore lays them out. All-zero blocks are skipped, as Longhorn backs up only the
-    snapshot's data extents. The volume size is the image size rounded up to a block."""
-    size = image.stat().st_size
-
-    def chunks() -> Iterator[tuple[int, bytes]]:
-        with image.open("rb") as f:
-            offset = 0
-            while chunk := f.read(block_size):
-                yield offset, chunk
-                offset += len(chunk)
-
-    return write_blocks(store, root, volume, backup, chunks(),
-                        volume_size=-(-size // block_size) * block_size, created=created,
-                        compression=compression, block_size=block_size, labels=labels)
-
-
-def write_blocks(store: ObjectStore, root: str, volume: str, backup: str,
-                 chunks: Iterable[tuple[int, bytes]], *, volume_size: int, created: datetime,
-                 compression: Compression = Compression.LZ4, block_size: int = DEFAULT_BLOCK_SIZE,
-                 labels: dict[str, str] | None = None, workers: int = 1) -> Plan:
-    """Write ``(offset, data)`` chunks as Longhorn blocks (``workers`` uploads at a time), then
-    the backup cfg and ``volume.cfg``; all-zero chunks are skipped."""
-    blocks: list[Block] = []
-
-    def upload(item: tuple[int, bytes]) -> Block:
-        offset, chunk = item
-        chunk = chunk.ljust(block_size, b"\0")
-        sum_ = checksum(chunk)
-        key = block_key(root, volume, sum_)
-        if store.stat(key) is None:
-            store.upload(key, compress(compression, chunk))
-        return Block(offset, sum_)
-
-    data = ((o, c) for o, c in chunks if c.count(0) != len(c))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        blocks = list(pool.map(upload, data))
-    cfg = json.loads(backupstore.longhorn_backup_cfg(volume, backup, created,
-                                                     len(blocks) * block_size))
-    cfg["CompressionMethod"] = compression.value
-    cfg["Blocks"] = [{"Offset": b.offset, "BlockChecksum": b.checksum} for b in blocks]
-    if labels:
-        cfg["Labels"] = {**(cfg.get("Labels") or {}), **labels}
-    if block_size != DEFAULT_BLOCK_SIZE:
-        cfg["Parameters"] = {BLOCK_SIZE_PARAMETER: str(block_size)}
-    store.upload(backupstore.longhorn_backup_cfg_key(root, volume, backup),
-                 json.dumps(cfg).encode())
-    backupstore.write_longhorn_volume(store, root, volume, size=volume_size,
-                                      last_backup_name=backup, last_backup_at=created)
-    return Plan(volume, backup, volume_size, block_size, compression, tuple(blocks), created)

@@ -13,6 +13,7 @@ from adapters import backupstore as bs
 from adapters.errors import AdapterError, Cancelled, NotFound
 from adapters.progress import Hooks, Progress
 from adapters.s3 import ObjectStore, StoreConfig
+from lab import store_writers as sw
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
@@ -37,7 +38,7 @@ def test_volume_dir_follows_longhorns_sha512_rule() -> None:
 
 
 def test_writer_produces_longhorns_json(store: ObjectStore) -> None:
-    bs.write_longhorn_backup(store, "", "pvc-a", "backup-1", T0, 1234)
+    sw.write_longhorn_backup(store, "", "pvc-a", "backup-1", T0, 1234)
     backup = json.loads(store.read(bs.longhorn_backup_cfg_key("", "pvc-a", "backup-1")))
     volume = json.loads(store.read(bs.longhorn_volume_cfg_key("", "pvc-a")))
     assert backup["Name"] == "backup-1" and backup["VolumeName"] == "pvc-a"
@@ -48,12 +49,12 @@ def test_writer_produces_longhorns_json(store: ObjectStore) -> None:
 
 def _seed(store: ObjectStore, root: str = "") -> None:
     for i in range(3):
-        bs.write_longhorn_backup(store, root, "pvc-a", f"backup-a{i}", T0 + dt.timedelta(days=i),
+        sw.write_longhorn_backup(store, root, "pvc-a", f"backup-a{i}", T0 + dt.timedelta(days=i),
                                  100 + i, volume_size=10 << 30)
-    bs.write_longhorn_backup(store, root, "pvc-a", "backup-running", None, 7)
-    bs.write_longhorn_backup(store, root, "data-db-0", "backup-d0", T0, 50)
+    sw.write_longhorn_backup(store, root, "pvc-a", "backup-running", None, 7)
+    sw.write_longhorn_backup(store, root, "data-db-0", "backup-d0", T0, 50)
     store.upload(bs.longhorn_volume_dir("data-db-0", root) + "blocks/ab/cd/abcd.blk", b"blk")
-    bs.write_longhorn_volume(store, root, "never-backed-up", size=1 << 30)
+    sw.write_longhorn_volume(store, root, "never-backed-up", size=1 << 30)
 
 
 @pytest.mark.parametrize("root", ["", "cluster1"])
@@ -82,7 +83,7 @@ def test_volume_scan_cost_grows_with_volumes_not_backups(store: ObjectStore) -> 
     def cost(backups_per_volume: int, prefix: str) -> int:
         for v in range(3):
             for b in range(backups_per_volume):
-                bs.write_longhorn_backup(store, prefix, f"vol-{v}", f"b{b}",
+                sw.write_longhorn_backup(store, prefix, f"vol-{v}", f"b{b}",
                                          T0 + dt.timedelta(hours=b), 1)
         before = store.requests
         assert len(bs.longhorn_volumes(store, prefix)) == 3
@@ -109,7 +110,7 @@ def test_corrupt_volume_cfg_names_the_key(store: ObjectStore, body: bytes, why: 
 
 
 def test_corrupt_backup_cfg_names_the_key(store: ObjectStore) -> None:
-    bs.write_longhorn_backup(store, "", "pvc-a", "good", T0, 1)
+    sw.write_longhorn_backup(store, "", "pvc-a", "good", T0, 1)
     store.upload(bs.longhorn_backup_cfg_key("", "pvc-a", "bad"),
                  b'{"Name": "bad", "CreatedTime": "not a time"}')
     unreadable: list[str] = []
@@ -124,12 +125,12 @@ def test_corrupt_backup_cfg_names_the_key(store: ObjectStore) -> None:
 # --- barman-cloud -------------------------------------------------------------------------------
 
 def test_barman_backups_round_trip(store: ObjectStore) -> None:
-    bs.write_barman_backup(store, "pg", "cluster-a", "20240501T020000", begin_time=T0,
+    sw.write_barman_backup(store, "pg", "cluster-a", "20240501T020000", begin_time=T0,
                            end_time=T0 + dt.timedelta(minutes=3),
                            begin_wal="000000010000000000000002",
                            end_wal="000000010000000000000003", timeline=1)
-    bs.write_barman_backup(store, "pg", "cluster-a", "20240502T020000", status="FAILED")
-    bs.write_barman_backup(store, "pg", "cluster-b", "20240501T030000")
+    sw.write_barman_backup(store, "pg", "cluster-a", "20240502T020000", status="FAILED")
+    sw.write_barman_backup(store, "pg", "cluster-b", "20240501T030000")
     store.upload("pg/cluster-a/base/20240503T020000/data.tar", b"")  # still uploading
 
     assert bs.barman_servers(store, "pg") == ["cluster-a", "cluster-b"]
@@ -175,8 +176,8 @@ def test_latest_wal_reads_only_the_newest_directory(store: ObjectStore) -> None:
     for name in ["000000010000000000000001", "000000010000000000000002.gz",
                  "0000000100000001000000FE", "000000020000000100000003",
                  "000000020000000100000004.partial", "000000020000000100000002.00000028.backup"]:
-        bs.write_wal(store, "pg", "c", name.split(".")[0], suffix=name[24:])
-    bs.write_wal(store, "pg", "c", "00000002.history")
+        sw.write_wal(store, "pg", "c", name.split(".")[0], suffix=name[24:])
+    sw.write_wal(store, "pg", "c", "00000002.history")
 
     before = store.requests
     name, modified = bs.barman_latest_wal(store, "pg", "c")
@@ -283,7 +284,7 @@ def test_parse_time() -> None:
 def test_volume_cfg_string_fields_are_go_strings(store: ObjectStore) -> None:
     """longhorn/backupstore's Volume marks five string fields `,string`: Go writes each as a
     JSON string inside the string. Read so, and a plain string still reads as itself."""
-    bs.write_longhorn_volume(store, "", "pvc-a", size=1 << 30)
+    sw.write_longhorn_volume(store, "", "pvc-a", size=1 << 30)
     raw = json.loads(store.read(bs.longhorn_volume_cfg_key("", "pvc-a")))
     assert raw["CompressionMethod"] == '"lz4"' and raw["StorageClassName"] == '"longhorn"'
     assert bs.longhorn_volumes(store)[0].storage_class == "longhorn"

@@ -15,6 +15,7 @@ from adapters import backupstore as bs
 from adapters.kubernetes import resources as R
 from bot.watch.alerts import EVENTS, Watch
 from lab import Lab
+from lab import store_writers as sw
 from lab.fakes.kube import dead_endpoint
 from tests.watch.conftest import Checker, volume
 
@@ -69,7 +70,7 @@ def test_new_backup_in_the_store_posts_the_recovery(checker: Checker, watch_lab:
     checker.at(0)
     new = "backup-drbottest0001"
     try:
-        bs.write_longhorn_backup(store, "", archive, new, checker.start + timedelta(hours=2),
+        sw.write_longhorn_backup(store, "", archive, new, checker.start + timedelta(hours=2),
                                  1024)
         outcome = checker.at(2.5)
     finally:
@@ -128,7 +129,7 @@ def test_an_in_progress_backup_does_not_count(checker: Checker, watch_lab: Lab) 
     store = checker.services().store("longhorn")
     at = (checker.start - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
     _backups(watch_lab, create=_lh_backup("backup-running", archive, "InProgress", at))
-    key = bs.write_longhorn_backup(store, "", archive, "backup-running", None, 1024)
+    key = sw.write_longhorn_backup(store, "", archive, "backup-running", None, 1024)
     try:
         outcome = checker.at(0)
     finally:

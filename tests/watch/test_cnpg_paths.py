@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from adapters import backupstore as bs
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from adapters.s3 import ObjectStore, StoreConfig
 from bot.config.inventory import Backups, Inventory, Store
 from bot.watch import facts
+from lab import store_writers as sw
 from lab.fakes.kube import StandaloneKube, add_cnpg_cluster
 
 T0 = datetime(2026, 1, 2, 1, 0, tzinfo=UTC)
@@ -35,8 +35,8 @@ def test_same_named_clusters_are_both_read_at_their_server_path(
         add_cnpg_cluster(kube_emulator, "db", ns)
         kube_emulator.patch(R.CNPG_CLUSTERS, "db", {"spec": {"backup": {"barmanObjectStore": {
             "destinationPath": f"{url}{ns}", "serverName": server}}}}, ns)
-        bs.write_barman_backup(store, ns, server, backup_id, begin_time=T0, end_time=T0)
-    bs.write_barman_backup(store, "prod", "db", "20250101T010000", begin_time=T0, end_time=T0)
+        sw.write_barman_backup(store, ns, server, backup_id, begin_time=T0, end_time=T0)
+    sw.write_barman_backup(store, "prod", "db", "20250101T010000", begin_time=T0, end_time=T0)
     inventory = Inventory(backups=Backups(cnpg_store=Store(url=url)))
     found = facts.Facts(datetime.now(UTC))
     found.sights["cluster"] = facts.Sight("cluster", "the emulator")

@@ -29,6 +29,7 @@ from bot.watch.gauges import install
 from bot.worker.services import Services
 from handlers.backups import detail, row
 from handlers.verify import due
+from lab import store_writers as sw
 from lab.fakes.s3 import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, S3Server
 from tests.adapters.verify.test_cnpg import SERVER, Archive, archive, open_dir  # noqa: F401
 from tests.adapters.verify.test_etcd import SourceEtcd, save, source  # noqa: F401
@@ -79,7 +80,7 @@ def run_all(book: Runbook, services: Services) -> dict[str, dict[str, Any]]:
 
 
 def seed(services: Services, tmp_path: Path, volume: str, backup: str = "backup-1") -> lv.Plan:
-    return lv.write_backup(services.store("longhorn"), "", volume, backup,
+    return sw.write_backup(services.store("longhorn"), "", volume, backup,
                            ext4(tmp_path, f"{volume}-{backup}"), created=NOW)
 
 
@@ -137,8 +138,8 @@ def test_verify_all_goes_on_when_one_object_cannot_be_verified(services: Service
     from adapters import backupstore
 
     store.upload(backupstore.longhorn_backup_cfg_key("", "pvc-b", "backup-run"),
-                 backupstore.longhorn_backup_cfg("pvc-b", "backup-run", None, 0))
-    backupstore.write_longhorn_volume(store, "", "pvc-b", size=8 << 20,
+                 sw.longhorn_backup_cfg("pvc-b", "backup-run", None, 0))
+    sw.write_longhorn_volume(store, "", "pvc-b", size=8 << 20,
                                       last_backup_name="backup-run")
     book = plan(services, "verify all")
 

@@ -15,6 +15,7 @@ from adapters.s3 import ObjectStore
 from adapters.verify import Outcome
 from adapters.verify import longhorn as lv
 from adapters.verify.scratch import PREFIX, ScratchConfig, sweep
+from lab import store_writers as sw
 from tests.support import Recorder
 
 CREATED = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
@@ -40,7 +41,7 @@ def scratch(tmp_path: Path) -> ScratchConfig:
 
 
 def backed_up(store: ObjectStore, tmp_path: Path, **kwargs: object) -> lv.Plan:
-    return lv.write_backup(store, "", "pvc-data", "backup-1", ext4_image(tmp_path),
+    return sw.write_backup(store, "", "pvc-data", "backup-1", ext4_image(tmp_path),
                            created=CREATED, **kwargs)  # type: ignore[arg-type]
 
 
@@ -96,7 +97,7 @@ def test_one_flipped_byte_in_one_block_fails_naming_its_offset(s3_store: ObjectS
     key = lv.block_key("", "pvc-data", victim.checksum)
     data = bytearray(lv._decompress(lv.Compression.LZ4, s3_store.read(key)))
     data[4242] ^= 0x01
-    s3_store.upload(key, lv.compress(lv.Compression.LZ4, bytes(data)))
+    s3_store.upload(key, sw.compress(lv.Compression.LZ4, bytes(data)))
 
     result = lv.verify(s3_store, "", "pvc-data")
 
@@ -139,7 +140,7 @@ def test_e2fsck_catches_a_filesystem_damaged_before_the_backup(s3_store: ObjectS
     with image.open("r+b") as f:  # zero the group descriptors right after the superblock
         f.seek(4096)
         f.write(b"\0" * 4096)
-    lv.write_backup(s3_store, "", "pvc-data", "backup-1", image, created=CREATED)
+    sw.write_backup(s3_store, "", "pvc-data", "backup-1", image, created=CREATED)
 
     shallow = lv.verify(s3_store, "", "pvc-data")
     deep = lv.verify(s3_store, "", "pvc-data", deep=True, scratch=scratch)
@@ -154,7 +155,7 @@ def test_a_volume_without_a_filesystem_is_checked_block_by_block_only(
         s3_store: ObjectStore, tmp_path: Path, scratch: ScratchConfig) -> None:
     raw = tmp_path / "raw.img"
     raw.write_bytes(os.urandom(3 * MiB) + b"\0" * (5 * MiB))
-    lv.write_backup(s3_store, "", "pvc-raw", "backup-r", raw, created=CREATED)
+    sw.write_backup(s3_store, "", "pvc-raw", "backup-r", raw, created=CREATED)
 
     result = lv.verify(s3_store, "", "pvc-raw", deep=True, scratch=scratch)
 
@@ -169,7 +170,7 @@ def test_xfs_is_checked_with_xfs_repair(s3_store: ObjectStore, tmp_path: Path,
         f.truncate(320 * MiB)  # mkfs.xfs refuses file systems under 300 MB
     subprocess.run(["mkfs.xfs", "-q", "-f", str(image)], check=True,
                    env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-    lv.write_backup(s3_store, "", "pvc-xfs", "backup-x", image, created=CREATED)
+    sw.write_backup(s3_store, "", "pvc-xfs", "backup-x", image, created=CREATED)
 
     result = lv.verify(s3_store, "", "pvc-xfs", deep=True, scratch=scratch)
 
@@ -180,7 +181,7 @@ def test_xfs_is_checked_with_xfs_repair(s3_store: ObjectStore, tmp_path: Path,
 
 def test_a_named_backup_is_verified_not_the_last(s3_store: ObjectStore, tmp_path: Path) -> None:
     plan = backed_up(s3_store, tmp_path)
-    lv.write_backup(s3_store, "", "pvc-data", "backup-2", ext4_image(tmp_path / "b"),
+    sw.write_backup(s3_store, "", "pvc-data", "backup-2", ext4_image(tmp_path / "b"),
                     created=CREATED)
     s3_store.delete([lv.block_key("", "pvc-data", plan.blocks[0].checksum)])
 
@@ -197,7 +198,7 @@ def test_unknown_volume_backup_and_in_progress_backup_are_clear_errors(
     from adapters import backupstore
 
     s3_store.upload(backupstore.longhorn_backup_cfg_key("", "pvc-data", "backup-run"),
-                    backupstore.longhorn_backup_cfg("pvc-data", "backup-run", None, 0))
+                    sw.longhorn_backup_cfg("pvc-data", "backup-run", None, 0))
 
     with pytest.raises(NotFound, match="has no backups"):
         lv.verify(s3_store, "", "pvc-nope")
