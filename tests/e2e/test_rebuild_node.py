@@ -20,7 +20,7 @@ import yaml
 
 from adapters.subprocesses import kill_tree
 from bot.worker import pids
-from lab import Lab, terraform_stub
+from lab import Lab, schemas, terraform_stub
 from lab.servers import dead_port
 from tests.bot.harness import Harness, wait_until
 
@@ -262,6 +262,8 @@ def test_rebuilds_a_crashed_server_while_a_second_rebuild_is_refused(drbot_lab: 
     assert rebuilds and all(p == sorted(set(p)) for p in rebuilds.values()), rebuilds
     engines = lab.world.kube_objects("longhorn.io/v1beta2", "engines")
     assert not [e for e in engines if (e.get("status") or {}).get("rebuildStatus")]
+    assert [p for e in engines for p in schemas.problems(
+        {**e, "apiVersion": "longhorn.io/v1beta2", "kind": "Engine"})] == []
     progress = [e.message for e in drbot_lab.rt.events.read(job_id) if e.type == "progress"]
     assert not [m for m in progress if re.search(r"\bpvc-[0-9a-f]{4}", m)], \
         "progress names a volume by its pvc-<uuid> instead of namespace/pvc"
