@@ -43,6 +43,7 @@ from typing import Any
 
 from adapters import subprocesses
 from adapters.ansible import KILL_GRACE, HostFailure
+from adapters.ansible_tasks import Tally
 from adapters.progress import Hooks, Progress, one_line
 
 MARKER = "DRBOT_ANSIBLE_RUN"
@@ -91,6 +92,7 @@ class _Run:
     timed_out: bool = False
     callback_error: BaseException | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    tally: Tally = field(default_factory=Tally)
 
     def event(self, data: dict[str, Any]) -> bool:
         try:
@@ -98,6 +100,12 @@ class _Run:
         except Exception as exc:  # a failing hook must not break ansible-runner's loop
             self.callback_error = self.callback_error or exc
         return False  # keep no job events on disk: they carry whole task results
+
+    def planned(self, totals: dict[str, int]) -> None:
+        """The listing's totals are known: say so, per host (later lines count against them)."""
+        for host, count in sorted(totals.items()):
+            self.hooks.report(Progress(f"{host}: {count} tasks to run", host=host,
+                                       status="planned"))
 
     def found(self, pid: int | None) -> None:
         """Record ansible-playbook's pid (once) and tell the caller."""
@@ -121,14 +129,22 @@ class _Run:
         if kind == "playbook_on_play_start":
             return [Progress(f"play: {one_line(ev.get('play', ''), 200)}", status="play")]
         if kind == "playbook_on_task_start":
+            # ansible-runner sends a handler's start as a task start with is_conditional set
+            # (display_callback/callback/awx_display.py v2_playbook_on_handler_task_start)
+            if ev.get("is_conditional"):
+                self.tally.handler(str(ev.get("task_uuid", "")))
             return [Progress(f"task: {task}", task=task, status="started")]
         if kind == "runner_on_ok":
             status = "changed" if res.get("changed") else "ok"
-            return [Progress(f"{host}: {task}: {status}", task=task, host=host, status=status)]
+            count = self.tally.finished(host, ev)
+            return [Progress(f"{host}: {task}: {status}{count}", task=task, host=host,
+                             status=status)]
         if kind == "runner_on_skipped":
-            return [Progress(f"{host}: {task}: skipped", task=task, host=host, status="skipped")]
+            count = self.tally.finished(host, ev)
+            return [Progress(f"{host}: {task}: skipped{count}", task=task, host=host,
+                             status="skipped")]
         if kind in ("runner_on_failed", "runner_on_unreachable"):
-            return [self._failure(kind, ev, host, task, res)]
+            return [self._failure(kind, ev, host, task, res, self.tally.finished(host, ev))]
         if kind == "playbook_on_stats":
             return self._recap(ev)
         if kind in ("error", "verbose"):
@@ -136,12 +152,13 @@ class _Run:
         return []
 
     def _failure(
-        self, kind: str, ev: dict[str, Any], host: str, task: str, res: dict[str, Any]
+        self, kind: str, ev: dict[str, Any], host: str, task: str, res: dict[str, Any],
+        count: str = "",
     ) -> Progress:
         message = one_line(res.get("msg", "") or "", _MSG_MAX)
         status = "unreachable" if kind == "runner_on_unreachable" else "failed"
         if status == "failed" and ev.get("ignore_errors"):
-            text = f"{host}: {task}: failed (ignored)"
+            text = f"{host}: {task}: failed (ignored){count}"
             return Progress(text, task=task, host=host, status="ignored")
         self.failures.append(HostFailure(host=host, task=task, message=message))
         (self.unreachable if status == "unreachable" else self.failed).add(host)
@@ -239,8 +256,11 @@ def run(spec: dict[str, Any], channel: Channel, stop: threading.Event) -> int:
     artifact_dir, ident = spec["artifact_dir"], spec["ident"]
     with tempfile.TemporaryDirectory(prefix="drbot-ansible-") as private_dir:
         _write_env_file(private_dir, "settings", _SETTINGS)
+        extravars = None
         if spec["extravars"]:
             _write_env_file(private_dir, "extravars", spec["extravars"])
+            extravars = os.path.join(private_dir, "env", "extravars")
+        listing = state.tally.start(spec, extravars, state.planned)  # beside the run
         try:
             thread, runner = ansible_runner.run_async(
                 private_data_dir=private_dir, project_dir=spec["project_dir"],
@@ -249,12 +269,14 @@ def run(spec: dict[str, Any], channel: Channel, stop: threading.Event) -> int:
                 ident=ident, quiet=True, suppress_env_files=True, event_handler=state.event,
                 cancel_callback=state.cancel)
         except Exception as exc:
+            state.tally.stop(listing)
             channel.send(error=one_line(exc, _MSG_MAX))
             return 2
         try:
             while thread.is_alive():  # a timed join lets the signal handlers run
                 thread.join(0.5)
         finally:
+            state.tally.stop(listing)
             state.end_tree()
             if state.cancelled or state.timed_out:
                 # Every descendant, adopted orphans included (tree() never lists this process).

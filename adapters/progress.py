@@ -21,11 +21,27 @@ class Progress:
     status: str = ""
 
 
+WORD_SLACK = 0.6  # cut at a space only if that keeps at least this share of the room
+
+
+def shorten(text: str, limit: int, tail: str = "…") -> str:
+    """``text`` cut to at most ``limit`` characters, ``tail`` included, at a word boundary:
+    "restoring apps/web-data…", never "restoring apps/we…". A text with no space in the last
+    part of the room (a long URL or path) is cut where the room ends."""
+    if len(text) <= limit:
+        return text
+    room = max(limit - len(tail), 0)
+    cut = text[:room]
+    space = cut.rfind(" ")
+    if text[room:room + 1] != " " and space >= room * WORD_SLACK:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-") + tail
+
+
 def one_line(text: object, limit: int) -> str:
-    """``text`` on one line, cut to ``limit`` characters with an ellipsis: progress lines and
-    error messages quote outside output, which may be long and span lines."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """``text`` on one line, cut to ``limit`` characters at a word with an ellipsis: progress
+    lines and error messages quote outside output, which may be long and span lines."""
+    return shorten(" ".join(str(text).split()), limit)
 
 
 def _ignore(_: object) -> None:

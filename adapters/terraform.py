@@ -423,7 +423,9 @@ class _Stream:
     hooks: Hooks
     changes: list[PlannedChange] = field(default_factory=list)
     summary: ChangeSummary = field(default_factory=ChangeSummary)
+    planned: ChangeSummary = field(default_factory=ChangeSummary)  # the plan's, for done/total
     applied: list[str] = field(default_factory=list)
+    done: int = 0  # resources done, counted as the plan's summary counts them
     outputs: dict[str, Any] = field(default_factory=dict)
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
     text_errors: list[str] = field(default_factory=list)
@@ -461,19 +463,31 @@ class _Stream:
         hook = event.get("hook") or {}
         return str((hook.get("resource") or {}).get("addr", "")), str(hook.get("action", ""))
 
+    def _count(self) -> str:
+        """Resources done of the plan's total: each create, update and destroy is one
+        ``apply_complete`` (a replace is a destroy and a create, as the plan's summary counts
+        it); empty until the plan's ``change_summary`` has come."""
+        total = self.planned.add + self.planned.change + self.planned.remove
+        if not total:
+            return ""
+        return f" ({self.done}/{max(total, self.done)} resources done)"
+
     def _on_apply_start(self, event: dict[str, Any]) -> Progress:
         addr, action = self._hook(event)
-        return Progress(f"{addr}: {action} started", target=addr, status=action)
+        return Progress(f"{addr}: {action} started{self._count()}", target=addr, status=action)
 
     def _on_apply_progress(self, event: dict[str, Any]) -> Progress:
         addr, action = self._hook(event)
         elapsed = (event.get("hook") or {}).get("elapsed_seconds", "?")
-        return Progress(f"{addr}: still {action} ({elapsed} s)", target=addr, status=action)
+        return Progress(f"{addr}: still {action} ({elapsed} s){self._count()}", target=addr,
+                        status=action)
 
     def _on_apply_complete(self, event: dict[str, Any]) -> Progress:
         addr, action = self._hook(event)
         self.applied.append(addr)
-        return Progress(f"{addr}: {action} complete", target=addr, status="complete")
+        self.done += 2 if action == "replace" else 1  # one event for both halves, if ever
+        return Progress(f"{addr}: {action} complete{self._count()}", target=addr,
+                        status="complete")
 
     def _on_apply_errored(self, event: dict[str, Any]) -> Progress:
         addr, action = self._hook(event)
@@ -483,6 +497,8 @@ class _Stream:
         changes = event.get("changes") or {}
         self.summary = _summary(changes)
         op = str(changes.get("operation", ""))
+        if op == "plan":
+            self.planned = self.summary
         return Progress(self.summary.text(op), status=op)
 
     def _on_diagnostic(self, event: dict[str, Any]) -> Progress:

@@ -57,6 +57,9 @@ class Param:
     boolean: bool = False
     complete: str | None = None
     namespace: str | None = None  # the namespace an unqualified name means (None: it must be given)
+    # (other parameter, value): `complete` names this parameter's values only when that other
+    # argument has that value (backup-now's name is a CNPG cluster only with kind cnpg)
+    complete_when: tuple[str, str] | None = None
 
     def usage(self) -> str:
         if self.flag:

@@ -110,7 +110,7 @@ def cnpg_runbook(ctx: PlanContext, name: str) -> Runbook:
 @runbook("backup-now", summary="back up a Longhorn volume or CNPG cluster now",
          params=(Param("kind", "longhorn or cnpg", kind=KIND),
                  Param("name", "the volume (or namespace/pvc) or the CNPG cluster",
-                       kind=QUALIFIED)),
+                       kind=QUALIFIED, complete="cnpg", complete_when=("kind", "cnpg"))),
          locks=locks, timeout=int(TIMEOUT) + 300)
 def backup_now(ctx: PlanContext) -> Runbook:
     kind, name = str(ctx.args["kind"]), str(ctx.args["name"])

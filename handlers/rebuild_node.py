@@ -319,8 +319,8 @@ def wait_replicas(step: StepContext, volumes: list[str]) -> dict[str, Any]:
     attached = [v for v in volumes if v in current and current[v].state == "attached"]
     detached = [v for v in volumes if v in current and current[v].state != "attached"]
     if detached:
-        iac.say(step, f"detached volume(s) {', '.join(detached)} rebuild their replicas when "
-                      "next attached")
+        names = ", ".join(longhorn.label(current[v]) for v in detached)  # as people know them
+        iac.say(step, f"detached volume(s) {names} rebuild their replicas when next attached")
     if not attached:
         return {"healthy": [], "detached": detached}
     healthy = longhorn.wait_replicas_healthy(kube, attached, timeout=REPLICAS_TIMEOUT,

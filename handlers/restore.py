@@ -12,7 +12,9 @@ Deployment or StatefulSet that mounts the PVC) is suspended so Flux does not sca
 back up, the workload is scaled to 0 (its replica count kept in an annotation, so a retry never
 takes 0 for the original), the old PV is set to Retain (the old data stays as a fallback), the
 old PVC is deleted and created again bound to the restored PV, then the workload is scaled up
-and the Kustomization resumed. Without ``--replace`` a PVC that a running pod uses is refused.
+and the Kustomization resumed. Without ``--replace`` the PVC may be in use: the restore touches
+nothing that exists, which is the usual way to look inside a backup. With ``--replace``, pods that
+use the PVC but belong to no Deployment or StatefulSet drbot could scale down are refused.
 """
 
 from __future__ import annotations
@@ -293,11 +295,9 @@ def restore_pvc(ctx: PlanContext) -> Runbook:
     kube = ctx.services.kube
     volume = find_volume(kube, ns, name)
     backup = choose_backup(kube, volume, ref, ctx.args.get("backup") or None)
-    running = users(kube, ns, name)
-    if running and not replace:
-        raise CommandError(f"PVC {ref} is in use by running pod(s) {', '.join(running)}. Add "
-                           f"--replace to swap the restored copy in (the workload is scaled "
-                           f"down meanwhile), or stop the app first")
+    # Beside the old PVC nothing in use is touched, so pods that mount it do not matter: that
+    # is the usual way to look inside a backup. Only --replace needs them stopped (below).
+    running = users(kube, ns, name) if replace else []
     shape = pvc_spec(kube, ns, name, backup)
     try:
         copies = longhorn.get_volume(kube, volume).number_of_replicas or 3

@@ -88,8 +88,10 @@ def longhorn_lines(step: StepContext) -> list[str]:
 def cnpg_lines(step: StepContext) -> list[str]:
     from adapters.kubernetes import cnpg
 
+    clusters = cnpg.list_clusters(step.services.kube)
+    remember("cnpg", [f"{c.namespace}/{c.name}" for c in clusters])  # did-you-mean
     lines = []
-    for c in cnpg.list_clusters(step.services.kube):
+    for c in clusters:
         archiving = {True: "archiving ok", False: "ARCHIVING FAILING", None: "archiving unknown"}
         why = f": {c.archiving_message[:120]}" if c.archiving is False else ""
         lines.append(f"  {c.namespace + '/' + c.name:<24} {ready(c.ready):<10} "

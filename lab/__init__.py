@@ -46,7 +46,9 @@ from lab.servers import (
 )
 
 T = TypeVar("T")
-__all__ = ["KubeRequest", "Lab", "LabWorld", "Timings", "VmState", "main"]
+# A person's screen: warnings only, as plain text, and the status card edited twice a second.
+QUIET = {"DRBOT_LOG_LEVEL": "WARNING", "DRBOT_LOG_JSON": "false", "DRBOT_THROTTLE_SECONDS": "0.5"}
+__all__ = ["QUIET", "KubeRequest", "Lab", "LabWorld", "Timings", "VmState", "main"]
 
 
 @dataclass(frozen=True)
@@ -445,15 +447,19 @@ class Lab:
             "DRBOT_POLICY": str(self.policy_path),
             "DRBOT_KUBECONFIG": str(self.kubeconfig),
             "KUBECONFIG": str(self.kubeconfig),
-            "DRBOT_PROXMOX_TOKEN_FILE": str(self.paths.pve_token_file),
-            "DRBOT_CA_BUNDLE": self.pve_ca_file,
             "AWS_SHARED_CREDENTIALS_FILE": str(self.workdir / "secrets" / "aws-credentials"),
             "AWS_CONFIG_FILE": str(self.workdir / "aws-config"),
             "AWS_DEFAULT_REGION": world.REGION,
             "AWS_ENDPOINT_URL_S3": self.s3_url,
-            "DRBOT_LAB": "1",
             "PATH": os.pathsep.join([str(self.paths.bin), os.environ.get("PATH", "")]),
         }
+
+    def exports(self) -> dict[str, str]:
+        """What `python -m lab` tells a person to export: only variables drbot reads (the
+        inventory already names the lab's endpoints, tokens and CA files), plus the quiet
+        settings the demo uses, so that answers are not buried under log lines."""
+        keep = ("DRBOT_INVENTORY", "DRBOT_POLICY", "DRBOT_KUBECONFIG", "KUBECONFIG", "PATH")
+        return {**{k: self.env[k] for k in keep}, **QUIET}
 
     def stop(self) -> None:
         """Stop every server, thread and process the lab started (idempotent)."""
@@ -576,7 +582,7 @@ def main(workdir: Path, time_scale: float = 1.0) -> int:
                 flush=True,
             )
             print("Use these variables in the shell that runs drbot:", flush=True)
-            for key, value in lab.env.items():
+            for key, value in lab.exports().items():
                 print(f"export {key}={_quote(value)}", flush=True)
             print(f"Kubernetes {lab.kube_url}  Proxmox {lab.pve_url}  S3 {lab.s3_url}", flush=True)
             print("Press Ctrl-C to stop.", flush=True)

@@ -41,15 +41,14 @@ SCRIPT = """\
 
 
 def main(time_scale: float = 0.2) -> int:
-    from lab import Lab
+    from lab import QUIET, Lab
 
     with tempfile.TemporaryDirectory(prefix="drbot-demo-") as tmp, \
             Lab(Path(tmp) / "lab", time_scale=time_scale) as lab:
         env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not
                k.startswith("DRBOT_")}
         env.update(lab.env)
-        env.update({"DRBOT_POLICY": str(lab.policy_path), "DRBOT_LOG_LEVEL": "WARNING",
-                    "DRBOT_LOG_JSON": "false", "DRBOT_THROTTLE_SECONDS": "0.5"})
+        env.update({"DRBOT_POLICY": str(lab.policy_path), **QUIET})
         lab.world.crash_vm("k3s-server-3")  # the dead node of scenario 2
         print(f"drbot demo: simulated homelab up (Kubernetes {lab.kube_url}, Proxmox "
               f"{lab.pve_url}, S3 {lab.s3_url}); the VM of k3s-server-3 has just died.\n"

@@ -3,7 +3,7 @@ from the upstream CRD definitions (not copied from them), so the lab's objects a
 can be checked against what the real API server would hold.
 
 Sources: longhorn/longhorn-manager ``k8s/pkg/apis/longhorn/v1beta2`` (volume.go, backup.go,
-backupvolume.go, backuptarget.go, snapshot.go, node.go, replica.go), cloudnative-pg
+backupvolume.go, backuptarget.go, snapshot.go, node.go, replica.go, engine.go), cloudnative-pg
 ``api/v1`` (cluster_types.go, backup_types.go, scheduledbackup_types.go) and
 cloudnative-pg/plugin-barman-cloud ``api/v1/objectstore_types.go``, k3s
 ``pkg/apis/k3s.cattle.io/v1/types.go`` (ETCDSnapshotFile). Flux's kinds are checked with the
@@ -97,6 +97,18 @@ SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
         "nodeID": STRING, "volumeName": STRING, "healthyAt": TIME, "failedAt": TIME,
     }, {"currentState": {"enum": ["", "stopped", "starting", "running", "stopping", "error",
                                   "unknown"]}}),
+    (LH, "Engine"): kind(LH, "Engine", {"volumeName": STRING, "nodeID": STRING}, {
+        "currentState": STRING,
+        "restoreStatus": {"type": ["object", "null"], "additionalProperties": {
+            "type": ["object", "null"], "properties": {
+                "isRestoring": BOOL, "progress": INT, "state": STRING, "error": STRING,
+                "backupURL": STRING}}},
+        "rebuildStatus": {"type": ["object", "null"], "additionalProperties": {
+            "type": ["object", "null"], "properties": {
+                "isRebuilding": BOOL, "progress": INT, "state": STRING, "error": STRING,
+                "fromReplicaAddress": STRING,
+                "fromReplicaAddressList": {"type": "array", "items": STRING}}}},
+    }),
 }
 
 CNPG = "postgresql.cnpg.io/v1"

@@ -1,7 +1,8 @@
 """Autocomplete from the core's side: frontends only ask, and only offer what the caller may run.
 
 Suggestions are a convenience, never a permission: the core validates every value again when the
-command arrives. Nodes and hosts come from the inventory; Kustomizations and PVCs from the names
+command arrives. Nodes and hosts come from the inventory; Kustomizations, PVCs and CNPG clusters
+from the names
 the worker last listed (cached in Redis, because the bot holds no cluster credentials); job ids
 from recent jobs, in the states the command can act on.
 """
@@ -24,7 +25,7 @@ LIMIT = 25  # Discord shows at most 25 suggestions; Slack's external selects are
 SEEN = "drbot:seen:"  # + source: a Redis set of the names the worker last listed
 KEEP_SECONDS = 7 * 86400
 AT = ":at"  # + after SEEN + source: when the worker last listed them (an empty listing counts)
-CACHED = ("kustomizations", "pvcs")
+CACHED = ("kustomizations", "pvcs", "cnpg")
 log = logging.getLogger("drbot.complete")
 
 # Which jobs each job-id taking command can act on (others are still accepted and checked).
@@ -68,8 +69,8 @@ def complete(rt: Runtime, caller: Caller, command: str, param: str, prefix: str)
     if spec is None or caller.person is None or not rt.policy.may_request(caller, command):
         return []
     declared = next((p for p in spec.params if p.name == param), None)
-    if declared is None or declared.complete is None:
-        return []
+    if declared is None or declared.complete is None or declared.complete_when is not None:
+        return []  # a conditional source: the other argument is not known here
     return rank(values(rt, command, declared.complete), prefix.strip().lower())
 
 

@@ -1,10 +1,11 @@
 """Did-you-mean for live names, answered at submit so that a typo never becomes a job.
 
-Nodes and Proxmox hosts are checked against the inventory, which is authoritative. Kustomizations
-and PVCs are checked against the names the worker last listed (the completion cache: the bot holds
-no cluster credentials); while there is no listing at all, nothing is refused, since drbot cannot
-know. A name missing from an older listing is still refused, with how old the listing is and how to
-refresh it, because a fresh one is one `/dr status` away and a wrong name costs a refused job.
+Nodes and Proxmox hosts are checked against the inventory, which is authoritative. Kustomizations,
+PVCs and CloudNativePG clusters are checked against the names the worker last listed (the
+completion cache: the bot holds no cluster credentials); while there is no listing at all, nothing
+is refused, since drbot cannot know. A name missing from an older listing is still refused, with
+how old the listing is and how to refresh it, because a fresh one is one `/dr status` away and a
+wrong name costs a refused job.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ class Source(Enum):
     hosts = "Proxmox host"
     kustomizations = "Kustomization"
     pvcs = "PVC"
+    cnpg = "CloudNativePG cluster"
+
+
+# Sources where a unique name is enough without its namespace, as the command itself accepts
+# it (handlers/backup_now.py cnpg_cluster); a PVC always needs its namespace.
+UNIQUE_SHORT = frozenset({Source.cnpg})
 
 
 def check(rt: Runtime, spec: CommandSpec, args: Mapping[str, object]) -> None:
@@ -39,13 +46,29 @@ def check(rt: Runtime, spec: CommandSpec, args: Mapping[str, object]) -> None:
     for param in spec.params:
         value = args.get(param.name)
         if param.complete not in Source.__members__ or not isinstance(value, str) \
-                or value == param.default:
+                or value == param.default or not applies(param, args):
             continue
         source = Source[param.complete]
         known, listed = names(rt, source)
-        if known is None or qualify(value, param) in known:
+        if known is None or exists(source, value, param, known):
             continue
         raise CommandError(refusal(source, value, param, known, listed))
+
+
+def applies(param: Param, args: Mapping[str, object]) -> bool:
+    """Whether the parameter names its source for these arguments (see Param.complete_when)."""
+    if param.complete_when is None:
+        return True
+    other, wanted = param.complete_when
+    return args.get(other) == wanted
+
+
+def exists(source: Source, value: str, param: Param, known: set[str]) -> bool:
+    if qualify(value, param) in known:
+        return True
+    if source in UNIQUE_SHORT and "/" not in value:
+        return sum(name.rpartition("/")[2] == value for name in known) == 1
+    return False
 
 
 def names(rt: Runtime, source: Source) -> tuple[set[str] | None, float | None]:

@@ -5,6 +5,7 @@ Frontends turn a Card into Block Kit, an embed or console lines; nothing here kn
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from bot.records.events import Event
@@ -24,9 +25,11 @@ class Card:
     latest: str = ""
     approvable: bool = False
     decided_at: float | None = None  # when the last approval or the denial was given
+    clock: str = ""  # "step 3/7, 2m05s" while it runs; "took 4m10s" once it ran
 
     def text(self) -> str:
-        head = f"[{self.job_id}] {self.title}: {self.status.replace('_', ' ')}"
+        head = f"[{self.job_id}] {self.title}: {self.status.replace('_', ' ')}" + \
+            (f" ({self.clock})" if self.clock else "")
         body = [f"  {line}" for line in self.lines]
         if self.latest:
             body.append(f"  … {self.latest}")
@@ -41,7 +44,37 @@ class Card:
         else:
             where = (f" | {running}" if running else "") + \
                 (f" | {self.latest}" if self.latest and running else "")
-        return f"[{self.job_id}] {self.status.replace('_', ' ')}{where}"
+        clock = f" ({self.clock})" if self.clock else ""
+        return f"[{self.job_id}] {self.status.replace('_', ' ')}{clock}{where}"
+
+
+def duration(seconds: float) -> str:
+    """45s, 2m05s, 1h02m: short enough for a card's first line."""
+    whole = max(int(seconds), 0)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def clock(job: Job, now: float | None = None) -> str:
+    """Which step of how many, and how long the run has taken: while running, the step that
+    runs and the time since the first step started; once ended, the time it took."""
+    started = [s.started for s in job.steps if s.started is not None]
+    if not started:
+        return ""
+    first = min(started)
+    if job.status == "running":
+        index = next((i for i, s in enumerate(job.steps) if s.status == "running"), None)
+        if index is None:
+            index = sum(s.status in ("done", "skipped") for s in job.steps)
+        step = min(index + 1, len(job.steps))
+        return f"step {step}/{len(job.steps)}, {duration((now or time.time()) - first)}"
+    ended = [s.ended for s in job.steps if s.ended is not None]
+    if job.terminal and ended:
+        return f"took {duration(max(ended) - first)}"
+    return ""
 
 
 def card(job: Job, latest: Event | None = None) -> Card:
@@ -65,7 +98,8 @@ def card(job: Job, latest: Event | None = None) -> Card:
     if job.decided_by and job.status == "denied":
         decided_at = job.updated
     return Card(job.id, title, job.status, lines, progress,
-                approvable=job.status == "awaiting_approval", decided_at=decided_at)
+                approvable=job.status == "awaiting_approval", decided_at=decided_at,
+                clock=clock(job))
 
 
 def milestone(event: Event) -> str:

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from adapters.errors import AdapterError
+from adapters.progress import one_line
 from bot.errors import CommandError, ConfigError
 
 
@@ -86,8 +87,7 @@ def guarded(system: System, subject: str, fix: str,
 
 
 def _one_line(text: str, limit: int = 400) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return one_line(text, limit)
 
 
 def summary(lines: list[Line]) -> str:

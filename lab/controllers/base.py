@@ -110,6 +110,7 @@ class ControllerBase:
         self.scanned = False
         self.datastore_lost = False
         self.restore_runs: dict[str, Any] = {}
+        self.rebuild_reported: dict[str, int] = {}  # replica -> the last percent on its engine
 
     def due(self, key: tuple[str, ...], delay: float) -> bool:
         """True once `delay` seconds have passed since this key was first asked about."""

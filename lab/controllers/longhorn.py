@@ -156,22 +156,23 @@ class LonghornController(ControllerBase):
         lh_nodes = {n["metadata"]["name"]: n for n in self.kube.live(R_LH_NODES)}
         replicas = self.kube.live(R_LH_REPLICAS)
         for rep in replicas:  # finish rebuilding
-            if (
-                not rep["spec"].get("healthyAt")
-                and not rep["spec"].get("failedAt")
-                and self.due(("rebuild", rep["metadata"]["name"]), self.t.replica_rebuild)
-            ):
-                stamp = now_iso()
-                await self.patch(
-                    R_LH_REPLICAS,
-                    world.LONGHORN_NS,
-                    rep["metadata"]["name"],
-                    {
-                        "spec": {"healthyAt": stamp, "lastHealthyAt": stamp},
-                        "status": {"currentState": "running"},
-                    },
-                )
-                self.state.record(f"longhorn: replica {rep['metadata']['name']} rebuilt, healthy")
+            if rep["spec"].get("healthyAt") or rep["spec"].get("failedAt"):
+                continue
+            if not self.due(("rebuild", rep["metadata"]["name"]), self.t.replica_rebuild):
+                await self.rebuild_progress(rep, replicas)
+                continue
+            await self.rebuild_status(rep, None)
+            stamp = now_iso()
+            await self.patch(
+                R_LH_REPLICAS,
+                world.LONGHORN_NS,
+                rep["metadata"]["name"],
+                {
+                    "spec": {"healthyAt": stamp, "lastHealthyAt": stamp},
+                    "status": {"currentState": "running"},
+                },
+            )
+            self.state.record(f"longhorn: replica {rep['metadata']['name']} rebuilt, healthy")
         for vol in self.kube.live(R_LH_VOLUMES):
             name = vol["metadata"]["name"]
             if vol.get("status", {}).get("state") != "attached":
@@ -203,6 +204,35 @@ class LonghornController(ControllerBase):
                 for rep in mine:
                     if rep["spec"].get("failedAt") and rep["spec"]["nodeID"] not in ready:
                         await self.delete(R_LH_REPLICAS, world.LONGHORN_NS, rep["metadata"]["name"])
+
+    async def rebuild_progress(self, rep: dict[str, Any], replicas: list[dict[str, Any]]) -> None:
+        """How far a rebuild is, on the volume's Engine, in steps of 10% as the restore's."""
+        name = rep["metadata"]["name"]
+        elapsed = time.monotonic() - self.timers[("rebuild", name)]
+        percent = int(100 * elapsed / max(self.t.replica_rebuild, 1e-9)) // 10 * 10
+        if percent <= self.rebuild_reported.get(name, -1):
+            return
+        self.rebuild_reported[name] = percent
+        self.state.record(f"longhorn: rebuild of {name} at {percent}%")
+        sources = sorted(replica_address(r["spec"]["nodeID"]) for r in replicas
+                         if r["spec"].get("volumeName") == rep["spec"].get("volumeName")
+                         and healthy(r))
+        await self.rebuild_status(rep, {
+            "isRebuilding": True, "progress": percent, "state": "in_progress", "error": "",
+            "fromReplicaAddress": sources[0] if sources else "",
+            "fromReplicaAddressList": sources})
+
+    async def rebuild_status(self, rep: dict[str, Any], status: dict[str, Any] | None) -> None:
+        """The Engine's ``status.rebuildStatus`` entry of the rebuilding replica, keyed by its
+        address (longhorn-manager engine_controller.go copies ReplicaRebuildStatus, a map from
+        replica address to RebuildStatus, into it); None removes it once the rebuild is over."""
+        engine = str(rep["spec"].get("engineName") or "")
+        if status is None:
+            self.rebuild_reported.pop(rep["metadata"]["name"], None)
+        if not engine or self.kube.current(R_LH_ENGINES, world.LONGHORN_NS, engine) is None:
+            return
+        await self.patch(R_LH_ENGINES, world.LONGHORN_NS, engine, {"status": {
+            "rebuildStatus": {replica_address(rep["spec"]["nodeID"]): status}}})
 
     async def restores(self, ready: set[str]) -> None:
         """A volume created with spec.fromBackup: Longhorn attaches it on a node, restores the
@@ -376,3 +406,9 @@ def healthy(replica: dict[str, Any]) -> bool:
         and not spec.get("failedAt")
         and bool(spec.get("healthyAt"))
     )
+
+
+def replica_address(node: str) -> str:
+    """A replica's address as the engine knows it (tcp://<instance-manager IP>:<port>); the lab
+    has no pod IPs, so the node's name stands in for the address."""
+    return f"tcp://{node}:10000"

@@ -6,6 +6,7 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters import ansible, subprocesses
+from adapters import ansible, ansible_tasks, subprocesses
 from adapters.ansible import AnsibleConfig, HostFailure
 from adapters.errors import Cancelled, NotFound, TimedOut, Unreachable
 from lab.servers import dead_port
@@ -361,3 +362,62 @@ def test_the_playbook_sees_only_a_whitelisted_environment(tmp_path: Path,
         if path.is_file():
             text = path.read_text(errors="replace")
             assert key not in text and password not in text, path
+
+
+LISTING = """
+playbook: site.yml
+
+  play #1 (k3s_servers): install k3s\tTAGS: []
+    pattern: ['k3s_servers']
+    hosts (2):
+      s1
+      s2
+    tasks:
+      wait for SSH\tTAGS: []
+      k3s : install\tTAGS: [k3s]
+      k3s : start\tTAGS: [k3s]
+
+  play #2 (s1): first server only\tTAGS: []
+    pattern: ['s1']
+    hosts (1):
+      s1
+    tasks:
+      fetch the kubeconfig\tTAGS: []
+
+  play #3 (nobody): no host matched\tTAGS: []
+    pattern: ['nobody']
+    hosts (0):
+    tasks:
+      never\tTAGS: []
+"""
+
+
+def test_the_listing_is_read_as_tasks_per_host() -> None:
+    assert ansible_tasks.parse(LISTING) == {"s1": 4, "s2": 3}
+    assert ansible_tasks.parse("") == {}
+
+
+def test_progress_counts_the_hosts_tasks_done_of_its_total(tmp_path: Path) -> None:
+    """The totals come from ansible-playbook's own listing (run beside the playbook); the gate
+    holds the first counted task until they are known. Fact gathering and the notified
+    handler are not in the listing, and are not counted."""
+    gate, done = tmp_path / "gate", tmp_path / "done"
+    cfg = local_config(tmp_path, extravars={"gate": str(gate), "done": str(done)})
+    rec = Recorder()
+    outcome: list[object] = []
+    runner = threading.Thread(target=lambda: outcome.append(run(cfg, "count.yml", tmp_path, rec)))
+    runner.start()
+    try:
+        wait_until(lambda: any(p.status == "planned" for p in rec.progress), 120,
+                   "the listing's totals")
+    finally:
+        gate.touch()
+        runner.join(120)
+    assert outcome and outcome[0].status == "successful"  # type: ignore[attr-defined]
+    lines = [p.message for p in rec.progress if p.host == "localhost"]
+    assert "localhost: 3 tasks to run" in lines
+    assert [m for m in lines if m.endswith(" tasks)")] == [
+        "localhost: wait for the gate: ok (1/3 tasks)",
+        "localhost: change something: changed (2/3 tasks)",
+        "localhost: last: ok (3/3 tasks)"]
+    assert "localhost: Gathering Facts: ok" in lines and "localhost: a handler: ok" in lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -530,3 +531,26 @@ def test_terraform_gets_a_whitelisted_environment(stub: tuple[TerraformConfig, P
         names = set(call["names"])  # type: ignore[arg-type]
         assert not {"DRBOT_SIGNING_KEY", "REDIS_URL"} & names
         assert {"AWS_ACCESS_KEY_ID", "PATH", "TF_VAR_token", "TF_IN_AUTOMATION"} <= names
+
+
+def test_apply_progress_counts_resources_done_of_the_plans_total(
+        stub: tuple[TerraformConfig, Path]) -> None:
+    """The plan's change_summary (2 to add, 1 to destroy: a replace is both) is the total; each
+    apply_complete is one more done, so a person sees how far a long apply is."""
+    cfg, _ = stub
+    rec = Recorder()
+    terraform.apply(cfg, targets=[VM, DISK], replace=[VM], hooks=rec.hooks)
+    applying = [p.message for p in rec.progress if p.status in (
+        "create", "delete", "replace", "complete") and not p.message.startswith("plan:")]
+    assert applying, [p.message for p in rec.progress]
+    counts = [re.search(r"\((\d+)/(\d+) resources done\)$", m) for m in applying]
+    assert all(counts), applying
+    assert {int(c[2]) for c in counts if c} == {3}
+    done = [int(c[1]) for c in counts if c]
+    assert done == sorted(done) and done[-1] == 3 and done[0] == 0
+    completes = [m for m in applying if " complete (" in m]
+    # this stub completes a replace in one event (the lab's, as Terraform, in a delete and a
+    # create); either way it is the plan's two
+    assert [int(re.search(r"\((\d+)/", m)[1]) for m in completes] == [2, 3]  # type: ignore[index]
+    plan_lines = [p.message for p in rec.progress if p.message.startswith("plan:")]
+    assert plan_lines and not [m for m in plan_lines if "resources done" in m]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.chat.complete import remember
+from bot.chat.complete import complete, remember
 from lab.fakes.frontend import POLICY
 from tests.bot.harness import Harness
 from tests.bot.test_complete import INVENTORY
@@ -15,6 +15,7 @@ from tests.bot.test_complete import INVENTORY
 RULES = """  restore: {allow: [admin]}
   rebuild-node: {allow: [admin]}
   rebuild-host: {allow: [admin]}
+  backup-now: {allow: [admin]}
   drill-gated:"""
 
 
@@ -81,3 +82,22 @@ def test_the_same_name_in_several_namespaces_names_them_all(core: Harness) -> No
     remember("pvcs", ["apps/data", "monitoring/data", "web/database"], core.redis)
     assert refused(core, "/dr restore data").startswith(
         "no PVC data; did you mean apps/data or monitoring/data? (")
+
+
+def test_a_cnpg_cluster_typo_is_answered_at_submit(core: Harness) -> None:
+    """backup-now takes a CNPG cluster as namespace/name or a unique name, as status listed
+    them; the name of a Longhorn volume is not checked against the clusters."""
+    remember("cnpg", ["db/pg-main", "apps/pg-apps", "apps/shared", "db/shared"], core.redis)
+    assert refused(core, "/dr backup-now cnpg pg-mian") == (
+        "no CloudNativePG cluster pg-mian; did you mean db/pg-main? (CloudNativePG clusters as "
+        "drbot last listed them, 0 min ago; /dr status lists them again)")
+    assert refused(core, "/dr backup-now cnpg apps/pg-main").startswith(
+        "no CloudNativePG cluster apps/pg-main; did you mean db/pg-main?")
+    assert refused(core, "/dr backup-now cnpg shared").startswith(  # two namespaces: ambiguous
+        "no CloudNativePG cluster shared; did you mean apps/shared or db/shared?")
+    for fine in ("/dr backup-now cnpg pg-main", "/dr backup-now cnpg db/pg-main",
+                 "/dr backup-now longhorn pg-mian"):
+        assert core.say(fine).job_id, fine
+    # suggestions cannot know the kind typed before: none, rather than clusters for a volume
+    alice = core.rt.policy.caller("console:alice", ())
+    assert complete(core.rt, alice, "backup-now", "name", "pg") == []

@@ -8,6 +8,7 @@ exists, holds its VM creation (with the state lock taken) until the gate is remo
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import yaml
 
 from adapters.subprocesses import kill_tree
 from bot.worker import pids
-from lab import Lab, terraform_stub
+from lab import Lab, schemas, terraform_stub
 from lab.servers import dead_port
 from tests.bot.harness import Harness, wait_until
 
@@ -253,6 +254,19 @@ def test_rebuilds_a_crashed_server_while_a_second_rebuild_is_refused(drbot_lab: 
     volumes = {v: lab.world.kube_object("longhorn.io/v1beta2", "volumes", "longhorn-system", v)
                for v in step(drbot_lab, job_id, "wait for replicas").result["healthy"]}
     assert volumes and all(v["status"]["robustness"] == "healthy" for v in volumes.values())
+    # Longhorn's rebuild progress went to the Engines, and is gone from them once done
+    rebuilds: dict[str, list[int]] = {}
+    for event in lab.world.events():
+        if found := re.search(r" longhorn: rebuild of (\S+) at (\d+)%$", event):
+            rebuilds.setdefault(found[1], []).append(int(found[2]))
+    assert rebuilds and all(p == sorted(set(p)) for p in rebuilds.values()), rebuilds
+    engines = lab.world.kube_objects("longhorn.io/v1beta2", "engines")
+    assert not [e for e in engines if (e.get("status") or {}).get("rebuildStatus")]
+    assert [p for e in engines for p in schemas.problems(
+        {**e, "apiVersion": "longhorn.io/v1beta2", "kind": "Engine"})] == []
+    progress = [e.message for e in drbot_lab.rt.events.read(job_id) if e.type == "progress"]
+    assert not [m for m in progress if re.search(r"\bpvc-[0-9a-f]{4}", m)], \
+        "progress names a volume by its pvc-<uuid> instead of namespace/pvc"
     drbot_lab.wait_settled(job_id)
     final = drbot_lab.frontend.replies(job_id)[-1]
     assert "k3s-server-3 rebuilt and Ready" in final and "etcd 3/3" in final

@@ -80,9 +80,39 @@ def test_restore_into_a_new_pvc_beside_the_old(drbot_lab: Harness, lab: Lab) -> 
     assert obj(lab, "v1", "persistentvolumeclaims", "apps", "archive")["spec"] == old["spec"]
 
 
-def test_refusals_a_pvc_in_use_and_a_backup_that_does_not_exist(drbot_lab: Harness) -> None:
-    job_id = planned(drbot_lab, "/dr restore apps/web-data", "refused")
-    assert "in use by running pod(s) web-7d9f8b6c5-x2x7q" in drbot_lab.job(job_id).error
+def test_beside_a_pvc_in_use_is_allowed_and_touches_nothing_in_use(drbot_lab: Harness,
+                                                                     lab: Lab) -> None:
+    """The lab's pod web-7d9f8b6c5-x2x7q mounts apps/web-data: a restore beside it goes ahead
+    (looking inside a backup is what it is for), and the PVC, its PV and the pod stay as they
+    were."""
+    pod = obj(lab, "v1", "pods", "apps", "web-7d9f8b6c5-x2x7q")
+    assert any((v.get("persistentVolumeClaim") or {}).get("claimName") == "web-data"
+               for v in pod["spec"]["volumes"])
+    old = obj(lab, "v1", "persistentvolumeclaims", "apps", "web-data")
+    old_pv = obj(lab, "v1", "persistentvolumes", None, old["spec"]["volumeName"])
+    summary = run(drbot_lab, "/dr restore apps/web-data")
+    assert "beside apps/web-data" in summary
+    name = summary.split("into PVC apps/")[1].split(" ")[0]
+    assert name.startswith("web-data-restored-")
+    wait_until(lambda: obj(lab, "v1", "persistentvolumeclaims", "apps", name)
+               .get("status", {}).get("phase") == "Bound", 20, "the new PVC Bound")
+    assert obj(lab, "v1", "persistentvolumeclaims", "apps", "web-data")["spec"] == old["spec"]
+    assert obj(lab, "v1", "persistentvolumes", None, old["spec"]["volumeName"])["spec"] == \
+        old_pv["spec"]
+    assert obj(lab, "v1", "pods", "apps", "web-7d9f8b6c5-x2x7q")["metadata"]["uid"] == \
+        pod["metadata"]["uid"]
+    touched = [r for r in lab.world.kube_requests() if r.method in ("PATCH", "PUT", "DELETE")
+               and ("/persistentvolumeclaims/web-data" in r.path or "/pods/" in r.path
+                    or r.path.endswith("/" + old["spec"]["volumeName"]))]
+    assert touched == []
+
+
+def test_in_place_while_a_pod_uses_it_stays_refused(drbot_lab: Harness) -> None:
+    """--replace swaps the PVC under its users, so they must be stopped first; a bare pod that
+    no Deployment or StatefulSet owns cannot be, and the restore is refused."""
+    job_id = planned(drbot_lab, "/dr restore apps/web-data --replace", "refused")
+    assert "pods web-7d9f8b6c5-x2x7q use apps/web-data but no Deployment or StatefulSet of " \
+        "apps mounts it" in (drbot_lab.job(job_id).error or "")
     job_id = planned(drbot_lab, "/dr restore apps/web-data --backup backup-nope --replace",
                      "refused")
     error = drbot_lab.job(job_id).error or ""

@@ -24,3 +24,21 @@ def test_status_overview_names_what_needs_attention(drbot_lab: Harness) -> None:
     assert "barman-cloud-wal-archive" in text
     jobs = text.split("drbot jobs in progress:")[1]
     assert f"{waiting} /dr restore (alice) awaiting_approval" in jobs
+
+
+def test_status_lists_the_names_typos_are_checked_against(drbot_lab: Harness) -> None:
+    """What status read is what a later command's did-you-mean compares with (no credentials
+    in the bot): the CNPG clusters, PVCs and Kustomizations as namespace/name."""
+    from bot.chat.complete import SEEN
+
+    job_id = drbot_lab.say("/dr status", who="carol").job_id
+    assert job_id
+    drbot_lab.wait_status(job_id, "succeeded", timeout=60)
+    seen = {source: {m.decode() for m in drbot_lab.redis.smembers(SEEN + source)}
+            for source in ("cnpg", "pvcs", "kustomizations")}
+    assert "databases/pg-auth" in seen["cnpg"] and all("/" in n for n in seen["cnpg"])
+    assert "apps/web-data" in seen["pvcs"] and "flux-system/apps" in seen["kustomizations"]
+    reply = drbot_lab.say("/dr backup-now cnpg pg-auht", who="alice")
+    assert not reply.ok and reply.job_id is None
+    assert reply.text.startswith("no CloudNativePG cluster pg-auht; did you mean "
+                                 "databases/pg-auth?")

@@ -33,7 +33,8 @@ def seeded() -> list[dict[str, Any]]:
 def test_every_seeded_foreign_object_holds_to_its_schema() -> None:
     objs = [o for o in seeded() if schemas.checked(o)]
     kinds = {o["kind"] for o in objs}
-    assert {"Volume", "Backup", "BackupVolume", "BackupTarget", "Node", "Replica", "Cluster",
+    assert {"Volume", "Backup", "BackupVolume", "BackupTarget", "Node", "Replica", "Engine",
+            "Cluster",
             "ScheduledBackup", "ETCDSnapshotFile", "Kustomization", "HelmRelease",
             "GitRepository"} <= kinds
     assert [p for o in objs for p in schemas.problems(o)] == []
@@ -45,6 +46,7 @@ def test_every_seeded_foreign_object_holds_to_its_schema() -> None:
     ("Backup", {"status": {"state": "Done"}}, "state"),
     ("BackupTarget", {"status": {"lastSyncedAt": "yesterday"}}, "lastSyncedAt"),
     ("Kustomization", {"spec": {"sourceRef": {"kind": "Git", "name": "x"}}}, "sourceRef"),
+    ("Engine", {"status": {"rebuildStatus": {"tcp://a:1": {"progress": "40%"}}}}, "progress"),
 ])
 def test_a_wrong_field_is_found(kind: str, change: dict[str, Any], wrong: str) -> None:
     obj = copy.deepcopy(next(o for o in seeded() if o.get("kind") == kind))

@@ -25,6 +25,7 @@ CUSTOM = {
     "config": {"policy": {"people": {"alice": {"accounts": ["discord:1"], "roles": ["admin"]}},
                           "commands": {"status": {"allow": ["admin"]}}}},
     "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+    "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
     "networkPolicy": {"metricsFrom": [{"namespaceSelector": {"matchLabels": {
         "kubernetes.io/metadata.name": "monitoring"}}}]},
     "image": {"tag": "1.2.3"},
@@ -71,8 +72,8 @@ def test_every_manifest_validates_strictly_for_kubernetes_1_30(values: dict[str,
                            "-k", "1.30.0", *files], capture_output=True, text=True, timeout=120,
                           check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    custom = [d["kind"] for d in docs if d["apiVersion"].startswith("monitoring.coreos.com")]
-    assert custom == (["ServiceMonitor"] if values.get("serviceMonitor") else [])
+    custom = sorted(d["kind"] for d in docs if d["apiVersion"].startswith("monitoring.coreos.com"))
+    assert custom == (["PrometheusRule", "ServiceMonitor"] if values.get("serviceMonitor") else [])
 
 
 def test_lint_is_clean() -> None:

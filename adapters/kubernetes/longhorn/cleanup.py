@@ -8,7 +8,12 @@ from adapters.errors import AdapterError, Conflict, NotFound, Refused
 from adapters.kubernetes._wait import wait_for
 from adapters.kubernetes.client import Kube
 from adapters.kubernetes.longhorn._objects import NS, name_of
-from adapters.kubernetes.longhorn.volumes import list_replicas, volumes_losing_last_replica
+from adapters.kubernetes.longhorn.volumes import (
+    label,
+    list_replicas,
+    list_volumes,
+    volumes_losing_last_replica,
+)
 from adapters.kubernetes.resources import LH_ENGINES, LH_NODES, LH_REPLICAS, Resource
 from adapters.progress import Hooks, Progress
 
@@ -36,10 +41,12 @@ def clean_dead_node(
     anything when a replica there is the last copy of a volume.
     """
     hooks = hooks or Hooks()
+    labels = {v.name: label(v) for v in list_volumes(kube)}  # as people know them: ns/pvc
     losing = volumes_losing_last_replica(kube, node)
     if losing:
+        named = ", ".join(f"{labels[v]} ({v})" if labels.get(v, v) != v else v for v in losing)
         raise Refused(
-            f"Node {node} holds the last copy of Longhorn volume(s) {', '.join(losing)}; "
+            f"Node {node} holds the last copy of Longhorn volume(s) {named}; "
             "cleaning it up would lose their data. Restore them from backup or bring the node "
             "back first."
         )
@@ -49,8 +56,9 @@ def clean_dead_node(
             kube.delete_object(LH_REPLICAS, replica.name, NS)
         except NotFound:
             continue
-        hooks.report(Progress(f"Deleted replica {replica.name} of volume {replica.volume}",
-                              target=replica.volume, host=node, task="longhorn-cleanup",
+        volume = labels.get(replica.volume, replica.volume)
+        hooks.report(Progress(f"Deleted the failed replica of {volume} on {node}",
+                              target=volume, host=node, task="longhorn-cleanup",
                               status="deleted"))
     _wait_gone(kube, LH_REPLICAS, {r.name for r in doomed}, node, timeout, poll, hooks)
     try:

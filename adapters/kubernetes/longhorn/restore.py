@@ -22,9 +22,9 @@ from typing import Any
 from adapters.errors import AdapterError, Conflict, NotFound, Refused
 from adapters.kubernetes._wait import wait_for
 from adapters.kubernetes.client import Kube
-from adapters.kubernetes.longhorn._objects import NS, condition
+from adapters.kubernetes.longhorn._objects import NS, RESTORE_STATUS, condition, engine_progress
 from adapters.kubernetes.longhorn.backups import Backup, get_backup, list_backup_volumes
-from adapters.kubernetes.resources import LH_ENGINES, LH_VOLUMES
+from adapters.kubernetes.resources import LH_VOLUMES
 from adapters.progress import Hooks, Progress
 
 CSI_DRIVER = "driver.longhorn.io"
@@ -134,17 +134,9 @@ def list_restores(kube: Kube) -> dict[str, LiveRestore]:
 
 
 def restore_progress(kube: Kube) -> dict[str, int]:
-    """Percent restored per volume, where Longhorn reports it: each Engine's
-    ``status.restoreStatus`` maps a replica to its ``progress`` (0-100); the slowest counts
-    (longhorn-manager ``k8s/pkg/apis/longhorn/v1beta2/engine.go`` RestoreStatus)."""
-    progress: dict[str, int] = {}
-    for engine in kube.list_objects(LH_ENGINES, NS):
-        volume = str((engine.get("spec") or {}).get("volumeName") or "")
-        per_replica = (engine.get("status") or {}).get("restoreStatus") or {}
-        values = [int(r.get("progress") or 0) for r in per_replica.values() if isinstance(r, dict)]
-        if volume and values:
-            progress[volume] = min(values)
-    return progress
+    """Percent restored per volume, where Longhorn reports it (Engine ``status.restoreStatus``;
+    see ``engine_progress``)."""
+    return engine_progress(kube, RESTORE_STATUS)
 
 
 def _restore_done(obj: dict[str, Any], name: str) -> bool:
@@ -249,11 +241,22 @@ def restore_backup(
     volume = start_restore(kube, backup, pvc_name, namespace, shape, volume_name=volume_name,
                            replicas=replicas)
     target = f"{namespace}/{pvc_name}"
-    hooks.report(Progress(f"Restoring backup {backup_name} into Longhorn volume {volume}",
+    hooks.report(Progress(f"Restoring backup {backup_name} into {target}",
                           target=target, task="restore", status="restoring"))
+    shown: list[int] = []
+
+    def restored() -> bool | None:
+        if _restore_done(kube.get_object(LH_VOLUMES, volume, NS), volume):
+            return True
+        percent = restore_progress(kube).get(volume)
+        if percent is not None and percent not in shown:  # only when it moved
+            shown.append(percent)
+            hooks.report(Progress(f"Restoring backup {backup_name} into {target}: {percent}%",
+                                  target=target, task="restore", status="restoring"))
+        return None
+
     wait_for(
-        lambda: True if _restore_done(kube.get_object(LH_VOLUMES, volume, NS), volume) else None,
-        timeout=timeout, poll=poll, hooks=hooks,
+        restored, timeout=timeout, poll=poll, hooks=hooks,
         timeout_message=lambda err: f"Longhorn volume {volume} was still restoring from backup "
         f"{backup_name} after {timeout:.0f}s; check the volume in the Longhorn UI.",
         cancel_message=f"Stopped waiting for the restore of {backup_name}; Longhorn volume "

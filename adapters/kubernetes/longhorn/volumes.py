@@ -13,7 +13,7 @@ from typing import Any
 from adapters.errors import NotFound
 from adapters.kubernetes._wait import wait_for
 from adapters.kubernetes.client import Kube
-from adapters.kubernetes.longhorn._objects import NS, name_of
+from adapters.kubernetes.longhorn._objects import NS, REBUILD_STATUS, engine_progress, name_of
 from adapters.kubernetes.resources import LH_REPLICAS, LH_VOLUMES
 from adapters.progress import Hooks, Progress
 
@@ -90,6 +90,11 @@ def _to_volume(obj: dict[str, Any], replicas: list[Replica]) -> Volume:
     )
 
 
+def label(volume: Volume) -> str:
+    """A volume as people know it: its PVC's ``namespace/name``, else the volume's own name."""
+    return f"{volume.pvc_namespace}/{volume.pvc}" if volume.pvc else volume.name
+
+
 def list_replicas(kube: Kube, volume: str | None = None) -> list[Replica]:
     replicas = [_to_replica(o) for o in kube.list_objects(LH_REPLICAS, NS)]
     return [r for r in replicas if volume is None or r.volume == volume]
@@ -140,11 +145,14 @@ def wait_replicas_healthy(
 ) -> list[Volume]:
     """Wait until the volumes (default: every attached one) are healthy with all replicas.
 
-    Healthy: robustness ``healthy`` and at least ``numberOfReplicas`` healthy replicas.
+    Healthy: robustness ``healthy`` and at least ``numberOfReplicas`` healthy replicas. Progress
+    names each volume as people know it (``namespace/pvc``, else the volume) with how far its
+    rebuild is, as its Engine reports it (``status.rebuildStatus``), and is sent when it moved.
     """
     hooks = hooks or Hooks()
     behind: dict[str, str] = {}
     start = time.monotonic()
+    last = [""]
 
     def check() -> list[Volume] | None:
         chosen = [
@@ -155,14 +163,19 @@ def wait_replicas_healthy(
         if missing:
             raise NotFound(f"Longhorn volume(s) {', '.join(sorted(missing))} do not exist.")
         behind.clear()
-        for v in chosen:
+        late = [v for v in chosen if v.robustness != "healthy"
+                or len(v.healthy_replicas) < v.number_of_replicas]
+        rebuilding = engine_progress(kube, REBUILD_STATUS) if late else {}
+        for v in late:
             have = len(v.healthy_replicas)
-            if v.robustness != "healthy" or have < v.number_of_replicas:
-                behind[v.name] = f"{v.robustness or 'unknown'}, {have}/{v.number_of_replicas}"
+            percent = f", rebuilding {rebuilding[v.name]}%" if v.name in rebuilding else ""
+            behind[label(v)] = f"{v.robustness or 'unknown'}, {have}/{v.number_of_replicas} " \
+                f"healthy replicas{percent}"
         if behind:
-            hooks.report(Progress(
-                f"Waiting for replicas: {', '.join(f'{k} ({v})' for k, v in behind.items())}",
-                task="replicas", status="waiting"))
+            text = f"Waiting for replicas: {', '.join(f'{k} ({v})' for k, v in behind.items())}"
+            if text != last[0]:
+                last[0] = text
+                hooks.report(Progress(text, task="replicas", status="waiting"))
             return None
         return chosen
 
@@ -170,7 +183,7 @@ def wait_replicas_healthy(
         check, timeout=timeout, poll=poll, hooks=hooks,
         timeout_message=lambda err: (
             f"Longhorn volumes still not healthy after {timeout:.0f}s: "
-            + ", ".join(f"{k} ({v} healthy replicas)" for k, v in sorted(behind.items()))
+            + ", ".join(f"{k} ({v})" for k, v in sorted(behind.items()))
             + ". Check the Longhorn UI for replicas that cannot be scheduled."
         ),
         cancel_message="Stopped waiting for Longhorn replicas to rebuild; they go on rebuilding.",

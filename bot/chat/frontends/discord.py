@@ -63,7 +63,8 @@ class Option:
 
 def options(spec: CommandSpec, confirm: bool) -> list[Option]:
     found = [Option(p.name, p.help, bool if p.boolean else str, p.required and not p.flag,
-                    not p.flag, p.complete is not None, p.default) for p in spec.params]
+                    not p.flag, p.complete is not None and p.complete_when is None, p.default)
+             for p in spec.params]  # a conditional source cannot be offered: see complete.py
     if spec.mutating:
         found.append(Option(DRY_RUN.name, DRY_RUN.help, bool, False, False))
     if confirm:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import ui
 
+from adapters.progress import shorten
 from bot.chat.render import Card
 
 if TYPE_CHECKING:
@@ -29,12 +30,13 @@ COLOURS = {"succeeded": discord.Colour.green(), "planned": discord.Colour.green(
 
 
 def clip(text: str, limit: int, tail: str = "…") -> str:
-    return text if len(text) <= limit else text[: limit - len(tail)] + tail
+    return shorten(text, limit, tail)
 
 
 def embed(card: Card) -> discord.Embed:
     """The status card: title, state, one line per step and the latest progress (≤ 6000 chars)."""
-    lines = [f"**{card.status.replace('_', ' ')}**", *card.lines]
+    clock = f" · {card.clock}" if card.clock else ""
+    lines = [f"**{card.status.replace('_', ' ')}**{clock}", *card.lines]
     if card.latest:
         lines.append(f"… {card.latest}")
     description = "\n".join(lines)

@@ -11,6 +11,7 @@ import re
 import time
 from typing import Any
 
+from adapters.progress import shorten
 from bot.chat.render import Card
 
 ACTION = re.compile(r"^drbot:(approve|deny):([0-9a-f]{8})$")
@@ -28,7 +29,7 @@ def escape(text: str) -> str:
 
 
 def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 14] + "\n… (truncated)"
+    return shorten(text, limit, "\n… (truncated)")
 
 
 def action_id(verb: str, job_id: str) -> str:
@@ -51,7 +52,8 @@ def fallback_text(card: Card) -> str:
 def blocks(card: Card) -> list[dict[str, Any]]:
     status = card.status.replace("_", " ")
     head = f"{STATUS.get(card.status, ':grey_question:')} *{escape(card.title)}*\n" \
-           f"job `{card.job_id}` · {escape(status)}"
+           f"job `{card.job_id}` · {escape(status)}" + \
+        (f" · {escape(card.clock)}" if card.clock else "")
     out = [section(head)]
     if card.lines:
         out.append(section("\n".join(escape(line) for line in card.lines)))

@@ -8,6 +8,8 @@ from adapters.errors import AdapterError, Conflict, Refused, TimedOut
 from adapters.kubernetes import longhorn
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
+from adapters.kubernetes.longhorn._objects import engine_progress
+from adapters.progress import Hooks
 from lab.fakes.kube import (
     Reactor,
     StandaloneKube,
@@ -44,11 +46,14 @@ def test_volumes_losing_last_replica(kube_emulator: StandaloneKube, kube: Kube) 
 
 
 def test_clean_dead_node(kube_emulator: StandaloneKube, kube: Kube) -> None:
-    add_lh_volume(kube_emulator, "v1", [("dead", False), ("b", True)])
+    add_lh_volume(kube_emulator, "v1", [("dead", False), ("b", True)], pvc="web-data",
+                  pvc_namespace="apps")
     add_lh_volume(kube_emulator, "v2", [("b", True), ("c", True)])
     add_lh_node(kube_emulator, "dead", ready=False, reason="KubernetesNodeGone")
-    result = longhorn.clean_dead_node(kube, "dead", timeout=5, poll=0.05)
+    seen, hooks = _reported()
+    result = longhorn.clean_dead_node(kube, "dead", hooks, timeout=5, poll=0.05)
     assert result.deleted_replicas == ["v1-r-0"] and result.node_deleted
+    assert seen[0] == "Deleted the failed replica of apps/web-data on dead"  # not v1-r-0 of v1
     assert [r.name for r in longhorn.list_replicas(kube)] == ["v1-r-1", "v2-r-0", "v2-r-1"]
     assert kube_emulator.get(R.LH_NODES, "dead", NS) is None
     patches = kube_emulator.requests("patch")
@@ -58,10 +63,11 @@ def test_clean_dead_node(kube_emulator: StandaloneKube, kube: Kube) -> None:
 def test_clean_dead_node_refuses_to_lose_the_last_copy(
     kube_emulator: StandaloneKube, kube: Kube
 ) -> None:
-    add_lh_volume(kube_emulator, "v1", [("dead", True), ("b", False)])
+    add_lh_volume(kube_emulator, "v1", [("dead", True), ("b", False)], pvc="media",
+                  pvc_namespace="apps")
     add_lh_volume(kube_emulator, "v2", [("dead", False), ("b", True)])
     add_lh_node(kube_emulator, "dead", ready=False)
-    with pytest.raises(Refused, match="last copy of Longhorn volume\\(s\\) v1"):
+    with pytest.raises(Refused, match="last copy of Longhorn volume\\(s\\) apps/media \\(v1\\);"):
         longhorn.clean_dead_node(kube, "dead", timeout=1, poll=0.05)
     assert len(longhorn.list_replicas(kube)) == 4
     assert kube_emulator.get(R.LH_NODES, "dead", NS) is not None
@@ -301,3 +307,96 @@ def test_a_failed_restore_volume_is_discarded_only_while_no_pv_names_it(
     assert not longhorn.discard_failed_restore(kube, "restore-apps-b")  # a PV names it
     assert not longhorn.discard_failed_restore(kube, "restore-apps-c")  # gone already
     assert kube_emulator.get(R.LH_VOLUMES, "restore-apps-b", NS) is not None
+
+
+def _reported() -> tuple[list[str], Hooks]:
+    seen: list[str] = []
+    return seen, Hooks(report=lambda p: seen.append(p.message))
+
+
+def _engine(kube_emulator: StandaloneKube, volume: str, key: str, entry: dict) -> None:
+    """The volume's Engine with one replica's restoreStatus or rebuildStatus entry (created, or
+    replaced on the existing one), as longhorn-manager's engine monitor writes it."""
+    name = f"{volume}-e-0"
+    status = {key: {"tcp://10.42.1.5:10105": entry}}
+    if kube_emulator.get(R.LH_ENGINES, name, NS) is None:
+        kube_emulator.create(R.LH_ENGINES, {"metadata": {"name": name, "namespace": NS},
+                                            "spec": {"volumeName": volume}, "status": status})
+    else:
+        kube_emulator.patch(R.LH_ENGINES, name, {"status": status}, NS)
+
+
+def test_a_restore_reports_longhorns_own_percentages_under_the_pvc_name(
+        kube_emulator: StandaloneKube, kube: Kube) -> None:
+    """Each percentage the Engine's restoreStatus shows is reported once, as it moves; the next
+    step of this fake Longhorn waits until the last one was seen, so none is missed."""
+    add_lh_backup(kube_emulator, "backup-1", "pvc-old")
+    seen, hooks = _reported()
+    volume = "restore-apps-data-restored"
+
+    def longhorn_restores() -> None:
+        if kube_emulator.get(R.LH_VOLUMES, volume, NS) is None:
+            return
+        if kube_emulator.get(R.LH_ENGINES, f"{volume}-e-0", NS) is None:
+            kube_emulator.patch(R.LH_VOLUMES, volume, {"status": {
+                "restoreInitiated": True, "restoreRequired": True, "state": "attached"}}, NS)
+            _engine(kube_emulator, volume, "restoreStatus", {"isRestoring": True, "progress": 20})
+        elif any(m.endswith(": 20%") for m in seen) and not any("60%" in m for m in seen):
+            _engine(kube_emulator, volume, "restoreStatus", {"isRestoring": True, "progress": 60})
+        elif any(m.endswith(": 60%") for m in seen):
+            _finish_restores(kube_emulator)
+
+    with Reactor(longhorn_restores):
+        longhorn.restore_backup(kube, "backup-1", "data-restored", "apps", hooks, timeout=10,
+                                poll=0.02)
+    assert seen == ["Restoring backup backup-1 into apps/data-restored",
+                    "Restoring backup backup-1 into apps/data-restored: 20%",
+                    "Restoring backup backup-1 into apps/data-restored: 60%",
+                    "Restored backup backup-1 into PVC apps/data-restored"]
+
+
+def test_the_replica_wait_names_the_pvc_and_longhorns_rebuild_percentage(
+        kube_emulator: StandaloneKube, kube: Kube) -> None:
+    add_lh_volume(kube_emulator, "pvc-4582ab", [("a", True), ("b", False)], pvc="web-data",
+                  pvc_namespace="apps", robustness="degraded")
+    _engine(kube_emulator, "pvc-4582ab", "rebuildStatus",
+            {"isRebuilding": True, "progress": 40, "state": "in_progress"})
+    seen, hooks = _reported()
+
+    def longhorn_rebuilds() -> None:
+        if any(m.endswith("rebuilding 40%)") for m in seen) and not any("80%" in m for m in seen):
+            _engine(kube_emulator, "pvc-4582ab", "rebuildStatus",
+                    {"isRebuilding": True, "progress": 80, "state": "in_progress"})
+        elif any(m.endswith("rebuilding 80%)") for m in seen):
+            # done: Longhorn drops the entry, the replica is healthy, the volume too
+            _engine(kube_emulator, "pvc-4582ab", "rebuildStatus",
+                    {"isRebuilding": False, "progress": 100, "state": "complete"})
+            kube_emulator.patch(R.LH_REPLICAS, "pvc-4582ab-r-1", {"spec": {
+                "failedAt": "", "healthyAt": "2026-01-02T00:00:00Z"}}, NS)
+            kube_emulator.patch(R.LH_VOLUMES, "pvc-4582ab", {"status": {"robustness": "healthy"}},
+                                NS)
+
+    with Reactor(longhorn_rebuilds):
+        longhorn.wait_replicas_healthy(kube, ["pvc-4582ab"], timeout=10, poll=0.02, hooks=hooks)
+    assert seen[:2] == [
+        "Waiting for replicas: apps/web-data (degraded, 1/2 healthy replicas, rebuilding 40%)",
+        "Waiting for replicas: apps/web-data (degraded, 1/2 healthy replicas, rebuilding 80%)"]
+    assert seen[-1].startswith("All 1 volume(s) healthy after")
+    assert len(seen) == len(set(seen)), "a line repeats although nothing moved"
+    assert not [m for m in seen if "pvc-4582" in m]
+
+
+def test_only_rebuilds_at_work_count_and_the_slowest_replica_is_the_figure(
+        kube_emulator: StandaloneKube, kube: Kube) -> None:
+    kube_emulator.create(R.LH_ENGINES, {
+        "metadata": {"name": "v-e-0", "namespace": NS}, "spec": {"volumeName": "v"},
+        "status": {"rebuildStatus": {
+            "tcp://a:1": {"isRebuilding": True, "progress": 70},
+            "tcp://b:1": {"isRebuilding": True, "progress": 35},
+            "tcp://c:1": {"isRebuilding": False, "progress": 0, "state": "complete"}}}})
+    kube_emulator.create(R.LH_ENGINES, {
+        "metadata": {"name": "w-e-0", "namespace": NS}, "spec": {"volumeName": "w"},
+        "status": {"rebuildStatus": {"tcp://a:1": {"isRebuilding": False, "progress": 100}},
+                   "restoreStatus": {"tcp://a:1": {"isRestoring": True, "progress": 12}}}})
+    assert engine_progress(kube, "rebuildStatus") == {"v": 35}
+    assert engine_progress(kube, "restoreStatus") == {"w": 12}
