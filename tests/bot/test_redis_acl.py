@@ -5,16 +5,15 @@ them, and none of them may run MONITOR, CONFIG, FLUSH*, DEBUG or touch keys outs
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
+from lab.fakes.redis import RedisServer
 from tests.bot.harness import Harness
-from tests.support import free_port, wait_until
+from tests.support import free_port
 
 COMPOSE = Path(__file__).parents[2] / "deploy" / "compose.yaml"
 USERS = ("bot", "worker", "scheduler")
@@ -33,31 +32,18 @@ def acl_redis(tmp_path: Path) -> Iterator[int]:
     rules = shipped_rules()
     conf = tmp_path / "redis.conf"
     conf.write_text("\n".join([
-        "bind 127.0.0.1", f"port {(port := free_port())}", 'save ""', "appendonly no",
-        f"dir {tmp_path}",  # never the project's folder
         "enable-debug-command yes",  # so that only the ACL can refuse DEBUG
         "user default off",
         "user admin on >admin-pw ~* &* +@all",  # the test's own view, to look and to clean
         # the drill runbook (a test plugin) keeps its state under drill:*, beside drbot's
         *(f"user {u} on >{u}-pw {rules[u]} ~drill:*" for u in USERS)]) + "\n")
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed: run `make test`"
-    proc = subprocess.Popen([binary, str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    admin = redis.Redis(port=port, username="admin", password="admin-pw")
+    server = RedisServer(free_port(), tmp_path, config=conf, args=["--appendonly", "no"],
+                         probe={"username": "admin", "password": "admin-pw"})
+    server.start()
     try:
-        wait_until(lambda: _pings(admin), what="redis-server with ACLs to answer")
-        yield port
+        yield server.port
     finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
+        server.stop()
 
 
 def url(port: int, user: str) -> str:
