@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -29,8 +30,11 @@ from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 
 def client() -> redis.Redis:
     """Patient, like a real adapter's client: it rides out a Redis restart."""
+    password_file = os.environ.get("DRBOT_REDIS_PASSWORD_FILE")  # a user's own, as in the chart
     return redis.Redis.from_url(os.environ["REDIS_URL"], retry=Retry(ExponentialBackoff(1, 0.05), 20),
-                                retry_on_error=[redis.ConnectionError])
+                                retry_on_error=[redis.ConnectionError],
+                                password=Path(password_file).read_text().strip()
+                                if password_file else None)
 
 
 def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:

@@ -145,9 +145,11 @@ def test_bundled_redis_is_durable_private_and_off_longhorn() -> None:
     claim = redis["spec"]["volumeClaimTemplates"][0]["spec"]
     assert claim["storageClassName"] == "local-path"
     script = redis["spec"]["template"]["spec"]["initContainers"][0]["args"][0]
-    assert "appendonly yes" in script and "requirepass $(cat /secret/password)" in script
+    assert "appendonly yes" in script and 'requirepass $admin' in script
     assert "maxmemory-policy noeviction" in script
-    assert env(pods(docs)["bot"])["REDIS_URL"] == "redis://drbot-redis.drbot.svc:6379/0"
+    for process in ("bot", "worker", "scheduler"):  # each its own ACL user (tests/bot/test_redis_acl.py)
+        assert env(pods(docs)[process])["REDIS_URL"] == \
+            f"redis://{process}@drbot-redis.drbot.svc:6379/0"
     policy = find(docs, "NetworkPolicy", "-redis")["spec"]
     peer = policy["ingress"][0]["from"][0]["podSelector"]
     assert peer["matchExpressions"][0]["values"] == ["bot", "worker", "scheduler"]
