@@ -112,6 +112,17 @@ def test_secrets_are_mounted_only_where_they_are_needed() -> None:
     assert "DRBOT_KUBECONFIG" not in env(found["worker"])
 
 
+def test_the_worker_keeps_what_it_saw_in_a_volume_of_its_own() -> None:
+    worker = pods(manifests())["worker"]
+    assert env(worker)["DRBOT_STATE_DIR"] == "/var/lib/drbot/worker"
+    assert {"name": "state", "mountPath": "/var/lib/drbot/worker"} in \
+        worker["containers"][0]["volumeMounts"]
+    assert {"name": "state", "emptyDir": {}} in worker["volumes"]
+    worker = pods(manifests({"worker": {"stateClaim": "drbot-worker-state"}}))["worker"]
+    assert {"name": "state", "persistentVolumeClaim": {"claimName": "drbot-worker-state"}} in \
+        worker["volumes"]
+
+
 def test_custom_secrets_kubeconfig_and_external_redis() -> None:
     docs = manifests(CUSTOM)
     found = pods(docs)
