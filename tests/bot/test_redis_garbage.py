@@ -84,7 +84,8 @@ def test_random_bytes_in_every_key_drbot_reads_never_crash_or_stall_it(h: Harnes
     relay.read(1)
     relay.flush()
     reap(h.rt)
-    notify.deliver(h.rt.client, {"console": h.frontend}, {"console": "alerts"}, relay.call)
+    notify.deliver(h.rt.client, {"console": h.frontend}, {"console": "alerts"}, relay.call,
+                   h.rt.signer)
     for text in ("/dr jobs", "/dr status", f"/dr job {JOB_ID}", f"/dr retry {JOB_ID}",
                  f"/dr cancel {JOB_ID}", "/dr drill g", "/dr"):
         assert h.say(text).text  # an answer, never an exception
