@@ -14,7 +14,6 @@ replay. An unsigned, forged, stale or replayed entry is dropped and audited, nev
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -109,6 +108,21 @@ def pending(client: redis.Redis, frontend: str) -> bool:
         return False
 
 
+def _thread(client: redis.Redis, signer: Signer, field: str) -> ThreadRef | None:
+    """The alert's thread in a frontend, as the bot stored it (signed for that alert and
+    frontend): a reference written or moved by anyone else is audited and not followed, and the
+    event is posted as a message of its own in the alert channel."""
+    stored = client.hget(THREADS, field)
+    if stored is None:
+        return None
+    try:
+        return signer.open(stored, "alert thread", THREADS + field)  # type: ignore[return-value]
+    except RecordForged as exc:
+        log.error("alert thread of %s not followed: %s", field, exc)
+        Audit(client).record("alerts", "dropped-thread", detail=f"{field}: {exc}")
+        return None
+
+
 def _deliver_to(client: redis.Redis, frontend: Frontend, channel: str,
                 call: Callable[[Any], Any], signer: Signer) -> int:
     cursor_key = CURSOR + frontend.name
@@ -132,13 +146,10 @@ def _deliver_to(client: redis.Redis, frontend: Frontend, channel: str,
         if event is None:
             client.set(cursor_key, entry_id)
             continue
+        thread_field = f"{frontend.name}:{event.alert}"
         try:
-            thread_field = f"{frontend.name}:{event.alert}"
-            stored = client.hget(THREADS, thread_field)
-            thread: ThreadRef | None = json.loads(stored) if stored else None
-            if thread is not None and not isinstance(thread, dict):
-                raise ValueError("thread reference is not an object")
-        except (ValueError, KeyError, redis.ResponseError) as exc:  # one bad entry is skipped
+            thread = _thread(client, signer, thread_field)
+        except redis.ResponseError as exc:  # one bad entry is skipped
             log.error("alert entry %s skipped: %s", entry_id, type(exc).__name__)
             client.set(cursor_key, entry_id)
             continue
@@ -149,7 +160,7 @@ def _deliver_to(client: redis.Redis, frontend: Frontend, channel: str,
             break
         with client.pipeline(transaction=True) as pipe:
             if thread is None and event.type in OPENERS and ref:
-                pipe.hset(THREADS, thread_field, json.dumps(ref))
+                pipe.hset(THREADS, thread_field, signer.seal(dict(ref), THREADS + thread_field))
             if event.type in ("recovered", "sight", "gone"):
                 pipe.hdel(THREADS, thread_field)
             done.add(pipe, event, time.time())

@@ -9,22 +9,27 @@ the real alerts before and after them are posted once each.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import yaml
 
 from bot.doctor import alerts as doctor_alerts
 from bot.doctor.result import System, fail
+from bot.records.audit import Audit
 from bot.records.jobs import JOB
 from bot.records.signing import Signer
+from bot.watch import notify
 from bot.watch.alerts import EVENTS
 from tests.bot.harness import KEY, Harness
 from tests.support import wait_until
 from tests.watch.test_apprise import Ntfy, ntfy  # noqa: F401  (fixture)
+from tests.watch.test_delivery import AlertFrontend
 
 SIGNER = Signer(KEY.encode())
 DESTINATIONS = ("console", "apprise phone")
@@ -111,3 +116,19 @@ def test_a_replay_after_a_restart_of_the_bot_is_dropped(alerting: Harness,
     wait_until(lambda: len(dropped(h)) == len(DESTINATIONS), what="the replay dropped")
     chat, phone = posted(h, ntfy)
     assert chat == phone and len(chat) == 2 and "token four" in chat[1]
+
+
+def test_a_thread_reference_written_into_redis_is_not_followed(redis_url: str) -> None:
+    """Where a reminder goes comes from what the bot stored, signed, never from Redis alone."""
+    client = redis.Redis.from_url(redis_url)
+    slack = AlertFrontend("slack")
+    line = fail(System.PROXMOX, "token five", "401 authentication failure", "check the token")
+    doctor_alerts.record(client, [line], 1_800_000_000.0, 12, SIGNER)
+    assert notify.deliver(client, {"slack": slack}, {"slack": "C1"}, asyncio.run, SIGNER) == 1
+    (field,) = client.hkeys(notify.THREADS)
+    client.hset(notify.THREADS, field, json.dumps({"ts": "a-message-in-another-thread"}))
+    doctor_alerts.record(client, [line], 1_800_000_000.0 + 12 * 3600, 12, SIGNER)  # a reminder
+    assert notify.deliver(client, {"slack": slack}, {"slack": "C1"}, asyncio.run, SIGNER) == 1
+    assert slack.posts[1][2] is None  # posted on its own, not into the thread Redis named
+    assert "still red" in slack.posts[1][1]
+    assert any(e["outcome"] == "dropped-thread" for e in Audit(client).tail(50))
