@@ -53,7 +53,12 @@ class Posted:
     def has(self, event: AlertEvent) -> bool:
         try:
             stored = self.client.zscore(self.key, event.id) is not None
-        except redis.ResponseError:  # not a sorted set: what this process saw still counts
+        except redis.ResponseError:
+            # not a sorted set (written by someone else): replaced, else recording a post would
+            # fail after the post and the event be posted again each round; what this process
+            # saw still counts
+            log.error("%s is not a sorted set; replacing it", self.key)
+            self.client.delete(self.key)
             stored = False
         return event.id in self.here or stored
 
