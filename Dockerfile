@@ -54,7 +54,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends openssh-client git tini \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 drbot \
- && useradd --system --uid 10001 --gid 10001 --home-dir /home/drbot --create-home --shell /usr/sbin/nologin drbot
+ && useradd --system --uid 10001 --gid 10001 --home-dir /home/drbot --create-home --shell /usr/sbin/nologin drbot \
+ && install -d -o 10001 -g 10001 -m 0700 /var/lib/drbot/worker
 COPY --from=build /opt/drbot /opt/drbot
 COPY --from=terraform /opt/terraform/terraform /usr/local/bin/terraform
 ENV PATH=/opt/drbot/bin:$PATH \

@@ -119,6 +119,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from bot.chat.health import worker_registry
     from bot.runtime import Runtime
     from bot.worker.runner import prepare
+    from bot.worker.seen import default_dir
     from bot.worker.shutdown import stop_seconds
     from bot.worker.worker import DrbotWorker, worker_queue
 
@@ -131,12 +132,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
     prepare(rt)
     _sweep_scratch(rt)
     _health(settings, registry=worker_registry())
+    _check_state_dir(settings.state_dir or default_dir())
     worker = DrbotWorker([worker_queue(rt.client, settings.queue)], connection=rt.client,
                          runtime=rt, worker_ttl=60, job_monitoring_interval=5,
                          maintenance_interval=30)
     worker.stop_grace = stop_seconds(settings.cancel_grace_seconds)
     worker.work(burst=args.burst, logging_level=settings.log_level.upper())
     return 0
+
+
+def _check_state_dir(folder: Path) -> None:
+    """The worker's state folder must be writable before it takes a job: without it, a record
+    written back into Redis could run again after a restart."""
+    from bot.errors import ConfigError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = folder / ".writable"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"DRBOT_STATE_DIR={folder}: cannot write there ({exc.strerror}); give "
+                          "the worker a writable folder of its own that survives restarts") from None
 
 
 def _sweep_scratch(rt: Runtime) -> None:

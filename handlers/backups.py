@@ -37,7 +37,8 @@ def _check(step: StepContext) -> tuple[list[Finding], dict[str, Any], str]:
 
     client = _client(step)
     try:
-        outcome = check.run(client, step.services, step.inventory)
+        outcome = check.run(client, step.services, step.inventory,
+                            key=step.services.settings.key())
     except CommandError:
         watch = Watch(client)
         last = watch.last()
@@ -176,7 +177,8 @@ def backup_check(ctx: PlanContext) -> Runbook:
         from bot.watch import check
 
         started = time.monotonic()
-        outcome = check.run(_client(step), step.services, step.inventory)
+        outcome = check.run(_client(step), step.services, step.inventory,
+                            key=step.services.settings.key())
         return {"text": outcome.summary(), "seconds": round(time.monotonic() - started, 2)}
 
     return Runbook([StepDef("check backups", run)], targets=[],

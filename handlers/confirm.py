@@ -13,7 +13,10 @@ phase-scoped, plan-scoped and signed; it cannot be replayed onto another job, an
 a changed plan. It is also bound to the attempt and counts only if it was given after the waiting
 step started, so it is used at most once: a copy kept from an earlier attempt (or written back
 later by anyone who can reach Redis) passes no later wait. A finished confirm step is
-checkpointed like any other step, so it is never asked twice.
+checkpointed like any other step, so it is never asked twice. A confirmation the waiting step
+refuses (forged, copied from another job or phase, given for another plan or an earlier wait) is
+audited, noted in the thread, and the step goes on waiting for a real one: a Redis writer can
+delay a phase, never start one.
 """
 
 from __future__ import annotations
@@ -119,22 +122,25 @@ def _valid(record: dict[str, Any], job: Job, phase: int, policy: Policy) -> str:
     return ""
 
 
-def _read(client: redis.Redis, signer: Signer, job_id: str, phase: int) -> dict[str, Any] | None:
+def _read(client: redis.Redis, signer: Signer, job_id: str, phase: int
+          ) -> tuple[dict[str, Any] | None, str]:
+    """(the confirmation record, '') or (None, why it is refused); (None, '') when none."""
     raw = client.get(_key(job_id, phase))
     if raw is None:
-        return None
+        return None, ""
     try:
         return signer.open(raw, f"confirmation of phase {phase} of job {job_id}",
-                           _key(job_id, phase))
+                           _key(job_id, phase)), ""
     except RecordForged as exc:
-        raise CommandError(f"{exc}: someone wrote it into Redis without drbot's key. Nothing "
-                           "of this phase was run; check who can reach drbot's Redis") from None
+        return None, (f"{exc}: not written by drbot for this job and phase; check who can reach "
+                      "drbot's Redis")
 
 
 def wait_for_confirmation(step: StepContext, phase: int, what: str, timeout: float
                           ) -> dict[str, Any]:
     """Wait until the requester or an approver types /dr confirm <job> <phase>; who confirmed."""
     from bot.config.policy import Policy
+    from bot.records.audit import Audit
     from bot.records.jobs import JobStore
     from bot.records.signing import Signer
     from bot.runtime import connect
@@ -154,17 +160,20 @@ def wait_for_confirmation(step: StepContext, phase: int, what: str, timeout: flo
         if step.cancelled():
             raise Cancelled(f"stopped waiting for the confirmation of phase {phase}; nothing of "
                             "that phase has started")
-        record = _read(client, signer, step.job_id, phase)
+        record, why = _read(client, signer, step.job_id, phase)
+        outcome = "refused-forged" if why else "refused-replay"
         if record is not None:
             why = _valid(record, job, phase, Policy.load(settings.policy))
             if not why:
                 step.progress(f"phase {phase} confirmed by {record['person']}",
                               target=f"phase {phase}", status="confirmed")
                 return {"confirmed_by": record["person"], "at": record["at"]}
-            if why != told:
-                step.progress(f"a confirmation of phase {phase} was ignored: {why}",
-                              target=f"phase {phase}", status="waiting")
-                told = why
+        if why and why != told:  # once per refused record, not once per poll
+            Audit(client, settings.audit_keep).record(
+                "confirm", outcome, job=step.job_id, detail=f"phase {phase}: {why}")
+            step.progress(f"a confirmation of phase {phase} was ignored: {why}",
+                          target=f"phase {phase}", status="waiting")
+        told = why
         if time.monotonic() > deadline:
             raise TimedOut(f"nobody confirmed phase {phase} ({what}) within {timeout / 3600:g}h; "
                            f"nothing of that phase has started. /dr retry {step.job_id}, then "

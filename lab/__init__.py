@@ -451,6 +451,7 @@ class Lab:
             "AWS_CONFIG_FILE": str(self.workdir / "aws-config"),
             "AWS_DEFAULT_REGION": world.REGION,
             "AWS_ENDPOINT_URL_S3": self.s3_url,
+            "DRBOT_STATE_DIR": str(self.workdir / "worker-state"),
             "PATH": os.pathsep.join([str(self.paths.bin), os.environ.get("PATH", "")]),
         }
 

@@ -55,7 +55,8 @@ class BotApp:
         from bot.watch.notify import Outbound
 
         gauges.install(self.rt.client)
-        self.outbound = Outbound(lambda: self.rt.inventory.alerts.apprise, self.rt.client)
+        self.outbound = Outbound(lambda: self.rt.inventory.alerts.apprise, self.rt.client,
+                                 self.rt.signer)
         threading.Thread(target=self.outbound.run, name="alerts-out", daemon=True).start()
 
     def stop(self) -> None:
@@ -73,7 +74,7 @@ class BotApp:
             from bot.watch import notify
 
             notify.deliver(self.rt.client, self.frontends, self.rt.inventory.alerts.channels,
-                           self.relay.call)
+                           self.relay.call, self.rt.signer)
 
     async def submit(self, request: Request) -> Reply:
         """Run a request through the core off the event loop (it does blocking Redis calls)."""

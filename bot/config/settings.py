@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     actionable_seconds: int = Field(900, ge=10, description="a job record asking for work "
                                     "(planning, queued) is started only this long after drbot "
                                     "signed it; later, the bot marks it expired")
+    state_dir: Path | None = Field(None, description="worker only: its own folder that survives "
+                                   "restarts, where it keeps the versions of job records it has "
+                                   "seen (so a record written back into Redis never runs again "
+                                   "after a restart); default $XDG_STATE_HOME/drbot/worker, else "
+                                   "~/.local/state/drbot/worker")
     audit_keep: int = Field(100_000, ge=1000, description="audit entries kept in Redis (the "
                                                           "newest; all go to the log as well)")
     rate_person_per_minute: int = Field(20, ge=1, description="submissions one person may make "

@@ -18,7 +18,8 @@ from typing import Any
 import redis
 
 from bot.doctor.result import Line, Status
-from bot.watch.alerts import EVENTS, STREAM_LENGTH, AlertEvent, utc
+from bot.records.signing import Signer
+from bot.watch.alerts import EVENTS, STREAM_LENGTH, AlertEvent, signer_of, utc
 from bot.watch.evaluate import span
 
 STATE = "drbot:doctor:state"  # hash: line key -> JSON state of a red line
@@ -59,9 +60,10 @@ def transition(line: Line, state: dict[str, Any] | None, now: float, reminder_s:
     return None, None, False
 
 
-def record(client: redis.Redis, lines: list[Line], now: float, reminder_hours: float
-           ) -> list[AlertEvent]:
-    """Apply one doctor run's lines; returns the alert events written."""
+def record(client: redis.Redis, lines: list[Line], now: float, reminder_hours: float,
+           signer: Signer | None) -> list[AlertEvent]:
+    """Apply one doctor run's lines; returns the alert events written (signed, as the watch's)."""
+    signer = signer_of(signer)
     states = {k.decode(): json.loads(v) for k, v in client.hgetall(STATE).items()}
     events: list[AlertEvent] = []
     with client.pipeline(transaction=True) as pipe:
@@ -74,6 +76,7 @@ def record(client: redis.Redis, lines: list[Line], now: float, reminder_hours: f
                 pipe.hset(STATE, line.key, json.dumps(state))
             if event is not None:
                 events.append(event)
-                pipe.xadd(EVENTS, event.fields(), maxlen=STREAM_LENGTH, approximate=True)
+                pipe.xadd(EVENTS, event.sealed(signer), maxlen=STREAM_LENGTH,  # type: ignore[arg-type]
+                          approximate=True)
         pipe.execute()
     return events

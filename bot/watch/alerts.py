@@ -9,12 +9,17 @@ alert. A finding that is *partial* (a side it needs could not be read) may open 
 never closes one. An unreachable side gets its own single "watch is blind" alert and recovery.
 State changes and the alert events they imply are written in one MULTI/EXEC, so a crash can
 neither lose an alert nor post one twice; notify.py delivers the events to the frontends.
+
+Redis is not trusted: whoever can write to it must not make the bot post into the alert
+channels. So each event is sealed by its writer (the worker running the check or the doctor)
+with the record-signing key, for this stream, with when it was signed and an id of its own;
+notify.py posts only an event it can open, signed within KEEP_SECONDS, whose id it has not
+posted before (a copy of a real event written again is a replay).
 """
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +29,8 @@ from typing import Any
 
 import redis
 
-from bot.errors import CommandError
+from bot.errors import CommandError, ConfigError, RecordForged
+from bot.records.signing import Signer
 from bot.watch.evaluate import Finding, span
 from bot.watch.facts import Facts, Sight
 from bot.watch.rules import TITLES
@@ -36,17 +42,44 @@ LAST = "drbot:watch:last"  # JSON: when the latest check ran and what it could s
 EVENTS = "drbot:watch:alerts"  # stream of alert events for notify.py
 CHECKING = "drbot:watch:checking"  # lease: one check at a time
 STREAM_LENGTH = 10000
+# "red" opens a doctor alert (bot.doctor.alerts); the others are the watch's
+TYPES = frozenset({"missed", "reminder", "recovered", "gone", "blind", "blind-reminder", "sight",
+                   "red"})
+KEEP_SECONDS = 86400  # an alert event signed longer ago than this is not posted any more
 
 
 @dataclass
 class AlertEvent:
     alert: str  # the alert's id: its thread in every frontend
-    type: str  # missed, reminder, recovered, gone, blind, blind-reminder, sight
+    type: str  # missed, reminder, recovered, gone, blind, blind-reminder, sight, red
     text: str
+    id: str = ""  # this event's own id, set when sealed: a copy written again is a replay
+    signed: float = 0.0  # when its writer signed it (real time, not the check's)
 
-    def fields(self) -> dict[str, str]:
-        return {"alert": self.alert, "type": self.type, "text": self.text,
-                "at": f"{time.time():.3f}"}
+    def sealed(self, signer: Signer) -> dict[str, str]:
+        """The stream entry: this event signed for the alert stream, with a fresh id."""
+        self.id = uuid.uuid4().hex
+        record = {"alert": self.alert, "type": self.type, "text": self.text, "id": self.id}
+        return {"sealed": signer.seal(record, EVENTS).decode()}
+
+    @classmethod
+    def opened(cls, signer: Signer, fields: dict[bytes, bytes]) -> AlertEvent:
+        """The event of a stream entry, or RecordForged if drbot did not sign it for this
+        stream (unsigned, forged, copied from elsewhere, or not an event)."""
+        sealed = signer.opened(fields.get(b"sealed"), "alert event", EVENTS)
+        record = sealed.record
+        values = [record.get(name) for name in ("alert", "type", "text", "id")]
+        if not all(isinstance(v, str) and v for v in values) or record["type"] not in TYPES:
+            raise RecordForged("alert event: not an event drbot writes")
+        alert, kind, text, event_id = values
+        return cls(alert, kind, text, event_id, sealed.signed)  # type: ignore[arg-type]
+
+
+def signer_of(signer: Signer | None) -> Signer:
+    """The writer's signer: an alert event is never written unsigned."""
+    if signer is None:
+        raise ConfigError("alert events are signed: give the watch the record-signing key")
+    return signer
 
 
 def utc(epoch: float) -> str:
@@ -90,8 +123,10 @@ def recovered(f: Finding, since: float, now: float) -> str:
 class Watch:
     """Reads and advances the watch's state in Redis."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, signer: Signer | None = None) -> None:
+        """``signer`` is needed to record (alert events are signed), not to read."""
         self.client = client
+        self.signer = signer
 
     # -- one check at a time ---------------------------------------------------------------------
     @contextmanager
@@ -209,6 +244,7 @@ class Watch:
         last = {"at": now, "took": took, "objects": len(findings),
                 "sights": {s: {"what": v.what, "ok": v.ok, "error": v.error,
                                "configured": v.configured} for s, v in facts.sights.items()}}
+        signer = signer_of(self.signer)
         with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(FINDINGS)
             if findings:
@@ -220,6 +256,7 @@ class Watch:
                     else:
                         pipe.hset(key, field, json.dumps(value))
             for event in events:
-                pipe.xadd(EVENTS, event.fields(), maxlen=STREAM_LENGTH, approximate=True)
+                pipe.xadd(EVENTS, event.sealed(signer), maxlen=STREAM_LENGTH,  # type: ignore[arg-type]
+                          approximate=True)
             pipe.set(LAST, json.dumps(last))
             pipe.execute()

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import redis
 
 from bot.config.inventory import Inventory
+from bot.records.signing import Signer
 from bot.watch import ping as heartbeat_ping
 from bot.watch import verified
 from bot.watch.alerts import AlertEvent, Watch
@@ -35,11 +36,12 @@ class Outcome:
 
 
 def run(client: redis.Redis, sources: Sources, inventory: Inventory,
-        now: datetime | None = None, *, ping: bool = True) -> Outcome:
-    """Run one check at ``now`` (default: the real time). Raises CommandError if one is running."""
+        now: datetime | None = None, *, key: bytes, ping: bool = True) -> Outcome:
+    """Run one check at ``now`` (default: the real time). Raises CommandError if one is running.
+    ``key`` is the record-signing key: the alert events it writes are signed with it."""
     validate(inventory.backups)
     now = now or datetime.now(UTC)
-    watch = Watch(client)
+    watch = Watch(client, Signer(key))
     started = time.monotonic()
     with watch.checking(ttl=max(inventory.backups.check_interval_seconds * 2, 600)):
         facts = collect(sources, inventory, now)

@@ -5,11 +5,15 @@ so a restart resumes where it stopped and a frontend that is down does not hold 
 The first event of an alert opens a message whose reference is kept in Redis; its reminders and
 its recovery are posted in that thread. Delivery is at least once, like the relay's: an event
 may repeat only if the bot died between posting it and moving the cursor.
+
+Only an event its writer signed (alerts.AlertEvent.sealed) is posted, within KEEP_SECONDS of its
+signing, and once per destination: the ids of the events posted are kept per destination in
+Redis (and in the process, which a Redis writer cannot reach), so a real event written again is a
+replay. An unsigned, forged, stale or replayed entry is dropped and audited, never posted.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -22,26 +26,81 @@ import redis
 
 from bot.chat.frontends.base import Frontend, ThreadRef
 from bot.config.inventory import PLACEHOLDER, AlertUrl
+from bot.errors import RecordForged
+from bot.records.audit import Audit
 from bot.records.events import ENTRY_ID
-from bot.watch.alerts import EVENTS
+from bot.records.signing import Signer
+from bot.watch.alerts import EVENTS, KEEP_SECONDS, AlertEvent
 
 CURSOR = "drbot:watch:notify:"  # + frontend name: the last event id delivered there
 THREADS = "drbot:watch:threads"  # hash: "<frontend>:<alert id>" -> JSON thread reference
+POSTED = "drbot:watch:posted:"  # + destination: sorted set of event ids posted there, by signing
 OPENERS = frozenset({"missed", "blind", "red"})  # "red": bot.doctor.alerts
 BATCH = 50
 log = logging.getLogger("drbot.watch")
 
 
+class Posted:
+    """The ids of the events posted to one destination within KEEP_SECONDS: in Redis, so that a
+    restarted bot knows them, and in this process, where a Redis writer cannot delete them."""
+
+    mine: dict[str, dict[str, float]] = {}  # destination: event id -> when it was signed
+
+    def __init__(self, client: redis.Redis, destination: str) -> None:
+        self.client, self.key = client, POSTED + destination
+        self.here = Posted.mine.setdefault(destination, {})
+
+    def has(self, event: AlertEvent) -> bool:
+        try:
+            stored = self.client.zscore(self.key, event.id) is not None
+        except redis.ResponseError:
+            # not a sorted set (written by someone else): replaced, else recording a post would
+            # fail after the post and the event be posted again each round; what this process
+            # saw still counts
+            log.error("%s is not a sorted set; replacing it", self.key)
+            self.client.delete(self.key)
+            stored = False
+        return event.id in self.here or stored
+
+    def add(self, pipe: redis.client.Pipeline, event: AlertEvent, now: float) -> None:
+        self.here[event.id] = event.signed
+        for old in [k for k, signed in self.here.items() if now - signed > KEEP_SECONDS]:
+            del self.here[old]
+        pipe.zadd(self.key, {event.id: event.signed})
+        pipe.zremrangebyscore(self.key, "-inf", now - KEEP_SECONDS)
+
+
+def checked(client: redis.Redis, signer: Signer, raw: dict[bytes, bytes], posted: Posted,
+            where: str, entry_id: bytes) -> AlertEvent | None:
+    """The event of an entry if it may be posted to this destination; else None, audited."""
+    try:
+        event = AlertEvent.opened(signer, raw)
+        age = time.time() - event.signed
+        if age > KEEP_SECONDS:
+            why = f"signed {age:.0f}s ago, beyond {KEEP_SECONDS}s: stale or written back"
+        elif posted.has(event):
+            why = f"event {event.id} was posted there already: a replay"
+        else:
+            return event
+    except RecordForged as exc:
+        why = str(exc)
+    log.error("alert entry %s for %s dropped: %s", entry_id, where, why)
+    Audit(client).record("alerts", "dropped-alert",
+                         detail=f"{where}: entry {entry_id.decode(errors='replace')}: {why}")
+    return None
+
+
 def deliver(client: redis.Redis, frontends: Mapping[str, Frontend], channels: Mapping[str, str],
-            call: Callable[[Any], Any]) -> int:
+            call: Callable[[Any], Any], signer: Signer) -> int:
     """Post pending alert events; returns how many posts were made. ``call`` runs a frontend
-    coroutine to completion (the relay's bridge onto the bot's event loop)."""
+    coroutine to completion (the relay's bridge onto the bot's event loop); ``signer`` opens
+    the events (only those drbot signed are posted)."""
     posted = 0
     for name, channel in channels.items():
         frontend = frontends.get(name)
         if frontend is None or not channel:
             continue
-        posted += _deliver_to(client, frontend, channel, call)
+        posted += _deliver_to(client, frontend, channel, call, signer)
     return posted
 
 
@@ -54,9 +113,25 @@ def pending(client: redis.Redis, frontend: str) -> bool:
         return False
 
 
+def _thread(client: redis.Redis, signer: Signer, field: str) -> ThreadRef | None:
+    """The alert's thread in a frontend, as the bot stored it (signed for that alert and
+    frontend): a reference written or moved by anyone else is audited and not followed, and the
+    event is posted as a message of its own in the alert channel."""
+    stored = client.hget(THREADS, field)
+    if stored is None:
+        return None
+    try:
+        return signer.open(stored, "alert thread", THREADS + field)  # type: ignore[return-value]
+    except RecordForged as exc:
+        log.error("alert thread of %s not followed: %s", field, exc)
+        Audit(client).record("alerts", "dropped-thread", detail=f"{field}: {exc}")
+        return None
+
+
 def _deliver_to(client: redis.Redis, frontend: Frontend, channel: str,
-                call: Callable[[Any], Any]) -> int:
+                call: Callable[[Any], Any], signer: Signer) -> int:
     cursor_key = CURSOR + frontend.name
+    done = Posted(client, frontend.name)
     try:
         cursor = client.get(cursor_key) or b"0-0"  # the stream is capped: a new bot sees its tail
     except redis.ResponseError:  # not a string at all: the next delivery overwrites it
@@ -72,28 +147,28 @@ def _deliver_to(client: redis.Redis, frontend: Frontend, channel: str,
                   EVENTS, exc)
         return 0
     for entry_id, raw in entries:
+        event = checked(client, signer, raw, done, frontend.name, entry_id)
+        if event is None:
+            client.set(cursor_key, entry_id)
+            continue
+        thread_field = f"{frontend.name}:{event.alert}"
         try:
-            fields = {k.decode(): v.decode() for k, v in raw.items()}
-            thread_field = f"{frontend.name}:{fields['alert']}"
-            _ = fields["text"], fields["type"]
-            stored = client.hget(THREADS, thread_field)
-            thread: ThreadRef | None = json.loads(stored) if stored else None
-            if thread is not None and not isinstance(thread, dict):
-                raise ValueError("thread reference is not an object")
-        except (ValueError, KeyError, redis.ResponseError) as exc:  # one bad entry is skipped
+            thread = _thread(client, signer, thread_field)
+        except redis.ResponseError as exc:  # one bad entry is skipped
             log.error("alert entry %s skipped: %s", entry_id, type(exc).__name__)
             client.set(cursor_key, entry_id)
             continue
         try:
-            ref = call(frontend.alert(channel, fields["text"], thread))
+            ref = call(frontend.alert(channel, event.text, thread))
         except Exception as exc:  # noqa: BLE001  (a platform error must not stop the bot)
             log.warning("alert to %s #%s failed (%s); will retry", frontend.name, channel, exc)
             break
         with client.pipeline(transaction=True) as pipe:
-            if thread is None and fields["type"] in OPENERS and ref:
-                pipe.hset(THREADS, thread_field, json.dumps(ref))
-            if fields["type"] in ("recovered", "sight", "gone"):
+            if thread is None and event.type in OPENERS and ref:
+                pipe.hset(THREADS, thread_field, signer.seal(dict(ref), THREADS + thread_field))
+            if event.type in ("recovered", "sight", "gone"):
                 pipe.hdel(THREADS, thread_field)
+            done.add(pipe, event, time.time())
             pipe.set(cursor_key, entry_id)
             pipe.execute()
         posted += 1
@@ -141,9 +216,10 @@ def kind_of(event_type: str) -> Any:
     return apprise.NotifyType.FAILURE if event_type in OPENERS else apprise.NotifyType.WARNING
 
 
-def send_out(client: redis.Redis, target: AlertUrl) -> int:
+def send_out(client: redis.Redis, target: AlertUrl, signer: Signer) -> int:
     """Send this destination the alert events it has not had; stop at the first failure (the
-    cursor stays, so the next round retries it). Returns how many were sent."""
+    cursor stays, so the next round retries it). Returns how many were sent. Only events drbot
+    signed are sent, each once, as in chat."""
     import apprise
 
     logging.getLogger("apprise").setLevel(logging.WARNING)  # its debug lines carry headers
@@ -151,23 +227,30 @@ def send_out(client: redis.Redis, target: AlertUrl) -> int:
     cursor = client.get(cursor_key)
     start = b"(" + cursor if cursor else f"{int(time.time() * 1000) - FIRST_LOOK_MS}-0".encode()
     sent = 0
+    done = Posted(client, OUTBOUND + target.name)
     for entry_id, raw in client.xrange(EVENTS, min=start, count=BATCH):
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        event = checked(client, signer, raw, done, f"apprise {target.name}", entry_id)
+        if event is None:
+            client.set(cursor_key, entry_id)
+            continue
         try:
             out = apprise.Apprise()
             if not out.add(url_of(target)):
                 log.warning("alerts.apprise %s: not a URL Apprise knows; fix the inventory",
                             target.name)
                 return sent
-            ok = out.notify(body=fields["text"], title=TITLES.get(fields["type"], "drbot"),
-                            notify_type=kind_of(fields["type"]))
+            ok = out.notify(body=event.text, title=TITLES.get(event.type, "drbot"),
+                            notify_type=kind_of(event.type))
         except Exception as exc:  # noqa: BLE001  (a bad secret file must not stop the others)
             log.warning("alert to %s failed (%s); will retry", target.name, exc)
             return sent
         if not ok:
             log.warning("alert to %s was not accepted; will retry", target.name)
             return sent
-        client.set(cursor_key, entry_id)
+        with client.pipeline(transaction=True) as pipe:
+            done.add(pipe, event, time.time())
+            pipe.set(cursor_key, entry_id)
+            pipe.execute()
         sent += 1
     return sent
 
@@ -177,8 +260,9 @@ class Outbound:
     that hangs until its timeout holds back only itself, never the chat relay nor the others."""
 
     def __init__(self, targets: Callable[[], list[AlertUrl]], client: redis.Redis,
-                 every: float = 2.0) -> None:
+                 signer: Signer, every: float = 2.0) -> None:
         self.targets, self.client, self.every = targets, client, every
+        self.signer = signer
         self.stopping = threading.Event()
         self.busy: dict[str, threading.Thread] = {}
 
@@ -200,7 +284,7 @@ class Outbound:
 
     def _send(self, target: AlertUrl) -> None:
         try:
-            send_out(self.client, target)
+            send_out(self.client, target, self.signer)
         except redis.RedisError as exc:
             log.warning("alerts to %s paused: redis unavailable (%s)", target.name, exc)
 

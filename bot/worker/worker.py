@@ -13,7 +13,8 @@ call any function with its infrastructure credentials, or make it send requests 
   way, so one bad entry never stops the worker;
 - drbot's own runner job is admitted only for a signed record that is actionable now: in a
   state that asks for work, signed within the actionable window, and newer than any version of
-  it this worker has seen (so a record written back cannot run twice here).
+  it this worker has seen (so a record written back cannot run twice here); what it has seen is
+  kept on its own disk (seen.py), so a restart does not forget it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from bot.records.jobs import JOB_ID
 from bot.records.queue import GRACE, RUNNER
 from bot.runtime import Runtime
 from bot.worker import runner
+from bot.worker.seen import Seen, default_dir
 from bot.worker.shutdown import PromptStop
 
 log = logging.getLogger("drbot.worker")
@@ -104,7 +106,11 @@ class DrbotWorker(PromptStop, Worker):
         kwargs.setdefault("job_class", DrbotJob)
         super().__init__(*args, **kwargs)
         self.rt = runtime
-        self.seen: dict[str, tuple[int, float]] = {}  # job id: (newest version, when)
+        folder = None
+        if runtime is not None:
+            folder = runtime.settings.state_dir or default_dir()
+        window = runtime.settings.actionable_seconds if runtime is not None else 900
+        self.seen = Seen(folder, 2 * window)
 
     # -- taking a job -----------------------------------------------------------------------------
     def dequeue_job_and_maintain_ttl(self, timeout: int | None,
@@ -165,18 +171,22 @@ class DrbotWorker(PromptStop, Worker):
         except CommandError as exc:
             return "refused-no-record", str(exc)
         now, window = time.time(), self.rt.settings.actionable_seconds
-        self.seen = {k: v for k, v in self.seen.items() if now - v[1] <= 2 * window}
         if record.status not in ACTIONABLE:
             return "refused-replay", f"job {job_id} is {record.status}: nothing to start"
         if now - record.signed > window:
             return "refused-stale", (f"job {job_id} was {record.status} {now - record.signed:.0f}s "
                                      f"ago, beyond the {window}s window: a stale or replayed "
                                      "record")
-        newest = self.seen.get(job_id, (0, now))[0]
+        newest = self.seen.newest(job_id)
         if record.version <= newest:
             return "refused-replay", (f"job {job_id} version {record.version} is not newer than "
                                       f"version {newest}, which this worker already saw")
-        self.seen[job_id] = (record.version, now)
+        try:
+            self.seen.note(job_id, record.version, now)
+        except OSError as exc:  # unrecorded, a restart could run it again: deny, say what to fix
+            return "refused-no-state", (f"cannot record that job {job_id} version "
+                                        f"{record.version} was seen ({exc.strerror}); make "
+                                        "DRBOT_STATE_DIR writable for the worker")
         runner.ADMITTED = (job_id, record.version)  # the work horse inherits it with the fork
         return "", None
 
@@ -191,8 +201,11 @@ class DrbotWorker(PromptStop, Worker):
         except (RecordForged, CommandError, redis.RedisError):
             return
         version = record.version - 1 if record.status in ACTIONABLE else record.version
-        if version > self.seen.get(job_id, (0, 0.0))[0]:
-            self.seen[job_id] = (version, time.time())
+        try:
+            self.seen.note(job_id, version, time.time())
+        except OSError as exc:
+            log.error("cannot record the versions of job %s this worker saw (%s)", job_id,
+                      exc.strerror)
 
     def discard(self, job_id: str, queue: Queue, why: str,
                 outcome: str = "refused-foreign-job", job: RqJob | None = None) -> None:

@@ -7,8 +7,9 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -17,11 +18,20 @@ from lab.servers import free_port
 
 
 class RedisServer:
-    """A redis-server process that can be stopped and started again on the same port and data."""
+    """A redis-server process that can be stopped and started again on the same port and data.
 
-    def __init__(self, port: int, data_dir: Path) -> None:
+    ``config`` is a redis.conf the server starts from (ACL users, TLS...); ``args`` are more
+    command-line settings, which redis-server applies after the file (so ``--port 0`` with a
+    ``--tls-port`` serves TLS only). ``probe`` are the redis-py connection arguments with which
+    the server is asked whether it is ready (a user, TLS), and the port to ask on."""
+
+    def __init__(self, port: int, data_dir: Path, *, config: Path | None = None,
+                 args: Sequence[str] = (), probe: dict[str, Any] | None = None) -> None:
         self.port = port
         self.data_dir = data_dir
+        self.config = config
+        self.args = list(args)
+        self.probe = probe or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -34,11 +44,13 @@ class RedisServer:
             pytest.fail("redis-server is not installed: run `make test` (it installs it) "
                         "or `apt-get install -y redis-server`")
         self.proc = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir)],
+            [binary, *([str(self.config)] if self.config else []), "--bind", "127.0.0.1",
+             "--port", str(self.port), "--save", "", "--appendonly", "yes",
+             "--appendfsync", "always", "--dir", str(self.data_dir), *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(**{"host": "127.0.0.1", "port": self.port,
+                                "socket_connect_timeout": 0.2, **self.probe})
         while True:
             try:
                 answering = int(client.info("server")["process_id"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -29,8 +30,11 @@ from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 
 def client() -> redis.Redis:
     """Patient, like a real adapter's client: it rides out a Redis restart."""
+    password_file = os.environ.get("DRBOT_REDIS_PASSWORD_FILE")  # a user's own, as in the chart
     return redis.Redis.from_url(os.environ["REDIS_URL"], retry=Retry(ExponentialBackoff(1, 0.05), 20),
-                                retry_on_error=[redis.ConnectionError])
+                                retry_on_error=[redis.ConnectionError],
+                                password=Path(password_file).read_text().strip()
+                                if password_file else None)
 
 
 def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
@@ -96,3 +100,18 @@ def drill_intent(ctx: PlanContext) -> Runbook:
     return Runbook([StepDef("act", lambda s: act_on_recorded(s, name), target=name,
                             destructive=True)],
                    targets=[name], summary=lambda results: f"acted on {results['act']['acted_on']}")
+
+
+@runbook("drill-phases", summary="a drill runbook in two phases, each confirmed in the thread",
+         params=(Param("name", "drill name"),), locks=locks, timeout=120)
+def drill_phases(ctx: PlanContext) -> Runbook:
+    """Like rebuild-cluster's phases (handlers/confirm.py): each waits for /dr confirm."""
+    from handlers.confirm import step_name, wait_for_confirmation
+
+    name = str(ctx.args["name"])
+    return Runbook(
+        [StepDef(step_name(1), lambda s: wait_for_confirmation(s, 1, "first", 60), target=name),
+         StepDef("one", lambda s: count(name, "one"), target=name, destructive=True),
+         StepDef(step_name(2), lambda s: wait_for_confirmation(s, 2, "second", 60), target=name),
+         StepDef("two", lambda s: count(name, "two"), target=name, destructive=True)],
+        targets=[name], summary=lambda results: f"drill {name} finished")

@@ -38,6 +38,7 @@ class Harness:
             "DRBOT_LOST_AFTER_SECONDS": "5", "DRBOT_CANCEL_GRACE_SECONDS": "1",
             "DRBOT_LOG_JSON": "false", "DRBOT_LOG_LEVEL": "WARNING",
             "DRBOT_REDIS_ALLOW_NO_PASSWORD": "true",
+            "DRBOT_STATE_DIR": str(tmp / "worker-state"),
             "DRBOT_RATE_PERSON_PER_MINUTE": "100", "DRBOT_RATE_GLOBAL_PER_MINUTE": "500",
             **{k: str(v) for k, v in overrides.items()}}
         self._saved = {key: os.environ.get(key) for key in self.env}

@@ -115,6 +115,29 @@ def test_an_approved_record_rolled_back_to_queued_runs_once(drbot: Harness) -> N
     assert count(h, "ap", "two") == 1
 
 
+def test_a_restarted_worker_still_refuses_a_record_rolled_back_to_queued(drbot: Harness) -> None:
+    """What a worker saw is on its own disk (DRBOT_STATE_DIR), not only in its memory: a
+    record captured before the run and written back after a restart is refused all the same."""
+    h = drbot
+    h.redis.set("drill:rs:hold", 1)
+    h.redis.set("drill:rs:go", 1)
+    job_id = h.say("/dr drill-gated rs", who="carol").job_id
+    h.wait_status(job_id, "awaiting_approval")
+    h.kill_workers()  # so that the approved record can be read before it runs
+    assert h.say(f"/dr approve {job_id}", who="alice").ok
+    queued = h.redis.get(JOB + job_id)
+    h.start_worker()
+    h.wait_status(job_id, "succeeded")
+    assert h.stop_workers() == [True]
+    h.start_worker()  # a new process: nothing of the run is in its memory
+    h.redis.set(JOB + job_id, queued)
+    queue(h.redis, "drbot").enqueue_call(RUNNER, args=[job_id])
+    wait_until(lambda: audited(h, "refused-replay", job_id), what="the rollback to be refused")
+    assert "which this worker already saw" in audited(h, "refused-replay", job_id)[0]["detail"]
+    still_serving(h, "after-restart")
+    assert count(h, "rs", "two") == 1
+
+
 # -- 2. outbound requests from the worker ---------------------------------------------------------
 
 

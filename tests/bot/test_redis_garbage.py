@@ -21,6 +21,7 @@ from rq.serializers import JSONSerializer
 from bot.chat.reaper import reap
 from bot.chat.relay import Relay
 from bot.watch import notify
+from bot.watch.alerts import AlertEvent
 from bot.watch.scheduler import Scheduler
 from bot.worker.worker import DrbotWorker, worker_queue
 from tests.bot.harness import Harness
@@ -35,7 +36,7 @@ HASHES = ["drbot:relay:" + JOB_ID, "drbot:watch:state", "drbot:watch:threads",
 SETS = ["drbot:jobs:active", "drbot:relay:active", "drbot:pids:" + JOB_ID]
 STREAMS = ["drbot:events:" + JOB_ID, "drbot:relay:wake", "drbot:watch:alerts", "drbot:audit"]
 LISTS = ["rq:queue:drbot"]
-ZSETS = ["drbot:jobs"]
+ZSETS = ["drbot:jobs", "drbot:watch:posted:console"]
 EVERY = STRINGS + HASHES + SETS + STREAMS + LISTS + ZSETS
 garbage = st.fixed_dictionaries({
     "values": st.lists(blobs, min_size=1, max_size=4),
@@ -58,7 +59,8 @@ def write(h: Harness, g: dict) -> None:
         r.sadd(key, *members)
     for key in STREAMS:
         for v in values:
-            r.xadd(key, {b"type": v, b"message": v, b"alert": v, b"text": v, b"sig": v})
+            r.xadd(key, {b"type": v, b"message": v, b"alert": v, b"text": v, b"sig": v,
+                         b"sealed": v})
     for key in LISTS:
         r.rpush(key, *members, *values[:1] or [b"x"])
     for key in ZSETS:
@@ -84,7 +86,13 @@ def test_random_bytes_in_every_key_drbot_reads_never_crash_or_stall_it(h: Harnes
     relay.read(1)
     relay.flush()
     reap(h.rt)
-    notify.deliver(h.rt.client, {"console": h.frontend}, {"console": "alerts"}, relay.call)
+    before = h.frontend.alerts.count("real")
+    if h.redis.type("drbot:watch:alerts") == b"stream":  # a real alert among the garbage
+        h.redis.xadd("drbot:watch:alerts", AlertEvent("a@1", "missed", "real").sealed(h.rt.signer))
+    for _ in range(2):
+        notify.deliver(h.rt.client, {"console": h.frontend}, {"console": "alerts"}, relay.call,
+                       h.rt.signer)
+    assert h.frontend.alerts.count("real") - before <= 1  # never again, whatever the keys hold
     for text in ("/dr jobs", "/dr status", f"/dr job {JOB_ID}", f"/dr retry {JOB_ID}",
                  f"/dr cancel {JOB_ID}", "/dr drill g", "/dr"):
         assert h.say(text).text  # an answer, never an exception

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +19,8 @@ from bot.config.settings import Settings
 from bot.records.jobs import Job, JobStore, new_id
 from bot.records.signing import Signer
 from bot.runtime import connect
-from tests.support import free_port, wait_until
+from lab.fakes.redis import RedisServer
+from tests.support import free_port
 
 
 def _name(cn: str) -> x509.Name:
@@ -58,30 +57,17 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[int, Path, Path]]:
     _write(tmp_path / "other", _cert("other CA", other_key, "other CA", other_key, True), None)
     _write(tmp_path / "server", _cert("127.0.0.1", key, "drbot test CA", ca_key, False), key)
     port = free_port()
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed: run `make test`"
-    proc = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", "0", "--tls-port", str(port),
-         "--tls-cert-file", str(tmp_path / "server.crt"),
-         "--tls-key-file", str(tmp_path / "server.key"),
-         "--tls-ca-cert-file", str(tmp_path / "ca.crt"), "--tls-auth-clients", "no",
-         "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+    server = RedisServer(port, tmp_path, args=[
+        "--port", "0", "--tls-port", str(port), "--appendonly", "no",
+        "--tls-cert-file", str(tmp_path / "server.crt"),
+        "--tls-key-file", str(tmp_path / "server.key"),
+        "--tls-ca-cert-file", str(tmp_path / "ca.crt"), "--tls-auth-clients", "no"],
+        probe={"ssl": True, "ssl_ca_certs": str(tmp_path / "ca.crt")})
+    server.start()
     try:
-        client = redis.Redis(host="127.0.0.1", port=port, ssl=True,
-                             ssl_ca_certs=str(tmp_path / "ca.crt"))
-        wait_until(lambda: _pings(client), what="the TLS redis-server to answer")
         yield port, tmp_path / "ca.crt", tmp_path / "other.crt"
     finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
+        server.stop()
 
 
 def test_rediss_with_a_ca_file_carries_drbot_and_a_wrong_ca_is_refused(

@@ -113,6 +113,17 @@ def test_secrets_are_mounted_only_where_they_are_needed() -> None:
     assert "DRBOT_KUBECONFIG" not in env(found["worker"])
 
 
+def test_the_worker_keeps_what_it_saw_in_a_volume_of_its_own() -> None:
+    worker = pods(manifests())["worker"]
+    assert env(worker)["DRBOT_STATE_DIR"] == "/var/lib/drbot/worker"
+    assert {"name": "state", "mountPath": "/var/lib/drbot/worker"} in \
+        worker["containers"][0]["volumeMounts"]
+    assert {"name": "state", "emptyDir": {}} in worker["volumes"]
+    worker = pods(manifests({"worker": {"stateClaim": "drbot-worker-state"}}))["worker"]
+    assert {"name": "state", "persistentVolumeClaim": {"claimName": "drbot-worker-state"}} in \
+        worker["volumes"]
+
+
 def test_custom_secrets_kubeconfig_and_external_redis() -> None:
     docs = manifests(CUSTOM)
     found = pods(docs)
@@ -146,9 +157,11 @@ def test_bundled_redis_is_durable_private_and_off_longhorn() -> None:
     claim = redis["spec"]["volumeClaimTemplates"][0]["spec"]
     assert claim["storageClassName"] == "local-path"
     script = redis["spec"]["template"]["spec"]["initContainers"][0]["args"][0]
-    assert "appendonly yes" in script and "requirepass $(cat /secret/password)" in script
+    assert "appendonly yes" in script and 'requirepass $admin' in script
     assert "maxmemory-policy noeviction" in script
-    assert env(pods(docs)["bot"])["REDIS_URL"] == "redis://drbot-redis.drbot.svc:6379/0"
+    for process in ("bot", "worker", "scheduler"):  # each its own ACL user (tests/bot/test_redis_acl.py)
+        assert env(pods(docs)[process])["REDIS_URL"] == \
+            f"redis://{process}@drbot-redis.drbot.svc:6379/0"
     policy = find(docs, "NetworkPolicy", "-redis")["spec"]
     peer = policy["ingress"][0]["from"][0]["podSelector"]
     assert peer["matchExpressions"][0]["values"] == ["bot", "worker", "scheduler"]

@@ -35,7 +35,8 @@ def host_paths(doc: dict[str, Any]) -> set[str]:
     found = {s["file"] for s in doc["secrets"].values()}
     for service in doc["services"].values():
         found.update(service.get("env_file", []))
-        found.update(v["source"] for v in service.get("volumes", []) if isinstance(v, dict))
+        found.update(v["source"] for v in service.get("volumes", [])
+                     if isinstance(v, dict) and v.get("type") == "bind")
     return found
 
 
@@ -64,6 +65,10 @@ def test_compose_processes_secrets_and_redis(tmp_path: Path) -> None:
     mounts = {n: {v["target"] for v in services[n]["volumes"]} for n in ("bot", "worker", "scheduler")}
     assert "/run/secrets/chat" in mounts["bot"] and "/run/secrets/chat" not in mounts["worker"]
     assert "/etc/drbot/worker" in mounts["worker"]
+    # what the worker saw survives its restarts (bot/worker/seen.py), in a volume of its own
+    assert services["worker"]["environment"]["DRBOT_STATE_DIR"] == "/var/lib/drbot/worker"
+    assert {"source": "worker-state", "target": "/var/lib/drbot/worker"}.items() <= next(
+        v for v in services["worker"]["volumes"] if v["target"] == "/var/lib/drbot/worker").items()
     assert not ({"/run/secrets/chat", "/etc/drbot/worker"} & mounts["scheduler"])
     for name in ("bot", "worker", "scheduler"):
         service = services[name]
@@ -105,6 +110,9 @@ def test_units_for_every_process_with_credentials_as_files() -> None:
         assert ("InaccessiblePaths=-/etc/drbot/worker" in text) == (command != "worker")
         assert "NoNewPrivileges=yes" in text and "ProtectSystem=strict" in text
         assert found[name]["Unit"]["Requires"] == "drbot-redis.service"
+    worker = (UNITS / "drbot-worker@.service").read_text()
+    assert "Environment=DRBOT_STATE_DIR=/var/lib/drbot/worker" in worker
+    assert "StateDirectory=drbot" in worker  # systemd creates /var/lib/drbot for the worker
     redis = found["drbot-redis.service"]["Service"]["ExecStart"]
     assert redis.startswith("/usr/bin/redis-server /etc/drbot/redis.conf")
     assert "appendonly yes" in (UNITS / "drbot-redis.service").read_text()

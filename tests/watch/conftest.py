@@ -17,6 +17,7 @@ from bot.watch import check
 from bot.watch.check import Outcome
 from bot.worker.services import Services
 from lab import Lab
+from lab.fakes.frontend import KEY
 from tests.e2e.conftest import TIME_SCALE
 
 
@@ -61,7 +62,7 @@ class Checker:
 
         inv = inventory or self.inventory
         return check.run(self.client, self.services(inv), inv,
-                         self.start + timedelta(hours=hours), ping=False)
+                         self.start + timedelta(hours=hours), key=KEY.encode(), ping=False)
 
     def with_backups(self, **changes: Any) -> Inventory:
         backups = self.inventory.backups.model_copy(update=changes)

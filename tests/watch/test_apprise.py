@@ -89,7 +89,7 @@ def test_alert_reminder_and_recovery_reach_the_phone_and_chat_despite_a_hung_one
     for kind, text in (("missed", "⚠ backup missed: volume apps/web-data"),
                        ("reminder", "still missed after 1d 0h: volume apps/web-data"),
                        ("recovered", "recovered: volume apps/web-data")):
-        harness.redis.xadd(EVENTS, AlertEvent("a1", kind, text).fields())
+        harness.redis.xadd(EVENTS, AlertEvent("a1", kind, text).sealed(harness.rt.signer))
     wait_until(lambda: len(ntfy.posts) == 3, what="three posts to the ntfy receiver")
     assert [(p[0], p[1]["topic"], p[1]["title"]) for p in ntfy.posts] == [
         ("/", "drbot-alerts", "drbot: backup missed"),
@@ -106,7 +106,8 @@ def test_a_refused_alert_keeps_its_place_for_the_next_round(
     ntfy.shutdown()
     ntfy.server_close()  # nothing listens on the port any more: refused at once
     caplog.set_level(logging.WARNING, logger="drbot.watch")
-    harness.redis.xadd(EVENTS, AlertEvent("a2", "missed", "⚠ backup missed: x").fields())
+    harness.redis.xadd(EVENTS,
+                      AlertEvent("a2", "missed", "⚠ backup missed: x").sealed(harness.rt.signer))
     wait_until(lambda: harness.frontend.alerts, what="the chat post")
     wait_until(lambda: sum("alert to phone was not accepted; will retry" in r.getMessage()
                            for r in caplog.records) >= 2, what="two refused attempts")

@@ -13,15 +13,21 @@ import redis
 
 from adapters import backupstore as bs
 from adapters.kubernetes import resources as R
-from bot.watch.alerts import EVENTS, Watch
+from bot.records.signing import Signer
+from bot.watch.alerts import EVENTS, AlertEvent, Watch
 from lab import Lab
 from lab import store_writers as sw
+from lab.fakes.frontend import KEY
 from lab.fakes.kube import dead_endpoint
 from tests.watch.conftest import Checker, volume
 
+SIGNER = Signer(KEY.encode())
+
 
 def events(client: redis.Redis, key: str | None = None) -> list[dict[str, str]]:
-    found = [{k.decode(): v.decode() for k, v in raw.items()} for _, raw in client.xrange(EVENTS)]
+    """The alert events in the stream, opened as the bot opens them (each is signed)."""
+    opened = [AlertEvent.opened(SIGNER, raw) for _, raw in client.xrange(EVENTS)]
+    found = [{"alert": e.alert, "type": e.type, "text": e.text} for e in opened]
     return [e for e in found if key is None or e["alert"].startswith(key)]
 
 

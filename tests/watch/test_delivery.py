@@ -15,10 +15,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from bot.chat.frontends.base import Frontend, ThreadRef
 from bot.chat.render import Card
+from bot.records.signing import Signer
 from bot.watch import gauges, notify, ping
 from bot.watch.alerts import EVENTS, FINDINGS, LAST, AlertEvent
 from bot.watch.scheduler import Scheduler
+from lab.fakes.frontend import KEY
 from tests.bot.harness import Harness
+
+SIGNER = Signer(KEY.encode())
 
 
 class AlertFrontend(Frontend):
@@ -54,7 +58,7 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 
 def add(client: redis.Redis, *events: AlertEvent) -> None:
     for event in events:
-        client.xadd(EVENTS, event.fields())
+        client.xadd(EVENTS, event.sealed(SIGNER))
 
 
 def test_reminders_and_recovery_go_in_the_alert_thread_on_every_frontend(
@@ -63,18 +67,18 @@ def test_reminders_and_recovery_go_in_the_alert_thread_on_every_frontend(
     fronts = {"slack": slack, "discord": discord}
     channels = {"slack": "C1", "discord": "99", "console": "ignored: not running"}
     add(client, AlertEvent("longhorn:v@1", "missed", "missed v"), AlertEvent("etcd:etcd@1", "missed", "e"))
-    assert notify.deliver(client, fronts, channels, asyncio.run) == 4
+    assert notify.deliver(client, fronts, channels, asyncio.run, SIGNER) == 4
     discord.down = True
     add(client, AlertEvent("longhorn:v@1", "reminder", "still"),
         AlertEvent("longhorn:v@1", "recovered", "ok"))
-    assert notify.deliver(client, fronts, channels, asyncio.run) == 2  # slack only
+    assert notify.deliver(client, fronts, channels, asyncio.run, SIGNER) == 2  # slack only
     assert [(c, t, th) for c, t, th in slack.posts] == [
         ("C1", "missed v", None), ("C1", "e", None),
         ("C1", "still", {"ts": "slack-1"}), ("C1", "ok", {"ts": "slack-1"})]
     discord.down = False
-    assert notify.deliver(client, fronts, channels, asyncio.run) == 2  # resumes where it stopped
+    assert notify.deliver(client, fronts, channels, asyncio.run, SIGNER) == 2  # resumes where it stopped
     assert [th for _, _, th in discord.posts[2:]] == [{"ts": "discord-1"}] * 2
-    assert notify.deliver(client, fronts, channels, asyncio.run) == 0  # a restart repeats nothing
+    assert notify.deliver(client, fronts, channels, asyncio.run, SIGNER) == 0  # a restart repeats nothing
 
 
 def test_two_schedulers_enqueue_one_check_per_interval(redis_url: str, tmp_path: Path) -> None:

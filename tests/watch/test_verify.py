@@ -20,6 +20,7 @@ from bot import registry
 from bot.config.inventory import Backups, Inventory, Store, Verify
 from bot.config.settings import Settings
 from bot.errors import CommandError
+from bot.records.signing import Signer
 from bot.runbook import PlanContext, Runbook, StepContext
 from bot.watch import verified
 from bot.watch.alerts import Watch
@@ -30,6 +31,7 @@ from bot.worker.services import Services
 from handlers.backups import detail, row
 from handlers.verify import due
 from lab import store_writers as sw
+from lab.fakes.frontend import KEY
 from lab.fakes.s3 import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, S3Server
 from tests.adapters.verify.test_cnpg import SERVER, Archive, archive, open_dir  # noqa: F401
 from tests.adapters.verify.test_etcd import SourceEtcd, save, source  # noqa: F401
@@ -196,7 +198,7 @@ def test_the_watch_judges_verifications() -> None:
 
 
 def test_a_failed_verification_raises_an_alert_and_a_pass_recovers_it(redis_url: str) -> None:
-    watch = Watch(redis.Redis.from_url(redis_url))
+    watch = Watch(redis.Redis.from_url(redis_url), Signer(KEY.encode()))
     facts = Facts(NOW, sights={"cluster": Sight("cluster", "the API")})
 
     bad = verification(finding(), record(False, NOW), 7, NOW)

@@ -52,18 +52,39 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- .Values.config.existingConfigMap | default (printf "%s-config" (include "drbot.fullname" .)) -}}
 {{- end -}}
 
+{{/* The Redis URL of one process: include "drbot.redisUrl" (list . "bot"). With the bundled
+Redis each process is its own ACL user (files/redis-users.acl); the password comes from a file. */}}
 {{- define "drbot.redisUrl" -}}
+{{- $user := index . 1 -}}
+{{- with index . 0 -}}
 {{- if .Values.redis.bundled -}}
-redis://{{ include "drbot.fullname" . }}-redis.{{ .Release.Namespace }}.svc:6379/0
+redis://{{ $user }}@{{ include "drbot.fullname" . }}-redis.{{ .Release.Namespace }}.svc:6379/0
 {{- else -}}
 {{- required "redis.url is required when redis.bundled is false (e.g. rediss://redis.example:6380/0)" .Values.redis.url -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
 
-{{/* Environment every drbot process shares: Redis, the signing key, the files, HTTP, logs. */}}
+{{/* The key of one process's Redis password in the Redis Secret: with the bundled Redis its own
+user's (redis.auth.users), else the one shared password (redis.auth.key). */}}
+{{- define "drbot.redisKey" -}}
+{{- $user := index . 1 -}}
+{{- with index . 0 -}}
+{{- if .Values.redis.bundled -}}
+{{- required (printf "redis.auth.users.%s: the key of the %s's Redis password in the Redis Secret" $user $user) (index .Values.redis.auth.users $user) -}}
+{{- else -}}
+{{- .Values.redis.auth.key -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment every drbot process shares: Redis, the signing key, the files, HTTP, logs.
+include "drbot.env" (list . "bot"): the process names its Redis user. */}}
 {{- define "drbot.env" -}}
+{{- $process := index . 1 -}}
+{{- with index . 0 -}}
 - name: REDIS_URL
-  value: {{ include "drbot.redisUrl" . | quote }}
+  value: {{ include "drbot.redisUrl" (list . $process) | quote }}
 - name: DRBOT_REDIS_PASSWORD_FILE
   value: /etc/drbot/redis/password
 - name: DRBOT_SIGNING_KEY_FILE
@@ -83,6 +104,7 @@ redis://{{ include "drbot.fullname" . }}-redis.{{ .Release.Namespace }}.svc:6379
 {{- range $name, $value := .Values.env }}
 - name: {{ $name }}
   value: {{ $value | quote }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
@@ -109,7 +131,10 @@ redis://{{ include "drbot.fullname" . }}-redis.{{ .Release.Namespace }}.svc:6379
   mountPath: /home/drbot
 {{- end -}}
 
+{{/* include "drbot.volumes" (list . "bot"): the process mounts only its own Redis password. */}}
 {{- define "drbot.volumes" -}}
+{{- $process := index . 1 -}}
+{{- with index . 0 -}}
 - name: config
   configMap:
     name: {{ include "drbot.configMap" . }}
@@ -128,12 +153,13 @@ redis://{{ include "drbot.fullname" . }}-redis.{{ .Release.Namespace }}.svc:6379
     secretName: {{ include "drbot.redisSecret" . }}
     defaultMode: 0440
     items:
-      - key: {{ .Values.redis.auth.key }}
+      - key: {{ include "drbot.redisKey" (list . $process) }}
         path: password
 - name: tmp
   emptyDir: {}
 - name: home
   emptyDir: {}
+{{- end }}
 {{- end -}}
 
 {{- define "drbot.probes" -}}
