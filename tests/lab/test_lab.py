@@ -690,3 +690,50 @@ def test_flux_applies_a_new_kustomization_at_once_unless_dependson_holds_it(
     for name in ("gate", "held-app", "free-app"):
         co.patch_namespaced_custom_object(*ks, name, {"metadata": {"finalizers": None}})
         co.delete_namespaced_custom_object(*ks, name)
+
+
+def test_helm_controller_recreates_a_deleted_release_object_only_when_forced_or_drifting(
+        lab: Lab, kube: Any) -> None:
+    """fluxcd/helm-controller: with drift detection off (the default) a reconcile leaves an
+    in-sync release's deleted object missing; forceAt not equal to requestedAt is recorded but
+    not acted on; a matching forceAt upgrades (a new revision, the object back); with
+    driftDetection.mode enabled a plain reconcile corrects the drift without an upgrade."""
+    from kubernetes.client.exceptions import ApiException
+
+    client, api = kube
+    apps_api, co = client.AppsV1Api(api), custom(kube)
+    hr = ("helm.toolkit.fluxcd.io", "v2", "apps", "helmreleases", "podinfo")
+
+    def request(token: str, force: str | None = None, spec: dict | None = None) -> dict:
+        annotations = {"reconcile.fluxcd.io/requestedAt": token,
+                       "reconcile.fluxcd.io/forceAt": force}
+        co.patch_namespaced_custom_object(*hr, {"metadata": {"annotations": annotations},
+                                                **({"spec": spec} if spec else {})})
+        return lab.world.wait_for(
+            lambda: (o := co.get_namespaced_custom_object(*hr))["status"].get(
+                "lastHandledReconcileAt") == token and o, WAIT, f"podinfo handled {token}")
+
+    def present() -> bool:
+        try:
+            apps_api.read_namespaced_deployment("podinfo", "apps")
+        except ApiException as exc:
+            assert exc.status == 404
+            return False
+        return True
+
+    apps_api.delete_namespaced_deployment("podinfo", "apps")
+    request("plain")
+    assert not present()
+    mismatched = request("second", force="not-the-token")
+    assert mismatched["status"]["lastHandledForceAt"] == "not-the-token"
+    assert not present()
+    forced = request("third", force="third")
+    assert present()
+    assert forced["status"]["lastHandledForceAt"] == "third"
+    revision = forced["status"]["history"][0]["version"]
+    assert revision == 4
+    apps_api.delete_namespaced_deployment("podinfo", "apps")
+    drift = request("fourth", spec={"driftDetection": {"mode": "enabled"}})
+    assert present()
+    assert drift["status"]["history"][0]["version"] == revision  # corrected, not upgraded
+    co.patch_namespaced_custom_object(*hr, {"spec": {"driftDetection": None}})
