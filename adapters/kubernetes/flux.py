@@ -262,7 +262,7 @@ def _verdict(obj: dict[str, Any], token: str, forced: bool = False) -> tuple[str
     return "waiting", f"Ready is Unknown ({reason}: {message})" if message else "Ready is Unknown"
 
 
-def _describe_last(obj: dict[str, Any] | None, token: str) -> str:
+def _describe_last(obj: dict[str, Any] | None, token: str, forced: bool = False) -> str:
     if obj is None:
         return "it could not be read"
     if obj.get("status", {}).get("lastHandledReconcileAt") != token:
@@ -270,6 +270,9 @@ def _describe_last(obj: dict[str, Any] | None, token: str) -> str:
             "Flux has not handled the request yet (is its controller running? "
             "kubectl -n flux-system get pods)"
         )
+    if forced and obj.get("status", {}).get("lastHandledForceAt") != token:
+        return ("Flux has not handled the forced upgrade (status.lastHandledForceAt): its "
+                "helm-controller may predate reconcile.fluxcd.io/forceAt")
     ready, reason, message = _ready(obj)
     shown = {True: "True", False: "False", None: "Unknown"}[ready]
     return f"last Ready={shown} {reason}: {message}".rstrip(": ")
@@ -307,7 +310,7 @@ def _wait_handled(
     def on_timeout(last_error: str) -> str:
         text = (
             f"{what} did not finish reconciling within {timeout:.0f}s; "
-            f"{_describe_last(seen['obj'], token)}."
+            f"{_describe_last(seen['obj'], token, forced)}."
         )
         return text + (f" Last error: {last_error}" if last_error else "")
 
