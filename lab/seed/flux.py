@@ -242,7 +242,7 @@ def git_repository(
     }
 
 
-def flux_objects(now: datetime, git_key: str) -> list[dict[str, Any]]:
+def flux_objects(now: datetime, git_key: str, longhorn: str = "1.10.1") -> list[dict[str, Any]]:
     repos = [
         {
             "apiVersion": "source.toolkit.fluxcd.io/v1",
@@ -276,7 +276,7 @@ def flux_objects(now: datetime, git_key: str) -> list[dict[str, Any]]:
         *repos,
         kustomization(BOOTSTRAP_NAME, FLEET_PATH, now),
         *fleet_kustomizations(now),
-        helmrelease("longhorn", LONGHORN_NS, "longhorn", "1.7.2", now),
+        helmrelease("longhorn", LONGHORN_NS, "longhorn", longhorn, now),
         helmrelease("cloudnative-pg", "cnpg-system", "cloudnative-pg", "0.22.1", now),
         helmrelease("grafana", "monitoring", "grafana", "8.5.1", now, failing=True),
         podinfo_release(now),

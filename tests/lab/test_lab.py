@@ -314,6 +314,57 @@ def test_longhorn_refuses_to_delete_a_live_node(kube: Any) -> None:
     )
 
 
+@pytest.mark.parametrize("version", list(world.LonghornVersion), ids=str)
+def test_longhorn_validates_deleting_its_node_from_v1_10(
+        lab: Lab, kube: Any, version: world.LonghornVersion) -> None:
+    """longhorn-manager webhook/resources/node/validator.go: up to v1.9 a DELETE of a Longhorn
+    Node is not validated; from v1.10 it is refused while the node is schedulable or holds a
+    replica, and allowed when gone, unschedulable and empty, or while Longhorn uninstalls."""
+    from kubernetes.client.exceptions import ApiException
+
+    from lab.seed.longhorn import longhorn_node, replica_object
+
+    co = custom(kube)
+    lh = ("longhorn.io", "v1beta2", world.LONGHORN_NS)
+    now = datetime.now(UTC)
+    lab.world.run_longhorn(version)
+
+    def ghost(schedulable: bool, annotations: dict[str, str] | None = None) -> None:
+        node = longhorn_node("k3s-ghost", now)  # no Kubernetes node: KubernetesNodeGone
+        node["spec"]["allowScheduling"] = schedulable
+        node["metadata"]["annotations"] = annotations or {}
+        lab.world.put([node])
+        lab.world.wait_for(lambda: any(
+            c["type"] == "Ready" and c.get("reason") == "KubernetesNodeGone"
+            for c in co.get_namespaced_custom_object(*lh, "nodes", "k3s-ghost")["status"].get(
+                "conditions") or []), WAIT, "the ghost node KubernetesNodeGone")
+
+    def delete() -> int:
+        try:
+            co.delete_namespaced_custom_object(*lh, "nodes", "k3s-ghost")
+        except ApiException as exc:
+            assert 'admission webhook "validator.longhorn.io" denied' in json.loads(
+                exc.body)["message"]
+            return int(exc.status)
+        return 200
+
+    try:
+        validated = version is world.LonghornVersion.V1_10
+        ghost(schedulable=True)
+        assert delete() == (422 if validated else 200)
+        replica = replica_object("pvc-ghost", "k3s-ghost", "r-0", False, False, now)
+        lab.world.put([replica])
+        ghost(schedulable=False)
+        assert delete() == (422 if validated else 200)
+        ghost(schedulable=False, annotations={"longhorn.io/delete-node-from-longhorn": ""})
+        assert delete() == 200  # the uninstaller's deletion
+        co.delete_namespaced_custom_object(*lh, "replicas", replica["metadata"]["name"])
+        ghost(schedulable=False)
+        assert delete() == 200  # gone, unschedulable, nothing on it: every version allows
+    finally:
+        lab.world.run_longhorn(world.LonghornVersion.V1_10)
+
+
 def test_eviction_blocked_by_a_disruption_budget_is_429(kube: Any) -> None:
     from kubernetes.client.exceptions import ApiException
 
