@@ -788,3 +788,67 @@ def test_helm_controller_recreates_a_deleted_release_object_only_when_forced_or_
     assert present()
     assert drift["status"]["history"][0]["version"] == revision  # corrected, not upgraded
     co.patch_namespaced_custom_object(*hr, {"spec": {"driftDetection": None}})
+
+
+def test_backup_target_sync_deletes_what_the_store_no_longer_holds(
+        lab: Lab, kube: Any, s3: Any) -> None:
+    """longhorn-manager backup_target_controller.go / backup_volume_controller.go: a sync
+    deletes a Backup whose cfg is gone and a BackupVolume (with its Backups) whose volume is
+    gone; never a backup this cluster is still taking, nor one of another target."""
+    co = custom(kube)
+    lh = ("longhorn.io", "v1beta2", world.LONGHORN_NS)
+    bucket, base = world.BUCKETS["longhorn"], longhorn_volume_dir("pvc-going")
+
+    def put_cfg(key: str, body: dict[str, Any]) -> None:
+        s3.put_object(Bucket=bucket, Key=f"{base}/{key}", Body=json.dumps(body).encode())
+
+    put_cfg("volume.cfg", {"Name": "pvc-going", "Size": "1073741824", "Labels": None,
+                           "CreatedTime": "2026-01-01T00:00:00Z", "LastBackupName": "backup-g2",
+                           "LastBackupAt": "2026-01-02T00:00:00Z", "BlockCount": "0"})
+    for name, day in (("backup-g1", "01"), ("backup-g2", "02")):
+        put_cfg(f"backups/backup_{name}.cfg", {
+            "Name": name, "VolumeName": "pvc-going", "CreatedTime": f"2026-01-{day}T00:00:00Z",
+            "SnapshotCreatedAt": f"2026-01-{day}T00:00:00Z", "Size": "4096", "Labels": {}})
+
+    def sync() -> None:
+        asked = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        co.patch_namespaced_custom_object(*lh, "backuptargets", "default",
+                                          {"spec": {"syncRequestedAt": asked}})
+        lab.world.wait_for(lambda: co.get_namespaced_custom_object(
+            *lh, "backuptargets", "default")["status"].get("lastSyncedAt", "") >= asked,
+            4 * WAIT, "the backup target synced after the request")
+
+    def backups() -> set[str]:
+        return {b["metadata"]["name"] for b in co.list_namespaced_custom_object(*lh, "backups")[
+            "items"] if (b["metadata"].get("labels") or {}).get("backup-volume") == "pvc-going"}
+
+    def volumes() -> set[str]:
+        return {b["spec"]["volumeName"] for b in co.list_namespaced_custom_object(
+            *lh, "backupvolumes")["items"]}
+
+    sync()  # lastSyncedAt is to the second: a pass begun just before the put may count
+    lab.world.wait_for(lambda: backups() == {"backup-g1", "backup-g2"}, 4 * WAIT, "pulled")
+    assert "pvc-going" in volumes()
+    taking = {"apiVersion": "longhorn.io/v1beta2", "kind": "Backup",
+              "metadata": {"name": "backup-taking", "namespace": world.LONGHORN_NS,
+                           "labels": {"backup-volume": "pvc-going", "backup-target": "default"}},
+              "spec": {"snapshotName": "snap-now", "labels": {}},
+              "status": {"state": "InProgress", "volumeName": "pvc-going"}}
+    elsewhere = {**taking, "metadata": {**taking["metadata"], "name": "backup-elsewhere",
+                                        "labels": {"backup-volume": "pvc-going",
+                                                   "backup-target": "offsite"}},
+                 "spec": {"snapshotName": "", "labels": {}},
+                 "status": {"state": "Completed", "volumeName": "pvc-going"}}
+    lab.world.put([taking, elsewhere])
+    s3.delete_object(Bucket=bucket, Key=f"{base}/backups/backup_backup-g1.cfg")
+    sync()
+    lab.world.wait_for(lambda: "backup-g1" not in backups(), WAIT, "backup-g1 deleted")
+    assert backups() == {"backup-g2", "backup-taking", "backup-elsewhere"}
+    assert any("Backup backup-g1 deleted: gone from the backup store" in e
+               for e in lab.world.events())
+    for key in ("volume.cfg", "backups/backup_backup-g2.cfg"):
+        s3.delete_object(Bucket=bucket, Key=f"{base}/{key}")
+    sync()
+    lab.world.wait_for(lambda: "pvc-going" not in volumes(), WAIT, "the BackupVolume deleted")
+    assert backups() == {"backup-elsewhere"}  # of another target: not this sync's to delete
+    co.delete_namespaced_custom_object(*lh, "backups", "backup-elsewhere")
