@@ -1,4 +1,5 @@
-"""/dr reconcile [kustomization] [--with-source]: scenario 1, a deleted deployment comes back.
+"""/dr reconcile [kustomization] [--with-source] [--object kind/ns/name]: scenario 1, a deleted
+deployment comes back.
 
 Flux re-applies the Kustomization from Git. Refused while the Kustomization is suspended (someone
 suspended it on purpose); waits until Flux has handled this very request and reports Ready.
