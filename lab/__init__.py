@@ -236,6 +236,12 @@ class LabWorld:
         new_host_key(self._lab._sshds[node].host_key)
         self.reload_sshd(node)
 
+    def run_longhorn(self, version: world.LonghornVersion | str) -> None:
+        """Longhorn upgraded (or downgraded) in place: its webhook's rules become that version's."""
+        with self.state.lock:
+            self.state.longhorn = world.LonghornVersion(version)
+        self.state.record(f"longhorn now runs as v{version}")
+
     def deny_kube(self, verb: str, group: str, resource: str) -> None:
         """Take one permission away from drbot's Kubernetes credentials."""
 
@@ -299,7 +305,8 @@ class Lab:
     """Start with `with Lab(workdir) as lab:` (or `start()`), stop with `stop()`; see module doc."""
 
     def __init__(
-        self, workdir: Path, time_scale: float = 1.0, timings: Timings | None = None
+        self, workdir: Path, time_scale: float = 1.0, timings: Timings | None = None,
+        longhorn: world.LonghornVersion | str = world.LonghornVersion.V1_10,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.time_scale = time_scale
@@ -311,7 +318,7 @@ class Lab:
         self.policy_path = self.workdir / "policy.yaml"
         self.kube_url = self.pve_url = self.s3_url = self.pve_ca_file = ""
         self.paths: files.Paths | None = None
-        self._state = world.WorldState()
+        self._state = world.WorldState(longhorn=world.LonghornVersion(longhorn))
         self._loop: Any = None
         self._kube: Any = None
         self._pve: Any = None
@@ -361,7 +368,8 @@ class Lab:
         self._kube = LabKube()
         seed_kube(
             self._kube,
-            seed_objects(now, self._state.etcd_members, len(files.store.SNAPSHOT_BYTES), git_key),
+            seed_objects(now, self._state.etcd_members, len(files.store.SNAPSHOT_BYTES), git_key,
+                         self._state.longhorn),
         )
         kube_server = KubeServer(self._loop, self._kube)
         self._servers.append(kube_server)
@@ -566,7 +574,8 @@ def seed_s3(endpoint: str, secret: str, now: datetime) -> None:
 # ------------------------------------------------------------------------------ main
 
 
-def main(workdir: Path, time_scale: float = 1.0) -> int:
+def main(workdir: Path, time_scale: float = 1.0,
+         longhorn: world.LonghornVersion = world.LonghornVersion.V1_10) -> int:
     """`python -m lab`: start the lab, print the environment to use, run until Ctrl-C or SIGTERM."""
     stop = threading.Event()
 
@@ -576,10 +585,10 @@ def main(workdir: Path, time_scale: float = 1.0) -> int:
     previous = signal.signal(signal.SIGTERM, on_signal)
     started = time.monotonic()
     try:
-        with Lab(Path(workdir), time_scale=time_scale) as lab:
+        with Lab(Path(workdir), time_scale=time_scale, longhorn=longhorn) as lab:
             print(
                 f"drbot lab is up in {time.monotonic() - started:.1f}s "
-                f"(workdir {lab.workdir}, time scale {time_scale}).",
+                f"(workdir {lab.workdir}, time scale {time_scale}, Longhorn {longhorn}).",
                 flush=True,
             )
             print("Use these variables in the shell that runs drbot:", flush=True)

@@ -33,49 +33,59 @@ def longhorn_objects(now: datetime) -> dict[str, bytes]:
     """key -> body for every seeded Longhorn backup."""
     out: dict[str, bytes] = {}
     for vol in world.VOLUMES:
-        base = longhorn_volume_dir(vol.name)
-        size = vol.size_gi * 1024**3
-        latest_age = min(vol.backup_age_days)
-        real = volume_blocks(vol)  # real ext4 blocks, shared by the volume's backups
+        out.update(longhorn_volume_objects(vol, now))
+    return out
+
+
+def longhorn_volume_objects(vol: world.VolumeSpec, now: datetime, *, blocks: bool = True
+                            ) -> dict[str, bytes]:
+    """key -> body for one volume's backups: its volume.cfg, backup cfgs and (with ``blocks``)
+    the blocks of a real ext4 filesystem; without, the cfgs only (what a sync reads)."""
+    out: dict[str, bytes] = {}
+    base = longhorn_volume_dir(vol.name)
+    size = vol.size_gi * 1024**3
+    latest_age = min(vol.backup_age_days)
+    real = volume_blocks(vol) if blocks else None  # shared by the volume's backups
+    if real is not None:
         out.update({f"{base}/{key}": body for key, body in real.objects.items()})
-        for age in sorted(vol.backup_age_days, reverse=True):
-            when = now - timedelta(days=age)
-            name = world.longhorn_backup_name(vol.name, age)
-            cfg = {
-                "Name": name,
-                "VolumeName": vol.name,
-                "SnapshotName": f"snap-{world.stable_hex(name)}",
-                "SnapshotCreatedAt": _rfc3339(when),
-                "CreatedTime": _rfc3339(when),
-                "Size": str(size // 4),
-                # what a recurring job records: the KubernetesStatus label of Longhorn's API
-                # (longhorn-manager api/snapshot.go) and the access mode of its backup webhook
-                # (webhook/resources/backup/mutator.go)
-                "Labels": {"KubernetesStatus": world.json_pvc_status(vol),
-                           "longhorn.io/volume-access-mode": "rwo"},
-                "Parameters": {},
-                "IsIncremental": age != max(vol.backup_age_days),
-                "CompressionMethod": "lz4",
-                "Blocks": real.blocks,
-                "ProcessingBlocks": None,
-            }
-            out[f"{base}/backups/backup_{name}.cfg"] = json.dumps(cfg).encode()
-        last = now - timedelta(days=latest_age)
-        volume_cfg = {
-            "Name": vol.name,
-            "Size": str(size),
-            "Labels": None,
-            "CreatedTime": _rfc3339(now - timedelta(days=90)),
-            "LastBackupName": world.longhorn_backup_name(vol.name, latest_age),
-            "LastBackupAt": _rfc3339(last),
-            "BlockCount": str(len(vol.backup_age_days)),
-            # Go's `,string` fields: JSON strings inside the JSON string (longhorn/backupstore
-            # backupstore.go, Volume)
-            **sw.go_string_fields(BackingImageName="", BackingImageChecksum="",
-                                  CompressionMethod="lz4", StorageClassName="longhorn",
-                                  DataEngine="v1"),
+    for age in sorted(vol.backup_age_days, reverse=True):
+        when = now - timedelta(days=age)
+        name = world.longhorn_backup_name(vol.name, age)
+        cfg = {
+            "Name": name,
+            "VolumeName": vol.name,
+            "SnapshotName": f"snap-{world.stable_hex(name)}",
+            "SnapshotCreatedAt": _rfc3339(when),
+            "CreatedTime": _rfc3339(when),
+            "Size": str(size // 4),
+            # what a recurring job records: the KubernetesStatus label of Longhorn's API
+            # (longhorn-manager api/snapshot.go) and the access mode of its backup webhook
+            # (webhook/resources/backup/mutator.go)
+            "Labels": {"KubernetesStatus": world.json_pvc_status(vol),
+                       "longhorn.io/volume-access-mode": "rwo"},
+            "Parameters": {},
+            "IsIncremental": age != max(vol.backup_age_days),
+            "CompressionMethod": "lz4",
+            "Blocks": real.blocks if real is not None else [],
+            "ProcessingBlocks": None,
         }
-        out[f"{base}/volume.cfg"] = json.dumps(volume_cfg).encode()
+        out[f"{base}/backups/backup_{name}.cfg"] = json.dumps(cfg).encode()
+    last = now - timedelta(days=latest_age)
+    volume_cfg = {
+        "Name": vol.name,
+        "Size": str(size),
+        "Labels": None,
+        "CreatedTime": _rfc3339(now - timedelta(days=90)),
+        "LastBackupName": world.longhorn_backup_name(vol.name, latest_age),
+        "LastBackupAt": _rfc3339(last),
+        "BlockCount": str(len(vol.backup_age_days)),
+        # Go's `,string` fields: JSON strings inside the JSON string (longhorn/backupstore
+        # backupstore.go, Volume)
+        **sw.go_string_fields(BackingImageName="", BackingImageChecksum="",
+                              CompressionMethod="lz4", StorageClassName="longhorn",
+                              DataEngine="v1"),
+    }
+    out[f"{base}/volume.cfg"] = json.dumps(volume_cfg).encode()
     return out
 
 

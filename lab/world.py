@@ -18,6 +18,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 K3S_VERSION = "v1.30.5+k3s1"
 LONGHORN_NS = "longhorn-system"
@@ -33,6 +34,32 @@ ETCD_FINALIZER = "wrangler.cattle.io/managed-etcd-controller"
 SNAPSHOT_DIR = "var/lib/rancher/k3s/server/db/snapshots"
 K3S_KUBECONFIG = "etc/rancher/k3s/k3s.yaml"  # a server's admin kubeconfig, on its disk
 K3S_LOCAL_API = "https://127.0.0.1:6443"  # the API server that kubeconfig names
+
+
+class LonghornVersion(StrEnum):
+    """The Longhorn minor version the lab runs: its node-deletion rules differ.
+
+    longhorn-manager ``webhook/resources/node/validator.go`` validates DELETE of a Longhorn Node
+    only from v1.10.0 (the validator's operations gained ``Delete``): up to v1.9 deleting the
+    object is accepted whatever the node holds (only the REST API's ``manager/node.go``
+    ``DeleteNode`` checked), from v1.10 the webhook refuses it unless the node's Ready
+    condition is not True with reason ``KubernetesNodeGone`` or ``ManagerPodMissing``,
+    ``spec.allowScheduling`` is false and no replica or engine is on it (or Longhorn is
+    uninstalling: annotation ``longhorn.io/delete-node-from-longhorn``).
+    """
+
+    V1_7 = "1.7"
+    V1_8 = "1.8"
+    V1_10 = "1.10"
+
+    @property
+    def validates_node_delete(self) -> bool:
+        return self is LonghornVersion.V1_10
+
+    @property
+    def chart_version(self) -> str:
+        """The Longhorn chart the seed's HelmRelease installs."""
+        return {"1.7": "1.7.2", "1.8": "1.8.2", "1.10": "1.10.1"}[self.value]
 
 
 @dataclass(frozen=True)
@@ -124,6 +151,7 @@ class WorldState:
     restore_starts: dict[str, int] = field(default_factory=dict)
     restore_peak: dict[str, int] = field(default_factory=dict)
     failing_backups: set[str] = field(default_factory=set)
+    longhorn: LonghornVersion = LonghornVersion.V1_10
 
     def members(self) -> list[EtcdMember]:
         with self.lock:

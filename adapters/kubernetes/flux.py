@@ -29,6 +29,10 @@ from adapters.kubernetes.resources import (
 from adapters.progress import Hooks, Progress
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
+# helm-controller api/v2/annotations.go: a one-off forced upgrade (or install) of a HelmRelease,
+# handled only when its value equals requestedAt's; the controller copies it to
+# status.lastHandledForceAt.
+FORCE_AT = "reconcile.fluxcd.io/forceAt"
 DEFAULT_NAMESPACE = "flux-system"
 
 _SOURCES: dict[str, Resource] = {
@@ -83,6 +87,13 @@ class HelmRelease:
     # release that was deleted or changed (fluxcd/helm-controller docs, drift detection; off by
     # default). Otherwise only a forced upgrade (reconcile.fluxcd.io/forceAt) does.
     drift_detection: str = ""
+    target_namespace: str = ""  # spec.targetNamespace: where the release's objects go
+    release_name: str = ""  # spec.releaseName, else [<targetNamespace>-]<name>
+
+    @property
+    def installs_into(self) -> str:
+        """The namespace Helm puts the release's (namespaced) objects in."""
+        return self.target_namespace or self.namespace
 
 
 # ---- reading state ---------------------------------------------------------------------
@@ -151,7 +162,18 @@ def _to_helmrelease(obj: dict[str, Any]) -> HelmRelease:
         source_namespace=str(ref.get("namespace") or namespace),
         labels=dict(obj.get("metadata", {}).get("labels") or {}),
         drift_detection=str((spec.get("driftDetection") or {}).get("mode") or "disabled"),
+        target_namespace=str(spec.get("targetNamespace") or ""),
+        release_name=_release_name(name, spec),
     )
+
+
+def _release_name(name: str, spec: dict[str, Any]) -> str:
+    """helm-controller's release name (api/v2 HelmRelease.GetReleaseName, without its shortening
+    of names over 53 characters): spec.releaseName, else [<targetNamespace>-]<name>."""
+    if spec.get("releaseName"):
+        return str(spec["releaseName"])
+    target = spec.get("targetNamespace")
+    return f"{target}-{name}" if target else name
 
 
 def _sorted(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -183,6 +205,14 @@ def list_helmreleases(kube: Kube, namespace: str | None = None) -> list[HelmRele
     return [_to_helmrelease(o) for o in _sorted(kube.list_objects(HELMRELEASES, namespace))]
 
 
+def applied_by(kube: Kube, name: str, namespace: str = DEFAULT_NAMESPACE) -> list[HelmRelease]:
+    """The HelmReleases Kustomization ``namespace/name`` applied: kustomize-controller labels
+    what it applies with ``kustomize.toolkit.fluxcd.io/name`` and ``/namespace``."""
+    return [hr for hr in list_helmreleases(kube)
+            if hr.labels.get("kustomize.toolkit.fluxcd.io/name") == name
+            and hr.labels.get("kustomize.toolkit.fluxcd.io/namespace", namespace) == namespace]
+
+
 def get_helmrelease(kube: Kube, name: str, namespace: str = DEFAULT_NAMESPACE) -> HelmRelease:
     """One HelmRelease; NotFound names it."""
     return _to_helmrelease(_get(kube, HELMRELEASES, name, namespace))
@@ -212,9 +242,12 @@ def _is_current(obj: dict[str, Any]) -> bool:
     return not cond_observed or cond_observed == generation
 
 
-def _verdict(obj: dict[str, Any], token: str) -> tuple[str, str]:
-    """('done'|'failed'|'waiting', explanation) for an object we asked to reconcile."""
-    if obj.get("status", {}).get("lastHandledReconcileAt") != token:
+def _verdict(obj: dict[str, Any], token: str, forced: bool = False) -> tuple[str, str]:
+    """('done'|'failed'|'waiting', explanation) for an object we asked to reconcile (and, when
+    ``forced``, to upgrade: helm-controller records that in status.lastHandledForceAt)."""
+    status = obj.get("status", {})
+    if status.get("lastHandledReconcileAt") != token or (
+            forced and status.get("lastHandledForceAt") != token):
         return "waiting", "the controller has not handled the request yet"
     ready, reason, message = _ready(obj)
     stalled = _condition(obj, "Stalled")
@@ -229,7 +262,7 @@ def _verdict(obj: dict[str, Any], token: str) -> tuple[str, str]:
     return "waiting", f"Ready is Unknown ({reason}: {message})" if message else "Ready is Unknown"
 
 
-def _describe_last(obj: dict[str, Any] | None, token: str) -> str:
+def _describe_last(obj: dict[str, Any] | None, token: str, forced: bool = False) -> str:
     if obj is None:
         return "it could not be read"
     if obj.get("status", {}).get("lastHandledReconcileAt") != token:
@@ -237,6 +270,9 @@ def _describe_last(obj: dict[str, Any] | None, token: str) -> str:
             "Flux has not handled the request yet (is its controller running? "
             "kubectl -n flux-system get pods)"
         )
+    if forced and obj.get("status", {}).get("lastHandledForceAt") != token:
+        return ("Flux has not handled the forced upgrade (status.lastHandledForceAt): its "
+                "helm-controller may predate reconcile.fluxcd.io/forceAt")
     ready, reason, message = _ready(obj)
     shown = {True: "True", False: "False", None: "Unknown"}[ready]
     return f"last Ready={shown} {reason}: {message}".rstrip(": ")
@@ -252,6 +288,7 @@ def _wait_handled(
     timeout: float,
     poll: float,
     hooks: Hooks,
+    forced: bool = False,
 ) -> dict[str, Any]:
     what = f"{res.kind} {namespace}/{name}"
     seen: dict[str, Any] = {"obj": None, "said": None}
@@ -259,7 +296,7 @@ def _wait_handled(
     def check() -> dict[str, Any] | None:
         obj = kube.get_object(res, name, namespace)
         seen["obj"] = obj
-        state, why = _verdict(obj, token)
+        state, why = _verdict(obj, token, forced)
         if (state, why) != seen["said"]:
             seen["said"] = (state, why)
             status = {"done": "ready", "failed": "failed"}.get(state, "waiting")
@@ -273,7 +310,7 @@ def _wait_handled(
     def on_timeout(last_error: str) -> str:
         text = (
             f"{what} did not finish reconciling within {timeout:.0f}s; "
-            f"{_describe_last(seen['obj'], token)}."
+            f"{_describe_last(seen['obj'], token, forced)}."
         )
         return text + (f" Last error: {last_error}" if last_error else "")
 
@@ -300,18 +337,23 @@ def _request(
     poll: float,
     hooks: Hooks,
     extra: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Annotate with a fresh token (plus ``extra`` merge-patch fields) and wait for it."""
+    """Annotate with a fresh token (plus ``extra`` merge-patch fields) and wait for it; with
+    ``force`` the same token goes into ``reconcile.fluxcd.io/forceAt`` too (``flux reconcile hr
+    --force``), and the wait is also for ``status.lastHandledForceAt``."""
     token = rfc3339nano()
-    patch: dict[str, Any] = {"metadata": {"annotations": {REQUESTED_AT: token}}}
+    annotations = {REQUESTED_AT: token, **({FORCE_AT: token} if force else {})}
+    patch: dict[str, Any] = {"metadata": {"annotations": annotations}}
     patch.update(extra or {})
     kube.patch_object(res, name, patch, namespace)
     what = f"{res.kind} {namespace}/{name}"
+    asked = "force an upgrade of" if force else "reconcile"
     hooks.report(
-        Progress(f"Asked Flux to reconcile {what}", target=what, task="reconcile", status="started")
+        Progress(f"Asked Flux to {asked} {what}", target=what, task="reconcile", status="started")
     )
     return _wait_handled(
-        kube, res, name, namespace, token, timeout=timeout, poll=poll, hooks=hooks
+        kube, res, name, namespace, token, timeout=timeout, poll=poll, hooks=hooks, forced=force
     )
 
 
@@ -408,12 +450,15 @@ def reconcile_helmrelease(
     namespace: str = DEFAULT_NAMESPACE,
     *,
     with_source: bool = False,
+    force: bool = False,
     timeout: float = 300.0,
     poll: float = 2.0,
     hooks: Hooks | None = None,
 ) -> HelmRelease:
-    """Reconcile a HelmRelease and wait for Ready, like ``flux reconcile hr``.
+    """Reconcile a HelmRelease and wait for Ready, like ``flux reconcile hr [--force]``.
 
+    ``force`` asks for a one-off Helm upgrade even when the release is in sync: the only way
+    helm-controller re-creates a deleted object of a release whose drift detection is off.
     With ``with_source``: a ``chartRef`` target (HelmChart or OCIRepository) is reconciled first;
     otherwise the chart template's source and then the HelmChart ``<namespace>-<name>``.
     """
@@ -438,7 +483,8 @@ def reconcile_helmrelease(
                 **wait,
             )
             _reconcile_source(kube, "HelmChart", f"{namespace}-{name}", chart_ns, owner, **wait)
-    done = _request(kube, HELMRELEASES, name, namespace, timeout=timeout, poll=poll, hooks=hooks)
+    done = _request(kube, HELMRELEASES, name, namespace, timeout=timeout, poll=poll, hooks=hooks,
+                    force=force)
     return _to_helmrelease(done)
 
 

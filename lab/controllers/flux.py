@@ -8,7 +8,9 @@ Following fluxcd/kustomize-controller (internal/controller/kustomization_control
 - the `flux-system` Kustomization, once reconciled, applies the fleet repository's cluster path,
   which re-creates the other Kustomizations after the datastore was lost (new objects, no status);
 - a Kustomization that installs HelmReleases and waits for them (`spec.wait`) becomes Ready only
-  once they are installed: `Timings.infrastructure_install` for the `infrastructure` layer.
+  once they are installed: `Timings.infrastructure_install` for the `infrastructure` layer;
+- a HelmRelease's deleted objects come back only through a forced upgrade or drift correction
+  (`lab.controllers.helm`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from lab import world
 from lab.controllers.base import (
     R_GITREPOSITORIES,
     R_KUSTOMIZATIONS,
-    ControllerBase,
     condition,
 )
+from lab.controllers.helm import HelmController
 from lab.kube import now_iso
 from lab.seed.flux import BOOTSTRAP_NAME, GRAFANA_FAILURE, REVISION, fleet_kustomizations
 
@@ -41,7 +43,7 @@ FAILING_RELEASES = {("monitoring", "grafana")}
 INSTALLS_RELEASES = {"infrastructure"}  # the layer that installs Longhorn and CNPG, wait: true
 
 
-class FluxController(ControllerBase):
+class FluxController(HelmController):
     """The source, kustomize and helm controllers, reduced to their status."""
 
     async def flux(self) -> None:
@@ -180,6 +182,8 @@ class FluxController(ControllerBase):
             }
         ready.update({"observedGeneration": generation, "lastTransitionTime": stamp})
         body: dict[str, Any] = {"observedGeneration": generation, "conditions": [ready, *others]}
+        if res.plural == "helmreleases" and not failing:
+            body.update(await self.helm_release(obj))  # what happens to the release's objects
         if token is not None:
             body["lastHandledReconcileAt"] = token
         if res.plural == "kustomizations" and not failing:

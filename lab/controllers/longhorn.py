@@ -1,8 +1,8 @@
 """Longhorn's managers: Longhorn nodes follow their Kubernetes nodes, replicas on a lost node fail,
 a volume attached to a deleted node moves to a healthy replica's node, replicas are rebuilt on
 nodes that joined, a volume created from a backup is restored, and robustness is kept current;
-and its admission webhook, which refuses deleting a Longhorn node that still holds replicas or
-engines.
+and its admission webhook, which (from v1.10, `world.LonghornVersion`) refuses deleting a
+Longhorn node that is not gone or still holds replicas or engines.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from lab.kube import now_iso
 from lab.seed.longhorn import longhorn_node, replica_object
 
 RESTORE_LIMIT = "concurrent-backup-restore-per-node-limit"
+# types.GetLonghornLabelKey(types.DeleteNodeFromLonghorn): Longhorn's uninstaller deletes its nodes
+UNINSTALLING = "longhorn.io/delete-node-from-longhorn"
 
 
 @dataclass
@@ -365,11 +367,14 @@ class LonghornController(ControllerBase):
                 )
 
     def admit(self, request: Any, current: dict[str, Any] | None) -> tuple[int, str, str] | None:
-        """Longhorn's node validator: what its admission webhook refuses (domain.md §2.7)."""
+        """Longhorn's node validator: what its admission webhook refuses, by the version the lab
+        runs (`world.LonghornVersion`: only v1.10+ validates a DELETE)."""
         if (
             request.resource != R_LH_NODES
             or request.action != kmock.action.DELETE
             or current is None
+            or not self.state.longhorn.validates_node_delete
+            or UNINSTALLING in (current["metadata"].get("annotations") or {})
         ):
             return None
         name = current["metadata"]["name"]

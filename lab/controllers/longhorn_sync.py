@@ -19,8 +19,16 @@ What it follows in longhorn-manager:
   lab's controllers stand in for: they keep running through a meltdown) and Longhorn runs on a
   node.
 
-Unlike the real controllers, objects missing from the store are not deleted, and the store is
-read with drbot's own reader (adapters.backupstore), not Longhorn's backupstore library.
+- Both delete what the store no longer holds: ``cleanupBackupVolumeNotExistOnBackupTarget``
+  (backup_target_controller.go) deletes a BackupVolume of the target whose volume is gone from
+  the store, and the Backups it owns go with it (their ownerReferences); the backup volume
+  controller deletes a Backup (labels ``backup-target``/``backup-volume``) whose cfg is gone,
+  except one this cluster is taking (``spec.snapshotName`` set and not ``Completed``). Each is
+  labelled ``longhorn.io/delete-custom-resource-only`` first, so the deletion leaves the store
+  alone.
+
+Unlike the real controllers, the store is read with drbot's own reader (adapters.backupstore),
+not Longhorn's backupstore library.
 """
 
 from __future__ import annotations
@@ -45,6 +53,9 @@ from lab.controllers.base import (
 )
 from lab.kube import now_iso
 from lab.seed.flux import BOOTSTRAP_NAME
+
+# types.GetLonghornLabelKey(types.DeleteCustomResourceOnly): delete the object, not the store's data
+CR_ONLY = "longhorn.io/delete-custom-resource-only"
 
 
 def backup_volume_name(volume: str) -> str:
@@ -145,9 +156,52 @@ class BackupTargetController(ControllerBase):
                 await self.create(R_LH_BACKUPVOLUMES, world.LONGHORN_NS, body)
             await self.patch(R_LH_BACKUPVOLUMES, world.LONGHORN_NS, body["metadata"]["name"],
                              {"status": body["status"]})
+        await self.forget_gone(name, stored)
         await self.patch(R_LH_BACKUPTARGETS, world.LONGHORN_NS, name, {"status": {
             "available": True, "conditions": [], "lastSyncedAt": synced}})
         self.state.record(f"longhorn: backup target {name} synced {len(stored)} volume(s)")
+
+
+    async def forget_gone(self, target: str, stored: list[tuple[
+            backupstore.LonghornBackupVolume, list[backupstore.LonghornBackup]]]) -> None:
+        """Delete the target's BackupVolumes and Backups whose store entries are gone."""
+        in_store = {volume.name: {b.name for b in backups} for volume, backups in stored}
+        for bv in self.kube.live(R_LH_BACKUPVOLUMES):
+            if of_target(bv, target) and volume_of(bv) not in in_store:
+                for backup in self.kube.live(R_LH_BACKUPS):
+                    if of_target(backup, target) and volume_of(backup) == volume_of(bv):
+                        await self.delete_cr_only(R_LH_BACKUPS, backup)
+                await self.delete_cr_only(R_LH_BACKUPVOLUMES, bv)
+        for backup in self.kube.live(R_LH_BACKUPS):
+            names = in_store.get(volume_of(backup))
+            if names is None or not of_target(backup, target) or taking(backup):
+                continue
+            if backup["metadata"]["name"] not in names:
+                await self.delete_cr_only(R_LH_BACKUPS, backup)
+
+    async def delete_cr_only(self, res: Any, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        await self.patch(res, world.LONGHORN_NS, name, {"metadata": {"labels": {CR_ONLY: "true"}}})
+        await self.delete(res, world.LONGHORN_NS, name)
+        self.state.record(f"longhorn: {obj['kind']} {name} deleted: gone from the backup store")
+
+
+def of_target(obj: dict[str, Any], target: str) -> bool:
+    labels = obj["metadata"].get("labels") or {}
+    named = (obj.get("spec") or {}).get("backupTargetName") or labels.get("backup-target")
+    return (named or "default") == target
+
+
+def volume_of(obj: dict[str, Any]) -> str:
+    labels = obj["metadata"].get("labels") or {}
+    return str((obj.get("spec") or {}).get("volumeName") or labels.get("backup-volume")
+               or (obj.get("status") or {}).get("volumeName") or "")
+
+
+def taking(backup: dict[str, Any]) -> bool:
+    """A backup this cluster is taking: the sync leaves it alone until it completes."""
+    return bool((backup.get("spec") or {}).get("snapshotName")) and (
+        (backup.get("status") or {}).get("state") != "Completed")
 
 
 def _read_store(store: ObjectStore) -> list[tuple[backupstore.LonghornBackupVolume,

@@ -62,9 +62,12 @@ class WorkloadController(ControllerBase):
 
     async def workloads(self) -> None:
         """Deployments and StatefulSets keep spec.replicas pods (matchLabels selectors)."""
+        # kube-scheduler places pods on Ready nodes that are not cordoned (its NodeUnschedulable
+        # filter plugin, kubernetes pkg/scheduler/framework/plugins/nodeunschedulable).
         nodes = sorted(
             n["metadata"]["name"] for n in self.kube.live(R_NODES)
             if condition(n, "Ready").get("status") == "True"
+            and not (n.get("spec") or {}).get("unschedulable")
         )
         pods = self.kube.live(R_PODS)
         for res in WORKLOADS:

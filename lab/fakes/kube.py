@@ -285,7 +285,9 @@ class FluxController(Reactor):
 
     For every watched object whose ``reconcile.fluxcd.io/requestedAt`` differs from
     ``status.lastHandledReconcileAt``: copy it over, set ``observedGeneration`` and a Ready
-    condition from ``outcomes`` (default True).
+    condition from ``outcomes`` (default True). A HelmRelease's ``reconcile.fluxcd.io/forceAt``
+    goes to ``status.lastHandledForceAt`` (helm-controller api/v2/annotations.go); the upgrades
+    it handled are in ``forced``.
     """
 
     def __init__(self, server: StandaloneKube, *resources: Resource) -> None:
@@ -298,6 +300,7 @@ class FluxController(Reactor):
         # (kind, namespace, name) -> (ready, reason, message)
         self.outcomes: dict[tuple[str, str, str], tuple[bool, str, str]] = {}
         self.handled: list[tuple[str, str, str]] = []
+        self.forced: list[tuple[str, str, str]] = []
 
     def _reconcile_all(self) -> None:
         for res in self.resources:
@@ -321,10 +324,14 @@ class FluxController(Reactor):
             "type": "Ready", "status": "True" if ready else "False", "reason": reason,
             "message": message, "observedGeneration": generation,
         }
-        self.server.patch(res, key[2], {"status": {
-            "lastHandledReconcileAt": token, "observedGeneration": generation,
-            "conditions": [condition], "lastAppliedRevision": "main@sha1:0123abcd",
-        }}, key[1])
+        body = {"lastHandledReconcileAt": token, "observedGeneration": generation,
+                "conditions": [condition], "lastAppliedRevision": "main@sha1:0123abcd"}
+        force = (meta.get("annotations") or {}).get("reconcile.fluxcd.io/forceAt")
+        if res.kind == "HelmRelease" and force is not None:
+            body["lastHandledForceAt"] = force
+            if force == token and status.get("lastHandledForceAt") != force:
+                self.forced.append(key)
+        self.server.patch(res, key[2], {"status": body}, key[1])
         self.handled.append(key)
 
 

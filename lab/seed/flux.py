@@ -135,6 +135,58 @@ def helmrelease(
     return hr
 
 
+PODINFO = ("apps", "podinfo")  # the HelmRelease the `apps` Kustomization applies
+PODINFO_CHART = ("podinfo", "6.7.1")
+
+
+def podinfo_release(now: datetime) -> dict[str, Any]:
+    """podinfo's HelmRelease, applied by the `apps` Kustomization (kustomize-controller labels
+    what it applies), drift detection at its default (off), release revision 3 in its history."""
+    ns, name = PODINFO
+    chart, version = PODINFO_CHART
+    hr = helmrelease(name, ns, chart, version, now)
+    hr["metadata"]["labels"] = {"kustomize.toolkit.fluxcd.io/name": "apps",
+                                "kustomize.toolkit.fluxcd.io/namespace": FLUX_NS}
+    hr["spec"]["chart"]["spec"]["sourceRef"]["name"] = chart
+    hr["status"]["history"] = [release_snapshot(ns, name, chart, version, 3, now)]
+    return hr
+
+
+def release_snapshot(ns: str, name: str, chart: str, version: str, revision: int,
+                     when: datetime) -> dict[str, Any]:
+    """One entry of a HelmRelease's status.history (helm-controller api/v2 Snapshot)."""
+    return {"name": name, "namespace": ns, "version": revision, "status": "deployed",
+            "chartName": chart, "chartVersion": version, "appVersion": version,
+            "configDigest": "sha256:" + "0" * 64, "digest": "sha256:" + f"{revision:064x}",
+            "firstDeployed": ts(when - timedelta(days=30)), "lastDeployed": ts(when)}
+
+
+def release_objects(ns: str, name: str) -> list[dict[str, Any]]:
+    """What the chart of HelmRelease ``ns/name`` renders, as Helm applies it: helm-controller's
+    post-renderer adds the ``helm.toolkit.fluxcd.io/name`` and ``/namespace`` labels
+    (fluxcd/helm-controller internal/postrender/origin_labels.go); Helm adds the
+    ``meta.helm.sh/release-*`` annotations and the chart the ``managed-by`` label."""
+    if (ns, name) != PODINFO:
+        return []
+    return [{
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name, "namespace": ns, "generation": 1,
+            "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "Helm",
+                       "helm.toolkit.fluxcd.io/name": name,
+                       "helm.toolkit.fluxcd.io/namespace": ns},
+            "annotations": {"meta.helm.sh/release-name": name,
+                            "meta.helm.sh/release-namespace": ns},
+        },
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": name,
+                                                       "image": "ghcr.io/stefanprodan/podinfo"}]}}},
+        "status": {"replicas": 1, "readyReplicas": 1},
+    }]
+
+
 def git_credentials(key: str) -> dict[str, Any]:
     """The Git deploy key Secret of the GitRepository (a fake key: `key` stands for the private
     part), as `kubectl get secret -o yaml` would have backed it up."""
@@ -190,7 +242,7 @@ def git_repository(
     }
 
 
-def flux_objects(now: datetime, git_key: str) -> list[dict[str, Any]]:
+def flux_objects(now: datetime, git_key: str, longhorn: str = "1.10.1") -> list[dict[str, Any]]:
     repos = [
         {
             "apiVersion": "source.toolkit.fluxcd.io/v1",
@@ -215,6 +267,7 @@ def flux_objects(now: datetime, git_key: str) -> list[dict[str, Any]]:
             ("longhorn", "https://charts.longhorn.io"),
             ("cloudnative-pg", "https://cloudnative-pg.github.io/charts"),
             ("grafana", "https://grafana.github.io/helm-charts"),
+            ("podinfo", "https://stefanprodan.github.io/podinfo"),
         )
     ]
     return [
@@ -223,7 +276,9 @@ def flux_objects(now: datetime, git_key: str) -> list[dict[str, Any]]:
         *repos,
         kustomization(BOOTSTRAP_NAME, FLEET_PATH, now),
         *fleet_kustomizations(now),
-        helmrelease("longhorn", LONGHORN_NS, "longhorn", "1.7.2", now),
+        helmrelease("longhorn", LONGHORN_NS, "longhorn", longhorn, now),
         helmrelease("cloudnative-pg", "cnpg-system", "cloudnative-pg", "0.22.1", now),
         helmrelease("grafana", "monitoring", "grafana", "8.5.1", now, failing=True),
+        podinfo_release(now),
+        *release_objects(*PODINFO),
     ]

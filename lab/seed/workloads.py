@@ -1,5 +1,6 @@
 """The workloads of the seed: the pods on each node (longhorn-manager, web, gitea, the databases,
-coredns, grafana, drbot's worker) and the PodDisruptionBudgets of web and coredns.
+coredns, grafana, podinfo (its Deployment comes with its HelmRelease), drbot's worker) and the
+PodDisruptionBudgets of web and coredns.
 
 `pod_object` is also how the lab's workload controller starts a pod.
 """
@@ -131,6 +132,15 @@ def workload_objects(now: datetime) -> list[dict[str, Any]]:
             {"app": "grafana"},
             ("ReplicaSet", "grafana-5c9d7f7b8"),
             [{"name": "storage", "persistentVolumeClaim": {"claimName": "grafana-data"}}],
+        )
+    )
+    objs.append(
+        pod_object(
+            "podinfo-6f9b8c7d5-m4k2x",
+            "apps",
+            "k3s-agent-2",
+            {"app": "podinfo"},
+            ("ReplicaSet", "podinfo-6f9b8c7d5"),
         )
     )
     objs.append(

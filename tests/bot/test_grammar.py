@@ -39,9 +39,11 @@ def test_near_miss_word_salad_never_raises_anything_else(parts: list[str]) -> No
 def test_parses_positional_flags_and_defaults() -> None:
     spec, parsed = registry.parse("/dr reconcile apps/web --with-source")
     assert spec.name == "reconcile"
-    assert parsed.args == {"kustomization": "apps/web", "with-source": True}
+    assert parsed.args == {"kustomization": "apps/web", "with-source": True, "object": None}
     _, parsed = registry.parse("/dr reconcile")
-    assert parsed.args == {"kustomization": "flux-system", "with-source": False}
+    assert parsed.args == {"kustomization": "flux-system", "with-source": False, "object": None}
+    _, parsed = registry.parse("/dr reconcile apps --object statefulset/apps/gitea")
+    assert parsed.args["object"] == "statefulset/apps/gitea"
     _, parsed = registry.parse("/dr reconcile --dry-run")
     assert parsed.dry_run
 

@@ -8,14 +8,17 @@ from pathlib import Path
 import pytest
 
 from lab import Lab
+from lab.world import LonghornVersion
 from tests.bot.harness import Harness
 
 TIME_SCALE = 0.1
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    with Lab(tmp_path / "lab", time_scale=TIME_SCALE) as running:
+def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """The lab; a test parametrized indirectly on ``lab`` picks the Longhorn version it runs."""
+    longhorn = getattr(request, "param", LonghornVersion.V1_10)
+    with Lab(tmp_path / "lab", time_scale=TIME_SCALE, longhorn=longhorn) as running:
         yield running
 
 

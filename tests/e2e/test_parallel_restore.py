@@ -29,8 +29,9 @@ from adapters.progress import Hooks, Progress
 from bot.config.inventory import Inventory
 from bot.runbook import StepContext
 from handlers import parallel_restore
-from lab import Lab, Timings
+from lab import Lab, Timings, world
 from lab.seed.longhorn import volume_objects
+from lab.store import longhorn_volume_objects
 from lab.world import VolumeSpec
 from tests.support import wait_until
 
@@ -53,9 +54,25 @@ def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Lab]:
         yield running
 
 
+def store_volumes(lab: Lab, now: datetime) -> None:
+    """The twenty volumes' cfgs in the lab's store: Longhorn's sync deletes a Backup or
+    BackupVolume whose store entry is missing (backup_volume_controller.go)."""
+    import boto3
+
+    assert lab.paths is not None
+    creds = dict(line.split("=", 1) for line in lab.paths.s3_credentials.read_text().split())
+    s3 = boto3.client("s3", endpoint_url=lab.s3_url, region_name=world.REGION,
+                      aws_access_key_id=creds["access_key"],
+                      aws_secret_access_key=creds["secret_key"])
+    for i, size in enumerate(SIZES):
+        for key, body in longhorn_volume_objects(spec(i, size), now, blocks=False).items():
+            s3.put_object(Bucket=world.BUCKETS["longhorn"], Key=key, Body=body)
+
+
 @pytest.fixture
 def kube(lab: Lab) -> Iterator[Kube]:
     now = datetime.now(UTC)
+    store_volumes(lab, now)
     lab.world.put([{"apiVersion": "longhorn.io/v1beta2", "kind": "Setting",
                     "metadata": {"name": "concurrent-backup-restore-per-node-limit",
                                  "namespace": longhorn.NS}, "value": str(LIMIT)},

@@ -22,6 +22,7 @@ from adapters.subprocesses import kill_tree
 from bot.worker import pids
 from lab import Lab, schemas, terraform_stub
 from lab.servers import dead_port
+from lab.world import LonghornVersion
 from tests.bot.harness import Harness, wait_until
 
 RUN = 120.0  # a whole rebuild on a loaded two-core machine; each wait ends on its condition
@@ -33,6 +34,10 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 def node_object(lab: Lab, name: str) -> dict[str, Any] | None:
     return lab.world.kube_object("v1", "nodes", None, name)
+
+
+def lh_node(lab: Lab, name: str) -> dict[str, Any] | None:
+    return lab.world.kube_object("longhorn.io/v1beta2", "nodes", "longhorn-system", name)
 
 
 def is_ready(lab: Lab, name: str) -> bool:
@@ -232,9 +237,13 @@ def test_refused_by_each_preflight_and_a_dry_run_changes_nothing(drbot_lab: Harn
     assert mutations(lab) == []  # refusals change nothing either
 
 
+@pytest.mark.parametrize("lab", list(LonghornVersion), indirect=True, ids=str)
 def test_rebuilds_a_crashed_server_while_a_second_rebuild_is_refused(drbot_lab: Harness,
                                                                      lab: Lab) -> None:
+    """On every Longhorn version: up to v1.9 nothing refuses deleting a Longhorn Node, from
+    v1.10 its webhook does until the node is gone, unschedulable and empty (lab.world)."""
     old_uid = node_object(lab, "k3s-server-3")["metadata"]["uid"]  # type: ignore[index]
+    old_lh = lh_node(lab, "k3s-server-3")["metadata"]["uid"]  # type: ignore[index]
     old_member = next(m for m in lab.world.etcd_members() if m.node == "k3s-server-3")
     crash(lab, "k3s-server-3")
     job_id = approved(drbot_lab, requested(drbot_lab, "/dr rebuild-node k3s-server-3"))
@@ -273,6 +282,12 @@ def test_rebuilds_a_crashed_server_while_a_second_rebuild_is_refused(drbot_lab: 
     assert "steps: cordon" in final and "terraform apply" in final
     assert "drain [node k3s-server-3]: skipped" in said(drbot_lab, job_id, "Plan:")
     assert not job_files(lab, job_id).exists()  # it cannot be retried: its files are gone
+    # the dead node's Longhorn Node was deleted (no replica left on it first, as v1.10 needs),
+    # and the rebuilt node registered a new one that schedules
+    assert step(drbot_lab, job_id, "clean Longhorn").result["nodes_removed"] == ["k3s-server-3"]
+    new_lh = lh_node(lab, "k3s-server-3")
+    assert new_lh and new_lh["metadata"]["uid"] != old_lh
+    assert new_lh["spec"]["allowScheduling"] is True
 
 
 def test_join_failure_then_retry_destroys_once_and_applies_once(

@@ -314,6 +314,57 @@ def test_longhorn_refuses_to_delete_a_live_node(kube: Any) -> None:
     )
 
 
+@pytest.mark.parametrize("version", list(world.LonghornVersion), ids=str)
+def test_longhorn_validates_deleting_its_node_from_v1_10(
+        lab: Lab, kube: Any, version: world.LonghornVersion) -> None:
+    """longhorn-manager webhook/resources/node/validator.go: up to v1.9 a DELETE of a Longhorn
+    Node is not validated; from v1.10 it is refused while the node is schedulable or holds a
+    replica, and allowed when gone, unschedulable and empty, or while Longhorn uninstalls."""
+    from kubernetes.client.exceptions import ApiException
+
+    from lab.seed.longhorn import longhorn_node, replica_object
+
+    co = custom(kube)
+    lh = ("longhorn.io", "v1beta2", world.LONGHORN_NS)
+    now = datetime.now(UTC)
+    lab.world.run_longhorn(version)
+
+    def ghost(schedulable: bool, annotations: dict[str, str] | None = None) -> None:
+        node = longhorn_node("k3s-ghost", now)  # no Kubernetes node: KubernetesNodeGone
+        node["spec"]["allowScheduling"] = schedulable
+        node["metadata"]["annotations"] = annotations or {}
+        lab.world.put([node])
+        lab.world.wait_for(lambda: any(
+            c["type"] == "Ready" and c.get("reason") == "KubernetesNodeGone"
+            for c in co.get_namespaced_custom_object(*lh, "nodes", "k3s-ghost")["status"].get(
+                "conditions") or []), WAIT, "the ghost node KubernetesNodeGone")
+
+    def delete() -> int:
+        try:
+            co.delete_namespaced_custom_object(*lh, "nodes", "k3s-ghost")
+        except ApiException as exc:
+            assert 'admission webhook "validator.longhorn.io" denied' in json.loads(
+                exc.body)["message"]
+            return int(exc.status)
+        return 200
+
+    try:
+        validated = version is world.LonghornVersion.V1_10
+        ghost(schedulable=True)
+        assert delete() == (422 if validated else 200)
+        replica = replica_object("pvc-ghost", "k3s-ghost", "r-0", False, False, now)
+        lab.world.put([replica])
+        ghost(schedulable=False)
+        assert delete() == (422 if validated else 200)
+        ghost(schedulable=False, annotations={"longhorn.io/delete-node-from-longhorn": ""})
+        assert delete() == 200  # the uninstaller's deletion
+        co.delete_namespaced_custom_object(*lh, "replicas", replica["metadata"]["name"])
+        ghost(schedulable=False)
+        assert delete() == 200  # gone, unschedulable, nothing on it: every version allows
+    finally:
+        lab.world.run_longhorn(world.LonghornVersion.V1_10)
+
+
 def test_eviction_blocked_by_a_disruption_budget_is_429(kube: Any) -> None:
     from kubernetes.client.exceptions import ApiException
 
@@ -690,3 +741,114 @@ def test_flux_applies_a_new_kustomization_at_once_unless_dependson_holds_it(
     for name in ("gate", "held-app", "free-app"):
         co.patch_namespaced_custom_object(*ks, name, {"metadata": {"finalizers": None}})
         co.delete_namespaced_custom_object(*ks, name)
+
+
+def test_helm_controller_recreates_a_deleted_release_object_only_when_forced_or_drifting(
+        lab: Lab, kube: Any) -> None:
+    """fluxcd/helm-controller: with drift detection off (the default) a reconcile leaves an
+    in-sync release's deleted object missing; forceAt not equal to requestedAt is recorded but
+    not acted on; a matching forceAt upgrades (a new revision, the object back); with
+    driftDetection.mode enabled a plain reconcile corrects the drift without an upgrade."""
+    from kubernetes.client.exceptions import ApiException
+
+    client, api = kube
+    apps_api, co = client.AppsV1Api(api), custom(kube)
+    hr = ("helm.toolkit.fluxcd.io", "v2", "apps", "helmreleases", "podinfo")
+
+    def request(token: str, force: str | None = None, spec: dict | None = None) -> dict:
+        annotations = {"reconcile.fluxcd.io/requestedAt": token,
+                       "reconcile.fluxcd.io/forceAt": force}
+        co.patch_namespaced_custom_object(*hr, {"metadata": {"annotations": annotations},
+                                                **({"spec": spec} if spec else {})})
+        return lab.world.wait_for(
+            lambda: (o := co.get_namespaced_custom_object(*hr))["status"].get(
+                "lastHandledReconcileAt") == token and o, WAIT, f"podinfo handled {token}")
+
+    def present() -> bool:
+        try:
+            apps_api.read_namespaced_deployment("podinfo", "apps")
+        except ApiException as exc:
+            assert exc.status == 404
+            return False
+        return True
+
+    apps_api.delete_namespaced_deployment("podinfo", "apps")
+    request("plain")
+    assert not present()
+    mismatched = request("second", force="not-the-token")
+    assert mismatched["status"]["lastHandledForceAt"] == "not-the-token"
+    assert not present()
+    forced = request("third", force="third")
+    assert present()
+    assert forced["status"]["lastHandledForceAt"] == "third"
+    revision = forced["status"]["history"][0]["version"]
+    assert revision == 4
+    apps_api.delete_namespaced_deployment("podinfo", "apps")
+    drift = request("fourth", spec={"driftDetection": {"mode": "enabled"}})
+    assert present()
+    assert drift["status"]["history"][0]["version"] == revision  # corrected, not upgraded
+    co.patch_namespaced_custom_object(*hr, {"spec": {"driftDetection": None}})
+
+
+def test_backup_target_sync_deletes_what_the_store_no_longer_holds(
+        lab: Lab, kube: Any, s3: Any) -> None:
+    """longhorn-manager backup_target_controller.go / backup_volume_controller.go: a sync
+    deletes a Backup whose cfg is gone and a BackupVolume (with its Backups) whose volume is
+    gone; never a backup this cluster is still taking, nor one of another target."""
+    co = custom(kube)
+    lh = ("longhorn.io", "v1beta2", world.LONGHORN_NS)
+    bucket, base = world.BUCKETS["longhorn"], longhorn_volume_dir("pvc-going")
+
+    def put_cfg(key: str, body: dict[str, Any]) -> None:
+        s3.put_object(Bucket=bucket, Key=f"{base}/{key}", Body=json.dumps(body).encode())
+
+    put_cfg("volume.cfg", {"Name": "pvc-going", "Size": "1073741824", "Labels": None,
+                           "CreatedTime": "2026-01-01T00:00:00Z", "LastBackupName": "backup-g2",
+                           "LastBackupAt": "2026-01-02T00:00:00Z", "BlockCount": "0"})
+    for name, day in (("backup-g1", "01"), ("backup-g2", "02")):
+        put_cfg(f"backups/backup_{name}.cfg", {
+            "Name": name, "VolumeName": "pvc-going", "CreatedTime": f"2026-01-{day}T00:00:00Z",
+            "SnapshotCreatedAt": f"2026-01-{day}T00:00:00Z", "Size": "4096", "Labels": {}})
+
+    def sync() -> None:
+        asked = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        co.patch_namespaced_custom_object(*lh, "backuptargets", "default",
+                                          {"spec": {"syncRequestedAt": asked}})
+        lab.world.wait_for(lambda: co.get_namespaced_custom_object(
+            *lh, "backuptargets", "default")["status"].get("lastSyncedAt", "") >= asked,
+            4 * WAIT, "the backup target synced after the request")
+
+    def backups() -> set[str]:
+        return {b["metadata"]["name"] for b in co.list_namespaced_custom_object(*lh, "backups")[
+            "items"] if (b["metadata"].get("labels") or {}).get("backup-volume") == "pvc-going"}
+
+    def volumes() -> set[str]:
+        return {b["spec"]["volumeName"] for b in co.list_namespaced_custom_object(
+            *lh, "backupvolumes")["items"]}
+
+    sync()  # lastSyncedAt is to the second: a pass begun just before the put may count
+    lab.world.wait_for(lambda: backups() == {"backup-g1", "backup-g2"}, 4 * WAIT, "pulled")
+    assert "pvc-going" in volumes()
+    taking = {"apiVersion": "longhorn.io/v1beta2", "kind": "Backup",
+              "metadata": {"name": "backup-taking", "namespace": world.LONGHORN_NS,
+                           "labels": {"backup-volume": "pvc-going", "backup-target": "default"}},
+              "spec": {"snapshotName": "snap-now", "labels": {}},
+              "status": {"state": "InProgress", "volumeName": "pvc-going"}}
+    elsewhere = {**taking, "metadata": {**taking["metadata"], "name": "backup-elsewhere",
+                                        "labels": {"backup-volume": "pvc-going",
+                                                   "backup-target": "offsite"}},
+                 "spec": {"snapshotName": "", "labels": {}},
+                 "status": {"state": "Completed", "volumeName": "pvc-going"}}
+    lab.world.put([taking, elsewhere])
+    s3.delete_object(Bucket=bucket, Key=f"{base}/backups/backup_backup-g1.cfg")
+    sync()
+    lab.world.wait_for(lambda: "backup-g1" not in backups(), WAIT, "backup-g1 deleted")
+    assert backups() == {"backup-g2", "backup-taking", "backup-elsewhere"}
+    assert any("Backup backup-g1 deleted: gone from the backup store" in e
+               for e in lab.world.events())
+    for key in ("volume.cfg", "backups/backup_backup-g2.cfg"):
+        s3.delete_object(Bucket=bucket, Key=f"{base}/{key}")
+    sync()
+    lab.world.wait_for(lambda: "pvc-going" not in volumes(), WAIT, "the BackupVolume deleted")
+    assert backups() == {"backup-elsewhere"}  # of another target: not this sync's to delete
+    co.delete_namespaced_custom_object(*lh, "backups", "backup-elsewhere")

@@ -228,3 +228,50 @@ def test_rfc3339nano() -> None:
     assert flux.rfc3339nano(1_700_000_000_123_456_789) == "2023-11-14T22:13:20.123456789Z"
     assert flux.rfc3339nano(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.12Z"
     assert flux.rfc3339nano(1_700_000_000_000_000_000) == "2023-11-14T22:13:20Z"
+
+
+def test_forced_helmrelease_upgrade_sends_force_at_equal_to_the_token(
+        kube_emulator: StandaloneKube, kube: Kube) -> None:
+    """helm-controller handles forceAt only when it equals requestedAt (api/v2/annotations.go)."""
+    add_helmrelease(kube_emulator, "web")
+    with FluxController(kube_emulator) as controller:
+        flux.reconcile_helmrelease(kube, "web", force=True, **FAST)
+        flux.reconcile_helmrelease(kube, "web", **FAST)
+    annotations = kube_emulator.get(R.HELMRELEASES, "web", "flux-system")["metadata"]["annotations"]
+    first_force = annotations[flux.FORCE_AT]
+    assert controller.forced == [("HelmRelease", "flux-system", "web")]  # the second: no force
+    assert annotations[flux.REQUESTED_AT] != first_force  # a new token, forceAt left as it was
+
+
+def test_a_forced_upgrade_waits_for_last_handled_force_at(
+        kube_emulator: StandaloneKube, kube: Kube) -> None:
+    """A controller that handled the reconcile but not the force (an older helm-controller) is
+    not taken for a done upgrade."""
+    add_helmrelease(kube_emulator, "web")
+
+    def handle_reconcile_only() -> None:
+        obj = kube_emulator.get(R.HELMRELEASES, "web", "flux-system")
+        token = (obj["metadata"].get("annotations") or {}).get(flux.REQUESTED_AT)
+        if token and obj["status"].get("lastHandledReconcileAt") != token:
+            kube_emulator.patch(R.HELMRELEASES, "web", {"status": {
+                "lastHandledReconcileAt": token}}, "flux-system")
+
+    with Reactor(handle_reconcile_only), pytest.raises(TimedOut, match="has not handled the forced upgrade"):
+        flux.reconcile_helmrelease(kube, "web", force=True, poll=0.05, timeout=0.5)
+
+
+def test_helmreleases_a_kustomization_applied_and_where_they_install(
+        kube_emulator: StandaloneKube, kube: Kube) -> None:
+    labels = {"kustomize.toolkit.fluxcd.io/name": "apps",
+              "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}
+    for name, spec in (("web", {}), ("api", {"targetNamespace": "prod"}),
+                       ("db", {"releaseName": "pg", "targetNamespace": "data"})):
+        add_helmrelease(kube_emulator, name, "team")
+        kube_emulator.patch(R.HELMRELEASES, name, {"metadata": {"labels": labels},
+                                                   "spec": spec}, "team")
+    add_helmrelease(kube_emulator, "other", "team")
+    found = {hr.name: hr for hr in flux.applied_by(kube, "apps")}
+    assert sorted(found) == ["api", "db", "web"]
+    assert (found["web"].installs_into, found["web"].release_name) == ("team", "web")
+    assert (found["api"].installs_into, found["api"].release_name) == ("prod", "prod-api")
+    assert (found["db"].installs_into, found["db"].release_name) == ("data", "pg")
