@@ -1,0 +1,90 @@
+"""/dr drill against the simulated homelab through a real worker: the restore into a drill
+namespace, the check pod the lab's kubelet runs on the volume's files, the report, and nothing
+left afterwards; failures (a restore that fails, a check that returns the wrong value) fail the
+drill with the reason and still leave nothing; a worker killed mid-drill is swept up."""
+
+from __future__ import annotations
+
+from lab import Lab
+from tests.bot.harness import Harness
+from tests.support import wait_until
+
+DRILL_LABEL = "drbot.io/drill"
+
+
+def leftovers(lab: Lab) -> list[str]:
+    """Every drill namespace, PV and Longhorn volume in the lab."""
+    found = [n["metadata"]["name"] for n in lab.world.kube_objects("v1", "namespaces")
+             if (n["metadata"].get("labels") or {}).get(DRILL_LABEL)]
+    found += [p["metadata"]["name"] for p in lab.world.kube_objects("v1", "persistentvolumes")
+              if p["metadata"]["name"].startswith("drbot-drill-")]
+    found += [v["metadata"]["name"]
+              for v in lab.world.kube_objects("longhorn.io/v1beta2", "volumes")
+              if v["metadata"]["name"].startswith("drbot-drill-")]
+    return found
+
+
+def test_a_drill_restores_checks_reports_and_leaves_nothing(lab: Lab, drbot_lab: Harness
+                                                            ) -> None:
+    job_id = drbot_lab.say("/dr drill longhorn apps/web-data", who="alice").job_id
+    assert job_id
+    drbot_lab.wait_status(job_id, "succeeded", timeout=120)
+    text = drbot_lab.wait_reply(job_id, "drill passed", timeout=30)
+    assert "restored in" in text
+    assert "✓ README: apps/web-data: files of the lab's volume" in text
+    assert "✓ files and bytes: 4 files, " in text  # README and three data parts
+    assert leftovers(lab) == []
+    # the pod read the restored volume, not the source: its mount came from the drill claim
+    runs = [argv for pod, argv in lab.world.state.pod_runs if pod.startswith("drbot-drill-")]
+    assert len(runs) == 2
+    source = lab.world.kube_object("v1", "persistentvolumeclaims", "apps", "web-data")
+    assert source is not None and not source["metadata"].get("deletionTimestamp")
+
+
+def test_a_wrong_check_value_fails_the_drill_and_leaves_nothing(lab: Lab, drbot_lab: Harness
+                                                                ) -> None:
+    backups = [b for b in lab.world.kube_objects("longhorn.io/v1beta2", "backups")
+               if b["metadata"]["labels"].get("backup-volume", "").startswith("pvc-")]
+    with lab.world.state.lock:  # every backup: whichever is newest restores other content
+        lab.world.state.wrong_content_backups.update(b["metadata"]["name"] for b in backups)
+    job_id = drbot_lab.say("/dr drill longhorn apps/web-data", who="alice").job_id
+    assert job_id
+    job = drbot_lab.wait_status(job_id, "failed", timeout=120)
+    assert "drill FAILED" in (job.error or "")
+    assert ("✗ README: expected \"apps/web-data: files of the lab's volume\", "
+            "got 'lab: other data than was backed up'") in (job.error or "")
+    assert leftovers(lab) == []
+
+
+def test_a_failing_restore_fails_the_drill_with_longhorns_reason(lab: Lab, drbot_lab: Harness
+                                                                 ) -> None:
+    backups = [b["metadata"]["name"] for b in lab.world.kube_objects("longhorn.io/v1beta2",
+                                                                     "backups")]
+    with lab.world.state.lock:
+        lab.world.state.failing_backups.update(backups)
+    job_id = drbot_lab.say("/dr drill longhorn apps/web-data", who="alice").job_id
+    assert job_id
+    job = drbot_lab.wait_status(job_id, "failed", timeout=120)
+    assert "Longhorn failed to restore volume drbot-drill-" in (job.error or "")
+    assert "lab: the backup's blocks cannot be read" in (job.error or "")
+    assert leftovers(lab) == []
+
+
+def test_a_worker_killed_mid_drill_leaves_a_namespace_the_sweeper_removes(
+        lab: Lab, drbot_lab: Harness) -> None:
+    hold = lab.world.hold_kube("POST", r"/namespaces/drbot-drill-[^/]+/pods$")  # the check pod
+    job_id = drbot_lab.say("/dr drill longhorn apps/web-data", who="alice").job_id
+    assert job_id
+    assert hold.reached.wait(120), "the drill never created its check pod"
+    namespace = f"drbot-drill-{job_id}"
+    assert namespace in leftovers(lab)  # restored, volume and PV in place
+    drbot_lab.kill_workers()
+    hold.release()
+    drbot_lab.wait_status(job_id, "lost", timeout=60)  # the reaper saw the worker die
+    drbot_lab.start_worker()
+    wait_until(lambda: leftovers(lab) == [], 120, "the sweeper to remove the drill's namespace")
+    sweeps = [drbot_lab.job(j) for j in drbot_lab.rt.store.recent(20)]
+    sweeps = [j for j in sweeps if j.command == "drill-sweep"]
+    assert len(sweeps) == 1 and sweeps[0].account == "system:scheduler"
+    done = drbot_lab.wait_status(sweeps[0].id, "succeeded", timeout=30)
+    assert f"namespace {namespace} (job {job_id} is over)" in str(done.steps[0].result)
