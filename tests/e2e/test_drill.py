@@ -88,3 +88,46 @@ def test_a_worker_killed_mid_drill_leaves_a_namespace_the_sweeper_removes(
     assert len(sweeps) == 1 and sweeps[0].account == "system:scheduler"
     done = drbot_lab.wait_status(sweeps[0].id, "succeeded", timeout=30)
     assert f"namespace {namespace} (job {job_id} is over)" in str(done.steps[0].result)
+
+
+def test_a_cancelled_drill_removes_what_it_made(lab: Lab, drbot_lab: Harness) -> None:
+    hold = lab.world.hold_kube("POST", r"/namespaces/drbot-drill-[^/]+/pods$")
+    job_id = drbot_lab.say("/dr drill longhorn apps/web-data", who="alice").job_id
+    assert job_id
+    assert hold.reached.wait(120), "the drill never created its check pod"
+    assert f"drbot-drill-{job_id}" in leftovers(lab)
+    assert drbot_lab.say(f"/dr cancel {job_id}", who="alice").ok
+    hold.release()
+    drbot_lab.wait_status(job_id, "cancelled", timeout=60)
+    assert leftovers(lab) == []
+
+
+def test_a_retry_after_a_killed_worker_starts_clean_and_passes(lab: Lab, drbot_lab: Harness
+                                                                ) -> None:
+    hold = lab.world.hold_kube("POST", r"/namespaces/drbot-drill-[^/]+/pods$")
+    job_id = drbot_lab.say("/dr drill longhorn apps/web-data", who="alice").job_id
+    assert job_id
+    assert hold.reached.wait(120), "the drill never created its check pod"
+    drbot_lab.kill_workers()
+    hold.release()
+    drbot_lab.wait_status(job_id, "lost", timeout=60)
+    drbot_lab.start_worker()
+    assert drbot_lab.say(f"/dr retry {job_id}", who="alice").ok
+    drbot_lab.wait_status(job_id, "succeeded", timeout=120)
+    drbot_lab.wait_reply(job_id, "drill passed", timeout=30)
+    # The retry removed the first attempt's namespace and made its own: both its check pods ran
+    # anew (reusing the old namespace would have found the first pod, already run, and not run
+    # it again); the first attempt's pod ran while its worker was dead (5 s to be declared lost).
+    runs = [pod for pod, _ in lab.world.state.pod_runs if pod.startswith(f"drbot-drill-{job_id}")]
+    assert sorted(runs) == sorted([f"drbot-drill-{job_id}/drill-check-0"] * 2
+                                  + [f"drbot-drill-{job_id}/drill-check-1"])
+    assert leftovers(lab) == []
+
+
+def test_a_drill_is_refused_while_a_recovery_holds_the_cluster(drbot_lab: Harness) -> None:
+    from bot.records.locks import shared
+
+    assert drbot_lab.rt.locks.acquire("0badc0de", [shared("cluster")], ttl=60) is None
+    reply = drbot_lab.say("/dr drill longhorn apps/web-data", who="alice")
+    assert not reply.ok and reply.job_id is None
+    assert "busy: cluster is held by job 0badc0de" in reply.text
