@@ -96,6 +96,12 @@ def test_a_cancelled_drill_removes_what_it_made(lab: Lab, drbot_lab: Harness) ->
     assert job_id
     assert hold.reached.wait(120), "the drill never created its check pod"
     assert f"drbot-drill-{job_id}" in leftovers(lab)
+    drbot_lab.start_worker()  # the first one is busy with the drill
+    status = drbot_lab.say("/dr status", who="alice").job_id
+    assert status
+    drbot_lab.wait_status(status, "succeeded", timeout=60)
+    text = drbot_lab.wait_reply(status, "Drills in progress:", timeout=30)
+    assert f"drbot-drill-{job_id}: longhorn apps/web-data, job {job_id}, deadline in" in text
     assert drbot_lab.say(f"/dr cancel {job_id}", who="alice").ok
     hold.release()
     drbot_lab.wait_status(job_id, "cancelled", timeout=60)
