@@ -5,6 +5,7 @@ drill with the reason and still leave nothing; a worker killed mid-drill is swep
 
 from __future__ import annotations
 
+from bot.watch import drilled
 from lab import Lab
 from tests.bot.harness import Harness
 from tests.support import wait_until
@@ -34,6 +35,8 @@ def test_a_drill_restores_checks_reports_and_leaves_nothing(lab: Lab, drbot_lab:
     assert "✓ README: apps/web-data: files of the lab's volume" in text
     assert "✓ files and bytes: 4 files, " in text  # README and three data parts
     assert leftovers(lab) == []
+    kept = drilled.load(drbot_lab.redis)["longhorn:apps/web-data"]
+    assert kept.ok and kept.restore_seconds is not None and kept.last_ok_backup == kept.backup_id
     # the pod read the restored volume, not the source: its mount came from the drill claim
     runs = [argv for pod, argv in lab.world.state.pod_runs if pod.startswith("drbot-drill-")]
     assert len(runs) == 2
