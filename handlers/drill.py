@@ -174,11 +174,12 @@ def drill_longhorn(step: StepContext, target: str) -> DrillResult:
         step.progress(f"removing what the earlier attempt left in {namespace}", target=target)
         cleanup(kube, namespace)
     shape = shape_of(kube, backup)
-    room(kube, step.inventory, int(shape.size))
     started = time.time()
     deadline = started + cfg.timeout_minutes * 60
     result = DrillResult("longhorn", target, backup.name, started, size=int(shape.size))
     try:
+        # No room is a failed drill, kept as such: a restore of this volume would fail too.
+        room(kube, step.inventory, int(shape.size))
         drills.create_namespace(kube, namespace, job=step.job_id, target=f"longhorn {target}",
                                 deadline=deadline)
         step.progress(f"restoring backup {backup.name} of {volume} into {namespace}/{CLAIM}",
