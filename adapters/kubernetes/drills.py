@@ -9,7 +9,6 @@ every piece of a drill from the label alone, also after the worker that made it 
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,19 +207,6 @@ def start_check(kube: Kube, namespace: str, pvc: str, *, image: str, command: li
     except Conflict:
         return False
     return True
-
-
-def delete_pod(kube: Kube, namespace: str, name: str = POD) -> None:
-    with contextlib.suppress(NotFound):
-        kube.call(kube.core.delete_namespaced_pod, name, namespace)
-
-
-def pod_gone(kube: Kube, namespace: str, name: str = POD) -> bool:
-    try:
-        kube.call(kube.core.read_namespaced_pod, name, namespace)
-    except NotFound:
-        return True
-    return False
 
 
 def check_outcome(kube: Kube, namespace: str, name: str = POD) -> PodOutcome | None:
