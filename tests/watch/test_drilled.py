@@ -65,3 +65,39 @@ def test_the_scheduler_enqueues_the_drill_rotation_hourly_and_the_sweeper_quarte
         assert {j.account for j in rotations + sweeps} == {"system:scheduler"}
     finally:
         harness.close()
+
+
+def test_a_failed_drill_alerts_until_a_drill_passes(redis_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.watch.alerts import Watch
+    from bot.watch.evaluate import Finding, drill
+    from bot.watch.facts import Facts, Sight
+
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+    def finding(status: str = "ok") -> Finding:
+        return Finding("longhorn", "pvc-a", "apps/web-data", status, max_age_hours=26)
+
+    def record(ok: bool, at: datetime) -> dict[str, object]:
+        return {"backup_id": "backup-9", "outcome": "ok" if ok else "failed",
+                "drilled_at": at.timestamp(),
+                "problem": "" if ok else "README: expected 'v2', got 'v1'"}
+
+    failed = drill(finding(), record(False, now - timedelta(hours=3)), now)
+    assert failed.status == "drill failed" and failed.bad
+    assert failed.problem == ("restore drill of backup backup-9 failed 3h 0m ago: README: "
+                              "expected 'v2', got 'v1'")
+    assert failed.command == "/dr drill longhorn apps/web-data"
+    assert drill(finding(), record(True, now), now).status == "ok"
+    assert drill(finding(), None, now).status == "ok"  # never drilled: no alert (yet)
+    assert drill(finding("missed"), record(False, now), now).status == "missed"
+
+    client = redis.Redis.from_url(redis_url)
+    watch = Watch(client)
+    facts = Facts(now, sights={"cluster": Sight("cluster", "the API")})
+    opened = watch.record(facts, [failed], now.timestamp(), 12)
+    closed = watch.record(facts, [drill(finding(), record(True, now), now)],
+                          now.timestamp() + 3600, 12)
+    assert [e.text.split(":")[0] for e in opened] == ["⚠ drill failed"]
+    assert closed and closed[0].type == "recovered"
