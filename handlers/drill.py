@@ -168,6 +168,7 @@ def drill_longhorn(step: StepContext, target: str) -> DrillResult:
     namespace = drills.namespace_for(step.job_id)
     # Recorded before the namespace exists: a retry (or the report) knows what to remove.
     plan = step.intent("drill", lambda: {"namespace": namespace, "backup": backup.name})
+    namespace = str(plan["namespace"])
     if plan["backup"] != backup.name:
         backup = longhorn.get_backup(kube, plan["backup"])
     if step.resumed("drill"):
