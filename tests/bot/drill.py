@@ -102,7 +102,7 @@ def drill_intent(ctx: PlanContext) -> Runbook:
                    targets=[name], summary=lambda results: f"acted on {results['act']['acted_on']}")
 
 
-@runbook("drill-phases", summary="a drill runbook in two phases, each confirmed in the thread",
+@runbook("exercise-phases", summary="a drill runbook in two phases, each confirmed in the thread",
          params=(Param("name", "drill name"),), locks=locks, timeout=120)
 def drill_phases(ctx: PlanContext) -> Runbook:
     """Like rebuild-cluster's phases (handlers/confirm.py): each waits for /dr confirm."""

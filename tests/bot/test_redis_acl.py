@@ -172,7 +172,7 @@ def test_the_charts_users_each_do_their_job(chart_redis: RedisServer, tmp_path: 
         h.start_worker()
         h.env.update(bot)
         h.start_relay()
-        job_id = h.say("/dr drill chart").job_id
+        job_id = h.say("/dr exercise chart").job_id
         h.wait_status(job_id, "succeeded")
         h.wait_reply(job_id, "drill chart finished")
         os.environ.update(scheduler)  # the scheduler's own runtime, as its pod starts it

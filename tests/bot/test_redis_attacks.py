@@ -121,7 +121,7 @@ def test_a_restarted_worker_still_refuses_a_record_rolled_back_to_queued(drbot: 
     h = drbot
     h.redis.set("drill:rs:hold", 1)
     h.redis.set("drill:rs:go", 1)
-    job_id = h.say("/dr drill-gated rs", who="carol").job_id
+    job_id = h.say("/dr exercise-gated rs", who="carol").job_id
     h.wait_status(job_id, "awaiting_approval")
     h.kill_workers()  # so that the approved record can be read before it runs
     assert h.say(f"/dr approve {job_id}", who="alice").ok
