@@ -93,8 +93,11 @@ def test_a_failed_drill_alerts_until_a_drill_passes(redis_url: str) -> None:
     assert drill(finding(), None, now).status == "ok"  # never drilled: no alert (yet)
     assert drill(finding("missed"), record(False, now), now).status == "missed"
 
+    from bot.records.signing import Signer
+    from lab.fakes.frontend import KEY
+
     client = redis.Redis.from_url(redis_url)
-    watch = Watch(client)
+    watch = Watch(client, Signer(KEY.encode()))
     facts = Facts(now, sights={"cluster": Sight("cluster", "the API")})
     opened = watch.record(facts, [failed], now.timestamp(), 12)
     closed = watch.record(facts, [drill(finding(), record(True, now), now)],
