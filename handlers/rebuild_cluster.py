@@ -37,7 +37,7 @@ import yaml
 
 from adapters.errors import AdapterError, Unreachable
 from bot.errors import CommandError
-from bot.records.locks import LockKey, exclusive
+from bot.records.locks import LockKey, exclusive, free
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 from handlers import iac, preflight, restore_set
@@ -68,7 +68,7 @@ PHASES = {1: "rebuild the VMs and K3s", 2: "bootstrap Flux, apps suspended",
 
 
 def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
-    return [exclusive("cluster"), exclusive("etcd"), exclusive("iac")]
+    return [exclusive("cluster"), exclusive("etcd"), exclusive("iac"), free("drill")]
 
 
 # -- live state ---------------------------------------------------------------------------------

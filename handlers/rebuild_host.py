@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from adapters.errors import AdapterError, NotFound
 from bot.errors import CommandError
 from bot.grammar import Param
-from bot.records.locks import LockKey, exclusive, shared
+from bot.records.locks import LockKey, exclusive, free, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 from handlers import iac, preflight
@@ -49,7 +49,7 @@ def host_nodes(inventory: Inventory, host: str) -> list[str]:
 def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
     host = str(args["host"])
     names = host_nodes(inventory, host)
-    keys = [shared("cluster")]
+    keys = [shared("cluster"), free("drill")]  # a drill running now refuses a rebuild
     if not names or any(inventory.nodes[n].role == "server" for n in names):
         keys.append(exclusive("etcd"))
     keys.append(exclusive(f"host:{host}"))

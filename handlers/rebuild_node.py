@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from adapters.errors import AdapterError, Cancelled, NotFound, Refused, TimedOut
 from bot.errors import CommandError
 from bot.grammar import Param
-from bot.records.locks import LockKey, exclusive, shared
+from bot.records.locks import LockKey, exclusive, free, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 from handlers import iac, preflight
@@ -54,7 +54,7 @@ DESTROY, TERRAFORM, SSH, ANSIBLE, READY, REPLICAS = ("destroy VM", "terraform ap
 def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
     name = str(args["node"])
     entry = inventory.nodes.get(name)
-    keys = [shared("cluster")]
+    keys = [shared("cluster"), free("drill")]  # a drill running now refuses a rebuild
     if entry is None or entry.role == "server":  # unknown: assume the worst until planning refuses
         keys.append(exclusive("etcd"))
     keys.append(exclusive(f"node:{name}"))

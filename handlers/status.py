@@ -1,4 +1,5 @@
-"""/dr status: the cluster on one screen: nodes, Flux, Longhorn, CNPG and drbot's running jobs.
+"""/dr status: the cluster on one screen: nodes, Flux, Longhorn, CNPG, drills in progress and
+drbot's running jobs.
 
 Each section is read on its own; one that cannot be read says why and the others still show
 (a half-dead cluster is exactly when this command is typed). Running jobs come from drbot's job
@@ -99,6 +100,20 @@ def cnpg_lines(step: StepContext) -> list[str]:
     return lines or ["  none"]
 
 
+def drill_lines(step: StepContext) -> list[str]:
+    """The drill namespaces in the cluster (handlers/drill.py): running drills, and any the
+    sweeper has yet to remove."""
+    from adapters.kubernetes import drills
+
+    now, lines = time.time(), []
+    for space in drills.list_namespaces(step.services.kube):
+        state = "being deleted" if space.terminating else (
+            "OVERDUE (the sweeper removes it)" if space.overdue(now)
+            else f"deadline in {int(space.deadline - now)}s")
+        lines.append(f"  {space.name}: {space.target or '?'}, job {space.job or '?'}, {state}")
+    return lines or ["  none"]
+
+
 def job_lines(step: StepContext) -> list[str]:
     from bot.records.jobs import JobStore
     from bot.records.signing import Signer
@@ -125,6 +140,7 @@ def overview(step: StepContext) -> dict[str, Any]:
              *section("Flux:", lambda: flux_lines(step)),
              *section("Longhorn:", lambda: longhorn_lines(step)),
              *section("CloudNativePG:", lambda: cnpg_lines(step)),
+             *section("Drills in progress:", lambda: drill_lines(step)),
              *section("drbot jobs in progress:", lambda: job_lines(step))]
     return {"text": "\n".join(lines)}
 

@@ -167,6 +167,7 @@ def policy(console_login: str) -> dict[str, Any]:
             "backup-now": {"allow": ["operator", "admin"]},
             "doctor": {"allow": ["operator", "admin"]},
             "verify": {"allow": ["operator", "admin"]},
+            "drill": {"allow": ["operator", "admin"]},
         },
         "lab": True,
     }
@@ -235,6 +236,13 @@ def inventory(ep: Endpoints, paths: Paths) -> dict[str, Any]:
             "etcd_store": store_entry("etcd", world.ETCD_FOLDER),
             "check_interval_seconds": 60,
             "verify": {"scratch_dir": str(paths.root / "verify-scratch")},
+            # a check with an expected value, on the files the lab's volumes hold
+            "drill": {"longhorn_checks": {"apps/web-data": [
+                {"name": "README", "command": ["cat", "/drill/README"],
+                 "expect": "apps/web-data: files of the lab's volume"},
+                {"name": "files and bytes", "command": [
+                    "sh", "-c", 'find "$0" -xdev -type f | wc -l; '
+                    'find "$0" -xdev -type f -exec cat {} + | wc -c', "/drill"]}]}},
         },
         "alerts": {"console": "lab-alerts"},
     }

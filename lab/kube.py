@@ -69,7 +69,12 @@ RESOURCES: list[tuple[str, str, str, bool, tuple[str, ...]]] = [
 ]
 VERBS = {"get", "list", "watch", "create", "patch", "update", "delete"}
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
-SUBRESOURCES = {"nodes": {"status"}, "pods": {"eviction", "status"}}
+SUBRESOURCES = {"nodes": {"status"}, "pods": {"eviction", "status", "log"}}
+NAMESPACES = kmock.resource("", "v1", "namespaces")
+# kmock's path parser reads /api/v1/namespaces[/<name>] as a namespace prefix without a resource;
+# such requests are parsed at this path and then put back (their logged URL stays the real one).
+_NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(/[^/]+)?$")
+_NAMESPACES_AT = "/api/v1/namespaces/-/namespaces"
 
 
 def now_iso() -> str:
@@ -230,6 +235,8 @@ class LabKube(kmock.KubernetesEmulator):
 
     admissions: list[Admission] = attrs.field(factory=list)
     holds: Holds = attrs.field(factory=Holds)
+    # (namespace, pod) -> what its container printed, served at pods/<name>/log (lab kubelet)
+    pod_logs: dict[tuple[str, str], str] = attrs.field(factory=dict)
     # (verb, group, resource[/subresource]) the lab's credentials may not do
     denied: set[tuple[str, str, str]] = attrs.field(factory=set)
     _versions: itertools.count = attrs.field(factory=lambda: itertools.count(1000), init=False)
@@ -263,7 +270,18 @@ class LabKube(kmock.KubernetesEmulator):
             if res == resource and not obj.deleted
         ]
 
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        found = _NAMESPACE_PATH.match(raw_request.path)
+        if found:
+            raw_request = raw_request.clone(
+                rel_url=raw_request.rel_url.with_path(_NAMESPACES_AT + (found.group(1) or "")))
+        return await super().__call__(raw_request)
+
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if request.url.path.startswith(_NAMESPACES_AT):
+            self._namespace_request(request)
+        if request.resource == PODS and request.subresource == "log":
+            return self._pod_log(request)
         if request.url.path == SSAR_PATH and request.method == kmock.method.POST:
             return self._access_review(request)
         if request.resource is None or request.resource.plural is None:
@@ -284,6 +302,40 @@ class LabKube(kmock.KubernetesEmulator):
         if client:
             await self.holds.pause(method, request.url.path, after=True)
         return response
+
+    def _namespace_request(self, request: rendering.Request) -> None:
+        """Put a Namespaces request back as the API server reads it: cluster-scoped, at its real
+        URL. A client's DELETE only starts the deletion, as the API server does for a namespace
+        (its spec finalizer ``kubernetes`` keeps it, phase Terminating); the lab's namespace
+        controller empties it and then removes it (kubernetes pkg/registry/core/namespace/
+        storage/storage.go Delete; pkg/controller/namespace/deletion). The API server also sets
+        deletionTimestamp; the lab leaves it out, as kmock garbage-collects at once an object
+        that has one and no metadata finalizers."""
+        name = request.url.path.removeprefix(_NAMESPACES_AT).strip("/") or None
+        object.__setattr__(request, "namespace", None)
+        object.__setattr__(request, "url", request.url.with_path(
+            "/api/v1/namespaces" + (f"/{name}" if name else "")))
+        if request.action == kmock.action.DELETE and name and \
+                CONTROLLER_HEADER not in request.headers and self.current(NAMESPACES, None, name):
+            object.__setattr__(request, "action", kmock.action.UPDATE)
+            object.__setattr__(request, "data", {"status": {"phase": "Terminating"}})
+
+    def _pod_log(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """GET pods/<name>/log: what the container printed, as plain text; 400 while it has
+        not run yet, with the kubelet's wording (kubernetes pkg/kubelet/kubelet_pods.go
+        validateContainerLogStatus)."""
+        ns, name = request.namespace or "", request.name or ""
+        pod = self.current(PODS, ns, name)
+        if pod is None:
+            return aiohttp.web.json_response(
+                status_body(404, "NotFound", f'pods "{name}" not found'), status=404)
+        if (ns, name) not in self.pod_logs:
+            containers = (pod.get("spec") or {}).get("containers") or [{}]
+            container = request.params.get("container") or containers[0].get("name", "")
+            return aiohttp.web.json_response(status_body(
+                400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to '
+                "start: ContainerCreating"), status=400)
+        return aiohttp.web.Response(text=self.pod_logs[(ns, name)], content_type="text/plain")
 
     def _access_review(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         """SelfSubjectAccessReview, as the API server answers it: the review comes back with
@@ -331,6 +383,13 @@ class LabKube(kmock.KubernetesEmulator):
                 ) from exc
             object.__setattr__(request, "data", merge_diff(current, patched))
         current = self.current(resource, ns, name) if name else None
+        if request.action == kmock.action.CREATE and ns:
+            home = self.current(NAMESPACES, None, ns)
+            if home is not None and (home.get("status") or {}).get("phase") == "Terminating":
+                # kubernetes plugin/pkg/admission/namespace/lifecycle/admission.go
+                raise _Refused(status_body(403, "Forbidden", f"{resource.plural} is forbidden: "
+                                           f"unable to create new content in namespace {ns} "
+                                           "because it is being terminated"))
         for admit in self.admissions:
             refusal = admit(request, current)
             if refusal:
@@ -374,6 +433,9 @@ class LabKube(kmock.KubernetesEmulator):
             if request.namespace and "namespace" not in meta:
                 meta["namespace"] = request.namespace
             meta["resourceVersion"] = str(next(self._versions))
+            if request.resource == NAMESPACES:
+                data.setdefault("spec", {"finalizers": ["kubernetes"]})
+                data["status"] = {"phase": "Active"}
         elif request.action == kmock.action.UPDATE and current is not None:
             meta = data.setdefault("metadata", {})
             if isinstance(meta, dict):

@@ -34,7 +34,8 @@ class VolumeBlocks:
     objects: dict[str, bytes]  # key (below the volume dir) -> compressed block
 
 
-def _files(root: Path, vol: world.VolumeSpec) -> None:
+def volume_files(root: Path, vol: world.VolumeSpec) -> None:
+    """The files on the lab's volume (what its backups hold; the lab's kubelet mounts them)."""
     (root / "data").mkdir(parents=True)
     (root / "README").write_text(f"{vol.namespace}/{vol.pvc}: files of the lab's volume\n")
     seed = hashlib.sha256(vol.pvc.encode()).digest()
@@ -67,7 +68,7 @@ def volume_blocks(vol: world.VolumeSpec) -> VolumeBlocks:
     objects: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="drbot-lab-fs-") as tmp:
         files, image = Path(tmp) / "files", Path(tmp) / "volume.img"
-        _files(files, vol)
+        volume_files(files, vol)
         with image.open("wb") as f:
             f.truncate(size)
         subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "nodiscard", "-d", str(files), str(image)],

@@ -152,6 +152,10 @@ class WorldState:
     restore_peak: dict[str, int] = field(default_factory=dict)
     failing_backups: set[str] = field(default_factory=set)
     longhorn: LonghornVersion = LonghornVersion.V1_10
+    # Backups whose restored files differ from what was backed up (a test's fault: a check that
+    # returns the wrong value), and the commands the lab's kubelet ran: (namespace/pod, argv)
+    wrong_content_backups: set[str] = field(default_factory=set)
+    pod_runs: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def members(self) -> list[EtcdMember]:
         with self.lock:

@@ -19,6 +19,7 @@ from bot.records.locks import LockKey
 from bot.runtime import Runtime
 
 log = logging.getLogger("drbot.reaper")
+DRILLS = ("drill", "drill-next")
 
 
 def reap(rt: Runtime) -> list[str]:
@@ -87,7 +88,20 @@ def lost(rt: Runtime, job: Job) -> bool:
     rt.events.emit(job.id, Event("lost", message=f"{what} during step {name}; state unknown; "
                                  f"/dr retry {job.id} resumes"))
     rt.audit.record("job", job.status, job=job.id, detail=f"during step {name}")
+    if job.command in DRILLS:
+        sweep_after(rt, job)
     return True
+
+
+def sweep_after(rt: Runtime, job: Job) -> None:
+    """A drill whose worker died left its namespace: have a worker sweep it now (the bot holds
+    no cluster credentials), once per lost drill."""
+    from bot.watch.scheduler import SWEEP_COMMAND, submit_system
+
+    try:
+        submit_system(rt, SWEEP_COMMAND, f"{SWEEP_COMMAND}:after:{job.id}:{job.attempt}")
+    except Exception:  # the scheduler's periodic sweep still comes  # noqa: BLE001
+        log.exception("could not enqueue the drill sweep after job %s", job.id)
 
 
 def expire(rt: Runtime, job: Job) -> bool:

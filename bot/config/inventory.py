@@ -185,6 +185,35 @@ class Verify(Strict):
                                                    description="per CNPG server name")
 
 
+class DrillCheck(Strict):
+    """A command the drill's pod runs on the restored volume (mounted read-only), and what it
+    must print."""
+
+    name: str = Field(description="shown in the drill's report")
+    command: list[str] = Field(min_length=1, description="argument list run in the drill pod "
+                               "(no shell unless you name one); the volume is at mount_path")
+    expect: str | None = Field(None, description="its output, stripped, must equal this "
+                               "(default: exit status 0 is enough)")
+
+
+class Drill(Strict):
+    """How /dr drill restores a backup inside the cluster to prove the restore path."""
+
+    image: str = Field("busybox:1.36", description="image of the pod that mounts the restored "
+                       "volume and runs the checks (it needs sh, find, cat and wc)")
+    mount_path: str = Field("/drill", pattern=r"^/[A-Za-z0-9._/-]*$",
+                            description="where the pod mounts the restored volume, read-only")
+    replicas: int = Field(1, ge=1, le=3, description="replicas of the restored volume (one is "
+                          "enough for a drill and needs the least room)")
+    timeout_minutes: float = Field(120, gt=0, description="most time one drill may take; a "
+                                   "drill namespace older than this is deleted by the sweeper")
+    pod_timeout_seconds: int = Field(600, gt=0, description="most time the check pod may take "
+                                     "to be scheduled, mount the volume and finish")
+    longhorn_checks: dict[str, list[DrillCheck]] = Field(
+        default_factory=dict, description="per namespace/pvc; default: list the files and "
+        "bytes of the volume (every file is read)")
+
+
 class Backups(Strict):
     """Where the backups are and the policy the watch holds them to."""
 
@@ -203,6 +232,9 @@ class Backups(Strict):
     verify_every: float = Field(0, ge=0, description="days: every object is verified "
                                 "restorable at least this often (0: no rotation, no alert)")
     verify: Verify = Verify()
+    drill_every: float = Field(0, ge=0, description="days: every Longhorn volume with a backup "
+                               "is drilled at least this often (0: no rotation)")
+    drill: Drill = Drill()
     alert_retention: bool = Field(False, description="also alert on retention gaps (else they "
                                                      "show in /dr backups and metrics only)")
 

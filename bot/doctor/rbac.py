@@ -24,13 +24,14 @@ class Access:
 # (group, resources, verbs), in the order of the ClusterRole.
 RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("", ("nodes",), ("get", "list", "patch", "delete")),
-    ("", ("pods",), ("list",)),
+    ("", ("pods",), ("get", "list", "create")),
+    ("", ("pods/log",), ("get",)),
     ("", ("pods/eviction",), ("create",)),
     ("policy", ("poddisruptionbudgets",), ("list",)),
-    ("", ("persistentvolumes",), ("get", "create", "patch")),
+    ("", ("persistentvolumes",), ("get", "list", "create", "patch", "delete")),
     ("", ("persistentvolumeclaims",), ("get", "create", "delete")),
     ("apps", ("deployments", "statefulsets"), ("get", "list", "patch")),
-    ("", ("namespaces",), ("create",)),
+    ("", ("namespaces",), ("get", "list", "create", "delete")),
     ("", ("secrets",), ("create", "patch")),
     ("kustomize.toolkit.fluxcd.io", ("kustomizations",), ("get", "list", "patch")),
     ("helm.toolkit.fluxcd.io", ("helmreleases",), ("get", "list", "patch")),

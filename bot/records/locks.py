@@ -2,6 +2,11 @@
 
 One Lua script takes every key a runbook declares at once or none of them, and names the holder of
 the first key that is busy. Release is compare-and-delete of this job's own lease.
+
+A third mode, ``free``, takes nothing: the key must have no other holder at that moment. A drill
+declares ``free("cluster")`` (no recovery may be running) and the rebuilds ``free("drill")`` (no
+drill may be running): checked and taken in the same script run, so of two such jobs started at
+once the second always sees the first.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import redis
 
 PREFIX = "drbot:lock:"
 
-# KEYS: lock keys. ARGV: job id, ttl ms, "probe" or "take", then one mode per key ("s" or "x").
+# KEYS: lock keys. ARGV: job id, ttl ms, "probe" or "take", then one mode per key ("s", "x" or
+# "f": free of other holders, nothing taken).
 # A lock is a hash: field "mode" and one field per holder job id -> expiry (ms since epoch).
 _ACQUIRE = """
 local t = redis.call('TIME')
@@ -39,8 +45,10 @@ for i, key in ipairs(KEYS) do
 end
 if ARGV[3] == 'probe' then return false end
 for i, key in ipairs(KEYS) do
-  redis.call('HSET', key, 'mode', ARGV[3 + i], job, now + ttl)
-  redis.call('PEXPIRE', key, ttl * 4)
+  if ARGV[3 + i] ~= 'f' then
+    redis.call('HSET', key, 'mode', ARGV[3 + i], job, now + ttl)
+    redis.call('PEXPIRE', key, ttl * 4)
+  end
 end
 return false
 """
@@ -80,10 +88,12 @@ return n
 
 
 class LockMode(StrEnum):
-    """How a job holds a key: many shared holders at once, or one exclusive holder."""
+    """How a job holds a key: many shared holders at once, or one exclusive holder; or, FREE,
+    not at all: the key must have no other holder when the job starts (nothing is taken)."""
 
     SHARED = "shared"
     EXCLUSIVE = "exclusive"
+    FREE = "free"
 
     @property
     def wire(self) -> str:
@@ -96,7 +106,7 @@ class LockMode(StrEnum):
         return cls.SHARED if letter == "s" else cls.EXCLUSIVE
 
 
-_WIRE = {LockMode.SHARED: "s", LockMode.EXCLUSIVE: "x"}
+_WIRE = {LockMode.SHARED: "s", LockMode.EXCLUSIVE: "x", LockMode.FREE: "f"}
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,11 @@ def shared(name: str) -> LockKey:
 
 def exclusive(name: str) -> LockKey:
     return LockKey(name, LockMode.EXCLUSIVE)
+
+
+def free(name: str) -> LockKey:
+    """Not a lock taken: the key must be held by no other job when the job starts."""
+    return LockKey(name, LockMode.FREE)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import redis
 
 from bot.config.inventory import Inventory
 from bot.records.signing import Signer
+from bot.watch import drilled, verified
 from bot.watch import ping as heartbeat_ping
-from bot.watch import verified
 from bot.watch.alerts import AlertEvent, Watch
 from bot.watch.evaluate import Finding, evaluate
 from bot.watch.facts import Facts, Sources, collect
@@ -46,7 +46,8 @@ def run(client: redis.Redis, sources: Sources, inventory: Inventory,
     with watch.checking(ttl=max(inventory.backups.check_interval_seconds * 2, 600)):
         facts = collect(sources, inventory, now)
         records = {key: asdict(rec) for key, rec in verified.load(client).items()}
-        findings = evaluate(facts, inventory.backups, now, records)
+        drills = {key: asdict(rec) for key, rec in drilled.load(client).items()}
+        findings = evaluate(facts, inventory.backups, now, records, drills)
         took = time.monotonic() - started
         events = watch.record(facts, findings, now.timestamp(), inventory.backups.reminder_hours,
                               inventory.backups.alert_retention, took)

@@ -17,9 +17,10 @@ from bot.watch import rules
 from bot.watch.facts import Facts, ObjectFacts, Seen
 
 # worst first; the number is the sort weight and the order of /dr backups
-SEVERITY = {"missed": 5, "unreadable": 4, "verify failed": 4, "archiving failing": 3,
-            "verify overdue": 2, "retention gap": 2, "unknown": 1, "ok": 0}
-BAD = ("missed", "unreadable", "archiving failing", "verify failed", "verify overdue")
+SEVERITY = {"missed": 5, "unreadable": 4, "verify failed": 4, "drill failed": 4,
+            "archiving failing": 3, "verify overdue": 2, "retention gap": 2, "unknown": 1, "ok": 0}
+BAD = ("missed", "unreadable", "archiving failing", "verify failed", "drill failed",
+       "verify overdue")
 HISTORY = 30
 
 
@@ -221,18 +222,32 @@ def verification(found: Finding, record: dict[str, Any] | None, every_days: floa
     return found
 
 
+def drill(found: Finding, record: dict[str, Any] | None, now: datetime) -> Finding:
+    """Hold a Longhorn volume whose backups are otherwise fine to its latest restore drill
+    (bot/watch/drilled.py, by ``namespace/pvc``): a failed one alerts until one passes."""
+    if not record or record.get("outcome") == "ok" or found.status not in ("ok", "retention gap"):
+        return found
+    ago = span(now.timestamp() - float(record.get("drilled_at") or 0))
+    found.status, found.command = "drill failed", f"/dr drill longhorn {found.label}"
+    found.problem = (f"restore drill of backup {record.get('backup_id')} failed {ago} ago: "
+                     f"{record.get('problem') or 'no reason recorded'}")
+    return found
+
+
 def evaluate(facts: Facts, backups: Backups, now: datetime,
-             verified: dict[str, dict[str, Any]] | None = None) -> list[Finding]:
+             verified: dict[str, dict[str, Any]] | None = None,
+             drilled: dict[str, dict[str, Any]] | None = None) -> list[Finding]:
     """One finding per watched object (excluded objects are left out), worst first.
-    ``verified``: the latest verification record per ``kind:name`` (bot/watch/verified.py)."""
+    ``verified``: the latest verification record per ``kind:name`` (bot/watch/verified.py);
+    ``drilled``: the latest drill record per ``kind:namespace/pvc`` (bot/watch/drilled.py)."""
     findings = []
     for obj in facts.objects:
         names = obj.aliases or (obj.name,)
         if rules.excluded(backups, obj.kind, names):
             continue
         found = judge(obj, facts, rules.limits(backups, obj.kind, names), now)
-        findings.append(verification(found, (verified or {}).get(found.key),
-                                     backups.verify_every, now))
+        found = verification(found, (verified or {}).get(found.key), backups.verify_every, now)
+        findings.append(drill(found, (drilled or {}).get(f"{found.kind}:{found.label}"), now))
     return sort(findings)
 
 

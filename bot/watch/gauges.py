@@ -19,7 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from bot.metrics import BACKUP_AGE, BACKUP_STATE
-from bot.watch import verified
+from bot.watch import drilled, verified
 from bot.watch.alerts import FINDINGS, LAST
 
 log = logging.getLogger("drbot.watch")
@@ -48,10 +48,22 @@ class FindingsCollector:
         verify_ok = GaugeMetricFamily(
             "drbot_backup_verify_ok", "1 when the object's latest verification passed, else 0",
             labels=["kind", "name"])
+        drilled_age = GaugeMetricFamily(
+            "drbot_backup_drilled_age_seconds",
+            "Seconds since a backup of the object last passed a restore drill in the cluster",
+            labels=["kind", "name"])
+        drill_ok = GaugeMetricFamily(
+            "drbot_backup_drill_ok", "1 when the object's latest restore drill passed, else 0",
+            labels=["kind", "name"])
+        drill_restore = GaugeMetricFamily(
+            "drbot_backup_drill_restore_seconds",
+            "How long the latest restore drill's restore took (an RTO sample)",
+            labels=["kind", "name"])
         try:
             findings = self.client.hvals(FINDINGS)
             raw_last = self.client.get(LAST)
             records = verified.load(self.client)
+            drills = drilled.load(self.client)
         except redis.RedisError as exc:
             log.warning("backup metrics: redis unavailable (%s)", exc)
             return
@@ -70,7 +82,15 @@ class FindingsCollector:
             if rec.last_ok_at is not None:
                 verified_age.add_metric([rec.kind, rec.name], max(0.0, time.time() - rec.last_ok_at))
             verify_ok.add_metric([rec.kind, rec.name], 1.0 if rec.ok else 0.0)
-        yield from (age, ok, last, blind, verified_age, verify_ok)
+        for drill in drills.values():
+            labels = [drill.kind, drill.name]
+            if drill.last_ok_at is not None:
+                drilled_age.add_metric(labels, max(0.0, time.time() - drill.last_ok_at))
+            drill_ok.add_metric(labels, 1.0 if drill.ok else 0.0)
+            if drill.restore_seconds is not None:
+                drill_restore.add_metric(labels, float(drill.restore_seconds))
+        yield from (age, ok, last, blind, verified_age, verify_ok, drilled_age, drill_ok,
+                    drill_restore)
 
 
 def install(client: redis.Redis, registry: CollectorRegistry = REGISTRY) -> FindingsCollector:

@@ -18,6 +18,8 @@ import threading
 import time
 from types import FrameType
 
+from rq import Queue
+
 from bot import registry
 from bot.errors import ConfigError
 from bot.records.jobs import Job, new_id
@@ -29,6 +31,10 @@ DOCTOR = "doctor-check"  # handlers/doctor.py: a broken credential alerts within
 DOCTOR_INTERVAL = 86400
 VERIFY_COMMAND = "verify-next"  # the verification rotation, when backups.verify_every is set
 VERIFY_INTERVAL = 3600  # one rotation job per hour; it verifies one object if one is due
+DRILL_COMMAND = "drill-next"  # the drill rotation, when backups.drill_every is set
+DRILL_INTERVAL = 3600
+SWEEP_COMMAND = "drill-sweep"  # drill namespaces whose job is over or overdue are deleted
+SWEEP_INTERVAL = 900
 FRONTEND = "system"
 MAX_INTERVAL = 86400  # request ids are remembered for a day
 log = logging.getLogger("drbot.scheduler")
@@ -54,27 +60,37 @@ class Scheduler:
         unless some replica did; the job id if we did."""
         interval = interval or self.interval
         slot = int(now // interval)
-        request_id = f"{command}:{interval}:{slot}"
-        job = Job(new_id(), command, {}, "scheduler", registry.SYSTEM, FRONTEND, request_id,
-                  timeout=registry.COMMANDS[command].timeout)
-        job, created = self.rt.store.create(job, lambda pipe, j: enqueue(self.queue, pipe, j,
-                                                                          "plan"))
-        if created:
-            log.info("%s %s enqueued for slot %s", command, job.id, slot,
-                     extra={"job_id": job.id})
-        return job.id if created else None
+        return submit_system(self.rt, command, f"{command}:{interval}:{slot}", self.queue)
 
     def tick_all(self, now: float) -> list[str]:
-        """The backup check of this slot, the doctor's run of this day and, with
-        ``backups.verify_every`` set, this hour's verification rotation."""
+        """The backup check of this slot, the doctor's run of this day, the drill sweeper's run
+        of this quarter hour and, with ``backups.verify_every`` or ``backups.drill_every`` set,
+        this hour's verification or drill rotation."""
         ids = [self.tick(now), self.tick(now, DOCTOR, DOCTOR_INTERVAL)]
         if self.rt.inventory.backups.verify_every > 0:
             ids.append(self.tick(now, VERIFY_COMMAND, VERIFY_INTERVAL))
+        if self.rt.inventory.backups.drill_every > 0:
+            ids.append(self.tick(now, DRILL_COMMAND, DRILL_INTERVAL))
+        ids.append(self.tick(now, SWEEP_COMMAND, SWEEP_INTERVAL))  # drills by hand too
         return [job_id for job_id in ids if job_id]
 
     def wait(self, now: float) -> float:
         """Seconds until the next slot starts (capped, so a clock jump is noticed soon)."""
         return min(max((self.slot(now) + 1) * self.interval - now, 0.05), 30.0)
+
+
+def submit_system(rt: Runtime, command: str, request_id: str, q: Queue | None = None
+                  ) -> str | None:
+    """Enqueue system command ``command`` once per ``request_id`` (however many processes ask);
+    the job id if this call enqueued it."""
+    registry.load(rt.settings.plugins)
+    q = q or queue(rt.client, rt.settings.queue)
+    job = Job(new_id(), command, {}, "scheduler", registry.SYSTEM, FRONTEND, request_id,
+              timeout=registry.COMMANDS[command].timeout)
+    job, created = rt.store.create(job, lambda pipe, j: enqueue(q, pipe, j, "plan"))
+    if created:
+        log.info("%s %s enqueued (%s)", command, job.id, request_id, extra={"job_id": job.id})
+    return job.id if created else None
 
 
 def run(rt: Runtime, stop: threading.Event | None = None) -> int:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from adapters.terraform import TerraformConfig
     from bot.config.inventory import Inventory, Store
     from bot.config.settings import Settings
+    from bot.watch.drilled import Drills
     from bot.watch.verified import Verifications
 
 
@@ -111,6 +112,32 @@ class Services:
         from bot.watch.verified import Verifications
 
         return Verifications(connect(self.settings, patient=True))
+
+    @cached_property
+    def drills(self) -> Drills:
+        """Where /dr drill keeps its results (bot.watch.drilled), on the worker's Redis."""
+        from bot.runtime import connect
+        from bot.watch.drilled import Drills
+
+        return Drills(connect(self.settings, patient=True))
+
+    def active_jobs(self) -> set[str]:
+        """Ids of the jobs that are not over (planning, queued, awaiting approval, running): the
+        drill sweeper leaves their namespaces alone."""
+        from bot.records.jobs import JobStore
+        from bot.records.signing import Signer
+        from bot.runtime import connect
+
+        store = JobStore(connect(self.settings, patient=True), Signer(self.settings.key()))
+        active = set()
+        for job_id in store.active():
+            try:
+                job = store.get(job_id)
+            except Exception:  # noqa: BLE001,S112  (a record we cannot read is not proof of life)
+                continue
+            if job.status in ("planning", "queued", "awaiting_approval", "running"):
+                active.add(job.id)
+        return active
 
     def store(self, kind: str) -> ObjectStore:
         """The object store holding `longhorn`, `cnpg` or `etcd` backups."""

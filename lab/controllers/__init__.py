@@ -6,7 +6,8 @@ so every change reaches watchers and the request log like a real controller's wo
 is a `Timings` field, scaled by the lab's `time_scale`.
 
 One module per system: `nodes` (kubelet, K3s's node controller), `etcd`, `longhorn`, `workloads`
-(Kubernetes' own controllers) and `flux`, on the shared plumbing of `base`; `Controllers` combines
+(Kubernetes' own controllers), `kubelet` (bare pods run once), `namespaces` and `flux`, on the
+shared plumbing of `base`; `Controllers` combines
 them and runs their steps, in order, on every tick.
 """
 
@@ -23,8 +24,10 @@ import kmock
 from lab import world
 from lab.controllers.base import Timings
 from lab.controllers.flux import FluxController
+from lab.controllers.kubelet import KubeletController
 from lab.controllers.longhorn import LonghornController
 from lab.controllers.longhorn_sync import BackupTargetController
+from lab.controllers.namespaces import NamespaceController
 from lab.controllers.nodes import NodeController
 from lab.controllers.workloads import WorkloadController
 from lab.kube import LabKube
@@ -33,7 +36,7 @@ log = logging.getLogger("drbot.lab")
 
 
 class Controllers(NodeController, LonghornController, BackupTargetController, WorkloadController,
-                  FluxController):
+                  FluxController, KubeletController, NamespaceController):
     """Kubelet, K3s, Longhorn and Flux, reduced to what drbot's runbooks meet."""
 
     def __init__(
@@ -81,4 +84,6 @@ class Controllers(NodeController, LonghornController, BackupTargetController, Wo
         await self.backup_targets()
         await self.storage_binding()
         await self.workloads()
+        await self.bare_pods()
+        await self.namespaces()
         await self.flux()

@@ -32,6 +32,7 @@ R_LH_BACKUPTARGETS = kmock.resource("longhorn.io", "v1beta2", "backuptargets")
 R_LH_SETTINGS = kmock.resource("longhorn.io", "v1beta2", "settings")
 R_PVCS = kmock.resource("", "v1", "persistentvolumeclaims")
 R_PVS = kmock.resource("", "v1", "persistentvolumes")
+R_NAMESPACES = kmock.resource("", "v1", "namespaces")
 R_ETCD_SNAPSHOTS = kmock.resource("k3s.cattle.io", "v1", "etcdsnapshotfiles")
 R_KUSTOMIZATIONS = kmock.resource("kustomize.toolkit.fluxcd.io", "v1", "kustomizations")
 R_GITREPOSITORIES = kmock.resource("source.toolkit.fluxcd.io", "v1", "gitrepositories")
@@ -52,6 +53,8 @@ class Timings:
     flux_reconcile: float = 1.5  # annotation seen -> reconciled
     volume_restore: float = 0.5  # attach and detach around a restore (any size)
     restore_per_gib: float = 0.2  # one restoring engine's pace: seconds per GiB (see longhorn.py)
+    pod_start: float = 2.0  # a bare pod scheduled -> its volume attached and container started
+    namespace_delete: float = 1.0  # an emptied Terminating namespace -> gone
     infrastructure_install: float = 600.0  # first apply of the layer installing Longhorn, CNPG
 
     def scaled(self, factor: float) -> Timings:

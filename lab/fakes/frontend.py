@@ -29,11 +29,11 @@ commands:
   retry: {allow: [operator, admin]}
   approve: {allow: [operator, admin]}
   deny: {allow: [operator, admin]}
-  drill: {allow: [operator, admin]}
+  exercise: {allow: [operator, admin]}
   locks: {allow: [viewer, operator, admin]}
   audit: {allow: [admin]}
   unlock: {allow: [admin], approvals: 1, approvers: ["role:admin"], expires: 30m}
-  drill-gated: {allow: [operator, admin], approvals: 1, approvers: ["role:admin"], expires: 1h}
+  exercise-gated: {allow: [operator, admin], approvals: 1, approvers: ["role:admin"], expires: 1h}
 lab: true
 """
 

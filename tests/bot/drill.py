@@ -1,11 +1,11 @@
 """Drill runbooks for testing the engine: steps a test steers through Redis keys.
 
 Loaded by the worker through the `plugins` setting (as an operator would load their own runbooks).
-`/dr drill <name>`: step "one" counts its runs; step "two", while drill:<name>:hold exists, waits
+`/dr exercise <name>`: step "one" counts its runs; step "two", while drill:<name>:hold exists, waits
 until drill:<name>:go exists (polling for cancellation, optionally starting a `sleep` child in its
 own session), or fails
 while drill:<name>:fail exists; step "three" counts its runs. The plan's targets come from the key
-drill:<name>:targets, standing for live state that can change between approval and start.
+exercise:<name>:targets, standing for live state that can change between approval and start.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ def wait_for_go(ctx: StepContext, name: str) -> dict[str, Any]:
     return {"went": True}
 
 
-@runbook("drill", summary="a drill runbook for tests", params=(Param("name", "drill name"),),
+@runbook("exercise", summary="a drill runbook for tests", params=(Param("name", "drill name"),),
          locks=locks, timeout=120)
-@runbook("drill-gated", summary="a drill runbook that needs approval",
+@runbook("exercise-gated", summary="a drill runbook that needs approval",
          params=(Param("name", "drill name"),), locks=locks, timeout=120)
 def drill(ctx: PlanContext) -> Runbook:
     name = str(ctx.args["name"])
@@ -93,7 +93,7 @@ def act_on_recorded(ctx: StepContext, name: str) -> dict[str, Any]:
     return {"acted_on": seen, "resumed": resumed}
 
 
-@runbook("drill-intent", summary="a drill runbook whose step records its intent",
+@runbook("exercise-intent", summary="a drill runbook whose step records its intent",
          params=(Param("name", "drill name"),), locks=locks, timeout=120)
 def drill_intent(ctx: PlanContext) -> Runbook:
     name = str(ctx.args["name"])
@@ -102,7 +102,7 @@ def drill_intent(ctx: PlanContext) -> Runbook:
                    targets=[name], summary=lambda results: f"acted on {results['act']['acted_on']}")
 
 
-@runbook("drill-phases", summary="a drill runbook in two phases, each confirmed in the thread",
+@runbook("exercise-phases", summary="a drill runbook in two phases, each confirmed in the thread",
          params=(Param("name", "drill name"),), locks=locks, timeout=120)
 def drill_phases(ctx: PlanContext) -> Runbook:
     """Like rebuild-cluster's phases (handlers/confirm.py): each waits for /dr confirm."""

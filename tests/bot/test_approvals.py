@@ -10,7 +10,7 @@ from bot.config.policy import Policy
 from tests.bot.harness import POLICY, Harness, wait_until
 
 
-def pending(drbot: Harness, text: str = "/dr drill-gated a", who: str = "carol") -> str:
+def pending(drbot: Harness, text: str = "/dr exercise-gated a", who: str = "carol") -> str:
     job_id = drbot.say(text, who=who).job_id
     assert job_id
     drbot.wait_status(job_id, "awaiting_approval")

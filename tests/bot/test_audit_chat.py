@@ -26,7 +26,7 @@ def old_entry(core: Harness, days: float) -> None:
 def test_audit_by_person_job_and_since_for_admins_only(core_only: Harness) -> None:
     old_entry(core_only, 2)
     core_only.say("/dr jobs", who="carol")
-    job_id = core_only.say("/dr drill a").job_id
+    job_id = core_only.say("/dr exercise a").job_id
     refused = core_only.say("/dr audit", who="carol")
     assert not refused.ok and refused.text.startswith("carol may not run /dr audit")
     everything = core_only.say("/dr audit").text.splitlines()

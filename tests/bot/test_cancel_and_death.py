@@ -22,7 +22,7 @@ def in_step_two(drbot: Harness, name: str = "a") -> None:
 
 def test_cancel_of_a_running_job(drbot: Harness) -> None:
     hold(drbot)
-    job_id = drbot.say("/dr drill a").job_id
+    job_id = drbot.say("/dr exercise a").job_id
     in_step_two(drbot)
     reply = drbot.say(f"/dr cancel {job_id}", who="carol")
     assert reply.ok and "stopping (step two)" in reply.text
@@ -34,7 +34,7 @@ def test_cancel_of_a_running_job(drbot: Harness) -> None:
 
 
 def test_cancel_before_start_changes_nothing(drbot: Harness) -> None:
-    job_id = drbot.say("/dr drill-gated a", who="carol").job_id
+    job_id = drbot.say("/dr exercise-gated a", who="carol").job_id
     drbot.wait_status(job_id, "awaiting_approval")
     assert drbot.say(f"/dr cancel {job_id}").ok
     assert drbot.job(job_id).status == "cancelled"
@@ -45,7 +45,7 @@ def test_cancel_before_start_changes_nothing(drbot: Harness) -> None:
 def test_a_step_that_ignores_cancel_is_stopped_after_the_grace(drbot: Harness) -> None:
     hold(drbot)
     drbot.redis.set("drill:a:stubborn", 1)
-    job_id = drbot.say("/dr drill a").job_id
+    job_id = drbot.say("/dr exercise a").job_id
     in_step_two(drbot)
     drbot.say(f"/dr cancel {job_id}")
     job = drbot.wait_status(job_id, "cancelled", timeout=15)  # 2×grace + 5 s
@@ -56,7 +56,7 @@ def test_a_step_that_ignores_cancel_is_stopped_after_the_grace(drbot: Harness) -
 
 def test_worker_killed_mid_job_is_reported_and_retry_resumes(drbot: Harness) -> None:
     hold(drbot)
-    job_id = drbot.say("/dr drill a").job_id
+    job_id = drbot.say("/dr exercise a").job_id
     in_step_two(drbot)
     drbot.kill_workers()
     drbot.wait_status(job_id, "lost", timeout=60)
@@ -75,7 +75,7 @@ def test_worker_killed_mid_job_is_reported_and_retry_resumes(drbot: Harness) -> 
 def test_retry_is_refused_while_a_subprocess_of_the_job_lives(drbot: Harness) -> None:
     hold(drbot)
     drbot.redis.set("drill:a:spawn", 1)
-    job_id = drbot.say("/dr drill a").job_id
+    job_id = drbot.say("/dr exercise a").job_id
     in_step_two(drbot)
     child = int(drbot.redis.get("drill:a:child"))
     drbot.kill_workers()  # the child runs in its own session and survives its worker
@@ -93,7 +93,7 @@ def test_retry_is_refused_while_a_subprocess_of_the_job_lives(drbot: Harness) ->
 
 
 def test_retry_only_for_failed_cancelled_or_lost(drbot: Harness) -> None:
-    job_id = drbot.say("/dr drill a").job_id
+    job_id = drbot.say("/dr exercise a").job_id
     drbot.wait_status(job_id, "succeeded")
     assert "only failed, cancelled or lost" in drbot.say(f"/dr retry {job_id}").text
 
@@ -111,7 +111,7 @@ def test_a_job_that_ends_is_never_taken_for_lost(drbot: Harness) -> None:
     reaper = threading.Thread(target=reaping, daemon=True)
     reaper.start()
     try:
-        ids = [drbot.say(f"/dr drill r{i}").job_id for i in range(40)]
+        ids = [drbot.say(f"/dr exercise r{i}").job_id for i in range(40)]
         for job_id in ids:
             drbot.wait_status(job_id, "succeeded", "lost", "failed", timeout=60)
     finally:

@@ -48,7 +48,7 @@ def test_nothing_for_commands_the_caller_may_not_run(core: Harness) -> None:
     assert complete(core.rt, caller(core, "dave"), "reconcile", "kustomization", "") == []
     assert complete(core.rt, caller(core, "mallory"), "reconcile", "kustomization", "") == []
     assert complete(core.rt, caller(core, "carol"), "no-such", "x", "") == []
-    assert complete(core.rt, caller(core, "carol"), "drill", "name", "") == []  # no source
+    assert complete(core.rt, caller(core, "carol"), "exercise", "name", "") == []  # no source
 
 
 def test_nodes_and_hosts_come_from_the_inventory(core: Harness) -> None:
@@ -58,8 +58,8 @@ def test_nodes_and_hosts_come_from_the_inventory(core: Harness) -> None:
 
 def test_job_ids_are_recent_jobs_the_command_can_act_on(core: Harness) -> None:
     core.start_worker()
-    gated = core.say("/dr drill-gated a", who="carol").job_id
-    done = core.say("/dr drill b", who="carol").job_id
+    gated = core.say("/dr exercise-gated a", who="carol").job_id
+    done = core.say("/dr exercise b", who="carol").job_id
     core.wait_status(gated, "awaiting_approval")
     core.wait_status(done, "succeeded")
     assert values(core.rt, "approve", "jobs") == [gated]

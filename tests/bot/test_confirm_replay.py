@@ -16,7 +16,7 @@ from handlers.confirm import KEY as CONFIRM
 from handlers.confirm import step_name
 from tests.bot.harness import POLICY, Harness, wait_until
 
-PHASES_POLICY = POLICY.replace("lab: true", "  drill-phases: {allow: [operator, admin]}\n"
+PHASES_POLICY = POLICY.replace("lab: true", "  exercise-phases: {allow: [operator, admin]}\n"
                                              "  confirm: {allow: [operator, admin]}\nlab: true")
 
 
@@ -50,7 +50,7 @@ def runs(h: Harness, name: str, step: str) -> int:
 
 def test_a_captured_confirmation_is_refused_elsewhere_later_and_again(phases: Harness) -> None:
     h = phases
-    a = h.say("/dr drill-phases pa").job_id
+    a = h.say("/dr exercise-phases pa").job_id
     assert a
     waiting(h, a, 1)
     # A confirmation given for attempt 1 that the worker never read (it died first) ...
@@ -78,7 +78,7 @@ def test_a_captured_confirmation_is_refused_elsewhere_later_and_again(phases: Ha
     assert f"signed for '{CONFIRM}{a}:1'" in refusals(h, a, "refused-forged")[0]
 
     h.start_worker()  # the first is busy with job a, which waits
-    b = h.say("/dr drill-phases pb").job_id
+    b = h.say("/dr exercise-phases pb").job_id
     assert b
     waiting(h, b, 1)
     h.redis.set(f"{CONFIRM}{b}:1", used)  # onto another job

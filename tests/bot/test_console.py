@@ -31,8 +31,8 @@ def test_all_in_one_session_runs_jobs_approvals_and_exits_cleanly(tmp_path: Path
     script = "\n".join([
         "/dr help",
         "@eve /dr status",
-        "@carol /dr drill-gated a --dry-run",
-        "@carol /dr drill-gated a",
+        "@carol /dr exercise-gated a --dry-run",
+        "@carol /dr exercise-gated a",
         "@carol /dr approve",
         "@bob /dr approve",
         "@bob /dr jobs",
@@ -65,9 +65,9 @@ def test_at_name_lines_are_refused_outside_the_lab(tmp_path: Path) -> None:
     policy = POLICY.replace("lab: true", "lab: false").replace(
         'accounts: ["console:dave"]', f'accounts: ["console:dave", "console:{login}"]')
     # LOGNAME and USER say alice (an admin): the console must not believe them
-    done = console(tmp_path, "@bob /dr jobs\n/dr jobs\n/dr drill id\n", policy=policy,
+    done = console(tmp_path, "@bob /dr jobs\n/dr jobs\n/dr exercise id\n", policy=policy,
                    env={"USER": "alice", "LOGNAME": "alice"})
     assert done.returncode == 0, done.stderr
     assert "@name works only with the lab configuration" in done.stdout
     assert f"{login}> /dr jobs" in done.stdout and "no jobs yet" in done.stdout
-    assert "alice>" not in done.stdout and "dave may not run /dr drill" in done.stdout
+    assert "alice>" not in done.stdout and "dave may not run /dr exercise" in done.stdout

@@ -25,7 +25,7 @@ from tests.support import wait_until
 
 ROOT = Path(__file__).parents[2]
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d|\{\"|\b(INFO|WARNING|ERROR)\b")
-RULES = '  rebuild-node: {allow: [admin], approvals: 1, approvers: ["role:admin"]}\n  drill-gated:'
+RULES = '  rebuild-node: {allow: [admin], approvals: 1, approvers: ["role:admin"]}\n  exercise-gated:'
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
                                 reason="tmux is not installed (make system-packages installs it)")
@@ -78,7 +78,7 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
 
 
 def console_command(redis_url: str, tmp: Path) -> str:
-    (tmp / "policy.yaml").write_text(POLICY.replace("  drill-gated:", RULES))
+    (tmp / "policy.yaml").write_text(POLICY.replace("  exercise-gated:", RULES))
     (tmp / "inventory.yaml").write_text(INVENTORY)
     env = {"REDIS_URL": redis_url, "DRBOT_SIGNING_KEY": KEY, "DRBOT_REDIS_ALLOW_NO_PASSWORD": "true",
            "DRBOT_POLICY": str(tmp / "policy.yaml"), "DRBOT_INVENTORY": str(tmp / "inventory.yaml"),

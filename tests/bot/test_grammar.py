@@ -25,7 +25,7 @@ def test_any_text_is_a_command_or_a_one_line_error(text: str) -> None:
         assert spec.name == parsed.command
 
 
-words = st.sampled_from(["/dr", "reconcile", "drill", "job", "--dry-run", "--with-source", "x",
+words = st.sampled_from(["/dr", "reconcile", "exercise", "job", "--dry-run", "--with-source", "x",
                          "flux-system", "apps/web", "--confirm", '"a b"', "--", "deadbeef", "-x"])
 
 
@@ -49,7 +49,7 @@ def test_parses_positional_flags_and_defaults() -> None:
 
 
 def test_confirm_phrase_is_quoted_text() -> None:
-    _, parsed = registry.parse('/dr drill x --confirm "rebuild the whole cluster"')
+    _, parsed = registry.parse('/dr exercise x --confirm "rebuild the whole cluster"')
     assert parsed.confirm == "rebuild the whole cluster"
 
 

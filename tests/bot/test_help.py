@@ -15,7 +15,7 @@ from tests.bot.test_complete import INVENTORY
 RULES = """  rebuild-node: {allow: [admin], approvals: 1, approvers: ["role:admin"], expires: 30m}
   rebuild-cluster: {allow: [admin], approvals: 2, approvers: ["role:admin", "person:carol"],
                     confirm: "rebuild the whole cluster", expires: 30m}
-  drill-gated:"""
+  exercise-gated:"""
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def core(redis_url: str, tmp_path: Path) -> Iterator[Harness]:
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(INVENTORY)
     harness = Harness(redis_url, tmp_path, DRBOT_INVENTORY=str(inventory),
-                      policy_text=POLICY.replace("  drill-gated:", RULES))
+                      policy_text=POLICY.replace("  exercise-gated:", RULES))
     harness.start_relay()
     yield harness
     harness.close()
@@ -84,13 +84,13 @@ def test_help_speaks_the_users_words_not_the_plans(core: Harness) -> None:
 def test_bare_approve_says_why_nothing_is_yours_to_approve(drbot: Harness) -> None:
     assert drbot.say("/dr approve", who="bob").text == \
         "no job is waiting for approval; /dr jobs lists recent jobs"
-    job_id = drbot.say("/dr drill-gated a", who="alice").job_id
+    job_id = drbot.say("/dr exercise-gated a", who="alice").job_id
     drbot.wait_status(job_id, "awaiting_approval")
     own = drbot.say("/dr approve", who="alice").text
-    assert own == (f"no job is waiting for your approval. job {job_id} (/dr drill-gated a (by "
+    assert own == (f"no job is waiting for your approval. job {job_id} (/dr exercise-gated a (by "
                    f"alice)) waits for role:admin: it is your own, so another approver must "
                    "approve it")
     other = drbot.say("/dr deny", who="carol").text
-    assert other.endswith(f"job {job_id} (/dr drill-gated a (by alice)) waits for role:admin: "
-                          "you (carol) are not an approver of /dr drill-gated")
+    assert other.endswith(f"job {job_id} (/dr exercise-gated a (by alice)) waits for role:admin: "
+                          "you (carol) are not an approver of /dr exercise-gated")
     assert drbot.say("/dr approve", who="bob").ok  # the one who may still gets it

@@ -15,7 +15,7 @@ from tests.support import Recorder, wait_until
 
 @pytest.fixture
 def drbot_intent(redis_url: str, tmp_path: Path) -> Iterator[Harness]:
-    policy = POLICY.replace("commands:\n", "commands:\n  drill-intent: {allow: [admin]}\n")
+    policy = POLICY.replace("commands:\n", "commands:\n  exercise-intent: {allow: [admin]}\n")
     harness = Harness(redis_url, tmp_path, policy_text=policy)
     try:
         harness.start_worker()
@@ -50,7 +50,7 @@ def test_a_step_resumes_from_its_record_after_its_worker_died(drbot_intent: Harn
     drbot = drbot_intent
     drbot.redis.set("drill:a:world", "before")
     drbot.redis.set("drill:a:hold", 1)
-    job_id = drbot.say("/dr drill-intent a").job_id
+    job_id = drbot.say("/dr exercise-intent a").job_id
     assert job_id
     wait_until(lambda: drbot.redis.exists("drill:a:in-act"), what="the step to act")
     assert drbot.job(job_id).steps[0].intent == {"world": "before"}  # written before acting

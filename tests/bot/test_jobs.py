@@ -6,7 +6,7 @@ from tests.bot.harness import Harness
 
 
 def test_a_job_runs_all_its_steps_and_the_thread_shows_it(drbot: Harness) -> None:
-    reply = drbot.say("/dr drill a")
+    reply = drbot.say("/dr exercise a")
     assert reply.ok and reply.job_id
     job = drbot.wait_status(reply.job_id, "succeeded")
     assert [s.status for s in job.steps] == ["done", "done", "done"]
@@ -19,7 +19,7 @@ def test_a_job_runs_all_its_steps_and_the_thread_shows_it(drbot: Harness) -> Non
 
 
 def test_dry_run_plans_without_effect_or_approval(drbot: Harness) -> None:
-    reply = drbot.say("/dr drill-gated a --dry-run")
+    reply = drbot.say("/dr exercise-gated a --dry-run")
     job = drbot.wait_status(reply.job_id, "planned")
     assert not job.approvals and all(s.status == "pending" for s in job.steps)
     assert drbot.redis.get("drill:a:one") is None
@@ -29,18 +29,18 @@ def test_dry_run_plans_without_effect_or_approval(drbot: Harness) -> None:
 
 
 def test_a_repeated_request_id_gives_one_job(core_only: Harness) -> None:
-    first = core_only.say("/dr drill a", request_id="slack-trigger-1")
-    again = core_only.say("/dr drill a", request_id="slack-trigger-1")
+    first = core_only.say("/dr exercise a", request_id="slack-trigger-1")
+    again = core_only.say("/dr exercise a", request_id="slack-trigger-1")
     assert first.job_id and again.job_id is None
     assert f"already submitted as job {first.job_id}" in again.text
     assert core_only.rt.store.recent() == [first.job_id]
 
 
 def test_jobs_and_job_show_history_and_steps(drbot: Harness) -> None:
-    job_id = drbot.say("/dr drill a").job_id
+    job_id = drbot.say("/dr exercise a").job_id
     drbot.wait_status(job_id, "succeeded")
     listing = drbot.say("/dr jobs", who="dave").text
-    assert job_id in listing and "succeeded" in listing and "/dr drill a (by alice)" in listing
+    assert job_id in listing and "succeeded" in listing and "/dr exercise a (by alice)" in listing
     detail = drbot.say(f"/dr job {job_id}", who="dave").text
     assert "✓ one [a]" in detail and "result: drill a finished" in detail
     assert "no job 00000000" in drbot.say("/dr job 00000000").text
@@ -48,7 +48,7 @@ def test_jobs_and_job_show_history_and_steps(drbot: Harness) -> None:
 
 def test_a_failed_step_names_itself_and_the_next_command(drbot: Harness) -> None:
     drbot.redis.set("drill:a:fail", 1)
-    job_id = drbot.say("/dr drill a").job_id
+    job_id = drbot.say("/dr exercise a").job_id
     job = drbot.wait_status(job_id, "failed")
     assert [s.status for s in job.steps] == ["done", "failed", "pending"]
     text = drbot.wait_reply(job_id, "failed at step 'two'")

@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from bot.records.locks import PREFIX, LockKey, LockMode, Locks, exclusive, held, shared
+from bot.records.locks import PREFIX, Busy, LockKey, LockMode, Locks, exclusive, held, shared
 from tests.bot.harness import Harness, wait_until
 
 
@@ -70,14 +70,43 @@ def test_renewal_keeps_a_lease(redis_url: str) -> None:
 
 def test_busy_target_is_refused_at_once_naming_the_holder(drbot: Harness) -> None:
     drbot.redis.set("drill:a:hold", 1)
-    first = drbot.say("/dr drill a").job_id
+    first = drbot.say("/dr exercise a").job_id
     wait_until(lambda: drbot.redis.exists("drill:a:in-two"), what="step two")
-    reply = drbot.say("/dr drill a", who="bob")
+    reply = drbot.say("/dr exercise a", who="bob")
     assert not reply.ok and reply.job_id is None
-    assert f"busy: drill:a is held by job {first} (/dr drill, alice, running)" in reply.text
-    other = drbot.say("/dr drill b", who="bob")  # another target shares the cluster key
+    assert f"busy: drill:a is held by job {first} (/dr exercise, alice, running)" in reply.text
+    other = drbot.say("/dr exercise b", who="bob")  # another target shares the cluster key
     drbot.start_worker()
     assert drbot.wait_status(other.job_id, "succeeded")
     drbot.redis.set("drill:a:go", 1)
     drbot.wait_status(first, "succeeded")
     assert drbot.rt.locks.holders("drill:a") == {}
+
+
+def test_drills_and_recoveries_exclude_each_other_through_free_keys(redis_url: str) -> None:
+    """A drill needs `cluster` free and shares `drill`; a rebuild shares `cluster` and needs
+    `drill` free (handlers/drill.py, handlers/rebuild_node.py): whichever comes second is
+    refused naming the first, and a free key is never taken."""
+    from bot.config.inventory import Inventory
+    from handlers.drill import locks as drill_locks
+    from handlers.rebuild_node import locks as rebuild_locks
+
+    inventory = Inventory()
+    locks = Locks(redis.Redis.from_url(redis_url))
+    drill = drill_locks({"kind": "longhorn", "target": "apps/web-data"}, inventory)
+    other = drill_locks({"kind": "longhorn", "target": "apps/gitea-data"}, inventory)
+    rebuild = rebuild_locks({"node": "k3s-agent-1"}, inventory)
+    assert locks.acquire("d1", drill, ttl=30) is None
+    assert locks.acquire("d2", other, ttl=30) is None  # two drills at once
+    assert locks.holders("cluster") == {}  # a free key is checked, not taken
+    busy = locks.acquire("r1", rebuild, ttl=30)
+    assert busy is not None and busy.key == "drill" and busy.holder in ("d1", "d2")
+    assert locks.holders("node:k3s-agent-1") == {}  # all or nothing
+    assert locks.acquire("d1", drill, ttl=30) is None  # its own lease does not block itself
+    locks.release("d1", drill)
+    locks.release("d2", other)
+    assert locks.acquire("r1", rebuild, ttl=30) is None
+    busy = locks.acquire("d3", drill, ttl=30)
+    assert busy == Busy("cluster", "r1")
+    assert locks.acquire("d3", drill, ttl=30, probe=True) == Busy("cluster", "r1")  # at submit
+    assert locks.holders("drill") == {}

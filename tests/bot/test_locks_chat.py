@@ -13,14 +13,14 @@ NO_RECORD = "0badf00d"
 
 def test_locks_lists_key_mode_job_and_age_and_points_at_unlock_only_for_gone_jobs(
         core_only: Harness) -> None:
-    live = core_only.say("/dr drill a").job_id  # no worker: the job stays planning, alive
+    live = core_only.say("/dr exercise a").job_id  # no worker: the job stays planning, alive
     core_only.rt.locks.acquire(live, [shared("cluster"), exclusive("drill:a")], ttl=600)
     core_only.rt.locks.acquire(NO_RECORD, [exclusive("node:x")], ttl=600)
     reply = core_only.say("/dr locks", who="dave")  # a viewer may look
     lines = reply.text.splitlines()
     assert reply.ok and len(lines) == 3
-    assert lines[0].startswith(f"cluster  shared  job {live} (/dr drill, alice, planning) since ")
-    assert lines[1].startswith(f"drill:a  exclusive  job {live} (/dr drill, alice, planning)")
+    assert lines[0].startswith(f"cluster  shared  job {live} (/dr exercise, alice, planning) since ")
+    assert lines[1].startswith(f"drill:a  exclusive  job {live} (/dr exercise, alice, planning)")
     assert "unlock" not in lines[0] + lines[1]
     assert lines[2].startswith(f"node:x  exclusive  job {NO_RECORD} (gone: no such job record)")
     assert lines[2].endswith("its job has ended: /dr unlock node:x")
@@ -49,12 +49,12 @@ def test_unlock_waits_for_an_approval_then_frees_and_audits(drbot: Harness) -> N
 
 def test_unlock_is_refused_while_the_holding_job_lives(drbot: Harness) -> None:
     drbot.redis.set("drill:a:hold", 1)
-    first = drbot.say("/dr drill a").job_id
+    first = drbot.say("/dr exercise a").job_id
     drbot.wait_status(first, "running")
     drbot.start_worker()  # the first worker is busy with the drill
     job_id = drbot.say("/dr unlock drill:a", who="bob").job_id
     job = drbot.wait_status(job_id, "refused")
-    assert f"drill:a is held by job {first} (/dr drill, alice, running)" in job.error
+    assert f"drill:a is held by job {first} (/dr exercise, alice, running)" in job.error
     assert "still alive: wait for it or /dr cancel" in job.error
     assert set(drbot.rt.locks.holders("drill:a")) == {first}
     drbot.redis.set("drill:a:go", 1)

@@ -16,7 +16,7 @@ RULES = """  restore: {allow: [admin]}
   rebuild-node: {allow: [admin]}
   rebuild-host: {allow: [admin]}
   backup-now: {allow: [admin]}
-  drill-gated:"""
+  exercise-gated:"""
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def core(redis_url: str, tmp_path: Path) -> Iterator[Harness]:
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(INVENTORY)
     harness = Harness(redis_url, tmp_path, DRBOT_INVENTORY=str(inventory),
-                      policy_text=POLICY.replace("  drill-gated:", RULES))
+                      policy_text=POLICY.replace("  exercise-gated:", RULES))
     harness.start_relay()
     yield harness
     harness.close()

@@ -37,8 +37,8 @@ def test_approvers_are_people_never_platform_grants(tmp_path: Path) -> None:
     path.write_text(POLICY.replace("lab: true", 'grants: {"discord-role:1/2": [admin]}'))
     policy = Policy.load(path)
     carol = policy.caller("console:carol", ("discord-role:1/2",))
-    assert policy.may_request(carol, "drill-gated")  # the grant lets her request
-    assert not policy.may_approve("carol", "drill-gated")  # but never approve
+    assert policy.may_request(carol, "exercise-gated")  # the grant lets her request
+    assert not policy.may_approve("carol", "exercise-gated")  # but never approve
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -69,7 +69,7 @@ def test_help_lists_only_what_the_caller_may_run(core_only: Harness) -> None:
     viewer = core_only.say("/dr help", who="dave").text
     admin = core_only.say("/dr help", who="alice").text
     assert "/dr status" in viewer and "/dr reconcile" not in viewer
-    assert "/dr reconcile" in admin and "/dr drill-gated" in admin
+    assert "/dr reconcile" in admin and "/dr exercise-gated" in admin
 
 
 def test_not_allowed_is_refused_and_audited(core_only: Harness) -> None:

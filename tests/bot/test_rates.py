@@ -24,12 +24,12 @@ def limited(redis_url: str, tmp_path: Path) -> Iterator[Harness]:
 
 def test_one_person_then_everyone_is_told_to_slow_down(limited: Harness) -> None:
     h = limited
-    assert all(h.say(f"/dr drill a{i}", who="alice").ok for i in range(3))
-    reply = h.say("/dr drill a3", who="alice")
+    assert all(h.say(f"/dr exercise a{i}", who="alice").ok for i in range(3))
+    reply = h.say("/dr exercise a3", who="alice")
     assert not reply.ok and reply.text.startswith("slow down: 3 jobs in the last minute")
     assert h.say("/dr jobs", who="alice").ok  # only submissions are limited
-    assert all(h.say(f"/dr drill b{i}", who="bob").ok for i in range(2))
-    reply = h.say("/dr drill c0", who="carol")
+    assert all(h.say(f"/dr exercise b{i}", who="bob").ok for i in range(2))
+    reply = h.say("/dr exercise c0", who="carol")
     assert not reply.ok and "slow down: 5 jobs in the last minute from everyone" in reply.text
     refused = [e for e in h.rt.audit.tail(50) if e["outcome"] == "refused-rate"]
     assert [e["person"] for e in refused] == ["carol", "alice"]
@@ -39,6 +39,6 @@ def test_one_person_then_everyone_is_told_to_slow_down(limited: Harness) -> None
 def test_a_counter_that_is_not_a_number_counts_as_the_limit(limited: Harness) -> None:
     h = limited
     h.redis.set(f"{KEY}alice:{int(time.time() // WINDOW)}", b"\xffnot a number")
-    reply = h.say("/dr drill x", who="alice")
+    reply = h.say("/dr exercise x", who="alice")
     assert not reply.ok and reply.text.startswith("slow down:")
-    assert h.say("/dr drill y", who="bob").ok
+    assert h.say("/dr exercise y", who="bob").ok

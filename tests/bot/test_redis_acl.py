@@ -65,7 +65,7 @@ def test_bot_and_worker_run_a_job_each_as_its_own_user(acl_redis: int, tmp_path:
         h.start_worker()
         h.env["REDIS_URL"] = url(acl_redis, "bot")
         h.start_relay()
-        job_id = h.say("/dr drill acl").job_id
+        job_id = h.say("/dr exercise acl").job_id
         h.wait_status(job_id, "succeeded")
         h.wait_reply(job_id, "drill acl finished")
     finally:
@@ -172,7 +172,7 @@ def test_the_charts_users_each_do_their_job(chart_redis: RedisServer, tmp_path: 
         h.start_worker()
         h.env.update(bot)
         h.start_relay()
-        job_id = h.say("/dr drill chart").job_id
+        job_id = h.say("/dr exercise chart").job_id
         h.wait_status(job_id, "succeeded")
         h.wait_reply(job_id, "drill chart finished")
         os.environ.update(scheduler)  # the scheduler's own runtime, as its pod starts it

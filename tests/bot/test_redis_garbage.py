@@ -94,7 +94,7 @@ def test_random_bytes_in_every_key_drbot_reads_never_crash_or_stall_it(h: Harnes
                        h.rt.signer)
     assert h.frontend.alerts.count("real") - before <= 1  # never again, whatever the keys hold
     for text in ("/dr jobs", "/dr status", f"/dr job {JOB_ID}", f"/dr retry {JOB_ID}",
-                 f"/dr cancel {JOB_ID}", "/dr drill g", "/dr"):
+                 f"/dr cancel {JOB_ID}", "/dr exercise g", "/dr"):
         assert h.say(text).text  # an answer, never an exception
     try:  # a key of the wrong type is an outage to the scheduler's loop, which it rides out
         Scheduler(h.rt, interval=60).tick(0.0)
@@ -112,11 +112,11 @@ def test_after_garbage_a_real_job_still_runs(h: Harness) -> None:
               "wrong": ["drbot:relay:active"]})
     # A lock that is not a lock refuses the jobs that need it, as "queue unavailable": a delay,
     # which a Redis writer can always cause (docs/security.md); everything else goes on.
-    assert not h.say("/dr drill after").ok
+    assert not h.say("/dr exercise after").ok
     h.redis.delete("drbot:lock:cluster")
     h.start_worker()
     h.start_relay()
-    reply = h.say("/dr drill after")
+    reply = h.say("/dr exercise after")
     assert reply.ok and reply.job_id, reply.text
     job_id = reply.job_id
     h.wait_status(job_id, "succeeded")

@@ -76,7 +76,7 @@ def test_rediss_with_a_ca_file_carries_drbot_and_a_wrong_ca_is_refused(
     monkeypatch.setenv("DRBOT_SIGNING_KEY", "k" * 64)
     monkeypatch.setenv("REDIS_URL", f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}")
     store = JobStore(connect(Settings(), patient=False), Signer(b"k" * 64))
-    job, created = store.create(Job(new_id(), "drill", {"name": "tls"}, "alice", "console:alice",
+    job, created = store.create(Job(new_id(), "exercise", {"name": "tls"}, "alice", "console:alice",
                                     "console", "tls-1"))
     assert created and store.get(job.id).args == {"name": "tls"}
     monkeypatch.setenv("REDIS_URL", f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={other}")

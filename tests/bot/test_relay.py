@@ -7,7 +7,7 @@ from tests.bot.harness import Harness, wait_until
 
 def test_relay_restart_mid_job_loses_nothing_and_keeps_one_card(drbot: Harness) -> None:
     drbot.redis.set("drill:a:hold", 1)
-    job_id = drbot.say("/dr drill a").job_id
+    job_id = drbot.say("/dr exercise a").job_id
     wait_until(lambda: drbot.redis.exists("drill:a:in-two"), what="step two")
     drbot.stop_relay()  # the bot goes down mid-job...
     drbot.redis.set("drill:a:go", 1)
@@ -27,7 +27,7 @@ def test_relay_restart_mid_job_loses_nothing_and_keeps_one_card(drbot: Harness) 
 
 def test_card_edits_are_throttled(drbot: Harness) -> None:
     drbot.redis.set("drill:a:hold", 1)
-    job_id = drbot.say("/dr drill a").job_id
+    job_id = drbot.say("/dr exercise a").job_id
     wait_until(lambda: int(drbot.redis.get("drill:a:ticks") or 0) > 60,
                what="many progress events (~3 s at 20/s)")
     drbot.redis.set("drill:a:go", 1)
@@ -42,7 +42,7 @@ def test_card_edits_are_throttled(drbot: Harness) -> None:
 def test_a_job_retried_before_the_relay_caught_up_keeps_its_thread(drbot: Harness) -> None:
     drbot.stop_relay()
     drbot.redis.set("drill:a:fail", 1)
-    job_id = drbot.say("/dr drill a").job_id
+    job_id = drbot.say("/dr exercise a").job_id
     drbot.wait_status(job_id, "failed")
     drbot.redis.delete("drill:a:fail")
     drbot.redis.set("drill:a:hold", 1)

@@ -30,7 +30,7 @@ def queued_again(drbot: Harness, job_id: str) -> None:
 def test_the_runner_refuses_while_a_subprocess_of_the_job_lives(drbot: Harness) -> None:
     drbot.redis.set("drill:a:hold", 1)
     drbot.redis.set("drill:a:spawn", 1)
-    job_id = drbot.say("/dr drill a").job_id
+    job_id = drbot.say("/dr exercise a").job_id
     assert job_id
     wait_until(lambda: drbot.redis.exists("drill:a:in-two"), what="step two to start")
     child = int(drbot.redis.get("drill:a:child") or 0)

@@ -15,7 +15,7 @@ from tests.bot.harness import Harness, wait_until
 
 
 def test_a_job_record_written_without_the_key_is_refused_and_audited(drbot: Harness) -> None:
-    record = {"id": "0badc0de", "command": "drill", "args": {"name": "a"}, "requester": "alice",
+    record = {"id": "0badc0de", "command": "exercise", "args": {"name": "a"}, "requester": "alice",
               "account": "console:alice", "frontend": "console", "request_id": "x",
               "status": "queued"}
     drbot.redis.set(JOB + "0badc0de", canonical({"record": record, "sig": "0" * 64}))
@@ -26,7 +26,7 @@ def test_a_job_record_written_without_the_key_is_refused_and_audited(drbot: Harn
 
 
 def test_an_approval_added_without_the_key_is_refused(drbot: Harness) -> None:
-    job_id = drbot.say("/dr drill-gated a", who="carol").job_id
+    job_id = drbot.say("/dr exercise-gated a", who="carol").job_id
     drbot.wait_status(job_id, "awaiting_approval")
     blob = json.loads(drbot.redis.get(JOB + job_id))
     blob["record"]["approvals"] = [{"person": "bob", "account": "console:bob", "at": 1e10,

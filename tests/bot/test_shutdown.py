@@ -65,7 +65,7 @@ def test_an_idle_worker_exits_on_sigterm_every_time(core_only: Harness) -> None:
 
 def hold_drill_in_step_two(drbot: Harness, name: str = "a") -> str:
     drbot.redis.set(f"drill:{name}:hold", 1)
-    job_id = drbot.say(f"/dr drill {name}").job_id
+    job_id = drbot.say(f"/dr exercise {name}").job_id
     assert job_id
     wait_until(lambda: drbot.redis.exists(f"drill:{name}:in-two"), what="step two to start")
     return job_id

@@ -43,8 +43,8 @@ commands:
   cancel: {{allow: [operator, admin]}}
   approve: {{allow: [operator, admin]}}
   deny: {{allow: [operator, admin]}}
-  drill: {{allow: [operator, admin]}}
-  drill-gated: {{allow: [operator, admin], approvals: 1, approvers: ["role:admin"], expires: 1h}}
+  exercise: {{allow: [operator, admin]}}
+  exercise-gated: {{allow: [operator, admin], approvals: 1, approvers: ["role:admin"], expires: 1h}}
 """
 
 
@@ -135,18 +135,18 @@ def test_dr_is_registered_with_typed_options_for_the_guild(bot: DiscordBot) -> N
     (group,) = bot.fake.commands[str(GUILD)]
     subs = {s["name"]: s for s in group["options"]}
     assert group["name"] == "dr" and 0 < len(subs) <= 25
-    assert {"help", "approve", "deny", "drill", "drill-gated", "reconcile", "status"} <= set(subs)
+    assert {"help", "approve", "deny", "exercise", "exercise-gated", "reconcile", "status"} <= set(subs)
     options = {o["name"]: o for o in subs["reconcile"]["options"]}
     assert options["kustomization"]["type"] == 3 and options["kustomization"]["autocomplete"]
     assert not options["kustomization"]["required"]
     assert options["with-source"]["type"] == 5 and options["dry-run"]["type"] == 5
-    drill = {o["name"]: o for o in subs["drill"]["options"]}
+    drill = {o["name"]: o for o in subs["exercise"]["options"]}
     assert drill["name"]["required"] and drill["name"]["type"] == 3
     assert "dry-run" not in {o["name"] for o in subs["status"].get("options", [])}
 
 
 def test_a_command_gets_a_thread_whose_card_is_edited_until_the_result(bot: DiscordBot) -> None:
-    payload = bot.command("drill", CAROL, {"name": "a"})
+    payload = bot.command("exercise", CAROL, {"name": "a"})
     answer = bot.answer(payload)
     callbacks = bot.fake.made("POST", f"^/interactions/{payload['id']}/")
     assert [c.body["type"] for c in callbacks] == [5]  # deferred, then answered by a followup
@@ -170,7 +170,7 @@ def test_a_command_gets_a_thread_whose_card_is_edited_until_the_result(bot: Disc
 
 
 def test_a_second_person_approves_with_the_button(bot: DiscordBot) -> None:
-    job_id = bot.job_of(bot.command("drill-gated", CAROL, {"name": "b"}))
+    job_id = bot.job_of(bot.command("exercise-gated", CAROL, {"name": "b"}))
     root = bot.buttons(job_id)
     ids = [c["custom_id"] for row in root["components"] for c in row["components"]]
     assert ids == [f"drbot:approve:{job_id}", f"drbot:deny:{job_id}"]
@@ -187,7 +187,7 @@ def test_a_second_person_approves_with_the_button(bot: DiscordBot) -> None:
 
 
 def test_self_approval_is_refused_from_every_account_of_the_person(bot: DiscordBot) -> None:
-    job_id = bot.job_of(bot.command("drill-gated", ALICE, {"name": "c"}))
+    job_id = bot.job_of(bot.command("exercise-gated", ALICE, {"name": "c"}))
     root = bot.buttons(job_id)
     answer = bot.answer(bot.send(bot.fake.click(root, f"drbot:approve:{job_id}", ALICE)))
     assert ephemeral(answer) and f"you requested job {job_id}" in answer["content"]
@@ -198,7 +198,7 @@ def test_self_approval_is_refused_from_every_account_of_the_person(bot: DiscordB
 
 
 def test_a_duplicated_delivery_makes_one_job_and_one_decision(bot: DiscordBot) -> None:
-    payload = bot.command("drill-gated", CAROL, {"name": "d"})
+    payload = bot.command("exercise-gated", CAROL, {"name": "d"})
     bot.send(payload)
     job_id = bot.job_of(payload)
     root = bot.buttons(job_id)
@@ -216,7 +216,7 @@ def test_a_duplicated_delivery_makes_one_job_and_one_decision(bot: DiscordBot) -
 
 
 def test_buttons_work_after_a_bot_restart(bot: DiscordBot) -> None:
-    job_id = bot.job_of(bot.command("drill-gated", CAROL, {"name": "e"}))
+    job_id = bot.job_of(bot.command("exercise-gated", CAROL, {"name": "e"}))
     root = bot.buttons(job_id)
     sessions = bot.fake.identified
     bot.stop()
@@ -231,7 +231,7 @@ def test_buttons_work_after_a_bot_restart(bot: DiscordBot) -> None:
 
 def test_a_job_outliving_its_interaction_token_keeps_updating(bot: DiscordBot) -> None:
     bot.h.redis.set("drill:f:hold", 1)
-    payload = bot.command("drill", CAROL, {"name": "f"})
+    payload = bot.command("exercise", CAROL, {"name": "f"})
     job_id = bot.job_of(payload)
     wait_until(lambda: bot.h.redis.exists("drill:f:in-two"), 15, "the job to be running")
     bot.fake.expire_interaction_tokens()  # 15 minutes later, as far as Discord is concerned
@@ -267,16 +267,16 @@ def test_help_lists_only_what_the_caller_may_run(bot: DiscordBot) -> None:
     answer = bot.answer(bot.command("help", DAVE))
     assert ephemeral(answer)
     assert "/dr status" in answer["content"] and "/dr jobs" in answer["content"]
-    assert "/dr drill" not in answer["content"] and "/dr reconcile" not in answer["content"]
+    assert "/dr exercise" not in answer["content"] and "/dr reconcile" not in answer["content"]
 
 
 def test_a_discord_role_grants_requests_but_never_approval(bot: DiscordBot) -> None:
-    payload = bot.command("drill-gated", ERIN, {"name": "g"}, roles=(OPS_ROLE,))
+    payload = bot.command("exercise-gated", ERIN, {"name": "g"}, roles=(OPS_ROLE,))
     job_id = bot.job_of(payload)
     assert bot.h.job(job_id).requester == "erin"
-    refused = bot.answer(bot.command("drill", ERIN, {"name": "g"}))
-    assert "may not run /dr drill" in refused["content"]  # without the role: nothing
-    other = bot.job_of(bot.command("drill-gated", CAROL, {"name": "h"}))
+    refused = bot.answer(bot.command("exercise", ERIN, {"name": "g"}))
+    assert "may not run /dr exercise" in refused["content"]  # without the role: nothing
+    other = bot.job_of(bot.command("exercise-gated", CAROL, {"name": "h"}))
     root = bot.buttons(other)
     answer = bot.answer(bot.send(bot.fake.click(root, f"drbot:approve:{other}", ERIN,
                                                 roles=(OPS_ROLE,))))
@@ -285,7 +285,7 @@ def test_a_discord_role_grants_requests_but_never_approval(bot: DiscordBot) -> N
 
 
 def test_bad_platform_input_gets_a_clear_answer_or_an_audit_entry(bot: DiscordBot) -> None:
-    job_id = bot.job_of(bot.command("drill-gated", CAROL, {"name": "i"}))
+    job_id = bot.job_of(bot.command("exercise-gated", CAROL, {"name": "i"}))
     root = bot.buttons(job_id)
     unknown = bot.answer(bot.send(bot.fake.click(root, "someone-elses-button", BOB)))
     assert ephemeral(unknown) and "not one drbot knows" in unknown["content"]
@@ -293,11 +293,11 @@ def test_bad_platform_input_gets_a_clear_answer_or_an_audit_entry(bot: DiscordBo
         {"type": 2, "style": 3, "label": "Approve", "custom_id": "drbot:approve:deadbeef"}]}])
     missing = bot.answer(bot.send(bot.fake.click(gone, "drbot:approve:deadbeef", BOB)))
     assert ephemeral(missing) and "no job deadbeef" in missing["content"]
-    flag = bot.answer(bot.command("drill", CAROL, {"name": "--dry-run"}))
+    flag = bot.answer(bot.command("exercise", CAROL, {"name": "--dry-run"}))
     assert ephemeral(flag) and "cannot start with '-'" in flag["content"]
     wrong = bot.answer(bot.command("no-such-command", CAROL))
     assert ephemeral(wrong) and "could not read that command" in wrong["content"]
-    broken = bot.fake.command("drill", CAROL, {"name": "x"})
+    broken = bot.fake.command("exercise", CAROL, {"name": "x"})
     del broken["token"]
     bot.send(broken)
     outcomes = lambda: {e["outcome"] for e in bot.h.rt.audit.tail(50)}  # noqa: E731
@@ -310,7 +310,7 @@ def test_bad_platform_input_gets_a_clear_answer_or_an_audit_entry(bot: DiscordBo
 
 def test_in_a_dm_the_job_speaks_in_the_channel(bot: DiscordBot) -> None:
     dm = 700000000000000099
-    payload = bot.command("drill", CAROL, {"name": "j"}, guild=None, channel=dm, channel_type=1)
+    payload = bot.command("exercise", CAROL, {"name": "j"}, guild=None, channel=dm, channel_type=1)
     job_id = bot.job_of(payload)
     root = bot.root(job_id)
     assert root["channel_id"] == str(dm) and int(root["id"]) not in bot.fake.threads
@@ -323,7 +323,7 @@ def test_in_a_dm_the_job_speaks_in_the_channel(bot: DiscordBot) -> None:
 def test_without_permission_to_post_the_job_still_runs_and_the_user_is_told(bot: DiscordBot
                                                                             ) -> None:
     bot.fake.fail("POST", f"^/channels/{CHANNEL}/messages$", 403, 50013, "Missing Permissions")
-    answer = bot.answer(bot.command("drill", CAROL, {"name": "k"}))
+    answer = bot.answer(bot.command("exercise", CAROL, {"name": "k"}))
     job_id = re.search(r"job ([0-9a-f]{8})", answer["content"]).group(1)
     assert "Send Messages" in answer["content"] and f"/dr job {job_id}" in answer["content"]
     bot.h.wait_status(job_id, "succeeded")
@@ -337,7 +337,7 @@ def test_long_text_is_attached_and_cards_fit_an_embed(bot: DiscordBot) -> None:
     assert len(sent["content"]) <= 2000 and "attached" in sent["content"]
     assert sent["attachments"][0]["filename"] == "job-0000abcd.txt"
     assert sent["attachments"][0]["content"] == long
-    card = Card("0000abcd", "/dr drill big by carol", "running", [f"step {i} " + "y" * 80
+    card = Card("0000abcd", "/dr exercise big by carol", "running", [f"step {i} " + "y" * 80
                                                                  for i in range(300)])
     bot.run(bot.frontend.open_thread(str(CHANNEL), card))
     embed = bot.root("0000abcd")["embeds"][0]

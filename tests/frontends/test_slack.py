@@ -170,7 +170,7 @@ def buttons_of(call: Call) -> list[str]:
 
 # -- rendering and configuration ------------------------------------------------------------------
 def test_card_blocks_escape_text_carry_the_job_in_buttons_and_fit_slack() -> None:
-    card = Card("0a1b2c3d", "/dr drill <!channel> by alice", "awaiting_approval",
+    card = Card("0a1b2c3d", "/dr exercise <!channel> by alice", "awaiting_approval",
                 [f"· step {i} " + "x" * 80 for i in range(60)], latest="a <@U1> & b", approvable=True,
                 decided_at=1_700_000_000)
     rendered = blocks(card)
@@ -205,7 +205,7 @@ def test_a_bot_token_without_a_mode_is_refused_with_the_fix(redis_url: str, tmp_
 # -- a job's life in Slack ------------------------------------------------------------------------
 def test_command_acks_then_root_thread_edits_and_result(slack: SlackBot) -> None:
     slack.h.redis.set("drill:a:hold", 1)
-    response = slack.command("drill a")  # answered while the job is held: the ack never waits
+    response = slack.command("exercise a")  # answered while the job is held: the ack never waits
     assert response.status_code == 200 and response.text == ""  # the ack: empty, so nothing echoes
     job_id = slack.job_of()
     root = slack.root(job_id)
@@ -225,7 +225,7 @@ def test_command_acks_then_root_thread_edits_and_result(slack: SlackBot) -> None
 
 
 def test_approval_by_another_person_via_button_and_duplicate_click(slack: SlackBot) -> None:
-    slack.command("drill-gated g", user="UALICE")
+    slack.command("exercise-gated g", user="UALICE")
     job_id = slack.job_of()
     slack.h.wait_status(job_id, "awaiting_approval")
     slack.root(job_id)
@@ -252,7 +252,7 @@ def _thread_ts(slack: SlackBot, job_id: str) -> str:
 
 
 def test_self_approval_refused_from_either_platform_then_denied(slack: SlackBot) -> None:
-    slack.command("drill-gated s", user="UALICE")
+    slack.command("exercise-gated s", user="UALICE")
     job_id = slack.job_of()
     slack.h.wait_status(job_id, "awaiting_approval")
     ts = _thread_ts(slack, job_id)
@@ -261,7 +261,7 @@ def test_self_approval_refused_from_either_platform_then_denied(slack: SlackBot)
     other = slack.call(slack.h.app.submit(Request("discord", "discord:1001", f"/dr approve {job_id}", "d1")))
     assert not other.ok and "you requested job" in other.text
     # and the other way round: requested from alice's Discord account, clicked from her Slack one
-    request = Request("discord", "discord:1001", "/dr drill-gated t", "d2")
+    request = Request("discord", "discord:1001", "/dr exercise-gated t", "d2")
     from_discord = slack.call(slack.h.app.submit(request))
     slack.h.wait_status(from_discord.job_id, "awaiting_approval")
     slack.click(f"drbot:approve:{from_discord.job_id}", "UALICE")
@@ -274,7 +274,7 @@ def test_self_approval_refused_from_either_platform_then_denied(slack: SlackBot)
 
 
 def test_buttons_work_after_a_bot_restart(slack: SlackBot) -> None:
-    slack.command("drill-gated r", user="UALICE")
+    slack.command("exercise-gated r", user="UALICE")
     job_id = slack.job_of()
     slack.h.wait_status(job_id, "awaiting_approval")
     ts = _thread_ts(slack, job_id)
@@ -294,7 +294,7 @@ def test_buttons_work_after_a_bot_restart(slack: SlackBot) -> None:
 
 # -- refusals and bad input -----------------------------------------------------------------------
 def test_forged_and_stale_requests_get_401_and_an_audit_entry(slack_no_worker: SlackBot) -> None:
-    body = form(command_fields("drill x", "UALICE"))
+    body = form(command_fields("exercise x", "UALICE"))
     forged = signed(body, secret="not-the-secret")
     assert slack_no_worker.post(body, forged).status_code == 401
     stale = signed(body, at=time.time() - 600)
@@ -310,7 +310,7 @@ def test_forged_and_stale_requests_get_401_and_an_audit_entry(slack_no_worker: S
 
 
 def test_duplicate_delivery_of_a_command_gives_one_job(slack_no_worker: SlackBot) -> None:
-    body = form(command_fields("drill d", "UALICE", trigger="111.222.abc",
+    body = form(command_fields("exercise d", "UALICE", trigger="111.222.abc",
                                response_url=slack_no_worker.fake.response_url()))
     assert slack_no_worker.post(body).status_code == 200
     slack_no_worker.job_of()
@@ -323,8 +323,8 @@ def test_help_and_errors_are_ephemeral_and_enterprise_ids_name_accounts(slack_no
     bot = slack_no_worker
     bot.command("help", user="UERIN", enterprise="E1", team="T9")
     assert "/dr status" in bot.ephemeral("UERIN", "You may run").args["text"]
-    bot.command("drill x", user="UERIN", enterprise="E1", team="T9")
-    bot.ephemeral("UERIN", "erin may not run /dr drill")
+    bot.command("exercise x", user="UERIN", enterprise="E1", team="T9")
+    bot.ephemeral("UERIN", "erin may not run /dr exercise")
     bot.command("help", user="UNOBODY")
     bot.ephemeral("UNOBODY", "slack:T1/UNOBODY is not on drbot")
     bot.command("frobnicate", user="UALICE")
@@ -350,14 +350,14 @@ def test_bad_clicks_get_a_clear_answer_or_an_audit_entry(slack_no_worker: SlackB
 def test_redis_down_gives_queue_unavailable_inside_the_ack(slack_no_worker: SlackBot,
                                                            redis_server: RedisServer) -> None:
     redis_server.stop()
-    assert slack_no_worker.command("drill a").status_code == 200
+    assert slack_no_worker.command("exercise a").status_code == 200
     slack_no_worker.ephemeral("UALICE", "queue unavailable")
     redis_server.start()
 
 
 def test_a_channel_without_the_bot_gets_told_how_to_fix_it(slack_no_worker: SlackBot) -> None:
     slack_no_worker.fake.not_in.add("C9")
-    slack_no_worker.command("drill n", channel="C9")
+    slack_no_worker.command("exercise n", channel="C9")
     text = wait_until(lambda: slack_no_worker.fake.responses, 10, "a response_url answer")[0]["text"]
     assert "invite me with /invite @drbot" in text and "/dr job" in text
     assert slack_no_worker.h.rt.store.recent()  # the job is not lost: it is queued and followable

@@ -39,20 +39,20 @@ def worker_metrics(url: str) -> str:
 
 def test_metrics_after_a_job(drbot: tuple[Harness, str, str]) -> None:
     harness, bot_url, worker_url = drbot
-    before = sample(get(bot_url)[1], "drbot_commands_total", command="drill", outcome="ok") or 0
-    reply = harness.say("/dr drill m1")
+    before = sample(get(bot_url)[1], "drbot_commands_total", command="exercise", outcome="ok") or 0
+    reply = harness.say("/dr exercise m1")
     assert reply.job_id
     harness.wait_status(reply.job_id, "succeeded")
     harness.wait_settled(reply.job_id)
 
     bot = get(bot_url)[1]
-    assert sample(bot, "drbot_commands_total", command="drill", outcome="ok") == before + 1
+    assert sample(bot, "drbot_commands_total", command="exercise", outcome="ok") == before + 1
     assert sample(bot, "drbot_queue_depth") == 0.0
     assert (sample(bot, "drbot_relay_lag_seconds_count") or 0) >= 1
 
     worker = worker_metrics(worker_url)
-    assert sample(worker, "drbot_jobs_total", command="drill", status="succeeded") == 1.0
-    assert sample(worker, "drbot_job_duration_seconds_count", command="drill") == 1.0
+    assert sample(worker, "drbot_jobs_total", command="exercise", status="succeeded") == 1.0
+    assert sample(worker, "drbot_job_duration_seconds_count", command="exercise") == 1.0
     assert sample(worker, "drbot_queue_depth") is None, "only the bot reports the queue depth"
 
     harness.say("/dr nonsense")
@@ -63,7 +63,7 @@ def test_metrics_after_a_job(drbot: tuple[Harness, str, str]) -> None:
 def test_approvals_pending_and_queue_depth_are_read_on_scrape(
         drbot: tuple[Harness, str, str]) -> None:
     harness, bot_url, _ = drbot
-    reply = harness.say("/dr drill-gated g1")
+    reply = harness.say("/dr exercise-gated g1")
     assert reply.job_id
     harness.wait_status(reply.job_id, "awaiting_approval")
     assert sample(get(bot_url)[1], "drbot_approvals_pending") == 1.0

@@ -1,0 +1,100 @@
+"""Drill results, one record per drilled object, in Redis (key family ``drbot:drill:``).
+
+Kept as verification results are (bot/watch/verified.py): the latest drill (backup, when, outcome,
+restore time, what the checks found, the problem) and, separately, the latest one that passed, so
+the last backup proven to restore in the cluster survives a later failure. The restore times are
+what an RTO estimate is built from.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from adapters.kubernetes.drills import DrillResult
+
+RESULTS = "drbot:drill:results"
+
+
+@dataclass
+class Record:
+    kind: str
+    name: str
+    backup_id: str
+    outcome: str  # "ok" or "failed"
+    drilled_at: float
+    duration: float
+    restore_seconds: float | None
+    size: int
+    checked: list[str] = field(default_factory=list)
+    problem: str = ""
+    last_ok_at: float | None = None
+    last_ok_backup: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def record(client: redis.Redis, result: DrillResult) -> Record:
+    """Store ``result`` as the object's latest drill (and latest pass, if it passed)."""
+    key = f"{result.kind}:{result.name}"
+    previous = load_one(client, key)
+    failed = [c for c in result.checks if not c.ok]
+    rec = Record(result.kind, result.name, result.backup_id, "ok" if result.ok else "failed",
+                 result.started_at, round(result.duration, 2),
+                 None if result.restore_seconds is None else round(result.restore_seconds, 2),
+                 result.size, [f"{c.name}: {c.text}" for c in result.checks],
+                 result.problem or "; ".join(f"{c.name}: {c.text}" for c in failed))
+    if result.ok:
+        rec.last_ok_at, rec.last_ok_backup = rec.drilled_at, rec.backup_id
+    elif previous is not None:
+        rec.last_ok_at, rec.last_ok_backup = previous.last_ok_at, previous.last_ok_backup
+    client.hset(RESULTS, key, json.dumps(asdict(rec)))
+    return rec
+
+
+def load_one(client: redis.Redis, key: str) -> Record | None:
+    raw = client.hget(RESULTS, key)
+    return _parse(raw) if raw else None
+
+
+def load(client: redis.Redis) -> dict[str, Record]:
+    """Every record by ``kind:name``; an unreadable entry is skipped (Redis is not trusted)."""
+    out = {}
+    for key, raw in client.hgetall(RESULTS).items():
+        rec = _parse(raw)
+        if rec is not None:
+            out[key.decode() if isinstance(key, bytes) else str(key)] = rec
+    return out
+
+
+def _parse(raw: Any) -> Record | None:
+    try:
+        return Record.from_dict(json.loads(raw))
+    except (ValueError, TypeError):
+        return None
+
+
+class Drills:
+    """The records as the worker's services offer them to handlers (which never see Redis)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def record(self, result: DrillResult) -> Record:
+        return record(self.client, result)
+
+    def load(self) -> dict[str, Record]:
+        return load(self.client)
