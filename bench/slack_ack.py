@@ -2,7 +2,7 @@
 
 500 HMAC-signed `/dr` slash-command requests, 20 at a time, go to each app over HTTP on 127.0.0.1.
 drbot's app runs as in production (HTTP mode, the real core on a real redis-server, the relay, a fake
-Slack Web API that answers its chat.postMessage calls); each request is a new `/dr drill` job, so
+Slack Web API that answers its chat.postMessage calls); each request is a new `/dr exercise` job, so
 the work after the ack (core, Redis, root message) competes with the acks. No worker runs: the jobs
 stay queued, which does not change the ack path. By default it runs three times at 20 and three
 times at 100 concurrent requests (each run with fresh servers) and prints each run's table as it
@@ -129,15 +129,15 @@ def one_run(concurrency: int) -> tuple[list[float], list[float], int, list[float
         drbot_url = f"http://127.0.0.1:{frontend.port}/slack/events"
         bare_url = f"http://127.0.0.1:{bare_port}/slack/events"
         asyncio.run(load(bare_url, ["help"] * WARMUP, concurrency))
-        asyncio.run(load(drbot_url, [f"drill warm{i}" for i in range(WARMUP)], concurrency))
+        asyncio.run(load(drbot_url, [f"exercise warm{i}" for i in range(WARMUP)], concurrency))
         bare: list[float] = []
         drbot: list[float] = []
         drain(fake, WARMUP)
         drained: list[float] = []
         for part in range(ROUNDS):  # alternate, so drift on a shared machine hits both alike
             size = REQUESTS // ROUNDS
-            bare += asyncio.run(load(bare_url, ["drill x"] * size, concurrency))
-            drbot += asyncio.run(load(drbot_url, [f"drill b{part}x{i}" for i in range(size)],
+            bare += asyncio.run(load(bare_url, ["exercise x"] * size, concurrency))
+            drbot += asyncio.run(load(drbot_url, [f"exercise b{part}x{i}" for i in range(size)],
                                       concurrency))
             # drbot's work after the acks (core, Redis, root message) ends before the bare app's
             # next round, so it weighs only on drbot's own figures
