@@ -112,10 +112,6 @@ class Provider(services.ProviderServicer):  # type: ignore[misc]
         return pb.StopProvider.Response()
 
 
-def _raw(behaviour: Any) -> Any:
-    return behaviour(lambda b: b, lambda b: b)
-
-
 def _plumbing(stop: threading.Event) -> grpc.GenericRpcHandler:
     """go-plugin's own services, with raw bytes (empty messages, or one varint field)."""
 
