@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from adapters.errors import AdapterError, NotFound, TimedOut, Unreachable
+from adapters.errors import AdapterError, Denied, NotFound, TimedOut, Unreachable
 
 T = TypeVar("T")
 
@@ -417,7 +417,7 @@ def _translate_client_error(exc: Any, config: StoreConfig, action: str, target: 
             f"S3 rejected the credentials for bucket {bucket!r} ({code} on {action}): check "
             "access_key and secret_key")
     if code in _DENIED or status == 403:
-        return AdapterError(
+        return Denied(
             f"access denied to bucket {bucket!r} for {action} on {where}: grant the key that "
             "permission in the bucket or IAM policy")
     if code in ("SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout") \

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from adapters.errors import AdapterError, NotFound, Unreachable
+from adapters.errors import AdapterError, Denied, NotFound, Unreachable
 from adapters.s3 import ObjectStore, StoreConfig
 from lab.fakes.s3 import LIST_ACTIONS, S3Server, bucket_arn
 from lab.servers import dead_port
@@ -186,12 +186,12 @@ def test_access_denied_names_bucket_and_action(own_s3: S3Server) -> None:
     store = s3_server.store(bucket, access_key=access, secret_key=secret)
 
     assert [o.key for o in store.list("")] == ["secret.cfg"]
-    with pytest.raises(AdapterError) as info:
+    with pytest.raises(Denied) as info:  # a permission to grant, not a key to change
         store.read("secret.cfg")
     message = str(info.value)
     assert "access denied" in message and repr(bucket) in message and "GetObject" in message
     assert secret not in message
-    with pytest.raises(AdapterError, match="access denied.*DeleteObjects"):
+    with pytest.raises(Denied, match="access denied.*DeleteObjects"):
         store.delete(["secret.cfg"])
 
 

@@ -23,6 +23,7 @@ from bot.doctor.result import Line, Status, System
 from bot.doctor.run import check_all
 from bot.worker.services import Services
 from lab import Lab, files, terraform_stub, world
+from lab.fakes.s3 import LIST_ACTIONS, READ_ACTIONS, S3Server, bucket_arn
 from lab.kube import SSAR_PATH
 
 RED = Status.FAIL
@@ -175,6 +176,45 @@ def test_unreadable_bucket(lab: Lab, tmp_path: Path) -> None:
     (line,) = only_red(run(lab, inventory), System.STORE, "cnpg_store")
     assert "'drbot-lab-nowhere' does not exist" in line.detail
     assert "credentials file" in line.fix
+    assert_nothing_written(lab, before)
+
+
+def store_with_key(lab: Lab, tmp_path: Path, s3: S3Server, actions: tuple[str, ...],
+                   resource: str, bucket: str) -> Path:
+    """The inventory with cnpg_store on a moto of its own that checks IAM policies, reached
+    with the key of a user allowed ``actions`` on ``resource`` only."""
+    access, secret = s3.iam_user(f"doctor-{len(actions)}-{bucket}", actions, (resource,))
+    credentials = tmp_path / "cnpg-credentials"
+    credentials.write_text(f"access_key={access}\nsecret_key={secret}\n")
+    credentials.chmod(0o600)
+    s3.enforce_iam()
+    return edited_inventory(lab, tmp_path, lambda d: d["backups"]["cnpg_store"].update(
+        url=f"s3://{bucket}/cnpg/", endpoint_url=s3.endpoint_url, region="us-east-1",
+        credentials_file=str(credentials)))
+
+
+def test_bucket_listed_but_not_readable(lab: Lab, tmp_path: Path, own_s3: S3Server) -> None:
+    bucket = own_s3.new_bucket()
+    own_s3.store(bucket).upload("cnpg/base/backup.info", b"1")
+    inventory = store_with_key(lab, tmp_path, own_s3, LIST_ACTIONS, bucket_arn(bucket), bucket)
+    before = snapshot(lab)
+    (line,) = only_red(run(lab, inventory), System.STORE, "cnpg_store")
+    assert line.detail.startswith(f"access denied to bucket {bucket!r} for GetObject on ")
+    assert "base/backup.info" in line.detail
+    assert line.fix.startswith(f"grant the store's key s3:GetObject on arn:aws:s3:::{bucket}"
+                               "/cnpg/* ")
+    assert_nothing_written(lab, before)
+
+
+def test_bucket_not_listable(lab: Lab, tmp_path: Path, own_s3: S3Server) -> None:
+    bucket = own_s3.new_bucket()
+    own_s3.store(bucket).upload("cnpg/base/backup.info", b"1")
+    inventory = store_with_key(lab, tmp_path, own_s3, READ_ACTIONS,
+                               f"{bucket_arn(bucket)}/*", bucket)
+    before = snapshot(lab)
+    (line,) = only_red(run(lab, inventory), System.STORE, "cnpg_store")
+    assert line.detail.startswith(f"access denied to bucket {bucket!r} for ListObjectsV2 on ")
+    assert line.fix.startswith(f"grant the store's key s3:ListBucket on arn:aws:s3:::{bucket} ")
     assert_nothing_written(lab, before)
 
 
