@@ -330,7 +330,7 @@ class _S3:
             what = (f"{len(errors)} of {len(keys)} objects (first: "
                     f"{self._rel(first.get('Key', ''))!r})")
             if first.get("Code") in _DENIED:
-                raise AdapterError(
+                raise Denied(
                     f"access denied to bucket {self.bucket!r} for DeleteObjects on {what}: "
                     "grant the key s3:DeleteObject in the bucket or IAM policy")
             raise AdapterError(
