@@ -251,6 +251,14 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
                 s.shutdown(socket.SHUT_RDWR)
 
 
+def _orphan_watch(stop: threading.Event) -> None:
+    """Stop when Terraform is gone without a Shutdown (killed): never outlive a test run."""
+    parent = os.getppid()
+    while not stop.wait(1):
+        if os.getppid() != parent:
+            stop.set()
+
+
 def main() -> int:
     if os.environ.get(MAGIC_COOKIE_KEY) != MAGIC_COOKIE_VALUE:
         print("This binary is a plugin. These are not meant to be executed directly.\n"
@@ -263,6 +271,7 @@ def main() -> int:
               f"{sorted(offered)}", file=sys.stderr)
         return 1
     stop = threading.Event()
+    threading.Thread(target=_orphan_watch, args=(stop,), daemon=True).start()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     services.add_ProviderServicer_to_server(Provider(stop), server)
     server.add_generic_rpc_handlers((_plumbing(stop),))
