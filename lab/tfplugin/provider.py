@@ -93,8 +93,7 @@ def provider_schema() -> Any:
 
 
 class Provider(services.ProviderServicer):  # type: ignore[misc]
-    def __init__(self, stop: threading.Event) -> None:
-        self.stop = stop
+    """Schema and state upgrade only: every RPC not defined here answers UNIMPLEMENTED."""
 
     def GetProviderSchema(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC names)
         return pb.GetProviderSchema.Response(
@@ -273,7 +272,7 @@ def main() -> int:
     stop = threading.Event()
     threading.Thread(target=_orphan_watch, args=(stop,), daemon=True).start()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    services.add_ProviderServicer_to_server(Provider(stop), server)
+    services.add_ProviderServicer_to_server(Provider(), server)
     server.add_generic_rpc_handlers((_plumbing(stop),))
     client_cert = os.environ.get("PLUGIN_CLIENT_CERT", "")
     with tempfile.TemporaryDirectory(prefix="tfplugin-") as private:
