@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 STORE = System.STORE
 KINDS = ("longhorn", "cnpg", "etcd")
 WRITTEN = ("etcd",)  # where drbot writes
+LIMIT = 400  # characters of an error on a red line, as result.guarded keeps
 FIX = ("check the store's url, endpoint_url, ca_file and the credentials file (access_key, "
        "secret_key) in the inventory's backups section")
 
@@ -41,21 +42,21 @@ def check_store(services: Services, inventory: Inventory, kind: str) -> list[Lin
         try:
             first = next(iter(store.list()), None)
         except Denied as exc:  # AWS: ListObjectsV2 needs s3:ListBucket on the bucket
-            return [fail(STORE, subject, one_line(str(exc)),
+            return [fail(STORE, subject, one_line(exc, LIMIT),
                          grant(store.config, "s3:ListBucket", objects=False))]
         if first is None:
             return [ok(STORE, subject, f"{store.location} lists (empty: nothing to read yet)")]
         try:
             store.read(first.key)
         except Denied as exc:  # a restore reads every object it needs: s3:GetObject
-            return [fail(STORE, subject, one_line(str(exc)),
+            return [fail(STORE, subject, one_line(exc, LIMIT),
                          grant(store.config, "s3:GetObject", objects=True))]
         lines = [ok(STORE, subject, f"{store.location} lists and reads ({first.key})")]
         if kind in WRITTEN:
             try:
                 may = store.may_write(first.key)
             except Denied as exc:  # /dr etcd-sync uploads: s3:PutObject
-                return [*lines, fail(STORE, f"{subject} write", one_line(str(exc)),
+                return [*lines, fail(STORE, f"{subject} write", one_line(exc, LIMIT),
                                      grant(store.config, "s3:PutObject", objects=True))]
             if may:
                 lines.append(ok(STORE, f"{subject} write", "drbot may write (nothing written)"))
