@@ -33,6 +33,11 @@ class Refused(AdapterError):
     """The system refused the operation as it stands (e.g. destroying a running VM)."""
 
 
+class Denied(AdapterError):
+    """The credentials are valid but lack the permission for this operation (S3 AccessDenied):
+    granting it is the fix, not retrying or changing the key."""
+
+
 class TimedOut(AdapterError):
     """A wait ran out before the system reached the expected state."""
 

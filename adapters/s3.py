@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from adapters.errors import AdapterError, NotFound, TimedOut, Unreachable
+from adapters.errors import AdapterError, Denied, NotFound, TimedOut, Unreachable
 
 T = TypeVar("T")
 
@@ -330,7 +330,7 @@ class _S3:
             what = (f"{len(errors)} of {len(keys)} objects (first: "
                     f"{self._rel(first.get('Key', ''))!r})")
             if first.get("Code") in _DENIED:
-                raise AdapterError(
+                raise Denied(
                     f"access denied to bucket {self.bucket!r} for DeleteObjects on {what}: "
                     "grant the key s3:DeleteObject in the bucket or IAM policy")
             raise AdapterError(
@@ -417,7 +417,7 @@ def _translate_client_error(exc: Any, config: StoreConfig, action: str, target: 
             f"S3 rejected the credentials for bucket {bucket!r} ({code} on {action}): check "
             "access_key and secret_key")
     if code in _DENIED or status == 403:
-        return AdapterError(
+        return Denied(
             f"access denied to bucket {bucket!r} for {action} on {where}: grant the key that "
             "permission in the bucket or IAM policy")
     if code in ("SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout") \

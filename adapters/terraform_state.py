@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from adapters.errors import AdapterError, NotFound
@@ -101,3 +104,99 @@ def local_lock(config: TerraformConfig) -> LockInfo | None:
     return LockInfo(id=str(data.get("ID", "")), who=str(data.get("Who", "")),
                     created=str(data.get("Created", "")),
                     operation=str(data.get("Operation", "")), path=path)
+
+
+# Where the project's Proxmox provider finds its credentials, never read by drbot itself: drbot's
+# own token (proxmox.token_file) is not passed to Terraform. bpg/proxmox (docs/index.md,
+# "Argument Reference"): `api_token` ("user@realm!name=secret") or `username`/`password` in the
+# provider block, else PROXMOX_VE_API_TOKEN / PROXMOX_VE_USERNAME; the token wins over the
+# password. Telmate/proxmox: `pm_api_token_id`/`pm_user`, else PM_API_TOKEN_ID / PM_USER.
+# (block argument, environment variable, kind, whether the value carries a secret after "=")
+LOGIN_KEYS = (("api_token", "PROXMOX_VE_API_TOKEN", "API token", True),
+              ("pm_api_token_id", "PM_API_TOKEN_ID", "API token", False),
+              ("username", "PROXMOX_VE_USERNAME", "user", False),
+              ("pm_user", "PM_USER", "user", False))
+_PROVIDER = re.compile(r'^\s*provider\s+"proxmox"\s*\{', re.MULTILINE)
+_VAR = re.compile(r"^var\.([A-Za-z_][A-Za-z0-9_-]*)$")
+
+
+@dataclass(frozen=True)
+class ProviderLogin:
+    """Who Terraform's Proxmox provider signs in as, and where that comes from. ``identity`` is
+    the token id or user name ("" when drbot cannot see the value); never a secret."""
+
+    kind: str  # "API token" or "user"
+    identity: str
+    source: str
+
+
+def _blocks(workdir: str) -> Iterator[tuple[str, str]]:
+    """(file name, body) of each `provider "proxmox"` block in the project's *.tf files."""
+    for path in sorted(Path(workdir).glob("*.tf")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for match in _PROVIDER.finditer(text):
+            depth, end = 1, match.end()
+            while depth and end < len(text):
+                depth += {"{": 1, "}": -1}.get(text[end], 0)
+                end += 1
+            yield path.name, text[match.end():end - 1]
+
+
+def _assigned(body: str, key: str) -> str | None:
+    found = re.search(rf"^\s*{re.escape(key)}\s*=\s*(.+?)\s*$", body, re.MULTILINE)
+    return found.group(1) if found else None
+
+
+def _tfvars(workdir: str, name: str) -> str | None:
+    """A string variable's value from the files Terraform loads by itself."""
+    paths = [Path(workdir, "terraform.tfvars"), *sorted(Path(workdir).glob("*.auto.tfvars"))]
+    for path in paths:
+        if path.is_file():
+            value = _assigned(path.read_text(encoding="utf-8", errors="replace"), name)
+            if value and value.startswith('"') and value.endswith('"'):
+                return value[1:-1]
+    return None
+
+
+def _who(value: str, secret: bool) -> str:
+    """The identity in a value; for "user@realm!name=secret" the part before "=" (nothing when
+    there is no "=": the value may be a bare secret, never shown)."""
+    if not secret:
+        return value
+    return value.split("=", 1)[0] if "=" in value else ""
+
+
+def _from_block(config: TerraformConfig, env: dict[str, str], file: str, key: str,
+                expression: str, kind: str, secret: bool) -> ProviderLogin:
+    where = f"`{key}` in the provider block of {file}"
+    if expression.startswith('"') and expression.endswith('"'):
+        return ProviderLogin(kind, _who(expression[1:-1], secret), where)
+    var = _VAR.match(expression)
+    if var:
+        name = var.group(1)
+        if f"TF_VAR_{name}" in env:
+            return ProviderLogin(kind, _who(env[f"TF_VAR_{name}"], secret),
+                                 f"{where}, from TF_VAR_{name}")
+        value = _tfvars(config.workdir, name)
+        if value is not None:
+            return ProviderLogin(kind, _who(value, secret), f"{where}, from terraform.tfvars")
+        expression = f"var.{name}"
+    else:
+        expression = "an expression"  # could embed a literal secret: never echoed
+    return ProviderLogin(kind, "", f"{where} ({expression}, a value drbot does not see)")
+
+
+def proxmox_login(config: TerraformConfig) -> ProviderLogin | None:
+    """Who the project's Proxmox provider will sign in as with the environment drbot gives
+    Terraform; None when neither its provider block nor that environment names anyone."""
+    env = _env(config)
+    blocks = list(_blocks(config.workdir))
+    for key, variable, kind, secret in LOGIN_KEYS:
+        for file, body in blocks:
+            expression = _assigned(body, key)
+            if expression is not None:
+                return _from_block(config, env, file, key, expression, kind, secret)
+        if env.get(variable):
+            return ProviderLogin(kind, _who(env[variable], secret),
+                                 f"{variable} in the worker's environment")
+    return None

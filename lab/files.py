@@ -278,6 +278,21 @@ terraform {
   }
 }
 
+# bpg/proxmox's own login (docs/index.md): drbot never passes its token to Terraform.
+provider "proxmox" {
+  endpoint  = var.proxmox_endpoint
+  api_token = var.proxmox_api_token
+}
+
+variable "proxmox_endpoint" {
+  type = string
+}
+
+variable "proxmox_api_token" {
+  type      = string
+  sensitive = true
+}
+
 variable "nodes" {
   type = map(object({ node_name = string, vm_id = number, memory = number }))
 }

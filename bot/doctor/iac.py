@@ -75,7 +75,36 @@ def terraform_lines(services: Services) -> list[Line]:
 
     return (guarded(IAC, "terraform validate", "check iac.terraform.dir and .binary", validate)
             + guarded(IAC, "terraform state", "check the backend's credentials and "
-                      "iac.terraform.allow_local_state", state))
+                      "iac.terraform.allow_local_state", state)
+            + guarded(IAC, "terraform credentials", NO_LOGIN_FIX,
+                      lambda: [credentials_line(services)]))
+
+
+NO_LOGIN_FIX = ("give Terraform its own Proxmox token: PROXMOX_VE_API_TOKEN="
+                "user@realm!name=secret in the worker's environment, or `api_token` in the "
+                "provider block (docs/deploy.md, \"Terraform's Proxmox credentials\")")
+
+
+def credentials_line(services: Services) -> Line:
+    """Which Proxmox login Terraform will use. drbot never hands Terraform its own token, so the
+    privileges Terraform needs to build VMs (bpg/proxmox docs: Datastore.AllocateSpace and
+    Datastore.Audit on the disks' datastores, VM.Allocate, VM.Config.*) belong to that login
+    and are not checked with drbot's."""
+    from adapters import terraform_state
+
+    config = services.terraform
+    login = terraform_state.proxmox_login(config)
+    if login is None:
+        return fail(IAC, "terraform credentials", "Terraform's Proxmox provider has no login: "
+                    f"no api_token or username in a provider \"proxmox\" block of "
+                    f"{config.workdir}, no PROXMOX_VE_API_TOKEN or PROXMOX_VE_USERNAME in the "
+                    "worker's environment", NO_LOGIN_FIX)
+    who = f"{login.kind} {login.identity}" if login.identity else f"the {login.kind}"
+    pve = services.inventory.proxmox
+    same = pve is not None and login.identity == f"{pve.user}!{pve.token_name}"
+    return ok(IAC, "terraform credentials", f"Terraform signs in to Proxmox with {who} from "
+              f"{login.source}" + (" (drbot's own token)" if same else ", not drbot's token")
+              + "; its Datastore and VM privileges are Terraform's to hold (docs/deploy.md)")
 
 
 def syntax_check(iac: Iac, playbook: str) -> str | None:

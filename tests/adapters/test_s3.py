@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import requests
 
-from adapters.errors import AdapterError, NotFound, Unreachable
+from adapters.errors import AdapterError, Denied, NotFound, Unreachable
 from adapters.s3 import ObjectStore, StoreConfig
-from lab.fakes.s3 import S3Server
+from lab.fakes.s3 import LIST_ACTIONS, S3Server, bucket_arn
 from lab.servers import dead_port
 
 
@@ -177,71 +177,21 @@ def iam_enforced(s3_server: S3Server) -> Iterator[None]:
         requests.post(url, data=b"inf", timeout=10).raise_for_status()
 
 
-def _restricted_user(s3_server: S3Server, bucket: str) -> tuple[str, str]:
-    """An IAM user allowed to list the bucket and nothing else; returns its key pair."""
-    import boto3
-
-    iam = boto3.session.Session().client("iam", endpoint_url=s3_server.endpoint_url,
-                                         region_name="us-east-1")
-    user = f"lister-{bucket}"
-    iam.create_user(UserName=user)
-    iam.put_user_policy(UserName=user, PolicyName="list-only", PolicyDocument=(
-        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket",'
-        f' "Resource": "arn:aws:s3:::{bucket}"}}]}}'))
-    key = iam.create_access_key(UserName=user)["AccessKey"]
-    return key["AccessKeyId"], key["SecretAccessKey"]
-
-
-@pytest.fixture
-def own_s3(tmp_path: Path) -> Iterator[S3Server]:
-    """moto in a process of its own: IAM enforcement and IAM users are global to a moto process,
-    and the session's server is shared with every other test of this pytest worker."""
-    import subprocess
-    import sys
-
-    from lab.servers import free_port
-    from tests.support import wait_until
-
-    port = free_port()
-    log = (tmp_path / "moto.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(f"{url}/moto-api/", timeout=2).ok
-        except requests.ConnectionError:
-            assert proc.poll() is None, "moto's server exited; see moto.log"
-            return False
-    try:
-        wait_until(up, 60, "moto's own server")
-        yield S3Server(url, proc)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
-
-
-@pytest.mark.skip(reason="inside full `make test` runs the restricted user's ListBucket is denied "
-                  "(passes alone and beside the S3 and verify tests; a moto process of its own "
-                  "did not help): cause not found, see the session note")
 def test_access_denied_names_bucket_and_action(own_s3: S3Server) -> None:
     s3_server = own_s3
     bucket = s3_server.new_bucket()
     s3_server.store(bucket).upload("secret.cfg", b"1")
-    access, secret = _restricted_user(s3_server, bucket)
-    requests.post(f"{s3_server.endpoint_url}/moto-api/reset-auth", data=b"0",
-                  timeout=10).raise_for_status()  # from now on moto checks keys and policies
+    access, secret = s3_server.iam_user(f"lister-{bucket}", LIST_ACTIONS, (bucket_arn(bucket),))
+    s3_server.enforce_iam()
     store = s3_server.store(bucket, access_key=access, secret_key=secret)
 
     assert [o.key for o in store.list("")] == ["secret.cfg"]
-    with pytest.raises(AdapterError) as info:
+    with pytest.raises(Denied) as info:  # a permission to grant, not a key to change
         store.read("secret.cfg")
     message = str(info.value)
     assert "access denied" in message and repr(bucket) in message and "GetObject" in message
     assert secret not in message
-    with pytest.raises(AdapterError, match="access denied.*DeleteObjects"):
+    with pytest.raises(Denied, match="access denied.*DeleteObjects"):
         store.delete(["secret.cfg"])
 
 
@@ -261,7 +211,7 @@ def test_secret_never_in_repr_or_errors(s3_server: S3Server, request: Any) -> No
         failures.append(info.value)
 
     bucket = s3_server.new_bucket()
-    access, _ = _restricted_user(s3_server, bucket)
+    access, _ = s3_server.iam_user(f"lister-{bucket}", LIST_ACTIONS, (bucket_arn(bucket),))
     request.getfixturevalue("iam_enforced")  # now a wrong secret is a signature mismatch
     for key_id in (access, "AKIAUNKNOWN"):
         wrong = s3_server.store(bucket, access_key=key_id, secret_key=secret)

@@ -19,10 +19,12 @@ import yaml
 
 from bot.config.inventory import load_inventory
 from bot.config.settings import Settings
+from bot.doctor.iac import credentials_line
 from bot.doctor.result import Line, Status, System
 from bot.doctor.run import check_all
 from bot.worker.services import Services
 from lab import Lab, files, terraform_stub, world
+from lab.fakes.s3 import LIST_ACTIONS, READ_ACTIONS, S3Server, bucket_arn
 from lab.kube import SSAR_PATH
 
 RED = Status.FAIL
@@ -178,6 +180,45 @@ def test_unreadable_bucket(lab: Lab, tmp_path: Path) -> None:
     assert_nothing_written(lab, before)
 
 
+def store_with_key(lab: Lab, tmp_path: Path, s3: S3Server, actions: tuple[str, ...],
+                   resource: str, bucket: str) -> Path:
+    """The inventory with cnpg_store on a moto of its own that checks IAM policies, reached
+    with the key of a user allowed ``actions`` on ``resource`` only."""
+    access, secret = s3.iam_user(f"doctor-{len(actions)}-{bucket}", actions, (resource,))
+    credentials = tmp_path / "cnpg-credentials"
+    credentials.write_text(f"access_key={access}\nsecret_key={secret}\n")
+    credentials.chmod(0o600)
+    s3.enforce_iam()
+    return edited_inventory(lab, tmp_path, lambda d: d["backups"]["cnpg_store"].update(
+        url=f"s3://{bucket}/cnpg/", endpoint_url=s3.endpoint_url, region="us-east-1",
+        credentials_file=str(credentials)))
+
+
+def test_bucket_listed_but_not_readable(lab: Lab, tmp_path: Path, own_s3: S3Server) -> None:
+    bucket = own_s3.new_bucket()
+    own_s3.store(bucket).upload("cnpg/base/backup.info", b"1")
+    inventory = store_with_key(lab, tmp_path, own_s3, LIST_ACTIONS, bucket_arn(bucket), bucket)
+    before = snapshot(lab)
+    (line,) = only_red(run(lab, inventory), System.STORE, "cnpg_store")
+    assert line.detail.startswith(f"access denied to bucket {bucket!r} for GetObject on ")
+    assert "base/backup.info" in line.detail
+    assert line.fix.startswith(f"grant the store's key s3:GetObject on arn:aws:s3:::{bucket}"
+                               "/cnpg/* ")
+    assert_nothing_written(lab, before)
+
+
+def test_bucket_not_listable(lab: Lab, tmp_path: Path, own_s3: S3Server) -> None:
+    bucket = own_s3.new_bucket()
+    own_s3.store(bucket).upload("cnpg/base/backup.info", b"1")
+    inventory = store_with_key(lab, tmp_path, own_s3, READ_ACTIONS,
+                               f"{bucket_arn(bucket)}/*", bucket)
+    before = snapshot(lab)
+    (line,) = only_red(run(lab, inventory), System.STORE, "cnpg_store")
+    assert line.detail.startswith(f"access denied to bucket {bucket!r} for ListObjectsV2 on ")
+    assert line.fix.startswith(f"grant the store's key s3:ListBucket on arn:aws:s3:::{bucket} ")
+    assert_nothing_written(lab, before)
+
+
 def test_wrong_ssh_key(lab: Lab, tmp_path: Path) -> None:
     key = tmp_path / "other-key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
@@ -309,3 +350,42 @@ def test_the_cli_prints_the_report_and_fails_when_red(lab: Lab, tmp_path: Path) 
     assert "    fix: fix nodes.k3s-server-2.vmid" in done.stdout
     assert done.stdout.rstrip().endswith("1 red — fix the red lines above")
     assert shutil.which("ssh")  # the checks above used the real client
+
+
+def test_terraform_credentials_are_named(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """drbot does not hand Terraform its token: the doctor says which login Terraform has."""
+    services = Services(Settings(kubeconfig=lab.kubeconfig), load_inventory(lab.inventory_path))
+    line = credentials_line(services)
+    assert line.status is Status.OK
+    assert line.detail.startswith(
+        "Terraform signs in to Proxmox with the API token from `api_token` in the provider block "
+        "of main.tf (var.proxmox_api_token, a value drbot does not see), not drbot's token; ")
+    assert "Datastore" in line.detail
+
+    assert lab.paths is not None
+    secret = lab.paths.pve_token_file.read_text().strip()
+    monkeypatch.setenv("TF_VAR_proxmox_api_token", f"{files.PVE_TOKEN_ID}={secret}")
+    line = credentials_line(services)
+    assert line.detail.startswith(
+        f"Terraform signs in to Proxmox with API token {files.PVE_TOKEN_ID} from `api_token` in "
+        "the provider block of main.tf, from TF_VAR_proxmox_api_token (drbot's own token); ")
+    assert secret not in line.detail
+
+
+def test_terraform_without_credentials_is_red(lab: Lab, tmp_path: Path) -> None:
+    project = tmp_path / "terraform"
+    project.mkdir()
+    assert lab.paths is not None
+    text = (lab.paths.terraform / "main.tf").read_text()
+    start = text.index('provider "proxmox" {')
+    (project / "main.tf").write_text(text[:start] + text[text.index("}\n", start) + 2:])
+    inventory = edited_inventory(lab, tmp_path, lambda d: d["iac"]["terraform"].update(
+        dir=str(project), revision=None))
+    line = credentials_line(Services(Settings(kubeconfig=lab.kubeconfig),
+                                     load_inventory(inventory)))
+    assert line.red
+    assert line.detail == (
+        "Terraform's Proxmox provider has no login: no api_token or username in a provider "
+        f"\"proxmox\" block of {project}, no PROXMOX_VE_API_TOKEN or PROXMOX_VE_USERNAME in "
+        "the worker's environment")
+    assert line.fix.startswith("give Terraform its own Proxmox token: PROXMOX_VE_API_TOKEN=")
