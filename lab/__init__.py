@@ -204,15 +204,18 @@ class LabWorld:
 
         return self._lab._loop.call(read())
 
-    def hold_kube(self, method: str, path_pattern: str, *, after: bool = True) -> Hold:
+    def hold_kube(self, method: str, path_pattern: str, *, after: bool = True,
+                  nth: int = 1) -> Hold:
         """Hold the first client request to the Kubernetes API matching ``method`` and the
         ``path_pattern`` regex, right after it is applied (or before, ``after=False``), until
-        ``release()``: where a test kills drbot's worker (see lab.holds)."""
-        return self._lab._kube.holds.arm(method, path_pattern, after=after)
+        ``release()``: where a test kills drbot's worker (see lab.holds). ``nth`` holds the nth
+        matching request instead of the first."""
+        return self._lab._kube.holds.arm(method, path_pattern, after=after, nth=nth)
 
-    def hold_pve(self, method: str, path_pattern: str, *, after: bool = True) -> Hold:
+    def hold_pve(self, method: str, path_pattern: str, *, after: bool = True,
+                 nth: int = 1) -> Hold:
         """As hold_kube, for the Proxmox API (a task it started runs on while held)."""
-        return self._lab._pve.holds.arm(method, path_pattern, after=after)
+        return self._lab._pve.holds.arm(method, path_pattern, after=after, nth=nth)
 
     def pve_requests(self) -> list[tuple[str, str, Any]]:
         """(method, path, body) of every request made to Proxmox (request bodies redacted)."""

@@ -110,3 +110,8 @@ def test_an_integer_time_is_accepted() -> None:
     envelope = {"bound": "b", "record": {}, "signed": 5}
     raw = canonical({**envelope, "sig": signer.sign(envelope)})
     assert signer.opened(raw, "x", "b").signed == 5.0
+
+
+def test_open_refuses_naming_what_it_opened() -> None:
+    with pytest.raises(RecordForged, match="^job x: not a sealed record$"):
+        Signer(KEY).open(b"", "job x", "b")

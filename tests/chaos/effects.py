@@ -3,12 +3,16 @@ worker, and report what happened (for the result table of `make chaos`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 from dataclasses import asdict, dataclass
 
+from bot.worker import pids
 from lab import Lab
 from tests.bot.harness import Harness
+from tests.support import wait_until
 
 RUN = 180.0  # a whole rebuild on a loaded two-core machine; each wait ends on its condition
 
@@ -22,6 +26,10 @@ class Effect:
     method: str
     path: str  # a regex over the request path
     api: str = "kube"
+    nth: int = 1  # the nth matching request (a runbook may make the same request twice)
+    # The job's own subprocesses (Terraform, a playbook) die with the worker, as when the whole
+    # machine dies: a Terraform create then lands in Proxmox but never in Terraform's state.
+    machine: bool = False
 
     def __str__(self) -> str:
         return self.name
@@ -31,15 +39,25 @@ def kill_after(drbot: Harness, lab: Lab, job_id: str, effect: Effect, approve: s
     """Arm the hold, let the job run into it, SIGKILL the worker there, release the request
     and wait until drbot has declared the job lost. Returns the request that was held."""
     arm = lab.world.hold_pve if effect.api == "pve" else lab.world.hold_kube
-    hold = arm(effect.method, effect.path)
+    hold = arm(effect.method, effect.path, nth=effect.nth)
     try:
         assert drbot.say(approve, who="bob").ok
         lab.world.wait_for(hold.reached.is_set, RUN, f"the job to reach {effect}")
         drbot.kill_workers()
+        if effect.machine:
+            kill_recorded(drbot, job_id)
     finally:
         hold.release()
     drbot.wait_status(job_id, "lost", timeout=60)
     return hold.request
+
+
+def kill_recorded(drbot: Harness, job_id: str) -> None:
+    """SIGKILL the job's recorded subprocesses still alive on this host (bot/worker/pids.py)."""
+    for entry in pids.living(drbot.redis, job_id):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(entry.split()[1]), signal.SIGKILL)
+    wait_until(lambda: not pids.living(drbot.redis, job_id), 30, "the job's subprocesses to die")
 
 
 def retry_on_a_new_worker(drbot: Harness, job_id: str) -> None:

@@ -26,6 +26,10 @@ EFFECTS = [
     Effect("Longhorn Node unschedulable", "PATCH", f"^{LH}/nodes/{NODE}$"),
     Effect("Longhorn Node deleted", "DELETE", f"^{LH}/nodes/{NODE}$"),
     Effect("VM destroyed", "DELETE", f"/nodes/{HOST}/qemu/{VMID}$", api="pve"),
+    # Terraform's create applied, the machine (worker and Terraform) dead before Terraform
+    # wrote its state: the retry finds a VM its state does not know.
+    Effect("VM created, state unwritten", "POST", f"^/api2/json/nodes/{HOST}/qemu$", api="pve",
+           machine=True),
 ]
 
 
