@@ -67,6 +67,12 @@ class Holds:
                     return hold
         return None
 
+    def block(self, method: str, path: str, *, after: bool) -> None:
+        """As ``pause``, for a server that gives each request its own thread (moto's S3)."""
+        hold = self._take(method, path, after)
+        if hold is not None:
+            hold.released.wait()
+
     async def pause(self, method: str, path: str, *, after: bool) -> None:
         """Called by the API for every client request, before and after applying it."""
         hold = self._take(method, path, after)

@@ -80,8 +80,8 @@ def test_one_approval_by_another_approver_queues_the_job_once(rt: Runtime) -> No
     assert approval.expires == pytest.approx(approval.at + 3600)  # the rule's 1h
     assert queued(rt) == [f"drbot-{ID}-0-run1"]
     audit = rt.audit.tail()[-1]
-    assert (audit["action"], audit["outcome"], audit["person"], audit["job"]) == (
-        "approve", "queued", "bob", ID)
+    assert (audit["action"], audit["outcome"], audit["person"], audit["account"],
+            audit["job"]) == ("approve", "queued", "bob", "console:bob", ID)
 
 
 def test_a_rule_that_names_no_expiry_gives_the_approval_half_an_hour(rt: Runtime) -> None:
@@ -139,6 +139,20 @@ def test_an_expired_request_is_refused(rt: Runtime) -> None:
                                           "for it again")
 
 
+def test_an_approval_at_the_deadline_itself_still_counts(rt: Runtime,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    deadline = stored(rt).deadline
+    monkeypatch.setattr("bot.chat.approvals.time.time", lambda: deadline)
+    assert approvals.approve(rt, ID, caller(rt, "console:bob")).status == "queued"
+
+
+def test_a_plan_without_digest_is_approved_for_the_empty_digest(rt: Runtime) -> None:
+    stored(rt, command="drill-two")
+    rt.store.update(ID, lambda job: setattr(job, "digest", None))
+    job = approvals.approve(rt, ID, caller(rt, "console:bob"))
+    assert job.approvals[0].digest == ""
+
+
 def test_no_deadline_never_expires(rt: Runtime) -> None:
     stored(rt)
     rt.store.update(ID, lambda job: setattr(job, "deadline", None))
@@ -172,8 +186,8 @@ def test_deny_ends_the_job_and_queues_nothing(rt: Runtime) -> None:
     assert job.status == "denied" and job.decided_by == "bob" and queued(rt) == []
     assert rt.store.get(ID).status == "denied"
     audit = rt.audit.tail()[-1]
-    assert (audit["action"], audit["outcome"], audit["person"], audit["account"]) == (
-        "deny", "denied", "bob", "console:bob")
+    assert (audit["action"], audit["outcome"], audit["person"], audit["account"],
+            audit["job"]) == ("deny", "denied", "bob", "console:bob", ID)
 
 
 def test_pending_for_lists_only_what_this_caller_could_approve(rt: Runtime) -> None:

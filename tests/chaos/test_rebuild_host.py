@@ -11,7 +11,13 @@ import pytest
 from lab import Lab
 from lab.world import LONGHORN_NS
 from tests.bot.harness import Harness
-from tests.chaos.effects import Effect, kill_after, record, retry_on_a_new_worker
+from tests.chaos.effects import (
+    Effect,
+    kill_after,
+    record,
+    retry_on_a_new_worker,
+    stopped_at_the_stale_terraform_lock,
+)
 from tests.chaos.test_rebuild_node import held_locks
 from tests.e2e.test_rebuild_host import host_failed, on_host
 from tests.e2e.test_rebuild_node import is_ready, requested, requests_to
@@ -40,6 +46,12 @@ def test_rebuild_host_killed_after_an_effect_then_retried(drbot_lab: Harness, la
     held = kill_after(drbot_lab, lab, job_id, effect, f"/dr approve {job_id}")
     retry_on_a_new_worker(drbot_lab, job_id)
     try:
+        if effect.machine:
+            stopped_at_the_stale_terraform_lock(drbot_lab, job_id)
+            assert requests_to(lab, "POST", f"/nodes/{HOST}/qemu") == 1  # never a second create
+            assert held_locks(drbot_lab) == []
+            record("rebuild-host", effect, "ok", f"{held} (retry stops at the stale lock)")
+            return
         job = drbot_lab.job(job_id)
         assert job.status == "succeeded", job.error
         vms = lab.world.vms()
