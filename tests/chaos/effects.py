@@ -95,8 +95,12 @@ def stopped_at_the_stale_terraform_lock(drbot: Harness, job_id: str) -> str:
     return error
 
 
+RECORDED: list[str] = []  # the rows this test process wrote (conftest adds any a failure skipped)
+
+
 def record(case: str, effect: Effect, outcome: str, detail: str = "") -> None:
     """One row of the chaos table, when `make chaos` asked for it."""
+    RECORDED.append(case)
     path = os.environ.get("DRBOT_CHAOS_RESULTS")
     if path:
         with open(path, "a", encoding="utf-8") as out:

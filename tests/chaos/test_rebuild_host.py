@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from lab import Lab
-from lab.world import LONGHORN_NS
 from tests.bot.harness import Harness
 from tests.chaos.effects import (
     Effect,
@@ -23,12 +22,11 @@ from tests.e2e.test_rebuild_host import host_failed, on_host
 from tests.e2e.test_rebuild_node import is_ready, requested, requests_to
 
 HOST = "pve2"
-LH = f"/apis/longhorn.io/v1beta2/namespaces/{LONGHORN_NS}"
 LOST = ("apps/web-data", "apps/media", "monitoring/grafana-data")
 EFFECTS = [
     Effect("first Node deleted", "DELETE", "^/api/v1/nodes/"),
     Effect("second Node deleted", "DELETE", "^/api/v1/nodes/", nth=2),
-    Effect("first stale replica deleted", "DELETE", f"^{LH}/replicas/"),
+    Effect("last Node deleted", "DELETE", "^/api/v1/nodes/", nth=3),
     Effect("first VM created", "POST", f"/nodes/{HOST}/qemu$", api="pve"),
     Effect("last VM created", "POST", f"/nodes/{HOST}/qemu$", api="pve", nth=3),
     Effect("VM created, state unwritten", "POST", f"/nodes/{HOST}/qemu$", api="pve",
