@@ -20,6 +20,9 @@ from tests.chaos.test_restore import restored_volumes
 from tests.e2e.test_rebuild_cluster import PHRASE, standalone, suspended, waiting_for
 from tests.e2e.test_rebuild_node import requests_to
 
+# A generous deadline for the whole case (the project's default is 300 s): four phases, a
+# killed worker and a retry on a loaded two-core machine. Each wait inside ends on its condition.
+pytestmark = pytest.mark.timeout(1200)
 LH = f"/apis/longhorn.io/v1beta2/namespaces/{LONGHORN_NS}"
 APPS = "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/apps$"
 # (phase, effect): the phase in which the effect happens
