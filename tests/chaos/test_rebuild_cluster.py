@@ -37,7 +37,12 @@ EFFECTS = [
 
 def confirmed(drbot: Harness, job_id: str, phases: Iterable[int]) -> None:
     for phase in phases:
-        waiting_for(drbot, job_id, phase)
+        try:
+            waiting_for(drbot, job_id, phase)
+        except AssertionError as exc:  # say where the job is instead
+            job = drbot.job(job_id)
+            where = ", ".join(f"{s.name}: {s.status}" for s in job.steps if s.status != "done")
+            raise AssertionError(f"{exc}; job {job.status}, steps {where}") from None
         reply = drbot.say(f"/dr confirm {job_id} {phase}", who="alice")
         assert reply.ok, reply.text
 
