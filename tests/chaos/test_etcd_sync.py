@@ -16,8 +16,7 @@ from tests.e2e.test_etcd_sync import stored
 
 SNAPSHOT = f"/{world.ETCD_FOLDER}/etcd-snapshot-"
 EFFECTS = [
-    pytest.param(Effect("first snapshot uploaded", "PUT", SNAPSHOT, api="s3"),
-                 marks=pytest.mark.fast),
+    Effect("first snapshot uploaded", "PUT", SNAPSHOT, api="s3"),
     Effect("sixth snapshot uploaded", "PUT", SNAPSHOT, api="s3", nth=6),
     Effect("last snapshot uploaded", "PUT", SNAPSHOT, api="s3", nth=12),
     Effect("old snapshots deleted", "POST", "^/", api="s3"),  # DeleteObjects

@@ -24,8 +24,7 @@ FLUX = "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizatio
 WEB = "/apis/apps/v1/namespaces/apps/deployments/web$"
 
 BESIDE = [
-    pytest.param(Effect("restore Volume created", "POST", f"^{LH}/volumes$"),
-                 marks=pytest.mark.fast),
+    Effect("restore Volume created", "POST", f"^{LH}/volumes$"),
     Effect("PV created", "POST", "^/api/v1/persistentvolumes$"),
     Effect("PVC created", "POST", f"^{PVCS}$"),
 ]
