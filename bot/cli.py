@@ -118,10 +118,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         _metrics_dir()
     from bot.chat.health import worker_registry
     from bot.runtime import Runtime
+    from bot.worker.refusal import worker_queue
     from bot.worker.runner import prepare
     from bot.worker.seen import default_dir
     from bot.worker.shutdown import stop_seconds
-    from bot.worker.worker import DrbotWorker, worker_queue
+    from bot.worker.worker import DrbotWorker
 
     settings = _settings()
     settings.require("redis_url", "signing_key", "policy")

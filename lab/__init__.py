@@ -204,15 +204,23 @@ class LabWorld:
 
         return self._lab._loop.call(read())
 
-    def hold_kube(self, method: str, path_pattern: str, *, after: bool = True) -> Hold:
+    def hold_kube(self, method: str, path_pattern: str, *, after: bool = True,
+                  nth: int = 1) -> Hold:
         """Hold the first client request to the Kubernetes API matching ``method`` and the
         ``path_pattern`` regex, right after it is applied (or before, ``after=False``), until
-        ``release()``: where a test kills drbot's worker (see lab.holds)."""
-        return self._lab._kube.holds.arm(method, path_pattern, after=after)
+        ``release()``: where a test kills drbot's worker (see lab.holds). ``nth`` holds the nth
+        matching request instead of the first."""
+        return self._lab._kube.holds.arm(method, path_pattern, after=after, nth=nth)
 
-    def hold_pve(self, method: str, path_pattern: str, *, after: bool = True) -> Hold:
+    def hold_pve(self, method: str, path_pattern: str, *, after: bool = True,
+                 nth: int = 1) -> Hold:
         """As hold_kube, for the Proxmox API (a task it started runs on while held)."""
-        return self._lab._pve.holds.arm(method, path_pattern, after=after)
+        return self._lab._pve.holds.arm(method, path_pattern, after=after, nth=nth)
+
+    def hold_s3(self, method: str, path_pattern: str, *, after: bool = True,
+                nth: int = 1) -> Hold:
+        """As hold_kube, for the S3 API (paths are path-style: /bucket/key)."""
+        return self._lab._s3.holds.arm(method, path_pattern, after=after, nth=nth)
 
     def pve_requests(self) -> list[tuple[str, str, Any]]:
         """(method, path, body) of every request made to Proxmox (request bodies redacted)."""
@@ -322,6 +330,7 @@ class Lab:
         self._loop: Any = None
         self._kube: Any = None
         self._pve: Any = None
+        self._s3: Any = None
         self._servers: list[Any] = []
         self._sshds: dict[str, Sshd] = {}
         self._controllers: Controllers | None = None
@@ -382,7 +391,7 @@ class Lab:
         self.pve_url = pve_server.start()
         self.pve_ca_file = pve_server.ca_file
 
-        s3 = S3Server()
+        s3 = self._s3 = S3Server()
         self._servers.append(s3)
         self.s3_url = s3.start()
         s3_secret = secrets.token_hex(16)

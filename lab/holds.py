@@ -22,6 +22,8 @@ class Hold:
     method: str
     pattern: re.Pattern[str]
     after: bool = True
+    nth: int = 1  # hold the nth matching request (a runbook may make the same request twice)
+    seen: int = 0
     reached: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
     request: str = ""
@@ -40,8 +42,8 @@ class Holds:
         self._holds: list[Hold] = []
         self._lock = threading.Lock()
 
-    def arm(self, method: str, path_pattern: str, *, after: bool = True) -> Hold:
-        hold = Hold(method, re.compile(path_pattern), after)
+    def arm(self, method: str, path_pattern: str, *, after: bool = True, nth: int = 1) -> Hold:
+        hold = Hold(method, re.compile(path_pattern), after, nth)
         with self._lock:
             self._holds.append(hold)
         return hold
@@ -57,10 +59,19 @@ class Holds:
             for hold in self._holds:
                 if hold.after == after and not hold.reached.is_set() and hold.matches(method,
                                                                                       path):
+                    hold.seen += 1
+                    if hold.seen < hold.nth:
+                        continue
                     hold.request = f"{method} {path}"
                     hold.reached.set()
                     return hold
         return None
+
+    def block(self, method: str, path: str, *, after: bool) -> None:
+        """As ``pause``, for a server that gives each request its own thread (moto's S3)."""
+        hold = self._take(method, path, after)
+        if hold is not None:
+            hold.released.wait()
 
     async def pause(self, method: str, path: str, *, after: bool) -> None:
         """Called by the API for every client request, before and after applying it."""

@@ -21,6 +21,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lab.holds import Holds
+
 T = TypeVar("T")
 HOST = "127.0.0.1"
 SSHD = "/usr/sbin/sshd"
@@ -158,24 +160,50 @@ class PveServer:
 
 
 class S3Server:
-    """moto's S3 in its werkzeug thread."""
+    """moto's S3 in a werkzeug thread, as moto's ThreadedMotoServer runs it
+    (getmoto/moto: moto/moto_server/threaded_moto_server.py), with one WSGI layer outermost that
+    can hold a request before or after moto applied it (``holds``, see lab.holds)."""
 
     def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
+        self.holds = Holds()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
 
-        self.server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
+    def _app(self) -> Any:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        moto = DomainDispatcherApplication(create_backend_app)
+        holds = self.holds
+
+        def app(environ: dict[str, Any], start_response: Any) -> Any:
+            method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+            holds.block(method, path, after=False)
+            body = list(moto(environ, start_response))  # moto applies the request here
+            holds.block(method, path, after=True)
+            return body
+        return app
 
     def start(self) -> str:
         import logging
 
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+        from werkzeug.serving import make_server
+
         # werkzeug logs every request at INFO; the lab's output is for its own messages
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self.server.start()
-        host, port = self.server.get_host_and_port()
+        self._server = make_server(HOST, 0, self._app(), threaded=True,
+                                   request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
     def stop(self) -> None:
-        self.server.stop()
+        self.holds.release_all()
+        if self._server is not None:
+            self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def sshd_config(port: int, host_key: Path, pid_file: Path, authorized_keys: Path) -> str:

@@ -27,7 +27,9 @@ ACTIVE = "drbot:jobs:active"  # ids of jobs not yet ended, so sweeps scale with 
 REQUEST = "drbot:request:"
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "denied", "expired", "lost", "planned",
                       "refused"})
-JOB_ID = re.compile(r"^[0-9a-f]{8}$")
+# \A and \Z, not ^ and $: "$" also matches before a trailing newline, and an id with one
+# would name another Redis key than the job's.
+JOB_ID = re.compile(r"\A[0-9a-f]{8}\Z")
 RETRYABLE = frozenset({"failed", "cancelled", "lost"})
 
 

@@ -23,7 +23,8 @@ from bot.chat.relay import Relay
 from bot.watch import notify
 from bot.watch.alerts import AlertEvent
 from bot.watch.scheduler import Scheduler
-from bot.worker.worker import DrbotWorker, worker_queue
+from bot.worker.refusal import worker_queue
+from bot.worker.worker import DrbotWorker
 from tests.bot.harness import Harness
 
 JOB_ID = "0a0b0c0d"
