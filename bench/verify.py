@@ -40,7 +40,6 @@ from adapters.s3 import ObjectStore, StoreConfig  # noqa: E402
 from adapters.subprocesses import kill_tree  # noqa: E402
 from adapters.verify import longhorn as lv  # noqa: E402
 from adapters.verify.scratch import ScratchConfig  # noqa: E402
-from lab import store_writers as sw  # noqa: E402
 
 GIB, MIB = 1 << 30, 1 << 20
 WORKERS = 8
@@ -101,6 +100,8 @@ def reset(endpoint: str) -> None:
 
 
 def seed(store: ObjectStore, volume: str, size: int) -> lv.Plan:
+    from lab import store_writers as sw  # the parent only: the lab is not in a child's memory
+
     pattern = bytes(range(256)) * (MIB // 256)
 
     def chunks() -> Any:
@@ -198,6 +199,8 @@ def check_cost() -> str:
     import hashlib
 
     block = os.urandom(MIB) + bytes(MIB)
+    from lab import store_writers as sw
+
     packed = sw.compress(lv.Compression.LZ4, block)
     rates = []
     for fn in (lambda: hashlib.sha512(block).digest(),
