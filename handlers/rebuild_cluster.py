@@ -376,22 +376,26 @@ def plan_steps(inventory: Inventory) -> list[StepDef]:
     ]
 
 
-def observe(kube: Kube) -> tuple[list[str], list[str]]:
-    """(targets, notes) read from the live cluster; an unreachable one is said so."""
+def observe(kube: Kube) -> list[str]:
+    """Notes read from the live cluster (an unreachable one is said so).
+
+    They are notes, not targets: approvals bind to the targets, and what the live cluster shows
+    moves on its own during a rebuild (Kustomizations suspended by phase 2, Backup CRs synced
+    back in phase 3), so a retry would re-plan a different digest on every try and ask for
+    approval again and again. What phase 2 suspends and phase 3 restores is decided by those
+    phases, from live state and the object store, each after its own confirmation."""
     try:
         backups = restore_plan(kube)
         to_suspend, already = app_kustomizations(kube)
         missing = unrestorable(kube)
     except Unreachable as exc:
-        return [], [f"the cluster does not answer ({exc}): the volumes to restore are read from "
-                    "Longhorn's backups once Flux has reinstalled it (phase 3)"]
+        return [f"the cluster does not answer ({exc}): the volumes to restore are read from "
+                "Longhorn's backups once Flux has reinstalled it (phase 3)"]
     notes = [f"restore {b.pvc_namespace}/{b.pvc} from {b.name} (taken {b.created})"
              for b in backups]
     notes += [f"suspend Kustomization {k} until the restores are done" for k in to_suspend]
     notes += [f"Kustomization {k} is suspended and stays so" for k in already]
-    notes += [f"NO BACKUP: {p} (its data is lost)" for p in missing]
-    targets = [f"restore {b.pvc_namespace}/{b.pvc}" for b in backups]
-    return targets + [f"suspend {k}" for k in to_suspend], notes
+    return notes + [f"NO BACKUP: {p} (its data is lost)" for p in missing]
 
 
 def summary(results: dict[str, dict[str, Any]]) -> str:
@@ -428,9 +432,8 @@ def rebuild_cluster(ctx: PlanContext) -> Runbook:
                                + ", ".join(missing) + ". Back them up first: "
                                + "; ".join(f"/dr backup-now longhorn {p}" for p in missing))
 
-    live_targets, notes = observe(kube)
     vms = [f"destroy and re-create VM {n.vmid} ({name}) on {n.host}"
            for name, n in inventory.nodes.items()]
-    targets = [*vms, *(f"terraform {a}" for a in addresses(inventory)), *live_targets]
+    targets = [*vms, *(f"terraform {a}" for a in addresses(inventory))]
     return Runbook(plan_steps(inventory), targets=targets, revision=revision,
-                   notes=[*vms, *notes], preflight=check, summary=summary)
+                   notes=[*vms, *observe(kube)], preflight=check, summary=summary)

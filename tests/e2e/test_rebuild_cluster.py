@@ -111,6 +111,18 @@ def test_dry_run_lists_the_plan_and_changes_nothing(drbot_lab: Harness, lab: Lab
         assert line in plan
     assert "suspend Kustomization flux-system/infrastructure" not in plan
     assert (lab.world.vms(), suspended(lab), pvc(lab, "apps", "web-data")) == before
+    # The live cluster moves on (here: apps suspended, as phase 2 does); the plan's notes follow
+    # it, the digest approvals bind to does not, or a retry would need approval on every try.
+    apps = lab.world.kube_object(KS, "kustomizations", "flux-system", "apps")
+    assert apps is not None
+    apps["spec"]["suspend"] = True
+    lab.world.put([apps])
+    again = drbot_lab.say("/dr rebuild-cluster --dry-run", who="alice").job_id
+    assert again
+    drbot_lab.wait_status(again, "planned", timeout=RUN)
+    assert "Kustomization flux-system/apps is suspended and stays so" in drbot_lab.wait_reply(
+        again, "terraform destroy")
+    assert drbot_lab.job(again).digest == drbot_lab.job(job_id).digest
 
 
 def test_rebuild_runs_its_phases_with_the_apps_suspended_until_restored(
