@@ -50,7 +50,7 @@ def nothing_for(ctx: ControlContext, verb: str) -> str:
 def tell(ctx: ControlContext, job: Job, message: str) -> Reply:
     ctx.rt.events.emit(job.id, Event("approval" if job.status != "denied" else "denied",
                                      message=message))
-    return Reply(message)
+    return Reply(message, in_thread=True)
 
 
 @control("approve", summary="approve a pending job (not your own)", params=ID)

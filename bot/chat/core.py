@@ -44,6 +44,7 @@ class Reply:
     ok: bool = True
     ephemeral: bool = False
     job_id: str | None = None
+    in_thread: bool = False  # the same text is posted in the job's thread as well
 
 
 @dataclass

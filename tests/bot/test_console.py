@@ -46,7 +46,7 @@ def test_all_in_one_session_runs_jobs_approvals_and_exits_cleanly(tmp_path: Path
     assert "Plan (dry run):" in out and "dry run: nothing was changed" in out
     assert "needs 1 approval(s)" in out
     assert "error: no job is waiting for your approval" in out  # carol requested it herself
-    assert "approved by bob (1/1); queued to run" in out
+    assert out.count("approved by bob (1/1); queued to run") == 1  # the thread's line, not the reply too
     assert "still awaiting approval" not in out
     assert set(children(os.getpid())) == before  # no redis or worker left behind
 

@@ -97,7 +97,8 @@ class ConsoleSession:
             self.frontend.print(f"{account.split(':', 1)[1]}> {text}")
         request = Request("console", account, text, uuid.uuid4().hex)
         reply = await self.app.submit(request)
-        self.frontend.print(reply.text if reply.ok else f"error: {reply.text}")
+        if not (reply.ok and reply.in_thread):  # else the thread, on this same screen, says it
+            self.frontend.print(reply.text if reply.ok else f"error: {reply.text}")
         if reply.job_id:
             self.jobs.append(reply.job_id)
             await self.app.open_thread(self.frontend, "console", reply)
