@@ -68,9 +68,8 @@ def terraform_lines(services: Services) -> list[Line]:
             return lines + [fail(IAC, "terraform state lock", f"locked by {lock.who or '?'} "
                                  f"since {lock.created or '?'} ({lock.operation or '?'}, "
                                  f"lock id {lock.id})",
-                                 "if that run is over, release the lock with `/dr "
-                                 f"force-unlock {lock.id}` (or `terraform force-unlock` in "
-                                 f"{config.workdir})")]
+                                 "if that run is over, release the lock on the worker host: "
+                                 f"`terraform force-unlock {lock.id}` in {config.workdir}")]
         return lines + [ok(IAC, "terraform state lock", "not locked")]
 
     return (guarded(IAC, "terraform validate", "check iac.terraform.dir and .binary", validate)
