@@ -8,13 +8,13 @@ what an RTO estimate is built from.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from adapters.kubernetes.drills import DrillResult
+from bot.watch.results import ResultHash
 
 RESULTS = "drbot:drill:results"
 
@@ -47,6 +47,9 @@ class Record:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
+_RESULTS = ResultHash(RESULTS, Record.from_dict)
+
+
 def record(client: redis.Redis, result: DrillResult) -> Record:
     """Store ``result`` as the object's latest drill (and latest pass, if it passed)."""
     key = f"{result.kind}:{result.name}"
@@ -61,30 +64,17 @@ def record(client: redis.Redis, result: DrillResult) -> Record:
         rec.last_ok_at, rec.last_ok_backup = rec.drilled_at, rec.backup_id
     elif previous is not None:
         rec.last_ok_at, rec.last_ok_backup = previous.last_ok_at, previous.last_ok_backup
-    client.hset(RESULTS, key, json.dumps(asdict(rec)))
+    _RESULTS.save(client, key, rec)
     return rec
 
 
 def load_one(client: redis.Redis, key: str) -> Record | None:
-    raw = client.hget(RESULTS, key)
-    return _parse(raw) if raw else None
+    return _RESULTS.one(client, key)
 
 
 def load(client: redis.Redis) -> dict[str, Record]:
     """Every record by ``kind:name``; an unreadable entry is skipped (Redis is not trusted)."""
-    out = {}
-    for key, raw in client.hgetall(RESULTS).items():
-        rec = _parse(raw)
-        if rec is not None:
-            out[key.decode() if isinstance(key, bytes) else str(key)] = rec
-    return out
-
-
-def _parse(raw: Any) -> Record | None:
-    try:
-        return Record.from_dict(json.loads(raw))
-    except (ValueError, TypeError):
-        return None
+    return _RESULTS.all(client)
 
 
 class Drills:

@@ -8,14 +8,14 @@ bytes read by scheduled verifications are summed per UTC day for the bandwidth b
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
 from adapters.verify import Verification
+from bot.watch.results import ResultHash
 
 RESULTS = "drbot:verify:results"
 BUDGET = "drbot:verify:bytes:"  # + YYYY-MM-DD, expires after two days
@@ -51,6 +51,9 @@ class Record:
         return cls(**known)
 
 
+_RESULTS = ResultHash(RESULTS, Record.from_dict)
+
+
 def restorable_point(result: Verification) -> str:
     """The point in time the backup restores to: the recovered transaction time (CNPG), the
     snapshot time (etcd), else the verification's own time."""
@@ -74,30 +77,17 @@ def record(client: redis.Redis, result: Verification, key: str | None = None) ->
     elif previous is not None:
         rec.last_ok_at, rec.last_ok_backup = previous.last_ok_at, previous.last_ok_backup
         rec.last_ok_point = previous.last_ok_point
-    client.hset(RESULTS, key, json.dumps(asdict(rec)))
+    _RESULTS.save(client, key, rec)
     return rec
 
 
 def load_one(client: redis.Redis, key: str) -> Record | None:
-    raw = client.hget(RESULTS, key)
-    return _parse(raw) if raw else None
+    return _RESULTS.one(client, key)
 
 
 def load(client: redis.Redis) -> dict[str, Record]:
     """Every record by ``kind:name``; an unreadable entry is skipped (Redis is not trusted)."""
-    out = {}
-    for key, raw in client.hgetall(RESULTS).items():
-        rec = _parse(raw)
-        if rec is not None:
-            out[key.decode() if isinstance(key, bytes) else str(key)] = rec
-    return out
-
-
-def _parse(raw: Any) -> Record | None:
-    try:
-        return Record.from_dict(json.loads(raw))
-    except (ValueError, TypeError):
-        return None
+    return _RESULTS.all(client)
 
 
 def _day(now: datetime) -> str:
