@@ -124,6 +124,18 @@ def test_the_worker_keeps_what_it_saw_in_a_volume_of_its_own() -> None:
         worker["volumes"]
 
 
+def test_the_bot_mounts_the_files_of_its_apprise_secrets_and_the_worker_does_not() -> None:
+    """The bot posts alerts, Apprise's too: the files its URLs' secrets come from are mounted
+    in the bot's pod only (the inventory's alerts.apprise[].secrets name them)."""
+    volume = {"name": "ntfy", "secret": {"secretName": "drbot-ntfy"}}
+    mount = {"name": "ntfy", "mountPath": "/etc/drbot/apprise", "readOnly": True}
+    found = pods(manifests({"bot": {"extraVolumes": [volume], "extraVolumeMounts": [mount]}}))
+    assert volume in found["bot"]["volumes"]
+    assert mount in found["bot"]["containers"][0]["volumeMounts"]
+    assert "drbot-ntfy" not in secret_volumes(found["worker"])
+    assert "drbot-ntfy" not in secret_volumes(pods(manifests())["bot"])
+
+
 def test_custom_secrets_kubeconfig_and_external_redis() -> None:
     docs = manifests(CUSTOM)
     found = pods(docs)
