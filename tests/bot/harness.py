@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,18 @@ class Harness:
         wait_until(lambda: self.job(job_id).terminal and
                    not self.redis.sismember("drbot:relay:active", job_id), timeout,
                    f"the relay to finish job {job_id}")
+
+
+@contextlib.contextmanager
+def core_with_rules(redis_url: str, tmp: Path, inventory: str, rules: str) -> Iterator[Harness]:
+    """A core and relay, no worker, with the lab inventory and ``rules`` added to the test policy
+    (they stand in for its ``exercise-gated:`` line, which they must end with)."""
+    path = tmp / "inventory.yaml"
+    path.write_text(inventory)
+    harness = Harness(redis_url, tmp, DRBOT_INVENTORY=str(path),
+                      policy_text=POLICY.replace("  exercise-gated:", rules))
+    harness.start_relay()
+    try:
+        yield harness
+    finally:
+        harness.close()

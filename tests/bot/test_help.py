@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.registry import COMMANDS
-from lab.fakes.frontend import POLICY
-from tests.bot.harness import Harness
+from tests.bot.harness import Harness, core_with_rules
 from tests.bot.test_complete import INVENTORY
 
 RULES = """  rebuild-node: {allow: [admin], approvals: 1, approvers: ["role:admin"], expires: 30m}
@@ -20,13 +19,8 @@ RULES = """  rebuild-node: {allow: [admin], approvals: 1, approvers: ["role:admi
 
 @pytest.fixture
 def core(redis_url: str, tmp_path: Path) -> Iterator[Harness]:
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(INVENTORY)
-    harness = Harness(redis_url, tmp_path, DRBOT_INVENTORY=str(inventory),
-                      policy_text=POLICY.replace("  exercise-gated:", RULES))
-    harness.start_relay()
-    yield harness
-    harness.close()
+    with core_with_rules(redis_url, tmp_path, INVENTORY, RULES) as harness:
+        yield harness
 
 
 def test_help_for_one_command_gives_usage_arguments_flags_policy_and_a_live_example(

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.chat.complete import complete, remember
-from lab.fakes.frontend import POLICY
-from tests.bot.harness import Harness
+from tests.bot.harness import Harness, core_with_rules
 from tests.bot.test_complete import INVENTORY
 
 RULES = """  restore: {allow: [admin]}
@@ -22,13 +21,8 @@ RULES = """  restore: {allow: [admin]}
 @pytest.fixture
 def core(redis_url: str, tmp_path: Path) -> Iterator[Harness]:
     """No worker: whatever is accepted stays a planning job, whatever is refused leaves none."""
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(INVENTORY)
-    harness = Harness(redis_url, tmp_path, DRBOT_INVENTORY=str(inventory),
-                      policy_text=POLICY.replace("  exercise-gated:", RULES))
-    harness.start_relay()
-    yield harness
-    harness.close()
+    with core_with_rules(redis_url, tmp_path, INVENTORY, RULES) as harness:
+        yield harness
 
 
 def refused(core: Harness, text: str) -> str:
