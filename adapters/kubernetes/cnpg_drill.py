@@ -1,0 +1,278 @@
+"""A CloudNativePG restore drill inside the cluster: a single-instance recovery Cluster in the
+drill namespace, bootstrapped from the source cluster's object store, and SQL run in its pod.
+
+The recovery Cluster follows CNPG's API (cloudnative-pg api/v1/cluster_types.go):
+``spec.bootstrap.recovery.source`` names an entry of ``spec.externalClusters``, which carries
+either ``barmanObjectStore`` (the in-tree BarmanObjectStoreConfiguration) or ``plugin`` (a
+PluginConfiguration: the Barman Cloud plugin, ``parameters.barmanObjectName`` naming an
+ObjectStore of ``barmancloud.cnpg.io/v1`` in the Cluster's own namespace). The folder read is
+``<destinationPath>/<serverName>/`` where serverName defaults to the external cluster's name
+(ExternalCluster.GetServerName), so the drill sets it to the source's server name explicitly.
+
+The drill Cluster archives nowhere: it gets no ``spec.backup`` and no ``spec.plugins`` (the
+source's are never copied), so no WAL of the throwaway cluster can land in the source's archive.
+The object store's credentials are Secrets in the source namespace; a Cluster only reads Secrets
+of its own namespace, so the ones named by the store's configuration are copied into the drill
+namespace (their content passes through the API and is never returned or logged) and go with
+that namespace.
+
+Ready: the condition ``Ready`` of ``status.conditions`` (ConditionClusterReady) with status True;
+while recovering, ``status.phase`` is "Setting up primary" (PhaseFirstPrimary) and CNPG's
+recovery job runs barman-cloud-restore. The instance pod is ``<cluster>-1``; its container
+``postgres`` has ``PGHOST`` set to the instance's socket directory (pkg/specs, the env of the
+instance container), so ``psql`` there reaches the server without a password (peer auth as the
+postgres user).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.errors import AdapterError, Conflict, NotFound
+from adapters.kubernetes.client import Kube
+from adapters.kubernetes.cnpg import BARMAN_PLUGIN
+from adapters.kubernetes.resources import BARMAN_OBJECTSTORES, CNPG_CLUSTERS
+
+SOURCE = "drill-source"  # the externalClusters entry the recovery reads
+CONTAINER = "postgres"
+ERROR_CHANNEL = 3  # the exec API's status channel
+PHASE_HEALTHY = "Cluster in healthy state"  # PhaseHealthy
+PHASE_UNRECOVERABLE = "Cluster is in an unrecoverable state, needs manual intervention"
+
+
+@dataclass(frozen=True)
+class RecoveryPlan:
+    """What the drill creates: the Cluster body, and the Secrets and ObjectStore it needs copied
+    from the source namespace."""
+
+    cluster: dict[str, Any]
+    secrets: tuple[str, ...]
+    object_store: dict[str, Any] | None
+    server_name: str
+    store: str  # what the recovery reads, for the report: "ObjectStore x" or the destination
+
+
+def secret_refs(config: Any) -> list[str]:
+    """Names of the Secrets a barman object-store configuration refers to: every
+    ``{name, key}`` selector in it (s3Credentials, azureCredentials, googleCredentials,
+    endpointCA)."""
+    found: list[str] = []
+    if isinstance(config, dict):
+        if isinstance(config.get("name"), str) and isinstance(config.get("key"), str):
+            found.append(config["name"])
+        for value in config.values():
+            found += secret_refs(value)
+    elif isinstance(config, list):
+        for value in config:
+            found += secret_refs(value)
+    return sorted(set(found))
+
+
+def plugin_store(source: dict[str, Any]) -> str:
+    """The ObjectStore the source archives to through the Barman Cloud plugin ("" without)."""
+    for plugin in (source.get("spec") or {}).get("plugins") or []:
+        if isinstance(plugin, dict) and plugin.get("name") == BARMAN_PLUGIN:
+            return str((plugin.get("parameters") or {}).get("barmanObjectName") or "")
+    return ""
+
+
+def _base_cluster(name: str, namespace: str, source: dict[str, Any], image: str
+                  ) -> dict[str, Any]:
+    spec = source.get("spec") or {}
+    body: dict[str, Any] = {
+        "apiVersion": CNPG_CLUSTERS.api_version, "kind": CNPG_CLUSTERS.kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "instances": 1,
+            "storage": copy.deepcopy(spec.get("storage") or {"size": "1Gi"}),
+            "bootstrap": {"recovery": {"source": SOURCE}},
+        },
+    }
+    image = image or str(spec.get("imageName") or "")
+    if image:
+        body["spec"]["imageName"] = image
+    return body
+
+
+def plan(source: dict[str, Any], *, name: str, namespace: str, server_name: str,
+         object_store: dict[str, Any] | None, image: str = "") -> RecoveryPlan:
+    """The recovery Cluster for ``source`` (its object as read), in ``namespace``.
+
+    With ``object_store`` (as read: the read-only one the inventory names, else the one the
+    source's plugin archives to), the recovery goes through the Barman Cloud plugin and a copy
+    of that ObjectStore's configuration; else through the source's in-tree
+    ``barmanObjectStore``.
+    Raises AdapterError when the source has no object store to recover from.
+    """
+    body = _base_cluster(name, namespace, source, image)
+    store_obj = object_store
+    if store_obj is not None:
+        copied = {
+            "apiVersion": BARMAN_OBJECTSTORES.api_version, "kind": BARMAN_OBJECTSTORES.kind,
+            "metadata": {"name": str(store_obj["metadata"]["name"]), "namespace": namespace},
+            # configuration only: no retentionPolicy, so nothing is ever deleted through it
+            "spec": {"configuration": copy.deepcopy(
+                (store_obj.get("spec") or {}).get("configuration") or {})},
+        }
+        body["spec"]["externalClusters"] = [{"name": SOURCE, "plugin": {
+            "name": BARMAN_PLUGIN,
+            "parameters": {"barmanObjectName": copied["metadata"]["name"],
+                           "serverName": server_name}}}]
+        return RecoveryPlan(body, tuple(secret_refs(copied["spec"]["configuration"])), copied,
+                            server_name, f"ObjectStore {copied['metadata']['name']}")
+    barman = ((source.get("spec") or {}).get("backup") or {}).get("barmanObjectStore")
+    if not isinstance(barman, dict) or not barman.get("destinationPath"):
+        raise AdapterError("it has no object store to recover from (neither the Barman Cloud "
+                           "plugin nor spec.backup.barmanObjectStore)")
+    config = {k: copy.deepcopy(v) for k, v in barman.items()
+              if k not in ("wal", "data", "tags", "historyTags")}  # archiving options only
+    config["serverName"] = server_name
+    body["spec"]["externalClusters"] = [{"name": SOURCE, "barmanObjectStore": config}]
+    return RecoveryPlan(body, tuple(secret_refs(config)), None, server_name,
+                        str(config["destinationPath"]))
+
+
+def read_source(kube: Kube, name: str, namespace: str) -> dict[str, Any]:
+    try:
+        return kube.get_object(CNPG_CLUSTERS, name, namespace)
+    except NotFound:
+        raise NotFound(f"CloudNativePG cluster {namespace}/{name} does not exist.") from None
+
+
+def read_object_store(kube: Kube, name: str, namespace: str) -> dict[str, Any]:
+    try:
+        return kube.get_object(BARMAN_OBJECTSTORES, name, namespace)
+    except NotFound:
+        raise NotFound(f"ObjectStore {namespace}/{name} does not exist.") from None
+
+
+def copy_secret(kube: Kube, name: str, source_ns: str, target_ns: str) -> bool:
+    """Copy Secret ``name`` (its type and data only) into ``target_ns``; False when it exists
+    there already. Its content is passed through, never returned."""
+    try:
+        secret = kube.call(kube.core.read_namespaced_secret, name, source_ns)
+    except NotFound:
+        raise NotFound(f"the object store's Secret {source_ns}/{name} does not exist") from None
+    body = {"apiVersion": "v1", "kind": "Secret", "type": secret.type or "Opaque",
+            "metadata": {"name": name, "namespace": target_ns}, "data": secret.data or {}}
+    try:
+        kube.call(kube.core.create_namespaced_secret, target_ns, body)
+    except Conflict:
+        return False
+    return True
+
+
+def create(kube: Kube, recovery: RecoveryPlan, source_ns: str) -> None:
+    """Copy what the recovery reads into the drill namespace, then create the Cluster (each
+    step tolerates a copy an earlier attempt made)."""
+    namespace = recovery.cluster["metadata"]["namespace"]
+    for secret in recovery.secrets:
+        copy_secret(kube, secret, source_ns, namespace)
+    if recovery.object_store is not None:
+        with contextlib.suppress(Conflict):
+            kube.create_object(BARMAN_OBJECTSTORES, recovery.object_store, namespace)
+    with contextlib.suppress(Conflict):
+        kube.create_object(CNPG_CLUSTERS, recovery.cluster, namespace)
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    ready: bool
+    phase: str
+    reason: str  # the phase reason or the Ready condition's message
+
+
+def state(kube: Kube, name: str, namespace: str) -> ClusterState:
+    obj = kube.get_object(CNPG_CLUSTERS, name, namespace)
+    status = obj.get("status") or {}
+    ready = {}
+    for cond in status.get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == "Ready":
+            ready = cond
+    reason = str(status.get("phaseReason") or ready.get("message") or "")
+    return ClusterState(str(ready.get("status")) == "True", str(status.get("phase") or ""),
+                        reason)
+
+
+def primary_pod(kube: Kube, name: str, namespace: str) -> str:
+    """The instance pod: ``status.currentPrimary``, else the first instance's name."""
+    obj = kube.get_object(CNPG_CLUSTERS, name, namespace)
+    return str((obj.get("status") or {}).get("currentPrimary") or f"{name}-1")
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def psql_argv(database: str, query: str) -> list[str]:
+    """psql in the instance container: tuples only, unaligned, the query inside a READ ONLY
+    transaction, stopping at the first error."""
+    return ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", database,
+            "-c", "BEGIN TRANSACTION READ ONLY", "-c", query, "-c", "COMMIT"]
+
+
+def exit_code(raw: str, pod: str) -> int:
+    """The exit code in the status the exec API sends on channel 3 when the command ended: a
+    meta/v1 Status, Success, or Failure with reason NonZeroExitCode and the code as the
+    message of a cause of type ExitCode (kubernetes kubelet cri/streaming/remotecommand
+    exec.go; apimachinery util/remotecommand constants). Any other failure (the command could
+    not start, the container is gone) raises with the API's message."""
+    try:
+        status = json.loads(raw) if raw else None
+    except ValueError:
+        status = None
+    if not isinstance(status, dict):
+        raise AdapterError(f"exec in pod {pod} ended without a status")
+    if status.get("status") == "Success":
+        return 0
+    causes = (status.get("details") or {}).get("causes") or []
+    if status.get("reason") == "NonZeroExitCode":
+        for cause in causes:
+            if isinstance(cause, dict) and cause.get("reason", cause.get("type")) == "ExitCode":
+                try:
+                    return int(cause.get("message"))
+                except (TypeError, ValueError):
+                    break
+    raise AdapterError(f"exec in pod {pod} failed: {status.get('message') or status}")
+
+
+def exec_in_pod(kube: Kube, pod: str, namespace: str, argv: list[str], *,
+                container: str = CONTAINER, timeout: float = 300.0) -> ExecResult:
+    """Run ``argv`` in the pod's container through the exec API (pods/exec over a websocket,
+    channels 1 stdout, 2 stderr, 3 the status), with the kubernetes client's ``stream``.
+
+    The exit code comes from the status channel (``exit_code``). A fresh API
+    client is used: ``stream`` swaps the client's transport for the call, which must not
+    touch the one other threads share.
+    """
+    from kubernetes import client as k8s_client
+    from kubernetes.stream import stream
+
+    api = k8s_client.CoreV1Api(k8s_client.ApiClient(copy.deepcopy(
+        kube.core.api_client.configuration)))
+    try:
+        resp = stream(api.connect_get_namespaced_pod_exec, pod, namespace, command=argv,
+                      container=container, stdin=False, stdout=True, stderr=True, tty=False,
+                      _preload_content=False)
+    except k8s_client.ApiException as exc:
+        raise AdapterError(f"exec in pod {namespace}/{pod} was refused: "
+                           f"{exc.status} {exc.reason}") from None
+    except OSError as exc:
+        raise AdapterError(f"exec in pod {namespace}/{pod} failed: {exc}") from None
+    try:
+        resp.run_forever(timeout=timeout)
+        out, err = resp.read_stdout() or "", resp.read_stderr() or ""
+        if resp.is_open():
+            raise AdapterError(f"the command in pod {namespace}/{pod} did not end within "
+                               f"{timeout:.0f}s")
+        return ExecResult(exit_code(resp.read_channel(ERROR_CHANNEL), pod), out, err)
+    finally:
+        resp.close()
+        api.api_client.close()
