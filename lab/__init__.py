@@ -435,6 +435,8 @@ class Lab:
             self._kube, self._pve, self._state, self.timings, self._sshds, self.workdir / "vms"
         )
         self._controllers.longhorn_store = functools.partial(lab_store, self.s3_url, s3_secret)
+        self._controllers.cnpg_store = functools.partial(bucket_store, self.s3_url, s3_secret)
+        self._controllers.cnpg_data_dir = self.workdir / "cnpg-data"
         self._controllers.poll_scale = self.time_scale
 
         async def start_controllers() -> None:
@@ -561,6 +563,15 @@ def lab_store(endpoint: str, secret: str) -> Any:
     from adapters.s3 import ObjectStore, StoreConfig
 
     return ObjectStore(StoreConfig(f"s3://{world.BUCKETS['longhorn']}/", endpoint_url=endpoint,
+                                   region=world.REGION, access_key=files.S3_ACCESS_KEY,
+                                   secret_key=secret))
+
+
+def bucket_store(endpoint: str, secret: str, bucket: str, prefix: str = "") -> Any:
+    """A bucket of the lab's S3, as CNPG's barman-cloud reads it (with the lab's key)."""
+    from adapters.s3 import ObjectStore, StoreConfig
+
+    return ObjectStore(StoreConfig(f"s3://{bucket}/{prefix}", endpoint_url=endpoint,
                                    region=world.REGION, access_key=files.S3_ACCESS_KEY,
                                    secret_key=secret))
 

@@ -261,9 +261,9 @@ def exec_in_pod(kube: Kube, pod: str, namespace: str, argv: list[str], *,
         resp = stream(api.connect_get_namespaced_pod_exec, pod, namespace, command=argv,
                       container=container, stdin=False, stdout=True, stderr=True, tty=False,
                       _preload_content=False)
-    except k8s_client.ApiException as exc:
-        raise AdapterError(f"exec in pod {namespace}/{pod} was refused: "
-                           f"{exc.status} {exc.reason}") from None
+    except k8s_client.ApiException as exc:  # the client wraps a refused upgrade (status 0)
+        why = str(exc.reason or exc.status).split(" -+-+- ")[0]
+        raise AdapterError(f"exec in pod {namespace}/{pod} was refused: {why}") from None
     except OSError as exc:
         raise AdapterError(f"exec in pod {namespace}/{pod} failed: {exc}") from None
     try:
