@@ -38,16 +38,18 @@ def newest_data(server: str, now: datetime) -> datetime:
     return now - timedelta(hours=spec.last_wal_age_hours if spec else 24.0)
 
 
-def seed(path: Path, server: str, now: datetime) -> None:
-    """Write the recovered database of ``server`` to ``path`` (SQLite)."""
-    rows = ORDERS.get(server, 10)
+def seed(path: Path, server: str, now: datetime, lost: int = 0) -> None:
+    """Write the recovered database of ``server`` to ``path`` (SQLite); ``lost`` newest rows
+    are missing (a test's fault)."""
+    total = ORDERS.get(server, 10)
+    rows = max(0, total - lost)
     newest = newest_data(server, now)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, placed_at TEXT NOT NULL)")
         db.executemany("INSERT INTO orders VALUES (?, ?)", [
-            (i, pg_time(newest - timedelta(minutes=rows - i))) for i in range(1, rows + 1)])
+            (i, pg_time(newest - timedelta(minutes=total - i))) for i in range(1, rows + 1)])
     db.close()
 
 

@@ -158,9 +158,11 @@ class WorldState:
     wrong_content_backups: set[str] = field(default_factory=set)
     pod_runs: list[tuple[str, list[str]]] = field(default_factory=list)
     # CNPG: the recovery Clusters the lab's operator received (as created), the servers whose
-    # recovery never finishes (a test's fault), and the commands run through pods/exec
+    # recovery never finishes and those whose recovered data lacks its newest rows (a test's
+    # faults: a check then returns the wrong value), and the commands run through pods/exec
     cnpg_recoveries: list[dict[str, Any]] = field(default_factory=list)
     cnpg_never_ready: set[str] = field(default_factory=set)
+    cnpg_lost_rows: dict[str, int] = field(default_factory=dict)  # server -> newest rows missing
     execs: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def members(self) -> list[EtcdMember]:

@@ -157,7 +157,9 @@ class CnpgController(ControllerBase):
         ns, name = cluster["metadata"]["namespace"], cluster["metadata"]["name"]
         assert self.cnpg_data_dir is not None
         path = self.cnpg_data_dir / f"{ns}--{name}.sqlite"
-        await asyncio.to_thread(cnpg_data.seed, path, server, datetime.now(UTC))
+        with self.state.lock:
+            lost = self.state.cnpg_lost_rows.get(server, 0)
+        await asyncio.to_thread(cnpg_data.seed, path, server, datetime.now(UTC), lost)
         self.cnpg_databases[(ns, f"{name}-1")] = path
         nodes = sorted(n["metadata"]["name"] for n in self.kube.live(R_NODES)
                        if condition(n, "Ready").get("status") == "True")
