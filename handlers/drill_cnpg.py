@@ -81,11 +81,26 @@ def recovery_for(kube: Kube, inventory: Inventory, target: str, namespace: str
         raise CommandError(f"cannot drill CloudNativePG cluster {target}: {exc}") from None
 
 
+def room(kube: Kube, recovery: RecoveryPlan) -> None:
+    """Refuse when no node can run the instance, or, on Longhorn storage, no node has room for
+    a replica of the instance's volume (Longhorn's own test, adapters/kubernetes/drills.py)."""
+    from adapters.kubernetes import drills, nodes
+
+    if not [n for n in nodes.list_nodes(kube) if n.ready and not n.unschedulable]:
+        raise CommandError("no node can run the recovery Cluster's instance: none is Ready "
+                           "and schedulable")
+    size, storage_class = recovery.storage
+    if size and "longhorn" in storage_class and not drills.nodes_with_room(kube, size):
+        raise CommandError(f"Longhorn lacks schedulable storage for the drill: no node has "
+                           f"room for a {size / 2**30:.1f} GiB replica of the instance's volume")
+
+
 def describe(kube: Kube, inventory: Inventory, target: str) -> str:
     """The plan's line; refuses (CommandError) what cannot be drilled."""
     src_ns, name = split(target)
     recovery = recovery_for(kube, inventory, target, "drbot-drill-plan")
     backup_id, _ = newest_backup(kube, src_ns, name)
+    room(kube, recovery)
     checks = ", ".join(c.name for c in checks_for(inventory, target, recovery.server_name))
     return (f"recover {target} (server {recovery.server_name}, newest backup {backup_id}) from "
             f"{recovery.store} into a one-instance Cluster in a drill namespace, run its SQL "
@@ -203,6 +218,7 @@ def drill_cnpg(step: StepContext, target: str, cleanup: Any) -> DrillResult:
     deadline = started + cfg.timeout_minutes * 60
     result = DrillResult("cnpg", target, str(plan["backup"]), started)
     try:
+        room(kube, recovery)  # no room is a failed drill, kept: a recovery would fail too
         drills.create_namespace(kube, namespace, job=step.job_id, target=f"cnpg {target}",
                                 deadline=deadline)
         cnpg_drill.create(kube, recovery, src_ns)

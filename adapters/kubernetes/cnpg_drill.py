@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,17 @@ PHASE_HEALTHY = "Cluster in healthy state"  # PhaseHealthy
 PHASE_UNRECOVERABLE = "Cluster is in an unrecoverable state, needs manual intervention"
 
 
+_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_UNITS = {None: 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "k": 10**3,
+          "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def quantity(text: str) -> int:
+    """Bytes of a Kubernetes quantity such as ``8Gi`` (0 when it is not one this reads)."""
+    found = _QUANTITY.match(str(text).strip())
+    return int(float(found[1]) * _UNITS[found[2]]) if found else 0
+
+
 @dataclass(frozen=True)
 class RecoveryPlan:
     """What the drill creates: the Cluster body, and the Secrets and ObjectStore it needs copied
@@ -54,6 +66,12 @@ class RecoveryPlan:
     object_store: dict[str, Any] | None
     server_name: str
     store: str  # what the recovery reads, for the report: "ObjectStore x" or the destination
+
+    @property
+    def storage(self) -> tuple[int, str]:
+        """(bytes, storage class) of the instance's volume, as the source asks for it."""
+        spec = self.cluster["spec"].get("storage") or {}
+        return quantity(str(spec.get("size") or "")), str(spec.get("storageClass") or "")
 
 
 def secret_refs(config: Any) -> list[str]:
