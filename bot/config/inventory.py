@@ -149,7 +149,7 @@ class BackupPolicy(Strict):
 
 
 class SqlCheck(Strict):
-    """A read-only query a CNPG verification runs on the restored database."""
+    """A read-only query a CNPG verification or drill runs on the restored database."""
 
     name: str = Field(description="shown in the verification's report")
     query: str = Field(description="run in a read-only transaction")
