@@ -6,8 +6,8 @@ inventory names for it, when it names one), with no ``backup`` and no ``plugins`
 archives nowhere. When it is Ready, the inventory's read-only SQL checks run in its pod through
 the Kubernetes exec API (``psql``, each query in a READ ONLY transaction). The report gives the
 time until Ready (the restore time), the recovered point in time and what the checks found;
-then the namespace goes, and with it the Cluster, its copied Secrets and ObjectStore. The source
-Cluster, its Secrets and its ObjectStore are only read.
+then the namespace goes, and with it the Cluster, the credentials Secret and the ObjectStore
+copy. The source Cluster and its ObjectStore are only read; its Secrets are not read at all.
 
 Cleanup, locks and the record are the Longhorn drill's (handlers/drill.py): the namespace is
 recorded before it is created, removed when the drill ends, fails or is cancelled, and swept
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.config.inventory import Inventory, SqlCheck
@@ -75,10 +76,37 @@ def recovery_for(kube: Kube, inventory: Inventory, target: str, namespace: str
         store = inventory.backups.drill.cnpg_object_stores.get(target) \
             or cnpg_drill.plugin_store(source)
         store_obj = cnpg_drill.read_object_store(kube, store, src_ns) if store else None
+        has_ca = bool(inventory.backups.cnpg_store and inventory.backups.cnpg_store.ca_file)
         return cnpg_drill.plan(source, name=CLUSTER, namespace=namespace, server_name=server,
-                               object_store=store_obj)
+                               object_store=store_obj, has_ca=has_ca)
     except AdapterError as exc:
         raise CommandError(f"cannot drill CloudNativePG cluster {target}: {exc}") from None
+
+
+def credentials(step: StepContext) -> dict[str, bytes]:
+    """What the recovery Cluster reads the store with: drbot's own read-only CNPG store key
+    (``backups.cnpg_store``), its region and CA. Never logged: it only goes into the drill's
+    Secret."""
+    from adapters.kubernetes import cnpg_drill
+
+    entry = step.inventory.backups.cnpg_store
+    if entry is None:
+        raise CommandError("the drill gives the recovery Cluster drbot's read-only store key: "
+                           "add backups.cnpg_store (with credentials_file) to the inventory")
+    config = step.services.store("cnpg").config
+    if not (config.access_key and config.secret_key):
+        raise CommandError("the drill needs a key to give the recovery Cluster: set "
+                           "backups.cnpg_store.credentials_file (a read-only key)")
+    data = {cnpg_drill.ACCESS_KEY: config.access_key.encode(),
+            cnpg_drill.SECRET_KEY: config.secret_key.encode(),
+            cnpg_drill.REGION: (config.region or entry.region).encode()}
+    if entry.ca_file:
+        try:
+            data[cnpg_drill.CA] = Path(entry.ca_file).read_bytes()
+        except OSError as exc:
+            raise CommandError(f"cannot read backups.cnpg_store.ca_file: {exc.strerror}") \
+                from None
+    return data
 
 
 def room(kube: Kube, recovery: RecoveryPlan) -> None:
@@ -221,7 +249,7 @@ def drill_cnpg(step: StepContext, target: str, cleanup: Any) -> DrillResult:
         room(kube, recovery)  # no room is a failed drill, kept: a recovery would fail too
         drills.create_namespace(kube, namespace, job=step.job_id, target=f"cnpg {target}",
                                 deadline=deadline)
-        cnpg_drill.create(kube, recovery, src_ns)
+        cnpg_drill.create(kube, recovery, credentials(step))
         step.progress(f"recovering {target} (server {recovery.server_name}) from "
                       f"{recovery.store} into {namespace}/{CLUSTER}", target=target)
         wait_ready(step, namespace, deadline)

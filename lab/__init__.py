@@ -200,7 +200,8 @@ class LabWorld:
                 )
                 for r in list(self._lab._kube)
                 if CONTROLLER_HEADER not in r.headers and "watch" not in r.params
-            ]
+            ] + [KubeRequest(method, path, query, None, agent)  # pods/exec, served beside kmock
+                 for method, path, query, agent in list(self._lab._kube.exec_requests)]
 
         return self._lab._loop.call(read())
 

@@ -257,8 +257,10 @@ class LabKube(kmock.KubernetesEmulator):
     pod_logs: dict[tuple[str, str], str] = attrs.field(factory=dict)
     # (verb, group, resource[/subresource]) the lab's credentials may not do
     denied: set[tuple[str, str, str]] = attrs.field(factory=set)
-    # who runs commands in pods (the lab's CNPG operator for its instances)
+    # who runs commands in pods (the lab's CNPG operator for its instances), and the exec
+    # requests clients made: (method, path, query, User-Agent), as kmock logs its own
     exec_handlers: list[ExecHandler] = attrs.field(factory=list)
+    exec_requests: list[tuple[str, str, dict[str, str], str]] = attrs.field(factory=list)
     _versions: itertools.count = attrs.field(factory=lambda: itertools.count(1000), init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -354,6 +356,8 @@ class LabKube(kmock.KubernetesEmulator):
         pkg/util/wsstream conn.go; kubelet pkg/cri/streaming/remotecommand websocket.go and
         exec.go). kmock has no exec (nor websockets), so it is served here, before kmock.
         A pod no handler serves answers as a container without that command would."""
+        self.exec_requests.append((raw.method, raw.path, dict(raw.query),
+                                   raw.headers.get("User-Agent", "")))
         pod = self.current(PODS, ns, name)
         if pod is None:
             return aiohttp.web.json_response(

@@ -11,10 +11,11 @@ ObjectStore of ``barmancloud.cnpg.io/v1`` in the Cluster's own namespace). The f
 
 The drill Cluster archives nowhere: it gets no ``spec.backup`` and no ``spec.plugins`` (the
 source's are never copied), so no WAL of the throwaway cluster can land in the source's archive.
-The object store's credentials are Secrets in the source namespace; a Cluster only reads Secrets
-of its own namespace, so the ones named by the store's configuration are copied into the drill
-namespace (their content passes through the API and is never returned or logged) and go with
-that namespace.
+A Cluster reads Secrets of its own namespace only, and drbot does not read the source's Secrets
+(its ClusterRole cannot: reading every Secret is not a drill's business). So the store's
+credential selectors are pointed at one Secret drbot creates in the drill namespace from its own
+read-only store credentials (``backups.cnpg_store``, the key /dr verify reads with); its content
+passes through the API and is never returned or logged, and it goes with the namespace.
 
 Ready: the condition ``Ready`` of ``status.conditions`` (ConditionClusterReady) with status True;
 while recovering, ``status.phase`` is "Setting up primary" (PhaseFirstPrimary) and CNPG's
@@ -26,6 +27,7 @@ postgres user).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import json
@@ -58,11 +60,10 @@ def quantity(text: str) -> int:
 
 @dataclass(frozen=True)
 class RecoveryPlan:
-    """What the drill creates: the Cluster body, and the Secrets and ObjectStore it needs copied
-    from the source namespace."""
+    """What the drill creates: the Cluster body and, for the Barman Cloud plugin, the copy of
+    the ObjectStore it reads (the credentials Secret besides, see ``create``)."""
 
     cluster: dict[str, Any]
-    secrets: tuple[str, ...]
     object_store: dict[str, Any] | None
     server_name: str
     store: str  # what the recovery reads, for the report: "ObjectStore x" or the destination
@@ -74,20 +75,27 @@ class RecoveryPlan:
         return quantity(str(spec.get("size") or "")), str(spec.get("storageClass") or "")
 
 
-def secret_refs(config: Any) -> list[str]:
-    """Names of the Secrets a barman object-store configuration refers to: every
-    ``{name, key}`` selector in it (s3Credentials, azureCredentials, googleCredentials,
-    endpointCA)."""
-    found: list[str] = []
-    if isinstance(config, dict):
-        if isinstance(config.get("name"), str) and isinstance(config.get("key"), str):
-            found.append(config["name"])
-        for value in config.values():
-            found += secret_refs(value)
-    elif isinstance(config, list):
-        for value in config:
-            found += secret_refs(value)
-    return sorted(set(found))
+CREDENTIALS = "drbot-drill-store"  # the Secret drbot creates in the drill namespace
+ACCESS_KEY, SECRET_KEY, REGION, CA = "ACCESS_KEY_ID", "ACCESS_SECRET_KEY", "REGION", "ca.crt"
+
+
+def with_drill_credentials(config: dict[str, Any], has_ca: bool) -> dict[str, Any]:
+    """The store configuration with its credentials (and CA) read from the drill's own Secret.
+    Only S3 stores: Azure and Google credentials are refused, as is an endpoint CA when drbot
+    has none to give (``has_ca``)."""
+    if config.get("azureCredentials") or config.get("googleCredentials"):
+        raise AdapterError("only S3 object stores can be drilled (this one uses Azure or Google "
+                           "credentials)")
+    out = copy.deepcopy(config)
+    out["s3Credentials"] = {"accessKeyId": {"name": CREDENTIALS, "key": ACCESS_KEY},
+                            "secretAccessKey": {"name": CREDENTIALS, "key": SECRET_KEY},
+                            "region": {"name": CREDENTIALS, "key": REGION}}
+    if out.get("endpointCA"):
+        if not has_ca:
+            raise AdapterError("its store names an endpoint CA: set backups.cnpg_store.ca_file "
+                               "so the drill can give the recovery Cluster the same CA")
+        out["endpointCA"] = {"name": CREDENTIALS, "key": CA}
+    return out
 
 
 def plugin_store(source: dict[str, Any]) -> str:
@@ -117,7 +125,8 @@ def _base_cluster(name: str, namespace: str, source: dict[str, Any], image: str
 
 
 def plan(source: dict[str, Any], *, name: str, namespace: str, server_name: str,
-         object_store: dict[str, Any] | None, image: str = "") -> RecoveryPlan:
+         object_store: dict[str, Any] | None, image: str = "", has_ca: bool = False
+         ) -> RecoveryPlan:
     """The recovery Cluster for ``source`` (its object as read), in ``namespace``.
 
     With ``object_store`` (as read: the read-only one the inventory names, else the one the
@@ -133,25 +142,24 @@ def plan(source: dict[str, Any], *, name: str, namespace: str, server_name: str,
             "apiVersion": BARMAN_OBJECTSTORES.api_version, "kind": BARMAN_OBJECTSTORES.kind,
             "metadata": {"name": str(store_obj["metadata"]["name"]), "namespace": namespace},
             # configuration only: no retentionPolicy, so nothing is ever deleted through it
-            "spec": {"configuration": copy.deepcopy(
-                (store_obj.get("spec") or {}).get("configuration") or {})},
+            "spec": {"configuration": with_drill_credentials(
+                (store_obj.get("spec") or {}).get("configuration") or {}, has_ca)},
         }
         body["spec"]["externalClusters"] = [{"name": SOURCE, "plugin": {
             "name": BARMAN_PLUGIN,
             "parameters": {"barmanObjectName": copied["metadata"]["name"],
                            "serverName": server_name}}}]
-        return RecoveryPlan(body, tuple(secret_refs(copied["spec"]["configuration"])), copied,
-                            server_name, f"ObjectStore {copied['metadata']['name']}")
+        return RecoveryPlan(body, copied, server_name,
+                            f"ObjectStore {copied['metadata']['name']}")
     barman = ((source.get("spec") or {}).get("backup") or {}).get("barmanObjectStore")
     if not isinstance(barman, dict) or not barman.get("destinationPath"):
         raise AdapterError("it has no object store to recover from (neither the Barman Cloud "
                            "plugin nor spec.backup.barmanObjectStore)")
-    config = {k: copy.deepcopy(v) for k, v in barman.items()
-              if k not in ("wal", "data", "tags", "historyTags")}  # archiving options only
+    config = with_drill_credentials({k: v for k, v in barman.items() if k not in (
+        "wal", "data", "tags", "historyTags")}, has_ca)  # the archiving options stay behind
     config["serverName"] = server_name
     body["spec"]["externalClusters"] = [{"name": SOURCE, "barmanObjectStore": config}]
-    return RecoveryPlan(body, tuple(secret_refs(config)), None, server_name,
-                        str(config["destinationPath"]))
+    return RecoveryPlan(body, None, server_name, str(config["destinationPath"]))
 
 
 def read_source(kube: Kube, name: str, namespace: str) -> dict[str, Any]:
@@ -168,28 +176,16 @@ def read_object_store(kube: Kube, name: str, namespace: str) -> dict[str, Any]:
         raise NotFound(f"ObjectStore {namespace}/{name} does not exist.") from None
 
 
-def copy_secret(kube: Kube, name: str, source_ns: str, target_ns: str) -> bool:
-    """Copy Secret ``name`` (its type and data only) into ``target_ns``; False when it exists
-    there already. Its content is passed through, never returned."""
-    try:
-        secret = kube.call(kube.core.read_namespaced_secret, name, source_ns)
-    except NotFound:
-        raise NotFound(f"the object store's Secret {source_ns}/{name} does not exist") from None
-    body = {"apiVersion": "v1", "kind": "Secret", "type": secret.type or "Opaque",
-            "metadata": {"name": name, "namespace": target_ns}, "data": secret.data or {}}
-    try:
-        kube.call(kube.core.create_namespaced_secret, target_ns, body)
-    except Conflict:
-        return False
-    return True
-
-
-def create(kube: Kube, recovery: RecoveryPlan, source_ns: str) -> None:
-    """Copy what the recovery reads into the drill namespace, then create the Cluster (each
-    step tolerates a copy an earlier attempt made)."""
+def create(kube: Kube, recovery: RecoveryPlan, credentials: dict[str, bytes]) -> None:
+    """Create the drill's credentials Secret (``credentials``: ACCESS_KEY_ID, ACCESS_SECRET_KEY,
+    REGION and, with an endpoint CA, ca.crt), the ObjectStore copy and the Cluster; each step
+    tolerates what an earlier attempt made. The Secret's content is never returned or logged."""
     namespace = recovery.cluster["metadata"]["namespace"]
-    for secret in recovery.secrets:
-        copy_secret(kube, secret, source_ns, namespace)
+    body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": CREDENTIALS, "namespace": namespace},
+            "data": {k: base64.b64encode(v).decode() for k, v in credentials.items()}}
+    with contextlib.suppress(Conflict):
+        kube.call(kube.core.create_namespaced_secret, namespace, body)
     if recovery.object_store is not None:
         with contextlib.suppress(Conflict):
             kube.create_object(BARMAN_OBJECTSTORES, recovery.object_store, namespace)

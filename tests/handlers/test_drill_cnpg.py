@@ -11,6 +11,7 @@ import pytest
 
 from adapters.errors import AdapterError
 from adapters.kubernetes import cnpg_drill
+from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from bot.config.inventory import Inventory, SqlCheck
 from bot.errors import CommandError
@@ -38,7 +39,7 @@ def test_an_in_tree_store_recovers_its_server_and_archives_nowhere() -> None:
                   "backup": {"barmanObjectStore": IN_TREE, "retentionPolicy": "7d"},
                   "plugins": [{"name": "other-plugin"}]})
     plan = cnpg_drill.plan(src, name="drill", namespace="drbot-drill-j1",
-                           server_name="pg-main-v2", object_store=None)
+                           server_name="pg-main-v2", object_store=None, has_ca=True)
     spec = plan.cluster["spec"]
     assert "backup" not in spec and "plugins" not in spec
     assert spec["instances"] == 1 and spec["imageName"] == "pg:16"
@@ -48,9 +49,23 @@ def test_an_in_tree_store_recovers_its_server_and_archives_nowhere() -> None:
     store = external["barmanObjectStore"]
     assert store["serverName"] == "pg-main-v2" and store["destinationPath"] == "s3://pg-backups/prod"
     assert "wal" not in store and "data" not in store  # the archiving options stay behind
-    assert plan.secrets == ("pg-s3", "s3-ca") and plan.object_store is None
+    # drbot's own read-only key, in the drill namespace's Secret; the source's is never named
+    assert store["s3Credentials"] == {
+        "accessKeyId": {"name": "drbot-drill-store", "key": "ACCESS_KEY_ID"},
+        "secretAccessKey": {"name": "drbot-drill-store", "key": "ACCESS_SECRET_KEY"},
+        "region": {"name": "drbot-drill-store", "key": "REGION"}}
+    assert store["endpointCA"] == {"name": "drbot-drill-store", "key": "ca.crt"}
+    assert plan.object_store is None
     assert plan.storage == (8 << 30, "")
     assert src["spec"]["backup"]["barmanObjectStore"]["wal"]  # type: ignore[index]
+    with pytest.raises(AdapterError, match="set backups.cnpg_store.ca_file"):
+        cnpg_drill.plan(src, name="drill", namespace="drbot-drill-j1", server_name="pg-main-v2",
+                        object_store=None)  # an endpoint CA drbot cannot give
+    azure = source({"backup": {"barmanObjectStore": {
+        "destinationPath": "https://acct.blob.core.windows.net/pg",
+        "azureCredentials": {"storageAccount": {"name": "az", "key": "account"}}}}})
+    with pytest.raises(AdapterError, match="only S3 object stores"):
+        cnpg_drill.plan(azure, name="drill", namespace="n", server_name="pg", object_store=None)
 
 
 def test_an_object_store_is_copied_without_its_retention_policy() -> None:
@@ -69,7 +84,9 @@ def test_an_object_store_is_copied_without_its_retention_policy() -> None:
     assert plan.object_store is not None
     assert plan.object_store["metadata"] == {"name": "pg-readonly", "namespace": "drbot-drill-j2"}
     assert "retentionPolicy" not in plan.object_store["spec"]
-    assert plan.secrets == ("pg-s3-ro",) and plan.store == "ObjectStore pg-readonly"
+    assert plan.object_store["spec"]["configuration"]["s3Credentials"]["accessKeyId"] == {
+        "name": "drbot-drill-store", "key": "ACCESS_KEY_ID"}
+    assert plan.store == "ObjectStore pg-readonly"
 
 
 def test_a_source_without_a_store_is_refused() -> None:
@@ -92,6 +109,14 @@ def test_the_inventory_store_wins_over_the_plugin_store(kube_emulator: Standalon
     plan = drill_cnpg.recovery_for(kube, inventory, "databases/pg-main", "drbot-drill-j4")
     assert plan.store == "ObjectStore pg-readonly"
     assert "plugins" not in plan.cluster["spec"]
+    kube_emulator.create(R.NAMESPACES, {"metadata": {"name": "drbot-drill-j4"}})
+    cnpg_drill.create(kube, plan, {"ACCESS_KEY_ID": b"ro-key", "ACCESS_SECRET_KEY": b"ro"})
+    cnpg_drill.create(kube, plan, {"ACCESS_KEY_ID": b"ro-key", "ACCESS_SECRET_KEY": b"ro"})
+    made = kube_emulator.get(R.BARMAN_OBJECTSTORES, "pg-readonly", "drbot-drill-j4")
+    assert made is not None and "retentionPolicy" not in made["spec"]
+    cluster = kube_emulator.get(R.CNPG_CLUSTERS, "drill", "drbot-drill-j4")
+    assert cluster is not None and "plugins" not in cluster["spec"]
+    assert kube_emulator.get(R.SECRETS, "drbot-drill-store", "drbot-drill-j4") is not None
     inventory.backups.drill.cnpg_object_stores["databases/pg-main"] = "missing"
     with pytest.raises(CommandError, match="ObjectStore databases/missing does not exist"):
         drill_cnpg.recovery_for(kube, inventory, "databases/pg-main", "drbot-drill-j4")

@@ -867,12 +867,12 @@ def test_cnpg_recovers_only_from_a_store_holding_the_servers_base_backup(lab: La
     namespace = "drbot-drill-labcnpg"
     kube.call(kube.core.create_namespace, {"metadata": {"name": namespace}})
 
-    def recover(name: str, server: str, credentials: str = "cnpg-s3") -> None:
+    def recover(name: str, server: str, credentials: str = cnpg_drill.CREDENTIALS) -> None:
         plan = cnpg_drill.plan(src, name=name, namespace=namespace, server_name=server,
                                object_store=None)
         creds = plan.cluster["spec"]["externalClusters"][0]["barmanObjectStore"]["s3Credentials"]
         creds["accessKeyId"]["name"] = credentials
-        cnpg_drill.create(kube, plan, world.CNPG_NS)
+        cnpg_drill.create(kube, plan, {"ACCESS_KEY_ID": b"drbot-lab", "REGION": b"us-east-1"})
 
     def reason(name: str) -> str | None:
         state = cnpg_drill.state(kube, name, namespace)
