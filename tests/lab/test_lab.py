@@ -863,6 +863,8 @@ def test_cnpg_recovers_only_from_a_store_holding_the_servers_base_backup(lab: La
     from tests.support import wait_until
 
     kube = Kube(str(lab.kubeconfig))
+    # generous: three recoveries, two reading the bucket, on a loaded machine
+    cnpg_wait = WAIT * 4
     src = cnpg_drill.read_source(kube, "pg-auth", world.CNPG_NS)
     namespace = "drbot-drill-labcnpg"
     kube.call(kube.core.create_namespace, {"metadata": {"name": namespace}})
@@ -881,11 +883,11 @@ def test_cnpg_recovers_only_from_a_store_holding_the_servers_base_backup(lab: La
     recover("gone", "pg-gone")
     recover("nosecret", "pg-auth", credentials="not-copied")
     recover("good", "pg-auth")
-    assert wait_until(lambda: reason("gone"), WAIT, "the recovery to fail").startswith(
+    assert wait_until(lambda: reason("gone"), cnpg_wait, "the recovery to fail").startswith(
         "no target backup found: s3://drbot-lab-cnpg/ holds no base backup of server pg-gone")
-    assert wait_until(lambda: reason("nosecret"), WAIT, "the recovery to fail") == \
+    assert wait_until(lambda: reason("nosecret"), cnpg_wait, "the recovery to fail") == \
         f'secret "not-copied" not found in namespace {namespace}'
-    wait_until(lambda: cnpg_drill.state(kube, "good", namespace).ready or None, WAIT,
+    wait_until(lambda: cnpg_drill.state(kube, "good", namespace).ready or None, cnpg_wait,
                "the recovery Cluster to be Ready")
     assert cnpg_drill.state(kube, "good", namespace).phase == "Cluster in healthy state"
     assert not cnpg_drill.state(kube, "gone", namespace).ready
@@ -903,5 +905,5 @@ def test_cnpg_recovers_only_from_a_store_holding_the_servers_base_backup(lab: La
     kube.call(kube.core.delete_namespace, namespace)
     wait_until(lambda: not [c for c in lab.world.kube_objects("postgresql.cnpg.io/v1",
                                                                 "clusters")
-                            if c["metadata"]["namespace"] == namespace] or None, WAIT,
+                            if c["metadata"]["namespace"] == namespace] or None, cnpg_wait,
                "the namespace's Clusters to go")
