@@ -19,7 +19,8 @@ from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 from bot.watch.evaluate import Finding, sort, span
 
 ICONS = {"missed": "✗", "unreadable": "✗", "verify failed": "✗", "drill failed": "✗",
-         "archiving failing": "!", "verify overdue": "!", "retention gap": "!", "unknown": "?", "ok": "✓"}
+         "archiving failing": "!", "verify overdue": "!", "drill overdue": "!",
+         "retention gap": "!", "unknown": "?", "ok": "✓"}
 GROUPS = {"longhorn": "Longhorn volumes", "cnpg": "CloudNativePG clusters",
           "etcd": "K3s etcd snapshots (off-node copies)"}
 

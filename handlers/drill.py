@@ -1,5 +1,7 @@
-"""/dr drill longhorn <namespace/pvc>: the restore path proven inside the cluster; the rotation
-(``drill-next``) and the sweeper (``drill-sweep``).
+"""/dr drill longhorn <namespace/pvc> and /dr drill cnpg <namespace/cluster>: the restore path
+proven inside the cluster; the rotation (``drill-next``) and the sweeper (``drill-sweep``).
+The CNPG drill (a recovery Cluster and SQL through the exec API) is in handlers/drill_cnpg.py;
+both share the namespace, the cleanup, the locks and the record described here.
 
 A drill restores the PVC's newest completed backup the way /dr restore does (a Longhorn volume
 from the Backup's ``status.url``, a static PV, a PVC), but into a namespace of its own,
@@ -34,6 +36,7 @@ from bot.grammar import QUALIFIED, Kind, Param
 from bot.records.locks import LockKey, exclusive, free, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
+from handlers import drill_cnpg
 from handlers import restore as restore_cmd
 
 if TYPE_CHECKING:
@@ -41,7 +44,7 @@ if TYPE_CHECKING:
     from adapters.kubernetes.drills import CheckResult, DrillResult
     from adapters.kubernetes.longhorn.backups import Backup
 
-DRILL_KIND = Kind("drill kind", re.compile(r"longhorn"), "longhorn")
+DRILL_KIND = Kind("drill kind", re.compile(r"longhorn|cnpg"), "longhorn or cnpg")
 TIMEOUT = 6 * 3600  # the job's ceiling; the drill's own bound is backups.drill.timeout_minutes
 CLEANUP_TIMEOUT = 300.0
 POLL = 1.0
@@ -225,11 +228,14 @@ def outcome(result: DrillResult) -> dict[str, Any]:
             else round(result.restore_seconds, 1), "seconds": round(result.duration, 1)}
 
 
-def _drill_step(target: str) -> Any:
+def _drill_step(kind: str, target: str) -> Any:
     def run(step: StepContext) -> dict[str, Any]:
-        result = drill_longhorn(step, target)
+        if kind == "cnpg":
+            result = drill_cnpg.drill_cnpg(step, target, cleanup_quietly)
+        else:
+            result = drill_longhorn(step, target)
         step.services.drills.record(result)
-        step.progress(result.summary(), target=f"longhorn {target}",
+        step.progress(result.summary(), target=f"{kind} {target}",
                       status="ok" if result.ok else "failed")
         if not result.ok:
             raise CommandError(result.summary())
@@ -238,16 +244,19 @@ def _drill_step(target: str) -> Any:
 
 
 @runbook("drill", summary="restore a backup inside the cluster, in a throwaway namespace, and "
-         "check it", params=(Param("kind", "what to drill: longhorn", kind=DRILL_KIND),
-                             Param("target", "the PVC, as namespace/pvc", kind=QUALIFIED)),
+         "check it", params=(Param("kind", "what to drill: longhorn or cnpg", kind=DRILL_KIND),
+                             Param("target", "the PVC (namespace/pvc) or the CNPG cluster "
+                                   "(namespace/cluster)", kind=QUALIFIED)),
          locks=locks, timeout=TIMEOUT)
 def drill(ctx: PlanContext) -> Runbook:
     target = str(ctx.args["target"])
+    if ctx.args.get("kind") == "cnpg":
+        return _cnpg_plan(ctx, target)
     kube = ctx.services.kube
     volume, backup = choose(kube, target)
     room(kube, ctx.inventory, int(shape_of(kube, backup).size))
     checks = ", ".join(c.name for c in checks_for(ctx.inventory, target))
-    step = StepDef("drill", _drill_step(target), target=f"longhorn {target}",
+    step = StepDef("drill", _drill_step("longhorn", target), target=f"longhorn {target}",
                    describe=f"restore backup {backup.name} of {volume} into a drill namespace, "
                    f"check it ({checks}), delete it")
     return Runbook([step], targets=[step.target],
@@ -255,18 +264,29 @@ def drill(ctx: PlanContext) -> Runbook:
                    summary=lambda r: str(r["drill"]["text"]))
 
 
+def _cnpg_plan(ctx: PlanContext, target: str) -> Runbook:
+    line = drill_cnpg.describe(ctx.services.kube, ctx.inventory, target)
+    step = StepDef("drill", _drill_step("cnpg", target), target=f"cnpg {target}", describe=line)
+    return Runbook([step], targets=[step.target],
+                   notes=["the source Cluster, its Secrets and its object store are only read; "
+                          "the drill Cluster has no backup or plugins section: it archives "
+                          "nowhere"],
+                   summary=lambda r: str(r["drill"]["text"]))
+
+
 # ---- the rotation ------------------------------------------------------------------------------
 
 def due(found: list[str], records: dict[str, Any], every_days: float, now: datetime
         ) -> str | None:
-    """The PVC to drill next: never drilled first, then the oldest drill, once it is older than
-    ``every_days`` (a failed one is tried again after a quarter of that)."""
+    """The object to drill next, of ``found`` (record keys ``kind:namespace/name``; a bare
+    ``namespace/pvc`` is a Longhorn one): never drilled first, then the oldest drill, once it is
+    older than ``every_days`` (a failed one is tried again after a quarter of that)."""
     every = every_days * 86400
     if every <= 0:
         return None
     best: tuple[float, str] | None = None
     for target in found:
-        rec = records.get(f"longhorn:{target}")
+        rec = records.get(target if ":" in target else f"longhorn:{target}")
         last = -1.0 if rec is None else rec.drilled_at
         wait = every if rec is None or rec.ok else every / 4
         if rec is not None and now.timestamp() - last < wait:
@@ -284,18 +304,25 @@ def drillable(kube: Kube) -> list[str]:
                    if b.state == "Completed" and b.pvc and b.pvc_namespace})
 
 
+def everything_drillable(kube: Kube) -> list[str]:
+    """Record keys of every object a drill can prove: Longhorn PVCs and CNPG clusters."""
+    return ([f"longhorn:{t}" for t in drillable(kube)]
+            + [f"cnpg:{t}" for t in drill_cnpg.drillable(kube)])
+
+
 @runbook("drill-next", summary="the scheduled drill rotation", locks=lambda a, i: [
     free("cluster"), shared("drill")], timeout=TIMEOUT, system=True)
 def drill_next(ctx: PlanContext) -> Runbook:
     def run(step: StepContext) -> dict[str, Any]:
-        pick = due(drillable(step.services.kube), step.services.drills.load(),
+        pick = due(everything_drillable(step.services.kube), step.services.drills.load(),
                    step.inventory.backups.drill_every, datetime.now(UTC))
         if pick is None:
             return {"text": "no drill is due"}
-        return _drill_step(pick)(step)
+        kind, _, target = pick.partition(":")
+        return _drill_step(kind, target)(step)
 
-    return Runbook([StepDef("drill the most overdue PVC", run)], targets=[],
-                   summary=lambda r: str(r["drill the most overdue PVC"]["text"]))
+    return Runbook([StepDef("drill the most overdue object", run)], targets=[],
+                   summary=lambda r: str(r["drill the most overdue object"]["text"]))
 
 
 # ---- the sweeper -------------------------------------------------------------------------------

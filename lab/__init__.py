@@ -200,7 +200,8 @@ class LabWorld:
                 )
                 for r in list(self._lab._kube)
                 if CONTROLLER_HEADER not in r.headers and "watch" not in r.params
-            ]
+            ] + [KubeRequest(method, path, query, None, agent)  # pods/exec, served beside kmock
+                 for method, path, query, agent in list(self._lab._kube.exec_requests)]
 
         return self._lab._loop.call(read())
 
@@ -435,6 +436,8 @@ class Lab:
             self._kube, self._pve, self._state, self.timings, self._sshds, self.workdir / "vms"
         )
         self._controllers.longhorn_store = functools.partial(lab_store, self.s3_url, s3_secret)
+        self._controllers.cnpg_store = functools.partial(bucket_store, self.s3_url, s3_secret)
+        self._controllers.cnpg_data_dir = self.workdir / "cnpg-data"
         self._controllers.poll_scale = self.time_scale
 
         async def start_controllers() -> None:
@@ -561,6 +564,15 @@ def lab_store(endpoint: str, secret: str) -> Any:
     from adapters.s3 import ObjectStore, StoreConfig
 
     return ObjectStore(StoreConfig(f"s3://{world.BUCKETS['longhorn']}/", endpoint_url=endpoint,
+                                   region=world.REGION, access_key=files.S3_ACCESS_KEY,
+                                   secret_key=secret))
+
+
+def bucket_store(endpoint: str, secret: str, bucket: str, prefix: str = "") -> Any:
+    """A bucket of the lab's S3, as CNPG's barman-cloud reads it (with the lab's key)."""
+    from adapters.s3 import ObjectStore, StoreConfig
+
+    return ObjectStore(StoreConfig(f"s3://{bucket}/{prefix}", endpoint_url=endpoint,
                                    region=world.REGION, access_key=files.S3_ACCESS_KEY,
                                    secret_key=secret))
 

@@ -242,7 +242,13 @@ def inventory(ep: Endpoints, paths: Paths) -> dict[str, Any]:
                  "expect": "apps/web-data: files of the lab's volume"},
                 {"name": "files and bytes", "command": [
                     "sh", "-c", 'find "$0" -xdev -type f | wc -l; '
-                    'find "$0" -xdev -type f -exec cat {} + | wc -c', "/drill"]}]}},
+                    'find "$0" -xdev -type f -exec cat {} + | wc -c', "/drill"]}]},
+                # SQL run in the recovered cluster (lab/cnpg_data.py seeds what it holds)
+                "cnpg_checks": {"databases/pg-main": [
+                    {"name": "orders", "query": "SELECT count(*) FROM orders",
+                     "expect": "1200"},
+                    {"name": "newest order", "query": "SELECT max(placed_at) FROM orders",
+                     "max_age_hours": 26}]}},
         },
         "alerts": {"console": "lab-alerts"},
     }

@@ -28,6 +28,23 @@ from lab.holds import Holds
 # Marks the lab controllers' own requests (set by lab.controllers.base, which imports this module).
 CONTROLLER_HEADER = "X-Drbot-Lab-Controller"
 
+# pods/<name>/exec: the websocket subprotocols of the API server's exec (channel byte first)
+EXEC_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/exec$")
+EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+
+
+@attrs.frozen
+class ExecResult:
+    """What a command run through pods/exec did."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+# (namespace, pod, container, argv) -> its result, or None when the handler does not serve it
+ExecHandler = Callable[[str, str, str, list[str]], "ExecResult | None"]
+
 # An admission check: (request, current object or None) -> None, or (code, reason, message).
 Admission = Callable[[rendering.Request, dict[str, Any] | None], "tuple[int, str, str] | None"]
 
@@ -65,11 +82,12 @@ RESOURCES: list[tuple[str, str, str, bool, tuple[str, ...]]] = [
     ("postgresql.cnpg.io/v1", "clusters", "Cluster", True, ()),
     ("postgresql.cnpg.io/v1", "backups", "Backup", True, ()),
     ("postgresql.cnpg.io/v1", "scheduledbackups", "ScheduledBackup", True, ()),
+    ("barmancloud.cnpg.io/v1", "objectstores", "ObjectStore", True, ()),
     ("k3s.cattle.io/v1", "etcdsnapshotfiles", "ETCDSnapshotFile", False, ()),
 ]
 VERBS = {"get", "list", "watch", "create", "patch", "update", "delete"}
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
-SUBRESOURCES = {"nodes": {"status"}, "pods": {"eviction", "status", "log"}}
+SUBRESOURCES = {"nodes": {"status"}, "pods": {"eviction", "status", "log", "exec"}}
 NAMESPACES = kmock.resource("", "v1", "namespaces")
 # kmock's path parser reads /api/v1/namespaces[/<name>] as a namespace prefix without a resource;
 # such requests are parsed at this path and then put back (their logged URL stays the real one).
@@ -239,6 +257,10 @@ class LabKube(kmock.KubernetesEmulator):
     pod_logs: dict[tuple[str, str], str] = attrs.field(factory=dict)
     # (verb, group, resource[/subresource]) the lab's credentials may not do
     denied: set[tuple[str, str, str]] = attrs.field(factory=set)
+    # who runs commands in pods (the lab's CNPG operator for its instances), and the exec
+    # requests clients made: (method, path, query, User-Agent), as kmock logs its own
+    exec_handlers: list[ExecHandler] = attrs.field(factory=list)
+    exec_requests: list[tuple[str, str, dict[str, str], str]] = attrs.field(factory=list)
     _versions: itertools.count = attrs.field(factory=lambda: itertools.count(1000), init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -271,6 +293,9 @@ class LabKube(kmock.KubernetesEmulator):
         ]
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        exec_at = EXEC_PATH.match(raw_request.path)
+        if exec_at:
+            return await self._exec(raw_request, exec_at[1], exec_at[2])
         found = _NAMESPACE_PATH.match(raw_request.path)
         if found:
             raw_request = raw_request.clone(
@@ -319,6 +344,56 @@ class LabKube(kmock.KubernetesEmulator):
                 CONTROLLER_HEADER not in request.headers and self.current(NAMESPACES, None, name):
             object.__setattr__(request, "action", kmock.action.UPDATE)
             object.__setattr__(request, "data", {"status": {"phase": "Terminating"}})
+
+    async def _exec(self, raw: aiohttp.web.BaseRequest, ns: str, name: str
+                    ) -> aiohttp.web.StreamResponse:
+        """pods/<name>/exec as the API server serves it to a websocket client: the query names
+        the command (one ``command`` per argument), the container and the streams; the
+        connection is upgraded with a ``v5``/``v4.channel.k8s.io`` subprotocol; every message's
+        first byte is its channel (1 stdout, 2 stderr, 3 the status); the status is a
+        meta/v1 Status, Success or Failure with reason NonZeroExitCode and the exit code as
+        the message of a cause of reason ExitCode (kubernetes staging/src/k8s.io/apiserver
+        pkg/util/wsstream conn.go; kubelet pkg/cri/streaming/remotecommand websocket.go and
+        exec.go). kmock has no exec (nor websockets), so it is served here, before kmock.
+        A pod no handler serves answers as a container without that command would."""
+        self.exec_requests.append((raw.method, raw.path, dict(raw.query),
+                                   raw.headers.get("User-Agent", "")))
+        pod = self.current(PODS, ns, name)
+        if pod is None:
+            return aiohttp.web.json_response(
+                status_body(404, "NotFound", f'pods "{name}" not found'), status=404)
+        phase = (pod.get("status") or {}).get("phase")
+        if phase != "Running":
+            return aiohttp.web.json_response(status_body(
+                400, "BadRequest", f"pod {name} is not running (phase {phase or 'Pending'})"),
+                status=400)
+        argv = raw.query.getall("command", [])
+        container = raw.query.get("container", "")
+        result = None
+        for handler in self.exec_handlers:
+            result = handler(ns, name, container, list(argv))
+            if result is not None:
+                break
+        ws = aiohttp.web.WebSocketResponse(protocols=EXEC_PROTOCOLS)
+        await ws.prepare(raw)
+        if result is None:
+            status: dict[str, Any] = status_body(
+                500, "InternalError", f"failed to exec in container: {argv[:1]} not found")
+        else:
+            if result.stdout and raw.query.get("stdout") in ("true", "1"):
+                await ws.send_bytes(b"\x01" + result.stdout.encode())
+            if result.stderr and raw.query.get("stderr") in ("true", "1"):
+                await ws.send_bytes(b"\x02" + result.stderr.encode())
+            status = {"metadata": {}, "status": "Success"} if result.exit_code == 0 else {
+                "metadata": {}, "status": "Failure",
+                "message": f"command terminated with non-zero exit code: exit status "
+                           f"{result.exit_code}",
+                "reason": "NonZeroExitCode",
+                "details": {"causes": [{"reason": "ExitCode",
+                                        "message": str(result.exit_code)}]}}
+        await ws.send_bytes(b"\x03" + json.dumps(status).encode())
+        await ws.close()
+        return ws
 
     def _pod_log(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         """GET pods/<name>/log: what the container printed, as plain text; 400 while it has

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 K3S_VERSION = "v1.30.5+k3s1"
 LONGHORN_NS = "longhorn-system"
@@ -156,6 +157,13 @@ class WorldState:
     # returns the wrong value), and the commands the lab's kubelet ran: (namespace/pod, argv)
     wrong_content_backups: set[str] = field(default_factory=set)
     pod_runs: list[tuple[str, list[str]]] = field(default_factory=list)
+    # CNPG: the recovery Clusters the lab's operator received (as created), the servers whose
+    # recovery never finishes and those whose recovered data lacks its newest rows (a test's
+    # faults: a check then returns the wrong value), and the commands run through pods/exec
+    cnpg_recoveries: list[dict[str, Any]] = field(default_factory=list)
+    cnpg_never_ready: set[str] = field(default_factory=set)
+    cnpg_lost_rows: dict[str, int] = field(default_factory=dict)  # server -> newest rows missing
+    execs: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def members(self) -> list[EtcdMember]:
         with self.lock:

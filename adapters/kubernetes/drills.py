@@ -252,6 +252,7 @@ class DrillResult:
     size: int = 0  # bytes of the restored volume
     checks: list[CheckResult] = field(default_factory=list)
     problem: str = ""
+    recovered_to: str = ""  # CNPG: the newest data the recovered database holds (UTC, ISO)
 
     @property
     def ok(self) -> bool:
@@ -259,7 +260,10 @@ class DrillResult:
 
     def summary(self) -> str:
         head = f"{self.kind} {self.name}: backup {self.backup_id or '-'}"
-        if self.restore_seconds is not None:
+        if self.restore_seconds is not None and self.kind == "cnpg":
+            head += (f" recovered in {self.restore_seconds:.1f}s, to "
+                     + (self.recovered_to or "a point no check measured"))
+        elif self.restore_seconds is not None:
             head += f" restored in {self.restore_seconds:.1f}s ({self.size / 2**30:.1f} GiB)"
         lines = [head + (": drill passed" if self.ok else ": drill FAILED")]
         lines += [f"  {'✓' if c.ok else '✗'} {c.name}: {c.text}" for c in self.checks]

@@ -149,7 +149,7 @@ class BackupPolicy(Strict):
 
 
 class SqlCheck(Strict):
-    """A read-only query a CNPG verification runs on the restored database."""
+    """A read-only query a CNPG verification or drill runs on the restored database."""
 
     name: str = Field(description="shown in the verification's report")
     query: str = Field(description="run in a read-only transaction")
@@ -212,6 +212,17 @@ class Drill(Strict):
     longhorn_checks: dict[str, list[DrillCheck]] = Field(
         default_factory=dict, description="per namespace/pvc; default: list the files and "
         "bytes of the volume (every file is read)")
+    cnpg_checks: dict[str, list[SqlCheck]] = Field(
+        default_factory=dict, description="per namespace/cluster: read-only SQL run in the "
+        "recovered cluster's pod through the exec API; default: verify.cnpg_checks of its "
+        "server name, else SELECT 1. A check with max_age_hours also gives the recovered point "
+        "in time")
+    cnpg_object_stores: dict[str, str] = Field(
+        default_factory=dict, description="per namespace/cluster: a Barman Cloud ObjectStore "
+        "in the cluster's namespace with read-only credentials; the drill recovers through "
+        "it (copied into the drill namespace) instead of the cluster's own store")
+    cnpg_ready_seconds: int = Field(1800, gt=0, description="most time the recovery Cluster "
+                                    "may take to become Ready (restore and WAL replay)")
 
 
 class Backups(Strict):
@@ -233,7 +244,9 @@ class Backups(Strict):
                                 "restorable at least this often (0: no rotation, no alert)")
     verify: Verify = Verify()
     drill_every: float = Field(0, ge=0, description="days: every Longhorn volume with a backup "
-                               "is drilled at least this often (0: no rotation)")
+                               "and every CNPG cluster is drilled at least this often; an "
+                               "object whose last passed drill is older alerts as drill "
+                               "overdue (0: no rotation, no alert)")
     drill: Drill = Drill()
     alert_retention: bool = Field(False, description="also alert on retention gaps (else they "
                                                      "show in /dr backups and metrics only)")

@@ -26,6 +26,7 @@ RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("", ("nodes",), ("get", "list", "patch", "delete")),
     ("", ("pods",), ("get", "list", "create")),
     ("", ("pods/log",), ("get",)),
+    ("", ("pods/exec",), ("get", "create")),
     ("", ("pods/eviction",), ("create",)),
     ("policy", ("poddisruptionbudgets",), ("list",)),
     ("", ("persistentvolumes",), ("get", "list", "create", "patch", "delete")),
@@ -47,10 +48,10 @@ RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("longhorn.io", ("backups",), ("get", "list", "create")),
     ("longhorn.io", ("backuptargets",), ("get", "list", "patch")),
     ("longhorn.io", ("snapshots",), ("get", "list", "create", "delete")),
-    ("postgresql.cnpg.io", ("clusters",), ("get", "list")),
+    ("postgresql.cnpg.io", ("clusters",), ("get", "list", "create")),
     ("postgresql.cnpg.io", ("backups",), ("get", "list", "create")),
     ("postgresql.cnpg.io", ("scheduledbackups",), ("list",)),
-    ("barmancloud.cnpg.io", ("objectstores",), ("get",)),
+    ("barmancloud.cnpg.io", ("objectstores",), ("get", "create")),
     ("k3s.cattle.io", ("etcdsnapshotfiles",), ("list",)),
 ]
 

@@ -33,6 +33,7 @@ class Record:
     problem: str = ""
     last_ok_at: float | None = None
     last_ok_backup: str = ""
+    recovered_to: str = ""  # CNPG: the recovered point in time (UTC, ISO); "" for Longhorn
 
     @property
     def key(self) -> str:
@@ -60,6 +61,7 @@ def record(client: redis.Redis, result: DrillResult) -> Record:
                  None if result.restore_seconds is None else round(result.restore_seconds, 2),
                  result.size, [f"{c.name}: {c.text}" for c in result.checks],
                  result.problem or "; ".join(f"{c.name}: {c.text}" for c in failed))
+    rec.recovered_to = result.recovered_to
     if result.ok:
         rec.last_ok_at, rec.last_ok_backup = rec.drilled_at, rec.backup_id
     elif previous is not None:

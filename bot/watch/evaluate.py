@@ -18,9 +18,11 @@ from bot.watch.facts import Facts, ObjectFacts, Seen
 
 # worst first; the number is the sort weight and the order of /dr backups
 SEVERITY = {"missed": 5, "unreadable": 4, "verify failed": 4, "drill failed": 4,
-            "archiving failing": 3, "verify overdue": 2, "retention gap": 2, "unknown": 1, "ok": 0}
+            "archiving failing": 3, "verify overdue": 2, "drill overdue": 2, "retention gap": 2,
+            "unknown": 1, "ok": 0}
 BAD = ("missed", "unreadable", "archiving failing", "verify failed", "drill failed",
-       "verify overdue")
+       "verify overdue", "drill overdue")
+DRILLED = ("longhorn", "cnpg")  # the kinds /dr drill proves (by namespace/name)
 HISTORY = 30
 
 
@@ -222,15 +224,31 @@ def verification(found: Finding, record: dict[str, Any] | None, every_days: floa
     return found
 
 
-def drill(found: Finding, record: dict[str, Any] | None, now: datetime) -> Finding:
-    """Hold a Longhorn volume whose backups are otherwise fine to its latest restore drill
-    (bot/watch/drilled.py, by ``namespace/pvc``): a failed one alerts until one passes."""
-    if not record or record.get("outcome") == "ok" or found.status not in ("ok", "retention gap"):
+def drill(found: Finding, record: dict[str, Any] | None, now: datetime,
+          every_days: float = 0.0) -> Finding:
+    """Hold a Longhorn volume or CNPG cluster whose backups are otherwise fine to its restore
+    drills (bot/watch/drilled.py, by ``kind:namespace/name``): the latest one failed (until one
+    passes), or, with ``every_days`` set (backups.drill_every), none passed within that many
+    days ("drill overdue"; exactly that old is still in time). Objects a drill cannot select
+    (a volume without a PVC) are left alone."""
+    if found.kind not in DRILLED or "/" not in found.label \
+            or found.status not in ("ok", "retention gap"):
         return found
-    ago = span(now.timestamp() - float(record.get("drilled_at") or 0))
-    found.status, found.command = "drill failed", f"/dr drill longhorn {found.label}"
-    found.problem = (f"restore drill of backup {record.get('backup_id')} failed {ago} ago: "
-                     f"{record.get('problem') or 'no reason recorded'}")
+    command = f"/dr drill {found.kind} {found.label}"
+    if record and record.get("outcome") != "ok":
+        ago = span(now.timestamp() - float(record.get("drilled_at") or 0))
+        found.status, found.command = "drill failed", command
+        found.problem = (f"restore drill of backup {record.get('backup_id')} failed {ago} ago: "
+                         f"{record.get('problem') or 'no reason recorded'}")
+        return found
+    if every_days <= 0:
+        return found
+    last_ok = (record or {}).get("last_ok_at")
+    if last_ok is None or now.timestamp() - float(last_ok) > every_days * 86400:
+        found.status, found.command = "drill overdue", command
+        found.problem = ("never drilled" if last_ok is None else
+                         f"last drill passed {span(now.timestamp() - float(last_ok))} ago")
+        found.problem += f"; policy: every {every_days:g} days"
     return found
 
 
@@ -239,7 +257,7 @@ def evaluate(facts: Facts, backups: Backups, now: datetime,
              drilled: dict[str, dict[str, Any]] | None = None) -> list[Finding]:
     """One finding per watched object (excluded objects are left out), worst first.
     ``verified``: the latest verification record per ``kind:name`` (bot/watch/verified.py);
-    ``drilled``: the latest drill record per ``kind:namespace/pvc`` (bot/watch/drilled.py)."""
+    ``drilled``: the latest drill record per ``kind:namespace/name`` (bot/watch/drilled.py)."""
     findings = []
     for obj in facts.objects:
         names = obj.aliases or (obj.name,)
@@ -247,7 +265,8 @@ def evaluate(facts: Facts, backups: Backups, now: datetime,
             continue
         found = judge(obj, facts, rules.limits(backups, obj.kind, names), now)
         found = verification(found, (verified or {}).get(found.key), backups.verify_every, now)
-        findings.append(drill(found, (drilled or {}).get(f"{found.kind}:{found.label}"), now))
+        findings.append(drill(found, (drilled or {}).get(f"{found.kind}:{found.label}"), now,
+                              backups.drill_every))
     return sort(findings)
 
 

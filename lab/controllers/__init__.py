@@ -6,7 +6,8 @@ so every change reaches watchers and the request log like a real controller's wo
 is a `Timings` field, scaled by the lab's `time_scale`.
 
 One module per system: `nodes` (kubelet, K3s's node controller), `etcd`, `longhorn`, `workloads`
-(Kubernetes' own controllers), `kubelet` (bare pods run once), `namespaces` and `flux`, on the
+(Kubernetes' own controllers), `kubelet` (bare pods run once), `namespaces`, `flux` and `cnpg`
+(recovery Clusters and psql through pods/exec), on the
 shared plumbing of `base`; `Controllers` combines
 them and runs their steps, in order, on every tick.
 """
@@ -23,6 +24,7 @@ import kmock
 
 from lab import world
 from lab.controllers.base import Timings
+from lab.controllers.cnpg import CnpgController
 from lab.controllers.flux import FluxController
 from lab.controllers.kubelet import KubeletController
 from lab.controllers.longhorn import LonghornController
@@ -36,7 +38,7 @@ log = logging.getLogger("drbot.lab")
 
 
 class Controllers(NodeController, LonghornController, BackupTargetController, WorkloadController,
-                  FluxController, KubeletController, NamespaceController):
+                  FluxController, KubeletController, NamespaceController, CnpgController):
     """Kubelet, K3s, Longhorn and Flux, reduced to what drbot's runbooks meet."""
 
     def __init__(
@@ -52,6 +54,7 @@ class Controllers(NodeController, LonghornController, BackupTargetController, Wo
         self.task: asyncio.Task[None] | None = None
         kube.admissions.append(self.admit)
         kube[kmock.method.POST, kmock.subresource("eviction")] << self.evict
+        kube.exec_handlers.append(self.cnpg_exec)
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(
@@ -85,5 +88,6 @@ class Controllers(NodeController, LonghornController, BackupTargetController, Wo
         await self.storage_binding()
         await self.workloads()
         await self.bare_pods()
+        await self.cnpg_clusters()
         await self.namespaces()
         await self.flux()

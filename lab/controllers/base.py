@@ -55,6 +55,7 @@ class Timings:
     restore_per_gib: float = 0.2  # one restoring engine's pace: seconds per GiB (see longhorn.py)
     pod_start: float = 2.0  # a bare pod scheduled -> its volume attached and container started
     namespace_delete: float = 1.0  # an emptied Terminating namespace -> gone
+    cnpg_recovery: float = 30.0  # a recovery Cluster created -> restored, its instance Ready
     infrastructure_install: float = 600.0  # first apply of the layer installing Longhorn, CNPG
 
     def scaled(self, factor: float) -> Timings:
@@ -114,6 +115,11 @@ class ControllerBase:
         self.datastore_lost = False
         self.restore_runs: dict[str, Any] = {}
         self.rebuild_reported: dict[str, int] = {}  # replica -> the last percent on its engine
+        # CNPG recovery Clusters (ns, name): why their recovery fails ("" when it does not), the
+        # server they recover; and (ns, pod) -> the recovered database psql runs against
+        self.cnpg_problems: dict[tuple[str, str], str] = {}
+        self.cnpg_servers: dict[tuple[str, str], str] = {}
+        self.cnpg_databases: dict[tuple[str, str], Path] = {}
 
     def due(self, key: tuple[str, ...], delay: float) -> bool:
         """True once `delay` seconds have passed since this key was first asked about."""

@@ -4,6 +4,7 @@ Cluster (pg-auth's WAL archiving failing), its daily ScheduledBackup and its com
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,8 +17,19 @@ WAL_FAILURE = (
 )
 
 
+def store_secret() -> dict[str, Any]:
+    """The Secret the clusters' barmanObjectStore names (``cnpg-s3``). Its values are
+    placeholders: the lab's operator reads the bucket with the lab's own key."""
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "cnpg-s3", "namespace": CNPG_NS},
+        "data": {"ACCESS_KEY_ID": base64.b64encode(b"drbot-lab").decode(),
+                 "ACCESS_SECRET_KEY": base64.b64encode(b"lab-placeholder").decode()},
+    }
+
+
 def cnpg_objects(now: datetime) -> list[dict[str, Any]]:
-    objs: list[dict[str, Any]] = []
+    objs: list[dict[str, Any]] = [store_secret()]
     for pg in PG_CLUSTERS:
         times = [now - timedelta(days=age) for age in pg.backup_age_days]
         last = max(times)

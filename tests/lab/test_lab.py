@@ -852,3 +852,58 @@ def test_backup_target_sync_deletes_what_the_store_no_longer_holds(
     lab.world.wait_for(lambda: "pvc-going" not in volumes(), WAIT, "the BackupVolume deleted")
     assert backups() == {"backup-elsewhere"}  # of another target: not this sync's to delete
     co.delete_namespaced_custom_object(*lh, "backups", "backup-elsewhere")
+
+
+def test_cnpg_recovers_only_from_a_store_holding_the_servers_base_backup(lab: Lab) -> None:
+    """The lab's CNPG operator checks the recovery's source for real (the Secrets, the bucket's
+    base backups of that serverName), and the instance answers psql through pods/exec."""
+    from adapters.errors import AdapterError
+    from adapters.kubernetes import cnpg_drill
+    from adapters.kubernetes.client import Kube
+    from tests.support import wait_until
+
+    kube = Kube(str(lab.kubeconfig))
+    # generous: three recoveries, two reading the bucket, on a loaded machine
+    cnpg_wait = WAIT * 4
+    src = cnpg_drill.read_source(kube, "pg-auth", world.CNPG_NS)
+    namespace = "drbot-drill-labcnpg"
+    kube.call(kube.core.create_namespace, {"metadata": {"name": namespace}})
+
+    def recover(name: str, server: str, credentials: str = cnpg_drill.CREDENTIALS) -> None:
+        plan = cnpg_drill.plan(src, name=name, namespace=namespace, server_name=server,
+                               object_store=None)
+        creds = plan.cluster["spec"]["externalClusters"][0]["barmanObjectStore"]["s3Credentials"]
+        creds["accessKeyId"]["name"] = credentials
+        cnpg_drill.create(kube, plan, {"ACCESS_KEY_ID": b"drbot-lab", "REGION": b"us-east-1"})
+
+    def reason(name: str) -> str | None:
+        state = cnpg_drill.state(kube, name, namespace)
+        return state.reason if state.reason not in ("", "Cluster Is Not Ready") else None
+
+    recover("gone", "pg-gone")
+    recover("nosecret", "pg-auth", credentials="not-copied")
+    recover("good", "pg-auth")
+    assert wait_until(lambda: reason("gone"), cnpg_wait, "the recovery to fail").startswith(
+        "no target backup found: s3://drbot-lab-cnpg/ holds no base backup of server pg-gone")
+    assert wait_until(lambda: reason("nosecret"), cnpg_wait, "the recovery to fail") == \
+        f'secret "not-copied" not found in namespace {namespace}'
+    wait_until(lambda: cnpg_drill.state(kube, "good", namespace).ready or None, cnpg_wait,
+               "the recovery Cluster to be Ready")
+    assert cnpg_drill.state(kube, "good", namespace).phase == "Cluster in healthy state"
+    assert not cnpg_drill.state(kube, "gone", namespace).ready
+    pod = cnpg_drill.primary_pod(kube, "good", namespace)
+    ran = cnpg_drill.exec_in_pod(kube, pod, namespace,
+                                 cnpg_drill.psql_argv("postgres", "SELECT count(*) FROM orders"))
+    assert (ran.exit_code, ran.stdout) == (0, "40\n")
+    ran = cnpg_drill.exec_in_pod(kube, pod, namespace,
+                                 cnpg_drill.psql_argv("postgres", "DELETE FROM orders"))
+    assert ran.exit_code == 1 and "readonly database" in ran.stderr  # the data is read-only
+    with pytest.raises(AdapterError, match="not found"):
+        cnpg_drill.exec_in_pod(kube, pod, namespace, ["psql"], container="sidecar")
+    with pytest.raises(AdapterError, match='nothere was refused: Handshake status 404'):
+        cnpg_drill.exec_in_pod(kube, "nothere", namespace, ["psql"])
+    kube.call(kube.core.delete_namespace, namespace)
+    wait_until(lambda: not [c for c in lab.world.kube_objects("postgresql.cnpg.io/v1",
+                                                                "clusters")
+                            if c["metadata"]["namespace"] == namespace] or None, cnpg_wait,
+               "the namespace's Clusters to go")

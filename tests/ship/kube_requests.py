@@ -65,11 +65,24 @@ def from_emulator(server: Any) -> set[Access]:
     return found
 
 
+# A websocket exec is a GET upgrade, authorized as get and, from Kubernetes 1.35
+# (AuthorizePodWebsocketUpgradeCreatePermission), also as create on the same subresource. The
+# client's websocket sends no User-Agent (kubernetes stream/ws_client.py create_websocket passes
+# on the authorization header only), so an exec counts as drbot's whoever's agent it lacks: no
+# test execs in the lab with another client.
+WEBSOCKET = {("get", "", "pods/exec"): ("create", "", "pods/exec")}
+
+
+def _drbots(user_agent: str, path: str) -> bool:
+    return user_agent == USER_AGENT or (not user_agent and path.endswith("/exec"))
+
+
 def from_lab(lab: Any) -> set[Access]:
     """drbot's requests only: the lab's playbooks (standing for K3s itself) and tests that poke
     the lab with the plain client speak to the same API."""
-    return {a for r in lab.world.kube_requests()
-            if r.user_agent == USER_AGENT and (a := access(r.method, r.path, r.query))}
+    found = {a for r in lab.world.kube_requests()
+             if _drbots(r.user_agent, r.path) and (a := access(r.method, r.path, r.query))}
+    return found | {WEBSOCKET[a] for a in found if a in WEBSOCKET}
 
 
 class Collector:

@@ -104,3 +104,56 @@ def test_a_failed_drill_alerts_until_a_drill_passes(redis_url: str) -> None:
                           now.timestamp() + 3600, 12)
     assert [e.text.split(":")[0] for e in opened] == ["⚠ drill failed"]
     assert closed and closed[0].type == "recovered"
+
+
+def test_drill_overdue_at_the_exact_boundary_alerts_and_clears_when_a_drill_passes(
+        redis_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.records.signing import Signer
+    from bot.watch.alerts import Watch
+    from bot.watch.evaluate import Finding, drill
+    from bot.watch.facts import Facts, Sight
+    from lab.fakes.frontend import KEY
+
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    every = 7.0
+
+    def finding(kind: str = "cnpg", label: str = "databases/pg-main") -> Finding:
+        return Finding(kind, label.rpartition("/")[2], label, "ok", max_age_hours=26)
+
+    def passed(ago: timedelta) -> dict[str, object]:
+        at = (now - ago).timestamp()
+        return {"backup_id": "b-1", "outcome": "ok", "drilled_at": at, "last_ok_at": at}
+
+    exactly = drill(finding(), passed(timedelta(days=7)), now, every)
+    assert exactly.status == "ok"  # exactly drill_every old is still in time
+    late = drill(finding(), passed(timedelta(days=7, seconds=1)), now, every)
+    assert late.status == "drill overdue" and late.bad
+    assert late.problem == "last drill passed 7d 0h ago; policy: every 7 days"
+    assert late.command == "/dr drill cnpg databases/pg-main"
+    never = drill(finding("longhorn", "apps/web-data"), None, now, every)
+    assert never.status == "drill overdue" and never.problem == "never drilled; policy: every 7 days"
+    assert drill(finding(), None, now, 0).status == "ok"  # no drill_every: no alert
+    # a volume without a PVC cannot be drilled, etcd is not drilled: neither is held to it
+    assert drill(finding("longhorn", "pvc-orphan"), None, now, every).status == "ok"
+    assert drill(finding("etcd", "k3s/etcd"), None, now, every).status == "ok"
+    # a failed drill after a passed one within the window still says failed, not overdue
+    failed = {**passed(timedelta(days=1)), "outcome": "failed", "problem": "orders: no"}
+    assert drill(finding(), failed, now, every).status == "drill failed"
+    assert drill(finding("cnpg", "databases/pg-main"), failed, now, every).command == \
+        "/dr drill cnpg databases/pg-main"
+
+    client = redis.Redis.from_url(redis_url)
+    client.delete("drbot:watch:state")
+    watch = Watch(client, Signer(KEY.encode()))
+    facts = Facts(now, sights={"cluster": Sight("cluster", "the API")})
+    opened = watch.record(facts, [late], now.timestamp(), 12)
+    assert [e.type for e in opened] == ["missed"]
+    assert opened[0].text.startswith("⚠ drill overdue: ")
+    assert "next: /dr drill cnpg databases/pg-main" in opened[0].text
+    assert watch.record(facts, [drill(finding(), passed(timedelta(days=7, seconds=1)), now,
+                                      every)], now.timestamp() + 60, 12) == []  # no repeat
+    cleared = watch.record(facts, [drill(finding(), passed(timedelta(0)), now, every)],
+                           now.timestamp() + 3600, 12)
+    assert [e.type for e in cleared] == ["recovered"]
