@@ -101,6 +101,11 @@ class Job:
         return self.status in TERMINAL
 
     @property
+    def retryable(self) -> bool:
+        """Failed, cancelled or lost: /dr retry may run it again."""
+        return self.status in RETRYABLE
+
+    @property
     def current_step(self) -> Step | None:
         return next((s for s in self.steps if s.status in ("running", "pending", "failed",
                                                              "cancelled")), None)

@@ -31,6 +31,7 @@ from bot.runtime import Runtime
 from bot.worker import pids
 from bot.worker.heartbeat import INTERRUPTED, Heartbeat
 from bot.worker.services import Services
+from bot.worker.steprecords import StepRecords
 
 log = logging.getLogger("drbot.runner")
 
@@ -85,6 +86,7 @@ class Runner:
         self.rt = rt
         self.job_id = job_id
         self.services = Services(rt.settings, rt.inventory)
+        self.records = StepRecords(rt, self.services)
         self.held: list[LockKey] | None = None  # set while the job runs (its lock keys)
         self.beat: Heartbeat | None = None
 
@@ -148,7 +150,7 @@ class Runner:
         return status
 
     def build(self, job: Job, spec: CommandSpec) -> Runbook:
-        ctx = PlanContext(dict(job.args), self.rt.inventory, self.services, job.id)
+        ctx = PlanContext(dict(job.args), self.rt.inventory, self.services, job.id, self.records)
         return spec.fn(ctx)
 
     # -- entry ----------------------------------------------------------------------------------
@@ -289,7 +291,7 @@ class Runner:
         why = self.verify(job, runbook)
         if why:
             return self.reapprove(job, runbook, why)
-        alive = [] if fresh else pids.living(self.rt.client, job.id)
+        alive = [] if fresh else signals.living_subprocesses(self.rt.client, job.id)
         if alive:
             return self.finish("failed", "failed", "a subprocess of the previous attempt is still "
                                f"running ({', '.join(alive)}); wait for it to end or end it, then "
@@ -341,7 +343,7 @@ class Runner:
             ctx = StepContext(job.id, step.name, results, self.hooks(step.name, step.target, beat),
                               self.services, self.rt.inventory, dict(state.intent),
                               lambda key, value, at=index: self.record_intent(at, key, value),
-                              attempt=job.attempt)
+                              attempt=job.attempt, records=self.records)
             try:
                 result = step.run(ctx) or {}
             except Cancelled as exc:
@@ -418,5 +420,5 @@ class Runner:
                       host=p.host, status=p.status)
 
         def spawned(pid: int) -> None:
-            pids.record(self.rt.client, self.job_id, pid)
+            signals.record_subprocess(self.rt.client, self.job_id, pid)
         return Hooks(report=report, cancelled=lambda: bool(beat.cancel_reason), spawned=spawned)

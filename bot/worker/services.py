@@ -54,6 +54,12 @@ class Services:
                 with contextlib.suppress(ConfigError):
                     secret_file(path, "iac")
 
+    @staticmethod
+    def secret(path: str, what: str) -> str:
+        """A secret from a file the inventory names (``what`` says which entry, for the error);
+        the redactor learns it before it is returned."""
+        return secret_file(path, what)
+
     def _need(self, section: str) -> None:
         if getattr(self.inventory, section) is None:
             raise ConfigError(f"the inventory has no `{section}` section; this command needs it")
