@@ -13,6 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+# The names of job and step states and of event types, from their owners, for the commands and the
+# frontends (which may not import the records themselves).
+from bot.records.events import EventType as EventType
+from bot.records.jobs import JobStatus as JobStatus
+from bot.records.jobs import StepStatus as StepStatus
+
 if TYPE_CHECKING:
     from bot.config.policy import Caller as Caller
     from bot.config.policy import Policy as Policy
@@ -76,7 +82,7 @@ class ControlContext(Protocol):
         the change leaves queued is put on the worker's queue in the same atomic write."""
         ...
 
-    def say(self, job_id: str, kind: str, message: str) -> None:
+    def say(self, job_id: str, kind: EventType, message: str) -> None:
         """A line in the job's thread."""
         ...
 

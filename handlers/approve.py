@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.control import ControlContext, Reply
+from bot.control import ControlContext, EventType, JobStatus, Reply
 from bot.errors import CommandError
 from bot.grammar import JOB_ID, Param
 from bot.registry import control
@@ -34,7 +34,7 @@ def nothing_for(ctx: ControlContext, verb: str) -> str:
     """Why a bare /dr approve finds nothing: each waiting job and why it is not this caller's."""
     person = ctx.person
     waiting = [job for job in map(ctx.job, ctx.active())
-               if job.status == "awaiting_approval"]
+               if job.status == JobStatus.AWAITING_APPROVAL]
     if not waiting:
         return "no job is waiting for approval; /dr jobs lists recent jobs"
     reasons = []
@@ -50,7 +50,7 @@ def nothing_for(ctx: ControlContext, verb: str) -> str:
 
 
 def tell(ctx: ControlContext, job: Job, message: str) -> Reply:
-    ctx.say(job.id, "approval" if job.status != "denied" else "denied", message)
+    ctx.say(job.id, EventType.APPROVAL if job.status != JobStatus.DENIED else EventType.DENIED, message)
     return Reply(message, in_thread=True)
 
 
@@ -58,7 +58,7 @@ def tell(ctx: ControlContext, job: Job, message: str) -> Reply:
 def approve(ctx: ControlContext) -> Reply:
     job = ctx.approve(target(ctx, "approve"))
     count = len({a.person for a in job.approvals if a.digest == job.digest})
-    state = "queued to run" if job.status == "queued" else "waiting for more approvals"
+    state = "queued to run" if job.status == JobStatus.QUEUED else "waiting for more approvals"
     return tell(ctx, job, f"job {job.id} approved by {ctx.caller.person} "
                           f"({count}/{job.approvals_needed}); {state}")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.control import ControlContext, Reply
+from bot.control import ControlContext, EventType, JobStatus, Reply
 from bot.errors import CommandError
 from bot.grammar import JOB_ID, Param
 from bot.registry import control
@@ -15,7 +15,6 @@ from bot.registry import control
 if TYPE_CHECKING:
     from bot.control import Job
 
-NOT_STARTED = ("planning", "awaiting_approval", "queued")
 
 
 @control("cancel", summary="cancel a job (a running step is stopped, subprocesses included)",
@@ -34,19 +33,19 @@ def cancel(ctx: ControlContext) -> Reply:
     def change(job: Job) -> bool:
         if job.terminal:
             raise CommandError(f"job {job.id} has already ended ({job.status})")
-        if job.status in NOT_STARTED:
-            job.status, job.error = "cancelled", f"cancelled by {person} before it started"
+        if job.not_started:
+            job.status, job.error = JobStatus.CANCELLED, f"cancelled by {person} before it started"
             return True
         return False
     job = ctx.update(job_id, change)
     ctx.audit.record("cancel", job.status, person=person, account=ctx.caller.account, job=job_id)
-    if job.status == "cancelled":
-        ctx.say(job_id, "cancelled", f"cancelled by {person} before it started; nothing was "
+    if job.status == JobStatus.CANCELLED:
+        ctx.say(job_id, EventType.CANCELLED, f"cancelled by {person} before it started; nothing was "
                 "changed")
         return Reply(f"job {job_id} cancelled; it had not started")
     ctx.request_cancel(job_id)
     step = job.current_step
-    ctx.say(job_id, "progress", f"cancel requested by {person}; stopping step "
+    ctx.say(job_id, EventType.PROGRESS, f"cancel requested by {person}; stopping step "
                                 f"{step.name if step else '?'}")
     return Reply(f"job {job_id}: stopping (step {step.name if step else '?'}); the thread will say "
                  "what state it was left in")

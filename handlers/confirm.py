@@ -26,7 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from adapters.errors import Cancelled, TimedOut
-from bot.control import ControlContext, Reply
+from bot.control import ControlContext, EventType, JobStatus, Reply, StepStatus
 from bot.errors import CommandError
 from bot.grammar import JOB_ID, Kind, Param
 from bot.registry import control
@@ -67,10 +67,10 @@ def confirm(ctx: ControlContext) -> Reply:
     waiting = next((s for s in job.steps if s.name == name), None)
     if waiting is None:
         raise CommandError(f"job {job_id} (/dr {job.command}) has no phase {phase} to confirm")
-    if waiting.status == "done":
+    if waiting.status == StepStatus.DONE:
         raise CommandError(f"phase {phase} of job {job_id} was already confirmed")
     current = job.current_step
-    if job.status != "running" or current is None or current.name != name:
+    if job.status != JobStatus.RUNNING or current is None or current.name != name:
         now = current.name if current else "nothing"
         raise CommandError(f"job {job_id} is {job.status} and not waiting for phase {phase} "
                            f"(its current step is {now}); confirm when the thread asks for it")
@@ -87,7 +87,7 @@ def confirm(ctx: ControlContext) -> Reply:
     ctx.audit.record("confirm", "confirmed", person=person, account=ctx.caller.account,
                     job=job_id, detail=f"phase {phase}")
     message = f"phase {phase} of job {job_id} confirmed by {person}; it starts now"
-    ctx.say(job_id, "note", message)
+    ctx.say(job_id, EventType.NOTE, message)
     return Reply(message)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from bot.control import ControlContext, Reply
+from bot.control import ControlContext, EventType, JobStatus, Reply, StepStatus
 from bot.errors import CommandError
 from bot.grammar import JOB_ID, Param
 from bot.registry import control
@@ -47,23 +47,23 @@ def retry(ctx: ControlContext) -> Reply:
         job.error, job.attempt = None, job.attempt + 1
         job.retried_by, job.retried_account = person, ctx.caller.account
         if gated and rule:
-            job.status, job.approvals = "awaiting_approval", []
+            job.status, job.approvals = JobStatus.AWAITING_APPROVAL, []
             job.deadline = time.time() + rule.expires_seconds
         else:
-            job.status = "queued"
+            job.status = JobStatus.QUEUED
         for step in job.steps:
-            if step.status != "done":
-                step.status, step.error, step.started, step.ended = "pending", None, None, None
+            if step.status != StepStatus.DONE:
+                step.status, step.error, step.started, step.ended = StepStatus.PENDING, None, None, None
     job = ctx.update(job_id, change, enqueue_as="retry")
     ctx.clear_cancel(job_id)
     ctx.reactivate(job_id)
-    done = [s.name for s in job.steps if s.status == "done"]
-    first = next((s.name for s in job.steps if s.status != "done"), "the end")
-    ctx.say(job_id, "note", f"retry {job.attempt} requested by {person}; resuming at {first}"
+    done = [s.name for s in job.steps if s.status == StepStatus.DONE]
+    first = next((s.name for s in job.steps if s.status != StepStatus.DONE), "the end")
+    ctx.say(job_id, EventType.NOTE, f"retry {job.attempt} requested by {person}; resuming at {first}"
             + (f" ({len(done)} step(s) already done)" if done else ""))
     ctx.audit.record("retry", job.status, person=person, account=ctx.caller.account, job=job_id)
-    if job.status == "awaiting_approval":
-        ctx.say(job_id, "awaiting_approval", f"retry {job.attempt} of /dr {job.command} needs "
+    if job.status == JobStatus.AWAITING_APPROVAL:
+        ctx.say(job_id, EventType.AWAITING_APPROVAL, f"retry {job.attempt} of /dr {job.command} needs "
                 f"approval again: /dr approve {job_id}")
         return Reply(f"job {job_id}: retry {job.attempt} needs approval again "
                      f"(/dr approve {job_id}), then resumes at {first}")

@@ -13,10 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.errors import AdapterError
+from bot.control import JobStatus
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
-
-ACTIVE_STATES = ("running", "queued", "awaiting_approval", "planning")
 
 
 def ready(value: bool | None) -> str:
@@ -120,10 +119,10 @@ def job_lines(step: StepContext) -> list[str]:
         if job_id == step.job_id:
             continue
         job = step.records.job(job_id)
-        if job.status not in ACTIVE_STATES:
+        if job.terminal:
             continue
         current = job.current_step
-        at = f" at {current.name}" if current and job.status == "running" else ""
+        at = f" at {current.name}" if current and job.status == JobStatus.RUNNING else ""
         lines.append(f"  {job.id} /dr {job.command} ({job.requester}) {job.status}{at}, "
                      f"{int(time.time() - job.created)}s")
     return lines or ["  none"]

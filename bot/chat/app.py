@@ -18,7 +18,7 @@ from bot.chat.frontends.base import Frontend
 from bot.chat.reaper import reap
 from bot.chat.relay import Relay, attach
 from bot.chat.render import card
-from bot.records.jobs import TERMINAL
+from bot.records.jobs import TERMINAL, JobStatus
 from bot.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class BotApp:
         busy, waiting = [], []
         for job_id in job_ids:
             status = self.rt.store.get(job_id).status
-            if status == "awaiting_approval" and relay.delivered(self.rt.client, job_id):
+            if status == JobStatus.AWAITING_APPROVAL and relay.delivered(self.rt.client, job_id):
                 waiting.append(job_id)
             elif status not in TERMINAL or relay.following(self.rt.client, job_id):
                 busy.append(job_id)

@@ -16,8 +16,8 @@ from bot.config.policy import Caller, Policy
 from bot.grammar import Parsed
 from bot.records import confirmations, signals
 from bot.records.audit import Audit
-from bot.records.events import Event
-from bot.records.jobs import Job
+from bot.records.events import Event, EventType
+from bot.records.jobs import Job, JobStatus
 from bot.records.locks import Lease, held
 from bot.records.queue import enqueue, queue
 from bot.runtime import Runtime
@@ -69,11 +69,11 @@ class CoreControl:
         q = queue(self.rt.client, self.rt.settings.queue)
 
         def then(pipe: Pipeline, job: Job) -> None:
-            if job.status == "queued":
+            if job.status == JobStatus.QUEUED:
                 enqueue(q, pipe, job, enqueue_as)
         return self.rt.store.update(job_id, change, then)
 
-    def say(self, job_id: str, kind: str, message: str) -> None:
+    def say(self, job_id: str, kind: EventType, message: str) -> None:
         self.rt.events.emit(job_id, Event(kind, message=message))
 
     def describe(self, job: Job) -> str:

@@ -141,7 +141,7 @@ class Services:
                 job = store.get(job_id)
             except Exception:  # noqa: BLE001,S112  (a record we cannot read is not proof of life)
                 continue
-            if job.status in ("planning", "queued", "awaiting_approval", "running"):
+            if not job.terminal:
                 active.add(job.id)
         return active
 
