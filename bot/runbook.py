@@ -11,14 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from adapters.progress import Hooks, Progress
 from bot.records.signing import digest
 
 if TYPE_CHECKING:
     from bot.config.inventory import Inventory
-    from bot.worker.services import Services
+    from bot.config.policy import Policy
+    from bot.records.audit import Audit
+    from bot.records.jobs import Job
+    from bot.records.locks import Lease
+    from bot.watch.check import Outcome
+    from bot.watch.evaluate import Finding
+    from bot.worker.services import Services as Services  # the type handlers name their adapters by
 
 T = TypeVar("T")
 
@@ -55,19 +61,84 @@ class Runbook:
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
+class Records(Protocol):
+    """drbot's own records as a runbook sees them, built by the runner with the worker's
+    connection and signing key: a handler never builds a Redis client, a signer or a policy.
+
+    It reads (jobs, the policy as it is now, confirmations, leases, the backup watch) and writes
+    only what is a runbook's own business: the audit trail, the autocomplete cache of names it
+    listed, a backup check, and the eviction /dr unlock exists to make."""
+
+    @property
+    def policy(self) -> Policy:
+        """The policy as it is now (read again when its file changes)."""
+        ...
+
+    @property
+    def audit(self) -> Audit: ...
+
+    def job(self, job_id: str) -> Job: ...
+
+    def active(self) -> list[str]:
+        """The ids of the jobs that have not ended."""
+        ...
+
+    def confirmation(self, job_id: str, phase: int) -> tuple[dict[str, Any] | None, str]:
+        """The sealed confirmation of a phase, opened: (record, ''), (None, why it is refused) or
+        (None, '') when there is none (bot/records/confirmations.py)."""
+        ...
+
+    def leases(self) -> list[Lease]: ...
+
+    def subprocesses(self, job_id: str) -> list[str]:
+        """The job's recorded subprocesses that may still be alive."""
+        ...
+
+    def evict(self, key: str, holders: list[str]) -> int:
+        """Remove the leases of ``holders`` on ``key``; how many were removed."""
+        ...
+
+    def remember(self, source: str, names: list[str]) -> None:
+        """Names just listed, for the bot's autocomplete (best effort)."""
+        ...
+
+    def check_backups(self) -> Outcome:
+        """Run the backup watch's check now (CommandError when one is running)."""
+        ...
+
+    def latest_backup_check(self) -> tuple[list[Finding], dict[str, Any] | None]:
+        """The findings of the latest check, worst first, and its summary record (None if none)."""
+        ...
+
+
+class _NoRecords:
+    """Where no runner built the records (a unit test of a step that does not need them)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"drbot's records ({name}) are not available here: the runner gives "
+                           "them to a runbook")
+
+
+def _no_records() -> Records:
+    return _NoRecords()  # type: ignore[return-value]
+
+
 @dataclass
 class PlanContext:
-    """What a handler gets to build its runbook: the arguments, inventory and adapters."""
+    """What a handler gets to build its runbook: the arguments, inventory, adapters and drbot's
+    own records."""
 
     args: dict[str, Any]
     inventory: Inventory
     services: Services
     job_id: str = ""
+    records: Records = field(default_factory=_no_records)
 
 
 @dataclass
 class StepContext:
-    """What a running step gets: earlier steps' checkpoints, hooks for adapters, progress."""
+    """What a running step gets: earlier steps' checkpoints, hooks for adapters, progress, and
+    drbot's own records."""
 
     job_id: str
     step: str
@@ -78,6 +149,7 @@ class StepContext:
     recorded: dict[str, Any] = field(default_factory=dict)
     record: Callable[[str, Any], None] | None = None
     attempt: int = 0
+    records: Records = field(default_factory=_no_records)
 
     def progress(self, message: str, **fields: str) -> None:
         self.hooks.report(Progress(message=message, **fields))

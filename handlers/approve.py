@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from bot.chat import approvals
-from bot.chat.core import ControlContext, Reply, describe
+from typing import TYPE_CHECKING
+
+from bot.control import ControlContext, EventType, JobStatus, Reply
 from bot.errors import CommandError
 from bot.grammar import JOB_ID, Param
-from bot.records.events import Event
-from bot.records.jobs import Job
 from bot.registry import control
+
+if TYPE_CHECKING:
+    from bot.control import Job
 
 ID = (Param("id", "the job id (may be left out in the console when one job is pending)",
             kind=JOB_ID, required=False, complete="jobs"),)
@@ -17,9 +19,9 @@ ID = (Param("id", "the job id (may be left out in the console when one job is pe
 def target(ctx: ControlContext, verb: str) -> str:
     if ctx.args.get("id"):
         return str(ctx.args["id"])
-    if ctx.request.frontend != "console":
+    if ctx.frontend != "console":
         raise CommandError(f"name the job: /dr {verb} <id>")
-    pending = approvals.pending_for(ctx.rt, ctx.caller)
+    pending = ctx.pending()
     if len(pending) == 1:
         return pending[0].id
     if not pending:
@@ -30,16 +32,16 @@ def target(ctx: ControlContext, verb: str) -> str:
 
 def nothing_for(ctx: ControlContext, verb: str) -> str:
     """Why a bare /dr approve finds nothing: each waiting job and why it is not this caller's."""
-    person = ctx.caller.person or ""
-    waiting = [job for job in map(ctx.rt.store.get, ctx.rt.store.active())
-               if job.status == "awaiting_approval"]
+    person = ctx.person
+    waiting = [job for job in map(ctx.job, ctx.active())
+               if job.status == JobStatus.AWAITING_APPROVAL]
     if not waiting:
         return "no job is waiting for approval; /dr jobs lists recent jobs"
     reasons = []
     for job in waiting:
-        rule = ctx.rt.policy.rule(job.command)
+        rule = ctx.policy.rule(job.command)
         whom = ", ".join(rule.approvers) if rule and rule.approvers else "nobody (no rule)"
-        what = f"job {job.id} ({describe(job)}) waits for {whom}"
+        what = f"job {job.id} ({ctx.describe(job)}) waits for {whom}"
         if job.requester == person:
             reasons.append(f"{what}: it is your own, so another approver must {verb} it")
         else:
@@ -48,21 +50,20 @@ def nothing_for(ctx: ControlContext, verb: str) -> str:
 
 
 def tell(ctx: ControlContext, job: Job, message: str) -> Reply:
-    ctx.rt.events.emit(job.id, Event("approval" if job.status != "denied" else "denied",
-                                     message=message))
+    ctx.say(job.id, EventType.APPROVAL if job.status != JobStatus.DENIED else EventType.DENIED, message)
     return Reply(message, in_thread=True)
 
 
 @control("approve", summary="approve a pending job (not your own)", params=ID)
 def approve(ctx: ControlContext) -> Reply:
-    job = approvals.approve(ctx.rt, target(ctx, "approve"), ctx.caller)
+    job = ctx.approve(target(ctx, "approve"))
     count = len({a.person for a in job.approvals if a.digest == job.digest})
-    state = "queued to run" if job.status == "queued" else "waiting for more approvals"
+    state = "queued to run" if job.status == JobStatus.QUEUED else "waiting for more approvals"
     return tell(ctx, job, f"job {job.id} approved by {ctx.caller.person} "
                           f"({count}/{job.approvals_needed}); {state}")
 
 
 @control("deny", summary="deny a pending job", params=ID)
 def deny(ctx: ControlContext) -> Reply:
-    job = approvals.deny(ctx.rt, target(ctx, "deny"), ctx.caller)
+    job = ctx.deny(target(ctx, "deny"))
     return tell(ctx, job, f"job {job.id} denied by {ctx.caller.person}; it will not run")

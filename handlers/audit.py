@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from bot.chat.core import ControlContext, Reply
-from bot.config.policy import DURATION
+from bot.control import ControlContext, Reply
 from bot.grammar import JOB_ID, Kind, Param
-from bot.records.audit import since_epoch
+from bot.records.audit import is_duration, since_epoch
 from bot.registry import control
 
 SHOWN = 30
@@ -38,11 +37,11 @@ def audit(ctx: ControlContext) -> Reply:
     since = None
     if JOB_ID.pattern.fullmatch(word):
         job = word
-    elif DURATION.match(word) or DATE.match(word):
+    elif is_duration(word) or DATE.match(word):
         since = since_epoch(word)
     else:
         person = word
-    entries = list(ctx.rt.audit.entries(since, person=person, job=job, limit=SHOWN))
+    entries = list(ctx.audit.entries(since, person=person, job=job, limit=SHOWN))
     if not entries:
         return Reply(f"no audit entries{' for ' + word if word else ''}", ephemeral=True)
     head = f"the last {len(entries)} audit entries" + (f" for {word}" if word else "")

@@ -16,7 +16,7 @@ from bot.errors import CommandError
 from bot.grammar import QUALIFIED, Param
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
-from bot.watch.evaluate import Finding, sort, span
+from bot.watch.evaluate import Finding, span
 
 ICONS = {"missed": "✗", "unreadable": "✗", "verify failed": "✗", "drill failed": "✗",
          "archiving failing": "!", "verify overdue": "!", "drill overdue": "!",
@@ -25,28 +25,16 @@ GROUPS = {"longhorn": "Longhorn volumes", "cnpg": "CloudNativePG clusters",
           "etcd": "K3s etcd snapshots (off-node copies)"}
 
 
-def _client(step: StepContext) -> Any:
-    from bot.runtime import connect
-
-    return connect(step.services.settings, patient=True)
-
-
 def _check(step: StepContext) -> tuple[list[Finding], dict[str, Any], str]:
     """Run a check now; if one is running, the latest stored findings (and a note saying so)."""
-    from bot.watch import check
-    from bot.watch.alerts import Watch
-
-    client = _client(step)
     try:
-        outcome = check.run(client, step.services, step.inventory,
-                            key=step.services.settings.key())
+        outcome = step.records.check_backups()
     except CommandError:
-        watch = Watch(client)
-        last = watch.last()
+        findings, last = step.records.latest_backup_check()
         if last is None:
             raise
-        return sort(watch.findings()), last, f"(a check is running; these are from {_at(last)})"
-    return outcome.findings, Watch(client).last() or {}, ""
+        return findings, last, f"(a check is running; these are from {_at(last)})"
+    return outcome.findings, step.records.latest_backup_check()[1] or {}, ""
 
 
 def _at(last: dict[str, Any]) -> str:
@@ -175,11 +163,8 @@ def backups(ctx: PlanContext) -> Runbook:
          system=True)
 def backup_check(ctx: PlanContext) -> Runbook:
     def run(step: StepContext) -> dict[str, Any]:
-        from bot.watch import check
-
         started = time.monotonic()
-        outcome = check.run(_client(step), step.services, step.inventory,
-                            key=step.services.settings.key())
+        outcome = step.records.check_backups()
         return {"text": outcome.summary(), "seconds": round(time.monotonic() - started, 2)}
 
     return Runbook([StepDef("check backups", run)], targets=[],

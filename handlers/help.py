@@ -7,13 +7,15 @@ live names where drbot knows them (the inventory's nodes, the last listed PVCs..
 
 from __future__ import annotations
 
-from bot.chat.complete import values
-from bot.chat.core import ControlContext, Reply
-from bot.config.policy import Caller, Policy
+from typing import TYPE_CHECKING
+
+from bot.control import ControlContext, Reply
 from bot.errors import CommandError
 from bot.grammar import CONFIRM, DRY_RUN, NAME, Param, suggest
 from bot.registry import COMMANDS, CommandSpec, control
-from bot.runtime import Runtime
+
+if TYPE_CHECKING:
+    from bot.control import Caller, Policy
 
 LIVE = ("nodes", "hosts", "kustomizations", "pvcs", "locks")  # sources good for an example
 
@@ -23,8 +25,8 @@ LIVE = ("nodes", "hosts", "kustomizations", "pvcs", "locks")  # sources good for
                        complete="commands"),))
 def help_(ctx: ControlContext) -> Reply:
     if ctx.args.get("command"):
-        return Reply(explain(ctx.rt, ctx.caller, str(ctx.args["command"])), ephemeral=True)
-    policy = ctx.rt.policy
+        return Reply(explain(ctx, str(ctx.args["command"])), ephemeral=True)
+    policy = ctx.policy
     lines = [f"{spec.usage_for(confirm(policy, name))}  ({spec.summary})"
              for name, spec in sorted(COMMANDS.items())
              if not spec.system and (name == "help" or policy.may_request(ctx.caller, name))]
@@ -37,12 +39,12 @@ def confirm(policy: Policy, command: str) -> str | None:
     return rule.confirm if rule else None
 
 
-def explain(rt: Runtime, caller: Caller, name: str) -> str:
+def explain(ctx: ControlContext, name: str) -> str:
     spec = COMMANDS.get(name)
     if spec is None or spec.system:
         shown = [n for n, s in COMMANDS.items() if not s.system]
         raise CommandError(f"no command {name!r}{suggest(name, shown)}; /dr help lists them")
-    policy = rt.policy
+    policy = ctx.policy
     lines = [spec.usage_for(confirm(policy, name)), f"  {spec.summary}"]
     positional = [p for p in spec.params if not p.flag]
     flags = [p for p in spec.params if p.flag]
@@ -55,8 +57,8 @@ def explain(rt: Runtime, caller: Caller, name: str) -> str:
                                                               " (optional)") for p in positional)]
     if flags:
         lines += ["flags:", *(f"  {p.usage().strip('[]')}  {p.help}" for p in flags)]
-    lines += who(policy, caller, spec)
-    lines.append(f"example: {example(rt, spec, confirm(policy, name))}")
+    lines += who(policy, ctx.caller, spec)
+    lines.append(f"example: {example(ctx, spec, confirm(policy, name))}")
     return "\n".join(lines)
 
 
@@ -76,12 +78,12 @@ def who(policy: Policy, caller: Caller, spec: CommandSpec) -> list[str]:
     return lines
 
 
-def example(rt: Runtime, spec: CommandSpec, phrase: str | None) -> str:
+def example(ctx: ControlContext, spec: CommandSpec, phrase: str | None) -> str:
     words = [f"/dr {spec.name}"]
     for param in spec.params:
         if param.flag or not param.required:
             continue
-        live = values(rt, spec.name, param.complete) if param.complete in LIVE else []
+        live = ctx.values(spec.name, param.complete) if param.complete in LIVE else []
         words.append(live[0] if live else param.kind.example)
     if phrase and spec.kind == "runbook":
         words.append(f'--confirm "{phrase}"')

@@ -29,8 +29,7 @@ from bot.errors import CommandError, ConfigError
 
 if TYPE_CHECKING:
     from bot.config.inventory import Iac, Inventory, Node
-    from bot.runbook import StepContext
-    from bot.worker.services import Services
+    from bot.runbook import Services, StepContext
 
 SSH_POLL = 0.5
 KEYSCAN_TIMEOUT = 5

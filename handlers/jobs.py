@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bot.chat.core import ControlContext, Reply, describe
-from bot.chat.render import card
+from bot.control import ControlContext, Reply
 from bot.grammar import JOB_ID, Param
 from bot.registry import control
 
@@ -20,20 +19,19 @@ def age(seconds: float) -> str:
 
 @control("jobs", summary="recent jobs and their state")
 def jobs(ctx: ControlContext) -> Reply:
-    store = ctx.rt.store
     lines = []
-    for job_id in store.recent(15):
-        job = store.get(job_id)
+    for job_id in ctx.recent(15):
+        job = ctx.job(job_id)
         lines.append(f"{job.id}  {job.status:<17} {age(time.time() - job.created):>4} ago  "
-                     f"{describe(job)}")
+                     f"{ctx.describe(job)}")
     return Reply("\n".join(lines) if lines else "no jobs yet", ephemeral=True)
 
 
 @control("job", summary="one job's steps, approvals and result",
          params=(Param("id", "the job id", kind=JOB_ID, complete="jobs"),))
 def job(ctx: ControlContext) -> Reply:
-    found = ctx.rt.store.get(str(ctx.args["id"]))
-    text = card(found).text()
+    found = ctx.job(str(ctx.args["id"]))
+    text = ctx.card(found)
     for extra in (found.error and f"  error: {found.error}", found.summary and
                   f"  result: {found.summary}"):
         if extra:

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.chat.core import ControlContext, Reply
+from bot.control import ControlContext, Reply
 from bot.errors import CommandError
 from bot.grammar import Kind, Param
-from bot.records.jobs import JobStore
-from bot.records.locks import Lease, Locks, held
+from bot.records.locks import Lease
 from bot.registry import control, runbook
-from bot.runbook import PlanContext, Runbook, StepContext, StepDef
+from bot.runbook import PlanContext, Records, Runbook, StepContext, StepDef
 from handlers.jobs import age
+
+if TYPE_CHECKING:
+    from bot.control import Job
 
 LOCK_KEY = Kind("lock key", re.compile(r"[a-z0-9][a-z0-9:/._-]{0,250}"), "node:k3s-agent-1")
 
@@ -34,9 +37,9 @@ class Holder:
     text: str  # "job 3f9c2a1b (/dr rebuild-node, alice, running) since 12m ago"
 
 
-def holder(store: JobStore, job_id: str) -> Holder:
+def holder(read: Callable[[str], Job], job_id: str) -> Holder:
     try:
-        job = store.get(job_id)
+        job = read(job_id)
     except CommandError:
         return Holder(job_id, False, f"job {job_id} (gone: no such job record)")
     started = min((s.started for s in job.steps if s.started), default=job.created)
@@ -53,59 +56,50 @@ def line(lease: Lease, who: Holder) -> str:
 
 @control("locks", summary="who holds which lock, since when, for which job")
 def locks(ctx: ControlContext) -> Reply:
-    leases = held(ctx.rt.client)
+    leases = ctx.leases()
     if not leases:
         return Reply("no locks are held", ephemeral=True)
-    return Reply("\n".join(line(lease, holder(ctx.rt.store, lease.holder)) for lease in leases),
+    return Reply("\n".join(line(lease, holder(ctx.job, lease.holder)) for lease in leases),
                  ephemeral=True)
 
 
-def gone_holders(store: JobStore, client: Any, key: str) -> list[str]:
+def gone_holders(records: Records, key: str) -> list[str]:
     """The holders of ``key``, all gone; refuses while any holder job (or its subprocess) lives."""
-    from bot.worker import pids
-
-    leases = [lease for lease in held(client) if lease.key == key]
+    leases = [lease for lease in records.leases() if lease.key == key]
     if not leases:
         raise CommandError(f"no lock {key} is held; /dr locks lists the locks")
     for lease in leases:
-        who = holder(store, lease.holder)
+        who = holder(records.job, lease.holder)
         if who.alive:
             raise CommandError(f"{key} is held by {who.text}, which is still alive: wait for it "
                                f"or /dr cancel {lease.holder}")
-        living = pids.living(client, lease.holder)
+        living = records.subprocesses(lease.holder)
         if living:
             raise CommandError(f"{key}: a subprocess of job {lease.holder} is still running "
                                f"({', '.join(living)}); end it first")
     return sorted(lease.holder for lease in leases)
 
 
-def records(ctx: PlanContext) -> Any:
-    """drbot's own records, from the worker's settings (the worker holds the signing key)."""
-    from bot.runtime import Runtime
-
-    return Runtime.from_settings(ctx.services.settings, patient=True)
-
-
 @runbook("unlock", summary="free a lock whose job has ended (admins; needs an approval)",
          params=(Param("key", "the lock's key, as /dr locks shows it", kind=LOCK_KEY,
                        complete="locks"),), timeout=120)
 def unlock(ctx: PlanContext) -> Runbook:
-    rt = records(ctx)
+    records = ctx.records
     key = str(ctx.args["key"])
-    if rt.policy.approvals_needed("unlock") < 1:
+    if records.policy.approvals_needed("unlock") < 1:
         raise CommandError("the policy lets /dr unlock run without an approval; an admin must "
                            "give its rule `approvals: 1` (or more) and approvers first")
-    holders = gone_holders(rt.store, rt.client, key)
+    holders = gone_holders(records, key)
 
     def preflight() -> None:
-        if gone_holders(rt.store, rt.client, key) != holders:
+        if gone_holders(records, key) != holders:
             raise CommandError(f"the holders of {key} changed since the plan; ask again")
 
     def run(step: StepContext) -> dict[str, Any]:
-        freed = Locks(rt.client).evict(key, holders)
-        requester = rt.store.get(step.job_id).requester
-        rt.audit.record("unlock", "freed", person=requester, job=step.job_id,
-                        detail=f"{key} held by {', '.join(holders)}")
+        freed = records.evict(key, holders)
+        requester = records.job(step.job_id).requester
+        records.audit.record("unlock", "freed", person=requester, job=step.job_id,
+                             detail=f"{key} held by {', '.join(holders)}")
         return {"freed": freed, "holders": holders}
 
     target = f"lock {key} held by {', '.join(f'job {h}' for h in holders)}"

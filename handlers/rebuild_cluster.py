@@ -203,13 +203,12 @@ def bootstrap(step: StepContext) -> dict[str, Any]:
 def apply_secret(step: StepContext) -> dict[str, Any]:
     """Create or update the Secret of ``iac.flux_secret_file`` (its content never leaves here)."""
     from adapters.kubernetes import namespaces
-    from bot.worker.services import secret_file
 
     path = iac.require_iac(step.inventory).flux_secret_file
     if not path:
         iac.say(step, "iac.flux_secret_file is not set: no bootstrap secret to re-apply")
         return {"skipped": "no iac.flux_secret_file"}
-    body = yaml.safe_load(secret_file(path, "iac.flux_secret_file"))
+    body = yaml.safe_load(step.services.secret(path, "iac.flux_secret_file"))
     meta = body.get("metadata", {}) if isinstance(body, dict) else {}
     if not isinstance(body, dict) or body.get("kind") != "Secret" or not meta.get("name"):
         raise CommandError(f"iac.flux_secret_file ({path}) is not a Secret manifest with a name")

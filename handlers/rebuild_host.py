@@ -37,7 +37,7 @@ from handlers.rebuild_node import (
 if TYPE_CHECKING:
     from adapters.kubernetes.client import Kube
     from bot.config.inventory import Inventory
-    from bot.worker.services import Services
+    from bot.runbook import Services
 
 DELETE, LONGHORN = "delete Nodes", "clean Longhorn"
 

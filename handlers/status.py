@@ -3,7 +3,7 @@ drbot's running jobs.
 
 Each section is read on its own; one that cannot be read says why and the others still show
 (a half-dead cluster is exactly when this command is typed). Running jobs come from drbot's job
-store, read by the worker with the same Redis connection and signing key as every job record.
+store, read through the step's records (the worker's connection and signing key).
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.errors import AdapterError
-from bot.chat.complete import remember
+from bot.control import JobStatus
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
-
-ACTIVE_STATES = ("running", "queued", "awaiting_approval", "planning")
 
 
 def ready(value: bool | None) -> str:
@@ -47,7 +45,8 @@ def flux_lines(step: StepContext) -> list[str]:
 
     kube = step.services.kube
     kustomizations = flux.list_kustomizations(kube)
-    remember("kustomizations", [f"{k.namespace}/{k.name}" for k in kustomizations])  # autocomplete
+    step.records.remember("kustomizations",  # autocomplete
+                          [f"{k.namespace}/{k.name}" for k in kustomizations])
     lines = []
     for title, objects in (("Kustomizations", kustomizations),
                            ("HelmReleases", flux.list_helmreleases(kube))):
@@ -68,7 +67,7 @@ def longhorn_lines(step: StepContext) -> list[str]:
     from adapters.kubernetes import longhorn
 
     volumes = longhorn.list_volumes(step.services.kube)
-    remember("pvcs", [f"{v.pvc_namespace}/{v.pvc}" for v in volumes if v.pvc])  # autocomplete
+    step.records.remember("pvcs", [f"{v.pvc_namespace}/{v.pvc}" for v in volumes if v.pvc])  # autocomplete
     counts: dict[str, int] = {}
     for volume in volumes:
         key = volume.robustness if volume.state == "attached" else "detached"
@@ -90,7 +89,7 @@ def cnpg_lines(step: StepContext) -> list[str]:
     from adapters.kubernetes import cnpg
 
     clusters = cnpg.list_clusters(step.services.kube)
-    remember("cnpg", [f"{c.namespace}/{c.name}" for c in clusters])  # did-you-mean
+    step.records.remember("cnpg", [f"{c.namespace}/{c.name}" for c in clusters])  # did-you-mean
     lines = []
     for c in clusters:
         archiving = {True: "archiving ok", False: "ARCHIVING FAILING", None: "archiving unknown"}
@@ -115,21 +114,15 @@ def drill_lines(step: StepContext) -> list[str]:
 
 
 def job_lines(step: StepContext) -> list[str]:
-    from bot.records.jobs import JobStore
-    from bot.records.signing import Signer
-    from bot.runtime import connect
-
-    settings = step.services.settings
-    store = JobStore(connect(settings, patient=True), Signer(settings.key()))
     lines = []
-    for job_id in store.active():
+    for job_id in step.records.active():
         if job_id == step.job_id:
             continue
-        job = store.get(job_id)
-        if job.status not in ACTIVE_STATES:
+        job = step.records.job(job_id)
+        if job.terminal:
             continue
         current = job.current_step
-        at = f" at {current.name}" if current and job.status == "running" else ""
+        at = f" at {current.name}" if current and job.status == JobStatus.RUNNING else ""
         lines.append(f"  {job.id} /dr {job.command} ({job.requester}) {job.status}{at}, "
                      f"{int(time.time() - job.created)}s")
     return lines or ["  none"]

@@ -193,8 +193,9 @@ class Kube:
         return self._api(_k8s().client.CustomObjectsApi, self._active)
 
     @property
-    def policy(self) -> Any:
-        """PolicyV1Api (PodDisruptionBudgets) bound to the endpoint in use."""
+    def disruption_budgets(self) -> Any:
+        """PolicyV1Api (PodDisruptionBudgets) bound to the endpoint in use. Not named after its
+        API group: in drbot "policy" is who may run what (bot/config/policy.py)."""
         self._load()
         return self._api(_k8s().client.PolicyV1Api, self._active)
 

@@ -197,7 +197,7 @@ def _pdb_names(kube: Kube, pod: Pod, message: str) -> list[str]:
     if named:
         return sorted(set(named))
     try:
-        result = kube.call(kube.policy.list_namespaced_pod_disruption_budget, pod.namespace)
+        result = kube.call(kube.disruption_budgets.list_namespaced_pod_disruption_budget, pod.namespace)
     except Exception:  # naming the PDB is a courtesy; the timeout is reported either way
         return []
     return sorted(

@@ -18,7 +18,6 @@ from bot.chat.frontends.base import Frontend
 from bot.chat.reaper import reap
 from bot.chat.relay import Relay, attach
 from bot.chat.render import card
-from bot.records.jobs import TERMINAL
 from bot.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -113,10 +112,10 @@ class BotApp:
 
         busy, waiting = [], []
         for job_id in job_ids:
-            status = self.rt.store.get(job_id).status
-            if status == "awaiting_approval" and relay.delivered(self.rt.client, job_id):
+            job = self.rt.store.get(job_id)
+            if relay.awaiting_shown(self.rt.client, job):
                 waiting.append(job_id)
-            elif status not in TERMINAL or relay.following(self.rt.client, job_id):
+            elif not relay.settled(self.rt.client, job):
                 busy.append(job_id)
         if alert_channel in self.rt.inventory.alerts.channels and pending(self.rt.client, alert_channel):
             busy.append("alerts")

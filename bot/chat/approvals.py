@@ -12,7 +12,7 @@ from redis.client import Pipeline
 
 from bot.config.policy import Caller, Policy
 from bot.errors import CommandError
-from bot.records.jobs import Approval, Job
+from bot.records.jobs import Approval, Job, JobStatus
 from bot.records.queue import enqueue, queue
 from bot.runtime import Runtime
 
@@ -21,7 +21,7 @@ def _decidable(job: Job, caller: Caller, policy: Policy, verb: str) -> str:
     person = caller.person
     if person is None:
         raise CommandError(policy.not_listed(caller.account))
-    if job.status != "awaiting_approval":
+    if job.status != JobStatus.AWAITING_APPROVAL:
         raise CommandError(f"job {job.id} is {job.status.replace('_', ' ')}, not awaiting "
                            "approval")
     if job.deadline is not None and time.time() > job.deadline:
@@ -54,10 +54,10 @@ def approve(rt: Runtime, job_id: str, caller: Caller) -> Job:
         valid = {a.person for a in job.approvals
                  if a.digest == job.digest and a.attempt == job.attempt}
         if len(valid) >= job.approvals_needed:
-            job.status, job.decided_by = "queued", person
+            job.status, job.decided_by = JobStatus.QUEUED, person
 
     def then(pipe: Pipeline, job: Job) -> None:
-        if job.status == "queued":
+        if job.status == JobStatus.QUEUED:
             enqueue(q, pipe, job, f"run{len(job.approvals)}")
     job = rt.store.update(job_id, change, then)
     rt.audit.record("approve", job.status, person=caller.person or "", account=caller.account,
@@ -68,7 +68,7 @@ def approve(rt: Runtime, job_id: str, caller: Caller) -> Job:
 def deny(rt: Runtime, job_id: str, caller: Caller) -> Job:
     def change(job: Job) -> None:
         person = _decidable(job, caller, rt.policy, "deny")
-        job.status, job.decided_by = "denied", person
+        job.status, job.decided_by = JobStatus.DENIED, person
     job = rt.store.update(job_id, change)
     rt.audit.record("deny", "denied", person=caller.person or "", account=caller.account,
                     job=job_id)
@@ -80,7 +80,7 @@ def pending_for(rt: Runtime, caller: Caller) -> list[Job]:
     found = []
     for job_id in rt.store.active():
         job = rt.store.get(job_id)
-        if job.status == "awaiting_approval" and caller.person and caller.person != job.requester \
+        if job.status == JobStatus.AWAITING_APPROVAL and caller.person and caller.person != job.requester \
                 and rt.policy.may_approve(caller.person, job.command):
             found.append(job)
     return found

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 import redis
 
 from bot.config.policy import Caller
-from bot.records.jobs import RETRYABLE, Job
+from bot.records.jobs import RETRYABLE, Job, JobStatus
 from bot.records.locks import held
 from bot.registry import COMMANDS
 from bot.runtime import Runtime
@@ -30,8 +30,8 @@ log = logging.getLogger("drbot.complete")
 
 # Which jobs each job-id taking command can act on (others are still accepted and checked).
 JOB_STATES: dict[str, Callable[[Job], bool]] = {
-    "approve": lambda job: job.status == "awaiting_approval",
-    "deny": lambda job: job.status == "awaiting_approval",
+    "approve": lambda job: job.status == JobStatus.AWAITING_APPROVAL,
+    "deny": lambda job: job.status == JobStatus.AWAITING_APPROVAL,
     "cancel": lambda job: not job.terminal,
     "retry": lambda job: job.status in RETRYABLE,
 }

@@ -14,7 +14,9 @@ import redis
 
 from bot import registry
 from bot.chat import names
+from bot.chat.control import CoreControl, describe
 from bot.config.policy import Caller
+from bot.control import Reply
 from bot.errors import CommandError, QueueUnavailable, RecordForged
 from bot.grammar import Parsed
 from bot.metrics import COMMANDS
@@ -36,29 +38,6 @@ class Request:
     request_id: str
     channel: str = ""
     platform_roles: tuple[str, ...] = ()
-
-
-@dataclass
-class Reply:
-    text: str
-    ok: bool = True
-    ephemeral: bool = False
-    job_id: str | None = None
-    in_thread: bool = False  # the same text is posted in the job's thread as well
-
-
-@dataclass
-class ControlContext:
-    """What a control handler gets: the runtime, who asked, and what they typed."""
-
-    rt: Runtime
-    caller: Caller
-    parsed: Parsed
-    request: Request
-
-    @property
-    def args(self) -> dict[str, str | bool | None]:
-        return self.parsed.args
 
 
 class Core:
@@ -127,7 +106,7 @@ class Core:
                                f"you may run. Ask {self.rt.policy.data.admin_contact} if you need it.")
         if spec.kind == "control":
             self._audit(request, "accepted", caller=caller)
-            return spec.fn(ControlContext(self.rt, caller, parsed, request))
+            return spec.fn(CoreControl(self.rt, caller, parsed, request.frontend))
         return self.submit(spec, parsed, caller, request)
 
     def submit(self, spec: CommandSpec, parsed: Parsed, caller: Caller, request: Request) -> Reply:
@@ -164,8 +143,3 @@ class Core:
         what = "dry run of" if job.dry_run else "planning"
         return Reply(f"job {job.id}: {what} {describe(job)}", job_id=job.id)
 
-
-def describe(job: Job) -> str:
-    args = " ".join(f"{v}" if not isinstance(v, bool) else f"--{k}"
-                    for k, v in job.args.items() if v not in (None, False))
-    return f"/dr {job.command}{' ' + args if args else ''} (by {job.requester})"

@@ -30,7 +30,7 @@ from bot.chat.frontends.base import Frontend
 from bot.config.settings import Settings
 from bot.errors import ConfigError
 from bot.metrics import APPROVALS_PENDING, QUEUE_DEPTH
-from bot.records.jobs import JobStore
+from bot.records.jobs import JobStatus, JobStore
 from bot.redact import REDACT
 from bot.runtime import Runtime
 
@@ -63,7 +63,7 @@ def approvals_pending(store: JobStore) -> int:
     count = 0
     for job_id in store.active():
         try:
-            count += store.get(job_id).status == "awaiting_approval"
+            count += store.get(job_id).status == JobStatus.AWAITING_APPROVAL
         except Exception:  # noqa: BLE001, S112  (gone or forged meanwhile: not pending)
             continue
     return count

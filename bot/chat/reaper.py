@@ -13,8 +13,8 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.serializers import JSONSerializer
 
 from bot.records import signals
-from bot.records.events import Event
-from bot.records.jobs import Job
+from bot.records.events import Event, EventType
+from bot.records.jobs import Job, JobStatus
 from bot.records.locks import LockKey
 from bot.runtime import Runtime
 
@@ -31,13 +31,13 @@ def reap(rt: Runtime) -> list[str]:
             job = rt.store.get(job_id)
         except Exception:  # noqa: BLE001,S112  (forged records are refused where they are used)
             continue
-        if job.status == "running" and not signals.is_alive(rt.client, job_id):
+        if job.status == JobStatus.RUNNING and not signals.is_alive(rt.client, job_id):
             if lost(rt, job):  # else it ended between the two reads
                 changed.append(job_id)
-        elif job.status == "awaiting_approval" and job.deadline and now > job.deadline:
+        elif job.status == JobStatus.AWAITING_APPROVAL and job.deadline and now > job.deadline:
             if expire(rt, job):
                 changed.append(job_id)
-        elif job.status == "running":
+        elif job.status == JobStatus.RUNNING:
             backstop_cancel(rt, job, now)
         elif stale(rt, job, now) and unstarted(rt, job):
             changed.append(job_id)
@@ -45,7 +45,7 @@ def reap(rt: Runtime) -> list[str]:
 
 
 def stale(rt: Runtime, job: Job, now: float) -> bool:
-    return job.status in ("planning", "queued") and \
+    return job.status in (JobStatus.PLANNING, JobStatus.QUEUED) and \
         now - job.signed > rt.settings.actionable_seconds
 
 
@@ -55,14 +55,14 @@ def unstarted(rt: Runtime, job: Job) -> bool:
     window = rt.settings.actionable_seconds
 
     def change(j: Job) -> bool:
-        if j.status not in ("planning", "queued") or time.time() - j.signed <= window:
+        if j.status not in (JobStatus.PLANNING, JobStatus.QUEUED) or time.time() - j.signed <= window:
             return False
-        j.status, j.error = "expired", f"no worker started it within {window}s"
+        j.status, j.error = JobStatus.EXPIRED, f"no worker started it within {window}s"
         return True
     job = rt.store.update(job.id, change)
-    if job.status != "expired":
+    if job.status != JobStatus.EXPIRED:
         return False
-    rt.events.emit(job.id, Event("expired", message=f"no worker started this job within "
+    rt.events.emit(job.id, Event(EventType.EXPIRED, message=f"no worker started this job within "
                                  f"{window}s; nothing was run. Ask again if it is still needed."))
     rt.audit.record("job", "expired", job=job.id, detail="not started within the window")
     return True
@@ -75,17 +75,18 @@ def lost(rt: Runtime, job: Job) -> bool:
     cancelled = signals.cancel_requested_by(rt.client, job.id)
 
     def change(j: Job) -> bool:
-        if j.status != "running" or signals.is_alive(rt.client, j.id):
+        if j.status != JobStatus.RUNNING or signals.is_alive(rt.client, j.id):
             return False
-        j.status = "cancelled" if cancelled else "lost"
+        j.status = JobStatus.CANCELLED if cancelled else JobStatus.LOST
         j.error = f"worker lost during step {name}"
         return True
     job = rt.store.update(job.id, change)
-    if job.status not in ("lost", "cancelled") or job.error != f"worker lost during step {name}":
+    if job.status not in (JobStatus.LOST, JobStatus.CANCELLED) \
+            or job.error != f"worker lost during step {name}":
         return False  # it ended (or was cancelled) between the reads
     rt.locks.release(job.id, [LockKey(name) for name, _ in job.locks])  # release ignores modes
     what = "cancelled; the worker stopped" if cancelled else "worker lost"
-    rt.events.emit(job.id, Event("lost", message=f"{what} during step {name}; state unknown; "
+    rt.events.emit(job.id, Event(EventType.LOST, message=f"{what} during step {name}; state unknown; "
                                  f"/dr retry {job.id} resumes"))
     rt.audit.record("job", job.status, job=job.id, detail=f"during step {name}")
     if job.command in DRILLS:
@@ -106,14 +107,14 @@ def sweep_after(rt: Runtime, job: Job) -> None:
 
 def expire(rt: Runtime, job: Job) -> bool:
     def change(j: Job) -> bool:
-        if j.status != "awaiting_approval":
+        if j.status != JobStatus.AWAITING_APPROVAL:
             return False
-        j.status = "expired"
+        j.status = JobStatus.EXPIRED
         return True
     job = rt.store.update(job.id, change)
-    if job.status != "expired":
+    if job.status != JobStatus.EXPIRED:
         return False
-    rt.events.emit(job.id, Event("expired", message="the approval request expired; nothing "
+    rt.events.emit(job.id, Event(EventType.EXPIRED, message="the approval request expired; nothing "
                                  "was run. Ask again if it is still needed."))
     rt.audit.record("job", "expired", job=job.id)
     return True

@@ -34,7 +34,7 @@ from bot.chat.render import FINAL, card, milestone
 from bot.errors import CommandError, RecordForged
 from bot.metrics import RELAY_LAG
 from bot.records.events import ENTRY_ID, STREAM, Event
-from bot.records.jobs import JOB_ID, Job
+from bot.records.jobs import JOB_ID, Job, JobStatus
 from bot.runtime import Runtime
 
 STATE = "drbot:relay:"
@@ -83,6 +83,17 @@ def delivered(client: redis.Redis, job_id: str) -> bool:
 def following(client: redis.Redis, job_id: str) -> bool:
     """Whether the relay still follows the job (it stops once the final result is shown)."""
     return bool(client.sismember(ACTIVE, job_id))
+
+
+def settled(client: redis.Redis, job: Job) -> bool:
+    """Whether the job's thread is final: the job has ended and the relay has shown its outcome
+    and let go of it (nothing more will be posted for it)."""
+    return job.terminal and not following(client, job.id)
+
+
+def awaiting_shown(client: redis.Redis, job: Job) -> bool:
+    """Whether the job waits for an approval and its thread already asks for it."""
+    return job.status == JobStatus.AWAITING_APPROVAL and delivered(client, job.id)
 
 
 def reactivate(client: redis.Redis, job_id: str) -> None:

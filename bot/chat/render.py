@@ -8,12 +8,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from bot.records.events import Event
-from bot.records.jobs import Job
+from bot.records.events import Event, EventType
+from bot.records.jobs import Job, JobStatus, StepStatus
 
-ICONS = {"pending": "·", "running": "▶", "done": "✓", "failed": "✗", "cancelled": "■",
-         "skipped": "–"}
-FINAL = frozenset({"done", "failed", "cancelled", "lost", "refused", "denied", "expired"})
+ICONS = {StepStatus.PENDING: "·", StepStatus.RUNNING: "▶", StepStatus.DONE: "✓",
+         StepStatus.FAILED: "✗", StepStatus.CANCELLED: "■"}
+FINAL = frozenset({EventType.DONE, EventType.FAILED, EventType.CANCELLED, EventType.LOST,
+                   EventType.REFUSED, EventType.DENIED, EventType.EXPIRED})
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Card:
 
     def line(self) -> str:
         """One line for terminals and compact views: where the job is now."""
-        running = next((ln for ln in self.lines if ln.startswith(ICONS["running"])), "")[2:]
+        running = next((ln for ln in self.lines if ln.startswith(ICONS[StepStatus.RUNNING])), "")[2:]
         step = running.split(" [")[0].split(" (")[0]
         if self.latest and running and self.latest.startswith(step):
             where = f" | {self.latest}"  # the progress line names its step itself
@@ -65,10 +66,10 @@ def clock(job: Job, now: float | None = None) -> str:
     if not started:
         return ""
     first = min(started)
-    if job.status == "running":
-        index = next((i for i, s in enumerate(job.steps) if s.status == "running"), None)
+    if job.status == JobStatus.RUNNING:
+        index = next((i for i, s in enumerate(job.steps) if s.status == StepStatus.RUNNING), None)
         if index is None:
-            index = sum(s.status in ("done", "skipped") for s in job.steps)
+            index = sum(s.status == StepStatus.DONE for s in job.steps)
         step = min(index + 1, len(job.steps))
         return f"step {step}/{len(job.steps)}, {duration((now or time.time()) - first)}"
     ended = [s.ended for s in job.steps if s.ended is not None]
@@ -86,25 +87,25 @@ def card(job: Job, latest: Event | None = None) -> Card:
     if job.approvals:
         names = ", ".join(a.person for a in job.approvals)
         lines.append(f"approved by {names} ({len(job.approvals)}/{job.approvals_needed})")
-    if job.decided_by and job.status == "denied":
+    if job.decided_by and job.status == JobStatus.DENIED:
         lines.append(f"denied by {job.decided_by}")
     args = " ".join(str(v) for v in job.args.values() if v not in (None, False, True))
     title = f"/dr {job.command}{' ' + args if args else ''}{' --dry-run' if job.dry_run else ''}" \
             f" by {job.requester}"
     progress = ""
-    if latest and latest.type == "progress" and job.status == "running":
+    if latest and latest.type == EventType.PROGRESS and job.status == JobStatus.RUNNING:
         progress = latest.message
     decided_at = job.approvals[-1].at if job.approvals else None
-    if job.decided_by and job.status == "denied":
+    if job.decided_by and job.status == JobStatus.DENIED:
         decided_at = job.updated
     return Card(job.id, title, job.status, lines, progress,
-                approvable=job.status == "awaiting_approval", decided_at=decided_at,
+                approvable=job.status == JobStatus.AWAITING_APPROVAL, decided_at=decided_at,
                 clock=clock(job))
 
 
 def milestone(event: Event) -> str:
     """The text of a thread reply for a milestone event."""
-    if event.type == "plan":
+    if event.type == EventType.PLAN:
         head = "Plan (dry run)" if event.status == "dry-run" else "Plan"
         return f"{head}:\n{event.message}"
     return event.message

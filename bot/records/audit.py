@@ -89,6 +89,13 @@ def _matches(entry: dict[str, str], person: str, job: str) -> bool:
                                                                or f"job {job}" in entry.get("detail", ""))
 
 
+def is_duration(text: str) -> bool:
+    """'30m', '24h', '7d': a duration as the policy writes them."""
+    from bot.config.policy import DURATION
+
+    return bool(DURATION.match(text))
+
+
 def since_epoch(text: str, now: float | None = None) -> float:
     """'30m', '24h', '7d' (that long ago) or an ISO date/time ('2026-12-01', UTC unless it says)."""
     from datetime import UTC, datetime

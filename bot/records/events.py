@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import redis
 
@@ -28,14 +29,34 @@ FIELDS = ("type", "step", "target", "task", "host", "status", "message")
 MAX_TEXT = 3000
 KEEP_SECONDS = 7 * 86400
 
-# Event types. "progress" updates the status card; the others are milestones worth a thread reply.
-MILESTONES = frozenset({"plan", "approval", "note", "step_failed", "done", "failed", "cancelled", "lost",
-                        "refused", "awaiting_approval", "denied", "expired"})
+
+
+class EventType(StrEnum):
+    """What an event in a job's stream says. The values are what the stream stores."""
+
+    PLAN = "plan"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVAL = "approval"
+    DENIED = "denied"
+    NOTE = "note"
+    STEP = "step"  # a step started or ended (updates the status card)
+    PROGRESS = "progress"  # what a running step is doing (updates the status card)
+    STEP_FAILED = "step_failed"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    REFUSED = "refused"
+    EXPIRED = "expired"
+
+
+# Progress and step events update the status card; the others are milestones worth a thread reply.
+MILESTONES = frozenset(EventType) - {EventType.STEP, EventType.PROGRESS}
 
 
 @dataclass
 class Event:
-    type: str
+    type: str  # an EventType (kept as read from the stream)
     step: str = ""
     target: str = ""
     task: str = ""

@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import redis
@@ -25,12 +26,41 @@ JOB = "drbot:job:"
 JOBS = "drbot:jobs"
 ACTIVE = "drbot:jobs:active"  # ids of jobs not yet ended, so sweeps scale with them, not history
 REQUEST = "drbot:request:"
-TERMINAL = frozenset({"succeeded", "failed", "cancelled", "denied", "expired", "lost", "planned",
-                      "refused"})
+
+
+class JobStatus(StrEnum):
+    """Where a job is. The values are what the signed record stores (and what chat shows), so a
+    record written before these names existed reads the same."""
+
+    PLANNING = "planning"  # queued for the worker to build its plan
+    AWAITING_APPROVAL = "awaiting_approval"
+    QUEUED = "queued"  # approved (or needing none): queued for the worker to run
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PLANNED = "planned"  # a dry run, ended with its plan shown
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DENIED = "denied"
+    EXPIRED = "expired"  # its approval, or the window for a worker to start it, ran out
+    LOST = "lost"  # its worker died mid-step; state unknown
+    REFUSED = "refused"  # the worker would not plan or run it (a forged record, a bad argument)
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.DENIED,
+                      JobStatus.EXPIRED, JobStatus.LOST, JobStatus.PLANNED, JobStatus.REFUSED})
+NOT_STARTED = (JobStatus.PLANNING, JobStatus.AWAITING_APPROVAL, JobStatus.QUEUED)
 # \A and \Z, not ^ and $: "$" also matches before a trailing newline, and an id with one
 # would name another Redis key than the job's.
 JOB_ID = re.compile(r"\A[0-9a-f]{8}\Z")
-RETRYABLE = frozenset({"failed", "cancelled", "lost"})
+RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.LOST})
 
 
 @dataclass
@@ -39,7 +69,7 @@ class Step:
     target: str = ""
     describe: str = ""
     destructive: bool = False
-    status: str = "pending"
+    status: StepStatus = StepStatus.PENDING
     started: float | None = None
     ended: float | None = None
     result: dict[str, Any] = field(default_factory=dict)
@@ -75,7 +105,7 @@ class Job:
     thread: dict[str, Any] = field(default_factory=dict)
     dry_run: bool = False
     confirm: str | None = None
-    status: str = "planning"
+    status: JobStatus = JobStatus.PLANNING
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
     timeout: int = 600
@@ -101,9 +131,19 @@ class Job:
         return self.status in TERMINAL
 
     @property
+    def not_started(self) -> bool:
+        """Planning, awaiting approval or queued: nothing of it has run."""
+        return self.status in NOT_STARTED
+
+    @property
+    def retryable(self) -> bool:
+        """Failed, cancelled or lost: /dr retry may run it again."""
+        return self.status in RETRYABLE
+
+    @property
     def current_step(self) -> Step | None:
-        return next((s for s in self.steps if s.status in ("running", "pending", "failed",
-                                                             "cancelled")), None)
+        return next((s for s in self.steps if s.status in (
+            StepStatus.RUNNING, StepStatus.PENDING, StepStatus.FAILED, StepStatus.CANCELLED)), None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,7 +151,10 @@ class Job:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
         data = dict(data)
-        data["steps"] = [Step(**s) for s in data.get("steps", [])]
+        if "status" in data:
+            data["status"] = JobStatus(data["status"])
+        data["steps"] = [Step(**{**s, "status": StepStatus(s.get("status", StepStatus.PENDING))})
+                         for s in data.get("steps", [])]
         data["approvals"] = [Approval(**a) for a in data.get("approvals", [])]
         return cls(**data)
 

@@ -22,8 +22,8 @@ from bot.config.settings import Settings
 from bot.errors import CommandError, RecordForged
 from bot.metrics import JOB_SECONDS, JOBS
 from bot.records import signals
-from bot.records.events import Event
-from bot.records.jobs import RETRYABLE, Job, Step, busy_text
+from bot.records.events import Event, EventType
+from bot.records.jobs import RETRYABLE, Job, JobStatus, Step, StepStatus, busy_text
 from bot.records.locks import LockKey
 from bot.registry import CommandSpec
 from bot.runbook import PlanContext, Runbook, StepContext
@@ -31,6 +31,7 @@ from bot.runtime import Runtime
 from bot.worker import pids
 from bot.worker.heartbeat import INTERRUPTED, Heartbeat
 from bot.worker.services import Services
+from bot.worker.steprecords import StepRecords
 
 log = logging.getLogger("drbot.runner")
 
@@ -64,16 +65,16 @@ def next_step_hint(job: Job) -> str:
     return f"/dr retry {job.id} resumes at the first unfinished step"
 
 
-def stop_status(reason: str) -> str:
+def stop_status(reason: str) -> JobStatus:
     """A step stopped by a person is cancelled; by its timeout or a worker shutdown, failed (the
     job did not do what was asked, and /dr retry resumes it either way)."""
-    return "failed" if reason.startswith(("timed out", INTERRUPTED)) else "cancelled"
+    return JobStatus.FAILED if reason.startswith(("timed out", INTERRUPTED)) else JobStatus.CANCELLED
 
 
 def adopt(job: Job, runbook: Runbook, digest: str) -> None:
     """Record a (new) plan in the job: what approvals bind to and the steps to run."""
     job.digest, job.targets, job.revision = digest, runbook.targets, runbook.revision
-    done = {s.name: s for s in job.steps if s.status == "done"}
+    done = {s.name: s for s in job.steps if s.status == StepStatus.DONE}
     intents = {s.name: s.intent for s in job.steps if s.intent}
     job.steps = [done.get(s.name) or Step(s.name, s.target, s.describe, s.destructive,
                                           intent=intents.get(s.name, {}))
@@ -85,6 +86,7 @@ class Runner:
         self.rt = rt
         self.job_id = job_id
         self.services = Services(rt.settings, rt.inventory)
+        self.records = StepRecords(rt, self.services)
         self.held: list[LockKey] | None = None  # set while the job runs (its lock keys)
         self.beat: Heartbeat | None = None
 
@@ -118,14 +120,15 @@ class Runner:
             log.warning("could not remove job files at %s (%s); remove them by hand", path, exc)
 
     # -- helpers --------------------------------------------------------------------------------
-    def emit(self, type_: str, message: str = "", **fields: str) -> None:
+    def emit(self, type_: EventType, message: str = "", **fields: str) -> None:
         self.rt.events.emit(self.job_id, Event(type_, message=message, **fields))
 
     def update(self, change: Callable[[Job], Any],
                then: Callable[[Pipeline, Job], None] | None = None) -> Job:
         return self.rt.store.update(self.job_id, change, then)
 
-    def finish(self, status: str, type_: str, message: str, error: str | None = None) -> str:
+    def finish(self, status: JobStatus, type_: EventType, message: str, error: str | None = None
+               ) -> JobStatus:
         """Record the outcome and tell the thread; whatever the job held is let go first, so
         whoever reads the outcome finds the locks free, the subprocesses gone and, for a job
         that cannot be retried, its files removed."""
@@ -135,7 +138,7 @@ class Runner:
 
         def change(job: Job) -> None:
             job.status, job.error = status, error
-            if status == "succeeded":
+            if status == JobStatus.SUCCEEDED:
                 job.summary = message
         job = self.update(change, lambda pipe, j: signals.forget_alive(pipe, j.id))
         self.emit(type_, message)
@@ -148,7 +151,7 @@ class Runner:
         return status
 
     def build(self, job: Job, spec: CommandSpec) -> Runbook:
-        ctx = PlanContext(dict(job.args), self.rt.inventory, self.services, job.id)
+        ctx = PlanContext(dict(job.args), self.rt.inventory, self.services, job.id, self.records)
         return spec.fn(ctx)
 
     # -- entry ----------------------------------------------------------------------------------
@@ -157,27 +160,27 @@ class Runner:
             job = self.rt.store.get(self.job_id)
         except RecordForged as exc:
             self.rt.audit.record("job", "refused-forged", job=self.job_id, detail=str(exc))
-            self.emit("refused", "refused: this job's record was not written by drbot "
+            self.emit(EventType.REFUSED, "refused: this job's record was not written by drbot "
                                  "(bad signature); nothing was run and it was audited")
-            return "refused"
+            return JobStatus.REFUSED
         why = self.not_actionable(job)
         if why:
             self.rt.audit.record("job", "refused-replay", job=self.job_id, detail=why)
             log.error("job %s: %s", job.id, why, extra={"job_id": job.id})
-            return "refused"
+            return JobStatus.REFUSED
         logs.bind_person(job.requester)
         registry.load(self.rt.settings.plugins)
         spec = registry.spec(job.command)
         try:
-            if job.status == "planning":
+            if job.status == JobStatus.PLANNING:
                 return self.plan(job, spec)
-            if job.status == "queued":
+            if job.status == JobStatus.QUEUED:
                 return self.execute(job, spec)
         except (CommandError, AdapterError) as exc:
-            if job.status == "queued":  # approved or retried: the cause may pass, keep it retryable
-                return self.finish("failed", "failed", f"could not start: {exc}. Fix the cause, "
-                                   f"then /dr retry {job.id}.", str(exc))
-            return self.finish("refused", "refused", f"refused: {exc}", str(exc))
+            if job.status == JobStatus.QUEUED:  # approved or retried: the cause may pass, keep it retryable
+                return self.finish(JobStatus.FAILED, EventType.FAILED, f"could not start: {exc}. "
+                                   f"Fix the cause, then /dr retry {job.id}.", str(exc))
+            return self.finish(JobStatus.REFUSED, EventType.REFUSED, f"refused: {exc}", str(exc))
         log.info("job %s is %s: nothing to do", job.id, job.status, extra={"job_id": job.id})
         return job.status
 
@@ -189,7 +192,7 @@ class Runner:
             return (f"the record went back to version {job.version} after the worker admitted "
                     f"version {ADMITTED[1]}")
         age = time.time() - job.signed
-        if job.status in ("planning", "queued") and age > self.rt.settings.actionable_seconds:
+        if job.status in (JobStatus.PLANNING, JobStatus.QUEUED) and age > self.rt.settings.actionable_seconds:
             return f"a {job.status} record signed {age:.0f}s ago is past the actionable window"
         return ""
 
@@ -205,24 +208,24 @@ class Runner:
             # Runs at once: the plan is written together with the start (one write less).
             adopt(job, runbook, digest)
             if spec.mutating:
-                self.emit("plan", runbook.describe())
+                self.emit(EventType.PLAN, runbook.describe())
             return self.execute(job, spec, runbook, fresh=True)
 
         def change(j: Job) -> None:
             adopt(j, runbook, digest)
             j.approvals_needed = needed
             if j.dry_run:
-                j.status = "planned"
+                j.status = JobStatus.PLANNED
             elif rule:
-                j.status, j.deadline = "awaiting_approval", time.time() + rule.expires_seconds
+                j.status, j.deadline = JobStatus.AWAITING_APPROVAL, time.time() + rule.expires_seconds
         job = self.update(change)
         if spec.mutating:
-            self.emit("plan", runbook.describe(), status="dry-run" if job.dry_run else "")
+            self.emit(EventType.PLAN, runbook.describe(), status="dry-run" if job.dry_run else "")
         if job.dry_run:
             preflight = self.dry_preflight(runbook)
-            return self.finish("planned", "done", f"dry run: nothing was changed.{preflight}")
-        if job.status == "awaiting_approval":
-            self.emit("awaiting_approval", f"needs {needed} approval(s) from "
+            return self.finish(JobStatus.PLANNED, EventType.DONE, f"dry run: nothing was changed.{preflight}")
+        if job.status == JobStatus.AWAITING_APPROVAL:
+            self.emit(EventType.AWAITING_APPROVAL, f"needs {needed} approval(s) from "
                       f"{', '.join(rule.approvers) if rule else '?'}: /dr approve {job.id}")
         return job.status
 
@@ -272,13 +275,13 @@ class Runner:
 
         def change(j: Job) -> None:
             adopt(j, runbook, digest)
-            j.status, j.approvals = "awaiting_approval", []
+            j.status, j.approvals = JobStatus.AWAITING_APPROVAL, []
             j.deadline = time.time() + (rule.expires_seconds if rule else 1800)
         self.update(change)
         self.rt.audit.record("job", "reapproval", job=job.id, detail=why)
-        self.emit("plan", runbook.describe())
-        self.emit("awaiting_approval", f"{why}: fresh approval needed: /dr approve {job.id}")
-        return "awaiting_approval"
+        self.emit(EventType.PLAN, runbook.describe())
+        self.emit(EventType.AWAITING_APPROVAL, f"{why}: fresh approval needed: /dr approve {job.id}")
+        return JobStatus.AWAITING_APPROVAL
 
     # -- execution ------------------------------------------------------------------------------
     def execute(self, job: Job, spec: CommandSpec, runbook: Runbook | None = None,
@@ -289,15 +292,15 @@ class Runner:
         why = self.verify(job, runbook)
         if why:
             return self.reapprove(job, runbook, why)
-        alive = [] if fresh else pids.living(self.rt.client, job.id)
+        alive = [] if fresh else signals.living_subprocesses(self.rt.client, job.id)
         if alive:
-            return self.finish("failed", "failed", "a subprocess of the previous attempt is still "
-                               f"running ({', '.join(alive)}); wait for it to end or end it, then "
-                               f"/dr retry {job.id}", "subprocess alive")
+            return self.finish(JobStatus.FAILED, EventType.FAILED, "a subprocess of the previous "
+                               f"attempt is still running ({', '.join(alive)}); wait for it to end "
+                               f"or end it, then /dr retry {job.id}", "subprocess alive")
         keys = spec.locks(job.args, self.rt.inventory)
         busy = self.rt.locks.acquire(job.id, keys, ttl=self.rt.settings.lost_after_seconds)
         if busy:
-            return self.finish("failed", "failed",
+            return self.finish(JobStatus.FAILED, EventType.FAILED,
                                busy_text(self.rt.store, busy.key, busy.holder), "busy")
         self.held = keys
         beat = self.beat = Heartbeat(self.rt, job, keys, self.on_hard_stop)
@@ -305,7 +308,7 @@ class Runner:
             def start(j: Job) -> None:
                 if fresh:
                     adopt(j, runbook, job.digest or "")
-                j.status, j.error = "running", None
+                j.status, j.error = JobStatus.RUNNING, None
                 j.locks = [[k.name, k.mode] for k in keys]
 
             def alive(pipe: Pipeline, j: Job) -> None:
@@ -320,10 +323,10 @@ class Runner:
             self.cleanup()
 
     def steps(self, job: Job, runbook: Runbook, beat: Heartbeat) -> str:
-        results = {s.name: s.result for s in job.steps if s.status == "done"}
+        results = {s.name: s.result for s in job.steps if s.status == StepStatus.DONE}
         for index, step in enumerate(runbook.steps):
             state = job.steps[index]
-            if state.status == "done":
+            if state.status == StepStatus.DONE:
                 continue
             if beat.cancel_reason:
                 return self.stopped(job, step.name, beat)
@@ -334,14 +337,14 @@ class Runner:
                 except (CommandError, AdapterError) as exc:
                     return self.fail(index, step.name, f"preflight refused before "
                                      f"{step.name}: {exc}")
-            self.emit("step", f"{step.name}: started", step=step.name, target=step.target,
-                      status="running")
+            self.emit(EventType.STEP, f"{step.name}: started", step=step.name, target=step.target,
+                      status=StepStatus.RUNNING)
             self.beating(beat)
-            self.mark(index, status="running", started=time.time(), error=None)
+            self.mark(index, status=StepStatus.RUNNING, started=time.time(), error=None)
             ctx = StepContext(job.id, step.name, results, self.hooks(step.name, step.target, beat),
                               self.services, self.rt.inventory, dict(state.intent),
                               lambda key, value, at=index: self.record_intent(at, key, value),
-                              attempt=job.attempt)
+                              attempt=job.attempt, records=self.records)
             try:
                 result = step.run(ctx) or {}
             except Cancelled as exc:
@@ -358,12 +361,12 @@ class Runner:
             if beat.cancel_reason and not result:
                 return self.stopped(job, step.name, beat)
             results[step.name] = result
-            job = self.mark(index, status="done", ended=time.time(), result=result)
-            self.emit("step", f"{step.name}: done", step=step.name, target=step.target,
-                      status="done")
+            job = self.mark(index, status=StepStatus.DONE, ended=time.time(), result=result)
+            self.emit(EventType.STEP, f"{step.name}: done", step=step.name, target=step.target,
+                      status=StepStatus.DONE)
         summary = runbook.summary(results) if runbook.summary else "done"
         attempts = f" (in {job.attempt + 1} attempts)" if job.attempt else ""
-        return self.finish("succeeded", "done", f"{summary}\n{durations(job)}{attempts}")
+        return self.finish(JobStatus.SUCCEEDED, EventType.DONE, f"{summary}\n{durations(job)}{attempts}")
 
     @staticmethod
     def beating(beat: Heartbeat) -> None:
@@ -387,19 +390,19 @@ class Runner:
         return self.update(change)
 
     def fail(self, index: int, step: str, error: str) -> str:
-        job = self.mark(index, status="failed", ended=time.time(), error=error)
-        self.emit("step_failed", f"{step} failed: {error}", step=step, status="failed")
-        return self.finish("failed", "failed", f"failed at step '{step}': {error}. "
+        job = self.mark(index, status=StepStatus.FAILED, ended=time.time(), error=error)
+        self.emit(EventType.STEP_FAILED, f"{step} failed: {error}", step=step, status=StepStatus.FAILED)
+        return self.finish(JobStatus.FAILED, EventType.FAILED, f"failed at step '{step}': {error}. "
                            f"Fix the cause, then {next_step_hint(job)}.", error)
 
     def stopped(self, job: Job, step: str, beat: Heartbeat, detail: str = "") -> str:
         reason = beat.cancel_reason or "cancelled"
         index = next(i for i, s in enumerate(job.steps) if s.name == step)
-        job = self.mark(index, status="cancelled", ended=time.time(), error=reason)
-        done = [s.name for s in job.steps if s.status == "done"]
+        job = self.mark(index, status=StepStatus.CANCELLED, ended=time.time(), error=reason)
+        done = [s.name for s in job.steps if s.status == StepStatus.DONE]
         left = (f"finished steps: {', '.join(done)}; " if done else "no step had finished; ")
         status = stop_status(reason)
-        return self.finish(status, "failed" if status == "failed" else "cancelled",
+        return self.finish(status, EventType.FAILED if status == JobStatus.FAILED else EventType.CANCELLED,
                            f"{reason} during step '{step}'{': ' + detail if detail else ''}. "
                            f"{left}'{step}' may be partly done. {next_step_hint(job)}.", reason)
 
@@ -408,15 +411,15 @@ class Runner:
         current = self.rt.store.get(job.id).current_step
         name = current.name if current else "?"
         status = stop_status(reason)
-        self.finish(status, "failed" if status == "failed" else "cancelled",
+        self.finish(status, EventType.FAILED if status == JobStatus.FAILED else EventType.CANCELLED,
                     f"{reason} during step '{name}'; the step did not stop in time and was "
                     f"killed; state unknown. {next_step_hint(job)}.", reason)
 
     def hooks(self, step: str, target: str, beat: Heartbeat) -> Hooks:
         def report(p: Progress) -> None:
-            self.emit("progress", p.message, step=step, target=p.target or target, task=p.task,
+            self.emit(EventType.PROGRESS, p.message, step=step, target=p.target or target, task=p.task,
                       host=p.host, status=p.status)
 
         def spawned(pid: int) -> None:
-            pids.record(self.rt.client, self.job_id, pid)
+            signals.record_subprocess(self.rt.client, self.job_id, pid)
         return Hooks(report=report, cancelled=lambda: bool(beat.cancel_reason), spawned=spawned)

@@ -54,6 +54,12 @@ class Services:
                 with contextlib.suppress(ConfigError):
                     secret_file(path, "iac")
 
+    @staticmethod
+    def secret(path: str, what: str) -> str:
+        """A secret from a file the inventory names (``what`` says which entry, for the error);
+        the redactor learns it before it is returned."""
+        return secret_file(path, what)
+
     def _need(self, section: str) -> None:
         if getattr(self.inventory, section) is None:
             raise ConfigError(f"the inventory has no `{section}` section; this command needs it")
@@ -135,7 +141,7 @@ class Services:
                 job = store.get(job_id)
             except Exception:  # noqa: BLE001,S112  (a record we cannot read is not proof of life)
                 continue
-            if job.status in ("planning", "queued", "awaiting_approval", "running"):
+            if not job.terminal:
                 active.add(job.id)
         return active
 

@@ -32,6 +32,7 @@ from rq.serializers import JSONSerializer
 
 from bot.errors import CommandError, RecordForged
 from bot.records.audit import Audit
+from bot.records.jobs import JobStatus
 from bot.runtime import Runtime
 from bot.worker import runner
 from bot.worker.refusal import DrbotJob, acceptable
@@ -39,7 +40,7 @@ from bot.worker.seen import Seen, default_dir
 from bot.worker.shutdown import PromptStop
 
 log = logging.getLogger("drbot.worker")
-ACTIONABLE = frozenset({"planning", "queued"})
+ACTIONABLE = frozenset({JobStatus.PLANNING, JobStatus.QUEUED})
 
 
 class DrbotWorker(PromptStop, Worker):

@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from bot.chat import relay
 from bot.chat.app import BotApp
 from bot.chat.core import Reply, Request
 from bot.config.settings import Settings
@@ -136,8 +137,7 @@ class Harness:
 
     def wait_settled(self, job_id: str, timeout: float = 20) -> None:
         """Until the relay has delivered the job's last event and let go of it."""
-        wait_until(lambda: self.job(job_id).terminal and
-                   not self.redis.sismember("drbot:relay:active", job_id), timeout,
+        wait_until(lambda: relay.settled(self.redis, self.job(job_id)), timeout,
                    f"the relay to finish job {job_id}")
 
 

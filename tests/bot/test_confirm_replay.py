@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.records.confirmations import KEY as CONFIRM
 from bot.records.events import STREAM
-from handlers.confirm import KEY as CONFIRM
 from handlers.confirm import step_name
 from tests.bot.harness import POLICY, Harness, wait_until
 

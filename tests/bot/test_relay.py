@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.chat import relay
 from tests.bot.harness import Harness, wait_until
 
 
@@ -14,6 +15,7 @@ def test_relay_restart_mid_job_loses_nothing_and_keeps_one_card(drbot: Harness) 
     drbot.wait_status(job_id, "succeeded")  # ...while the job finishes
     before = list(drbot.frontend.replies(job_id))
     assert not any("drill a finished" in r for r in before)
+    assert not relay.settled(drbot.redis, drbot.job(job_id))  # ended, but its thread does not say so
     drbot.app.relay = None
     drbot.start_relay()  # a new relay: state comes from Redis
     drbot.wait_settled(job_id)

@@ -10,7 +10,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from bot.worker import pids
+from bot.records import signals
 from lab import Lab
 from tests.bot.harness import Harness
 from tests.support import wait_until
@@ -65,11 +65,12 @@ def kill_during(drbot: Harness, lab: Lab, effect: Effect,
 
 
 def kill_recorded(drbot: Harness, job_id: str) -> None:
-    """SIGKILL the job's recorded subprocesses still alive on this host (bot/worker/pids.py)."""
-    for entry in pids.living(drbot.redis, job_id):
+    """SIGKILL the job's recorded subprocesses still alive on this host (bot/records/signals.py)."""
+    for entry in signals.living_subprocesses(drbot.redis, job_id):
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(entry.split()[1]), signal.SIGKILL)
-    wait_until(lambda: not pids.living(drbot.redis, job_id), 30, "the job's subprocesses to die")
+    wait_until(lambda: not signals.living_subprocesses(drbot.redis, job_id), 30,
+               "the job's subprocesses to die")
 
 
 def retry_on_a_new_worker(drbot: Harness, job_id: str) -> None:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from adapters.subprocesses import kill_tree
-from bot.worker import pids
+from bot.records import signals
 from lab import Lab, schemas, terraform_stub
 from lab.servers import dead_port
 from lab.world import LonghornVersion
@@ -332,10 +332,10 @@ def test_retry_is_refused_while_the_playbook_of_a_dead_worker_still_runs(
     job_id = approved(drbot_lab, requested(drbot_lab, "/dr rebuild-node k3s-server-3"))
     wait_step(drbot_lab, job_id, "ansible join", "running")
     # The playbook's process and ansible-playbook itself are both recorded.
-    wait_until(lambda: len(pids.living(drbot_lab.redis, job_id)) == 2, 60, "the playbook")
+    wait_until(lambda: len(signals.living_subprocesses(drbot_lab.redis, job_id)) == 2, 60, "the playbook")
     drbot_lab.kill_workers()
     drbot_lab.wait_status(job_id, "lost", timeout=60)
-    alive = pids.living(drbot_lab.redis, job_id)
+    alive = signals.living_subprocesses(drbot_lab.redis, job_id)
     assert len(alive) == 2, (alive, drbot_lab.frontend.replies(job_id))
     reply = drbot_lab.say(f"/dr retry {job_id}", who="alice")
     assert not reply.ok and "still running" in reply.text
@@ -343,7 +343,7 @@ def test_retry_is_refused_while_the_playbook_of_a_dead_worker_still_runs(
     # The operator ends it (as /dr cancel would have, had the worker lived); then retry goes.
     for entry in alive:
         kill_tree(int(entry.split()[1]), grace=5.0)
-    wait_until(lambda: not pids.living(drbot_lab.redis, job_id), 30, "the playbook to end")
+    wait_until(lambda: not signals.living_subprocesses(drbot_lab.redis, job_id), 30, "the playbook to end")
     retried(drbot_lab, job_id)
 
 

@@ -12,6 +12,7 @@ from discord import ui
 
 from adapters.progress import shorten
 from bot.chat.render import Card
+from bot.control import JobStatus
 
 if TYPE_CHECKING:
     from bot.chat.frontends.discord import DiscordFrontend
@@ -22,11 +23,12 @@ TITLE_LIMIT = 256
 EMBED_LIMIT = 6000
 CUSTOM_ID = r"drbot:(?P<verb>approve|deny):(?P<job>[0-9a-f]{8})"  # ≤ 100 characters by design
 
-COLOURS = {"succeeded": discord.Colour.green(), "planned": discord.Colour.green(),
-           "failed": discord.Colour.red(), "lost": discord.Colour.red(),
-           "refused": discord.Colour.red(), "denied": discord.Colour.dark_grey(),
-           "cancelled": discord.Colour.dark_grey(), "expired": discord.Colour.dark_grey(),
-           "awaiting_approval": discord.Colour.gold(), "running": discord.Colour.blue()}
+COLOURS = {JobStatus.SUCCEEDED: discord.Colour.green(), JobStatus.PLANNED: discord.Colour.green(),
+           JobStatus.FAILED: discord.Colour.red(), JobStatus.LOST: discord.Colour.red(),
+           JobStatus.REFUSED: discord.Colour.red(), JobStatus.DENIED: discord.Colour.dark_grey(),
+           JobStatus.CANCELLED: discord.Colour.dark_grey(),
+           JobStatus.EXPIRED: discord.Colour.dark_grey(),
+           JobStatus.AWAITING_APPROVAL: discord.Colour.gold(), JobStatus.RUNNING: discord.Colour.blue()}
 
 
 def clip(text: str, limit: int, tail: str = "…") -> str:

@@ -13,14 +13,17 @@ from typing import Any
 
 from adapters.progress import shorten
 from bot.chat.render import Card
+from bot.control import JobStatus
 
 ACTION = re.compile(r"^drbot:(approve|deny):([0-9a-f]{8})$")
 SECTION_MAX = 2900
 CONTEXT_MAX = 1900
-STATUS = {"planning": ":mag:", "awaiting_approval": ":hourglass_flowing_sand:", "queued": ":clock3:",
-          "running": ":arrow_forward:", "succeeded": ":white_check_mark:", "planned": ":clipboard:",
-          "failed": ":x:", "cancelled": ":black_square_for_stop:", "denied": ":no_entry:",
-          "expired": ":hourglass:", "lost": ":warning:", "refused": ":no_entry_sign:"}
+STATUS = {JobStatus.PLANNING: ":mag:", JobStatus.AWAITING_APPROVAL: ":hourglass_flowing_sand:",
+          JobStatus.QUEUED: ":clock3:", JobStatus.RUNNING: ":arrow_forward:",
+          JobStatus.SUCCEEDED: ":white_check_mark:", JobStatus.PLANNED: ":clipboard:",
+          JobStatus.FAILED: ":x:", JobStatus.CANCELLED: ":black_square_for_stop:",
+          JobStatus.DENIED: ":no_entry:", JobStatus.EXPIRED: ":hourglass:", JobStatus.LOST: ":warning:",
+          JobStatus.REFUSED: ":no_entry_sign:"}
 
 
 def escape(text: str) -> str:
