@@ -28,7 +28,10 @@ def examine(step: StepContext, weekly: bool) -> dict[str, Any]:
     elif built.chart is not None:
         step.attach(readiness.picture_name(built), built.chart.png, readiness.caption(built))
     worst = built.worst
+    chart = built.chart
     return {"text": built.text(), "objects": len(built.objects),
+            "chart": {"rows": chart.rows, "days": chart.geometry.days,
+                      "at": chart.geometry.now} if chart else {},
             "runnable": {str(s.verdict.scenario): s.verdict.runnable for s in built.scenarios},
             "worst": worst.key if worst else ""}
 

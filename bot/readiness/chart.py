@@ -3,13 +3,12 @@ its state, the policy's retention window shaded. A gap (a day without a mark ins
 window) is what a person should see at a glance.
 
 matplotlib with the Agg backend (no display; the worker is a server process). The geometry is
-kept beside the picture (``Chart.pixel``) so a test can look at the pixels of a known spot.
+kept beside the picture (``Geometry``) so a test can look at the pixels of a known spot.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,7 +20,8 @@ if TYPE_CHECKING:
 DPI = 100
 WIDTH_IN = 11.0
 ROW_IN = 0.3
-MARGIN_IN = 1.6  # title, legend and the date axis
+LEFT_IN, RIGHT_IN, TOP_IN, BOTTOM_IN = 3.3, 0.3, 0.9, 0.7  # room for labels, legend, axis
+MARGIN_IN = TOP_IN + BOTTOM_IN
 LABEL_CHARS = 34
 STYLE: dict[Mark, tuple[str, str, float]] = {  # marker, colour, size
     Mark.TAKEN: ("o", "#7f7f7f", 5.0),
@@ -33,13 +33,47 @@ WINDOW = "#fff2b3"  # the retention window's shade
 DAY = 86400.0
 
 
+@dataclass(frozen=True)
+class Geometry:
+    """Where things are in the picture, from the row count, the days shown and the time drawn:
+    the same numbers place the axes when drawing and find a spot in the pixels afterwards."""
+
+    rows: int
+    days: float
+    now: float
+
+    @property
+    def width(self) -> int:
+        return int(round(WIDTH_IN * DPI))
+
+    @property
+    def height_in(self) -> float:
+        return MARGIN_IN + ROW_IN * max(1, self.rows)
+
+    @property
+    def height(self) -> int:
+        return int(round(self.height_in * DPI))
+
+    @property
+    def axes(self) -> tuple[float, float, float, float]:
+        """left, bottom, width, height as fractions of the figure."""
+        return (LEFT_IN / WIDTH_IN, BOTTOM_IN / self.height_in,
+                1 - (LEFT_IN + RIGHT_IN) / WIDTH_IN, 1 - (BOTTOM_IN + TOP_IN) / self.height_in)
+
+    def pixel(self, row: int, at: float) -> tuple[int, int]:
+        """(x, y) in the image (y down) of row ``row`` at epoch ``at``."""
+        left, bottom, width, height = self.axes
+        fx = left + width * ((at - self.now) / DAY + self.days) / self.days
+        top = bottom + height
+        fy = top - height * (row + 0.5) / max(1, self.rows)
+        return int(round(fx * self.width)), int(round((1 - fy) * self.height))
+
+
 @dataclass
 class Chart:
     png: bytes
-    width: int
-    height: int
+    geometry: Geometry
     rows: list[str]  # top to bottom
-    pixel: Callable[[int, float], tuple[int, int]]  # (row index, epoch) -> (x, y) in the image
 
 
 def short(label: str) -> str:
@@ -56,13 +90,13 @@ def draw(objects: list[ObjectRpo], windows: dict[str, float], now: float, days: 
     from matplotlib.lines import Line2D
 
     rows = [f"{o.kind} {short(o.label)}" for o in objects]
-    height_in = MARGIN_IN + ROW_IN * max(1, len(rows))
-    fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI)
-    ax = fig.add_axes((3.3 / WIDTH_IN, 0.7 / height_in, 1 - 3.6 / WIDTH_IN,
-                       1 - (MARGIN_IN) / height_in))
+    geometry = Geometry(len(rows), days, now)
+    fig = Figure(figsize=(WIDTH_IN, geometry.height_in), dpi=DPI)
+    ax = fig.add_axes(geometry.axes)
+    height_in = geometry.height_in
     start = now - days * DAY
     ax.set_xlim(-days, 0.0)
-    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_ylim(max(1, len(rows)) - 0.5, -0.5)
     for index, obj in enumerate(objects):
         keep = windows.get(obj.kind, 0.0)
         if keep > 0:
@@ -85,11 +119,4 @@ def draw(objects: list[ObjectRpo], windows: dict[str, float], now: float, days: 
     fig.suptitle(title, fontsize=10, y=1 - 0.08 / height_in)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
-    width, height = (int(round(v)) for v in fig.canvas.get_width_height())
-    transform = ax.transData
-
-    def pixel(row: int, at: float) -> tuple[int, int]:
-        x, y = transform.transform(((at - now) / DAY, row))
-        return int(round(x)), int(round(height - y))
-
-    return Chart(buffer.getvalue(), width, height, rows, pixel)
+    return Chart(buffer.getvalue(), geometry, rows)

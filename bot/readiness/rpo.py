@@ -80,12 +80,15 @@ def _time(text: str) -> float | None:
     return parsed.timestamp() if isinstance(parsed, datetime) else None
 
 
+ATTEMPT = {"verified": "verification", "drilled": "drill"}
+
+
 def proof(how: str, record: Any, obj: ObjectFacts) -> Proof | None:
     """What one record proves: the backup its last passing run restored, with that backup's
     time (the restorable point the verification recorded when the backup is no longer listed)."""
     if record is None:
         return None
-    failed = "" if record.ok else (f"latest {how[:-1]} of backup {record.backup_id} failed"
+    failed = "" if record.ok else (f"latest {ATTEMPT[how]} of backup {record.backup_id} failed"
                                    + (f": {record.problem[:160]}" if record.problem else ""))
     if not record.last_ok_backup:
         return Proof(how, "", None, failed) if failed else None
