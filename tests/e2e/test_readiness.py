@@ -18,6 +18,8 @@ from bot.readiness.chart import DPI, MARGIN_IN, ROW_IN, STYLE, WIDTH_IN, Geometr
 from bot.readiness.rpo import Mark
 from bot.watch import drilled
 from bot.watch.evaluate import span
+from bot.watch.scheduler import DOCTOR_INTERVAL as DAY
+from bot.watch.scheduler import READINESS_COMMAND, Scheduler
 from handlers.readiness import FIRST_LINE, STEP
 from lab import Lab
 from tests.bot.harness import Harness
@@ -145,3 +147,22 @@ def test_readiness_last_replica_and_failed_drill(lab: Lab, drbot_lab: Harness) -
     restores = next(line for line in text.splitlines()
                     if "restore every Longhorn volume:" in line)
     assert "unknown" not in restores and "scaled by size from 1 drill restore(s)" in restores
+
+
+def test_the_weekly_report_goes_to_the_alert_channels_with_its_picture(drbot_lab: Harness
+                                                                       ) -> None:
+    scheduler = Scheduler(drbot_lab.rt)
+    every = drbot_lab.rt.inventory.backups.readiness_every
+    assert every == 7  # the default
+    day = (int(time.time() // DAY) // every + 1) * every
+    assert [scheduler.readiness_due(d * DAY + 60) for d in range(day - 1, day + 2)] == [
+        False, True, False]
+    job_id = scheduler.tick(day * DAY + 60, READINESS_COMMAND, DAY)
+    assert job_id and scheduler.tick(day * DAY + 7200, READINESS_COMMAND, DAY) is None
+    drbot_lab.wait_status(job_id, "succeeded", timeout=180)
+    posted = wait_until(lambda: [a for a in drbot_lab.frontend.alerts
+                                 if a.startswith("DR readiness as of")], 30, "the report")
+    assert len(posted) == 1 and "Scenario 4, the whole cluster" in posted[0]
+    (name, data, _), = wait_until(lambda: drbot_lab.frontend.files.get("alert"), 30,
+                                  "the picture under it")
+    assert name.startswith("readiness-") and Image.open(io.BytesIO(data)).format == "PNG"

@@ -345,6 +345,16 @@ def test_long_text_is_attached_and_cards_fit_an_embed(bot: DiscordBot) -> None:
     assert len(json.dumps(embed)) < 6000 + 500
 
 
+def test_a_picture_is_an_attachment_in_the_thread(bot: DiscordBot) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    ref = {"job": "0000abcd", "channel": str(CHANNEL), "message": None, "thread": None}
+    bot.run(bot.frontend.attach(ref, "readiness-x.png", png, "Backup timeline, 9 objects"))
+    (sent,) = [m for m in bot.fake.in_channel(CHANNEL) if m["attachments"]]
+    assert sent["content"] == "Backup timeline, 9 objects"
+    assert sent["attachments"][0]["filename"] == "readiness-x.png"
+    assert bot.fake.attached[int(sent["id"])] == {"readiness-x.png": png}
+
+
 def test_connected_follows_the_gateway(bot: DiscordBot) -> None:
     bot.fake.gateway_down = True
     bot.fake.drop_connections()
