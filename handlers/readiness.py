@@ -41,7 +41,8 @@ def _runbook(weekly: bool) -> Runbook:
                    summary=lambda results: results[STEP]["text"])
 
 
-@runbook("readiness", summary="per scenario: runnable now?, RPO per object, RTO estimate, and "
+@runbook("readiness", summary="if a node, a host or the whole cluster died now: could drbot "
+         "rebuild it, what would be lost (RPO), how long it would take (RTO), and "
          "the backup timeline as a picture", mutating=False, timeout=TIMEOUT)
 def readiness(ctx: PlanContext) -> Runbook:
     return _runbook(weekly=False)
