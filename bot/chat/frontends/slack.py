@@ -213,7 +213,8 @@ class SlackFrontend(Frontend):
 
     async def attach(self, thread: ThreadRef, name: str, data: bytes, caption: str) -> None:
         """files_upload_v2: files.getUploadURLExternal, the upload, files.completeUploadExternal
-        (Slack's current file API; files.upload was retired)."""
+        (Slack's current file API: files.upload was sunset on 2025-11-12, docs.slack.dev
+        reference/methods/files.upload)."""
         await self.client.files_upload_v2(channel=thread["channel"], thread_ts=thread["ts"],
                                           file=data, filename=name, title=name,
                                           initial_comment=escape(clip(caption, 200)))
