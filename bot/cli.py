@@ -30,6 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check-config", help="validate the settings, policy and inventory files")
     sub.add_parser("doctor", help="check, read-only, every credential and connection the "
                                   "runbooks need, and drift (on the worker host)")
+    ready = sub.add_parser("readiness", help="per scenario: runnable now?, RPO and RTO, and the "
+                                             "backup timeline as a PNG (on the worker host; "
+                                             "needs REDIS_URL)")
+    ready.add_argument("--png", metavar="PATH", help="where to write the picture (default: "
+                       "drbot-readiness-<UTC time>.png in the current directory)")
     inventory = sub.add_parser("inventory", help="work on the inventory file")
     inventory_sub = inventory.add_subparsers(dest="action", required=True)
     draft = inventory_sub.add_parser("import", help="draft hosts and nodes from Terraform state, "
@@ -206,6 +211,28 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if any(line.red for line in lines) else 0
 
 
+def cmd_readiness(args: argparse.Namespace) -> int:
+    """The report on stdout, the picture's path last; exit status 1 when a scenario's runbook
+    could not run now."""
+    from bot.config.inventory import load_inventory
+    from bot.readiness import report as readiness
+    from bot.worker.services import Services
+
+    settings = _settings()
+    settings.require("inventory")
+    settings.require("redis_url")
+    built = readiness.run(Services(settings, load_inventory(settings.inventory)),
+                          lambda text: print(f"… {text}", file=sys.stderr))
+    print(built.text())
+    if built.chart is not None:
+        path = args.png or readiness.picture_name(built).replace("readiness-",
+                                                                 "drbot-readiness-")
+        with open(path, "wb") as f:
+            f.write(built.chart.png)
+        print(f"picture: {os.path.abspath(path)}")
+    return 0 if all(s.verdict.runnable for s in built.scenarios) else 1
+
+
 def cmd_inventory(args: argparse.Namespace) -> int:
     """The draft (YAML) on stdout, what could not be decided on stderr; --diff against the
     current inventory's hosts and nodes."""
@@ -366,7 +393,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 COMMANDS = {"console": cmd_console, "bot": cmd_bot, "worker": cmd_worker,
             "scheduler": cmd_scheduler, "check-config": cmd_check_config, "doctor": cmd_doctor,
-            "inventory": cmd_inventory, "audit": cmd_audit}
+            "readiness": cmd_readiness, "inventory": cmd_inventory, "audit": cmd_audit}
 
 if __name__ == "__main__":
     sys.exit(main())

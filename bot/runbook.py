@@ -150,6 +150,7 @@ class StepContext:
     record: Callable[[str, Any], None] | None = None
     attempt: int = 0
     records: Records = field(default_factory=_no_records)
+    post_file: Callable[[str, bytes, str], None] | None = None
 
     def progress(self, message: str, **fields: str) -> None:
         self.hooks.report(Progress(message=message, **fields))
@@ -177,6 +178,12 @@ class StepContext:
     def resumed(self, key: str) -> bool:
         """True when an earlier attempt of this step recorded ``key`` (and so may have acted)."""
         return key in self._earlier
+
+    def attach(self, name: str, data: bytes, caption: str) -> None:
+        """Post a file (a picture) in the job's thread, with a one-line caption. The worker
+        stores it; the bot's relay posts it (the worker holds no chat token)."""
+        if self.post_file is not None:
+            self.post_file(name, data, caption)
 
     def cancelled(self) -> bool:
         return self.hooks.cancelled()

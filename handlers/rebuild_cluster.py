@@ -92,6 +92,20 @@ def unrestorable(kube: Kube) -> list[str]:
             if v.pvc and v.name not in covered]
 
 
+def check_cluster(kube: Kube, inventory: Inventory) -> None:
+    """The preflight: drbot runs standalone, and every volume has a backup to restore from (an
+    unreachable cluster is the disaster itself, not a refusal). /dr readiness runs it too."""
+    preflight.check_drbot(inventory, list(inventory.nodes))
+    try:
+        missing = unrestorable(kube)
+    except Unreachable:
+        return
+    if missing:
+        raise CommandError("these volumes have no completed backup and would be lost: "
+                           + ", ".join(missing) + ". Back them up first: "
+                           + "; ".join(f"/dr backup-now longhorn {p}" for p in missing))
+
+
 def app_kustomizations(kube: Kube) -> tuple[list[str], list[str]]:
     """(to suspend, already suspended) application Kustomizations as namespace/name."""
     from adapters.kubernetes import flux
@@ -421,15 +435,7 @@ def rebuild_cluster(ctx: PlanContext) -> Runbook:
     kube = ctx.services.kube
 
     def check() -> None:
-        preflight.check_drbot(inventory, list(inventory.nodes))
-        try:
-            missing = unrestorable(kube)
-        except Unreachable:
-            return
-        if missing:
-            raise CommandError("these volumes have no completed backup and would be lost: "
-                               + ", ".join(missing) + ". Back them up first: "
-                               + "; ".join(f"/dr backup-now longhorn {p}" for p in missing))
+        check_cluster(kube, inventory)
 
     vms = [f"destroy and re-create VM {n.vmid} ({name}) on {n.host}"
            for name, n in inventory.nodes.items()]

@@ -168,6 +168,7 @@ def policy(console_login: str) -> dict[str, Any]:
             "doctor": {"allow": ["operator", "admin"]},
             "verify": {"allow": ["operator", "admin"]},
             "drill": {"allow": ["operator", "admin"]},
+            "readiness": {"allow": ["operator", "admin"]},
         },
         "lab": True,
     }

@@ -33,7 +33,8 @@ from bot.chat.frontends.base import Frontend, ThreadRef
 from bot.chat.render import FINAL, card, milestone
 from bot.errors import CommandError, RecordForged
 from bot.metrics import RELAY_LAG
-from bot.records.events import ENTRY_ID, STREAM, Event
+from bot.records import files
+from bot.records.events import ENTRY_ID, STREAM, Event, EventType
 from bot.records.jobs import JOB_ID, Job, JobStatus
 from bot.runtime import Runtime
 
@@ -250,18 +251,33 @@ class Relay:
 
     def deliver(self, tracked: Tracked, event: Event) -> bool:
         """Hand one event to the frontend; False if it failed (it will be tried again)."""
-        if event.milestone:
+        if event.milestone or event.type == EventType.FILE:
             try:
-                self.call(tracked.frontend.reply(tracked.thread, milestone(event)))
+                if event.type == EventType.FILE:
+                    self.call(self.post_file(tracked, event))
+                else:
+                    self.call(tracked.frontend.reply(tracked.thread, milestone(event)))
             except Exception as exc:  # noqa: BLE001  (a platform error must not stop the relay)
                 log.warning("relay: reply for job %s failed (%s); will retry", tracked.job_id, exc)
                 return False
             self.lag(event)
-        tracked.dirty, tracked.latest = True, event
+        tracked.dirty = True
+        if event.type != EventType.FILE:
+            tracked.latest = event
         tracked.final = tracked.final or event.type in FINAL
         tracked.last = event.id
         self.rt.client.hset(STATE + tracked.job_id, "last", event.id)
         return True
+
+    async def post_file(self, tracked: Tracked, event: Event) -> None:
+        """The file a signed ``file`` event names, if its bytes still hash to the digest signed
+        (bot/records/files.py); else the caption says it is gone."""
+        data = await asyncio.to_thread(files.get, self.rt.client, tracked.job_id, event.task)
+        if data is None or not files.NAME.match(event.target):
+            await tracked.frontend.reply(tracked.thread, f"{event.message} (the file is no "
+                                         "longer available)")
+            return
+        await tracked.frontend.attach(tracked.thread, event.target, data, event.message)
 
     def flush(self) -> None:
         now = time.monotonic()

@@ -250,6 +250,9 @@ class Backups(Strict):
     drill: Drill = Drill()
     alert_retention: bool = Field(False, description="also alert on retention gaps (else they "
                                                      "show in /dr backups and metrics only)")
+    readiness_every: int = Field(7, ge=0, le=365, description="days: the DR readiness report "
+                                 "(/dr readiness) is posted to the alert channels this often, on "
+                                 "the first check of the UTC day (0: never)")
 
 
 class Restores(Strict):

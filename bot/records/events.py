@@ -48,10 +48,12 @@ class EventType(StrEnum):
     LOST = "lost"
     REFUSED = "refused"
     EXPIRED = "expired"
+    FILE = "file"  # a file for the thread, named by its digest (bot/records/files.py)
 
 
-# Progress and step events update the status card; the others are milestones worth a thread reply.
-MILESTONES = frozenset(EventType) - {EventType.STEP, EventType.PROGRESS}
+# Progress and step events update the status card, a file event posts its file; the others are
+# milestones worth a thread reply.
+MILESTONES = frozenset(EventType) - {EventType.STEP, EventType.PROGRESS, EventType.FILE}
 
 
 @dataclass

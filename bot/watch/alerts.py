@@ -44,7 +44,7 @@ CHECKING = "drbot:watch:checking"  # lease: one check at a time
 STREAM_LENGTH = 10000
 # "red" opens a doctor alert (bot.doctor.alerts); the others are the watch's
 TYPES = frozenset({"missed", "reminder", "recovered", "gone", "blind", "blind-reminder", "sight",
-                   "red"})
+                   "red", "report"})  # "report": the weekly readiness report (bot.readiness)
 KEEP_SECONDS = 86400  # an alert event signed longer ago than this is not posted any more
 
 
@@ -55,11 +55,14 @@ class AlertEvent:
     text: str
     id: str = ""  # this event's own id, set when sealed: a copy written again is a replay
     signed: float = 0.0  # when its writer signed it (real time, not the check's)
+    file: str = ""  # "<job>:<sha256>:<name>": a file to post with it (bot/records/files.py)
 
     def sealed(self, signer: Signer) -> dict[str, str]:
         """The stream entry: this event signed for the alert stream, with a fresh id."""
         self.id = uuid.uuid4().hex
         record = {"alert": self.alert, "type": self.type, "text": self.text, "id": self.id}
+        if self.file:
+            record["file"] = self.file
         return {"sealed": signer.seal(record, EVENTS).decode()}
 
     @classmethod
@@ -72,7 +75,9 @@ class AlertEvent:
         if not all(isinstance(v, str) and v for v in values) or record["type"] not in TYPES:
             raise RecordForged("alert event: not an event drbot writes")
         alert, kind, text, event_id = values
-        return cls(alert, kind, text, event_id, sealed.signed)  # type: ignore[arg-type]
+        attached = record.get("file", "")
+        return cls(alert, kind, text, event_id, sealed.signed,  # type: ignore[arg-type]
+                   attached if isinstance(attached, str) else "")
 
 
 def signer_of(signer: Signer | None) -> Signer:

@@ -27,6 +27,7 @@ import redis
 from bot.chat.frontends.base import Frontend, ThreadRef
 from bot.config.inventory import PLACEHOLDER, AlertUrl
 from bot.errors import RecordForged
+from bot.records import files
 from bot.records.audit import Audit
 from bot.records.events import ENTRY_ID
 from bot.records.signing import Signer
@@ -160,6 +161,8 @@ def _deliver_to(client: redis.Redis, frontend: Frontend, channel: str,
             continue
         try:
             ref = call(frontend.alert(channel, event.text, thread))
+            if event.file and ref:
+                attach_file(client, frontend, ref, event.file, call)
         except Exception as exc:  # noqa: BLE001  (a platform error must not stop the bot)
             log.warning("alert to %s #%s failed (%s); will retry", frontend.name, channel, exc)
             break
@@ -175,6 +178,19 @@ def _deliver_to(client: redis.Redis, frontend: Frontend, channel: str,
     return posted
 
 
+def attach_file(client: redis.Redis, frontend: Frontend, ref: ThreadRef, named: str,
+                call: Callable[[Any], Any]) -> None:
+    """The file a signed event names ("<job>:<sha256>:<name>"), under the message just posted,
+    if its bytes still hash to the signed digest (bot/records/files.py)."""
+    job_id, _, rest = named.partition(":")
+    sha, _, name = rest.partition(":")
+    data = files.get(client, job_id, sha)
+    if data is None or not files.NAME.match(name):
+        log.warning("alert file %s is gone or altered; posted without it", name)
+        return
+    call(frontend.attach(ref, name, data, "the picture"))
+
+
 # -- beyond chat: Apprise URLs ------------------------------------------------------------------
 # Apprise (github.com/caronc/apprise) speaks ntfy, Gotify, Matrix, e-mail, Pushover... by URL; its
 # ntfy plugin posts ntfy's JSON publish form ({"topic", "title", "message"}) to the server's root
@@ -184,7 +200,7 @@ FIRST_LOOK_MS = 3600 * 1000  # a destination seen for the first time gets the la
 TITLES = {"missed": "drbot: backup missed", "blind": "drbot: watch is blind",
           "reminder": "drbot: still failing", "blind-reminder": "drbot: watch still blind",
           "recovered": "drbot: recovered", "sight": "drbot: watch sees again",
-          "gone": "drbot: alert closed"}
+          "gone": "drbot: alert closed", "report": "drbot: DR readiness"}
 
 
 def read_secret(path: str, what: str) -> str:
@@ -211,6 +227,8 @@ def url_of(target: AlertUrl) -> str:
 def kind_of(event_type: str) -> Any:
     import apprise
 
+    if event_type == "report":
+        return apprise.NotifyType.INFO
     if event_type in ("recovered", "sight", "gone"):
         return apprise.NotifyType.SUCCESS
     return apprise.NotifyType.FAILURE if event_type in OPENERS else apprise.NotifyType.WARNING

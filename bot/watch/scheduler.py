@@ -35,6 +35,7 @@ DRILL_COMMAND = "drill-next"  # the drill rotation, when backups.drill_every is 
 DRILL_INTERVAL = 3600
 SWEEP_COMMAND = "drill-sweep"  # drill namespaces whose job is over or overdue are deleted
 SWEEP_INTERVAL = 900
+READINESS_COMMAND = "readiness-report"  # the readiness report, every backups.readiness_every days
 FRONTEND = "system"
 MAX_INTERVAL = 86400  # request ids are remembered for a day
 log = logging.getLogger("drbot.scheduler")
@@ -64,15 +65,24 @@ class Scheduler:
 
     def tick_all(self, now: float) -> list[str]:
         """The backup check of this slot, the doctor's run of this day, the drill sweeper's run
-        of this quarter hour and, with ``backups.verify_every`` or ``backups.drill_every`` set,
-        this hour's verification or drill rotation."""
+        of this quarter hour, with ``backups.verify_every`` or ``backups.drill_every`` set,
+        this hour's verification or drill rotation, and on every ``backups.readiness_every``-th
+        day the readiness report."""
         ids = [self.tick(now), self.tick(now, DOCTOR, DOCTOR_INTERVAL)]
         if self.rt.inventory.backups.verify_every > 0:
             ids.append(self.tick(now, VERIFY_COMMAND, VERIFY_INTERVAL))
         if self.rt.inventory.backups.drill_every > 0:
             ids.append(self.tick(now, DRILL_COMMAND, DRILL_INTERVAL))
         ids.append(self.tick(now, SWEEP_COMMAND, SWEEP_INTERVAL))  # drills by hand too
+        if self.readiness_due(now):
+            ids.append(self.tick(now, READINESS_COMMAND, DOCTOR_INTERVAL))
         return [job_id for job_id in ids if job_id]
+
+    def readiness_due(self, now: float) -> bool:
+        """Every ``backups.readiness_every`` UTC days (day numbers since the epoch divisible by
+        it), once that day: slots of a day, since request ids are remembered for a day only."""
+        every = self.rt.inventory.backups.readiness_every
+        return every > 0 and int(now // DOCTOR_INTERVAL) % every == 0
 
     def wait(self, now: float) -> float:
         """Seconds until the next slot starts (capped, so a clock jump is noticed soon)."""

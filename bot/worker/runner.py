@@ -21,7 +21,7 @@ from bot import logs, registry
 from bot.config.settings import Settings
 from bot.errors import CommandError, RecordForged
 from bot.metrics import JOB_SECONDS, JOBS
-from bot.records import signals
+from bot.records import files, signals
 from bot.records.events import Event, EventType
 from bot.records.jobs import RETRYABLE, Job, JobStatus, Step, StepStatus, busy_text
 from bot.records.locks import LockKey
@@ -122,6 +122,12 @@ class Runner:
     # -- helpers --------------------------------------------------------------------------------
     def emit(self, type_: EventType, message: str = "", **fields: str) -> None:
         self.rt.events.emit(self.job_id, Event(type_, message=message, **fields))
+
+    def post_file(self, name: str, data: bytes, caption: str) -> None:
+        """Keep the bytes in Redis and name their digest in a signed event: the relay posts
+        them in the thread only if they still hash to it (bot/records/files.py)."""
+        sha = files.put(self.rt.client, self.job_id, data)
+        self.emit(EventType.FILE, caption, target=name, task=sha)
 
     def update(self, change: Callable[[Job], Any],
                then: Callable[[Pipeline, Job], None] | None = None) -> Job:
@@ -344,7 +350,8 @@ class Runner:
             ctx = StepContext(job.id, step.name, results, self.hooks(step.name, step.target, beat),
                               self.services, self.rt.inventory, dict(state.intent),
                               lambda key, value, at=index: self.record_intent(at, key, value),
-                              attempt=job.attempt, records=self.records)
+                              attempt=job.attempt, records=self.records,
+                              post_file=self.post_file)
             try:
                 result = step.run(ctx) or {}
             except Cancelled as exc:

@@ -44,6 +44,7 @@ class FakeDiscord:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.messages: dict[int, dict[str, Any]] = {}
+        self.attached: dict[int, dict[str, bytes]] = {}  # message id -> its files' bytes
         self.threads: dict[int, dict[str, Any]] = {}
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.tokens_expired = False
@@ -277,6 +278,7 @@ class FakeDiscord:
         if original:
             stored["original"] = original
         self.messages[message_id] = stored
+        self.attached[message_id] = dict(files)
         return stored
 
     # -- payloads as Discord sends them --------------------------------------------------------

@@ -48,6 +48,7 @@ class RecordingFrontend(Frontend):
         self.threads: dict[str, dict[str, list[Any]]] = {}
         self.opened: list[str] = []
         self.alerts: list[str] = []
+        self.files: dict[str, list[tuple[str, bytes, str]]] = {}  # job -> (name, bytes, caption)
 
     async def open_thread(self, channel: str, card: Card) -> ThreadRef:
         self.opened.append(card.job_id)
@@ -63,6 +64,9 @@ class RecordingFrontend(Frontend):
     async def alert(self, channel: str, text: str, thread: ThreadRef | None = None) -> ThreadRef:
         self.alerts.append(text)
         return {"job": "alert"}
+
+    async def attach(self, thread: ThreadRef, name: str, data: bytes, caption: str) -> None:
+        self.files.setdefault(thread["job"], []).append((name, data, caption))
 
     def replies(self, job_id: str) -> list[str]:
         return list(self.threads.get(job_id, {}).get("replies", []))

@@ -376,6 +376,21 @@ def test_long_replies_go_as_a_file_in_the_thread(slack_no_worker: SlackBot) -> N
     assert done.args["initial_comment"].startswith("Plan: (full text attached: 601 lines)")
 
 
+def test_a_picture_is_uploaded_into_the_thread_with_slacks_file_api(slack_no_worker: SlackBot
+                                                                    ) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # binary: must arrive byte for byte
+    thread = {"channel": "C1", "ts": "42.000001", "job": "0a1b2c3d"}
+    slack_no_worker.call(slack_no_worker.frontend.attach(thread, "readiness-x.png", png,
+                                                         "Backup timeline <9 objects>"))
+    (start,) = slack_no_worker.fake.of("files.getUploadURLExternal")
+    assert start.args["filename"] == "readiness-x.png" and int(start.args["length"]) == len(png)
+    assert list(slack_no_worker.fake.uploads.values()) == [png]
+    (done,) = slack_no_worker.fake.of("files.completeUploadExternal")
+    assert done.args["channel_id"] == "C1" and done.args["thread_ts"] == "42.000001"
+    assert done.args["initial_comment"] == "Backup timeline &lt;9 objects&gt;"
+    assert not slack_no_worker.fake.of("chat.postMessage")
+
+
 def test_a_429_is_waited_out_with_retry_after(slack_no_worker: SlackBot) -> None:
     slack_no_worker.fake.rate_limit("chat.update", 1)
     thread = {"channel": "C1", "ts": "42.000001", "job": "0a1b2c3d"}

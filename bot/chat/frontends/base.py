@@ -69,6 +69,11 @@ class Frontend(ABC):
     async def alert(self, channel: str, text: str, thread: ThreadRef | None = None) -> ThreadRef:
         """Post to an alert channel (in a thread when given); return the message's reference."""
 
+    async def attach(self, thread: ThreadRef, name: str, data: bytes, caption: str) -> None:
+        """Post a file (a picture) in the job's thread with a caption. A platform that cannot
+        take files says so in the thread instead."""
+        await self.reply(thread, f"{caption} ({name} cannot be shown here)")
+
     async def run(self, app: ChatPort) -> None:
         """Connect to the platform and serve requests until cancelled (not for the console)."""
         raise NotImplementedError(f"{self.name} is not a long-running frontend")

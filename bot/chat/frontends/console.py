@@ -26,9 +26,11 @@ from bot.errors import CommandError
 class ConsoleFrontend(Frontend):
     name = "console"
 
-    def __init__(self, out: TextIO = sys.stdout, throttle: float = 0.5) -> None:
+    def __init__(self, out: TextIO = sys.stdout, throttle: float = 0.5,
+                 files_dir: str | None = None) -> None:
         self.out = out
         self.throttle = throttle
+        self.files_dir = files_dir or default_files_dir()
         self._last: dict[str, str] = {}
 
     def print(self, text: str) -> None:
@@ -53,6 +55,21 @@ class ConsoleFrontend(Frontend):
     async def alert(self, channel: str, text: str, thread: ThreadRef | None = None) -> ThreadRef:
         self.print(f"[alert #{channel}] {text}")
         return {"job": f"alert:{channel}"}
+
+    async def attach(self, thread: ThreadRef, name: str, data: bytes, caption: str) -> None:
+        """A terminal shows no picture: the file is written and its path printed."""
+        path = os.path.join(self.files_dir, f"{thread['job']}-{name}")
+        os.makedirs(self.files_dir, mode=0o700, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        await self.reply(thread, f"{caption}: {path}")
+
+
+def default_files_dir() -> str:
+    """Where the console puts the files a job posts: beside its history, per user."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                             "state")
+    return os.path.join(state, "drbot", "files")
 
 
 def account_for(name: str) -> str:

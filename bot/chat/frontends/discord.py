@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import logging
 import re
 import shlex
@@ -23,7 +24,15 @@ from discord import app_commands
 
 from bot.chat.core import Reply, Request
 from bot.chat.frontends.base import ChatPort, Frontend, ThreadRef
-from bot.chat.frontends.discord_views import CUSTOM_ID, Decision, clip, decision_view, embed, message
+from bot.chat.frontends.discord_views import (
+    CONTENT_LIMIT,
+    CUSTOM_ID,
+    Decision,
+    clip,
+    decision_view,
+    embed,
+    message,
+)
 from bot.chat.render import Card
 from bot.config.settings import Settings
 from bot.errors import CommandError, ConfigError
@@ -408,6 +417,11 @@ class DiscordFrontend(Frontend):
     async def reply(self, thread: ThreadRef, text: str) -> None:
         await self._post(thread, text, f"job-{thread.get('job', 'drbot')}.txt")
 
+    async def attach(self, thread: ThreadRef, name: str, data: bytes, caption: str) -> None:
+        """The file as an attachment of a message in the thread, the caption as its text."""
+        await self._send(thread, content=caption[:CONTENT_LIMIT],
+                         file=discord.File(io.BytesIO(data), filename=name))
+
     async def alert(self, channel: str, text: str, thread: ThreadRef | None = None) -> ThreadRef:
         if not channel.isdigit():
             raise ConfigError(f"alerts.discord is {channel!r}: it must be a channel id (enable "
@@ -417,12 +431,15 @@ class DiscordFrontend(Frontend):
         return {"channel": ref["channel"], "message": str(sent.id), "thread": ref.get("thread")}
 
     async def _post(self, ref: ThreadRef, text: str, filename: str) -> discord.Message:
+        return await self._send(ref, **message(text, filename))
+
+    async def _send(self, ref: ThreadRef, **kwargs: Any) -> discord.Message:
         """Into the thread if there is one, else into the channel as a reply to the root message."""
         if ref.get("thread"):
-            return await self._channel(ref["thread"]).send(**message(text, filename))
+            return await self._channel(ref["thread"]).send(**kwargs)
         reference = None
         if ref.get("message"):
             reference = discord.MessageReference(message_id=int(ref["message"]),
                                                  channel_id=int(ref["channel"]),
                                                  fail_if_not_exists=False)
-        return await self._channel(ref["channel"]).send(reference=reference, **message(text, filename))
+        return await self._channel(ref["channel"]).send(reference=reference, **kwargs)

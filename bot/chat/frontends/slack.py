@@ -211,6 +211,14 @@ class SlackFrontend(Frontend):
         await self._post(thread["channel"], text, thread_ts=thread["ts"],
                          name=f"drbot-{thread.get('job') or thread['ts']}.txt")
 
+    async def attach(self, thread: ThreadRef, name: str, data: bytes, caption: str) -> None:
+        """files_upload_v2: files.getUploadURLExternal, the upload, files.completeUploadExternal
+        (Slack's current file API: files.upload was sunset on 2025-11-12, docs.slack.dev
+        reference/methods/files.upload)."""
+        await self.client.files_upload_v2(channel=thread["channel"], thread_ts=thread["ts"],
+                                          file=data, filename=name, title=name,
+                                          initial_comment=escape(clip(caption, 200)))
+
     async def alert(self, channel: str, text: str, thread: ThreadRef | None = None) -> ThreadRef:
         ts = await self._post(channel, text, thread_ts=thread["ts"] if thread else None,
                               name="drbot-alert.txt")
