@@ -27,7 +27,7 @@ from lab.controllers.base import (
     condition,
 )
 from lab.controllers.helm import HelmController
-from lab.kube import now_iso
+from lab.kube_wire import now_iso
 from lab.seed.flux import BOOTSTRAP_NAME, GRAFANA_FAILURE, REVISION, fleet_kustomizations
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
