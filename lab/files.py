@@ -711,7 +711,7 @@ def lab_program(path: Path, module: str) -> None:
     project = Path(__file__).resolve().parents[1]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        f'#!{sys.executable}\n"""The lab\'s {path.name} (see {module.replace(".", "/")}.py)."""\n'
+        f'#!{sys.executable}\n"""The lab\'s {path.name} (see the module {module})."""\n'
         "import sys\n"
         f"sys.path.insert(0, {str(project)!r})\n"
         f"from {module} import main\n"
