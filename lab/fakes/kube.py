@@ -28,6 +28,8 @@ from adapters.kubernetes.client import Kube
 from adapters.kubernetes.resources import Resource
 from lab.servers import KubeServer, LabLoop, dead_port
 
+# The revision the seeded Flux objects were applied at (StandaloneFlux reconciles to it too).
+REVISION = "main@sha1:0123abcd"
 # Older Flux versions of OCIRepository and Bucket, which drbot's adapters still read.
 OLDER_FLUX_SOURCES = (("ocirepositories", "OCIRepository"), ("buckets", "Bucket"))
 
@@ -210,61 +212,6 @@ class Reactor:
             raise self.errors[0]
 
 
-class FluxController(Reactor):
-    """Does what Flux's controllers do with a reconcile request, for the objects it is told.
-
-    For every watched object whose ``reconcile.fluxcd.io/requestedAt`` differs from
-    ``status.lastHandledReconcileAt``: copy it over, set ``observedGeneration`` and a Ready
-    condition from ``outcomes`` (default True). A HelmRelease's ``reconcile.fluxcd.io/forceAt``
-    goes to ``status.lastHandledForceAt`` (helm-controller api/v2/annotations.go); the upgrades
-    it handled are in ``forced``.
-    """
-
-    def __init__(self, server: StandaloneKube, *resources: Resource) -> None:
-        super().__init__(self._reconcile_all)
-        self.server = server
-        self.resources = resources or (
-            R.KUSTOMIZATIONS, R.HELMRELEASES, R.GITREPOSITORIES, R.HELMCHARTS,
-            R.HELMREPOSITORIES, R.OCIREPOSITORIES, R.BUCKETS,
-        )
-        # (kind, namespace, name) -> (ready, reason, message)
-        self.outcomes: dict[tuple[str, str, str], tuple[bool, str, str]] = {}
-        self.handled: list[tuple[str, str, str]] = []
-        self.forced: list[tuple[str, str, str]] = []
-
-    def _reconcile_all(self) -> None:
-        for res in self.resources:
-            for obj in self.server.list(res):
-                self._reconcile(res, obj)
-
-    def _reconcile(self, res: Resource, obj: dict[str, Any]) -> None:
-        meta = obj.get("metadata", {})
-        token = (meta.get("annotations") or {}).get("reconcile.fluxcd.io/requestedAt")
-        status = obj.get("status") or {}
-        if not token or token == status.get("lastHandledReconcileAt"):
-            return
-        if (obj.get("spec") or {}).get("suspend"):
-            return
-        key = (res.kind, meta.get("namespace", ""), meta.get("name", ""))
-        ready, reason, message = self.outcomes.get(
-            key, (True, "ReconciliationSucceeded", "Applied revision: main@sha1:0123abcd")
-        )
-        generation = meta.get("generation", 1)
-        condition = {
-            "type": "Ready", "status": "True" if ready else "False", "reason": reason,
-            "message": message, "observedGeneration": generation,
-        }
-        body = {"lastHandledReconcileAt": token, "observedGeneration": generation,
-                "conditions": [condition], "lastAppliedRevision": "main@sha1:0123abcd"}
-        force = (meta.get("annotations") or {}).get("reconcile.fluxcd.io/forceAt")
-        if res.kind == "HelmRelease" and force is not None:
-            body["lastHandledForceAt"] = force
-            if force == token and status.get("lastHandledForceAt") != force:
-                self.forced.append(key)
-        self.server.patch(res, key[2], {"status": body}, key[1])
-        self.handled.append(key)
-
-
 # ---- seeding helpers ------------------------------------------------------------------------
 
 
@@ -282,7 +229,7 @@ def add_kustomization(
     *,
     suspended: bool = False,
     ready: bool | None = True,
-    message: str = "Applied revision: main@sha1:0123abcd",
+    message: str = f"Applied revision: {REVISION}",
     source: tuple[str, str] = ("GitRepository", "flux-system"),
     source_namespace: str | None = None,
 ) -> dict[str, Any]:
@@ -293,7 +240,7 @@ def add_kustomization(
         "metadata": {"name": name, "namespace": namespace, "generation": 1},
         "spec": {"interval": "10m", "path": f"./{name}", "prune": True, "sourceRef": ref,
                  "suspend": suspended},
-        "status": {"observedGeneration": 1, "lastAppliedRevision": "main@sha1:0123abcd",
+        "status": {"observedGeneration": 1, "lastAppliedRevision": REVISION,
                    "conditions": _ready_condition(ready, "ReconciliationSucceeded"
                                                   if ready else "BuildFailed", message)},
     })
