@@ -1,6 +1,12 @@
 """Files the lab writes for drbot: kubeconfig, inventory, policy, secrets, the IaC projects, the
 lab's programs and what the VMs' disks hold.
 
+What is data lives in `lab/data/` and is copied as it is: the playbooks (`ansible/*.yml`), the
+Terraform configuration (`terraform/main.tf`), Ansible's settings, the IaC repository's
+.gitignore and the policy (`policy.yaml`, to which the runner's console login is added). What
+depends on where the lab's servers listen (inventories, kubeconfigs, `lab.tf.json`, the state)
+is computed here.
+
 The Terraform and Ansible projects live in one Git repository at a fixed commit (the inventory's
 `revision`), with everything a run writes (state, lock, artifacts) ignored so the checkout stays
 clean. The programs in `bin/` (`terraform`, `flux-bootstrap`) run a `lab` module's `main()`
@@ -31,6 +37,17 @@ from lab.seed.flux import BOOTSTRAP_NAME, FLEET_BRANCH, FLEET_PATH, FLEET_URL, g
 GIT = "git"
 PVE_TOKEN_ID = "drbot@pve!drbot"  # noqa: S105 (a token id)
 S3_ACCESS_KEY = "lab-access-key"  # noqa: S105 (a key id)
+# The lab's files that are data, not computed: the IaC project's playbooks, Terraform
+# configuration and settings (data file -> its path in the IaC repository), and the policy.
+DATA = Path(__file__).parent / "data"
+IAC_FILES = {
+    "terraform/main.tf": "terraform/main.tf",
+    "ansible/site.yml": "ansible/site.yml",
+    "ansible/k3s-join.yml": "ansible/k3s-join.yml",
+    "ansible/etcd-fetch.yml": "ansible/etcd-fetch.yml",
+    "ansible/ansible.cfg": "ansible/ansible.cfg",
+    "iac.gitignore": ".gitignore",
+}
 
 
 @dataclass(frozen=True)
@@ -119,59 +136,13 @@ def flux_bootstrap_argv(paths: Paths) -> list[str]:
 
 
 def policy(console_login: str) -> dict[str, Any]:
-    admin = ["viewer", "operator", "admin"]
-    approval = {"allow": ["admin"], "approvals": 1, "approvers": ["role:admin"], "expires": "30m"}
-    alice = ["console:alice", "slack:T0LAB/UALICE", "discord:1001"]
+    """The lab's policy (data/policy.yaml), with the console login of whoever runs the lab among
+    alice's accounts, so a console session is alice unless it is bob's or carol's."""
+    data = yaml.safe_load((DATA / "policy.yaml").read_text())
+    alice = data["people"]["alice"]["accounts"]
     if f"console:{console_login}" not in alice and console_login not in ("bob", "carol"):
         alice.append(f"console:{console_login}")
-    return {
-        "admin_contact": "alice (#homelab-ops)",
-        "people": {
-            "alice": {"accounts": alice, "roles": ["admin"]},
-            "bob": {
-                "accounts": ["console:bob", "slack:T0LAB/UBOB", "discord:1002"],
-                "roles": ["admin"],
-            },
-            "carol": {
-                "accounts": ["console:carol", "slack:T0LAB/UCAROL", "discord:1003"],
-                "roles": ["operator"],
-            },
-        },
-        "grants": {},
-        "commands": {
-            "help": {"allow": admin},
-            "status": {"allow": admin},
-            "jobs": {"allow": admin},
-            "job": {"allow": admin},
-            "backups": {"allow": admin},
-            "reconcile": {"allow": ["operator", "admin"]},
-            "cancel": {"allow": ["operator", "admin"]},
-            "retry": {"allow": ["operator", "admin"]},
-            "approve": {"allow": ["operator", "admin"]},
-            "deny": {"allow": ["operator", "admin"]},
-            "confirm": {"allow": ["operator", "admin"]},
-            "locks": {"allow": admin},
-            "audit": {"allow": ["admin"]},
-            "unlock": dict(approval),
-            "restore": dict(approval),
-            "rebuild-node": dict(approval),
-            "rebuild-host": dict(approval),
-            "rebuild-cluster": {
-                "allow": ["admin"],
-                "approvals": 2,
-                "approvers": ["role:admin", "person:carol"],
-                "confirm": "rebuild the whole cluster",
-                "expires": "30m",
-            },
-            "etcd-sync": {"allow": ["operator", "admin"]},
-            "backup-now": {"allow": ["operator", "admin"]},
-            "doctor": {"allow": ["operator", "admin"]},
-            "verify": {"allow": ["operator", "admin"]},
-            "drill": {"allow": ["operator", "admin"]},
-            "readiness": {"allow": ["operator", "admin"]},
-        },
-        "lab": True,
-    }
+    return data
 
 
 def inventory(ep: Endpoints, paths: Paths) -> dict[str, Any]:
@@ -277,43 +248,6 @@ def terraform_config(ep: Endpoints, paths: Paths) -> dict[str, Any]:
     }
 
 
-MAIN_TF = """\
-# The lab's VMs. `terraform` on the lab's PATH reads the same values from lab.tf.json.
-terraform {
-  required_providers {
-    proxmox = { source = "bpg/proxmox", version = "0.66.1" }
-  }
-}
-
-# bpg/proxmox's own login (docs/index.md): drbot never passes its token to Terraform.
-provider "proxmox" {
-  endpoint  = var.proxmox_endpoint
-  api_token = var.proxmox_api_token
-}
-
-variable "proxmox_endpoint" {
-  type = string
-}
-
-variable "proxmox_api_token" {
-  type      = string
-  sensitive = true
-}
-
-variable "nodes" {
-  type = map(object({ node_name = string, vm_id = number, memory = number }))
-}
-
-resource "proxmox_virtual_environment_vm" "k3s" {
-  for_each  = var.nodes
-  name      = each.key
-  node_name = each.value.node_name
-  vm_id     = each.value.vm_id
-  memory { dedicated = each.value.memory }
-}
-"""
-
-
 def initial_state(vm_uuids: dict[str, str]) -> dict[str, Any]:
     state = terraform_stub.load_state(Path("/nonexistent"))
     state["lineage"] = world.stable_uuid("tf-lineage")
@@ -377,6 +311,10 @@ def ansible_inventory(ep: Endpoints, paths: Paths) -> dict[str, Any]:
                 "pve_token_id": PVE_TOKEN_ID,
                 "pve_token_file": str(paths.pve_token_file),
                 "k3s_version": world.K3S_VERSION,
+                # what the join playbook writes as K3s would (lab/data/ansible/k3s-join.yml)
+                "k3s_local_api": world.K3S_LOCAL_API,
+                "k3s_node_finalizer": world.NODE_FINALIZER,
+                "k3s_etcd_finalizer": world.ETCD_FINALIZER,
             },
             "children": {
                 "k3s_cluster": {
@@ -394,288 +332,12 @@ def ansible_inventory(ep: Endpoints, paths: Paths) -> dict[str, Any]:
     }
 
 
-def wait_for_ssh(timeout: int) -> dict[str, Any]:
-    """The task every lab playbook starts with: the VM's SSH endpoint answers."""
-    return {
-        "name": "Wait for SSH on the VM",
-        "ansible.builtin.wait_for": {
-            "host": "127.0.0.1",
-            "port": "{{ ssh_port }}",
-            "search_regex": "OpenSSH",
-            "timeout": f"{{{{ ssh_timeout | default({timeout}) }}}}",
-        },
-    }
-
-
-def pve_request(task: str, path: str, register: str) -> dict[str, Any]:
-    """A Proxmox API read; no_log keeps the token out of the events, the next task reports."""
-    return {
-        "name": task,
-        "ansible.builtin.uri": {
-            "url": "{{ pve_api }}/api2/json" + path,
-            "headers": {
-                "Authorization": "PVEAPIToken={{ pve_token_id }}="
-                "{{ lookup('ansible.builtin.file', pve_token_file) }}"
-            },
-            "ca_path": "{{ pve_ca_file }}",
-            "return_content": True,
-            "status_code": [200, 500],
-        },
-        "register": register,
-        "no_log": True,
-    }
-
-
-def admin_kubeconfig_tasks() -> list[dict[str, Any]]:
-    """A K3s server writes its admin kubeconfig with a credential of its own on start."""
-    return [
-        {
-            "name": "Create K3s's config directory",
-            "ansible.builtin.file": {"path": "{{ k3s_kubeconfig | dirname }}", "state": "directory",
-                                     "mode": "0755"},
-            "when": "node_role == 'server'",
-        },
-        {
-            "name": "K3s writes its admin kubeconfig",
-            "ansible.builtin.copy": {
-                "content": "{{ k3s_admin_kubeconfig | to_nice_yaml }}",
-                "dest": "{{ k3s_kubeconfig }}",
-                "mode": "0600",
-            },
-            "when": "node_role == 'server'",
-            "no_log": True,
-        },
-    ]
-
-
-def join_playbook() -> list[dict[str, Any]]:
-    vm_path = "/nodes/{{ pve_host }}/qemu/{{ vmid }}"
-    secret_url = "{{ kube_api }}/api/v1/namespaces/kube-system/secrets/{{ node_name }}" + (
-        ".node-password.k3s"
-    )
-    server_labels = (
-        "{'node-role.kubernetes.io/control-plane': 'true', "
-        "'node-role.kubernetes.io/master': 'true', "
-        "'node-role.kubernetes.io/etcd': 'true'}"
-    )
-    return [
-        {
-            "name": "Install K3s and join the cluster",
-            "hosts": "k3s_cluster",
-            "gather_facts": False,
-            "vars": {
-                "k3s_admin_kubeconfig": k3s_kubeconfig(
-                    "{{ lookup('ansible.builtin.password', '/dev/null', "
-                    "chars=['hexdigits'], length=32) | lower }}"
-                )
-            },
-            "tasks": [
-                wait_for_ssh(60),
-                pve_request(
-                    "Read the VM status from Proxmox", vm_path + "/status/current", "vm_status"
-                ),
-                {
-                    "name": "Check the VM runs",
-                    "ansible.builtin.assert": {
-                        "that": [
-                            "vm_status.status == 200",
-                            "vm_status.json.data.status == 'running'",
-                        ],
-                        "fail_msg": "VM {{ vmid }} ({{ node_name }}) on {{ pve_host }} is not "
-                        "running "
-                        "(HTTP {{ vm_status.status }})",
-                        "quiet": True,
-                    },
-                },
-                pve_request("Read the VM config from Proxmox", vm_path + "/config", "vm_config"),
-                {
-                    "name": "Derive this VM's node password",
-                    "ansible.builtin.set_fact": {
-                        "vm_uuid": "{{ (vm_config.json.data.smbios1.split('uuid=') | last)"
-                        ".split(',')"
-                        " | first }}"
-                    },
-                },
-                {
-                    "name": "Hash the node password",
-                    "ansible.builtin.set_fact": {"node_password": "{{ vm_uuid | hash('sha256') }}"},
-                },
-                {
-                    "name": "Look up the node password entry",
-                    "ansible.builtin.uri": {
-                        "url": secret_url,
-                        "status_code": [200, 404],
-                        "return_content": True,
-                    },
-                    "register": "node_secret",
-                    "no_log": True,
-                },
-                {
-                    "name": "Refuse a different machine with the same node name",
-                    "ansible.builtin.fail": {
-                        "msg": "Node password rejected, duplicate hostname or contents of "
-                        "'/etc/rancher/node/password' may not match server node-passwd entry, "
-                        "try enabling a unique node name with the --with-node-id flag"
-                    },
-                    "when": "node_secret.status == 200 and "
-                    "(node_secret.json.data.hash | b64decode) != node_password",
-                },
-                {
-                    "name": "Register the node password",
-                    "ansible.builtin.uri": {
-                        "url": "{{ kube_api }}/api/v1/namespaces/kube-system/secrets",
-                        "method": "POST",
-                        "body_format": "json",
-                        "status_code": [201, 409],
-                        "body": {
-                            "apiVersion": "v1",
-                            "kind": "Secret",
-                            "type": "k3s.cattle.io/node-password",
-                            "metadata": {
-                                "name": "{{ node_name }}.node-password.k3s",
-                                "namespace": "kube-system",
-                            },
-                            "data": {"hash": "{{ node_password | b64encode }}"},
-                        },
-                    },
-                    "when": "node_secret.status == 404",
-                    "no_log": True,
-                },
-                {
-                    "name": "Start K3s (the kubelet registers the Node)",
-                    "ansible.builtin.uri": {
-                        "url": "{{ kube_api }}/api/v1/nodes",
-                        "method": "POST",
-                        "body_format": "json",
-                        "status_code": [201, 409],
-                        "body": {
-                            "apiVersion": "v1",
-                            "kind": "Node",
-                            "metadata": {
-                                "name": "{{ node_name }}",
-                                "labels": "{{ {'kubernetes.io/hostname': node_name, "
-                                "'kubernetes.io/os': 'linux', "
-                                "'kubernetes.io/arch': 'amd64', "
-                                "'lab.drbot/proxmox-host': pve_host} | "
-                                "combine("
-                                + server_labels
-                                + " if node_role == 'server' else {}) }}",
-                                "annotations": {
-                                    "k3s.io/hostname": "{{ node_name }}",
-                                    "k3s.io/internal-ip": "{{ node_ip }}",
-                                    "k3s.io/node-args": '["{{ node_role }}"]',
-                                },
-                                "finalizers": "{{ ['"
-                                + world.NODE_FINALIZER
-                                + "'] + (['"
-                                + world.ETCD_FINALIZER
-                                + "'] if node_role == 'server' else []) }}",
-                            },
-                            "spec": {"providerID": "k3s://{{ node_name }}"},
-                            "status": {
-                                "conditions": [
-                                    {
-                                        "type": "Ready",
-                                        "status": "False",
-                                        "reason": "KubeletNotReady",
-                                        "message": "container runtime network not ready: "
-                                        "NetworkReady=false",
-                                    }
-                                ],
-                                "addresses": [
-                                    {"type": "InternalIP", "address": "{{ node_ip }}"},
-                                    {"type": "Hostname", "address": "{{ node_name }}"},
-                                ],
-                                "nodeInfo": {
-                                    "architecture": "amd64",
-                                    "bootID": "{{ 99999999 | random | to_uuid }}",
-                                    "containerRuntimeVersion": "containerd://1.7.21-k3s2",
-                                    "kernelVersion": "6.1.0-26-amd64",
-                                    "kubeProxyVersion": "{{ k3s_version }}",
-                                    "kubeletVersion": "{{ k3s_version }}",
-                                    "machineID": "{{ node_password[:32] }}",
-                                    "operatingSystem": "linux",
-                                    "osImage": "Debian GNU/Linux 12 (bookworm)",
-                                    "systemUUID": "{{ vm_uuid }}",
-                                },
-                            },
-                        },
-                    },
-                    "register": "node_created",
-                    "changed_when": "node_created.status == 201",
-                },
-                *admin_kubeconfig_tasks(),
-            ],
-        }
-    ]
-
-
-def site_playbook() -> list[dict[str, Any]]:
-    fetch_when = "drbot_kubeconfig_dest is defined and k3s_cluster_init | bool"
-    return [
-        {
-            "name": "Base setup",
-            "hosts": "k3s_cluster",
-            "gather_facts": False,
-            "tasks": [
-                wait_for_ssh(60)
-            ],
-        },
-        {"ansible.builtin.import_playbook": "k3s-join.yml"},
-        {
-            "name": "Fetch the new cluster's kubeconfig for drbot",
-            "hosts": "k3s_servers",
-            "gather_facts": False,
-            "tasks": [
-                {
-                    "name": "Fetch k3s.yaml from the cluster-init server",
-                    "ansible.builtin.fetch": {
-                        "src": "{{ k3s_kubeconfig }}",
-                        "dest": "{{ drbot_kubeconfig_dest }}",
-                        "flat": True,
-                    },
-                    "when": fetch_when,
-                },
-                {
-                    "name": "Keep the fetched kubeconfig private",
-                    "ansible.builtin.file": {"path": "{{ drbot_kubeconfig_dest }}", "mode": "0600"},
-                    "delegate_to": "localhost",
-                    "when": fetch_when,
-                },
-            ],
-        },
-    ]
-
-
-def fetch_playbook() -> list[dict[str, Any]]:
-    return [
-        {
-            "name": "Fetch K3s etcd snapshots",
-            "hosts": "k3s_servers",
-            "gather_facts": False,
-            "tasks": [
-                wait_for_ssh(10),
-                {
-                    "name": "Find local snapshots",
-                    "ansible.builtin.find": {
-                        "paths": "{{ k3s_data_dir }}/server/db/snapshots",
-                        "patterns": ["etcd-snapshot-*", "on-demand-*"],
-                    },
-                    "register": "snapshots",
-                },
-                {
-                    "name": "Fetch snapshots",
-                    "ansible.builtin.fetch": {
-                        "src": "{{ item.path }}",
-                        "dest": "{{ fetch_dest }}/{{ inventory_hostname }}/",
-                        "flat": True,
-                    },
-                    "loop": "{{ snapshots.files }}",
-                    "loop_control": {"label": "{{ item.path | basename }}"},
-                },
-            ],
-        }
-    ]
+def copy_iac_files(iac: Path) -> None:
+    """Copy the IaC project's files (`IAC_FILES`) from the lab's data folder into `iac`."""
+    for source, dest in IAC_FILES.items():
+        target = iac / dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((DATA / source).read_bytes())
 
 
 def git_commit(repo: Path) -> str:
@@ -712,7 +374,7 @@ def lab_program(path: Path, module: str) -> None:
     project = Path(__file__).resolve().parents[1]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        f'#!{sys.executable}\n"""The lab\'s {path.name} (see {module.replace(".", "/")}.py)."""\n'
+        f'#!{sys.executable}\n"""The lab\'s {path.name} (see the module {module})."""\n'
         "import sys\n"
         f"sys.path.insert(0, {str(project)!r})\n"
         f"from {module} import main\n"
@@ -772,25 +434,13 @@ def write_all(
     private(paths.kubeconfig, yaml.safe_dump(kubeconfig(ep.kube_url, kube_token), sort_keys=False))
     write_yaml(paths.policy, policy(getpass.getuser()))
 
-    tf_dir.mkdir(parents=True, exist_ok=True)
-    (tf_dir / "main.tf").write_text(MAIN_TF)
+    copy_iac_files(iac)
     (tf_dir / terraform_stub.CONFIG).write_text(
         json.dumps(terraform_config(ep, paths), indent=2) + "\n"
     )
     (tf_dir / ".terraform").mkdir(exist_ok=True)
     (tf_dir / terraform_stub.STATE).write_text(json.dumps(initial_state(vm_uuids), indent=2) + "\n")
     write_yaml(paths.ansible_inventory, ansible_inventory(ep, paths))
-    write_yaml(ans_dir / "site.yml", site_playbook())
-    write_yaml(ans_dir / "k3s-join.yml", join_playbook())
-    write_yaml(ans_dir / "etcd-fetch.yml", fetch_playbook())
-    (ans_dir / "ansible.cfg").write_text(
-        "[defaults]\nhost_key_checking = True\nretry_files_enabled = False\n"
-        "interpreter_python = auto_silent\n"
-    )
-    (iac / ".gitignore").write_text(
-        "*.tfstate\n*.tfstate.*\n.terraform/\n.terraform.lock.hcl\n"
-        ".terraform.tfstate.lock.info\nartifacts/\nenv/\n*.retry\n"
-    )
     revision = git_commit(iac)
 
     lab_program(paths.terraform_binary, "lab.terraform_stub")

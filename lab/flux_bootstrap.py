@@ -34,10 +34,10 @@ import requests
 import yaml
 
 from lab.controllers.base import R_GITREPOSITORIES, R_KUSTOMIZATIONS, api_path, condition
-from lab.kube import merge_diff
+from lab.kube_wire import merge_diff
 from lab.seed.flux import BOOTSTRAP_NAME, FLEET_BRANCH, FLEET_PATH, git_repository, kustomization
 from lab.servers import wait_until
-from lab.terraform_stub import duration
+from lab.terraform_stub.args import duration
 from lab.world import FLUX_NS
 
 POLL = 0.2

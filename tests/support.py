@@ -111,3 +111,20 @@ class Recorder:
 
     def text(self) -> str:
         return "\n".join(repr(p) for p in self.progress)
+
+
+def ansible_syntax_check(playbook: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`ansible-playbook --syntax-check` of ``playbook``, with an inventory holding the groups
+    the playbooks name and Ansible's own files under ``tmp_path``."""
+    import sys
+
+    import yaml
+
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text(yaml.safe_dump({"all": {"children": {
+        "k3s_servers": {"hosts": {"k3s-server-1": {}}},
+        "k3s_agents": {"hosts": {"k3s-agent-1": {}}}}}}))
+    env = {"PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+           "HOME": str(tmp_path), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "LANG": "C.UTF-8"}
+    return subprocess.run(["ansible-playbook", "--syntax-check", "-i", str(hosts), str(playbook)],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)

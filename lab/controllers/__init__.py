@@ -20,8 +20,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import kmock
-
 from lab import world
 from lab.controllers.base import Timings
 from lab.controllers.cnpg import CnpgController
@@ -53,7 +51,6 @@ class Controllers(NodeController, LonghornController, BackupTargetController, Wo
         super().__init__(kube, pve, state, timings, sshds, vm_root)
         self.task: asyncio.Task[None] | None = None
         kube.admissions.append(self.admit)
-        kube[kmock.method.POST, kmock.subresource("eviction")] << self.evict
         kube.exec_handlers.append(self.cnpg_exec)
 
     def start(self) -> None:

@@ -21,7 +21,6 @@ from lab.kube import CONTROLLER_HEADER, LabKube
 R_NODES = kmock.resource("", "v1", "nodes")
 R_PODS = kmock.resource("", "v1", "pods")
 R_SECRETS = kmock.resource("", "v1", "secrets")
-R_PDBS = kmock.resource("policy", "v1", "poddisruptionbudgets")
 R_LH_NODES = kmock.resource("longhorn.io", "v1beta2", "nodes")
 R_LH_VOLUMES = kmock.resource("longhorn.io", "v1beta2", "volumes")
 R_LH_REPLICAS = kmock.resource("longhorn.io", "v1beta2", "replicas")

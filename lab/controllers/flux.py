@@ -11,6 +11,10 @@ Following fluxcd/kustomize-controller (internal/controller/kustomization_control
   once they are installed: `Timings.infrastructure_install` for the `infrastructure` layer;
 - a HelmRelease's deleted objects come back only through a forced upgrade or drift correction
   (`lab.controllers.helm`).
+
+The lab's world sets what Git holds (`fleet`, `revision`) and the releases that fail
+(`outcomes`); unit tests run the same controllers alone against the emulator with their own
+(`lab.fakes.flux`), and read what was reconciled (`handled`) and force-upgraded (`forced`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from lab.controllers.base import (
     condition,
 )
 from lab.controllers.helm import HelmController
-from lab.kube import now_iso
+from lab.kube_wire import now_iso
 from lab.seed.flux import BOOTSTRAP_NAME, GRAFANA_FAILURE, REVISION, fleet_kustomizations
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
@@ -38,16 +42,34 @@ FLUX = [
     R_GITREPOSITORIES,
     kmock.resource("source.toolkit.fluxcd.io", "v1", "helmrepositories"),
     kmock.resource("source.toolkit.fluxcd.io", "v1", "helmcharts"),
+    kmock.resource("source.toolkit.fluxcd.io", "v1", "ocirepositories"),
+    kmock.resource("source.toolkit.fluxcd.io", "v1", "buckets"),
 ]
-FAILING_RELEASES = {("monitoring", "grafana")}
+KINDS = {"kustomizations": "Kustomization", "helmreleases": "HelmRelease",
+         "gitrepositories": "GitRepository", "helmrepositories": "HelmRepository",
+         "helmcharts": "HelmChart", "ocirepositories": "OCIRepository", "buckets": "Bucket"}
+# (kind, namespace, name) -> (ready, reason, message) of every reconcile of that object
+Outcomes = dict[tuple[str, str, str], tuple[bool, str, str]]
+# The lab's grafana release keeps failing its upgrade.
+LAB_OUTCOMES: Outcomes = {("HelmRelease", "monitoring", "grafana"):
+                          (False, "UpgradeFailed", GRAFANA_FAILURE)}
 INSTALLS_RELEASES = {"infrastructure"}  # the layer that installs Longhorn and CNPG, wait: true
 
 
 class FluxController(HelmController):
     """The source, kustomize and helm controllers, reduced to their status."""
 
+    fleet = True  # flux-system, reconciled, applies the fleet repository (the lab's world)
+    revision = REVISION  # the revision the sources hold
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outcomes: Outcomes = dict(LAB_OUTCOMES)
+        self.handled: list[tuple[str, str, str]] = []  # (kind, namespace, name), in order
+
     async def flux(self) -> None:
-        await self.apply_fleet()
+        if self.fleet:
+            await self.apply_fleet()
         for res in FLUX:
             for obj in self.kube.live(res):
                 await self.flux_one(res, obj)
@@ -117,10 +139,9 @@ class FluxController(HelmController):
     ) -> None:
         meta = obj["metadata"]
         generation = int(meta.get("generation") or 1)
-        failing = (
-            meta.get("namespace"),
-            meta["name"],
-        ) in FAILING_RELEASES and res.plural == "helmreleases"
+        key = (KINDS[res.plural], meta.get("namespace", ""), meta["name"])
+        outcome = self.outcomes.get(key)
+        failing = outcome is not None and not outcome[0]
         others = [
             c
             for c in (obj.get("status") or {}).get("conditions") or []
@@ -151,19 +172,19 @@ class FluxController(HelmController):
                 res, meta.get("namespace"), meta["name"], {"status": {"conditions": conditions}}
             )
             return
-        if failing:
+        if outcome is not None:
             ready = {
                 "type": "Ready",
-                "status": "False",
-                "reason": "UpgradeFailed",
-                "message": GRAFANA_FAILURE,
+                "status": "True" if outcome[0] else "False",
+                "reason": outcome[1],
+                "message": outcome[2],
             }
         elif res.plural == "kustomizations":
             ready = {
                 "type": "Ready",
                 "status": "True",
                 "reason": "ReconciliationSucceeded",
-                "message": f"Applied revision: {REVISION}",
+                "message": f"Applied revision: {self.revision}",
             }
         elif res.plural == "helmreleases":
             ready = {
@@ -178,7 +199,7 @@ class FluxController(HelmController):
                 "type": "Ready",
                 "status": "True",
                 "reason": "Succeeded",
-                "message": f"stored artifact for revision '{REVISION}'",
+                "message": f"stored artifact for revision '{self.revision}'",
             }
         ready.update({"observedGeneration": generation, "lastTransitionTime": stamp})
         body: dict[str, Any] = {"observedGeneration": generation, "conditions": [ready, *others]}
@@ -187,9 +208,10 @@ class FluxController(HelmController):
         if token is not None:
             body["lastHandledReconcileAt"] = token
         if res.plural == "kustomizations" and not failing:
-            body["lastAppliedRevision"] = REVISION
-            body["lastAttemptedRevision"] = REVISION
+            body["lastAppliedRevision"] = self.revision
+            body["lastAttemptedRevision"] = self.revision
         await self.patch(res, meta.get("namespace"), meta["name"], {"status": body})
+        self.handled.append(key)
         self.state.record(
             f"flux: {res.plural[:-1]} {meta.get('namespace')}/{meta['name']} "
             f"reconciled, Ready={ready['status']}"

@@ -49,6 +49,10 @@ def resource_of(obj: dict[str, Any]) -> Any:
 class HelmController(ControllerBase):
     """What a handled HelmRelease reconcile does to the release and its objects."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.forced: list[tuple[str, str, str]] = []  # the releases force-upgraded, in order
+
     def missing_objects(self, ns: str, name: str) -> list[dict[str, Any]]:
         return [o for o in release_objects(ns, name)
                 if self.kube.current(resource_of(o), o["metadata"].get("namespace"),
@@ -64,6 +68,7 @@ class HelmController(ControllerBase):
             body["lastHandledForceAt"] = force
         missing = self.missing_objects(ns, name)
         if force_requested(obj):
+            self.forced.append(("HelmRelease", ns, name))
             history = list(status.get("history") or [])
             latest = history[0] if history else {}
             revision = int(latest.get("version") or 0) + 1

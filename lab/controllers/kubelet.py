@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 from lab import world
 from lab.controllers.base import R_LH_VOLUMES, R_NODES, R_PODS, R_PVCS, R_PVS, ControllerBase
 from lab.controllers.base import condition as cond_of
-from lab.kube import now_iso
+from lab.kube_wire import now_iso
 from lab.longhorn_blocks import volume_files
 
 RUN_TIMEOUT = 120.0

@@ -26,7 +26,7 @@ from lab.controllers.base import (
     ControllerBase,
     condition,
 )
-from lab.kube import now_iso
+from lab.kube_wire import now_iso
 from lab.seed.longhorn import longhorn_node, replica_object
 
 RESTORE_LIMIT = "concurrent-backup-restore-per-node-limit"

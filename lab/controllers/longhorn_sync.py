@@ -51,7 +51,7 @@ from lab.controllers.base import (
     ControllerBase,
     condition,
 )
-from lab.kube import now_iso
+from lab.kube_wire import now_iso
 from lab.seed.flux import BOOTSTRAP_NAME
 
 # types.GetLonghornLabelKey(types.DeleteCustomResourceOnly): delete the object, not the store's data

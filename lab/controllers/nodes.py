@@ -14,7 +14,7 @@ from typing import Any
 from lab import world
 from lab.controllers.base import R_NODES, R_PODS, R_SECRETS, condition
 from lab.controllers.etcd import EtcdController
-from lab.kube import now_iso
+from lab.kube_wire import now_iso
 from lab.seed.k3s import ready_condition
 
 

@@ -1,12 +1,11 @@
 """Kubernetes' own controllers, as far as drbot's runbooks meet them: the PV controller binds
-claims (and Longhorn records the binding), Deployments and StatefulSets keep spec.replicas pods,
-and the Eviction API refuses what a PodDisruptionBudget does not allow.
+claims (and Longhorn records the binding), Deployments and StatefulSets keep spec.replicas pods.
+The Eviction API is the API server's (`lab.eviction`).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import kmock
 
@@ -14,14 +13,12 @@ from lab import world
 from lab.controllers.base import (
     R_LH_VOLUMES,
     R_NODES,
-    R_PDBS,
     R_PODS,
     R_PVCS,
     R_PVS,
     ControllerBase,
     condition,
 )
-from lab.kube import status_body
 from lab.seed.workloads import pod_object
 
 WORKLOADS = [
@@ -31,7 +28,7 @@ WORKLOADS = [
 
 
 class WorkloadController(ControllerBase):
-    """The PV binder, the Deployment and StatefulSet controllers, and the Eviction API."""
+    """The PV binder and the Deployment and StatefulSet controllers."""
 
     async def storage_binding(self) -> None:
         """The PV controller binds a PVC to the PV it names; Longhorn records the binding."""
@@ -95,44 +92,3 @@ class WorkloadController(ControllerBase):
                 if (wl.get("status") or {}).get("replicas") != ready:
                     await self.patch(res, ns, name, {"status": {"replicas": ready,
                                                                 "readyReplicas": ready}})
-
-    async def evict(self, request: Any) -> kmock.Response:
-        """policy/v1 Eviction: 429 when a PodDisruptionBudget allows no disruption."""
-        ns, name = request.namespace, request.name
-        pod = self.kube.current(R_PODS, ns, name)
-        if pod is None:
-            return kmock.Response(
-                status=404,
-                payload=status_body(
-                    404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"}
-                ),
-            )
-        labels = pod["metadata"].get("labels") or {}
-        for pdb in self.kube.live(R_PDBS):
-            if pdb["metadata"].get("namespace") != ns:
-                continue
-            match = (pdb.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
-            if not match or any(labels.get(k) != v for k, v in match.items()):
-                continue
-            status = pdb.get("status") or {}
-            if int(status.get("disruptionsAllowed", 0)) <= 0:
-                return kmock.Response(
-                    status=429,
-                    payload=status_body(
-                        429,
-                        "TooManyRequests",
-                        "Cannot evict pod as it would violate the pod's disruption budget.",
-                        {
-                            "causes": [
-                                {
-                                    "reason": "DisruptionBudget",
-                                    "message": f"The disruption budget {pdb['metadata']['name']} "
-                                    f"needs {status.get('desiredHealthy', 0)} healthy pods "
-                                    f"and has {status.get('currentHealthy', 0)} currently",
-                                }
-                            ]
-                        },
-                    ),
-                )
-        await self.delete(R_PODS, ns, name)
-        return kmock.Response(status=201, payload=status_body(201, "", "", ok=True))

@@ -1,14 +1,10 @@
-"""A Kubernetes API emulator (kmock) for tests, plus helpers that seed objects into it.
+"""The lab's Kubernetes API served alone for tests, plus helpers that seed objects into it.
 
-``kube_emulator`` runs a ``kmock.KubernetesEmulator`` on its own thread and event loop, bound to
-127.0.0.1, with every resource drbot uses registered (so empty lists are lists, not 404s).
+``kube_emulator`` runs the lab's emulator (``lab.kube.LabKube``: kmock plus the API server's
+admission, stamping, PUT, JSON patch, selectors, Namespace lifecycle and the Eviction API) on its
+own lab loop, bound to 127.0.0.1, without the lab's world or controllers, and with every
+resource drbot's adapters name registered (so empty lists are lists, not 404s).
 ``kube`` is an ``adapters.kubernetes.client.Kube`` bound to it through a kubeconfig file.
-
-kmock ignores label/field selectors, does not do PUT, and has no eviction subresource: the
-emulator here answers ``pods/<name>/eviction`` itself (deleting the pod, or 429 for a pod that a
-test marked as protected by a PodDisruptionBudget). kmock's path parser cannot read the
-Namespaces collection (``/api/v1/namespaces``: it takes ``namespaces`` for the namespace prefix),
-so requests to it are served at ``NAMESPACES_AT`` (logged there; same RBAC resource and verb).
 
 The seeding helpers speak plain HTTP to the emulator, so they are safe from any thread and can
 be reused by end-to-end tests and the simulated lab.
@@ -30,101 +26,41 @@ import pytest
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from adapters.kubernetes.resources import Resource
-from lab.servers import dead_port
+from lab.servers import KubeServer, LabLoop, dead_port
 
-NAMESPACES_AT = "/api/v1/namespaces/-/namespaces"
+# The revision the seeded Flux objects were applied at (StandaloneFlux reconciles to it too).
+REVISION = "main@sha1:0123abcd"
+# Older Flux versions of OCIRepository and Bucket, which drbot's adapters still read.
+OLDER_FLUX_SOURCES = (("ocirepositories", "OCIRepository"), ("buckets", "Bucket"))
 
 
 class StandaloneKube:
-    """A running emulator: ``url``, the kmock ``emulator``, and JSON helpers over HTTP."""
+    """A running emulator: ``url``, the ``emulator`` (a LabKube), and JSON helpers over HTTP."""
 
     def __init__(self) -> None:
         self.url = ""
         self.emulator: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        # (namespace, pod) -> PodDisruptionBudget name: evictions of these pods answer 429.
-        self.protected_pods: dict[tuple[str, str], str] = {}
-        self._thread: threading.Thread | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._lab_loop: LabLoop | None = None
+        self._server: KubeServer | None = None
 
     # ---- lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="kube-emulator", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(20):
-            raise RuntimeError("the Kubernetes emulator did not start within 20 s")
-        if self._error is not None:
-            raise RuntimeError(f"the Kubernetes emulator failed to start: {self._error!r}")
+        from lab.kube import LabKube
+
+        self._lab_loop = LabLoop()
+        self.loop = self._lab_loop.loop
+        self.emulator = LabKube()
+        register_resources(self.emulator)
+        self._server = KubeServer(self._lab_loop, self.emulator)
+        self.url = self._server.start()
 
     def stop(self) -> None:
-        if self.loop is not None and self._stop is not None:
-            self.loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(20)
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self.loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:  # reported to start()
-            self._error = exc
-            self._ready.set()
-        finally:
-            loop.close()
-
-    async def _serve(self) -> None:
-        import aiohttp.test_utils
-        import kmock
-
-        self._stop = asyncio.Event()
-        async with kmock.KubernetesEmulator() as emulator:
-            self.emulator = emulator
-            register_resources(emulator)
-            emulator[lambda request: request.subresource == "eviction"] << self._evict
-
-            async def handle(raw: Any) -> Any:
-                if raw.path == "/api/v1/namespaces":
-                    raw = raw.clone(rel_url=raw.rel_url.with_path(NAMESPACES_AT))
-                return await emulator(raw)
-
-            server = aiohttp.test_utils.RawTestServer(handle, host="127.0.0.1", port=0)
-            await server.start_server()
-            try:
-                self.url = f"http://127.0.0.1:{server.port}"
-                self._ready.set()
-                await self._stop.wait()
-            finally:
-                await server.close()
-
-    def _evict(self, request: Any) -> Any:
-        """policy/v1 Eviction: 429 for a protected pod, else delete the pod (201)."""
-        import kmock
-
-        key = (request.namespace, request.name)
-        if key in self.protected_pods:
-            pdb = self.protected_pods[key]
-            return kmock.Response(status=429, payload={
-                "apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 429,
-                "reason": "TooManyRequests",
-                "message": "Cannot evict pod as it would violate the pod's disruption budget.",
-                "details": {"causes": [{
-                    "reason": "DisruptionBudget",
-                    "message": f"The disruption budget {pdb} needs 1 healthy pods and has 1 "
-                               "currently",
-                }]},
-            })
-        pod_key = (kmock.resource("", "v1", "pods"), request.namespace, request.name)
-        if pod_key not in self.emulator.objects or self.emulator.objects[pod_key].deleted:
-            return kmock.Response(status=404, payload={
-                "apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 404,
-                "reason": "NotFound", "message": f'pods "{request.name}" not found'})
-        self.emulator.objects[pod_key].delete()
-        return kmock.Response(status=201, payload={
-            "apiVersion": "v1", "kind": "Status", "status": "Success", "code": 201})
+        if self._server is not None:
+            self._server.stop()
+        if self._lab_loop is not None:
+            self._lab_loop.close()
 
     def on_loop(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the emulator's loop (to change reactions safely) and return its result."""
@@ -148,6 +84,11 @@ class StandaloneKube:
     def requests(self, criteria: Any) -> list[Any]:
         """The requests the emulator received that match kmock ``criteria``."""
         return self.on_loop(lambda: list(self.emulator[criteria]))
+
+    def sent(self, criteria: Any) -> list[Any]:
+        """The JSON bodies clients sent in the requests matching ``criteria``, as sent (a
+        request's ``data`` is what the emulator stored: stamped with uid, resourceVersion...)."""
+        return [json.loads(r.body) if r.body else None for r in self.requests(criteria)]
 
     # ---- JSON over HTTP -------------------------------------------------------------
 
@@ -195,20 +136,11 @@ class StandaloneKube:
 
 
 def register_resources(emulator: Any) -> None:
-    """Declare every resource drbot uses, so listing an empty one answers an empty list."""
-    import kmock
-
+    """Register every resource drbot's adapters name that the lab's world does not serve."""
     for res in (*R.CORE, *R.CUSTOM):
-        emulator.resources[f"{res.api_version}/{res.plural}"] = kmock.ResourceInfo(
-            kind=res.kind, namespaced=res.namespaced
-        )
-    for version in ("v1beta2",):  # older Flux versions of OCIRepository and Bucket
-        for plural, kind in (("ocirepositories", "OCIRepository"), ("buckets", "Bucket")):
-            emulator.resources[f"source.toolkit.fluxcd.io/{version}/{plural}"] = (
-                kmock.ResourceInfo(kind=kind, namespaced=True)
-            )
-
-
+        emulator.register(res.api_version, res.plural, res.kind, res.namespaced)
+    for plural, kind in OLDER_FLUX_SOURCES:
+        emulator.register("source.toolkit.fluxcd.io/v1beta2", plural, kind, True)
 
 
 def dead_endpoint() -> str:
@@ -280,61 +212,6 @@ class Reactor:
             raise self.errors[0]
 
 
-class FluxController(Reactor):
-    """Does what Flux's controllers do with a reconcile request, for the objects it is told.
-
-    For every watched object whose ``reconcile.fluxcd.io/requestedAt`` differs from
-    ``status.lastHandledReconcileAt``: copy it over, set ``observedGeneration`` and a Ready
-    condition from ``outcomes`` (default True). A HelmRelease's ``reconcile.fluxcd.io/forceAt``
-    goes to ``status.lastHandledForceAt`` (helm-controller api/v2/annotations.go); the upgrades
-    it handled are in ``forced``.
-    """
-
-    def __init__(self, server: StandaloneKube, *resources: Resource) -> None:
-        super().__init__(self._reconcile_all)
-        self.server = server
-        self.resources = resources or (
-            R.KUSTOMIZATIONS, R.HELMRELEASES, R.GITREPOSITORIES, R.HELMCHARTS,
-            R.HELMREPOSITORIES, R.OCIREPOSITORIES, R.BUCKETS,
-        )
-        # (kind, namespace, name) -> (ready, reason, message)
-        self.outcomes: dict[tuple[str, str, str], tuple[bool, str, str]] = {}
-        self.handled: list[tuple[str, str, str]] = []
-        self.forced: list[tuple[str, str, str]] = []
-
-    def _reconcile_all(self) -> None:
-        for res in self.resources:
-            for obj in self.server.list(res):
-                self._reconcile(res, obj)
-
-    def _reconcile(self, res: Resource, obj: dict[str, Any]) -> None:
-        meta = obj.get("metadata", {})
-        token = (meta.get("annotations") or {}).get("reconcile.fluxcd.io/requestedAt")
-        status = obj.get("status") or {}
-        if not token or token == status.get("lastHandledReconcileAt"):
-            return
-        if (obj.get("spec") or {}).get("suspend"):
-            return
-        key = (res.kind, meta.get("namespace", ""), meta.get("name", ""))
-        ready, reason, message = self.outcomes.get(
-            key, (True, "ReconciliationSucceeded", "Applied revision: main@sha1:0123abcd")
-        )
-        generation = meta.get("generation", 1)
-        condition = {
-            "type": "Ready", "status": "True" if ready else "False", "reason": reason,
-            "message": message, "observedGeneration": generation,
-        }
-        body = {"lastHandledReconcileAt": token, "observedGeneration": generation,
-                "conditions": [condition], "lastAppliedRevision": "main@sha1:0123abcd"}
-        force = (meta.get("annotations") or {}).get("reconcile.fluxcd.io/forceAt")
-        if res.kind == "HelmRelease" and force is not None:
-            body["lastHandledForceAt"] = force
-            if force == token and status.get("lastHandledForceAt") != force:
-                self.forced.append(key)
-        self.server.patch(res, key[2], {"status": body}, key[1])
-        self.handled.append(key)
-
-
 # ---- seeding helpers ------------------------------------------------------------------------
 
 
@@ -352,7 +229,7 @@ def add_kustomization(
     *,
     suspended: bool = False,
     ready: bool | None = True,
-    message: str = "Applied revision: main@sha1:0123abcd",
+    message: str = f"Applied revision: {REVISION}",
     source: tuple[str, str] = ("GitRepository", "flux-system"),
     source_namespace: str | None = None,
 ) -> dict[str, Any]:
@@ -363,7 +240,7 @@ def add_kustomization(
         "metadata": {"name": name, "namespace": namespace, "generation": 1},
         "spec": {"interval": "10m", "path": f"./{name}", "prune": True, "sourceRef": ref,
                  "suspend": suspended},
-        "status": {"observedGeneration": 1, "lastAppliedRevision": "main@sha1:0123abcd",
+        "status": {"observedGeneration": 1, "lastAppliedRevision": REVISION,
                    "conditions": _ready_condition(ready, "ReconciliationSucceeded"
                                                   if ready else "BuildFailed", message)},
     })
@@ -472,6 +349,25 @@ def add_pod(
     if pvc:
         spec["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": pvc}}]
     return server.create(R.PODS, {"metadata": meta, "spec": spec, "status": {"phase": phase}})
+
+
+def add_pdb(
+    server: StandaloneKube, name: str, namespace: str, match_labels: dict[str, str], *,
+    allowed: int = 0, healthy: int = 1,
+) -> dict[str, Any]:
+    """A PodDisruptionBudget over the pods with these labels, as the disruption controller
+    leaves its status: ``allowed`` evictions, ``healthy`` pods needed and present."""
+    return server.create(R.PODDISRUPTIONBUDGETS, {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"minAvailable": healthy, "selector": {"matchLabels": match_labels}},
+        "status": {"disruptionsAllowed": allowed, "desiredHealthy": healthy,
+                   "currentHealthy": healthy, "expectedPods": healthy},
+    })
+
+
+def set_pdb_allowed(server: StandaloneKube, name: str, namespace: str, allowed: int) -> None:
+    """The disruption controller's recount: ``allowed`` evictions now."""
+    server.patch(R.PODDISRUPTIONBUDGETS, name, {"status": {"disruptionsAllowed": allowed}}, namespace)
 
 
 def add_lh_volume(

@@ -3,7 +3,7 @@
 Terraform needs a provider's schema to decode the resources of a state (`terraform show -json`),
 and the real bpg/proxmox provider cannot be downloaded here. This program is a Terraform plugin
 that knows only that schema: it answers GetProviderSchema with the attributes of
-`proxmox_virtual_environment_vm` that the lab's Terraform stub writes (lab/terraform_stub.py),
+`proxmox_virtual_environment_vm` that the lab's Terraform stub writes (lab/terraform_stub/state.py),
 typed as bpg/proxmox declares them (docs/resources/virtual_environment_vm.md: `vm_id` number,
 `node_name` string, `tags` list of strings, `memory`/`cpu`/`smbios` blocks of at most one).
 It serves nothing that plans or applies: those calls are UNIMPLEMENTED. Test-only.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters import subprocesses, terraform
+from adapters import subprocesses, terraform, terraform_stream
 from adapters.errors import AdapterError, Cancelled, Conflict, Refused, TimedOut
 from adapters.progress import Hooks
 from adapters.terraform import TerraformConfig
@@ -509,7 +509,7 @@ def test_an_import_only_apply_says_so() -> None:
     import-only apply must not read as if nothing happened. The line is as Terraform prints it
     (internal/command/views/json/change_summary.go)."""
     seen: list[str] = []
-    stream = terraform._Stream(Hooks(report=lambda p: seen.append(p.message)))
+    stream = terraform_stream.UiStream(Hooks(report=lambda p: seen.append(p.message)))
     stream(json.dumps({
         "@level": "info", "@module": "terraform.ui", "@timestamp": "2026-01-01T00:00:00Z",
         "@message": "Apply complete! Resources: 1 imported, 0 added, 0 changed, 0 destroyed.",

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from adapters.kubernetes import resources as R
+from lab.fakes.flux import StandaloneFlux
 from lab.fakes.kube import (
-    FluxController,
     StandaloneKube,
     add_kustomization,
     add_node,
@@ -37,7 +37,7 @@ def lab(redis_url: str, tmp_path: Path, kube_emulator: StandaloneKube) -> Iterat
 
 def test_reconcile_waits_for_flux_to_handle_the_request(lab: Harness,
                                                         kube_emulator: StandaloneKube) -> None:
-    with FluxController(kube_emulator) as flux:
+    with StandaloneFlux(kube_emulator) as flux:
         job_id = lab.say("/dr reconcile apps --with-source").job_id
         job = lab.wait_status(job_id, "succeeded")
     lab.wait_settled(job_id)
@@ -53,7 +53,7 @@ def test_reconcile_waits_for_flux_to_handle_the_request(lab: Harness,
 
 
 def test_reconcile_failure_shows_readys_message(lab: Harness, kube_emulator: StandaloneKube) -> None:
-    with FluxController(kube_emulator) as flux:
+    with StandaloneFlux(kube_emulator) as flux:
         flux.outcomes[("Kustomization", "flux-system", "apps")] = (
             False, "BuildFailed", "kustomize build failed: accumulating resources")
         job_id = lab.say("/dr reconcile apps").job_id
@@ -110,7 +110,7 @@ def test_ready_says_plainly_when_flux_will_not_recreate_a_helm_object(
         spec = {"driftDetection": {"mode": mode}} if mode else {}
         kube_emulator.patch(R.HELMRELEASES, name, {"metadata": {"labels": labels},
                                                    "spec": spec}, "web")
-    with FluxController(kube_emulator):
+    with StandaloneFlux(kube_emulator):
         job_id = lab.say("/dr reconcile apps").job_id
         lab.wait_status(job_id, "succeeded")
     lab.wait_settled(job_id)

@@ -6,9 +6,6 @@ examples validate (models, schemas and check-config's semantics) and the example
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from bot import registry
 from bot.config import checks, reference
 from bot.config.inventory import load_inventory
 from bot.config.policy import Policy
+from tests.support import ansible_syntax_check
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples"
@@ -87,13 +85,5 @@ def test_example_policy_passes_check_config_semantics() -> None:
 
 @pytest.mark.parametrize("playbook", ["site.yml", "k3s-join.yml", "etcd-fetch.yml"])
 def test_example_playbooks_pass_the_syntax_check(playbook: str, tmp_path: Path) -> None:
-    hosts = tmp_path / "hosts.yml"
-    hosts.write_text(yaml.safe_dump({"all": {"children": {
-        "k3s_servers": {"hosts": {"k3s-server-1": {}}},
-        "k3s_agents": {"hosts": {"k3s-agent-1": {}}}}}}))
-    env = {"PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-           "HOME": str(tmp_path), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "LANG": "C.UTF-8"}
-    done = subprocess.run(["ansible-playbook", "--syntax-check", "-i", str(hosts),
-                           str(EXAMPLES / "playbooks" / playbook)], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = ansible_syntax_check(EXAMPLES / "playbooks" / playbook, tmp_path)
     assert done.returncode == 0, done.stderr

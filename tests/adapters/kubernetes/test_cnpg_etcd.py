@@ -76,3 +76,15 @@ def test_etcd_snapshots(kube_emulator: StandaloneKube, kube: Kube) -> None:
     assert local.location.startswith("file:///var/lib/rancher/k3s/server/db/snapshots/")
     assert (remote.s3, remote.node, remote.name) == (
         True, "s3", "s3-etcd-snapshot-k3s-1-1767312000-a1b2c3")
+
+
+def test_trigger_backup_again_with_the_same_name_returns_the_first(
+        kube_emulator: StandaloneKube, kube: Kube) -> None:
+    """A resumed step asks again under the name it recorded: the API server answers 409 and the
+    backup the earlier call created comes back, not a second one."""
+    add_cnpg_cluster(kube_emulator, "pg")
+    first = cnpg.trigger_backup(kube, "pg", "db", "pg-drbot-resumed")
+    kube_emulator.patch(R.CNPG_BACKUPS, "pg-drbot-resumed", {"status": {"phase": "running"}}, "db")
+    again = cnpg.trigger_backup(kube, "pg", "db", "pg-drbot-resumed")
+    assert (again.name, again.phase) == (first.name, "running")
+    assert [b.name for b in cnpg.list_backups(kube, "db", "pg")] == ["pg-drbot-resumed"]

@@ -11,8 +11,8 @@ from adapters.kubernetes import flux
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from adapters.progress import Hooks, Progress
+from lab.fakes.flux import StandaloneFlux
 from lab.fakes.kube import (
-    FluxController,
     Reactor,
     StandaloneKube,
     add_helmrelease,
@@ -50,7 +50,7 @@ def test_list_and_get_kustomizations(kube_emulator: StandaloneKube, kube: Kube) 
 def test_reconcile_waits_for_the_token_and_ready(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_kustomization(kube_emulator, "apps")
     hooks, seen = recorder()
-    with FluxController(kube_emulator) as controller:
+    with StandaloneFlux(kube_emulator) as controller:
         result = flux.reconcile_kustomization(kube, "apps", hooks=hooks, **FAST)
 
     stored = kube_emulator.get(R.KUSTOMIZATIONS, "apps", "flux-system")
@@ -68,7 +68,7 @@ def test_reconcile_with_source_reconciles_the_source_first(
     add_source(kube_emulator, "GitRepository", "repo", "git")
     add_kustomization(kube_emulator, "apps", source=("GitRepository", "repo"),
                       source_namespace="git")
-    with FluxController(kube_emulator) as controller:
+    with StandaloneFlux(kube_emulator) as controller:
         flux.reconcile_kustomization(kube, "apps", with_source=True, **FAST)
     assert controller.handled == [
         ("GitRepository", "git", "repo"), ("Kustomization", "flux-system", "apps")]
@@ -76,7 +76,7 @@ def test_reconcile_with_source_reconciles_the_source_first(
 
 def test_reconcile_failure_carries_ready_message(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_kustomization(kube_emulator, "apps")
-    with FluxController(kube_emulator) as controller:
+    with StandaloneFlux(kube_emulator) as controller:
         controller.outcomes[("Kustomization", "flux-system", "apps")] = (
             False, "BuildFailed", "kustomization path not found: ./apps")
         with pytest.raises(AdapterError, match="apps failed to reconcile: kustomization path not"):
@@ -163,7 +163,7 @@ def test_helmrelease_with_chart_template_source(kube_emulator: StandaloneKube, k
     add_source(kube_emulator, "HelmRepository", "podinfo")
     add_source(kube_emulator, "HelmChart", "flux-system-web")
     add_helmrelease(kube_emulator, "web", source=("HelmRepository", "podinfo"))
-    with FluxController(kube_emulator) as controller:
+    with StandaloneFlux(kube_emulator) as controller:
         result = flux.reconcile_helmrelease(kube, "web", with_source=True, **FAST)
     assert controller.handled == [
         ("HelmRepository", "flux-system", "podinfo"),
@@ -180,7 +180,7 @@ def test_helmrelease_chartref_and_oci_helmrepository(kube_emulator: StandaloneKu
     add_source(kube_emulator, "HelmChart", "flux-system-api")
     add_helmrelease(kube_emulator, "api", source=("HelmRepository", "oci-repo"))
     hooks, seen = recorder()
-    with FluxController(kube_emulator) as controller:
+    with StandaloneFlux(kube_emulator) as controller:
         flux.reconcile_helmrelease(kube, "web", with_source=True, **FAST)
         flux.reconcile_helmrelease(kube, "api", with_source=True, hooks=hooks, **FAST)
     assert controller.handled == [
@@ -206,7 +206,7 @@ def test_suspend_and_resume(kube_emulator: StandaloneKube, kube: Kube) -> None:
     assert flux.suspend(kube, "hr", "web").suspended is True
     with pytest.raises(Refused):
         flux.reconcile_kustomization(kube, "apps", **FAST)
-    with FluxController(kube_emulator) as controller:
+    with StandaloneFlux(kube_emulator) as controller:
         resumed = flux.resume(kube, "Kustomization", "apps", timeout=5, poll=0.05)
         web = flux.resume(kube, "HelmRelease", "web", timeout=5, poll=0.05)
     assert resumed.suspended is False and resumed.ready is True and resumed.last_handled
@@ -234,7 +234,7 @@ def test_forced_helmrelease_upgrade_sends_force_at_equal_to_the_token(
         kube_emulator: StandaloneKube, kube: Kube) -> None:
     """helm-controller handles forceAt only when it equals requestedAt (api/v2/annotations.go)."""
     add_helmrelease(kube_emulator, "web")
-    with FluxController(kube_emulator) as controller:
+    with StandaloneFlux(kube_emulator) as controller:
         flux.reconcile_helmrelease(kube, "web", force=True, **FAST)
         flux.reconcile_helmrelease(kube, "web", **FAST)
     annotations = kube_emulator.get(R.HELMRELEASES, "web", "flux-system")["metadata"]["annotations"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from adapters.kubernetes import namespaces
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
-from lab.fakes.kube import NAMESPACES_AT, StandaloneKube
+from lab.fakes.kube import StandaloneKube
 
 
 def test_ensure_namespace_creates_it_once(kube_emulator: StandaloneKube, kube: Kube) -> None:
     assert namespaces.ensure_namespace(kube, "apps") is True
     assert namespaces.ensure_namespace(kube, "apps") is False
-    created = [r.data for r in kube_emulator.requests("post") if r.url.path == NAMESPACES_AT]
+    created = kube_emulator.sent(lambda r: r.method == "POST" and r.url.path == "/api/v1/namespaces")
     assert created == [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}] * 2
 
 

@@ -9,7 +9,15 @@ from adapters.kubernetes import nodes
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
 from adapters.progress import Hooks, Progress
-from lab.fakes.kube import Reactor, StandaloneKube, add_node, add_pod, set_node_ready
+from lab.fakes.kube import (
+    Reactor,
+    StandaloneKube,
+    add_node,
+    add_pdb,
+    add_pod,
+    set_node_ready,
+    set_pdb_allowed,
+)
 
 
 def test_list_get_and_cordon(kube_emulator: StandaloneKube, kube: Kube) -> None:
@@ -56,14 +64,14 @@ def test_drain_evicts_all_but_daemonset_and_mirror_pods(
 
 def test_drain_retries_while_the_budget_refuses(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_node(kube_emulator, "a")
-    add_pod(kube_emulator, "web-1", "apps", "a")
-    kube_emulator.protected_pods[("apps", "web-1")] = "web-pdb"
+    add_pod(kube_emulator, "web-1", "apps", "a", labels={"app": "web"})
+    add_pdb(kube_emulator, "web-pdb", "apps", {"app": "web"})
     seen: list[Progress] = []
 
     def report(progress: Progress) -> None:
         seen.append(progress)
         if progress.status == "blocked":  # the budget allows it once another replica is up
-            kube_emulator.protected_pods.clear()
+            set_pdb_allowed(kube_emulator, "web-pdb", "apps", 1)
 
     assert nodes.drain(kube, "a", timeout=5, poll=0.05, hooks=Hooks(report=report)) == [
         "apps/web-1"]
@@ -75,9 +83,9 @@ def test_drain_retries_while_the_budget_refuses(kube_emulator: StandaloneKube, k
 
 def test_drain_timeout_names_the_pdb_and_pod(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_node(kube_emulator, "a")
-    add_pod(kube_emulator, "web-1", "apps", "a")
-    add_pod(kube_emulator, "web-2", "apps", "a")
-    kube_emulator.protected_pods[("apps", "web-2")] = "web-pdb"
+    add_pod(kube_emulator, "web-1", "apps", "a", labels={"app": "web"})
+    add_pod(kube_emulator, "web-2", "apps", "a", labels={"app": "web", "tier": "leader"})
+    add_pdb(kube_emulator, "web-pdb", "apps", {"tier": "leader"})
     with pytest.raises(TimedOut) as err:
         nodes.drain(kube, "a", timeout=0.4, poll=0.05)
     text = str(err.value)
@@ -88,8 +96,8 @@ def test_drain_timeout_names_the_pdb_and_pod(kube_emulator: StandaloneKube, kube
 
 def test_drain_cancel(kube_emulator: StandaloneKube, kube: Kube) -> None:
     add_node(kube_emulator, "a")
-    add_pod(kube_emulator, "web-1", "apps", "a")
-    kube_emulator.protected_pods[("apps", "web-1")] = "web-pdb"
+    add_pod(kube_emulator, "web-1", "apps", "a", labels={"app": "web"})
+    add_pdb(kube_emulator, "web-pdb", "apps", {"app": "web"})
     calls: list[int] = []
 
     def cancelled() -> bool:
