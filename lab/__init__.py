@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from lab import files, world
 from lab.controllers import Controllers
-from lab.controllers.base import CONTROLLER_HEADER, Timings
+from lab.controllers.base import Timings
 from lab.holds import Hold
 from lab.seed import seed_objects
 from lab.servers import (
@@ -198,8 +198,8 @@ class LabWorld:
                     copy.deepcopy(r.data),
                     str(r.headers.get("User-Agent", "")),
                 )
-                for r in list(self._lab._kube)
-                if CONTROLLER_HEADER not in r.headers and "watch" not in r.params
+                for r in self._lab._kube.requests_made()
+                if "watch" not in r.params
             ] + [KubeRequest(method, path, query, None, agent)  # pods/exec, served beside kmock
                  for method, path, query, agent in list(self._lab._kube.exec_requests)]
 

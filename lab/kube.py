@@ -122,6 +122,10 @@ class LabKube(kmock.KubernetesEmulator):
     exec_handlers: list[ExecHandler] = attrs.field(factory=list)
     exec_requests: list[tuple[str, str, dict[str, str], str]] = attrs.field(factory=list)
     _versions: itertools.count = attrs.field(factory=lambda: itertools.count(1000), init=False)
+    # Clients' requests once answered (the controllers' own are not kept). kmock matches each
+    # request against a reaction by filtering every request it still holds, so a long test made
+    # the emulator's CPU time grow with the square of its requests: it holds only those in flight.
+    answered: list[rendering.Request] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -171,7 +175,19 @@ class LabKube(kmock.KubernetesEmulator):
                 rel_url=raw_request.rel_url.with_path(_NAMESPACES_AT + (found.group(1) or "")))
         return await super().__call__(raw_request)
 
+    def requests_made(self) -> list[rendering.Request]:
+        """Every client request, in the order they came (answered first, then those in flight)."""
+        return [*self.answered, *(r for r in self._requests if CONTROLLER_HEADER not in r.headers)]
+
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        try:
+            return await self._answer(request)
+        finally:
+            self._requests[:] = [r for r in self._requests if r is not request]
+            if CONTROLLER_HEADER not in request.headers:
+                self.answered.append(request)
+
+    async def _answer(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         if request.url.path.startswith(_NAMESPACES_AT):
             self._namespace_request(request)
         if request.resource == PODS and request.subresource == "log":

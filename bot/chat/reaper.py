@@ -74,20 +74,23 @@ def lost(rt: Runtime, job: Job) -> bool:
     name = step.name if step else "?"
     cancelled = signals.cancel_requested_by(rt.client, job.id)
 
+    what = "cancelled; the worker stopped" if cancelled else "worker lost"
+    said = Event(EventType.LOST, message=f"{what} during step {name}; state unknown; "
+                 f"/dr retry {job.id} resumes")
+
     def change(j: Job) -> bool:
         if j.status != JobStatus.RUNNING or signals.is_alive(rt.client, j.id):
             return False
         j.status = JobStatus.CANCELLED if cancelled else JobStatus.LOST
         j.error = f"worker lost during step {name}"
         return True
-    job = rt.store.update(job.id, change)
+    # The verdict goes into the thread with the status it sets, in one transaction: a worker that
+    # was only late writes its outcome after it, never before (see Events.emit_in).
+    job = rt.store.update(job.id, change, lambda pipe, j: rt.events.emit_in(pipe, j.id, said))
     if job.status not in (JobStatus.LOST, JobStatus.CANCELLED) \
             or job.error != f"worker lost during step {name}":
         return False  # it ended (or was cancelled) between the reads
     rt.locks.release(job.id, [LockKey(name) for name, _ in job.locks])  # release ignores modes
-    what = "cancelled; the worker stopped" if cancelled else "worker lost"
-    rt.events.emit(job.id, Event(EventType.LOST, message=f"{what} during step {name}; state unknown; "
-                                 f"/dr retry {job.id} resumes"))
     rt.audit.record("job", job.status, job=job.id, detail=f"during step {name}")
     if job.command in DRILLS:
         sweep_after(rt, job)

@@ -300,8 +300,20 @@ class Relay:
                 self.lag(tracked.latest)
             tracked.dirty, tracked.last_edit = False, time.monotonic()
             if tracked.final and job.terminal:
-                self.rt.client.srem(ACTIVE, tracked.job_id)
-                self.rt.client.expire(STATE + tracked.job_id, 7 * 86400)
-                del self.tracked[tracked.job_id]
+                self.let_go(tracked, job)
             elif tracked.final:  # retried before we caught up: its thread goes on
                 tracked.final = False
+
+    def let_go(self, tracked: Tracked, job: Job) -> None:
+        """Stop following a job that ended, unless its record changed since it was read: a retry
+        (or a worker's late outcome after a "lost" verdict) may have asked to be followed in
+        between, and removing the job after that would leave the rest of its thread unsaid."""
+        self.rt.client.srem(ACTIVE, tracked.job_id)
+        self.rt.client.expire(STATE + tracked.job_id, 7 * 86400)
+        del self.tracked[tracked.job_id]
+        try:
+            now = self.rt.store.get(tracked.job_id)
+        except (RecordForged, CommandError, redis.ResponseError):
+            return
+        if now.version != job.version:
+            reactivate(self.rt.client, tracked.job_id)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import redis
+from redis.client import Pipeline
 
 from bot.errors import RecordForged
 from bot.records.signing import Signer
@@ -94,12 +95,22 @@ class Events:
         self.client = client
         self.signer = signer
 
-    def emit(self, job_id: str, event: Event) -> str:
-        key = STREAM + job_id
+    def signed(self, job_id: str, event: Event) -> dict[str, str]:
         fields = event.fields()
         fields["sig"] = self.signer.sign(signed_part(job_id, fields))
-        entry = self.client.xadd(key, fields, maxlen=KEEP, approximate=True)  # type: ignore[arg-type]
+        return fields
+
+    def emit(self, job_id: str, event: Event) -> str:
+        entry = self.client.xadd(STREAM + job_id, self.signed(job_id, event),  # type: ignore[arg-type]
+                                 maxlen=KEEP, approximate=True)
         return entry.decode() if isinstance(entry, bytes) else entry
+
+    def emit_in(self, pipe: Pipeline, job_id: str, event: Event) -> None:
+        """Queue the event in a transaction that changes the job's status: the thread then
+        tells the outcomes in the order they were written. Emitted after its own write, a
+        verdict ("worker lost") could land after the outcome that overwrote it ("done")."""
+        pipe.xadd(STREAM + job_id, self.signed(job_id, event),  # type: ignore[arg-type]
+                  maxlen=KEEP, approximate=True)
 
     def parse(self, job_id: str, entry_id: bytes | str, raw: dict[bytes, bytes]) -> Event:
         """The event in a stream entry of ``job_id``; RecordForged if drbot did not write it there

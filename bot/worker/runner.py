@@ -18,6 +18,7 @@ from rq import get_current_job
 from adapters.errors import AdapterError, Cancelled
 from adapters.progress import Hooks, Progress
 from bot import logs, registry
+from bot.chat import relay
 from bot.config.settings import Settings
 from bot.errors import CommandError, RecordForged
 from bot.metrics import JOB_SECONDS, JOBS
@@ -142,12 +143,23 @@ class Runner:
         if status not in RETRYABLE:
             self.remove_files()
 
+        judged_lost = False
+
         def change(job: Job) -> None:
+            nonlocal judged_lost
+            judged_lost = job.status == JobStatus.LOST
             job.status, job.error = status, error
             if status == JobStatus.SUCCEEDED:
                 job.summary = message
-        job = self.update(change, lambda pipe, j: signals.forget_alive(pipe, j.id))
-        self.emit(type_, message)
+
+        def written(pipe: Pipeline, j: Job) -> None:
+            """The outcome's event in the outcome's transaction: if the reaper took this job for
+            lost meanwhile, its "worker lost" comes before this, and this is the last word."""
+            signals.forget_alive(pipe, j.id)
+            self.rt.events.emit_in(pipe, j.id, Event(type_, message=message))
+        job = self.update(change, written)
+        if judged_lost:  # the relay let go of the thread at the verdict: it has more to say
+            relay.reactivate(self.rt.client, self.job_id)
         self.rt.events.expire(self.job_id)
         JOBS.labels(job.command, status).inc()
         started = [s.started for s in job.steps if s.started is not None]
