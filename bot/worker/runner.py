@@ -82,6 +82,14 @@ def adopt(job: Job, runbook: Runbook, digest: str) -> None:
                  for s in runbook.steps]
 
 
+class Superseded(Exception):
+    """This worker's attempt is no longer the job's: a retry took the job over (the reaper
+    judged this worker lost while it was only late, and someone typed /dr retry). The job's
+    locks, subprocesses, proof of life and record now belong to the retry, so this worker
+    writes nothing more and lets nothing go: its outcome would overwrite the retry's record,
+    and its cleanup would free the retry's locks and end the retry's subprocesses."""
+
+
 class Runner:
     def __init__(self, rt: Runtime, job_id: str) -> None:
         self.rt = rt
@@ -90,6 +98,8 @@ class Runner:
         self.records = StepRecords(rt, self.services)
         self.held: list[LockKey] | None = None  # set while the job runs (its lock keys)
         self.beat: Heartbeat | None = None
+        self.attempt: int | None = None  # the attempt this worker runs, once it has read it
+        self.superseded = False
 
     def cleanup(self, proof_of_life: bool = False) -> None:
         """Stop the heartbeat, end the job's subprocess trees, free its locks (idempotent).
@@ -99,6 +109,8 @@ class Runner:
         if self.beat:
             self.beat.stop()
             self.beat = None
+        if self.superseded:  # all the job holds is the retry's now
+            self.held = None
         if self.held is not None:
             pids.end_all(self.rt.client, self.job_id, self.rt.settings.cancel_grace_seconds)
             self.rt.locks.release(self.job_id, self.held)
@@ -132,13 +144,20 @@ class Runner:
 
     def update(self, change: Callable[[Job], Any],
                then: Callable[[Pipeline, Job], None] | None = None) -> Job:
-        return self.rt.store.update(self.job_id, change, then)
+        """Every write of this worker to its job, refused once another attempt owns the job."""
+        def mine(job: Job) -> Any:
+            if self.attempt is not None and job.attempt != self.attempt:
+                self.superseded = True
+                raise Superseded(f"attempt {self.attempt} was superseded by attempt {job.attempt}")
+            return change(job)
+        return self.rt.store.update(self.job_id, mine, then)
 
     def finish(self, status: JobStatus, type_: EventType, message: str, error: str | None = None
                ) -> JobStatus:
         """Record the outcome and tell the thread; whatever the job held is let go first, so
         whoever reads the outcome finds the locks free, the subprocesses gone and, for a job
-        that cannot be retried, its files removed."""
+        that cannot be retried, its files removed; unless a retry owns the job by now."""
+        self.update(lambda job: False)  # raises Superseded before anything is let go
         self.cleanup(proof_of_life=True)
         if status not in RETRYABLE:
             self.remove_files()
@@ -186,6 +205,18 @@ class Runner:
             self.rt.audit.record("job", "refused-replay", job=self.job_id, detail=why)
             log.error("job %s: %s", job.id, why, extra={"job_id": job.id})
             return JobStatus.REFUSED
+        self.attempt = job.attempt
+        try:
+            return self.act(job)
+        except Superseded as exc:
+            self.cleanup()
+            self.rt.audit.record("job", "superseded", job=self.job_id, detail=str(exc))
+            log.warning("job %s: %s; this worker's outcome is dropped", self.job_id, exc,
+                        extra={"job_id": self.job_id})
+            return JobStatus.LOST
+
+    def act(self, job: Job) -> str:
+        """Plan or run the admitted record, as its status asks."""
         logs.bind_person(job.requester)
         registry.load(self.rt.settings.plugins)
         spec = registry.spec(job.command)

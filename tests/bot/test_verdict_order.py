@@ -15,7 +15,8 @@ import pytest
 from bot.chat import reaper, relay
 from bot.chat.relay import Relay
 from bot.records.jobs import Job, Step
-from bot.worker.runner import Runner
+from bot.records.locks import exclusive
+from bot.worker.runner import Runner, Superseded
 from tests.bot.harness import Harness
 from tests.support import wait_until
 
@@ -110,3 +111,26 @@ def test_a_retry_between_the_relays_read_and_its_letting_go_keeps_the_thread_fol
     assert retried and retried[0].status == "lost"
     assert relay.following(quiet.redis, job_id)  # the retry's thread goes on
     wait_until(lambda: quiet.job(job_id).status == "queued", 10, "the retry queued")
+
+
+def test_a_late_worker_writes_nothing_and_frees_nothing_once_a_retry_owns_the_job(
+        quiet: Harness) -> None:
+    """The reaper judged a late worker lost and a retry runs: the late worker's outcome must not
+    overwrite the retry's record, and its cleanup must not free the retry's locks."""
+    job_id = running_job(quiet)
+    late = Runner(quiet.rt, job_id)
+    late.attempt = quiet.job(job_id).attempt  # what run() records when it admits the job
+    held = [exclusive("cluster")]
+    late.held = held
+
+    def retried(job: Job) -> None:
+        job.status, job.attempt = "running", job.attempt + 1
+    retry = quiet.rt.store.update(job_id, retried)
+    assert quiet.rt.locks.acquire(job_id, held, 600) is None  # the retry holds the lock
+    with pytest.raises(Superseded):
+        late.finish("succeeded", "done", OUTCOME)
+    late.cleanup()
+    after = quiet.job(job_id)
+    assert (after.status, after.attempt, after.version) == ("running", 1, retry.version)
+    assert job_id in quiet.rt.locks.holders("cluster")  # still the retry's
+    assert not any(e.message == OUTCOME for e in quiet.rt.events.read(job_id))
