@@ -172,10 +172,11 @@ def _who(value: str, secret: bool) -> str:
 
 
 def _expression_value(config: TerraformConfig, env: dict[str, str], where: str,
-                      expression: str) -> tuple[str | None, str]:
-    """An expression's value as Terraform would see it (a string literal, or a variable from
-    TF_VAR_<name> or the tfvars files Terraform loads by itself), and where it comes from; None
-    when drbot cannot see it."""
+                      expression: str, files: bool = False) -> tuple[str | None, str]:
+    """An expression's value as Terraform would see it (a string literal, a variable from
+    TF_VAR_<name>, the tfvars files Terraform loads by itself or its default, and with ``files``
+    a ``file()``, as a provider login is often given), and where it comes from; None when drbot
+    cannot see it. ``files`` is for provider settings only: a file's text is never shown."""
     if expression.startswith('"') and expression.endswith('"'):
         return expression[1:-1], where
     var = _VAR.match(expression)
@@ -190,7 +191,7 @@ def _expression_value(config: TerraformConfig, env: dict[str, str], where: str,
         if value is not None:
             return value, f"{where}, from the default of variable {name}"
         return None, f"{where} (var.{name}, a value drbot does not see)"
-    read = _FILE.match(expression)
+    read = _FILE.match(expression) if files else None
     if read:  # Terraform's file() reads a path relative to the working directory
         path = Path(config.workdir, read.group(2))
         try:
@@ -223,7 +224,7 @@ def _setting(config: TerraformConfig, env: dict[str, str], blocks: list[tuple[st
         expression = _assigned(body, key)
         if expression is not None:
             return _expression_value(config, env, f"`{key}` in the provider block of {file}",
-                                     expression)
+                                     expression, files=True)
     if env.get(variable):
         return env[variable], f"{variable} in the worker's environment"
     return None

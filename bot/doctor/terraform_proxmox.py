@@ -68,11 +68,14 @@ def needs(inventory: Inventory, config: TerraformConfig) -> tuple[list[Need], li
     out += [Need(f"/nodes/{host}", NODE_PRIVILEGES, f"to read host {host}", "PVEAuditor")
             for host in sorted({node.host for node in inventory.nodes.values()})]
     datastores, unseen = terraform_state.resource_values(config, "datastore_id")
-    for datastore in sorted(datastores - {""} or {DEFAULT_DATASTORE}):
+    if not datastores and not unseen:
+        datastores = {DEFAULT_DATASTORE}
+    for datastore in sorted(datastores - {""}):  # "": a host path, root@pam's alone
         out.append(Need(f"/storage/{datastore}", DATASTORE_PRIVILEGES,
                         f"for the disks on datastore {datastore}", "PVEDatastoreUser"))
     bridges, unseen_bridges = terraform_state.resource_values(config, "bridge")
-    if not bridges and terraform_state.has_block(config, "network_device"):
+    if not bridges and not unseen_bridges and terraform_state.has_block(config,
+                                                                        "network_device"):
         bridges = {DEFAULT_BRIDGE}
     out += [Need(f"/sdn/zones/localnetwork/{bridge}", BRIDGE_PRIVILEGES,
                  f"for network devices on bridge {bridge}", "PVESDNUser")
