@@ -14,7 +14,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -123,18 +123,23 @@ _VAR = re.compile(r"^var\.([A-Za-z_][A-Za-z0-9_-]*)$")
 @dataclass(frozen=True)
 class ProviderLogin:
     """Who Terraform's Proxmox provider signs in as, and where that comes from. ``identity`` is
-    the token id or user name ("" when drbot cannot see the value); never a secret."""
+    the token id or user name ("" when drbot cannot see the value); never a secret. ``secret``
+    is the token's secret as the provider would send it ("" for a user, or when it is not
+    visible): only the doctor uses it, to ask PVE what the token may do; never shown."""
 
     kind: str  # "API token" or "user"
     identity: str
     source: str
+    secret: str = field(default="", repr=False, compare=False)
+    visible: bool = field(default=True, compare=False)  # False: a value drbot cannot see
 
 
-def _blocks(workdir: str) -> Iterator[tuple[str, str]]:
-    """(file name, body) of each `provider "proxmox"` block in the project's *.tf files."""
+def _blocks(workdir: str, start: re.Pattern[str] = _PROVIDER) -> Iterator[tuple[str, str]]:
+    """(file name, body) of each block opened by ``start`` (default: `provider "proxmox" {`) in
+    the project's *.tf files."""
     for path in sorted(Path(workdir).glob("*.tf")):
         text = path.read_text(encoding="utf-8", errors="replace")
-        for match in _PROVIDER.finditer(text):
+        for match in start.finditer(text):
             depth, end = 1, match.end()
             while depth and end < len(text):
                 depth += {"{": 1, "}": -1}.get(text[end], 0)
@@ -166,24 +171,71 @@ def _who(value: str, secret: bool) -> str:
     return value.split("=", 1)[0] if "=" in value else ""
 
 
-def _from_block(config: TerraformConfig, env: dict[str, str], file: str, key: str,
-                expression: str, kind: str, secret: bool) -> ProviderLogin:
-    where = f"`{key}` in the provider block of {file}"
+def _expression_value(config: TerraformConfig, env: dict[str, str], where: str,
+                      expression: str, files: bool = False) -> tuple[str | None, str]:
+    """An expression's value as Terraform would see it (a string literal, a variable from
+    TF_VAR_<name>, the tfvars files Terraform loads by itself or its default, and with ``files``
+    a ``file()``, as a provider login is often given), and where it comes from; None when drbot
+    cannot see it. ``files`` is for provider settings only: a file's text is never shown."""
     if expression.startswith('"') and expression.endswith('"'):
-        return ProviderLogin(kind, _who(expression[1:-1], secret), where)
+        return expression[1:-1], where
     var = _VAR.match(expression)
     if var:
         name = var.group(1)
         if f"TF_VAR_{name}" in env:
-            return ProviderLogin(kind, _who(env[f"TF_VAR_{name}"], secret),
-                                 f"{where}, from TF_VAR_{name}")
+            return env[f"TF_VAR_{name}"], f"{where}, from TF_VAR_{name}"
         value = _tfvars(config.workdir, name)
         if value is not None:
-            return ProviderLogin(kind, _who(value, secret), f"{where}, from terraform.tfvars")
-        expression = f"var.{name}"
-    else:
-        expression = "an expression"  # could embed a literal secret: never echoed
-    return ProviderLogin(kind, "", f"{where} ({expression}, a value drbot does not see)")
+            return value, f"{where}, from terraform.tfvars"
+        value = _default(config.workdir, name)
+        if value is not None:
+            return value, f"{where}, from the default of variable {name}"
+        return None, f"{where} (var.{name}, a value drbot does not see)"
+    read = _FILE.match(expression) if files else None
+    if read:  # Terraform's file() reads a path relative to the working directory
+        path = Path(config.workdir, read.group(2))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            return None, f"{where} (file {read.group(2)}, which drbot cannot read)"
+        return (text.strip() if read.group(1) else text), f"{where}, from file {read.group(2)}"
+    # could embed a literal secret: never echoed
+    return None, f"{where} (an expression, a value drbot does not see)"
+
+
+_FILE = re.compile(r'^(trimspace\()?file\("([^"$]+)"\)(?(1)\))$')
+
+
+def _default(workdir: str, name: str) -> str | None:
+    """A string variable's default, from its `variable "<name>"` block."""
+    start = re.compile(rf'^\s*variable\s+"{re.escape(name)}"\s*\{{', re.MULTILINE)
+    for _, body in _blocks(workdir, start):
+        value = _assigned(body, "default")
+        if value and value.startswith('"') and value.endswith('"'):
+            return value[1:-1]
+    return None
+
+
+def _setting(config: TerraformConfig, env: dict[str, str], blocks: list[tuple[str, str]],
+             key: str, variable: str) -> tuple[str | None, str] | None:
+    """A provider argument as the provider reads it: its provider block first, then its
+    environment variable. (value or None when not visible, where); None when unset."""
+    for file, body in blocks:
+        expression = _assigned(body, key)
+        if expression is not None:
+            return _expression_value(config, env, f"`{key}` in the provider block of {file}",
+                                     expression, files=True)
+    if env.get(variable):
+        return env[variable], f"{variable} in the worker's environment"
+    return None
+
+
+# Telmate's token id has its secret in a second argument (docs/index.md, "Creating the
+# connection via username and API token"): pm_api_token_secret / PM_API_TOKEN_SECRET.
+SECRET_KEYS = {"pm_api_token_id": ("pm_api_token_secret", "PM_API_TOKEN_SECRET")}
+# The API endpoint: bpg `endpoint` / PROXMOX_VE_ENDPOINT ("https://host:8006/"); Telmate
+# `pm_api_url` / PM_API_URL ("https://host:8006/api2/json").
+ENDPOINT_KEYS = (("endpoint", "PROXMOX_VE_ENDPOINT"), ("pm_api_url", "PM_API_URL"))
 
 
 def proxmox_login(config: TerraformConfig) -> ProviderLogin | None:
@@ -192,11 +244,82 @@ def proxmox_login(config: TerraformConfig) -> ProviderLogin | None:
     env = _env(config)
     blocks = list(_blocks(config.workdir))
     for key, variable, kind, secret in LOGIN_KEYS:
-        for file, body in blocks:
-            expression = _assigned(body, key)
-            if expression is not None:
-                return _from_block(config, env, file, key, expression, kind, secret)
-        if env.get(variable):
-            return ProviderLogin(kind, _who(env[variable], secret),
-                                 f"{variable} in the worker's environment")
+        found = _setting(config, env, blocks, key, variable)
+        if found is None:
+            continue
+        value, where = found
+        if value is None:
+            return ProviderLogin(kind, "", where, visible=False)
+        if secret:
+            token = value.split("=", 1)[1] if "=" in value else ""
+        elif key in SECRET_KEYS:
+            other = _setting(config, env, blocks, *SECRET_KEYS[key])
+            token = (other[0] or "") if other else ""
+        else:
+            token = ""
+        return ProviderLogin(kind, _who(value, secret), where, token)
     return None
+
+
+def proxmox_endpoint(config: TerraformConfig) -> tuple[str | None, str] | None:
+    """The PVE API URL the provider will call ("https://host:port", None when drbot cannot see
+    it) and where it comes from; None when the project names none."""
+    env = _env(config)
+    blocks = list(_blocks(config.workdir))
+    for key, variable in ENDPOINT_KEYS:
+        found = _setting(config, env, blocks, key, variable)
+        if found is not None:
+            value, where = found
+            if value is not None:
+                value = value.strip().removesuffix("/").removesuffix("/api2/json")
+                value = value.removesuffix("/")
+            return value, where
+    return None
+
+
+def resource_values(config: TerraformConfig, key: str) -> tuple[set[str], list[str]]:
+    """The values of ``key = ...`` anywhere in the project's *.tf files, as Terraform would see
+    them (string literals and variables), and the places whose value drbot cannot see."""
+    env = _env(config)
+    values: set[str] = set()
+    unseen: list[str] = []
+    for path in sorted(Path(config.workdir).glob("*.tf")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for match in re.finditer(rf"^\s*{re.escape(key)}\s*=\s*(.+?)\s*$", text, re.MULTILINE):
+            value, where = _expression_value(config, env, f"`{key}` in {path.name}",
+                                             match.group(1))
+            if value is None:
+                unseen.append(where)
+            else:
+                values.add(value)
+    return values, unseen
+
+
+_CLONE = re.compile(r"^\s*clone\s*\{", re.MULTILINE)
+
+
+def clone_sources(config: TerraformConfig) -> tuple[set[str], list[str]]:
+    """The vmids the project's VMs are cloned from (bpg's ``clone { vm_id = ... }``), and the
+    places whose value drbot cannot see."""
+    env = _env(config)
+    values: set[str] = set()
+    unseen: list[str] = []
+    for file, body in _blocks(config.workdir, _CLONE):
+        expression = _assigned(body, "vm_id")
+        if expression is None:
+            continue
+        literal = expression if expression.isdigit() else None
+        value, where = ((literal, "") if literal else
+                        _expression_value(config, env, f"`clone.vm_id` in {file}", expression))
+        if value is None:
+            unseen.append(where)
+        else:
+            values.add(value)
+    return values, unseen
+
+
+def has_block(config: TerraformConfig, name: str) -> bool:
+    """Whether any *.tf file of the project has a ``name {`` block."""
+    pattern = re.compile(rf"^\s*{re.escape(name)}\s*\{{", re.MULTILINE)
+    return any(pattern.search(path.read_text(encoding="utf-8", errors="replace"))
+               for path in Path(config.workdir).glob("*.tf"))

@@ -293,12 +293,12 @@ class LabWorld:
 
         self._lab._loop.call(reset())
 
-    def grant_pve(self, path: str, *privileges: str) -> None:
-        """Give drbot's Proxmox token privileges on a path; from the first grant on, the token
-        holds only what it was granted (fakepve's ACL model)."""
+    def grant_pve(self, path: str, *privileges: str, token: str = files.PVE_TOKEN_ID) -> None:
+        """Give a Proxmox token (drbot's by default) privileges on a path; from the first grant
+        on, every token holds only what it was granted (fakepve's ACL model)."""
 
         async def grant() -> None:
-            self._lab._pve.grant(files.PVE_TOKEN_ID, path, *privileges)
+            self._lab._pve.grant(token, path, *privileges)
 
         self._lab._loop.call(grant())
 
@@ -331,6 +331,7 @@ class Lab:
         self._loop: Any = None
         self._kube: Any = None
         self._pve: Any = None
+        self._terraform_token = ""
         self._s3: Any = None
         self._servers: list[Any] = []
         self._sshds: dict[str, Sshd] = {}
@@ -386,7 +387,8 @@ class Lab:
         self.kube_url = kube_server.start()
 
         pve_token = secrets.token_hex(16)
-        self._pve = make_pve(vm_uuids, pve_token)
+        self._terraform_token = secrets.token_hex(16)
+        self._pve = make_pve(vm_uuids, pve_token, self._terraform_token)
         pve_server = PveServer(self._loop, self._pve, self.workdir / "pki")
         self._servers.append(pve_server)
         self.pve_url = pve_server.start()
@@ -473,13 +475,17 @@ class Lab:
             "AWS_ENDPOINT_URL_S3": self.s3_url,
             "DRBOT_STATE_DIR": str(self.workdir / "worker-state"),
             "PATH": os.pathsep.join([str(self.paths.bin), os.environ.get("PATH", "")]),
+            # Terraform's own login, as main.tf's provider block reads it (var.proxmox_*)
+            "TF_VAR_proxmox_endpoint": self.pve_url,
+            "TF_VAR_proxmox_api_token": f"{files.TERRAFORM_TOKEN_ID}={self._terraform_token}",
         }
 
     def exports(self) -> dict[str, str]:
         """What `python -m lab` tells a person to export: only variables drbot reads (the
         inventory already names the lab's endpoints, tokens and CA files), plus the quiet
         settings the demo uses, so that answers are not buried under log lines."""
-        keep = ("DRBOT_INVENTORY", "DRBOT_POLICY", "DRBOT_KUBECONFIG", "KUBECONFIG", "PATH")
+        keep = ("DRBOT_INVENTORY", "DRBOT_POLICY", "DRBOT_KUBECONFIG", "KUBECONFIG", "PATH",
+                "TF_VAR_proxmox_endpoint", "TF_VAR_proxmox_api_token")
         return {**{k: self.env[k] for k in keep}, **QUIET}
 
     def stop(self) -> None:
@@ -534,7 +540,7 @@ def seed_kube(kube: Any, objects: list[dict[str, Any]]) -> None:
         kube.objects[kmock.resource(group, ver, plurals[(gv, kind)]), ns, meta["name"]] = obj
 
 
-def make_pve(vm_uuids: dict[str, str], token: str) -> Any:
+def make_pve(vm_uuids: dict[str, str], token: str, terraform_token: str) -> Any:
     """Two Proxmox hosts and the five K3s VMs, running."""
     from lab.pve import LabPve
 
@@ -556,6 +562,7 @@ def make_pve(vm_uuids: dict[str, str], token: str) -> Any:
         }
         pve.add_vm(spec.vmid, spec.name, node=spec.host, status="running", config=config)
     pve.apitokens[files.PVE_TOKEN_ID] = token
+    pve.apitokens[files.TERRAFORM_TOKEN_ID] = terraform_token
     return pve
 
 

@@ -36,6 +36,9 @@ from lab.seed.flux import BOOTSTRAP_NAME, FLEET_BRANCH, FLEET_PATH, FLEET_URL, g
 
 GIT = "git"
 PVE_TOKEN_ID = "drbot@pve!drbot"  # noqa: S105 (a token id)
+# Terraform's own token (bpg/proxmox docs/index.md, "API Token Authentication"): drbot never
+# hands Terraform its token; the worker's environment gives Terraform this one.
+TERRAFORM_TOKEN_ID = "terraform@pve!provider"  # noqa: S105 (a token id)
 S3_ACCESS_KEY = "lab-access-key"  # noqa: S105 (a key id)
 # The lab's files that are data, not computed: the IaC project's playbooks, Terraform
 # configuration and settings (data file -> its path in the IaC repository), and the policy.

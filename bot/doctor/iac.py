@@ -87,8 +87,8 @@ NO_LOGIN_FIX = ("give Terraform its own Proxmox token: PROXMOX_VE_API_TOKEN="
 def credentials_line(services: Services) -> Line:
     """Which Proxmox login Terraform will use. drbot never hands Terraform its own token, so the
     privileges Terraform needs to build VMs (bpg/proxmox docs: Datastore.AllocateSpace and
-    Datastore.Audit on the disks' datastores, VM.Allocate, VM.Config.*) belong to that login
-    and are not checked with drbot's."""
+    Datastore.Audit on the disks' datastores, VM.Allocate, VM.Config.*) belong to that login;
+    bot/doctor/terraform_proxmox.py checks them with it."""
     from adapters import terraform_state
 
     config = services.terraform

@@ -1,11 +1,12 @@
 """Run every check of the doctor, in the order a new user fixes things: reach the cluster, then
-Proxmox, the stores, the nodes over SSH, the IaC checkout, and last the drift between them."""
+Proxmox, the stores, the nodes over SSH, the IaC checkout and Terraform's own Proxmox login, and
+last the drift between them."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.doctor import drift, iac, kubernetes, objectstores, proxmox, ssh
+from bot.doctor import drift, iac, kubernetes, objectstores, proxmox, ssh, terraform_proxmox
 from bot.doctor.result import Line, System
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ def check_all(services: Services) -> list[Line]:
     settings, inventory = services.settings, services.inventory
     lines = (kubernetes.check(settings, inventory) + proxmox.check(services, inventory)
              + objectstores.check(services, inventory) + ssh.check(inventory)
-             + iac.check(services, inventory))
+             + iac.check(services, inventory) + terraform_proxmox.check(services, inventory))
     return lines + drift.check(services, inventory, blocked(lines))
 
 

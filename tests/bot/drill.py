@@ -1,12 +1,13 @@
 """Drill runbooks for testing the engine: steps a test steers through Redis keys.
 
 Loaded by the worker through the `plugins` setting (as an operator would load their own runbooks).
-`/dr exercise <name>`: step "one" counts its runs; step "two", while drill:<name>:hold exists, waits
-until drill:<name>:go exists (polling for cancellation, optionally starting a `sleep` child in its
-own session), or fails
-while drill:<name>:fail exists; step "three" counts its runs. The plan's targets come from the key
-exercise:<name>:targets, standing for live state that can change between approval and start.
-"""
+Its keys live under ``drbot:plugin:``, the family the worker's Redis user may use for plugins'
+own state (docs/security.md, "Redis ACL users"). `/dr exercise <name>`: step "one" counts its
+runs; step "two", while drbot:plugin:<name>:hold exists, waits until drbot:plugin:<name>:go
+exists (polling for cancellation, optionally starting a `sleep` child in its own session), or
+fails while drbot:plugin:<name>:fail exists; step "three" counts its runs. The plan's targets come
+from the key drbot:plugin:<name>:targets, standing for live state that can change between
+approval and start."""
 
 from __future__ import annotations
 
@@ -42,25 +43,25 @@ def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
 
 
 def count(name: str, step: str) -> dict[str, Any]:
-    return {"runs": client().incr(f"drill:{name}:{step}")}
+    return {"runs": client().incr(f"drbot:plugin:{name}:{step}")}
 
 
 def wait_for_go(ctx: StepContext, name: str) -> dict[str, Any]:
     r = client()
-    r.incr(f"drill:{name}:two")
-    if r.exists(f"drill:{name}:spawn"):
+    r.incr(f"drbot:plugin:{name}:two")
+    if r.exists(f"drbot:plugin:{name}:spawn"):
         child = subprocess.Popen(["sleep", "300"], start_new_session=True)
         ctx.hooks.spawned(child.pid)
-        r.set(f"drill:{name}:child", child.pid)
-    r.set(f"drill:{name}:in-two", 1)
+        r.set(f"drbot:plugin:{name}:child", child.pid)
+    r.set(f"drbot:plugin:{name}:in-two", 1)
     while True:
-        if r.exists(f"drill:{name}:fail"):
+        if r.exists(f"drbot:plugin:{name}:fail"):
             raise AdapterError(f"drill {name} told to fail")
-        if not r.exists(f"drill:{name}:hold") or r.exists(f"drill:{name}:go"):
+        if not r.exists(f"drbot:plugin:{name}:hold") or r.exists(f"drbot:plugin:{name}:go"):
             break
-        if ctx.cancelled() and not r.exists(f"drill:{name}:stubborn"):
+        if ctx.cancelled() and not r.exists(f"drbot:plugin:{name}:stubborn"):
             raise Cancelled("drill step stopped on request")
-        ctx.progress(f"waiting for go ({r.incr(f'drill:{name}:ticks')})")
+        ctx.progress(f"waiting for go ({r.incr(f'drbot:plugin:{name}:ticks')})")
         time.sleep(0.05)
     return {"went": True}
 
@@ -71,7 +72,7 @@ def wait_for_go(ctx: StepContext, name: str) -> dict[str, Any]:
          params=(Param("name", "drill name"),), locks=locks, timeout=120)
 def drill(ctx: PlanContext) -> Runbook:
     name = str(ctx.args["name"])
-    targets = (client().get(f"drill:{name}:targets") or b"a").decode().split(",")
+    targets = (client().get(f"drbot:plugin:{name}:targets") or b"a").decode().split(",")
     return Runbook(
         [StepDef("one", lambda s: count(name, "one"), target=name),
          StepDef("two", lambda s: wait_for_go(s, name), target=name, destructive=True),
@@ -80,13 +81,13 @@ def drill(ctx: PlanContext) -> Runbook:
 
 
 def act_on_recorded(ctx: StepContext, name: str) -> dict[str, Any]:
-    """Records the world as it is (key drill:<name>:world) before acting, then waits like step
+    """Records the world as it is (key drbot:plugin:<name>:world) before acting, then waits like step
     two; returns what it recorded and whether an earlier attempt did."""
     r = client()
-    seen = ctx.intent("world", lambda: (r.get(f"drill:{name}:world") or b"").decode())
+    seen = ctx.intent("world", lambda: (r.get(f"drbot:plugin:{name}:world") or b"").decode())
     resumed = ctx.resumed("world")
-    r.set(f"drill:{name}:in-act", 1)
-    while r.exists(f"drill:{name}:hold") and not r.exists(f"drill:{name}:go"):
+    r.set(f"drbot:plugin:{name}:in-act", 1)
+    while r.exists(f"drbot:plugin:{name}:hold") and not r.exists(f"drbot:plugin:{name}:go"):
         if ctx.cancelled():
             raise Cancelled("drill step stopped on request")
         time.sleep(0.05)

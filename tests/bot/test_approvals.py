@@ -59,7 +59,7 @@ def test_two_clicks_make_one_approval(drbot: Harness) -> None:
     assert sum(r.ok for r in replies) == 1
     job = drbot.wait_status(job_id, "succeeded")
     assert len(job.approvals) == 1
-    assert drbot.redis.get("drill:a:one") == b"1"  # queued and run once
+    assert drbot.redis.get("drbot:plugin:a:one") == b"1"  # queued and run once
 
 
 def test_denied_jobs_never_run(drbot: Harness) -> None:
@@ -68,7 +68,7 @@ def test_denied_jobs_never_run(drbot: Harness) -> None:
     assert drbot.job(job_id).status == "denied"
     assert not drbot.say(f"/dr approve {job_id}", who="alice").ok
     drbot.wait_reply(job_id, "denied by bob")
-    assert drbot.redis.get("drill:a:one") is None
+    assert drbot.redis.get("drbot:plugin:a:one") is None
 
 
 def test_expired_requests_never_run(drbot: Harness, tmp_path: Path) -> None:
@@ -88,12 +88,12 @@ def test_expired_requests_never_run(drbot: Harness, tmp_path: Path) -> None:
 def test_a_changed_plan_needs_fresh_approval(drbot: Harness) -> None:
     job_id = pending(drbot)
     first = drbot.job(job_id).digest
-    drbot.redis.set("drill:a:targets", "a,b")  # live state changes after the request
+    drbot.redis.set("drbot:plugin:a:targets", "a,b")  # live state changes after the request
     drbot.say(f"/dr approve {job_id}", who="bob")
     drbot.wait_reply(job_id, "the plan changed since it was approved")
     job = drbot.wait_status(job_id, "awaiting_approval")
     assert job.digest != first and job.approvals == [] and job.targets == ["a", "b"]
-    assert drbot.redis.get("drill:a:one") is None
+    assert drbot.redis.get("drbot:plugin:a:one") is None
     drbot.say(f"/dr approve {job_id}", who="bob")
     drbot.wait_status(job_id, "succeeded")
 

@@ -12,12 +12,12 @@ from tests.support import PROMPT
 
 
 def hold(drbot: Harness, name: str = "a") -> None:
-    """Make the drill's step two wait (until drill:<name>:go is set)."""
-    drbot.redis.set(f"drill:{name}:hold", 1)
+    """Make the drill's step two wait (until drbot:plugin:<name>:go is set)."""
+    drbot.redis.set(f"drbot:plugin:{name}:hold", 1)
 
 
 def in_step_two(drbot: Harness, name: str = "a") -> None:
-    wait_until(lambda: drbot.redis.exists(f"drill:{name}:in-two"), what="step two to start")
+    wait_until(lambda: drbot.redis.exists(f"drbot:plugin:{name}:in-two"), what="step two to start")
 
 
 def test_cancel_of_a_running_job(drbot: Harness) -> None:
@@ -44,7 +44,7 @@ def test_cancel_before_start_changes_nothing(drbot: Harness) -> None:
 
 def test_a_step_that_ignores_cancel_is_stopped_after_the_grace(drbot: Harness) -> None:
     hold(drbot)
-    drbot.redis.set("drill:a:stubborn", 1)
+    drbot.redis.set("drbot:plugin:a:stubborn", 1)
     job_id = drbot.say("/dr exercise a").job_id
     in_step_two(drbot)
     drbot.say(f"/dr cancel {job_id}")
@@ -64,20 +64,20 @@ def test_worker_killed_mid_job_is_reported_and_retry_resumes(drbot: Harness) -> 
                              f"/dr retry {job_id} resumes")
     assert drbot.rt.locks.holders("drill:a") == {} and drbot.rt.locks.holders("cluster") == {}
     drbot.start_worker()
-    drbot.redis.set("drill:a:go", 1)
+    drbot.redis.set("drbot:plugin:a:go", 1)
     assert drbot.say(f"/dr retry {job_id}", who="carol").ok
     job = drbot.wait_status(job_id, "succeeded")
-    assert drbot.redis.get("drill:a:one") == b"1"  # not redone
-    assert drbot.redis.get("drill:a:two") == b"2" and job.attempt == 1
+    assert drbot.redis.get("drbot:plugin:a:one") == b"1"  # not redone
+    assert drbot.redis.get("drbot:plugin:a:two") == b"2" and job.attempt == 1
     drbot.wait_reply(job_id, "resuming at two (1 step(s) already done)")
 
 
 def test_retry_is_refused_while_a_subprocess_of_the_job_lives(drbot: Harness) -> None:
     hold(drbot)
-    drbot.redis.set("drill:a:spawn", 1)
+    drbot.redis.set("drbot:plugin:a:spawn", 1)
     job_id = drbot.say("/dr exercise a").job_id
     in_step_two(drbot)
-    child = int(drbot.redis.get("drill:a:child"))
+    child = int(drbot.redis.get("drbot:plugin:a:child"))
     drbot.kill_workers()  # the child runs in its own session and survives its worker
     drbot.wait_status(job_id, "lost", timeout=60)
     assert alive(child)
@@ -86,8 +86,8 @@ def test_retry_is_refused_while_a_subprocess_of_the_job_lives(drbot: Harness) ->
     os.kill(child, 9)
     wait_until(lambda: not alive(child), what="the child to end")
     drbot.start_worker()
-    drbot.redis.set("drill:a:go", 1)
-    drbot.redis.delete("drill:a:spawn")
+    drbot.redis.set("drbot:plugin:a:go", 1)
+    drbot.redis.delete("drbot:plugin:a:spawn")
     assert drbot.say(f"/dr retry {job_id}").ok
     drbot.wait_status(job_id, "succeeded")
 

@@ -45,7 +45,7 @@ def refusals(h: Harness, job_id: str, outcome: str) -> list[str]:
 
 
 def runs(h: Harness, name: str, step: str) -> int:
-    return int(h.redis.get(f"drill:{name}:{step}") or 0)
+    return int(h.redis.get(f"drbot:plugin:{name}:{step}") or 0)
 
 
 def test_a_captured_confirmation_is_refused_elsewhere_later_and_again(phases: Harness) -> None:

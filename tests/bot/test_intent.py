@@ -48,16 +48,16 @@ def test_a_later_attempt_gets_the_record_not_a_recomputation() -> None:
 
 def test_a_step_resumes_from_its_record_after_its_worker_died(drbot_intent: Harness) -> None:
     drbot = drbot_intent
-    drbot.redis.set("drill:a:world", "before")
-    drbot.redis.set("drill:a:hold", 1)
+    drbot.redis.set("drbot:plugin:a:world", "before")
+    drbot.redis.set("drbot:plugin:a:hold", 1)
     job_id = drbot.say("/dr exercise-intent a").job_id
     assert job_id
-    wait_until(lambda: drbot.redis.exists("drill:a:in-act"), what="the step to act")
+    wait_until(lambda: drbot.redis.exists("drbot:plugin:a:in-act"), what="the step to act")
     assert drbot.job(job_id).steps[0].intent == {"world": "before"}  # written before acting
     drbot.kill_workers()
     drbot.wait_status(job_id, "lost", timeout=60)
-    drbot.redis.set("drill:a:world", "after")  # what the step changed, seen by a recomputation
-    drbot.redis.set("drill:a:go", 1)
+    drbot.redis.set("drbot:plugin:a:world", "after")  # what the step changed, seen by a recomputation
+    drbot.redis.set("drbot:plugin:a:go", 1)
     drbot.start_worker()
     assert drbot.say(f"/dr retry {job_id}").ok
     job = drbot.wait_status(job_id, "succeeded", timeout=60)

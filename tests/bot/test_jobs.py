@@ -22,7 +22,7 @@ def test_dry_run_plans_without_effect_or_approval(drbot: Harness) -> None:
     reply = drbot.say("/dr exercise-gated a --dry-run")
     job = drbot.wait_status(reply.job_id, "planned")
     assert not job.approvals and all(s.status == "pending" for s in job.steps)
-    assert drbot.redis.get("drill:a:one") is None
+    assert drbot.redis.get("drbot:plugin:a:one") is None
     drbot.wait_settled(job.id)
     assert "Plan (dry run)" in drbot.frontend.replies(job.id)[0]
     assert "nothing was changed" in drbot.frontend.replies(job.id)[-1]
@@ -47,7 +47,7 @@ def test_jobs_and_job_show_history_and_steps(drbot: Harness) -> None:
 
 
 def test_a_failed_step_names_itself_and_the_next_command(drbot: Harness) -> None:
-    drbot.redis.set("drill:a:fail", 1)
+    drbot.redis.set("drbot:plugin:a:fail", 1)
     job_id = drbot.say("/dr exercise a").job_id
     job = drbot.wait_status(job_id, "failed")
     assert [s.status for s in job.steps] == ["done", "failed", "pending"]

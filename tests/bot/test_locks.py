@@ -69,16 +69,16 @@ def test_renewal_keeps_a_lease(redis_url: str) -> None:
 
 
 def test_busy_target_is_refused_at_once_naming_the_holder(drbot: Harness) -> None:
-    drbot.redis.set("drill:a:hold", 1)
+    drbot.redis.set("drbot:plugin:a:hold", 1)
     first = drbot.say("/dr exercise a").job_id
-    wait_until(lambda: drbot.redis.exists("drill:a:in-two"), what="step two")
+    wait_until(lambda: drbot.redis.exists("drbot:plugin:a:in-two"), what="step two")
     reply = drbot.say("/dr exercise a", who="bob")
     assert not reply.ok and reply.job_id is None
     assert f"busy: drill:a is held by job {first} (/dr exercise, alice, running)" in reply.text
     other = drbot.say("/dr exercise b", who="bob")  # another target shares the cluster key
     drbot.start_worker()
     assert drbot.wait_status(other.job_id, "succeeded")
-    drbot.redis.set("drill:a:go", 1)
+    drbot.redis.set("drbot:plugin:a:go", 1)
     drbot.wait_status(first, "succeeded")
     assert drbot.rt.locks.holders("drill:a") == {}
 

@@ -48,7 +48,7 @@ def test_unlock_waits_for_an_approval_then_frees_and_audits(drbot: Harness) -> N
 
 
 def test_unlock_is_refused_while_the_holding_job_lives(drbot: Harness) -> None:
-    drbot.redis.set("drill:a:hold", 1)
+    drbot.redis.set("drbot:plugin:a:hold", 1)
     first = drbot.say("/dr exercise a").job_id
     drbot.wait_status(first, "running")
     drbot.start_worker()  # the first worker is busy with the drill
@@ -57,7 +57,7 @@ def test_unlock_is_refused_while_the_holding_job_lives(drbot: Harness) -> None:
     assert f"drill:a is held by job {first} (/dr exercise, alice, running)" in job.error
     assert "still alive: wait for it or /dr cancel" in job.error
     assert set(drbot.rt.locks.holders("drill:a")) == {first}
-    drbot.redis.set("drill:a:go", 1)
+    drbot.redis.set("drbot:plugin:a:go", 1)
     drbot.wait_status(first, "succeeded")
 
 

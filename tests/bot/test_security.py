@@ -22,7 +22,7 @@ def test_a_job_record_written_without_the_key_is_refused_and_audited(drbot: Harn
     queue(drbot.redis, "drbot").enqueue_call("bot.worker.runner.run_job", args=["0badc0de"])
     wait_until(lambda: any(e["outcome"] == "refused-forged" for e in drbot.rt.audit.tail()),
                what="the forged record to be audited")
-    assert drbot.redis.get("drill:a:one") is None
+    assert drbot.redis.get("drbot:plugin:a:one") is None
 
 
 def test_an_approval_added_without_the_key_is_refused(drbot: Harness) -> None:
@@ -36,7 +36,7 @@ def test_an_approval_added_without_the_key_is_refused(drbot: Harness) -> None:
     queue(drbot.redis, "drbot").enqueue_call("bot.worker.runner.run_job", args=[job_id])
     wait_until(lambda: any(e["outcome"] == "refused-forged" and e["job"] == job_id
                            for e in drbot.rt.audit.tail()), what="the forgery to be audited")
-    assert drbot.redis.get("drill:a:one") is None
+    assert drbot.redis.get("drbot:plugin:a:one") is None
     reply = drbot.say(f"/dr job {job_id}")
     assert not reply.ok and "not written by drbot" in reply.text
 

@@ -64,10 +64,10 @@ def test_an_idle_worker_exits_on_sigterm_every_time(core_only: Harness) -> None:
 
 
 def hold_drill_in_step_two(drbot: Harness, name: str = "a") -> str:
-    drbot.redis.set(f"drill:{name}:hold", 1)
+    drbot.redis.set(f"drbot:plugin:{name}:hold", 1)
     job_id = drbot.say(f"/dr exercise {name}").job_id
     assert job_id
-    wait_until(lambda: drbot.redis.exists(f"drill:{name}:in-two"), what="step two to start")
+    wait_until(lambda: drbot.redis.exists(f"drbot:plugin:{name}:in-two"), what="step two to start")
     return job_id
 
 
@@ -82,17 +82,17 @@ def test_a_busy_worker_checkpoints_its_job_exits_and_retry_resumes(drbot: Harnes
     assert "finished steps: one" in text and f"/dr retry {job_id}" in text
 
     drbot.start_worker()
-    drbot.redis.set("drill:a:go", 1)
+    drbot.redis.set("drbot:plugin:a:go", 1)
     assert drbot.say(f"/dr retry {job_id}", who="carol").ok
     drbot.wait_status(job_id, "succeeded")
-    assert drbot.redis.get("drill:a:one") == b"1"  # the finished step was not run again
-    assert drbot.redis.get("drill:a:two") == b"2"
+    assert drbot.redis.get("drbot:plugin:a:one") == b"1"  # the finished step was not run again
+    assert drbot.redis.get("drbot:plugin:a:two") == b"2"
 
 
 def test_a_busy_worker_whose_step_ignores_the_stop_still_exits(drbot: Harness) -> None:
     """The step never checks for cancellation: the heartbeat abandons it after the grace, the
     record says so, and the worker exits on its own."""
-    drbot.redis.set("drill:a:stubborn", 1)
+    drbot.redis.set("drbot:plugin:a:stubborn", 1)
     job_id = hold_drill_in_step_two(drbot)
     assert drbot.stop_workers() == [True]
     job = drbot.wait_status(job_id, "failed")

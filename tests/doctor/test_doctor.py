@@ -28,6 +28,10 @@ from lab.fakes.s3 import LIST_ACTIONS, READ_ACTIONS, S3Server, bucket_arn
 from lab.kube import SSAR_PATH
 
 RED = Status.FAIL
+TF_TOKEN = files.TERRAFORM_TOKEN_ID
+TF_VM = ("VM.Allocate", "VM.Audit", "VM.Config.CDROM", "VM.Config.CPU", "VM.Config.Cloudinit",
+         "VM.Config.Disk", "VM.Config.HWType", "VM.Config.Memory", "VM.Config.Network",
+         "VM.Config.Options", "VM.PowerMgmt")
 
 
 @pytest.fixture(scope="module")
@@ -144,9 +148,20 @@ def test_wrong_proxmox_token(lab: Lab, tmp_path: Path) -> None:
     assert_nothing_written(lab, before)
 
 
+def grant_terraform(lab: Lab, storage: tuple[str, ...] = ("Datastore.AllocateSpace",
+                                                          "Datastore.Audit")) -> None:
+    """Terraform's token gets what main.tf needs (fakepve: once anything is granted, a token
+    holds only its grants)."""
+    lab.world.grant_pve("/vms", *TF_VM, token=TF_TOKEN)
+    lab.world.grant_pve("/nodes", "Sys.Audit", token=TF_TOKEN)
+    lab.world.grant_pve("/storage/local-lvm", *storage, token=TF_TOKEN)
+    lab.world.grant_pve("/sdn/zones/localnetwork/vmbr0", "SDN.Use", token=TF_TOKEN)
+
+
 def test_missing_proxmox_privilege(lab: Lab) -> None:
     lab.world.grant_pve("/", "Sys.Audit")
     lab.world.grant_pve("/vms", "VM.Audit", "VM.PowerMgmt")  # no VM.Allocate: cannot destroy
+    grant_terraform(lab)
     try:
         before = snapshot(lab)
         (line,) = only_red(run(lab), System.PROXMOX, "privileges")
@@ -356,6 +371,12 @@ def test_terraform_credentials_are_named(lab: Lab, monkeypatch: pytest.MonkeyPat
     """drbot does not hand Terraform its token: the doctor says which login Terraform has."""
     services = Services(Settings(kubeconfig=lab.kubeconfig), load_inventory(lab.inventory_path))
     line = credentials_line(services)
+    assert line.detail.startswith(
+        f"Terraform signs in to Proxmox with API token {files.TERRAFORM_TOKEN_ID} from "
+        "`api_token` in the provider block of main.tf, from TF_VAR_proxmox_api_token, not "
+        "drbot's token; ")
+    monkeypatch.delenv("TF_VAR_proxmox_api_token")
+    line = credentials_line(services)
     assert line.status is Status.OK
     assert line.detail.startswith(
         "Terraform signs in to Proxmox with the API token from `api_token` in the provider block "
@@ -389,3 +410,97 @@ def test_terraform_without_credentials_is_red(lab: Lab, tmp_path: Path) -> None:
         f"\"proxmox\" block of {project}, no PROXMOX_VE_API_TOKEN or PROXMOX_VE_USERNAME in "
         "the worker's environment")
     assert line.fix.startswith("give Terraform its own Proxmox token: PROXMOX_VE_API_TOKEN=")
+
+
+# -- Terraform's own Proxmox login ----------------------------------------------------------------
+
+
+def terraform_lines(lines: list[Line]) -> dict[str, Line]:
+    return {line.subject: line for line in lines
+            if line.system is System.PROXMOX and line.subject.startswith("terraform")}
+
+
+def test_terraform_token_checked_on_every_path_it_needs(lab: Lab) -> None:
+    lines = terraform_lines(run(lab))
+    assert set(lines) == {f"terraform token {TF_TOKEN}", "terraform /nodes/pve1",
+                          "terraform /nodes/pve2", "terraform /storage/local-lvm",
+                          "terraform /sdn/zones/localnetwork/vmbr0",
+                          *(f"terraform /vms/{node.vmid}" for node in world.NODES)}
+    assert all(line.status is Status.OK for line in lines.values())
+    assert "TLS verified" in lines[f"terraform token {TF_TOKEN}"].detail
+
+
+def test_terraform_token_missing_a_datastore_privilege(lab: Lab) -> None:
+    """Terraform's token may do everything but allocate disk space on the datastore main.tf
+    names: that path alone is red, with the grant that fixes it; drbot's own token is green."""
+    lab.world.grant_pve("/", "Sys.Audit")
+    lab.world.grant_pve("/vms", "VM.Audit", "VM.PowerMgmt", "VM.Allocate")
+    grant_terraform(lab, storage=("Datastore.Audit",))  # no Datastore.AllocateSpace
+    try:
+        before = snapshot(lab)
+        lines = run(lab)
+        (line,) = only_red(lines, System.PROXMOX, "terraform /storage/local-lvm")
+        assert_nothing_written(lab, before)
+    finally:
+        lab.world.reset_pve_grants()
+    assert line.detail == (f"{TF_TOKEN} lacks Datastore.AllocateSpace on /storage/local-lvm "
+                           "(for the disks on datastore local-lvm)")
+    assert line.fix.startswith(f"`pveum acl modify /storage/local-lvm --tokens '{TF_TOKEN}' "
+                               "--roles PVEDatastoreUser`")
+    tf = terraform_lines(lines)
+    assert len(tf) == 10 and sum(1 for t in tf.values() if t.status is Status.OK) == 9
+
+
+def test_wrong_terraform_token_secret(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    wrong = "0b5e2c1d-not-the-secret"
+    monkeypatch.setenv("TF_VAR_proxmox_api_token", f"{TF_TOKEN}={wrong}")
+    before = snapshot(lab)
+    lines = run(lab)
+    (line,) = only_red(lines, System.PROXMOX, f"terraform token {TF_TOKEN}")
+    assert "401" in line.detail or "authentication" in line.detail.lower()
+    assert "pveum user token list terraform@pve" in line.fix
+    assert "TF_VAR_proxmox_api_token" in line.fix
+    assert not any(wrong in ln.render() for ln in lines)
+    assert list(terraform_lines(lines)) == [f"terraform token {TF_TOKEN}"]  # nothing else asked
+    assert_nothing_written(lab, before)
+
+
+def test_terraform_token_drbot_cannot_see(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """main.tf reads var.proxmox_api_token, and nothing gives it a value: a Terraform run
+    started by drbot would have no token either."""
+    monkeypatch.delenv("TF_VAR_proxmox_api_token")
+    (line,) = only_red(run(lab), System.PROXMOX, "terraform token")
+    assert line.detail == (
+        "Terraform's Proxmox token comes from `api_token` in the provider block of main.tf "
+        "(var.proxmox_api_token, a value drbot does not see), so neither drbot nor a Terraform "
+        "run started by drbot has it")
+    assert line.fix.startswith("set TF_VAR_proxmox_api_token=user@realm!name=secret in the "
+                               "worker's environment")
+
+
+def test_malformed_terraform_token(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TF_VAR_proxmox_api_token", "a-bare-secret-0b5e")
+    lines = run(lab)
+    (line,) = only_red(lines, System.PROXMOX, "terraform token")
+    assert line.detail == ("Terraform's Proxmox token from `api_token` in the provider block "
+                           "of main.tf, from TF_VAR_proxmox_api_token is malformed (not "
+                           "user@realm!name=secret; the value is not shown)")
+    assert not any("a-bare-secret" in ln.render() for ln in lines)
+
+
+def test_no_terraform_login_is_red_with_what_to_set(lab: Lab, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """No provider login anywhere: the IaC line says what to set; no privilege is asked."""
+    project = tmp_path / "terraform"
+    project.mkdir()
+    assert lab.paths is not None
+    text = (lab.paths.terraform / "main.tf").read_text()
+    start = text.index('provider "proxmox" {')
+    (project / "main.tf").write_text(text[:start] + text[text.index("}\n", start) + 2:])
+    inventory = edited_inventory(lab, tmp_path, lambda d: d["iac"]["terraform"].update(
+        dir=str(project), revision=None))
+    lines = run(lab, inventory)
+    red_lines = {(ln.system, ln.subject): ln for ln in red(lines)}
+    line = red_lines[(System.IAC, "terraform credentials")]
+    assert line.fix.startswith("give Terraform its own Proxmox token: PROXMOX_VE_API_TOKEN=")
+    assert terraform_lines(lines) == {}

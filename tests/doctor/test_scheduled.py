@@ -46,6 +46,6 @@ def test_doctor_from_chat_answers_in_the_thread(drbot_lab: Harness) -> None:  # 
     assert job_id
     drbot_lab.wait_status(job_id, "succeeded", timeout=300)
     text = drbot_lab.wait_reply(job_id, "green, 0 red", timeout=30)
-    assert text.splitlines()[:6] == ["✓ kubernetes: 2 green", "✓ proxmox: 2 green",
+    assert text.splitlines()[:6] == ["✓ kubernetes: 2 green", "✓ proxmox: 12 green",
                                      "✓ store: 4 green", "✓ ssh: 5 green", "✓ iac: 12 green",
                                      "✓ drift: 17 green"]

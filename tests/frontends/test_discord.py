@@ -231,13 +231,13 @@ def test_buttons_work_after_a_bot_restart(bot: DiscordBot) -> None:
 
 
 def test_a_job_outliving_its_interaction_token_keeps_updating(bot: DiscordBot) -> None:
-    bot.h.redis.set("drill:f:hold", 1)
+    bot.h.redis.set("drbot:plugin:f:hold", 1)
     payload = bot.command("exercise", CAROL, {"name": "f"})
     job_id = bot.job_of(payload)
-    wait_until(lambda: bot.h.redis.exists("drill:f:in-two"), 15, "the job to be running")
+    wait_until(lambda: bot.h.redis.exists("drbot:plugin:f:in-two"), 15, "the job to be running")
     bot.fake.expire_interaction_tokens()  # 15 minutes later, as far as Discord is concerned
     since = len(bot.fake.calls)
-    bot.h.redis.set("drill:f:go", 1)
+    bot.h.redis.set("drbot:plugin:f:go", 1)
     bot.h.wait_status(job_id, "succeeded")
     thread = int(bot.root(job_id)["id"])
     wait_until(lambda: any("drill f finished" in m["content"] for m in bot.fake.in_channel(thread)),

@@ -204,7 +204,7 @@ def test_a_bot_token_without_a_mode_is_refused_with_the_fix(redis_url: str, tmp_
 
 # -- a job's life in Slack ------------------------------------------------------------------------
 def test_command_acks_then_root_thread_edits_and_result(slack: SlackBot) -> None:
-    slack.h.redis.set("drill:a:hold", 1)
+    slack.h.redis.set("drbot:plugin:a:hold", 1)
     response = slack.command("exercise a")  # answered while the job is held: the ack never waits
     assert response.status_code == 200 and response.text == ""  # the ack: empty, so nothing echoes
     job_id = slack.job_of()
@@ -212,7 +212,7 @@ def test_command_acks_then_root_thread_edits_and_result(slack: SlackBot) -> None
     assert root.args["channel"] == "C1" and root.args["blocks"]
     ts = _thread_ts(slack, job_id)
     wait_until(lambda: any("waiting for go" in card_text(c) for c in slack.edits(ts)), 20, "a progress edit")
-    slack.h.redis.set("drill:a:go", 1)
+    slack.h.redis.set("drbot:plugin:a:go", 1)
     slack.h.wait_status(job_id, "succeeded")
     slack.h.wait_settled(job_id)
     final = slack.edits(ts)[-1]

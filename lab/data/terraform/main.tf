@@ -30,4 +30,12 @@ resource "proxmox_virtual_environment_vm" "k3s" {
   node_name = each.value.node_name
   vm_id     = each.value.vm_id
   memory { dedicated = each.value.memory }
+  disk {
+    datastore_id = "local-lvm"
+    interface    = "scsi0"
+    size         = 64
+  }
+  network_device {
+    bridge = "vmbr0"
+  }
 }
