@@ -21,10 +21,10 @@ def emit_file(drbot: Harness, job_id: str, data: bytes, name: str = "picture.png
 
 
 def test_a_file_event_posts_its_bytes_and_altered_bytes_are_not_posted(drbot: Harness) -> None:
-    drbot.redis.set("drill:a:hold", 1)
+    drbot.redis.set("drbot:plugin:a:hold", 1)
     job_id = drbot.say("/dr exercise a").job_id
     assert job_id
-    wait_until(lambda: drbot.redis.exists("drill:a:in-two"), what="step two")
+    wait_until(lambda: drbot.redis.exists("drbot:plugin:a:in-two"), what="step two")
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
     emit_file(drbot, job_id, png)
     posted = wait_until(lambda: drbot.frontend.files.get(job_id), 20, "the file in the thread")
@@ -35,7 +35,7 @@ def test_a_file_event_posts_its_bytes_and_altered_bytes_are_not_posted(drbot: Ha
     drbot.rt.events.emit(job_id, Event("file", target="other.png", task=sha,
                                        message="the second picture"))
     drbot.wait_reply(job_id, "the second picture (the file is no longer available)")
-    drbot.redis.set("drill:a:go", 1)
+    drbot.redis.set("drbot:plugin:a:go", 1)
     drbot.wait_settled(job_id)
     assert drbot.frontend.files[job_id] == [("picture.png", png, "the picture")]
 
