@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -162,7 +164,6 @@ def cleanup(kube: Kube, namespace: str, hooks: Hooks | None = None) -> list[str]
 
 
 def drill_longhorn(step: StepContext, target: str) -> DrillResult:
-    from adapters.errors import AdapterError, Cancelled
     from adapters.kubernetes import drills, longhorn
     from adapters.kubernetes.drills import DrillResult
 
@@ -181,7 +182,7 @@ def drill_longhorn(step: StepContext, target: str) -> DrillResult:
     started = time.time()
     deadline = started + cfg.timeout_minutes * 60
     result = DrillResult("longhorn", target, backup.name, started, size=int(shape.size))
-    try:
+    with contained(step, kube, namespace, result):
         # No room is a failed drill, kept as such: a restore of this volume would fail too.
         room(kube, step.inventory, int(shape.size))
         drills.create_namespace(kube, namespace, job=step.job_id, target=f"longhorn {target}",
@@ -196,16 +197,28 @@ def drill_longhorn(step: StepContext, target: str) -> DrillResult:
                       target=target)
         for index, check in enumerate(checks_for(step.inventory, target)):
             result.checks.append(run_check(step, namespace, index, check, deadline))
+    return result
+
+
+@contextmanager
+def contained(step: StepContext, kube: Kube, namespace: str, result: DrillResult
+              ) -> Iterator[None]:
+    """The body of a drill of any kind: an outside system's refusal or a command error fails
+    the drill (kept in its result, not raised), a cancel goes on up, and whatever happens the
+    drill namespace is removed; what could not be is added to the problem."""
+    from adapters.errors import AdapterError, Cancelled
+
+    try:
+        yield
     except Cancelled:
         raise
     except (AdapterError, CommandError) as exc:
         result.problem = str(exc)
     finally:
-        result.duration = time.time() - started
+        result.duration = time.time() - result.started_at
         left = cleanup_quietly(step, kube, namespace)
         if left:
             result.problem = "; ".join(filter(None, [result.problem, left]))
-    return result
 
 
 def cleanup_quietly(step: StepContext, kube: Kube, namespace: str) -> str:
@@ -230,10 +243,7 @@ def outcome(result: DrillResult) -> dict[str, Any]:
 
 def _drill_step(kind: str, target: str) -> Any:
     def run(step: StepContext) -> dict[str, Any]:
-        if kind == "cnpg":
-            result = drill_cnpg.drill_cnpg(step, target, cleanup_quietly)
-        else:
-            result = drill_longhorn(step, target)
+        result = (drill_cnpg.drill_cnpg if kind == "cnpg" else drill_longhorn)(step, target)
         step.services.drills.record(result)
         step.progress(result.summary(), target=f"{kind} {target}",
                       status="ok" if result.ok else "failed")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.config.inventory import Inventory, SqlCheck
 from bot.errors import CommandError
@@ -223,12 +223,12 @@ def wait_ready(step: StepContext, namespace: str, deadline: float) -> None:
              cancel_message="drill cancelled")
 
 
-def drill_cnpg(step: StepContext, target: str, cleanup: Any) -> DrillResult:
-    """The drill; ``cleanup(step, kube, namespace) -> str`` removes the drill namespace and
-    says what it could not (the Longhorn drill's ``cleanup_quietly``)."""
-    from adapters.errors import AdapterError, Cancelled
+def drill_cnpg(step: StepContext, target: str) -> DrillResult:
+    """The drill, in the drill namespace and its guard that every kind shares (handlers/drill.py,
+    imported here at call time: it imports this module)."""
     from adapters.kubernetes import cnpg_drill, drills
     from adapters.kubernetes.drills import DrillResult
+    from handlers.drill import cleanup_quietly, contained
 
     kube, cfg = step.services.kube, step.inventory.backups.drill
     src_ns, name = split(target)
@@ -238,14 +238,14 @@ def drill_cnpg(step: StepContext, target: str, cleanup: Any) -> DrillResult:
     namespace = str(plan["namespace"])
     if step.resumed("drill"):
         step.progress(f"removing what the earlier attempt left in {namespace}", target=target)
-        left = cleanup(step, kube, namespace)
+        left = cleanup_quietly(step, kube, namespace)
         if left:
             raise CommandError(f"the earlier attempt's drill namespace remains: {left}")
     recovery = recovery_for(kube, step.inventory, target, namespace)
     started = time.time()
     deadline = started + cfg.timeout_minutes * 60
     result = DrillResult("cnpg", target, str(plan["backup"]), started)
-    try:
+    with contained(step, kube, namespace, result):
         room(kube, recovery)  # no room is a failed drill, kept: a recovery would fail too
         drills.create_namespace(kube, namespace, job=step.job_id, target=f"cnpg {target}",
                                 deadline=deadline)
@@ -258,15 +258,6 @@ def drill_cnpg(step: StepContext, target: str, cleanup: Any) -> DrillResult:
                       target=target)
         run_checks(step, namespace, checks_for(step.inventory, target, recovery.server_name),
                    result)
-    except Cancelled:
-        raise
-    except (AdapterError, CommandError) as exc:
-        result.problem = str(exc)
-    finally:
-        result.duration = time.time() - started
-        left = cleanup(step, kube, namespace)
-        if left:
-            result.problem = "; ".join(filter(None, [result.problem, left]))
     return result
 
 

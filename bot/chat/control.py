@@ -12,14 +12,13 @@ from redis.client import Pipeline
 from bot.chat import approvals
 from bot.chat.complete import values
 from bot.chat.render import card
-from bot.config.policy import Caller, Policy
+from bot.config.policy import Caller
 from bot.grammar import Parsed
 from bot.records import confirmations, signals
-from bot.records.audit import Audit
 from bot.records.events import Event, EventType
 from bot.records.jobs import Job, JobStatus
-from bot.records.locks import Lease, held
 from bot.records.queue import enqueue, queue
+from bot.records.view import RecordsView
 from bot.runtime import Runtime
 
 
@@ -30,7 +29,7 @@ def describe(job: Job) -> str:
 
 
 @dataclass
-class CoreControl:
+class CoreControl(RecordsView):
     """A ControlContext for one request: the caller, what they typed, and the bot's runtime."""
 
     rt: Runtime
@@ -46,22 +45,8 @@ class CoreControl:
     def person(self) -> str:
         return self.caller.person or ""
 
-    @property
-    def policy(self) -> Policy:
-        return self.rt.policy
-
-    @property
-    def audit(self) -> Audit:
-        return self.rt.audit
-
-    def job(self, job_id: str) -> Job:
-        return self.rt.store.get(job_id)
-
     def recent(self, count: int) -> list[str]:
         return self.rt.store.recent(count)
-
-    def active(self) -> list[str]:
-        return self.rt.store.active()
 
     def update(self, job_id: str, change: Callable[[Job], Any], enqueue_as: str = "") -> Job:
         if not enqueue_as:
@@ -104,12 +89,6 @@ class CoreControl:
         from bot.chat import relay  # not at the top: the relay imports the frontends, which import the core
 
         relay.reactivate(self.rt.client, job_id)
-
-    def subprocesses(self, job_id: str) -> list[str]:
-        return signals.living_subprocesses(self.rt.client, job_id)
-
-    def leases(self) -> list[Lease]:
-        return held(self.rt.client)
 
     def values(self, command: str, source: str) -> list[str]:
         return values(self.rt, command, source)

@@ -199,57 +199,67 @@ def judge(obj: ObjectFacts, facts: Facts, limits: rules.Limits, now: datetime) -
     return found
 
 
+@dataclass(frozen=True)
+class Proof:
+    """A kind of proof that an object's backups restore (a verification, a drill): what its
+    record calls the time it ran, and how the watch words its failure and its absence."""
+
+    failed: str  # the finding's status when the latest one failed
+    overdue: str  # ... and when none passed within the rotation
+    at: str  # the record's field with the time it ran
+    noun: str  # "<noun> of backup <id> failed <ago> ago"
+    never: str
+    last_ok: str  # "<last_ok> <ago> ago"
+
+
+VERIFIED = Proof("verify failed", "verify overdue", "verified_at", "verification",
+                 "never verified restorable", "last verified restorable")
+DRILLED_OK = Proof("drill failed", "drill overdue", "drilled_at", "restore drill",
+                   "never drilled", "last drill passed")
+
+
+def held_to(found: Finding, proof: Proof, record: dict[str, Any] | None, command: str,
+            every_days: float, now: datetime) -> Finding:
+    """Hold an object whose backups are otherwise fine to its proofs: the latest one failed
+    (until one passes), or, with ``every_days`` set, none passed within that many days
+    (exactly that old is still in time)."""
+    if record and record.get("outcome") != "ok":
+        ago = span(now.timestamp() - float(record.get(proof.at) or 0))
+        found.status, found.command = proof.failed, command
+        found.problem = (f"{proof.noun} of backup {record.get('backup_id')} failed {ago} ago: "
+                         f"{record.get('problem') or 'no reason recorded'}")
+        return found
+    if every_days <= 0:
+        return found
+    last_ok = (record or {}).get("last_ok_at")
+    if last_ok is None or now.timestamp() - float(last_ok) > every_days * 86400:
+        found.status, found.command = proof.overdue, command
+        found.problem = (proof.never if last_ok is None else
+                         f"{proof.last_ok} {span(now.timestamp() - float(last_ok))} ago")
+        found.problem += f"; policy: every {every_days:g} days"
+    return found
+
+
 def verification(found: Finding, record: dict[str, Any] | None, every_days: float,
                  now: datetime) -> Finding:
-    """Hold an object whose backups are otherwise fine to its verifications: the latest one
-    failed (always), or none passed within ``every_days`` (when a rotation is configured)."""
+    """Hold an object to its verifications (bot/watch/verified.py; backups.verify_every)."""
     found.verified = dict(record or {})
     if found.status not in ("ok", "retention gap"):
         return found
     command = f"/dr verify {found.kind}" + ("" if found.kind == "etcd" else f" {found.name}")
-    if record and record.get("outcome") != "ok":
-        ago = span(now.timestamp() - float(record.get("verified_at") or 0))
-        found.status, found.command = "verify failed", command
-        found.problem = (f"verification of backup {record.get('backup_id')} failed {ago} ago: "
-                         f"{record.get('problem') or 'no reason recorded'}")
-        return found
-    if every_days <= 0:
-        return found
-    last_ok = (record or {}).get("last_ok_at")
-    if last_ok is None or now.timestamp() - float(last_ok) > every_days * 86400:
-        found.status, found.command = "verify overdue", command
-        found.problem = ("never verified restorable" if last_ok is None else
-                         f"last verified restorable {span(now.timestamp() - float(last_ok))} ago")
-        found.problem += f"; policy: every {every_days:g} days"
-    return found
+    return held_to(found, VERIFIED, record, command, every_days, now)
 
 
 def drill(found: Finding, record: dict[str, Any] | None, now: datetime,
           every_days: float = 0.0) -> Finding:
-    """Hold a Longhorn volume or CNPG cluster whose backups are otherwise fine to its restore
-    drills (bot/watch/drilled.py, by ``kind:namespace/name``): the latest one failed (until one
-    passes), or, with ``every_days`` set (backups.drill_every), none passed within that many
-    days ("drill overdue"; exactly that old is still in time). Objects a drill cannot select
-    (a volume without a PVC) are left alone."""
+    """Hold a Longhorn volume or CNPG cluster to its restore drills (bot/watch/drilled.py, by
+    ``kind:namespace/name``; backups.drill_every). Objects a drill cannot select (a volume
+    without a PVC) are left alone."""
     if found.kind not in DRILLED or "/" not in found.label \
             or found.status not in ("ok", "retention gap"):
         return found
-    command = f"/dr drill {found.kind} {found.label}"
-    if record and record.get("outcome") != "ok":
-        ago = span(now.timestamp() - float(record.get("drilled_at") or 0))
-        found.status, found.command = "drill failed", command
-        found.problem = (f"restore drill of backup {record.get('backup_id')} failed {ago} ago: "
-                         f"{record.get('problem') or 'no reason recorded'}")
-        return found
-    if every_days <= 0:
-        return found
-    last_ok = (record or {}).get("last_ok_at")
-    if last_ok is None or now.timestamp() - float(last_ok) > every_days * 86400:
-        found.status, found.command = "drill overdue", command
-        found.problem = ("never drilled" if last_ok is None else
-                         f"last drill passed {span(now.timestamp() - float(last_ok))} ago")
-        found.problem += f"; policy: every {every_days:g} days"
-    return found
+    return held_to(found, DRILLED_OK, record, f"/dr drill {found.kind} {found.label}",
+                   every_days, now)
 
 
 def evaluate(facts: Facts, backups: Backups, now: datetime,

@@ -5,46 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.config.policy import Policy
-from bot.records import confirmations, signals
-from bot.records.audit import Audit
-from bot.records.jobs import Job
-from bot.records.locks import Lease, held
+from bot.records import confirmations
+from bot.records.view import RecordsView
 from bot.runtime import Runtime
 from bot.watch.check import Outcome
 from bot.watch.evaluate import Finding, sort
 from bot.worker.services import Services
 
 
-class StepRecords:
+class StepRecords(RecordsView):
     """One job's view of drbot's records."""
 
     def __init__(self, rt: Runtime, services: Services) -> None:
         self.rt = rt
         self.services = services
 
-    @property
-    def policy(self) -> Policy:
-        return self.rt.policy
-
-    @property
-    def audit(self) -> Audit:
-        return self.rt.audit
-
-    def job(self, job_id: str) -> Job:
-        return self.rt.store.get(job_id)
-
-    def active(self) -> list[str]:
-        return self.rt.store.active()
-
     def confirmation(self, job_id: str, phase: int) -> tuple[dict[str, Any] | None, str]:
         return confirmations.read(self.rt.client, self.rt.signer, job_id, phase)
-
-    def leases(self) -> list[Lease]:
-        return held(self.rt.client)
-
-    def subprocesses(self, job_id: str) -> list[str]:
-        return signals.living_subprocesses(self.rt.client, job_id)
 
     def evict(self, key: str, holders: list[str]) -> int:
         return self.rt.locks.evict(key, holders)
