@@ -119,3 +119,24 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(5)
+
+
+@contextlib.contextmanager
+def lab_worker(lab_env: dict[str, str], tmp: Path) -> Iterator[None]:
+    """A throwaway Redis and a real `drbot worker` against a lab, with this process's
+    environment pointed at them (so a Runtime built here talks to the same Redis); both are
+    stopped on the way out, whatever happens."""
+    from lab.fakes.frontend import KEY
+
+    root = Path(__file__).resolve().parents[1]
+    redis_proc, url = redis_server(tmp)
+    env = {**os.environ, **lab_env, "REDIS_URL": url, "DRBOT_SIGNING_KEY": KEY,
+           "DRBOT_PLUGINS": "[]", "DRBOT_LOG_LEVEL": "WARNING", "PYTHONPATH": str(root),
+           "DRBOT_REDIS_ALLOW_NO_PASSWORD": "true"}
+    os.environ.update(env)
+    worker = spawn(["-m", "bot.cli", "worker"], env, tmp / "worker.log", root)
+    try:
+        yield
+    finally:
+        stop(worker)
+        stop(redis_proc)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ending import Stop, deadline, redis_server, spawn, stop  # noqa: E402
+from bench.ending import Stop, deadline, lab_worker  # noqa: E402
 from lab import Lab, files, world  # noqa: E402
 from lab import store as lab_store  # noqa: E402
 from lab.seed.cnpg import cnpg_objects  # noqa: E402
@@ -86,16 +85,8 @@ def through_worker(lab: Lab, tmp: Path) -> dict[str, Any]:
     from bot.chat.core import Core, Request
     from bot.config.settings import Settings
     from bot.runtime import Runtime
-    from lab.fakes.frontend import KEY
 
-    root = Path(__file__).resolve().parents[1]
-    redis_proc, url = redis_server(tmp)
-    env = {**os.environ, **lab.env, "REDIS_URL": url, "DRBOT_SIGNING_KEY": KEY,
-           "DRBOT_PLUGINS": "[]", "DRBOT_LOG_LEVEL": "WARNING", "PYTHONPATH": str(root),
-           "DRBOT_REDIS_ALLOW_NO_PASSWORD": "true"}
-    os.environ.update(env)
-    worker = spawn(["-m", "bot.cli", "worker"], env, tmp / "worker.log", root)
-    try:
+    with lab_worker(lab.env, tmp):
         rt = Runtime.from_settings(Settings(), patient=False)
         core = Core(rt)
         warm = core.handle(Request("console", "console:alice", "/dr status", uuid.uuid4().hex))
@@ -124,9 +115,6 @@ def through_worker(lab: Lab, tmp: Path) -> dict[str, Any]:
         return {"progress": first, "report": report, "gets": gets, "objects": result["objects"],
                 "png": len(rt.client.keys("drbot:file:*")), "counted": counted,
                 "in_process": seconds}
-    finally:
-        stop(worker)
-        stop(redis_proc)
 
 
 def wait(rt: Any, job_id: str | None, timeout: float) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import os
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adapters.kubernetes import longhorn  # noqa: E402
 from adapters.kubernetes.client import Kube  # noqa: E402
 from adapters.progress import Hooks, Progress  # noqa: E402
-from bench.ending import Stop, deadline, redis_server, spawn, stop  # noqa: E402
+from bench.ending import Stop, deadline, lab_worker  # noqa: E402
 from bot.config.inventory import Inventory  # noqa: E402
 from bot.runbook import StepContext  # noqa: E402
 from handlers import parallel_restore  # noqa: E402
@@ -127,16 +126,8 @@ def rebuild_node(lab: Lab, measured: dict[str, Any], tmp: Path) -> None:
     from bot.chat.core import Core, Request
     from bot.config.settings import Settings
     from bot.runtime import Runtime
-    from lab.fakes.frontend import KEY
 
-    root = Path(__file__).resolve().parents[1]
-    redis_proc, url = redis_server(tmp)
-    env = {**os.environ, **lab.env, "REDIS_URL": url, "DRBOT_SIGNING_KEY": KEY,
-           "DRBOT_PLUGINS": "[]", "DRBOT_LOG_LEVEL": "WARNING", "PYTHONPATH": str(root),
-           "DRBOT_REDIS_ALLOW_NO_PASSWORD": "true"}
-    os.environ.update(env)
-    worker = spawn(["-m", "bot.cli", "worker"], env, tmp / "worker.log", root)
-    try:
+    with lab_worker(lab.env, tmp):
         kube = Kube(lab.kubeconfig)
         lab.world.crash_vm(NODE)
         lab.world.wait_for(lambda: ready_nodes(kube) == 4, 120, f"{NODE} NotReady")
@@ -157,9 +148,6 @@ def rebuild_node(lab: Lab, measured: dict[str, Any], tmp: Path) -> None:
                             if s.started is not None and s.ended is not None]
         measured["timeline"] = timeline
         kube.close()
-    finally:
-        stop(worker)
-        stop(redis_proc)
 
 
 def node_table(measured: dict[str, Any]) -> bool:

@@ -393,21 +393,26 @@ def test_terraform_credentials_are_named(lab: Lab, monkeypatch: pytest.MonkeyPat
     assert secret not in line.detail
 
 
-def test_terraform_without_credentials_is_red(lab: Lab, tmp_path: Path) -> None:
+def without_provider_login(lab: Lab, tmp_path: Path) -> Path:
+    """An inventory whose Terraform project is the lab's without its provider block."""
     project = tmp_path / "terraform"
     project.mkdir()
     assert lab.paths is not None
     text = (lab.paths.terraform / "main.tf").read_text()
     start = text.index('provider "proxmox" {')
     (project / "main.tf").write_text(text[:start] + text[text.index("}\n", start) + 2:])
-    inventory = edited_inventory(lab, tmp_path, lambda d: d["iac"]["terraform"].update(
+    return edited_inventory(lab, tmp_path, lambda d: d["iac"]["terraform"].update(
         dir=str(project), revision=None))
+
+
+def test_terraform_without_credentials_is_red(lab: Lab, tmp_path: Path) -> None:
+    inventory = without_provider_login(lab, tmp_path)
     line = credentials_line(Services(Settings(kubeconfig=lab.kubeconfig),
                                      load_inventory(inventory)))
     assert line.red
     assert line.detail == (
         "Terraform's Proxmox provider has no login: no api_token or username in a provider "
-        f"\"proxmox\" block of {project}, no PROXMOX_VE_API_TOKEN or PROXMOX_VE_USERNAME in "
+        f"\"proxmox\" block of {tmp_path / 'terraform'}, no PROXMOX_VE_API_TOKEN or PROXMOX_VE_USERNAME in "
         "the worker's environment")
     assert line.fix.startswith("give Terraform its own Proxmox token: PROXMOX_VE_API_TOKEN=")
 
@@ -491,14 +496,7 @@ def test_malformed_terraform_token(lab: Lab, monkeypatch: pytest.MonkeyPatch) ->
 def test_no_terraform_login_is_red_with_what_to_set(lab: Lab, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """No provider login anywhere: the IaC line says what to set; no privilege is asked."""
-    project = tmp_path / "terraform"
-    project.mkdir()
-    assert lab.paths is not None
-    text = (lab.paths.terraform / "main.tf").read_text()
-    start = text.index('provider "proxmox" {')
-    (project / "main.tf").write_text(text[:start] + text[text.index("}\n", start) + 2:])
-    inventory = edited_inventory(lab, tmp_path, lambda d: d["iac"]["terraform"].update(
-        dir=str(project), revision=None))
+    inventory = without_provider_login(lab, tmp_path)
     lines = run(lab, inventory)
     red_lines = {(ln.system, ln.subject): ln for ln in red(lines)}
     line = red_lines[(System.IAC, "terraform credentials")]
