@@ -151,6 +151,7 @@ REFUSED = {
             ("HSET", "drbot:watch:state", "k", "{}"),  # the backup check's state machine
             ("HSET", "drbot:verify:results", "k", "{}"),  # verification results
             ("HSET", "drbot:drill:results", "k", "{}"),  # drill results
+            ("SET", "drbot:file:j1:ab", "x"),  # a job's file for its thread
             ("SADD", "rq:workers", "w"),  # rq's worker registry
             ("ZADD", "rq:wip:default", "1", "x"),  # rq's started-job registry
             ("SET", "drbot:plugin:a:go", "1"),  # runbook plugins' state
@@ -174,6 +175,7 @@ REFUSED = {
                   ("XADD", "drbot:audit", "*", "action", "x"),  # the audit trail
                   ("XADD", "drbot:watch:alerts", "*", "type", "x"),  # alerts
                   ("HSET", "drbot:relay:j1", "thread", "{}"),
+                  ("SET", "drbot:file:j1:ab", "x"),
                   ("INCR", "drbot:rate:alice:1"),
                   ("XRANGE", "drbot:audit", "-", "+"),  # and it reads none of those
                   ("GET", "drbot:cancel:j1")],
@@ -197,9 +199,12 @@ def test_reading_what_another_process_writes_is_allowed_where_the_map_says(acl_r
     worker = redis.Redis.from_url(url(acl_redis, "worker"))
     worker.set("drbot:alive:j1", "1")
     assert bot.exists("drbot:alive:j1") == 1 and bot.get("drbot:alive:j1") == b"1"
+    worker.set("drbot:file:j1:ab", "png")  # a job's file: the relay reads what the worker wrote
+    assert bot.get("drbot:file:j1:ab") == b"png"
     bot.set("drbot:cancel:j1", "alice")
     assert worker.get("drbot:cancel:j1") == b"alice"
-    for client, key in ((bot, "drbot:alive:j1"), (worker, "drbot:cancel:j1")):
+    for client, key in ((bot, "drbot:alive:j1"), (bot, "drbot:file:j1:ab"),
+                        (worker, "drbot:cancel:j1")):
         with pytest.raises(redis.exceptions.NoPermissionError):
             client.delete(key)
 
