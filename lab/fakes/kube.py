@@ -51,7 +51,7 @@ class StandaloneKube:
 
         self._lab_loop = LabLoop()
         self.loop = self._lab_loop.loop
-        self.emulator = LabKube()
+        self.emulator = LabKube(keep_requests=True)  # its tests ask kmock's DSL what came
         register_resources(self.emulator)
         self._server = KubeServer(self._lab_loop, self.emulator)
         self.url = self._server.start()
