@@ -60,18 +60,22 @@ def restore_rate(drills: dict[str, Any], verifications: dict[str, Any], now: flo
     timed = [r for k, r in drills.items() if k.startswith("longhorn:")
              and r.restore_seconds and r.size]
     if timed:
-        newest = max(r.drilled_at for r in timed)
-        return Rate(sum(r.size for r in timed) / sum(r.restore_seconds for r in timed),
-                    f"scaled by size from {len(timed)} drill restore(s), newest "
-                    f"{ago(now, newest)}")
+        return _rate(timed, now, [(r.size, r.restore_seconds, r.drilled_at) for r in timed],
+                     "drill restore(s)", "")
     read = [r for k, r in verifications.items() if k.startswith("longhorn:")
             and r.duration and r.bytes_read]
     if read:
-        newest = max(r.verified_at for r in read)
-        return Rate(sum(r.bytes_read for r in read) / sum(r.duration for r in read),
-                    f"scaled by size from {len(read)} verification read(s), newest "
-                    f"{ago(now, newest)} (no drill measured)")
+        return _rate(read, now, [(r.bytes_read, r.duration, r.verified_at) for r in read],
+                     "verification read(s)", " (no drill measured)")
     return None
+
+
+def _rate(found: list[Any], now: float, measured: list[tuple[float, float, float]],
+          what: str, aside: str) -> Rate:
+    """Bytes per second over (bytes, seconds, when) measurements, with the basis it names."""
+    newest = max(when for _, _, when in measured)
+    return Rate(sum(b for b, _, _ in measured) / sum(t for _, t, _ in measured),
+                f"scaled by size from {len(found)} {what}, newest {ago(now, newest)}{aside}")
 
 
 def volume_seconds(pvc: str, size: int, drills: dict[str, Any], rate: Rate | None

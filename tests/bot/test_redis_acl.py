@@ -70,13 +70,23 @@ def refusals(admin: redis.Redis) -> list[str]:
     return [f"{e['username']} {e['object']}" for e in admin.acl_log()]
 
 
-def test_bot_and_worker_run_a_job_each_as_its_own_user(acl_redis: int, tmp_path: Path) -> None:
-    h = Harness(url(acl_redis, "bot"), tmp_path, DRBOT_REDIS_ALLOW_NO_PASSWORD="false")
+def as_users(port: int, tmp_path: Path) -> Harness:
+    """The bot (core and relay) as the bot user, a worker as the worker user."""
+    h = Harness(url(port, "bot"), tmp_path, DRBOT_REDIS_ALLOW_NO_PASSWORD="false")
     try:
-        h.env["REDIS_URL"] = url(acl_redis, "worker")
+        h.env["REDIS_URL"] = url(port, "worker")
         h.start_worker()
-        h.env["REDIS_URL"] = url(acl_redis, "bot")
+        h.env["REDIS_URL"] = url(port, "bot")
         h.start_relay()
+    except BaseException:
+        h.close()
+        raise
+    return h
+
+
+def test_bot_and_worker_run_a_job_each_as_its_own_user(acl_redis: int, tmp_path: Path) -> None:
+    h = as_users(acl_redis, tmp_path)
+    try:
         job_id = h.say("/dr exercise acl").job_id
         h.wait_status(job_id, "succeeded")
         h.wait_reply(job_id, "drill acl finished")
@@ -89,12 +99,8 @@ def test_a_running_job_is_cancelled_across_the_users(acl_redis: int, tmp_path: P
     """The bot asks (its cancel key), the worker's heartbeat sees it and stops the step; the
     relay tells the thread. Each side reads the other's keys and writes only its own."""
     admin = admin_of(acl_redis)
-    h = Harness(url(acl_redis, "bot"), tmp_path, DRBOT_REDIS_ALLOW_NO_PASSWORD="false")
+    h = as_users(acl_redis, tmp_path)
     try:
-        h.env["REDIS_URL"] = url(acl_redis, "worker")
-        h.start_worker()
-        h.env["REDIS_URL"] = url(acl_redis, "bot")
-        h.start_relay()
         admin.set("drbot:plugin:c:hold", 1)  # step two waits for go, which never comes
         job_id = h.say("/dr exercise c").job_id
         wait_until(lambda: admin.exists("drbot:plugin:c:in-two"), what="step two to start")
