@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from redis.client import Pipeline
@@ -22,6 +22,7 @@ from redis.client import Pipeline
 from bot.errors import CommandError, RecordForged
 from bot.records.signing import Signer
 
+T = TypeVar("T")
 JOB = "drbot:job:"
 JOBS = "drbot:jobs"
 ACTIVE = "drbot:jobs:active"  # ids of jobs not yet ended, so sweeps scale with them, not history
@@ -227,32 +228,48 @@ class JobStore:
         except (RecordForged, CommandError):
             return None
 
-    def update(self, job_id: str, change: Callable[[Job], Any],
-               then: Callable[[Pipeline, Job], None] | None = None) -> Job:
-        """Apply ``change`` atomically; it may raise CommandError to refuse (nothing is written)."""
-        key = JOB + job_id
+    def _watching(self, job_id: str, act: Callable[[Pipeline, Job], T]) -> T:
+        """Run ``act`` on the job as read under WATCH, again whenever another writer came
+        between the read and ``act``'s transaction."""
         while True:
             with self.client.pipeline() as pipe:
                 try:
-                    pipe.watch(key)
-                    job = self._load(pipe.get(key), job_id)
-                    if change(job) is False:
-                        pipe.reset()
-                        return job
-                    job.updated = time.time()
-                    job.version += 1
-                    pipe.multi()
-                    pipe.set(key, self.seal(job))
-                    if job.terminal:
-                        pipe.srem(ACTIVE, job.id)
-                    else:
-                        pipe.sadd(ACTIVE, job.id)
-                    if then:
-                        then(pipe, job)
-                    pipe.execute()
-                    return job
+                    pipe.watch(JOB + job_id)
+                    return act(pipe, self._load(pipe.get(JOB + job_id), job_id))
                 except redis.WatchError:
                     continue
+
+    def update(self, job_id: str, change: Callable[[Job], Any],
+               then: Callable[[Pipeline, Job], None] | None = None) -> Job:
+        """Apply ``change`` atomically; it may raise CommandError to refuse (nothing is written)."""
+        def act(pipe: Pipeline, job: Job) -> Job:
+            if change(job) is False:
+                return job
+            job.updated = time.time()
+            job.version += 1
+            pipe.multi()
+            pipe.set(JOB + job_id, self.seal(job))
+            if job.terminal:
+                pipe.srem(ACTIVE, job.id)
+            else:
+                pipe.sadd(ACTIVE, job.id)
+            if then:
+                then(pipe, job)
+            pipe.execute()
+            return job
+        return self._watching(job_id, act)
+
+    def while_attempt(self, job_id: str, attempt: int, then: Callable[[Pipeline], None]) -> bool:
+        """Write ``then``'s commands in one transaction with the check that ``attempt`` still
+        owns the job; False, with nothing written, once another attempt does."""
+        def act(pipe: Pipeline, job: Job) -> bool:
+            if job.attempt != attempt:
+                return False
+            pipe.multi()
+            then(pipe)
+            pipe.execute()
+            return True
+        return self._watching(job_id, act)
 
     def recent(self, limit: int = 10) -> list[str]:
         return ids(self.client.zrevrange(JOBS, 0, limit - 1))

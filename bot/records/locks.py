@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
+from redis.client import Pipeline
 
 PREFIX = "drbot:lock:"
 
@@ -194,9 +195,10 @@ class Locks:
     def renew(self, job_id: str, keys: list[LockKey], ttl: float) -> int:
         return int(self._renew(keys=self._keys(keys), args=[job_id, int(ttl * 1000)]) or 0)
 
-    def release(self, job_id: str, keys: list[LockKey]) -> None:
+    def release(self, job_id: str, keys: list[LockKey], client: Pipeline | None = None) -> None:
+        """Free ``keys`` from ``job_id``; on ``client`` when given (a transaction's pipeline)."""
         if keys:
-            self._release(keys=self._keys(keys), args=[job_id])
+            self._release(keys=self._keys(keys), args=[job_id], client=client)
 
     def holders(self, key: str) -> dict[str, str]:
         raw = self.client.hgetall(PREFIX + key)

@@ -35,9 +35,10 @@ log = logging.getLogger("drbot.heartbeat")
 
 class Heartbeat(threading.Thread):
     def __init__(self, rt: Runtime, job: Job, keys: list[LockKey],
-                 on_hard_stop: Callable[[Job, str], None]) -> None:
+                 on_hard_stop: Callable[[Job, str], None], spawned: list[int]) -> None:
         super().__init__(name=f"heartbeat-{job.id}", daemon=True)
         self.rt, self.job, self.keys, self.on_hard_stop = rt, job, keys, on_hard_stop
+        self.spawned = spawned  # the runner's list of the subprocesses this attempt started
         self.cancel_reason: str | None = INTERRUPTED if STOPPING.is_set() else None
         self._halt = threading.Event()
         self._deadline = time.time() + job.timeout
@@ -76,11 +77,11 @@ class Heartbeat(threading.Thread):
                 self.cancel_reason = f"timed out after {self.job.timeout}s"
             if self.cancel_reason:
                 self._cancel_at = time.monotonic()
-                pids.signal_all(self.rt.client, self.job.id, signal.SIGINT)
+                pids.signal_all(self.rt.client, self.job.id, signal.SIGINT, self.spawned)
             return
         waited = time.monotonic() - self._cancel_at
         if waited > grace:
-            pids.end_all(self.rt.client, self.job.id, grace=2.0)
+            pids.end_all(self.rt.client, self.job.id, 2.0, self.spawned)
         if waited > 2 * grace + 5:
             log.error("job %s: step ignored cancellation; abandoning it", self.job.id,
                       extra={"job_id": self.job.id})

@@ -99,6 +99,9 @@ class Runner:
         self.held: list[LockKey] | None = None  # set while the job runs (its lock keys)
         self.beat: Heartbeat | None = None
         self.attempt: int | None = None  # the attempt this worker runs, once it has read it
+        # The subprocesses this attempt started: the only ones it may end (a retry's are
+        # recorded under the same job id, and a Redis writer could name any pid there).
+        self.spawned: list[int] = []
         self.superseded = False
 
     def cleanup(self, proof_of_life: bool = False) -> None:
@@ -112,11 +115,22 @@ class Runner:
         if self.superseded:  # all the job holds is the retry's now
             self.held = None
         if self.held is not None:
-            pids.end_all(self.rt.client, self.job_id, self.rt.settings.cancel_grace_seconds)
-            self.rt.locks.release(self.job_id, self.held)
-            if not proof_of_life:
-                signals.forget_alive(self.rt.client, self.job_id)
+            pids.end_all(self.rt.client, self.job_id, self.rt.settings.cancel_grace_seconds,
+                         self.spawned)
+            self.let_go(self.held, proof_of_life)
             self.held = None
+
+    def let_go(self, held: list[LockKey], proof_of_life: bool) -> None:
+        """Free the locks (and the proof of life) in one transaction with the check that this
+        attempt still owns the job: a retry admitted a moment after `finish` looked holds the
+        same keys under the same job id, and must keep them."""
+        def frees(pipe: Pipeline) -> None:
+            self.rt.locks.release(self.job_id, held, client=pipe)
+            if not proof_of_life:
+                signals.forget_alive(pipe, self.job_id)
+        if self.attempt is None or not self.rt.store.while_attempt(self.job_id, self.attempt,
+                                                                   frees):
+            self.superseded = True
 
     def remove_files(self) -> None:
         """A job that cannot be retried needs its files no more, and they may hold credentials
@@ -159,6 +173,8 @@ class Runner:
         that cannot be retried, its files removed; unless a retry owns the job by now."""
         self.update(lambda job: False)  # raises Superseded before anything is let go
         self.cleanup(proof_of_life=True)
+        if self.superseded:  # a retry took the job over while this worker was letting go
+            raise Superseded(f"attempt {self.attempt} was superseded while it ended")
         if status not in RETRYABLE:
             self.remove_files()
 
@@ -352,7 +368,7 @@ class Runner:
             return self.finish(JobStatus.FAILED, EventType.FAILED,
                                busy_text(self.rt.store, busy.key, busy.holder), "busy")
         self.held = keys
-        beat = self.beat = Heartbeat(self.rt, job, keys, self.on_hard_stop)
+        beat = self.beat = Heartbeat(self.rt, job, keys, self.on_hard_stop, self.spawned)
         try:
             def start(j: Job) -> None:
                 if fresh:
@@ -471,5 +487,6 @@ class Runner:
                       host=p.host, status=p.status)
 
         def spawned(pid: int) -> None:
+            self.spawned.append(pid)
             signals.record_subprocess(self.rt.client, self.job_id, pid)
         return Hooks(report=report, cancelled=lambda: bool(beat.cancel_reason), spawned=spawned)

@@ -6,6 +6,7 @@ the exact point between two writes, not by timing."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ import pytest
 
 from bot.chat import reaper, relay
 from bot.chat.relay import Relay
+from bot.records import signals
 from bot.records.jobs import Job, Step
 from bot.records.locks import exclusive
+from bot.worker import pids
 from bot.worker.runner import Runner, Superseded
 from tests.bot.harness import Harness
 from tests.support import wait_until
@@ -134,3 +137,48 @@ def test_a_late_worker_writes_nothing_and_frees_nothing_once_a_retry_owns_the_jo
     assert (after.status, after.attempt, after.version) == ("running", 1, retry.version)
     assert job_id in quiet.rt.locks.holders("cluster")  # still the retry's
     assert not any(e.message == OUTCOME for e in quiet.rt.events.read(job_id))
+
+
+def test_a_retry_admitted_while_a_late_worker_lets_go_keeps_its_locks(
+        quiet: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retry comes after the late worker's last check and before it frees the locks (it
+    is ending its subprocesses then): the locks, held under the same job id, stay the retry's."""
+    job_id = running_job(quiet)
+    late = Runner(quiet.rt, job_id)
+    late.attempt = quiet.job(job_id).attempt
+    held = [exclusive("cluster")]
+    late.held = held
+    assert quiet.rt.locks.acquire(job_id, held, 600) is None  # the late worker's own lease
+
+    def retry_meanwhile(*args: Any) -> None:
+        def retried(job: Job) -> None:
+            job.status, job.attempt = "running", job.attempt + 1
+        quiet.rt.store.update(job_id, retried)
+        assert quiet.rt.locks.acquire(job_id, held, 600) is None
+    monkeypatch.setattr(pids, "end_all", retry_meanwhile)
+    with pytest.raises(Superseded):
+        late.finish("succeeded", "done", OUTCOME)
+    after = quiet.job(job_id)
+    assert (after.status, after.attempt) == ("running", 1)
+    assert job_id in quiet.rt.locks.holders("cluster")
+    assert not any(e.message == OUTCOME for e in quiet.rt.events.read(job_id))
+
+
+def test_a_worker_ends_only_the_subprocesses_its_own_attempt_started(quiet: Harness) -> None:
+    """Both are recorded under the job's id (a retry's are too); only its own are its to end."""
+    job_id = running_job(quiet)
+    runner = Runner(quiet.rt, job_id)
+    runner.attempt, runner.held = quiet.job(job_id).attempt, []
+    own, other = (subprocess.Popen(["sleep", "600"], start_new_session=True) for _ in range(2))
+    try:
+        for child in (own, other):
+            signals.record_subprocess(quiet.redis, job_id, child.pid)
+        runner.spawned.append(own.pid)
+        runner.cleanup()
+        assert own.wait(30) is not None
+        assert other.poll() is None
+        assert [pid for pid, _ in signals.subprocess_entries(quiet.redis, job_id)] == [other.pid]
+    finally:
+        for child in (own, other):
+            child.kill()
+            child.wait()
