@@ -108,6 +108,26 @@ def users(kube: Kube, ns: str, name: str) -> list[str]:
     return workloads.pvc_users(kube, ns, name)
 
 
+def room(kube: Kube, size: int, copies: int) -> list[str]:
+    """Refuse a restore Longhorn has no room for, by its own replica scheduler's rule: the new
+    volume would be created and never attach. Room for fewer replicas than the volume keeps is
+    only a note: a degraded copy of the data beats none, and Longhorn adds the missing replicas
+    once space is freed."""
+    from adapters.kubernetes import drills
+
+    fits = drills.nodes_with_room(kube, size)
+    gib = f"{size / 2**30:.1f} GiB"
+    if not fits:
+        raise CommandError(f"Longhorn has no room for a {gib} replica of the restored volume on "
+                           "any Ready, schedulable node; free space on a Longhorn disk (or add "
+                           "one), then try again")
+    if len(fits) < copies:
+        return [f"Longhorn has room for a {gib} replica on {len(fits)} of the {copies} nodes the "
+                f"volume keeps replicas on ({', '.join(fits)}): it stays degraded until space is "
+                "freed"]
+    return []
+
+
 def pvc_spec(kube: Kube, ns: str, name: str, backup: Backup | None = None) -> dict[str, Any]:
     """Storage class, access modes and bound PV of the existing PVC; when it is gone, what
     ``backup`` recorded (never defaults: a PVC's spec cannot change after creation, and one
@@ -303,12 +323,13 @@ def restore_pvc(ctx: PlanContext) -> Runbook:
         copies = longhorn.get_volume(kube, volume).number_of_replicas or 3
     except NotFound:
         copies = 3
+    size = backup.volume_size
+    notes = room(kube, int(size) if size.isdigit() else 0, copies)
     target = new_name(name, backup)
     label = f"backup {backup.name} of {ref} (taken {backup.created})"
     steps = [StepDef(RESTORE, lambda s: restore(s, backup, ns, target, shape, copies),
                      f"{ns}/{target}", f"restore {label} into a new PVC")]
     targets = [f"restore {backup.name} into {ns}/{target}"]
-    notes: list[str] = []
     if replace:
         found = workloads.mounting(kube, ns, name)
         if running and not found:

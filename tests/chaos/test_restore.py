@@ -73,18 +73,18 @@ def common(drbot: Harness, lab: Lab, job_id: str) -> str:
 @pytest.mark.parametrize("effect", BESIDE, ids=str)
 def test_restore_beside_killed_after_an_effect_then_retried(drbot_lab: Harness, lab: Lab,
                                                             effect: Effect) -> None:
-    old = obj(lab, "v1", "persistentvolumeclaims", "apps", "archive")
+    old = obj(lab, "v1", "persistentvolumeclaims", "apps", "gitea-data")
     before = pvc_names(lab)
-    job_id = planned(drbot_lab, "/dr restore apps/archive")
+    job_id = planned(drbot_lab, "/dr restore apps/gitea-data")
     held = kill_after(drbot_lab, lab, job_id, effect, f"/dr approve {job_id}")
     retry_on_a_new_worker(drbot_lab, job_id)
     try:
         final = common(drbot_lab, lab, job_id)
         added = sorted(set(pvc_names(lab)) - set(before))
-        assert len(added) == 1 and added[0].startswith("archive-restored-"), added
+        assert len(added) == 1 and added[0].startswith("gitea-data-restored-"), added
         pvc = obj(lab, "v1", "persistentvolumeclaims", "apps", added[0])
         assert pvc["spec"]["volumeName"] == restored_volumes(lab)[0]["metadata"]["name"]
-        assert obj(lab, "v1", "persistentvolumeclaims", "apps", "archive")["spec"] == old["spec"]
+        assert obj(lab, "v1", "persistentvolumeclaims", "apps", "gitea-data")["spec"] == old["spec"]
         assert f"into PVC apps/{added[0]}" in final
     except AssertionError as exc:
         record("restore", effect, "FAIL", f"{held}: {str(exc)[:200]}")

@@ -65,11 +65,11 @@ def run(drbot: Harness, text: str) -> str:
 
 
 def test_restore_into_a_new_pvc_beside_the_old(drbot_lab: Harness, lab: Lab) -> None:
-    old = obj(lab, "v1", "persistentvolumeclaims", "apps", "archive")
-    summary = run(drbot_lab, "/dr restore apps/archive")
-    assert "beside apps/archive" in summary
+    old = obj(lab, "v1", "persistentvolumeclaims", "apps", "gitea-data")
+    summary = run(drbot_lab, "/dr restore apps/gitea-data")
+    assert "beside apps/gitea-data" in summary
     name = summary.split("into PVC apps/")[1].split(" ")[0]
-    assert name.startswith("archive-restored-")
+    assert name.startswith("gitea-data-restored-")
     pvc = wait_until(lambda: obj(lab, "v1", "persistentvolumeclaims", "apps", name)
                      .get("status", {}).get("phase") == "Bound"
                      and obj(lab, "v1", "persistentvolumeclaims", "apps", name), 20, "Bound")
@@ -77,7 +77,19 @@ def test_restore_into_a_new_pvc_beside_the_old(drbot_lab: Harness, lab: Lab) -> 
                  pvc["spec"]["volumeName"])
     assert "&volume=pvc-" in volume["spec"]["fromBackup"]
     assert volume["status"]["state"] == "detached" and not volume["status"]["restoreRequired"]
-    assert obj(lab, "v1", "persistentvolumeclaims", "apps", "archive")["spec"] == old["spec"]
+    assert volume["spec"]["numberOfReplicas"] == 3  # as many as the volume it came from
+    assert obj(lab, "v1", "persistentvolumeclaims", "apps", "gitea-data")["spec"] == old["spec"]
+
+
+def test_a_restore_longhorn_has_no_room_for_is_refused_before_anything_is_created(
+        drbot_lab: Harness, lab: Lab) -> None:
+    """apps/archive's 50 GiB does not fit the lab's disks (60 of 100 GiB free, and Longhorn's
+    replica scheduler keeps 25 % free): the volume would be created and never attach."""
+    before = snapshot(lab)
+    job_id = planned(drbot_lab, "/dr restore apps/archive", "refused")
+    assert "Longhorn has no room for a 50.0 GiB replica of the restored volume" in \
+        (drbot_lab.job(job_id).error or "")
+    assert snapshot(lab) == before
 
 
 def test_beside_a_pvc_in_use_is_allowed_and_touches_nothing_in_use(drbot_lab: Harness,

@@ -14,7 +14,7 @@ from lab.store import longhorn_volume_dir
 from tests.bot.harness import Harness, wait_until
 
 RUN = 90.0
-ARCHIVE = next(v for v in world.VOLUMES if v.pvc == "archive")
+GITEA = next(v for v in world.VOLUMES if v.pvc == "gitea-data")
 
 
 def s3_client(lab: Lab) -> Any:
@@ -31,7 +31,7 @@ def remove_from_store_and_sync(lab: Lab, backup: str) -> None:
     """The backup's cfg is deleted from the store (retention elsewhere, a person); Longhorn's
     next sync (requested here) deletes its Backup object."""
     s3_client(lab).delete_object(Bucket=world.BUCKETS["longhorn"],
-                                 Key=f"{longhorn_volume_dir(ARCHIVE.name)}/backups/"
+                                 Key=f"{longhorn_volume_dir(GITEA.name)}/backups/"
                                      f"backup_{backup}.cfg")
     api = kubernetes.config.new_client_from_config(str(lab.kubeconfig))
     kubernetes.client.CustomObjectsApi(api).patch_namespaced_custom_object(
@@ -46,9 +46,9 @@ def test_a_backup_gone_from_the_store_after_approval_is_not_swapped_unasked(
         drbot_lab: Harness, lab: Lab) -> None:
     """The approval bound the plan to the latest backup; once the sync deleted it, the worker's
     plan names another backup, so it asks for approval again instead of restoring that one."""
-    ages = sorted(ARCHIVE.backup_age_days)
-    latest, previous = (world.longhorn_backup_name(ARCHIVE.name, a) for a in ages[:2])
-    reply = drbot_lab.say("/dr restore apps/archive", who="alice")
+    ages = sorted(GITEA.backup_age_days)
+    latest, previous = (world.longhorn_backup_name(GITEA.name, a) for a in ages[:2])
+    reply = drbot_lab.say("/dr restore apps/gitea-data", who="alice")
     assert reply.ok and reply.job_id, reply.text
     job_id = reply.job_id
     drbot_lab.wait_status(job_id, "awaiting_approval", timeout=RUN)
