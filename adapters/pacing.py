@@ -1,21 +1,20 @@
-"""How often a wait looks again: soon at first, then less often, never slower than its interval.
+"""How often a wait looks again: a pause in proportion to how long it has waited so far.
 
-Most conditions hold soon after the change that causes them (a small volume restored, a VM's sshd
-started a moment after Proxmox started the VM): a wait that polled at its full interval from the
-start answered up to a whole interval late, while a few extra reads at the start cost little.
+A wait answers at most one pause after its condition holds, so that pause is what it adds to a
+recovery. Pausing a fixed share of the time already waited keeps that addition under SHARE of the
+wait's own length, whatever the length: a node Ready after 3 s is seen within 0.15 s, a replica
+rebuilt after 20 minutes within the wait's interval. The floor keeps the first reads from
+hammering the API; the interval (each wait's own) caps the pause for long waits, so a cancellation
+or a timeout is still seen in time. Doubling pauses (the earlier rule) let the lag grow as large
+as the time already waited, until the interval.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-# The first pause of a wait; each next one doubles up to the wait's interval.
-FIRST_PAUSE = 0.1
+FIRST_PAUSE = 0.1  # the shortest pause: a few reads a second at most
+SHARE = 0.05  # a wait's lag after its condition holds: at most this share of the time waited
 
 
-def pauses(interval: float) -> Iterator[float]:
-    """FIRST_PAUSE (or ``interval`` when shorter), then twice as long each time, up to it."""
-    pause = min(FIRST_PAUSE, interval)
-    while True:
-        yield pause
-        pause = min(pause * 2, interval)
+def pause_after(waited: float, interval: float) -> float:
+    """The pause before the next look, ``waited`` seconds into a wait polling at ``interval``."""
+    return min(interval, max(FIRST_PAUSE, SHARE * max(waited, 0.0)))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from adapters.errors import AdapterError, Cancelled, TimedOut
-from adapters.pacing import pauses
+from adapters.pacing import pause_after
 from adapters.progress import Hooks, Progress
 from adapters.subprocesses import minimal_env
 from bot.errors import CommandError, ConfigError
@@ -301,7 +301,7 @@ def _host_keys(step: StepContext, endpoint: SshEndpoint, deadline: float, timeou
                abandon: threading.Event) -> list[str]:
     """Poll one endpoint until it answers SSH; its host key lines."""
     where = f"{endpoint.address}:{endpoint.port}"
-    pace = pauses(SSH_POLL)
+    started = time.monotonic()
     while True:
         if step.cancelled() or abandon.is_set():
             raise Cancelled(f"stopped waiting for SSH on {endpoint.node}; the VM is left "
@@ -313,4 +313,5 @@ def _host_keys(step: StepContext, endpoint: SshEndpoint, deadline: float, timeou
             raise TimedOut(f"{endpoint.node} did not answer SSH on {where} within "
                            f"{timeout:.0f}s after Terraform created its VM. Check the "
                            "VM's console in Proxmox (boot, network, cloud-init)")
-        time.sleep(min(next(pace), max(deadline - time.monotonic(), 0.0)))
+        now = time.monotonic()
+        time.sleep(min(pause_after(now - started, SSH_POLL), deadline - now))

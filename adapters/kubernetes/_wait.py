@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from adapters.errors import Cancelled, TimedOut, Unreachable
-from adapters.pacing import pauses
+from adapters.pacing import pause_after
 from adapters.progress import Hooks
 
 T = TypeVar("T")
@@ -30,12 +30,12 @@ def wait_for(
     ``check`` may raise any adapter error to stop the wait; ``Unreachable`` is tolerated until the
     deadline (the API may blink while a node is rebuilt) and its text is passed to
     ``timeout_message`` as the last error. Raises ``Cancelled`` once ``hooks.cancelled()`` is true
-    and ``TimedOut`` at the deadline. Polls after pacing.FIRST_PAUSE, then twice as long each time, up
-    to ``poll``.
+    and ``TimedOut`` at the deadline. Each pause is a share of the time waited so far, between
+    pacing.FIRST_PAUSE and ``poll`` (adapters/pacing.py says why).
     """
-    deadline = time.monotonic() + max(timeout, 0.0)
+    started = time.monotonic()
+    deadline = started + max(timeout, 0.0)
     last_error = ""
-    pace = pauses(poll)
     while True:
         if hooks.cancelled():
             raise Cancelled(cancel_message)
@@ -46,10 +46,11 @@ def wait_for(
             result = None
         if result is not None:
             return result
-        remaining = deadline - time.monotonic()
+        now = time.monotonic()
+        remaining = deadline - now
         if remaining <= 0:
             raise TimedOut(timeout_message(last_error))
-        _pause(min(next(pace), remaining), hooks)
+        _pause(min(pause_after(now - started, poll), remaining), hooks)
 
 
 def _pause(seconds: float, hooks: Hooks) -> None:

@@ -1,6 +1,6 @@
-"""The SSH wait's pace: it tries again soon after Terraform created the VM, then less often, up to
-SSH_POLL, and its last pause ends at the deadline (a fake clock and a fake endpoint: no real
-time passes and nothing listens)."""
+"""The SSH wait's pace: it tries again soon after Terraform created the VM, then at a share of the
+time waited (adapters/pacing.py), up to SSH_POLL, and its last pause ends at the deadline (a fake
+clock and a fake endpoint: no real time passes and nothing listens)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from adapters import pacing
 from adapters.errors import Cancelled, TimedOut
-from adapters.pacing import pauses
 from handlers import iac
 
 ENDPOINT = iac.SshEndpoint("k3s-server-3", "192.0.2.13", 22)
@@ -62,11 +62,12 @@ def host_keys(clock: Clock, timeout: float = 900.0, cancelled: bool = False) -> 
                           threading.Event())
 
 
-def test_pauses_start_at_the_first_pause_and_double_up_to_the_interval() -> None:
-    pace = pauses(0.5)
-    assert [next(pace) for _ in range(6)] == [0.1, 0.2, 0.4, 0.5, 0.5, 0.5]
-    short = pauses(0.05)
-    assert [next(short) for _ in range(3)] == [0.05, 0.05, 0.05]
+def test_the_pause_is_a_share_of_the_time_waited_between_the_floor_and_the_interval() -> None:
+    assert pacing.pause_after(0.0, 0.5) == pacing.FIRST_PAUSE
+    assert pacing.pause_after(1.0, 0.5) == pacing.FIRST_PAUSE
+    assert pacing.pause_after(4.0, 0.5) == pytest.approx(pacing.SHARE * 4.0)
+    assert pacing.pause_after(60.0, 0.5) == 0.5
+    assert pacing.pause_after(0.0, 0.05) == 0.05  # a shorter interval than the floor wins
 
 
 def test_an_endpoint_that_answers_at_once_is_not_waited_for(
@@ -76,13 +77,18 @@ def test_an_endpoint_that_answers_at_once_is_not_waited_for(
     assert clock.sleeps == []
 
 
-def test_the_ssh_wait_tries_again_soon_then_backs_off_to_ssh_poll(
+def test_the_ssh_wait_tries_again_soon_then_less_often_up_to_ssh_poll(
         clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    tries = answers_after(monkeypatch, 6)
+    tries = answers_after(monkeypatch, 40)
     assert host_keys(clock) == KEYS
-    assert len(tries) == 7
-    assert clock.sleeps == [0.1, 0.2, 0.4, iac.SSH_POLL, iac.SSH_POLL, iac.SSH_POLL]
-    # an sshd that came up 0.15 s in was seen at 0.3 s, not at the first full interval's end
+    assert len(tries) == 41
+    assert clock.sleeps[:20] == [pacing.FIRST_PAUSE] * 20
+    waited = 0.0
+    for pause in clock.sleeps:
+        assert pause == pytest.approx(min(iac.SSH_POLL, max(pacing.FIRST_PAUSE,
+                                                            pacing.SHARE * waited)), abs=1e-5)
+        waited += pause
+    assert max(clock.sleeps) == pytest.approx(pacing.SHARE * (waited - clock.sleeps[-1]), abs=1e-5)
 
 
 def test_the_last_pause_ends_at_the_deadline_then_it_times_out(
@@ -90,8 +96,8 @@ def test_the_last_pause_ends_at_the_deadline_then_it_times_out(
     answers_after(monkeypatch, 10**6)
     with pytest.raises(TimedOut, match="did not answer SSH on 192.0.2.13:22 within 1s"):
         host_keys(clock, timeout=1.0)
-    assert clock.sleeps == [0.1, 0.2, 0.4, 0.3]
     assert sum(clock.sleeps) == pytest.approx(1.0)
+    assert clock.sleeps == [0.1] * 10
 
 
 def test_a_cancelled_job_stops_waiting(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
