@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from adapters.errors import AdapterError, Cancelled, TimedOut
+from adapters.pacing import pause_after
 from adapters.progress import Hooks, Progress
 from adapters.subprocesses import minimal_env
 from bot.errors import CommandError, ConfigError
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from bot.config.inventory import Iac, Inventory, Node
     from bot.runbook import Services, StepContext
 
-SSH_POLL = 0.5
+SSH_POLL = 0.5  # the longest pause between two tries; the first ones are shorter (pacing.py)
 KEYSCAN_TIMEOUT = 5
 
 
@@ -300,6 +301,7 @@ def _host_keys(step: StepContext, endpoint: SshEndpoint, deadline: float, timeou
                abandon: threading.Event) -> list[str]:
     """Poll one endpoint until it answers SSH; its host key lines."""
     where = f"{endpoint.address}:{endpoint.port}"
+    started = time.monotonic()
     while True:
         if step.cancelled() or abandon.is_set():
             raise Cancelled(f"stopped waiting for SSH on {endpoint.node}; the VM is left "
@@ -307,8 +309,9 @@ def _host_keys(step: StepContext, endpoint: SshEndpoint, deadline: float, timeou
         lines = scan_host_keys(endpoint) if ssh_banner(endpoint) else []
         if lines:
             return lines
-        if time.monotonic() > deadline:
+        if time.monotonic() >= deadline:
             raise TimedOut(f"{endpoint.node} did not answer SSH on {where} within "
                            f"{timeout:.0f}s after Terraform created its VM. Check the "
                            "VM's console in Proxmox (boot, network, cloud-init)")
-        time.sleep(SSH_POLL)
+        now = time.monotonic()
+        time.sleep(min(pause_after(now - started, SSH_POLL), deadline - now))

@@ -7,17 +7,13 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from adapters.errors import Cancelled, TimedOut, Unreachable
+from adapters.pacing import pause_after
 from adapters.progress import Hooks
 
 T = TypeVar("T")
 
 # Longest single sleep, so a cancellation request is seen quickly even with a long poll interval.
 _SLICE = 0.5
-# The first pause of a wait; each next one doubles up to ``poll``. Most conditions hold soon after
-# the change that causes them (a small volume restored, a namespace emptied): a wait that polled
-# at its full interval from the start answered up to a whole interval late, a few extra reads
-# at the start cost the API little.
-FIRST_PAUSE = 0.1
 
 
 def wait_for(
@@ -34,12 +30,12 @@ def wait_for(
     ``check`` may raise any adapter error to stop the wait; ``Unreachable`` is tolerated until the
     deadline (the API may blink while a node is rebuilt) and its text is passed to
     ``timeout_message`` as the last error. Raises ``Cancelled`` once ``hooks.cancelled()`` is true
-    and ``TimedOut`` at the deadline. Polls after FIRST_PAUSE, then twice as long each time, up
-    to ``poll``.
+    and ``TimedOut`` at the deadline. Each pause is a share of the time waited so far, between
+    pacing.FIRST_PAUSE and ``poll`` (adapters/pacing.py says why).
     """
-    deadline = time.monotonic() + max(timeout, 0.0)
+    started = time.monotonic()
+    deadline = started + max(timeout, 0.0)
     last_error = ""
-    pause = min(FIRST_PAUSE, poll)
     while True:
         if hooks.cancelled():
             raise Cancelled(cancel_message)
@@ -50,11 +46,11 @@ def wait_for(
             result = None
         if result is not None:
             return result
-        remaining = deadline - time.monotonic()
+        now = time.monotonic()
+        remaining = deadline - now
         if remaining <= 0:
             raise TimedOut(timeout_message(last_error))
-        _pause(min(pause, remaining), hooks)
-        pause = min(pause * 2, poll)
+        _pause(min(pause_after(now - started, poll), remaining), hooks)
 
 
 def _pause(seconds: float, hooks: Hooks) -> None:

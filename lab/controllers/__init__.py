@@ -59,6 +59,8 @@ class Controllers(NodeController, LonghornController, BackupTargetController, Wo
         )
 
     async def stop(self) -> None:
+        for probe in list(self.probes):
+            probe.cancel()
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

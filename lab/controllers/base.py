@@ -7,6 +7,7 @@ them out of what clients did.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from dataclasses import dataclass, fields, replace
@@ -108,6 +109,7 @@ class ControllerBase:
     ) -> None:
         self.kube = kube
         self.sshds = sshds
+        self.probes: set[asyncio.Task[None]] = set()  # started sshds not yet answering
         self.vm_root = vm_root
         self.pve = pve
         self.state = state

@@ -8,6 +8,7 @@ removing its etcd member.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,13 @@ from lab.controllers.base import R_NODES, R_PODS, R_SECRETS, condition
 from lab.controllers.etcd import EtcdController
 from lab.kube_wire import now_iso
 from lab.seed.k3s import ready_condition
+from lab.servers import HOST
+
+# How often a started sshd is probed until it answers, and for how long: "sshd up" is recorded
+# when the endpoint first answers the SSH handshake (what a client waits for), not when its
+# process was spawned (sshd still reads its config and keys and binds after that).
+SSHD_PROBE = 0.01
+SSHD_PROBE_FOR = 30.0
 
 
 class NodeController(EtcdController):
@@ -28,7 +36,7 @@ class NodeController(EtcdController):
             running = vm is not None and vm.status == "running"
             if running and not sshd.alive():
                 sshd.start()
-                self.state.record(f"vm {node}: sshd up")
+                self.announce_sshd(node, sshd.port)
             elif running and sshd.key_changed():
                 sshd.reload()
                 self.state.record(f"vm {node}: sshd reloaded its new host key")
@@ -37,6 +45,23 @@ class NodeController(EtcdController):
                 self.state.record(f"vm {node}: sshd down")
             if vm is None:
                 self.wipe_disk(node)
+
+    def announce_sshd(self, node: str, port: int) -> None:
+        """Record "sshd up" once the new sshd answers, from a task of its own (the tick goes on)."""
+        task = asyncio.get_running_loop().create_task(self._sshd_answers(node, port),
+                                                      name=f"drbot-lab-sshd-{node}")
+        self.probes.add(task)
+        task.add_done_callback(self.probes.discard)
+
+    async def _sshd_answers(self, node: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + SSHD_PROBE_FOR
+        while loop.time() < give_up:
+            if await ssh_identification(port):
+                self.state.record(f"vm {node}: sshd up")
+                return
+            await asyncio.sleep(SSHD_PROBE)
+        self.state.record(f"vm {node}: sshd started but did not answer in {SSHD_PROBE_FOR:.0f}s")
 
     def wipe_disk(self, node: str) -> None:
         """A destroyed VM's disk is gone, and what K3s kept on it (etcd snapshots, k3s.yaml)."""
@@ -130,3 +155,18 @@ class NodeController(EtcdController):
                 await self.delete(R_PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
         for key in [k for k in self.timers if k[0] in ("fin", "etcd-rm") and k[1] not in live]:
             del self.timers[key]
+
+
+async def ssh_identification(port: int) -> bool:
+    """True when an SSH server on the lab's host and ``port`` sends its identification line."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        line = await asyncio.wait_for(reader.read(64), 1.0)
+        return line.startswith(b"SSH-2.0-")
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
