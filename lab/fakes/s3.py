@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from adapters.s3 import ObjectStore, StoreConfig
+from adapters.store_s3 import boto3_session
 
 FAKE_ACCESS_KEY = "testing-access-key"
 FAKE_SECRET_KEY = "testing-secret-key"
@@ -36,9 +37,7 @@ class S3Server:
     server: Any
 
     def client(self, **kwargs: Any) -> Any:
-        import boto3
-
-        return boto3.session.Session().client(
+        return boto3_session().client(
             "s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
             aws_access_key_id=kwargs.pop("access_key", FAKE_ACCESS_KEY),
             aws_secret_access_key=kwargs.pop("secret_key", FAKE_SECRET_KEY), **kwargs)
@@ -65,9 +64,7 @@ class S3Server:
         variables or shared files the process happens to have."""
         import json
 
-        import boto3
-
-        iam = boto3.session.Session().client(
+        iam = boto3_session().client(
             "iam", endpoint_url=self.endpoint_url, region_name="us-east-1",
             aws_access_key_id=FAKE_ACCESS_KEY, aws_secret_access_key=FAKE_SECRET_KEY)
         iam.create_user(UserName=name)
