@@ -8,7 +8,7 @@ is a `Timings` field, scaled by the lab's `time_scale`.
 One module per system: `nodes` (kubelet, K3s's node controller), `etcd`, `longhorn` (and
 `longhorn_backup`: snapshots and backups taken, `longhorn_sync`: the backup target), `workloads`
 (Kubernetes' own controllers), `kubelet` (bare pods run once), `namespaces`, `flux` and `cnpg`
-(recovery Clusters and psql through pods/exec), on the
+(recovery Clusters, Backups and psql through pods/exec), on the
 shared plumbing of `base`; `Controllers` combines
 them and runs their steps, in order, on every tick.
 """
@@ -92,5 +92,6 @@ class Controllers(NodeController, LonghornController, LonghornBackupController,
         await self.workloads()
         await self.bare_pods()
         await self.cnpg_clusters()
+        await self.cnpg_backups()
         await self.namespaces()
         await self.flux()

@@ -60,6 +60,7 @@ class Timings:
     pod_start: float = 2.0  # a bare pod scheduled -> its volume attached and container started
     namespace_delete: float = 1.0  # an emptied Terminating namespace -> gone
     cnpg_recovery: float = 30.0  # a recovery Cluster created -> restored, its instance Ready
+    cnpg_backup: float = 2.0  # a CNPG Backup running -> its base backup stored, completed
     infrastructure_install: float = 600.0  # first apply of the layer installing Longhorn, CNPG
 
     def scaled(self, factor: float) -> Timings:
