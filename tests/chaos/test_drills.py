@@ -4,7 +4,7 @@ check pods, recovery Cluster and their deletion; a verification's reads of the s
 retried on a new worker. After the retry: nothing is left behind (no drill namespace, PV or
 restored volume, no recovery Cluster, no verification scratch), the verdict is the right one (the
 lab's backups are sound: passed, restorable), no lock is left and the thread tells of both
-attempts."""
+attempts. None runs in `make test`: tests/e2e/test_drill.py kills a drill's worker and retries."""
 
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ DRILL_NS = "/api/v1/namespaces/drbot-drill-[^/]+"
 
 LONGHORN = [
     Effect("drill namespace created", "POST", "^/api/v1/namespaces$"),
-    pytest.param(Effect("restore Volume created", "POST", f"^{LH}/volumes$"),
-                 marks=pytest.mark.fast),
+    Effect("restore Volume created", "POST", f"^{LH}/volumes$"),
     Effect("PV created", "POST", "^/api/v1/persistentvolumes$"),
     Effect("PVC created", "POST", f"^{DRILL_NS}/persistentvolumeclaims$"),
     Effect("first check pod created", "POST", f"^{DRILL_NS}/pods$"),
