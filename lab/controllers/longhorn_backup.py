@@ -11,7 +11,8 @@ What it follows in longhorn-manager (each is what a runbook taking a backup depe
   ``status.error`` "failed to take snapshot because the volume engine ... is not running. Waiting
   for the volume to be attached" while Longhorn attaches the volume; once taken, the error is
   cleared and ``readyToUse`` set.
-- ``controller/backup_controller.go``: once the snapshot is ready the backup runs; at the end
+- ``controller/backup_controller.go``: once the snapshot is ready the backup runs (``InProgress``,
+  one pass here); at the end
   ``status`` holds the store's record: ``labels`` (the spec labels it was taken with), ``url``
   (backupstore ``EncodeBackupURL``: the target's URL, ``?backup=<name>&volume=<volume>``),
   ``volumeSize`` (the volume's size) and ``size`` (the data stored, smaller), or ``state: Error``.
@@ -32,6 +33,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from adapters import backupstore
@@ -52,7 +54,7 @@ ATTACH_WAIT = ("failed to take snapshot because the volume engine {engine} is no
                "Waiting for the volume to be attached")
 
 
-class BackupState:
+class BackupState(StrEnum):
     """Longhorn's backup states (longhorn-manager k8s/pkg/apis/longhorn/v1beta2/backup.go)."""
 
     PENDING = "Pending"
@@ -138,8 +140,11 @@ class LonghornBackupController(ControllerBase):
         if self.backup_error is not None:
             await self.patch(R_LH_BACKUPS, world.LONGHORN_NS, name, {"status": {
                 "state": BackupState.ERROR, "error": self.backup_error}})
-            return
-        await self.complete_backup(backup, snap)
+        elif status.get("state") == BackupState.PENDING:
+            await self.patch(R_LH_BACKUPS, world.LONGHORN_NS, name, {"status": {
+                "state": BackupState.IN_PROGRESS, "progress": 0}})
+        else:
+            await self.complete_backup(backup, snap)
 
     async def complete_backup(self, backup: dict[str, Any], snap: dict[str, Any]) -> None:
         name, labels = backup["metadata"]["name"], backup["metadata"]["labels"]
@@ -155,7 +160,7 @@ class LonghornBackupController(ControllerBase):
                 datetime.fromisoformat(snapshot_at.replace("Z", "+00:00")), size,
                 dict(backup["spec"].get("labels") or {}))
         await self.patch(R_LH_BACKUPS, world.LONGHORN_NS, name, {"status": {
-            "state": BackupState.COMPLETED, "url": f"{self.target_url(target)}?backup={name}"
+            "state": BackupState.COMPLETED, "progress": 100, "url": f"{self.target_url(target)}?backup={name}"
             f"&volume={volume_name}", "volumeName": volume_name, "volumeSize": str(size),
             "size": str(size // 8), "labels": dict(backup["spec"].get("labels") or {}),
             "backupTargetName": target, "snapshotName": backup["spec"]["snapshotName"],

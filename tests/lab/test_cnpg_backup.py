@@ -12,6 +12,7 @@ from adapters import backupstore
 from adapters.kubernetes import cnpg
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
+from lab import schemas
 from lab.controllers.base import Timings
 from lab.controllers.cnpg import CnpgController
 from lab.fakes.kube import Controller, StandaloneKube, add_cnpg_cluster, add_objectstore
@@ -71,6 +72,9 @@ def test_a_backup_completes_and_its_base_backup_is_in_the_store(
     assert stored[0].status == "DONE"
     cluster = kube_emulator.get(R.CNPG_CLUSTERS, "pg", NS) or {}
     assert cluster["status"]["lastSuccessfulBackup"] == final["stoppedAt"]
+    written = kube_emulator.get(R.CNPG_BACKUPS, taken.name, NS) or {}
+    assert schemas.problems({"apiVersion": "postgresql.cnpg.io/v1", "kind": "Backup",
+                             **written}) == []
     listed = [b for b in cnpg.list_backups(kube, NS, "pg") if b.name == "pg-now"]
     assert listed[0].phase == "completed" and listed[0].backup_id == final["backupId"]
 
