@@ -99,6 +99,7 @@ RESOURCES: list[tuple[str, str, str, bool, tuple[str, ...]]] = [
     ("longhorn.io/v1beta2", "engines", "Engine", True, ("lhe",)),
     ("longhorn.io/v1beta2", "nodes", "Node", True, ("lhn",)),
     ("longhorn.io/v1beta2", "backups", "Backup", True, ("lhb",)),
+    ("longhorn.io/v1beta2", "snapshots", "Snapshot", True, ("lhsnap",)),
     ("longhorn.io/v1beta2", "backupvolumes", "BackupVolume", True, ("lhbv",)),
     ("longhorn.io/v1beta2", "backuptargets", "BackupTarget", True, ("lhbt",)),
     ("longhorn.io/v1beta2", "recurringjobs", "RecurringJob", True, ("lhrj",)),

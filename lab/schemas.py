@@ -73,7 +73,7 @@ SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
                            "Deleting"]},
         "url": STRING, "volumeName": STRING, "volumeSize": DIGITS, "size": DIGITS,
         "labels": LABELS, "backupCreatedAt": TIME, "snapshotCreatedAt": TIME,
-        "backupTargetName": STRING, "error": STRING, "lastSyncedAt": TIME,
+        "backupTargetName": STRING, "error": STRING, "lastSyncedAt": TIME, "progress": INT,
     }),
     (LH, "BackupVolume"): kind(LH, "BackupVolume", {
         "volumeName": STRING, "backupTargetName": STRING, "syncRequestedAt": TIME,
@@ -127,7 +127,11 @@ SCHEMAS.update({
         "cluster": {"type": "object", "required": ["name"], "properties": {"name": STRING}},
         "method": {"enum": ["barmanObjectStore", "volumeSnapshot", "plugin"]},
     }, {"phase": STRING, "backupId": STRING, "startedAt": TIME, "stoppedAt": TIME,
-        "error": STRING}, required_spec=("cluster",)),
+        "error": STRING, "method": {"enum": ["barmanObjectStore", "volumeSnapshot", "plugin"]},
+        "backupName": STRING, "serverName": STRING, "destinationPath": STRING,
+        "beginWal": STRING, "endWal": STRING, "beginLSN": STRING, "endLSN": STRING,
+        "instanceID": {"type": "object", "properties": {"podName": STRING}}},
+        required_spec=("cluster",)),
     (CNPG, "ScheduledBackup"): kind(CNPG, "ScheduledBackup", {
         "schedule": STRING, "suspend": BOOL,
         "cluster": {"type": "object", "required": ["name"], "properties": {"name": STRING}},

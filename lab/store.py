@@ -93,46 +93,52 @@ def _barman_time(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
 
 
+def barman_base_backup(server: str, begin: datetime) -> dict[str, bytes]:
+    """key -> body of one base backup of ``server`` begun at ``begin`` (three minutes long), as
+    barman-cloud-backup writes it under the destination: ``backup.info`` (status DONE) and the
+    data tarball. The seed writes the past ones, the lab's CNPG operator each it takes."""
+    end = begin + timedelta(minutes=3)
+    backup_id = world.barman_backup_id(begin)
+    info = {
+        "backup_label": "None",
+        "backup_name": f"backup-{backup_id}",
+        "begin_offset": "40",
+        "begin_time": _barman_time(begin),
+        "begin_wal": world.wal_name(begin, 0),
+        "begin_xlog": "0/5000028",
+        "compression": "None",
+        "config_file": "/var/lib/postgresql/data/pgdata/postgresql.conf",
+        "end_offset": "312",
+        "end_time": _barman_time(end),
+        "end_wal": world.wal_name(begin, 1),
+        "end_xlog": "0/6000138",
+        "error": "None",
+        "hba_file": "/var/lib/postgresql/data/pgdata/pg_hba.conf",
+        "ident_file": "/var/lib/postgresql/data/pgdata/pg_ident.conf",
+        "included_files": "['/var/lib/postgresql/data/pgdata/custom.conf']",
+        "mode": "concurrent",
+        "pgdata": "/var/lib/postgresql/data/pgdata",
+        "server_name": "cloud",
+        "size": "31457280",
+        "status": "DONE",
+        "systemid": "7398261023145987091",
+        "tablespaces": "None",
+        "timeline": "1",
+        "version": "160004",
+        "xlog_segment_size": "16777216",
+        "backup_id": backup_id,
+    }
+    base = f"{server}/base/{backup_id}"
+    return {f"{base}/backup.info": "".join(f"{k}={v}\n" for k, v in info.items()).encode(),
+            f"{base}/data.tar.gz": gzip.compress(f"pgdata of {server}".encode())}
+
+
 def cnpg_objects(now: datetime) -> dict[str, bytes]:
     """Base backups (backup.info + data.tar.gz) and WAL files, per CNPG cluster."""
     out: dict[str, bytes] = {}
     for pg in world.PG_CLUSTERS:
         for age in pg.backup_age_days:
-            begin = now - timedelta(days=age)
-            end = begin + timedelta(minutes=3)
-            backup_id = world.barman_backup_id(begin)
-            info = {
-                "backup_label": "None",
-                "backup_name": f"backup-{backup_id}",
-                "begin_offset": "40",
-                "begin_time": _barman_time(begin),
-                "begin_wal": world.wal_name(begin, 0),
-                "begin_xlog": "0/5000028",
-                "compression": "None",
-                "config_file": "/var/lib/postgresql/data/pgdata/postgresql.conf",
-                "end_offset": "312",
-                "end_time": _barman_time(end),
-                "end_wal": world.wal_name(begin, 1),
-                "end_xlog": "0/6000138",
-                "error": "None",
-                "hba_file": "/var/lib/postgresql/data/pgdata/pg_hba.conf",
-                "ident_file": "/var/lib/postgresql/data/pgdata/pg_ident.conf",
-                "included_files": "['/var/lib/postgresql/data/pgdata/custom.conf']",
-                "mode": "concurrent",
-                "pgdata": "/var/lib/postgresql/data/pgdata",
-                "server_name": "cloud",
-                "size": "31457280",
-                "status": "DONE",
-                "systemid": "7398261023145987091",
-                "tablespaces": "None",
-                "timeline": "1",
-                "version": "160004",
-                "xlog_segment_size": "16777216",
-                "backup_id": backup_id,
-            }
-            base = f"{pg.name}/base/{backup_id}"
-            out[f"{base}/backup.info"] = "".join(f"{k}={v}\n" for k, v in info.items()).encode()
-            out[f"{base}/data.tar.gz"] = gzip.compress(f"pgdata of {pg.name}".encode())
+            out.update(barman_base_backup(pg.name, now - timedelta(days=age)))
         last_wal = now - timedelta(hours=pg.last_wal_age_hours)
         first = now - timedelta(days=max(pg.backup_age_days))
         step = (last_wal - first) / 8

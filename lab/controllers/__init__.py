@@ -5,9 +5,10 @@ emulator's and fakepve's state directly, and write to Kubernetes through the emu
 so every change reaches watchers and the request log like a real controller's would. Every delay
 is a `Timings` field, scaled by the lab's `time_scale`.
 
-One module per system: `nodes` (kubelet, K3s's node controller), `etcd`, `longhorn`, `workloads`
+One module per system: `nodes` (kubelet, K3s's node controller), `etcd`, `longhorn` (and
+`longhorn_backup`: snapshots and backups taken, `longhorn_sync`: the backup target), `workloads`
 (Kubernetes' own controllers), `kubelet` (bare pods run once), `namespaces`, `flux` and `cnpg`
-(recovery Clusters and psql through pods/exec), on the
+(recovery Clusters, Backups and psql through pods/exec), on the
 shared plumbing of `base`; `Controllers` combines
 them and runs their steps, in order, on every tick.
 """
@@ -26,6 +27,7 @@ from lab.controllers.cnpg import CnpgController
 from lab.controllers.flux import FluxController
 from lab.controllers.kubelet import KubeletController
 from lab.controllers.longhorn import LonghornController
+from lab.controllers.longhorn_backup import LonghornBackupController
 from lab.controllers.longhorn_sync import BackupTargetController
 from lab.controllers.namespaces import NamespaceController
 from lab.controllers.nodes import NodeController
@@ -35,8 +37,9 @@ from lab.kube import LabKube
 log = logging.getLogger("drbot.lab")
 
 
-class Controllers(NodeController, LonghornController, BackupTargetController, WorkloadController,
-                  FluxController, KubeletController, NamespaceController, CnpgController):
+class Controllers(NodeController, LonghornController, LonghornBackupController,
+                  BackupTargetController, WorkloadController, FluxController, KubeletController,
+                  NamespaceController, CnpgController):
     """Kubelet, K3s, Longhorn and Flux, reduced to what drbot's runbooks meet."""
 
     def __init__(
@@ -83,10 +86,12 @@ class Controllers(NodeController, LonghornController, BackupTargetController, Wo
         await self.node_removal()
         await self.etcd_membership()
         await self.longhorn()
+        await self.longhorn_backups()
         await self.backup_targets()
         await self.storage_binding()
         await self.workloads()
         await self.bare_pods()
         await self.cnpg_clusters()
+        await self.cnpg_backups()
         await self.namespaces()
         await self.flux()

@@ -27,6 +27,7 @@ R_LH_VOLUMES = kmock.resource("longhorn.io", "v1beta2", "volumes")
 R_LH_REPLICAS = kmock.resource("longhorn.io", "v1beta2", "replicas")
 R_LH_ENGINES = kmock.resource("longhorn.io", "v1beta2", "engines")
 R_LH_BACKUPS = kmock.resource("longhorn.io", "v1beta2", "backups")
+R_LH_SNAPSHOTS = kmock.resource("longhorn.io", "v1beta2", "snapshots")
 R_LH_BACKUPVOLUMES = kmock.resource("longhorn.io", "v1beta2", "backupvolumes")
 R_LH_BACKUPTARGETS = kmock.resource("longhorn.io", "v1beta2", "backuptargets")
 R_LH_SETTINGS = kmock.resource("longhorn.io", "v1beta2", "settings")
@@ -59,6 +60,7 @@ class Timings:
     pod_start: float = 2.0  # a bare pod scheduled -> its volume attached and container started
     namespace_delete: float = 1.0  # an emptied Terminating namespace -> gone
     cnpg_recovery: float = 30.0  # a recovery Cluster created -> restored, its instance Ready
+    cnpg_backup: float = 2.0  # a CNPG Backup running -> its base backup stored, completed
     infrastructure_install: float = 600.0  # first apply of the layer installing Longhorn, CNPG
 
     def scaled(self, factor: float) -> Timings:
@@ -121,6 +123,10 @@ class ControllerBase:
         self.datastore_lost = False
         self.restore_runs: dict[str, Any] = {}
         self.rebuild_reported: dict[str, int] = {}  # replica -> the last percent on its engine
+        # Longhorn snapshots waiting for their volume to attach (name -> passes), and each
+        # snapshot error set (a test shows the transient one happened)
+        self.snapshot_attaching: dict[str, int] = {}
+        self.snapshot_errors: list[str] = []
         # CNPG recovery Clusters (ns, name): why their recovery fails ("" when it does not), the
         # server they recover; and (ns, pod) -> the recovered database psql runs against
         self.cnpg_problems: dict[tuple[str, str], str] = {}

@@ -19,6 +19,7 @@ from lab.controllers.base import (
     R_LH_ENGINES,
     R_LH_NODES,
     R_LH_REPLICAS,
+    R_LH_SNAPSHOTS,
     R_LH_VOLUMES,
     R_NODES,
     R_PODS,
@@ -35,7 +36,7 @@ from lab.seed.flux import BOOTSTRAP_NAME
 # Git with the infrastructure layer). Longhorn's backup objects come back from the store only when
 # Longhorn's backup target has synced again (lab.controllers.longhorn_sync).
 DATASTORE_ONLY = [R_PODS, R_PVCS, R_PVS, R_LH_VOLUMES, R_LH_REPLICAS, R_LH_ENGINES, R_LH_NODES,
-                  R_LH_BACKUPS, R_LH_BACKUPVOLUMES, R_LH_BACKUPTARGETS,
+                  R_LH_SNAPSHOTS, R_LH_BACKUPS, R_LH_BACKUPVOLUMES, R_LH_BACKUPTARGETS,
                   R_ETCD_SNAPSHOTS, R_SECRETS, R_NODES, R_KUSTOMIZATIONS, R_GITREPOSITORIES]
 
 

@@ -212,6 +212,49 @@ class Reactor:
             raise self.errors[0]
 
 
+class Controller:
+    """One of the lab's controllers (lab/controllers) run alone on the emulator's loop, every
+    ``interval`` seconds, for the adapters' tests: the same code as the lab world's, so what
+    the adapters are tested against is what the lab's runbooks meet. ``step`` names the
+    controller's pass (``longhorn_backups``); ``knobs`` set its attributes (a test's faults).
+    """
+
+    def __init__(self, server: StandaloneKube, cls: type, step: str, interval: float = 0.05,
+                 **knobs: Any) -> None:
+        from lab.controllers.base import Timings
+        from lab.world import WorldState
+
+        self.server = server
+        self.controller = cls(server.emulator, None, WorldState(), Timings(), {}, Path())
+        for name, value in knobs.items():
+            setattr(self.controller, name, value)
+        self._step = getattr(self.controller, step)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._future: Any = None
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            await self._step()
+            await asyncio.sleep(self._interval)
+
+    def __enter__(self) -> Any:
+        assert self.server.loop is not None
+        self._future = asyncio.run_coroutine_threadsafe(self._run(), self.server.loop)
+        return self.controller
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._future.result(10)  # re-raises what a pass raised
+
+
+def longhorn_backups(server: StandaloneKube, **knobs: Any) -> Controller:
+    """The lab's Longhorn taking snapshots and backups (lab/controllers/longhorn_backup.py)."""
+    from lab.controllers.longhorn_backup import LonghornBackupController
+
+    return Controller(server, LonghornBackupController, "longhorn_backups", **knobs)
+
+
 # ---- seeding helpers ------------------------------------------------------------------------
 
 

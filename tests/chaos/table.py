@@ -10,9 +10,9 @@ from pathlib import Path
 def main(path: str) -> int:
     file = Path(path)
     rows = [json.loads(line) for line in file.read_text().splitlines()] if file.exists() else []
-    print(f"{'runbook':<18} {'worker killed right after':<38} {'outcome':<8} request held")
+    print(f"{'runbook':<20} {'worker killed right after':<38} {'outcome':<8} request held")
     for row in sorted(rows, key=lambda r: r["case"]):
-        print(f"{row['case']:<18} {row['name']:<38} {row['outcome']:<8} {row['detail']}")
+        print(f"{row['case']:<20} {row['name']:<38} {row['outcome']:<8} {row['detail']}")
     failed = sum(row["outcome"] != "ok" for row in rows)
     print(f"{len(rows)} case(s), {failed} failed")
     return 0

@@ -20,8 +20,8 @@ from lab.fakes.kube import (
     add_lh_backup,
     add_lh_backup_target,
     add_lh_volume,
+    longhorn_backups,
 )
-from lab.fakes.longhorn import LonghornBackups
 from lab.seed import seed_objects
 
 
@@ -60,7 +60,7 @@ def test_what_drbot_writes_holds_to_the_schemas(kube_emulator: StandaloneKube, k
     """A backup taken, a sync requested, a restore's Volume: each object as the API holds it."""
     add_lh_volume(kube_emulator, "vol", [("a", True)], pvc="data", pvc_namespace="apps")
     add_lh_backup_target(kube_emulator)
-    with LonghornBackups(kube_emulator):
+    with longhorn_backups(kube_emulator):
         taken = longhorn.trigger_backup(kube, "vol", timeout=30, poll=0.05)
     restore_set.request_sync(kube, datetime(2026, 1, 3, tzinfo=UTC))
     add_lh_backup(kube_emulator, "b", "vol-2", pvc="x", pvc_namespace="apps")

@@ -1,5 +1,6 @@
-"""/dr backup-now's runbook against the Kubernetes emulator (the lab's has no Snapshot resource):
-the name selects an existing object, and the backup object is created and waited for."""
+"""/dr backup-now's runbook against the Kubernetes emulator with the lab's own Longhorn and CNPG
+backup controllers run beside it (lab/controllers): the name selects an existing object, and the
+backup object is created and waited for until it completes."""
 
 from __future__ import annotations
 
@@ -15,13 +16,17 @@ from bot.config.settings import Settings
 from bot.errors import CommandError
 from bot.runbook import PlanContext, Runbook, StepContext
 from bot.worker.services import Services
+from lab.controllers.base import Timings
+from lab.controllers.cnpg import CnpgController
 from lab.fakes.kube import (
-    Reactor,
+    Controller,
     StandaloneKube,
     add_cnpg_cluster,
     add_lh_volume,
+    longhorn_backups,
     write_kubeconfig,
 )
+from lab.fakes.s3 import S3Server
 
 NS = R.LONGHORN_NAMESPACE
 
@@ -42,44 +47,34 @@ def run(book: Runbook, services: Services) -> dict:
 def test_longhorn_backup_is_created_for_the_named_pvc(kube_emulator: StandaloneKube,
                                                       tmp_path: Path) -> None:
     add_lh_volume(kube_emulator, "pvc-1", [("a", True)], pvc="archive", pvc_namespace="apps")
-
-    def longhorn_manager() -> None:
-        for snap in kube_emulator.list(R.LH_SNAPSHOTS, NS):
-            if not (snap.get("status") or {}).get("readyToUse"):
-                kube_emulator.patch(R.LH_SNAPSHOTS, snap["metadata"]["name"],
-                                    {"status": {"readyToUse": True}}, NS)
-        for backup in kube_emulator.list(R.LH_BACKUPS, NS):
-            if (backup.get("status") or {}).get("state") != "Completed":
-                kube_emulator.patch(R.LH_BACKUPS, backup["metadata"]["name"],
-                                    {"status": {"state": "Completed"}}, NS)
-
     book = plan(kube_emulator, tmp_path, "longhorn", "apps/archive")
     assert book.targets == ["Longhorn volume apps/archive"]
     services = Services(Settings(kubeconfig=None), Inventory(kubernetes=KubernetesTarget(
         kubeconfig=str(tmp_path / "kubeconfig"))))
-    with Reactor(longhorn_manager):
+    with longhorn_backups(kube_emulator):
         result = run(book, services)
     backup = kube_emulator.get(R.LH_BACKUPS, result["backup"], NS)
     assert backup["metadata"]["labels"]["backup-volume"] == "pvc-1"
+    assert backup["status"]["state"] == "Completed"
     assert book.summary and "completed" in book.summary({"back up": result})
 
 
-def test_cnpg_backup_object_is_created(kube_emulator: StandaloneKube, tmp_path: Path) -> None:
+def test_cnpg_backup_object_is_created(kube_emulator: StandaloneKube, tmp_path: Path,
+                                       s3_server: S3Server) -> None:
     add_cnpg_cluster(kube_emulator, "pg-auth", "databases")
-
-    def operator() -> None:
-        for backup in kube_emulator.list(R.CNPG_BACKUPS, "databases"):
-            if (backup.get("status") or {}).get("phase") != "completed":
-                kube_emulator.patch(R.CNPG_BACKUPS, backup["metadata"]["name"], {"status": {
-                    "phase": "completed", "backupId": "20260101T000000"}}, "databases")
+    kube_emulator.patch(R.CNPG_CLUSTERS, "pg-auth", {"spec": {"backup": {"barmanObjectStore": {
+        "destinationPath": f"s3://{s3_server.new_bucket()}/"}}}}, "databases")
+    operator = Controller(kube_emulator, CnpgController, "cnpg_backups",
+                          t=Timings(cnpg_backup=0.1), cnpg_store=s3_server.store)
 
     book = plan(kube_emulator, tmp_path, "cnpg", "pg-auth")
     services = Services(Settings(kubeconfig=None), Inventory(kubernetes=KubernetesTarget(
         kubeconfig=str(tmp_path / "kubeconfig"))))
-    with Reactor(operator):
+    with operator:
         result = run(book, services)
     created = kube_emulator.get(R.CNPG_BACKUPS, result["backup"], "databases")
     assert created["spec"]["cluster"] == {"name": "pg-auth"}
+    assert result["backup_id"] == created["status"]["backupId"] != ""
 
 
 def test_an_unknown_name_is_refused_with_the_known_ones(kube_emulator: StandaloneKube,
