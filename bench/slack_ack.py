@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from lab.fakes.frontend import KEY, POLICY  # noqa: E402
 from lab.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, command_fields, form, signed  # noqa: E402
 
 REQUESTS, WARMUP, ROUNDS = 500, 40, 5
+DRAIN_LIMIT = 30.0  # seconds after a round's last ack for its job threads to open
 
 
 def bare_app(api_url: str) -> web.Application:
@@ -82,11 +84,28 @@ def roots_posted(fake: FakeSlack) -> int:
     return len([c for c in fake.of("chat.postMessage") if not c.args.get("thread_ts")])
 
 
-def drain(fake: FakeSlack, roots: int, limit: float = 120) -> float:
-    """Wait until `roots` job threads were opened; return how long that took."""
+class Refused(RuntimeError):
+    """drbot answered a bench request with a refusal (an ephemeral message) instead of a job:
+    the figures would measure refusals, not submissions, so the run stops."""
+
+
+def refusals(fake: FakeSlack) -> list[str]:
+    return [str(c.args.get("text", "")) for c in fake.of("chat.postEphemeral")]
+
+
+def drain(fake: FakeSlack, roots: int, limit: float = DRAIN_LIMIT) -> float:
+    """Wait until `roots` job threads were opened; return how long that took. A refusal, or
+    threads still missing after `limit` seconds, stops the run with what drbot said."""
     started = time.monotonic()
-    while roots_posted(fake) < roots and time.monotonic() - started < limit:
+    while roots_posted(fake) < roots:
+        if refused := refusals(fake):
+            raise Refused(f"drbot refused {len(refused)} bench request(s), e.g. {refused[0]!r}")
+        if time.monotonic() - started > limit:
+            raise RuntimeError(f"only {roots_posted(fake)} of {roots} job threads were opened "
+                               f"within {limit:.0f} s of the last ack")
         time.sleep(0.02)
+    if refused := refusals(fake):
+        raise Refused(f"drbot refused {len(refused)} bench request(s), e.g. {refused[0]!r}")
     return time.monotonic() - started
 
 
@@ -97,15 +116,29 @@ def row(name: str, latencies: list[float], floor: float | None) -> str:
     return f"{name:<22}{len(ms):>6}{statistics.median(ms):>11.1f}{p99:>10.1f}{ms[-1]:>10.1f}   {ratio}"
 
 
-def one_run(concurrency: int) -> tuple[list[float], list[float], int, list[float]]:
-    """One run with fresh servers: (bare latencies, drbot latencies, roots posted, drain times)."""
+@dataclass
+class Measured:
+    """One run's figures, filled as they come so that a stopped run still shows them."""
+
+    bare: list[float] = field(default_factory=list)
+    drbot: list[float] = field(default_factory=list)
+    drained: list[float] = field(default_factory=list)
+    posted: int = 0
+
+
+def one_run(concurrency: int, got: Measured) -> Measured:
+    """One run with fresh servers, its figures in ``got``."""
     tmp = Path(tempfile.mkdtemp(prefix="drbot-bench-"))
     redis_proc, redis_url = redis_server(tmp)
     fake = FakeSlack().start()
     (tmp / "policy.yaml").write_text(POLICY)
     os.environ.update({"REDIS_URL": redis_url, "DRBOT_SIGNING_KEY": KEY,
                        "DRBOT_POLICY": str(tmp / "policy.yaml"), "DRBOT_PLUGINS": '["tests.bot.drill"]',
-                       "DRBOT_LOG_LEVEL": "WARNING", "DRBOT_LOG_JSON": "false"})
+                       "DRBOT_LOG_LEVEL": "WARNING", "DRBOT_LOG_JSON": "false",
+                       # the bench submits 540 jobs in about a minute from one person: far over
+                       # the rate limits a chat team needs, which would refuse most of them
+                       "DRBOT_RATE_PERSON_PER_MINUTE": "1000000",
+                       "DRBOT_RATE_GLOBAL_PER_MINUTE": "1000000"})
     settings = Settings(slack_bot_token=SecretStr(BOT_TOKEN), slack_signing_secret=SecretStr(SIGNING_SECRET))
     rt = Runtime.from_settings(settings, patient=False)
     loop = asyncio.new_event_loop()
@@ -130,20 +163,19 @@ def one_run(concurrency: int) -> tuple[list[float], list[float], int, list[float
         bare_url = f"http://127.0.0.1:{bare_port}/slack/events"
         asyncio.run(load(bare_url, ["help"] * WARMUP, concurrency))
         asyncio.run(load(drbot_url, [f"exercise warm{i}" for i in range(WARMUP)], concurrency))
-        bare: list[float] = []
-        drbot: list[float] = []
         drain(fake, WARMUP)
-        drained: list[float] = []
         for part in range(ROUNDS):  # alternate, so drift on a shared machine hits both alike
             size = REQUESTS // ROUNDS
-            bare += asyncio.run(load(bare_url, ["exercise x"] * size, concurrency))
-            drbot += asyncio.run(load(drbot_url, [f"exercise b{part}x{i}" for i in range(size)],
-                                      concurrency))
+            got.bare += asyncio.run(load(bare_url, ["exercise x"] * size, concurrency))
+            got.drbot += asyncio.run(load(drbot_url, [f"exercise b{part}x{i}" for i in range(size)],
+                                          concurrency))
             # drbot's work after the acks (core, Redis, root message) ends before the bare app's
             # next round, so it weighs only on drbot's own figures
-            drained.append(drain(fake, WARMUP + (part + 1) * size))
-        return bare, drbot, roots_posted(fake), drained
+            got.drained.append(drain(fake, WARMUP + (part + 1) * size))
+            got.posted = roots_posted(fake)
+        return got
     finally:
+        got.posted = roots_posted(fake)
         serving.cancel()
         on_loop(frontend.close())
         if bare_runner is not None:
@@ -159,8 +191,12 @@ def p99_of(values: list[float]) -> float:
     return sorted(values)[int(len(values) * 0.99) - 1] * 1000
 
 
-def report(concurrency: int, run: int, bare: list[float], drbot: list[float], posted: int,
-           drained: list[float]) -> bool:
+def report(concurrency: int, run: int, got: Measured) -> bool:
+    """Print one run's table; whether the target held (never, for a run stopped early)."""
+    bare, drbot, posted, drained = got.bare, got.drbot, got.posted, got.drained
+    if not (bare and drbot):
+        print(f"\nrun {run} at {concurrency} concurrent: stopped before both apps were measured")
+        return False
     floor, p99 = p99_of(bare), p99_of(drbot)
     print(f"\nrun {run} at {concurrency} concurrent: {REQUESTS} signed requests (after {WARMUP} "
           f"warm-up requests each; in {ROUNDS} alternating rounds); load average "
@@ -170,9 +206,12 @@ def report(concurrency: int, run: int, bare: list[float], drbot: list[float], po
     print(row("drbot (HTTP mode)", drbot, floor))
     met = p99 <= 1.5 * floor
     print(f"target p99 <= 1.5x bare and far below 3000 ms: {'met' if met else 'NOT met'}")
+    if len(drained) < ROUNDS:
+        print(f"STOPPED after {len(drained)} of {ROUNDS} rounds: partial figures, no verdict")
+        met = False
     print(f"jobs queued with root messages posted: {posted}/{REQUESTS + WARMUP}; the last root "
-          f"message of a round of {REQUESTS // ROUNDS} came {max(drained):.1f}s after that "
-          "round's last ack at most")
+          f"message of a round of {REQUESTS // ROUNDS} came "
+          f"{max(drained, default=float('nan')):.1f}s after that round's last ack at most")
     return met
 
 
@@ -188,9 +227,13 @@ def main() -> int:
         with deadline(args.deadline):
             for concurrency in args.concurrency:
                 for run in range(1, args.runs + 1):
-                    verdicts.append((concurrency, report(concurrency, run, *one_run(concurrency))))
-    except Stop as exc:
-        print(f"\nSTOPPED: {exc}; {len(verdicts)} run(s) finished")
+                    got = Measured()
+                    try:
+                        one_run(concurrency, got)
+                    finally:  # a stopped run still shows what it measured
+                        verdicts.append((concurrency, report(concurrency, run, got)))
+    except (Stop, RuntimeError) as exc:
+        print(f"\nSTOPPED: {exc}; {len(verdicts)} run(s) shown, the last may be partial")
         stopped = True
     for concurrency in args.concurrency:
         mine = [ok for c, ok in verdicts if c == concurrency]
