@@ -338,20 +338,21 @@ class SlackFrontend(Frontend):
                               "(perhaps from an older version); use /dr help", body.get("response_url"))
 
     async def _well_formed(self, body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002
-        """A click payload without its actions is answered (200) and audited, not matched."""
+        """A click payload without its actions is answered (200) and audited, not matched. Runs
+        before every ack: it waits for nothing (the audit entry is written after the answer)."""
         self._last_request = asyncio.get_running_loop().time()
         actions = body.get("actions")
         if body.get("type") == "block_actions" and not (
                 isinstance(actions, list) and actions and isinstance(actions[0], dict)
                 and isinstance(actions[0].get("action_id"), str)):
-            await self._audit("bad-input", "button click without actions")
+            self._spawn(self._audit("bad-input", "button click without actions"))  # after the answer
             return BoltResponse(status=200, body="")
         return await next()
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         if isinstance(error, BoltUnhandledRequestError):
             kind = body.get("type") or body.get("command") or "unknown"
-            await self._audit("unhandled-request", f"ignored a {kind} request")
+            self._spawn(self._audit("unhandled-request", f"ignored a {kind} request"))  # no wait
         else:
             log.error("slack: error in a handler: %s", error, exc_info=error)
 
