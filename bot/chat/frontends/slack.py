@@ -18,6 +18,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -111,15 +112,14 @@ class SlackFrontend(Frontend):
                         signing_secret=secret.get_secret_value() if secret else None, authorize=authorize,
                         request_verification_enabled=self.mode == "http",
                         raise_error_for_unhandled_request=True,
-                        # ack, then lazy: the ack is the whole listener, so bolt answers as soon
-                        # as it returns (without it bolt polls for the ack every 10 ms); the
-                        # work runs after, as a lazy listener (bolt's "lazy listeners")
+                        # ack, then work: bolt answers as soon as the listener returns (without
+                        # this it polls for the ack every 10 ms); see _ack_then
                         process_before_response=True)
         bolt.use(self._well_formed)
-        bolt.command(COMMAND)(ack=_ack, lazy=[self._on_command])
-        bolt.action(ACTION)(ack=_ack, lazy=[self._on_decision])
+        bolt.command(COMMAND)(self._ack_then(self._on_command))
+        bolt.action(ACTION)(self._ack_then(self._on_decision))
         # after ACTION: all the others
-        bolt.action(re.compile(r"(?s).*"))(ack=_ack, lazy=[self._on_unknown_action])
+        bolt.action(re.compile(r"(?s).*"))(self._ack_then(self._on_unknown_action))
         bolt.error(self._on_error)
         return bolt
 
@@ -390,16 +390,21 @@ class SlackFrontend(Frontend):
         else:
             log.warning("slack: %s (%s)", outcome, detail)
 
+    def _ack_then(self, work: Callable[[dict[str, Any], AsyncBoltContext], Awaitable[None]]
+                  ) -> Callable[..., Awaitable[None]]:
+        """A listener that acks and returns at once, the work left to a task of its own: the
+        answer to Slack waits for no Redis, no Web API and no thread of the core. (bolt's lazy
+        listeners do the same, but copy and parse the whole request again for each one: more
+        work per request on the loop that acks the next ones.)"""
+        async def listener(ack: Any, body: dict[str, Any], context: AsyncBoltContext) -> None:
+            await ack()
+            self._spawn(work(body, context))
+        return listener
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-async def _ack(ack: Any) -> None:
-    """Every request's whole synchronous answer: an empty 200 within Slack's 3 s, before any
-    work (which waits for no Redis, no Web API and no thread of the core)."""
-    await ack()
 
 
 def _account(context: AsyncBoltContext) -> str | None:
