@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 import redis
+from redis.client import Pipeline
 
 from bot import registry
 from bot.chat import names
@@ -128,18 +129,27 @@ class Core:
                 raise CommandError(busy_text(self.rt.store, busy.key, busy.holder))
         assert caller.person is not None
         try:
-            self.rt.rates.admit(caller.person)
+            counted = self.rt.rates.check(caller.person)
         except CommandError as exc:
             self._audit(request, "refused-rate", str(exc), caller)
             raise
         job = Job(new_id(), spec.name, dict(parsed.args), caller.person, caller.account,
                   request.frontend, request.request_id, dry_run=parsed.dry_run,
                   confirm=parsed.confirm, timeout=spec.timeout)
-        job, created = self.rt.store.create(
-            job, lambda pipe, j: enqueue(self.queue, pipe, j, "plan"))
+        entry: dict[str, str] = {}
+
+        def admitted(pipe: Pipeline, j: Job) -> None:
+            """The queueing, the rate count and the audit entry, in the job's own write: one
+            round trip, and a duplicate delivery neither counts nor audits twice."""
+            enqueue(self.queue, pipe, j, "plan")
+            self.rt.rates.count(pipe, counted)
+            entry.update(self.rt.audit.entry(
+                "command", "queued", person=caller.person or "", account=request.account,
+                detail=f"{request.text!r} job {j.id}"))
+            self.rt.audit.stage(pipe, entry)
+        job, created = self.rt.store.create(job, admitted)
         if not created:
             return Reply(f"already submitted as job {job.id} ({job.status})", ephemeral=True)
-        self._audit(request, "queued", f"job {job.id}", caller)
+        self.rt.audit.log(entry)
         what = "dry run of" if job.dry_run else "planning"
         return Reply(f"job {job.id}: {what} {describe(job)}", job_id=job.id)
-

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from bot.chat.frontends.base import Frontend, ThreadRef
 from bot.chat.render import FINAL, card, milestone
@@ -62,14 +63,16 @@ def attach(rt: Runtime, job_id: str, frontend: str, thread: ThreadRef) -> None:
     written into the job's signed record, which is where the relay takes it from."""
     def change(job: Job) -> None:
         job.thread = {"frontend": frontend, "ref": thread}
-    rt.store.update(job_id, change)
     key = STATE + job_id
-    client = rt.client
+
+    def follow(pipe: Pipeline, job: Job) -> None:
+        """The relay's own state for the thread, written with the record: one round trip."""
+        pipe.hsetnx(key, "last", "0-0")
+        pipe.hset(key, mapping={"frontend": frontend, "thread": json.dumps(thread)})  # people
+        pipe.sadd(ACTIVE, job_id)
+        pipe.xadd(WAKE, {"job": job_id}, maxlen=100, approximate=True)
     try:
-        client.hsetnx(key, "last", "0-0")
-        client.hset(key, mapping={"frontend": frontend, "thread": json.dumps(thread)})  # people
-        client.sadd(ACTIVE, job_id)
-        client.xadd(WAKE, {"job": job_id}, maxlen=100, approximate=True)
+        rt.store.update(job_id, change, follow)
     except redis.ResponseError as exc:  # a key of the wrong type: the relay repairs its set
         log.error("relay: could not attach job %s (%s)", job_id, exc)
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import redis
+from redis.client import Pipeline
 
 from bot.redact import REDACT
 
@@ -30,14 +31,29 @@ class Audit:
 
     def record(self, action: str, outcome: str, *, person: str = "", account: str = "",
                job: str = "", detail: str = "") -> None:
-        entry = {"action": action, "outcome": outcome, "person": person, "account": account,
-                 "job": job, "detail": REDACT(detail)[:1000], "at": f"{time.time():.3f}"}
-        log.info("audit %s %s", action, outcome, extra={"audit": entry, "job_id": job,
-                                                        "person": person})
+        entry = self.entry(action, outcome, person=person, account=account, job=job,
+                           detail=detail)
+        self.log(entry)
         try:
-            self.client.xadd(STREAM, entry, maxlen=self.keep, approximate=True)  # type: ignore[arg-type]
+            self.stage(self.client, entry)
         except redis.RedisError:
             log.error("audit entry not stored in Redis (it is in this log)", extra={"audit": entry})
+
+    @staticmethod
+    def entry(action: str, outcome: str, *, person: str = "", account: str = "", job: str = "",
+              detail: str = "") -> dict[str, str]:
+        return {"action": action, "outcome": outcome, "person": person, "account": account,
+                "job": job, "detail": REDACT(detail)[:1000], "at": f"{time.time():.3f}"}
+
+    def stage(self, pipe: redis.Redis | Pipeline, entry: dict[str, str]) -> None:
+        """Append ``entry`` to the stream through ``pipe``: inside the caller's transaction, the
+        entry is written with what it records, in the same round trip (log it after, once)."""
+        pipe.xadd(STREAM, entry, maxlen=self.keep, approximate=True)  # type: ignore[arg-type]
+
+    @staticmethod
+    def log(entry: dict[str, str]) -> None:
+        log.info("audit %s %s", entry["action"], entry["outcome"],
+                 extra={"audit": entry, "job_id": entry["job"], "person": entry["person"]})
 
     def tail(self, count: int = 50) -> list[dict[str, str]]:
         """The newest entries; read defensively (one written by someone else stays readable)."""

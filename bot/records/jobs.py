@@ -196,12 +196,15 @@ class JobStore:
             with self.client.pipeline() as pipe:
                 try:
                     pipe.watch(dedupe)
-                    earlier = self._earlier(pipe.get(dedupe))
+                    # one round trip: the request id, and whether the new job's id is free
+                    seen, taken = pipe.mget(dedupe, JOB + job.id)
+                    earlier = self._earlier(seen)
                     if earlier:
                         pipe.reset()
                         return earlier, False
-                    while pipe.exists(JOB + job.id):
+                    while taken:
                         job.id = new_id()
+                        taken = pipe.exists(JOB + job.id)
                     pipe.multi()
                     pipe.set(dedupe, job.id, ex=86400)
                     job.version = 1

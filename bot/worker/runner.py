@@ -30,6 +30,7 @@ from bot.registry import CommandSpec
 from bot.runbook import PlanContext, Runbook, StepContext
 from bot.runtime import Runtime
 from bot.worker import pids
+from bot.worker.admission import Admission
 from bot.worker.heartbeat import INTERRUPTED, Heartbeat
 from bot.worker.services import Services
 from bot.worker.steprecords import StepRecords
@@ -38,8 +39,8 @@ log = logging.getLogger("drbot.runner")
 
 
 _PREPARED: Runtime | None = None
-# (job id, version) the worker admitted for this work horse; set in the worker before the fork.
-ADMITTED: tuple[str, int] | None = None
+# The record the worker admitted for this work horse; set in the worker before the fork.
+ADMITTED: Admission | None = None
 
 
 def prepare(rt: Runtime) -> None:
@@ -90,6 +91,11 @@ class Superseded(Exception):
     and its cleanup would free the retry's locks and end the retry's subprocesses."""
 
 
+class NotRecorded(Exception):
+    """The worker could not write down that it saw this version: the job must not take effect
+    (a restarted worker could run a written-back copy of it again)."""
+
+
 class Runner:
     def __init__(self, rt: Runtime, job_id: str) -> None:
         self.rt = rt
@@ -103,6 +109,12 @@ class Runner:
         # recorded under the same job id, and a Redis writer could name any pid there).
         self.spawned: list[int] = []
         self.superseded = False
+        self.admission = ADMITTED if ADMITTED is not None and ADMITTED.job_id == job_id else None
+
+    def recorded(self) -> None:
+        """Before the job's first write: the admitted version's seen-mark is on disk."""
+        if self.admission is not None and (why := self.admission.recorded()):
+            raise NotRecorded(why)
 
     def cleanup(self, proof_of_life: bool = False) -> None:
         """Stop the heartbeat, end the job's subprocess trees, free its locks (idempotent).
@@ -148,6 +160,7 @@ class Runner:
 
     # -- helpers --------------------------------------------------------------------------------
     def emit(self, type_: EventType, message: str = "", **fields: str) -> None:
+        self.recorded()
         self.rt.events.emit(self.job_id, Event(type_, message=message, **fields))
 
     def post_file(self, name: str, data: bytes, caption: str) -> None:
@@ -159,6 +172,8 @@ class Runner:
     def update(self, change: Callable[[Job], Any],
                then: Callable[[Pipeline, Job], None] | None = None) -> Job:
         """Every write of this worker to its job, refused once another attempt owns the job."""
+        self.recorded()
+
         def mine(job: Job) -> Any:
             if self.attempt is not None and job.attempt != self.attempt:
                 self.superseded = True
@@ -210,7 +225,8 @@ class Runner:
     # -- entry ----------------------------------------------------------------------------------
     def run(self) -> str:
         try:
-            job = self.rt.store.get(self.job_id)
+            # the record the worker read and verified to admit it, or read here (no worker)
+            job = self.admission.record if self.admission else self.rt.store.get(self.job_id)
         except RecordForged as exc:
             self.rt.audit.record("job", "refused-forged", job=self.job_id, detail=str(exc))
             self.emit(EventType.REFUSED, "refused: this job's record was not written by drbot "
@@ -230,6 +246,11 @@ class Runner:
             log.warning("job %s: %s; this worker's outcome is dropped", self.job_id, exc,
                         extra={"job_id": self.job_id})
             return JobStatus.LOST
+        except NotRecorded as exc:
+            self.cleanup()
+            self.rt.audit.record("worker", "refused-no-state", job=self.job_id, detail=str(exc))
+            log.error("job %s: %s", self.job_id, exc, extra={"job_id": self.job_id})
+            return JobStatus.REFUSED
 
     def act(self, job: Job) -> str:
         """Plan or run the admitted record, as its status asks."""
@@ -253,9 +274,9 @@ class Runner:
         """Why this record must not be acted on ('' if it may): it is older than the version the
         worker admitted (a newer one is drbot's own later write, like the thread it was given),
         or it is a request for work signed longer ago than the actionable window."""
-        if ADMITTED is not None and (ADMITTED[0] != job.id or job.version < ADMITTED[1]):
+        if ADMITTED is not None and (ADMITTED.job_id != job.id or job.version < ADMITTED.version):
             return (f"the record went back to version {job.version} after the worker admitted "
-                    f"version {ADMITTED[1]}")
+                    f"version {ADMITTED.version}")
         age = time.time() - job.signed
         if job.status in (JobStatus.PLANNING, JobStatus.QUEUED) and age > self.rt.settings.actionable_seconds:
             return f"a {job.status} record signed {age:.0f}s ago is past the actionable window"
@@ -363,49 +384,78 @@ class Runner:
                                f"attempt is still running ({', '.join(alive)}); wait for it to end "
                                f"or end it, then /dr retry {job.id}", "subprocess alive")
         keys = spec.locks(job.args, self.rt.inventory)
+        self.recorded()
         busy = self.rt.locks.acquire(job.id, keys, ttl=self.rt.settings.lost_after_seconds)
         if busy:
             return self.finish(JobStatus.FAILED, EventType.FAILED,
                                busy_text(self.rt.store, busy.key, busy.holder), "busy")
         self.held = keys
         beat = self.beat = Heartbeat(self.rt, job, keys, self.on_hard_stop, self.spawned)
+        acted_on = job.status
+        first = self.first_step(job, runbook, beat)
         try:
             def start(j: Job) -> None:
+                if j.status != acted_on:  # cancelled (say) since it was read: it does not start
+                    raise Superseded(f"the job became {j.status} before it started")
                 if fresh:
                     adopt(j, runbook, job.digest or "")
                 j.status, j.error = JobStatus.RUNNING, None
                 j.locks = [[k.name, k.mode] for k in keys]
+                if first is not None:
+                    j.steps[first].status, j.steps[first].error = StepStatus.RUNNING, None
+                    j.steps[first].started = time.time()
 
             def alive(pipe: Pipeline, j: Job) -> None:
-                """Proof of life and the rq execution, written with the start itself."""
+                """Proof of life, the rq execution and the first step's start, written with the
+                start itself (one round trip before the person sees the step begin)."""
                 signals.prove_alive(pipe, j.id, self.rt.settings.lost_after_seconds)
                 current = get_current_job()
                 if current:
                     signals.record_execution(pipe, j.id, current.id, j.timeout + 3600)
+                if first is not None:
+                    step = runbook.steps[first]
+                    self.rt.events.emit_in(pipe, j.id, Event(
+                        EventType.STEP, message=f"{step.name}: started", step=step.name,
+                        target=step.target, status=StepStatus.RUNNING))
             job = self.update(start, alive)
-            return self.steps(job, runbook, beat)
+            return self.steps(job, runbook, beat, started=first)
         finally:
             self.cleanup()
 
-    def steps(self, job: Job, runbook: Runbook, beat: Heartbeat) -> str:
+    @staticmethod
+    def first_step(job: Job, runbook: Runbook, beat: Heartbeat) -> int | None:
+        """The step that can start with the job's start write: the first unfinished one, unless
+        it needs a preflight first (destructive) or the job is being stopped."""
+        index = next((i for i, s in enumerate(job.steps) if s.status != StepStatus.DONE), None)
+        if index is None or beat.cancel_reason or (
+                runbook.steps[index].destructive and runbook.preflight):
+            return None
+        return index
+
+    def steps(self, job: Job, runbook: Runbook, beat: Heartbeat, started: int | None = None) -> str:
+        """Run the unfinished steps; ``started``: the one the start write already marked
+        running (and announced)."""
         results = {s.name: s.result for s in job.steps if s.status == StepStatus.DONE}
         for index, step in enumerate(runbook.steps):
             state = job.steps[index]
             if state.status == StepStatus.DONE:
                 continue
-            if beat.cancel_reason:
-                return self.stopped(job, step.name, beat)
-            if step.destructive and runbook.preflight:
-                self.beating(beat)  # a preflight may take long: stay alive and cancellable
-                try:
-                    runbook.preflight()
-                except (CommandError, AdapterError) as exc:
-                    return self.fail(index, step.name, f"preflight refused before "
-                                     f"{step.name}: {exc}")
-            self.emit(EventType.STEP, f"{step.name}: started", step=step.name, target=step.target,
-                      status=StepStatus.RUNNING)
-            self.beating(beat)
-            self.mark(index, status=StepStatus.RUNNING, started=time.time(), error=None)
+            if index == started:
+                self.beating(beat)
+            else:
+                if beat.cancel_reason:
+                    return self.stopped(job, step.name, beat)
+                if step.destructive and runbook.preflight:
+                    self.beating(beat)  # a preflight may take long: stay alive and cancellable
+                    try:
+                        runbook.preflight()
+                    except (CommandError, AdapterError) as exc:
+                        return self.fail(index, step.name, f"preflight refused before "
+                                         f"{step.name}: {exc}")
+                self.emit(EventType.STEP, f"{step.name}: started", step=step.name,
+                          target=step.target, status=StepStatus.RUNNING)
+                self.beating(beat)
+                self.mark(index, status=StepStatus.RUNNING, started=time.time(), error=None)
             ctx = StepContext(job.id, step.name, results, self.hooks(step.name, step.target, beat),
                               self.services, self.rt.inventory, dict(state.intent),
                               lambda key, value, at=index: self.record_intent(at, key, value),

@@ -50,9 +50,19 @@ class Seen:
 
     def note(self, job_id: str, version: int, now: float) -> None:
         """Remember ``version`` of ``job_id`` (if newer), on disk before this returns."""
+        if self.hold(job_id, version, now):
+            self.flush(now)
+
+    def hold(self, job_id: str, version: int, now: float) -> bool:
+        """Remember ``version`` of ``job_id`` in memory only (whether it was newer); ``flush``
+        must have written it before anything of that version takes effect."""
         if version <= self.newest(job_id):
-            return
+            return False
         self.entries[job_id] = (version, now)
+        return True
+
+    def flush(self, now: float) -> None:
+        """Write what this worker holds to disk (merged with what the others wrote there)."""
         if self.path is None:
             self._prune(self.entries, now)
             return

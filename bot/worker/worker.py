@@ -35,6 +35,7 @@ from bot.records.audit import Audit
 from bot.records.jobs import JobStatus
 from bot.runtime import Runtime
 from bot.worker import runner
+from bot.worker.admission import Admission
 from bot.worker.refusal import DrbotJob, acceptable
 from bot.worker.seen import Seen, default_dir
 from bot.worker.shutdown import PromptStop
@@ -124,14 +125,27 @@ class DrbotWorker(PromptStop, Worker):
         if record.version <= newest:
             return "refused-replay", (f"job {job_id} version {record.version} is not newer than "
                                       f"version {newest}, which this worker already saw")
-        try:
-            self.seen.note(job_id, record.version, now)
-        except OSError as exc:  # unrecorded, a restart could run it again: deny, say what to fix
-            return "refused-no-state", (f"cannot record that job {job_id} version "
-                                        f"{record.version} was seen ({exc.strerror}); make "
-                                        "DRBOT_STATE_DIR writable for the worker")
-        runner.ADMITTED = (job_id, record.version)  # the work horse inherits it with the fork
+        # Held in memory here (this worker admits that version no more); the work horse writes
+        # it to disk while it starts and refuses the job if it cannot (bot/worker/admission.py).
+        self.seen.hold(job_id, record.version, now)
+        runner.ADMITTED = Admission(record, self.seen, now)  # the horse inherits it with the fork
         return "", None
+
+    def main_work_horse(self, job: RqJob, queue: Queue) -> None:
+        """In the work horse: the admitted version's seen-mark is written while rq prepares."""
+        if runner.ADMITTED is not None:
+            runner.ADMITTED.begin()
+        super().main_work_horse(job, queue)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """rq's worker heartbeat (three commands) in one round trip when it has no pipeline:
+        it runs between taking a job and starting it."""
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+            return
+        with self.connection.pipeline(transaction=False) as pipe:
+            super().heartbeat(timeout, pipe)
+            pipe.execute()
 
     def saw(self, job_id: str) -> None:
         """After a run: remember the newest version the run wrote, so no older one starts again.

@@ -138,6 +138,22 @@ def test_a_restarted_worker_still_refuses_a_record_rolled_back_to_queued(drbot: 
     assert count(h, "rs", "two") == 1
 
 
+def test_a_job_whose_sighting_cannot_be_written_down_never_runs(core_only: Harness,
+                                                                 tmp_path: Path) -> None:
+    """The work horse writes the admitted version to the worker's disk while it starts; when
+    that fails (here the file's place is taken by a folder), the job is refused before any
+    write or step: unrecorded, a restarted worker could run a written-back copy again."""
+    h = core_only
+    (tmp_path / "worker-state" / "seen-versions.json").mkdir(parents=True)
+    h.start_worker()
+    job_id = h.say("/dr exercise ns").job_id
+    assert job_id
+    wait_until(lambda: audited(h, "refused-no-state", job_id), what="the job to be refused")
+    assert "make DRBOT_STATE_DIR writable" in audited(h, "refused-no-state", job_id)[0]["detail"]
+    assert count(h, "ns", "one") == 0
+    assert h.job(job_id).status == "planning" and not h.redis.xlen(STREAM + job_id)
+
+
 # -- 2. outbound requests from the worker ---------------------------------------------------------
 
 

@@ -41,3 +41,30 @@ def test_a_damaged_file_is_reported_and_replaced(tmp_path: Path,
     assert seen.entries == {} and "is unreadable" in caplog.text
     seen.note("0000aaaa", 2, now=1000.0)
     assert json.loads((tmp_path / FILE).read_text()) == {"0000aaaa": [2, 1000.0]}
+
+
+def test_the_horse_writes_the_admitted_version_and_says_when_it_cannot(tmp_path: Path) -> None:
+    """bot/worker/admission.py: the worker holds the version in memory, the work horse writes it
+    on a thread of its own and waits for it before the job's first write."""
+    from bot.records.jobs import Job
+    from bot.worker.admission import Admission
+
+    seen = Seen(tmp_path / "ok", keep=1800)
+    assert seen.hold("0000aaaa", 3, now=1000.0) and not seen.hold("0000aaaa", 2, now=1000.0)
+    assert Seen(tmp_path / "ok", keep=1800).newest("0000aaaa") == 0  # held, not yet written
+    admitted = Admission(Job("0000aaaa", "exercise", {}, "alice", "console:alice", "console", "r",
+                             version=3), seen, at=1000.0)
+    admitted.begin()
+    assert admitted.recorded() is None
+    assert Seen(tmp_path / "ok", keep=1800).newest("0000aaaa") == 3
+
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / FILE).mkdir()  # the file's place is taken: it cannot be written
+    blocked = Seen(tmp_path / "bad", keep=1800)
+    blocked.hold("0000bbbb", 1, now=1000.0)
+    refused = Admission(Job("0000bbbb", "exercise", {}, "alice", "console:alice", "console", "r",
+                            version=1), blocked, at=1000.0)
+    refused.begin()
+    why = refused.recorded()
+    assert why and "job 0000bbbb version 1" in why and "DRBOT_STATE_DIR writable" in why
+    assert refused.recorded() == why  # asked again, still refused

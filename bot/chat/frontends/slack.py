@@ -18,6 +18,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -110,11 +111,15 @@ class SlackFrontend(Frontend):
         bolt = AsyncApp(name="drbot", client=AsyncWebClient(base_url=base_url, retry_handlers=retries),
                         signing_secret=secret.get_secret_value() if secret else None, authorize=authorize,
                         request_verification_enabled=self.mode == "http",
-                        raise_error_for_unhandled_request=True)
+                        raise_error_for_unhandled_request=True,
+                        # ack, then work: bolt answers as soon as the listener returns (without
+                        # this it polls for the ack every 10 ms); see _ack_then
+                        process_before_response=True)
         bolt.use(self._well_formed)
-        bolt.command(COMMAND)(self._on_command)
-        bolt.action(ACTION)(self._on_decision)
-        bolt.action(re.compile(r"(?s).*"))(self._on_unknown_action)  # after ACTION: all the others
+        bolt.command(COMMAND)(self._ack_then(self._on_command))
+        bolt.action(ACTION)(self._ack_then(self._on_decision))
+        # after ACTION: all the others
+        bolt.action(re.compile(r"(?s).*"))(self._ack_then(self._on_unknown_action))
         bolt.error(self._on_error)
         return bolt
 
@@ -251,8 +256,7 @@ class SlackFrontend(Frontend):
         while (quiet := loop.time() - self._last_request) < ACK_QUIET and loop.time() < give_up:
             await asyncio.sleep(ACK_QUIET - quiet)
 
-    async def _on_command(self, ack: Any, body: dict[str, Any], context: AsyncBoltContext) -> None:
-        await ack()
+    async def _on_command(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
         try:
             await self._after_acks()
             async with self._busy:
@@ -290,8 +294,7 @@ class SlackFrontend(Frontend):
             except SlackApiError:
                 await self._ephemeral(channel, user, reply.text, response_url)
 
-    async def _on_decision(self, ack: Any, body: dict[str, Any], context: AsyncBoltContext) -> None:
-        await ack()
+    async def _on_decision(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
         try:
             await self._after_acks()
             async with self._busy:
@@ -327,8 +330,7 @@ class SlackFrontend(Frontend):
             job = await asyncio.to_thread(rt.store.get, job_id)
             await self.update_card({"channel": channel, "ts": message_ts, "job": job_id}, card(job))
 
-    async def _on_unknown_action(self, ack: Any, body: dict[str, Any], context: AsyncBoltContext) -> None:
-        await ack()
+    async def _on_unknown_action(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
         ids = [str(a.get("action_id")) for a in body.get("actions") or []]
         await self._audit("unknown-action", f"action ids {ids} from "
                                 f"{_account(context) or 'unknown account'}")
@@ -336,20 +338,21 @@ class SlackFrontend(Frontend):
                               "(perhaps from an older version); use /dr help", body.get("response_url"))
 
     async def _well_formed(self, body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002
-        """A click payload without its actions is answered (200) and audited, not matched."""
+        """A click payload without its actions is answered (200) and audited, not matched. Runs
+        before every ack: it waits for nothing (the audit entry is written after the answer)."""
         self._last_request = asyncio.get_running_loop().time()
         actions = body.get("actions")
         if body.get("type") == "block_actions" and not (
                 isinstance(actions, list) and actions and isinstance(actions[0], dict)
                 and isinstance(actions[0].get("action_id"), str)):
-            await self._audit("bad-input", "button click without actions")
+            self._spawn(self._audit("bad-input", "button click without actions"))  # after the answer
             return BoltResponse(status=200, body="")
         return await next()
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         if isinstance(error, BoltUnhandledRequestError):
             kind = body.get("type") or body.get("command") or "unknown"
-            await self._audit("unhandled-request", f"ignored a {kind} request")
+            self._spawn(self._audit("unhandled-request", f"ignored a {kind} request"))  # no wait
         else:
             log.error("slack: error in a handler: %s", error, exc_info=error)
 
@@ -386,6 +389,17 @@ class SlackFrontend(Frontend):
             await self.app.audit("slack", outcome, detail=detail)
         else:
             log.warning("slack: %s (%s)", outcome, detail)
+
+    def _ack_then(self, work: Callable[[dict[str, Any], AsyncBoltContext], Awaitable[None]]
+                  ) -> Callable[..., Awaitable[None]]:
+        """A listener that acks and returns at once, the work left to a task of its own: the
+        answer to Slack waits for no Redis, no Web API and no thread of the core. (bolt's lazy
+        listeners do the same, but copy and parse the whole request again for each one: more
+        work per request on the loop that acks the next ones.)"""
+        async def listener(ack: Any, body: dict[str, Any], context: AsyncBoltContext) -> None:
+            await ack()
+            self._spawn(work(body, context))
+        return listener
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
