@@ -57,16 +57,27 @@ def dead_port() -> int:
     return int(sock.getsockname()[1])
 
 
-def wait_until(check: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
-    """Poll `check()` until it returns something truthy; TimeoutError naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
+class WaitTimeout(TimeoutError):
+    """A wait_until that ran out (told apart from a TimeoutError the check itself raised)."""
+
+
+def wait_until(check: Any, timeout: float, what: str, interval: float = 0.02,
+               longest: float = 0.25) -> Any:
+    """Poll `check()` until it returns something truthy; TimeoutError naming `what` otherwise.
+
+    The pause grows with the time already waited (a twentieth of it, from ``interval`` up to
+    ``longest``): a condition that holds is seen within 5 % of the wait, and a test waiting a
+    minute for a job reads the world a few times a second, not fifty, which on a loaded machine
+    is CPU the job under test needs."""
+    started = time.monotonic()
     while True:
         result = check()
         if result:
             return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"lab: {what} did not happen within {timeout:.1f}s")
-        time.sleep(interval)
+        waited = time.monotonic() - started
+        if waited > timeout:
+            raise WaitTimeout(f"lab: {what} did not happen within {timeout:.1f}s")
+        time.sleep(min(max(interval, waited / 20), max(longest, interval), timeout - waited + 0.001))
 
 
 class LabLoop:

@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from adapters.progress import Hooks, Progress
+from lab.servers import WaitTimeout
+from lab.servers import wait_until as lab_wait_until
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
-    """Poll until ``predicate()`` is truthy and return its value; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+    """Poll until ``predicate()`` is truthy and return its value; fail naming ``what`` (the
+    lab's pacing: pauses grow with the time waited, see lab.servers.wait_until)."""
+    try:
+        return lab_wait_until(predicate, timeout, what)
+    except WaitTimeout:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+
+
+def die_with_parent() -> None:
+    """A ``preexec_fn``: the child gets SIGTERM when the test process dies, even by SIGKILL
+    (Linux's PR_SET_PDEATHSIG). A pytest killed for its time would otherwise leave a drbot
+    worker listening on the queue, and it would take the next run's jobs."""
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the wish was made
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 # A deadline for "it stopped on its own": generous for a loaded machine, and far below what waiting

@@ -27,7 +27,7 @@ from bot.config.settings import Settings
 from bot.records.jobs import Job
 from bot.runtime import Runtime
 from lab.fakes.frontend import KEY, POLICY, RecordingFrontend
-from tests.support import children, stop_process, wait_until
+from tests.support import children, die_with_parent, stop_process, wait_until
 
 
 class Harness:
@@ -63,7 +63,7 @@ class Harness:
     def start_worker(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ, **self.env, PYTHONPATH=str(Path(__file__).parents[2]))
         proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=die_with_parent)
         self.workers.append(proc)
         return proc
 
