@@ -49,18 +49,18 @@ def test_the_horse_writes_the_admitted_version_and_says_when_it_cannot(tmp_path:
     from bot.records.jobs import Job
     from bot.worker.admission import Admission
 
-    seen = Seen(tmp_path / "ok", keep=1800)
+    seen = SeenVersions(tmp_path / "ok", keep=1800)
     assert seen.hold("0000aaaa", 3, now=1000.0) and not seen.hold("0000aaaa", 2, now=1000.0)
-    assert Seen(tmp_path / "ok", keep=1800).newest("0000aaaa") == 0  # held, not yet written
+    assert SeenVersions(tmp_path / "ok", keep=1800).newest("0000aaaa") == 0  # held, not yet written
     admitted = Admission(Job("0000aaaa", "exercise", {}, "alice", "console:alice", "console", "r",
                              version=3), seen, at=1000.0)
     admitted.begin()
     assert admitted.recorded() is None
-    assert Seen(tmp_path / "ok", keep=1800).newest("0000aaaa") == 3
+    assert SeenVersions(tmp_path / "ok", keep=1800).newest("0000aaaa") == 3
 
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / FILE).mkdir()  # the file's place is taken: it cannot be written
-    blocked = Seen(tmp_path / "bad", keep=1800)
+    blocked = SeenVersions(tmp_path / "bad", keep=1800)
     blocked.hold("0000bbbb", 1, now=1000.0)
     refused = Admission(Job("0000bbbb", "exercise", {}, "alice", "console:alice", "console", "r",
                             version=1), blocked, at=1000.0)
