@@ -383,7 +383,7 @@ def barman_latest_wal(store: ObjectStore, destination: str, server: str
 # --- K3s etcd snapshots -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class EtcdSnapshot:
+class StoredEtcdSnapshot:
     """A K3s etcd snapshot object named ``<base>-<node>-<unix seconds>[.zip]``."""
 
     key: str
@@ -426,7 +426,7 @@ def parse_etcd_snapshot_name(name: str, bases: Iterable[str] = ETCD_BASES
 
 
 def etcd_snapshots(store: ObjectStore, prefix: str = "", *,
-                   bases: Iterable[str] = ETCD_BASES) -> list[EtcdSnapshot]:
+                   bases: Iterable[str] = ETCD_BASES) -> list[StoredEtcdSnapshot]:
     """The snapshots directly under ``prefix`` (K3s's ``.metadata/`` folder is not listed),
     oldest first."""
     bases = tuple(bases)
@@ -437,7 +437,7 @@ def etcd_snapshots(store: ObjectStore, prefix: str = "", *,
         if parsed is None:
             continue
         base, node, taken_at, compressed = parsed
-        found.append(EtcdSnapshot(obj.key, name, node, taken_at, obj.size, compressed, base))
+        found.append(StoredEtcdSnapshot(obj.key, name, node, taken_at, obj.size, compressed, base))
     return sorted(found, key=lambda s: (s.taken_at, s.name))
 
 
@@ -451,7 +451,7 @@ def prune_etcd_snapshots(store: ObjectStore, prefix: str, keep: int, hooks: Hook
     if keep < 1:
         raise AdapterError(f"refusing to prune etcd snapshots to {keep}: keep at least one")
     hooks = hooks or Hooks()
-    groups: dict[tuple[str, str], list[EtcdSnapshot]] = {}
+    groups: dict[tuple[str, str], list[StoredEtcdSnapshot]] = {}
     for snap in etcd_snapshots(store, prefix, bases=bases):
         groups.setdefault((snap.node, snap.base), []).append(snap)
     doomed = [s for snaps in groups.values() for s in snaps[:-keep]]  # each group oldest first

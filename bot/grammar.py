@@ -23,7 +23,7 @@ LOOKALIKES = {"\u2014": "--", "\u2013": "--", "\u2212": "-", "\u201c": '"', "\u2
 
 
 @dataclass(frozen=True)
-class Kind:
+class ValueKind:
     """A value type: a pattern, what it is called in errors, and an example."""
 
     name: str
@@ -36,12 +36,12 @@ class Kind:
         return value
 
 
-NAME = Kind("name", re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?"), "k3s-server-2")
-QUALIFIED = Kind("namespace/name", re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/)?"
+NAME = ValueKind("name", re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?"), "k3s-server-2")
+QUALIFIED = ValueKind("namespace/name", re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/)?"
                                               r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?"),
                  "default/data-postgres-0")
-JOB_ID = Kind("job id", re.compile(r"[0-9a-f]{8}"), "3f9c2a1b")
-PHRASE = Kind("phrase", re.compile(r"[ -~]{1,200}"), '"rebuild the whole cluster"')
+JOB_ID = ValueKind("job id", re.compile(r"[0-9a-f]{8}"), "3f9c2a1b")
+PHRASE = ValueKind("phrase", re.compile(r"[ -~]{1,200}"), '"rebuild the whole cluster"')
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Param:
 
     name: str
     help: str
-    kind: Kind = NAME
+    kind: ValueKind = NAME
     required: bool = True
     default: str | None = None
     flag: bool = False

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from bot.records.audit import Audit
     from bot.records.jobs import Job
     from bot.records.locks import Lease
-    from bot.watch.check import Outcome
+    from bot.watch.check import CheckOutcome
     from bot.watch.evaluate import Finding
     from bot.worker.services import Services as Services  # the type handlers name their adapters by
 
@@ -102,7 +102,7 @@ class Records(Protocol):
         """Names just listed, for the bot's autocomplete (best effort)."""
         ...
 
-    def check_backups(self) -> Outcome:
+    def check_backups(self) -> CheckOutcome:
         """Run the backup watch's check now (CommandError when one is running)."""
         ...
 

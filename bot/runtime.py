@@ -20,7 +20,7 @@ from bot.records.audit import Audit
 from bot.records.events import Events
 from bot.records.jobs import JobStore
 from bot.records.locks import Locks
-from bot.records.rates import Limits, Rates
+from bot.records.rates import RateLimits, Rates
 from bot.records.signing import Signer
 from bot.redact import REDACT
 
@@ -74,7 +74,7 @@ class Runtime:
 
     @cached_property
     def rates(self) -> Rates:
-        return Rates(self.client, Limits(self.settings.rate_person_per_minute,
+        return Rates(self.client, RateLimits(self.settings.rate_person_per_minute,
                                          self.settings.rate_global_per_minute))
 
     @cached_property

@@ -11,12 +11,12 @@ import re
 from datetime import UTC, datetime
 
 from bot.control import ControlContext, Reply
-from bot.grammar import JOB_ID, Kind, Param
+from bot.grammar import JOB_ID, Param, ValueKind
 from bot.records.audit import is_duration, since_epoch
 from bot.registry import control
 
 SHOWN = 30
-SELECTOR = Kind("person, job id or since", re.compile(r"[A-Za-z0-9_.:+-]{1,64}"), "alice")
+SELECTOR = ValueKind("person, job id or since", re.compile(r"[A-Za-z0-9_.:+-]{1,64}"), "alice")
 DATE = re.compile(r"\d{4}-\d\d-\d\d")
 
 

@@ -13,12 +13,12 @@ from typing import Any
 
 from bot.config.inventory import Inventory
 from bot.errors import CommandError
-from bot.grammar import QUALIFIED, Kind, Param
+from bot.grammar import QUALIFIED, Param, ValueKind
 from bot.records.locks import LockKey, exclusive, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 
-KIND = Kind("backup kind", re.compile(r"longhorn|cnpg|etcd"), "longhorn")
+KIND = ValueKind("backup kind", re.compile(r"longhorn|cnpg|etcd"), "longhorn")
 TIMEOUT = 3600.0
 POLL = 2.0
 

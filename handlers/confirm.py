@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from adapters.errors import Cancelled, TimedOut
 from bot.control import ControlContext, EventType, JobStatus, Reply, StepStatus
 from bot.errors import CommandError
-from bot.grammar import JOB_ID, Kind, Param
+from bot.grammar import JOB_ID, Param, ValueKind
 from bot.registry import control
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from bot.runbook import StepContext
 
 POLL = 1.0
-PHASE = Kind("phase number", re.compile(r"[1-9]"), "2")
+PHASE = ValueKind("phase number", re.compile(r"[1-9]"), "2")
 
 
 def step_name(phase: int) -> str:

@@ -1,7 +1,7 @@
 """/dr doctor, and the scheduler's daily doctor-check: every credential and connection a runbook
 needs, checked read-only on the worker (which holds them), each line green or red with its fix.
 
-Both record the red lines in the doctor's alert state (bot.doctor.alerts), so a credential that
+Both record the red lines in the doctor's alert state (bot.doctor.red_alerts), so a credential that
 broke since the last run raises one alert in the `alerts:` channels, and its recovery another.
 """
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from adapters.progress import Hooks
 from bot.config.inventory import DrillCheck, Inventory
 from bot.errors import CommandError
-from bot.grammar import QUALIFIED, Kind, Param
+from bot.grammar import QUALIFIED, Param, ValueKind
 from bot.records.locks import LockKey, exclusive, free, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from adapters.kubernetes.drills import CheckResult, DrillResult
     from adapters.kubernetes.longhorn.backups import Backup
 
-DRILL_KIND = Kind("drill kind", re.compile(r"longhorn|cnpg"), "longhorn or cnpg")
+DRILL_KIND = ValueKind("drill kind", re.compile(r"longhorn|cnpg"), "longhorn or cnpg")
 TIMEOUT = 6 * 3600  # the job's ceiling; the drill's own bound is backups.drill.timeout_minutes
 CLEANUP_TIMEOUT = 300.0
 POLL = 1.0

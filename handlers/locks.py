@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.control import ControlContext, Reply
 from bot.errors import CommandError
-from bot.grammar import Kind, Param
+from bot.grammar import Param, ValueKind
 from bot.records.locks import Lease
 from bot.registry import control, runbook
 from bot.runbook import PlanContext, Records, Runbook, StepContext, StepDef
@@ -25,7 +25,7 @@ from handlers.jobs import age
 if TYPE_CHECKING:
     from bot.control import Job
 
-LOCK_KEY = Kind("lock key", re.compile(r"[a-z0-9][a-z0-9:/._-]{0,250}"), "node:k3s-agent-1")
+LOCK_KEY = ValueKind("lock key", re.compile(r"[a-z0-9][a-z0-9:/._-]{0,250}"), "node:k3s-agent-1")
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ POLL = 1.0
 _SLICE = 0.25  # longest single sleep, so a cancel is seen at once
 
 
-class Outcome(StrEnum):
+class VolumeRestoreState(StrEnum):
     """One volume's state in this run, as the card and the failure report name it."""
 
     QUEUED = "queued"
@@ -94,7 +94,7 @@ class Track:
     wanted: Wanted
     volume: str
     shape: PvcShape | None = None
-    outcome: Outcome = Outcome.QUEUED
+    outcome: VolumeRestoreState = VolumeRestoreState.QUEUED
     message: str = ""
     percent: int = 0
     adopted: bool = False
@@ -128,7 +128,7 @@ def human(size: int) -> str:
     return f"{size / GIB:.1f} GiB"
 
 
-class Scheduler:
+class RestoreScheduler:
     """Starts, adopts and waits on the restores of one step; ``run`` returns its result."""
 
     def __init__(self, step: StepContext, wanted: list[Wanted], *, timeout: float,
@@ -163,13 +163,14 @@ class Scheduler:
             if time.monotonic() >= deadline:
                 raise TimedOut(self.failure_text(f"still restoring after {self.timeout:.0f}s"))
             self.pause()
-        failed = [t for t in self.tracks if t.outcome is Outcome.FAILED]
+        failed = [t for t in self.tracks if t.outcome is VolumeRestoreState.FAILED]
         if failed:
             raise AdapterError(self.failure_text(""))
         return self.result()
 
     def waiting(self) -> list[Track]:
-        return [t for t in self.tracks if t.outcome in (Outcome.QUEUED, Outcome.RESTORING)]
+        return [t for t in self.tracks
+                if t.outcome in (VolumeRestoreState.QUEUED, VolumeRestoreState.RESTORING)]
 
     def pause(self) -> None:
         end = time.monotonic() + self.poll
@@ -187,7 +188,7 @@ class Scheduler:
         for t in self.tracks:
             w = t.wanted
             if longhorn.pvc_bound_to(self.kube, w.pvc, w.namespace, t.volume):
-                t.outcome, t.adopted, t.percent = Outcome.RESTORED, True, 100
+                t.outcome, t.adopted, t.percent = VolumeRestoreState.RESTORED, True, 100
                 continue
             found = live.get(t.volume)
             if found is None:
@@ -199,9 +200,10 @@ class Scheduler:
                 self.say(f"{w.ref}: the earlier restore had failed ({found.message}); its "
                          f"volume {t.volume} was deleted and is restored again", w.ref)
             else:
-                t.outcome, t.adopted = Outcome.RESTORING, True
-        adopted = [t.wanted.ref for t in self.tracks if t.adopted and t.outcome is Outcome.RESTORING]
-        done = [t.wanted.ref for t in self.tracks if t.adopted and t.outcome is Outcome.RESTORED]
+                t.outcome, t.adopted = VolumeRestoreState.RESTORING, True
+        adopted = [t.wanted.ref for t in self.tracks
+                   if t.adopted and t.outcome is VolumeRestoreState.RESTORING]
+        done = [t.wanted.ref for t in self.tracks if t.adopted and t.outcome is VolumeRestoreState.RESTORED]
         if adopted:
             self.say("adopted restores Longhorn was already running: " + ", ".join(adopted))
         if done:
@@ -236,7 +238,7 @@ class Scheduler:
         return live
 
     def running(self) -> list[Track]:
-        return [t for t in self.tracks if t.outcome is Outcome.RESTORING]
+        return [t for t in self.tracks if t.outcome is VolumeRestoreState.RESTORING]
 
     def busy(self, live: dict[str, LiveRestore]) -> int:
         """Restores Longhorn runs now (ours and anyone's): what counts against its limit. A
@@ -247,7 +249,7 @@ class Scheduler:
         from adapters.kubernetes import longhorn
 
         free = self.limit.total - self.busy(live)
-        for t in [t for t in self.tracks if t.outcome is Outcome.QUEUED]:
+        for t in [t for t in self.tracks if t.outcome is VolumeRestoreState.QUEUED]:
             if free <= 0:
                 return
             w = t.wanted
@@ -260,7 +262,7 @@ class Scheduler:
             except AdapterError as exc:
                 self.fail(t, str(exc))
                 continue
-            t.outcome = Outcome.RESTORING
+            t.outcome = VolumeRestoreState.RESTORING
             self.started.append(w.ref)
             free -= 1
 
@@ -287,10 +289,10 @@ class Scheduler:
             except AdapterError as exc:
                 self.fail(t, str(exc))
                 return
-        t.outcome, t.percent = Outcome.RESTORED, 100
+        t.outcome, t.percent = VolumeRestoreState.RESTORED, 100
 
     def fail(self, t: Track, message: str) -> None:
-        t.outcome, t.message = Outcome.FAILED, message
+        t.outcome, t.message = VolumeRestoreState.FAILED, message
 
     # -- what the thread shows ----------------------------------------------------------------
 
@@ -300,11 +302,11 @@ class Scheduler:
     def card(self) -> None:
         """One progress line, sent only when it changed: done/total, bytes, what runs."""
         total = len(self.tracks)
-        done = [t for t in self.tracks if t.outcome is Outcome.RESTORED]
+        done = [t for t in self.tracks if t.outcome is VolumeRestoreState.RESTORED]
         size = sum(t.wanted.size for t in self.tracks)
         restored = sum(t.wanted.size * t.percent // 100 for t in self.tracks)
         running = self.running()
-        failed = [t for t in self.tracks if t.outcome is Outcome.FAILED]
+        failed = [t for t in self.tracks if t.outcome is VolumeRestoreState.FAILED]
         line = (f"{len(done)}/{total} volumes restored ({human(restored)} of {human(size)})"
                 + (f"; restoring {len(running)}: " + ", ".join(t.wanted.ref for t in running[:5])
                    + (" ..." if len(running) > 5 else "") if running else "")
@@ -319,8 +321,8 @@ class Scheduler:
                          + (f" ({t.message})" if t.message else "") for t in self.tracks)
 
     def failure_text(self, why: str) -> str:
-        failed = [t for t in self.tracks if t.outcome is Outcome.FAILED]
-        done = [t for t in self.tracks if t.outcome is Outcome.RESTORED]
+        failed = [t for t in self.tracks if t.outcome is VolumeRestoreState.FAILED]
+        done = [t for t in self.tracks if t.outcome is VolumeRestoreState.RESTORED]
         head = (f"{len(failed)} of {len(self.tracks)} volume(s) not restored ({len(done)} done"
                 + (f", {why}" if why else "") + ")")
         return (f"{head}. Every volume: {self.states()}. Fix the failed ones, then /dr retry "
@@ -329,7 +331,7 @@ class Scheduler:
 
     def cancel_message(self) -> str:
         running = [f"{t.wanted.ref} ({t.volume})" for t in self.running()]
-        queued = [t.wanted.ref for t in self.tracks if t.outcome is Outcome.QUEUED]
+        queued = [t.wanted.ref for t in self.tracks if t.outcome is VolumeRestoreState.QUEUED]
         text = "stopped waiting for the restores"
         if running:
             text += ("; Longhorn still restores " + ", ".join(running) + " (a restore cannot be "
@@ -354,5 +356,5 @@ def restore_all(step: StepContext, wanted: list[Wanted], timeout: float,
     if not wanted:
         return {"restored": [], "started": [], "adopted": []}
     every = poll if poll is not None else step.inventory.restores.poll_seconds
-    return Scheduler(step, wanted, timeout=timeout, poll=every).run()
+    return RestoreScheduler(step, wanted, timeout=timeout, poll=every).run()
 

@@ -21,13 +21,13 @@ from typing import Any
 
 from bot.config.inventory import Inventory
 from bot.errors import CommandError
-from bot.grammar import QUALIFIED, Kind, Param
+from bot.grammar import QUALIFIED, Param, ValueKind
 from bot.records.locks import LockKey, shared
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 
 # The kinds drbot may read (its ClusterRole): what scenario 1 brings back.
-OBJECT = Kind("kind/namespace/name", re.compile(
+OBJECT = ValueKind("kind/namespace/name", re.compile(
     r"(deployment|statefulset)/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[a-z0-9]([a-z0-9.-]{0,251}"
     r"[a-z0-9])?"), "deployment/apps/podinfo")
 KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet"}

@@ -20,15 +20,15 @@ from typing import Any
 
 from bot.config.inventory import Inventory
 from bot.errors import CommandError
-from bot.grammar import Kind, Param
+from bot.grammar import Param, ValueKind
 from bot.records.locks import LockKey, exclusive
 from bot.registry import runbook
 from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 
-TARGET = Kind("verify target", re.compile(r"longhorn|cnpg|etcd|all"), "longhorn")
-OBJECT = Kind("name", re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/)?"
+TARGET = ValueKind("verify target", re.compile(r"longhorn|cnpg|etcd|all"), "longhorn")
+OBJECT = ValueKind("name", re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/)?"
                                  r"[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?"), "apps/web-data")
-BACKUP_ID = Kind("backup id", re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}"),
+BACKUP_ID = ValueKind("backup id", re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}"),
                  "backup-3f9c2a1b4d5e6f70")
 KINDS = ("longhorn", "cnpg", "etcd")
 TIMEOUT = 4 * 3600

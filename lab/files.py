@@ -446,7 +446,7 @@ def write_all(
     write_yaml(paths.ansible_inventory, ansible_inventory(ep, paths))
     revision = git_commit(iac)
 
-    lab_program(paths.terraform_binary, "lab.terraform_stub")
+    terraform_stub.launcher.write(paths.terraform_binary)
     lab_program(paths.flux_bootstrap, "lab.flux_bootstrap")
     write_vm_disks(root, now, kube_token)
     paths = Paths(**{**vars(paths), "revision": revision})

@@ -14,12 +14,12 @@ from adapters.kubernetes.client import Kube
 
 
 @dataclass(frozen=True)
-class Verdict:
+class AccessVerdict:
     allowed: bool
     reason: str = ""
 
 
-def can_i(kube: Kube, verb: str, group: str, resource: str, subresource: str = "") -> Verdict:
+def can_i(kube: Kube, verb: str, group: str, resource: str, subresource: str = "") -> AccessVerdict:
     """Cluster-wide (no namespace): the worker's ClusterRole grants its rules everywhere."""
     attributes = {"verb": verb, "group": group, "resource": resource}
     if subresource:
@@ -29,6 +29,6 @@ def can_i(kube: Kube, verb: str, group: str, resource: str, subresource: str = "
     answer = kube.call(kube.authorization.create_self_subject_access_review, body)
     status = getattr(answer, "status", None)
     if status is None:
-        return Verdict(False, "the API server's answer had no status")
+        return AccessVerdict(False, "the API server's answer had no status")
     reason = str(getattr(status, "reason", "") or getattr(status, "evaluation_error", "") or "")
-    return Verdict(bool(status.allowed), reason)
+    return AccessVerdict(bool(status.allowed), reason)

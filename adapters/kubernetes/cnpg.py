@@ -43,7 +43,7 @@ class Cluster:
 
 
 @dataclass
-class Backup:
+class CnpgBackup:
     name: str
     namespace: str
     cluster: str
@@ -167,10 +167,10 @@ def get_cluster(kube: Kube, name: str, namespace: str) -> Cluster:
         raise NotFound(f"CloudNativePG cluster {namespace}/{name} does not exist.") from None
 
 
-def _to_backup(obj: dict[str, Any]) -> Backup:
+def _to_backup(obj: dict[str, Any]) -> CnpgBackup:
     name, namespace = _meta(obj)
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    return Backup(
+    return CnpgBackup(
         name=name,
         namespace=namespace,
         cluster=str((spec.get("cluster") or {}).get("name") or ""),
@@ -185,7 +185,7 @@ def _to_backup(obj: dict[str, Any]) -> Backup:
 
 def list_backups(
     kube: Kube, namespace: str | None = None, cluster: str | None = None
-) -> list[Backup]:
+) -> list[CnpgBackup]:
     """CNPG Backup objects, oldest first (by start time)."""
     backups = [_to_backup(o) for o in kube.list_objects(CNPG_BACKUPS, namespace)]
     backups = [b for b in backups if cluster is None or b.cluster == cluster]
@@ -215,7 +215,7 @@ def new_backup_name(cluster: str) -> str:
     return f"{cluster}-drbot-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"[:63]
 
 
-def trigger_backup(kube: Kube, cluster: str, namespace: str, name: str = "") -> Backup:
+def trigger_backup(kube: Kube, cluster: str, namespace: str, name: str = "") -> CnpgBackup:
     """Start an on-demand base backup of ``cluster`` by creating a Backup object.
 
     A cluster that archives through the Barman Cloud plugin gets ``method: plugin``. Given a

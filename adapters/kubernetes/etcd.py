@@ -12,7 +12,7 @@ STORAGE_NODE_LABEL = "etcd.k3s.cattle.io/snapshot-storage-node"
 
 
 @dataclass
-class EtcdSnapshot:
+class EtcdSnapshotFile:
     name: str  # the object name: local-<snapshot>-<6hex> or s3-<snapshot>-<6hex>
     snapshot_name: str
     node: str  # the server that took it ("s3" for the S3 copy)
@@ -24,13 +24,13 @@ class EtcdSnapshot:
     error: str
 
 
-def _to_snapshot(obj: dict[str, Any]) -> EtcdSnapshot:
+def _to_snapshot(obj: dict[str, Any]) -> EtcdSnapshotFile:
     meta = obj.get("metadata") or {}
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     location = str(spec.get("location") or "")
     node = str(spec.get("nodeName") or (meta.get("labels") or {}).get(STORAGE_NODE_LABEL) or "")
     error = status.get("error") or {}
-    return EtcdSnapshot(
+    return EtcdSnapshotFile(
         name=str(meta.get("name", "")),
         snapshot_name=str(spec.get("snapshotName") or ""),
         node=node,
@@ -43,7 +43,7 @@ def _to_snapshot(obj: dict[str, Any]) -> EtcdSnapshot:
     )
 
 
-def list_etcd_snapshots(kube: Kube) -> list[EtcdSnapshot]:
+def list_etcd_snapshots(kube: Kube) -> list[EtcdSnapshotFile]:
     """Every recorded etcd snapshot (local copies and S3 copies), oldest first."""
     snaps = [_to_snapshot(o) for o in kube.list_objects(ETCD_SNAPSHOT_FILES)]
     return sorted(snaps, key=lambda s: (s.created, s.name))

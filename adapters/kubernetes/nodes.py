@@ -26,7 +26,7 @@ _PDB_IN_MESSAGE = re.compile(r"disruption budget (\S+)")
 
 
 @dataclass
-class Node:
+class KubeNode:
     name: str
     ready: bool
     unschedulable: bool
@@ -66,7 +66,7 @@ class Pod:
         return f"{self.namespace}/{self.name}"
 
 
-def _to_node(obj: Any) -> Node:
+def _to_node(obj: Any) -> KubeNode:
     meta, spec, status = obj.metadata, obj.spec, obj.status
     labels = dict(meta.labels or {})
     roles = sorted(k[len(ROLE_PREFIX):] for k in labels if k.startswith(ROLE_PREFIX))
@@ -77,7 +77,7 @@ def _to_node(obj: Any) -> Node:
          if a.type == "InternalIP"),
         "",
     )
-    return Node(
+    return KubeNode(
         name=meta.name,
         ready=bool(ready and ready.status == "True"),
         unschedulable=bool(spec and spec.unschedulable),
@@ -115,13 +115,13 @@ def _to_pod(obj: Any) -> Pod:
     )
 
 
-def list_nodes(kube: Kube) -> list[Node]:
+def list_nodes(kube: Kube) -> list[KubeNode]:
     """Every Node, sorted by name."""
     result = kube.call(kube.core.list_node)
     return sorted((_to_node(n) for n in result.items or []), key=lambda n: n.name)
 
 
-def get_node(kube: Kube, name: str) -> Node:
+def get_node(kube: Kube, name: str) -> KubeNode:
     """One Node; NotFound names it."""
     try:
         return _to_node(kube.call(kube.core.read_node, name))
@@ -129,13 +129,13 @@ def get_node(kube: Kube, name: str) -> Node:
         raise NotFound(f"Node {name} does not exist in the cluster.") from None
 
 
-def cordon(kube: Kube, name: str) -> Node:
+def cordon(kube: Kube, name: str) -> KubeNode:
     """Mark the node unschedulable (idempotent)."""
     get_node(kube, name)
     return _to_node(kube.call(kube.core.patch_node, name, {"spec": {"unschedulable": True}}))
 
 
-def uncordon(kube: Kube, name: str) -> Node:
+def uncordon(kube: Kube, name: str) -> KubeNode:
     """Mark the node schedulable again (idempotent)."""
     get_node(kube, name)
     return _to_node(kube.call(kube.core.patch_node, name, {"spec": {"unschedulable": False}}))
@@ -295,7 +295,7 @@ def delete_node(
         return
     hooks.report(Progress(f"Deleted Node {name}; waiting for its finalizers", target=name,
                           task="delete-node", status="waiting"))
-    last: dict[str, Node] = {}
+    last: dict[str, KubeNode] = {}
 
     def gone() -> bool | None:
         try:
@@ -333,12 +333,12 @@ def wait_ready(
     hooks: Hooks | None = None,
     *,
     poll: float = 5.0,
-) -> Node:
+) -> KubeNode:
     """Wait until Node ``name`` exists and is Ready (a rebuilt node joining)."""
     hooks = hooks or Hooks()
-    last: dict[str, Node] = {}
+    last: dict[str, KubeNode] = {}
 
-    def ready() -> Node | None:
+    def ready() -> KubeNode | None:
         try:
             node = get_node(kube, name)
         except NotFound:

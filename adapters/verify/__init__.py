@@ -13,13 +13,13 @@ from datetime import datetime
 from enum import StrEnum
 
 
-class Kind(StrEnum):
+class BackupKind(StrEnum):
     LONGHORN = "longhorn"
     CNPG = "cnpg"
     ETCD = "etcd"
 
 
-class Outcome(StrEnum):
+class VerificationOutcome(StrEnum):
     OK = "ok"
     FAILED = "failed"
 
@@ -29,10 +29,10 @@ class Verification:
     """What one verification found. ``checked`` lists, in order, what was proven; ``details``
     carries kind-specific figures (recovered point in time, files on the filesystem...)."""
 
-    kind: Kind
+    kind: BackupKind
     name: str
     backup_id: str
-    outcome: Outcome
+    outcome: VerificationOutcome
     verified_at: datetime
     duration: float
     bytes_read: int
@@ -42,7 +42,7 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        return self.outcome is Outcome.OK
+        return self.outcome is VerificationOutcome.OK
 
     def summary(self) -> str:
         """One line for a chat thread: the outcome, and the problem or what was proven."""

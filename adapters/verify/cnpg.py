@@ -40,7 +40,7 @@ from adapters.errors import AdapterError, NotFound
 from adapters.progress import Hooks, Progress, one_line
 from adapters.s3 import ObjectStore
 from adapters.subprocesses import run
-from adapters.verify import Kind, Outcome, Verification
+from adapters.verify import BackupKind, Verification, VerificationOutcome
 from adapters.verify.scratch import ScratchConfig, check_space, human, scratch_dir
 from adapters.verify.server import ServerExited, Throwaway
 
@@ -304,9 +304,9 @@ def verify(store: ObjectStore, server: str, backup_id: str | None = None, *,
         backup = choose(list_backups(store, server, tools, env, hooks), backup_id, server)
         postgres, psql = tools.server(backup.major)
 
-        def result(outcome: Outcome, problem: str = "", **details: str | int | float
+        def result(outcome: VerificationOutcome, problem: str = "", **details: str | int | float
                    ) -> Verification:
-            return Verification(Kind.CNPG, server, backup.backup_id, outcome, state.at,
+            return Verification(BackupKind.CNPG, server, backup.backup_id, outcome, state.at,
                                 time.monotonic() - state.started, state.read,
                                 tuple(state.checked), problem, details)
 
@@ -321,7 +321,7 @@ def verify(store: ObjectStore, server: str, backup_id: str | None = None, *,
             _fetch_wal(store, server, wal, tools, env, work, hooks)
             state.checked.append(f"{len(wal.segments)} WAL segments fetched, no gap")
         except _Damaged as exc:
-            return result(Outcome.FAILED, str(exc))
+            return result(VerificationOutcome.FAILED, str(exc))
         finally:
             Path(env.get("AWS_SHARED_CREDENTIALS_FILE", work / "none")).unlink(missing_ok=True)
         return _recover_and_check(work, backup, wal, postgres, psql, tools, user, checks,
@@ -436,13 +436,13 @@ def _recover_and_check(work: Path, backup: BaseBackup, wal: WalPlan, postgres: s
         try:
             server.wait_for(lambda: _READY in _read(log), timeout, "the end of recovery")
         except ServerExited:
-            return result(Outcome.FAILED, f"PostgreSQL could not recover base backup "
+            return result(VerificationOutcome.FAILED, f"PostgreSQL could not recover base backup "
                           f"{backup.backup_id}: {server.log_tail(3)}")
         rto = time.monotonic() - state.started
         text = _read(log)
         restored = set(_RESTORED.findall(text))
         if wal.newest not in restored:
-            return result(Outcome.FAILED, f"recovery did not reach the end of the archive "
+            return result(VerificationOutcome.FAILED, f"recovery did not reach the end of the archive "
                           f"({wal.newest}): {_why_stopped(text, restored)}")
         recovered = _recovered_to(text) or backup.end_time
         state.checked.append(f"recovered to the end of the archive ({wal.newest}) in "
@@ -451,7 +451,7 @@ def _recover_and_check(work: Path, backup: BaseBackup, wal: WalPlan, postgres: s
         for check in checks:
             problem = _run_check(check, psql, sock, tools.superuser, hooks)
             if problem:
-                return result(Outcome.FAILED, f"check {check.name!r}: {problem}")
+                return result(VerificationOutcome.FAILED, f"check {check.name!r}: {problem}")
             state.checked.append(f"check {check.name!r} passed")
     details: dict[str, str | int | float] = {"rto_seconds": round(rto, 1),
                                               "wal_segments": len(wal.segments),
@@ -459,7 +459,7 @@ def _recover_and_check(work: Path, backup: BaseBackup, wal: WalPlan, postgres: s
     if recovered:
         details["recovered_to"] = recovered.isoformat()
         details["rpo_seconds"] = int((state.at - recovered).total_seconds())
-    return result(Outcome.OK, **details)
+    return result(VerificationOutcome.OK, **details)
 
 
 def _read(log: Path) -> str:

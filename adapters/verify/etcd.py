@@ -30,7 +30,7 @@ from adapters.errors import AdapterError, NotFound
 from adapters.progress import Hooks, Progress, one_line
 from adapters.s3 import ObjectStore
 from adapters.subprocesses import run
-from adapters.verify import Kind, Outcome, Verification
+from adapters.verify import BackupKind, Verification, VerificationOutcome
 from adapters.verify.scratch import ScratchConfig, check_space, human, scratch_dir
 from adapters.verify.server import Throwaway
 
@@ -101,7 +101,7 @@ class _Damaged(Exception):
 
 
 def pick_snapshot(store: ObjectStore, prefix: str, name: str | None,
-                  bases: Iterable[str] = backupstore.ETCD_BASES) -> backupstore.EtcdSnapshot:
+                  bases: Iterable[str] = backupstore.ETCD_BASES) -> backupstore.StoredEtcdSnapshot:
     """The named snapshot, or the newest off-node one under ``prefix``."""
     snaps = backupstore.etcd_snapshots(store, prefix, bases=bases)
     if name:
@@ -177,11 +177,11 @@ def verify(store: ObjectStore, prefix: str = "", snapshot: str | None = None, *,
     snap = pick_snapshot(store, prefix, snapshot, bases)
     read = 0
 
-    def result(outcome: Outcome, checked: list[str], problem: str = "",
+    def result(outcome: VerificationOutcome, checked: list[str], problem: str = "",
                **details: str | int | float) -> Verification:
         details.setdefault("taken_at", snap.taken_at.isoformat())
         details.setdefault("node", snap.node)
-        return Verification(Kind.ETCD, "etcd", snap.name, outcome, at,
+        return Verification(BackupKind.ETCD, "etcd", snap.name, outcome, at,
                             time.monotonic() - started, read, tuple(checked), problem, details)
 
     check_space(scratch, snap.size * (6 if snap.compressed else 3), f"verification of {snap.name}")
@@ -213,7 +213,7 @@ def verify(store: ObjectStore, prefix: str = "", snapshot: str | None = None, *,
             db.unlink()
             checked.append("restored (hash checked)")
         except _Damaged as exc:
-            return result(Outcome.FAILED, checked, str(exc))
+            return result(VerificationOutcome.FAILED, checked, str(exc))
         client = f"http://127.0.0.1:{_free_port()}"
         argv = [tools.etcd, "--name", "verify", "--data-dir", str(data_dir),
                 "--listen-client-urls", client, "--advertise-client-urls", client,
@@ -233,19 +233,19 @@ def _healthy(tools: EtcdTools, hooks: Hooks, endpoint: str) -> bool:
     return code == 0
 
 
-def _judge(snap: backupstore.EtcdSnapshot, nodes: list[str], namespaces: list[str],
+def _judge(snap: backupstore.StoredEtcdSnapshot, nodes: list[str], namespaces: list[str],
            expected: list[str], checked: list[str], make: Callable[..., Verification]
            ) -> Verification:
     age = (datetime.now(UTC) - snap.taken_at).total_seconds()
     details: dict[str, str | int | float] = {
         "nodes": ",".join(nodes), "namespaces": len(namespaces), "age_seconds": int(age)}
     if not nodes:
-        return make(Outcome.FAILED, checked, f"{snap.name} holds no Kubernetes Nodes under "
+        return make(VerificationOutcome.FAILED, checked, f"{snap.name} holds no Kubernetes Nodes under "
                     f"{NODES_PREFIX}: it is not a K3s datastore", **details)
     if expected and not set(nodes) & set(expected):
-        return make(Outcome.FAILED, checked, f"{snap.name} holds Nodes {', '.join(nodes[:6])} "
+        return make(VerificationOutcome.FAILED, checked, f"{snap.name} holds Nodes {', '.join(nodes[:6])} "
                     f"but none of the inventory's ({', '.join(sorted(expected)[:6])}): it is "
                     "another cluster's datastore", **details)
     checked.append(f"read {len(nodes)} Nodes ({', '.join(nodes[:6])}) and {len(namespaces)} "
                    f"namespaces; taken {snap.taken_at:%Y-%m-%d %H:%M} UTC")
-    return make(Outcome.OK, checked, **details)
+    return make(VerificationOutcome.OK, checked, **details)

@@ -47,7 +47,7 @@ from adapters.errors import AdapterError, Cancelled, NotFound
 from adapters.progress import Hooks, Progress, one_line
 from adapters.s3 import ObjectStore
 from adapters.subprocesses import run
-from adapters.verify import Kind, Outcome, Verification
+from adapters.verify import BackupKind, Verification, VerificationOutcome
 from adapters.verify.scratch import ScratchConfig, check_space, human, scratch_dir
 
 DEFAULT_BLOCK_SIZE = 2 << 20
@@ -469,16 +469,16 @@ def verify(store: ObjectStore, root: str, volume: str, backup: str | None = None
     at = datetime.now(UTC)
     tally = _Tally()
 
-    def result(outcome: Outcome, backup_id: str, checked: list[str], problem: str = "",
+    def result(outcome: VerificationOutcome, backup_id: str, checked: list[str], problem: str = "",
                **details: str | int | float) -> Verification:
-        return Verification(Kind.LONGHORN, volume, backup_id, outcome, at,
+        return Verification(BackupKind.LONGHORN, volume, backup_id, outcome, at,
                             time.monotonic() - started, tally.read, tuple(checked), problem,
                             dict(details))
 
     try:
         plan = load_plan(store, root, volume, backup)
     except Damaged as exc:
-        return result(Outcome.FAILED, backup or "", [], str(exc))
+        return result(VerificationOutcome.FAILED, backup or "", [], str(exc))
     hooks.report(Progress(f"backup {plan.backup}: {len(plan.blocks)} blocks of "
                           f"{human(plan.block_size)}, {plan.compression}, volume "
                           f"{human(plan.volume_size)}", target=volume, status="started"))
@@ -487,9 +487,9 @@ def verify(store: ObjectStore, root: str, volume: str, backup: str | None = None
         problem = _stream(store, root, plan, hooks, sink=None, workers=workers,
                           max_rate=max_rate, tally=tally)
         if problem:
-            return result(Outcome.FAILED, plan.backup, checked, problem)
+            return result(VerificationOutcome.FAILED, plan.backup, checked, problem)
         checked.append(f"{len(plan.blocks)} blocks present with matching checksums")
-        return result(Outcome.OK, plan.backup, checked + tally.notes, blocks=len(plan.blocks))
+        return result(VerificationOutcome.OK, plan.backup, checked + tally.notes, blocks=len(plan.blocks))
     if scratch is None:
         raise AdapterError("a deep verification needs scratch space: set verify.scratch_dir")
     check_space(scratch, len(plan.blocks) * plan.block_size, f"deep verification of {volume}")
@@ -501,7 +501,7 @@ def verify(store: ObjectStore, root: str, volume: str, backup: str | None = None
             problem = _stream(store, root, plan, hooks, sink=lambda b, d: _pwrite(fd, d, b.offset),
                               workers=workers, max_rate=max_rate, tally=tally)
         if problem:
-            return result(Outcome.FAILED, plan.backup, checked, problem)
+            return result(VerificationOutcome.FAILED, plan.backup, checked, problem)
         checked.append(f"{len(plan.blocks)} blocks present with matching checksums")
         checked.extend(tally.notes)
         return _check_image(image, hooks, checked, result, plan)
@@ -520,12 +520,12 @@ def _check_image(image: Path, hooks: Hooks, checked: list[str],
     if fs is Filesystem.UNKNOWN:
         checked.append("no ext4 or XFS filesystem at the start of the volume: filesystem "
                        "not checked")
-        return result(Outcome.OK, plan.backup, checked, blocks=len(plan.blocks))
+        return result(VerificationOutcome.OK, plan.backup, checked, blocks=len(plan.blocks))
     hooks.report(Progress(f"checking the {fs} filesystem of the restored image read-only",
                           target=plan.volume, status="running"))
     report = FS_CHECKS[fs](image, hooks)
     if not report.clean:
-        return result(Outcome.FAILED, plan.backup, checked, report.problem, filesystem=fs.value)
+        return result(VerificationOutcome.FAILED, plan.backup, checked, report.problem, filesystem=fs.value)
     checked.append(f"{fs} filesystem clean: {report.files} files, {human(report.used_bytes)} used")
-    return result(Outcome.OK, plan.backup, checked, blocks=len(plan.blocks), filesystem=fs.value,
+    return result(VerificationOutcome.OK, plan.backup, checked, blocks=len(plan.blocks), filesystem=fs.value,
                   files=report.files, used_bytes=report.used_bytes)

@@ -12,7 +12,7 @@ from bot.doctor.result import Line, System, fail, guarded, ok
 from bot.watch import rules
 
 if TYPE_CHECKING:
-    from adapters.kubernetes.nodes import Node as KubeNode
+    from adapters.kubernetes.nodes import KubeNode
     from adapters.proxmox.vms import VM
     from bot.config.inventory import Inventory
     from bot.worker.services import Services

@@ -67,12 +67,12 @@ def run_and_record(services: Services) -> dict[str, object]:
     lines to the alert state machine. Returns the report, the red count and the alerts raised."""
     import time
 
-    from bot.doctor import alerts
+    from bot.doctor import red_alerts
     from bot.records.signing import Signer
     from bot.runtime import connect
 
     lines = check_all(services)
-    events = alerts.record(connect(services.settings, patient=True), lines, time.time(),
+    events = red_alerts.record(connect(services.settings, patient=True), lines, time.time(),
                            services.inventory.backups.reminder_hours,
                            Signer(services.settings.key()))
     return {"text": brief(lines), "red": sum(1 for line in lines if line.red),

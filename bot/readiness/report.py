@@ -181,7 +181,7 @@ def post(services: Services, report: Report, job_id: str) -> None:
     from bot.records import files
     from bot.records.signing import Signer
     from bot.runtime import connect
-    from bot.watch.alerts import EVENTS, STREAM_LENGTH, AlertEvent
+    from bot.watch.alert_states import EVENTS, STREAM_LENGTH, AlertEvent
 
     client = connect(services.settings, patient=True)
     event = AlertEvent(f"readiness:{job_id}", "report", report.text())

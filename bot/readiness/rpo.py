@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from adapters import backupstore as bs
 
 if TYPE_CHECKING:
-    from bot.watch.facts import ObjectFacts, Seen
+    from bot.watch.facts import ObjectFacts, SeenBackup
 
 
 class Mark(StrEnum):
@@ -68,7 +68,7 @@ def matching(records: dict[str, Any], obj: ObjectFacts) -> Any:
     return next((records[k] for k in record_keys(obj) if k in records), None)
 
 
-def taken(seen: Seen) -> bool:
+def taken(seen: SeenBackup) -> bool:
     return bool(seen.in_store) or seen.cluster_state == "completed"
 
 

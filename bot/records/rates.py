@@ -25,7 +25,7 @@ EVERYONE = "*"
 
 
 @dataclass(frozen=True)
-class Limits:
+class RateLimits:
     person: int
     everyone: int
 
@@ -42,7 +42,7 @@ def _count(raw: object, limit: int) -> int:
 
 
 class Rates:
-    def __init__(self, client: redis.Redis, limits: Limits) -> None:
+    def __init__(self, client: redis.Redis, limits: RateLimits) -> None:
         self.client = client
         self.limits = limits
 

@@ -13,14 +13,14 @@ from bot.config.inventory import Inventory
 from bot.records.signing import Signer
 from bot.watch import drilled, verified
 from bot.watch import ping as heartbeat_ping
-from bot.watch.alerts import AlertEvent, Watch
+from bot.watch.alert_states import AlertEvent, Watch
 from bot.watch.evaluate import Finding, evaluate
 from bot.watch.facts import Facts, Sources, collect
 from bot.watch.rules import validate
 
 
 @dataclass
-class Outcome:
+class CheckOutcome:
     facts: Facts
     findings: list[Finding]
     events: list[AlertEvent]
@@ -36,7 +36,7 @@ class Outcome:
 
 
 def run(client: redis.Redis, sources: Sources, inventory: Inventory,
-        now: datetime | None = None, *, key: bytes, ping: bool = True) -> Outcome:
+        now: datetime | None = None, *, key: bytes, ping: bool = True) -> CheckOutcome:
     """Run one check at ``now`` (default: the real time). Raises CommandError if one is running.
     ``key`` is the record-signing key: the alert events it writes are signed with it."""
     validate(inventory.backups)
@@ -53,4 +53,4 @@ def run(client: redis.Redis, sources: Sources, inventory: Inventory,
                               inventory.backups.alert_retention, took)
     if ping:
         heartbeat_ping.ping(inventory.backups.heartbeat_url)
-    return Outcome(facts, findings, events, took)
+    return CheckOutcome(facts, findings, events, took)

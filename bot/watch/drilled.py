@@ -20,7 +20,7 @@ RESULTS = "drbot:drill:results"
 
 
 @dataclass
-class Record:
+class DrillRecord:
     kind: str
     name: str
     backup_id: str
@@ -44,19 +44,19 @@ class Record:
         return self.outcome == "ok"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Record:
+    def from_dict(cls, data: dict[str, Any]) -> DrillRecord:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-_RESULTS = ResultHash(RESULTS, Record.from_dict)
+_RESULTS = ResultHash(RESULTS, DrillRecord.from_dict)
 
 
-def record(client: redis.Redis, result: DrillResult) -> Record:
+def record(client: redis.Redis, result: DrillResult) -> DrillRecord:
     """Store ``result`` as the object's latest drill (and latest pass, if it passed)."""
     key = f"{result.kind}:{result.name}"
     previous = load_one(client, key)
     failed = [c for c in result.checks if not c.ok]
-    rec = Record(result.kind, result.name, result.backup_id, "ok" if result.ok else "failed",
+    rec = DrillRecord(result.kind, result.name, result.backup_id, "ok" if result.ok else "failed",
                  result.started_at, round(result.duration, 2),
                  None if result.restore_seconds is None else round(result.restore_seconds, 2),
                  result.size, [f"{c.name}: {c.text}" for c in result.checks],
@@ -70,11 +70,11 @@ def record(client: redis.Redis, result: DrillResult) -> Record:
     return rec
 
 
-def load_one(client: redis.Redis, key: str) -> Record | None:
+def load_one(client: redis.Redis, key: str) -> DrillRecord | None:
     return _RESULTS.one(client, key)
 
 
-def load(client: redis.Redis) -> dict[str, Record]:
+def load(client: redis.Redis) -> dict[str, DrillRecord]:
     """Every record by ``kind:name``; an unreadable entry is skipped (Redis is not trusted)."""
     return _RESULTS.all(client)
 
@@ -85,8 +85,8 @@ class Drills:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
 
-    def record(self, result: DrillResult) -> Record:
+    def record(self, result: DrillResult) -> DrillRecord:
         return record(self.client, result)
 
-    def load(self) -> dict[str, Record]:
+    def load(self) -> dict[str, DrillRecord]:
         return load(self.client)

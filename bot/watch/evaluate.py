@@ -3,7 +3,7 @@
 The store is the truth about what can be restored: when it was read, the newest backup it holds
 is the last good one, and a backup the cluster calls completed but the bucket lacks does not
 count. When the store could not be read, the cluster's view stands in and the finding is
-*partial*: it may raise an alert but never clears one (see alerts.py).
+*partial*: it may raise an alert but never clears one (see alert_states.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.config.inventory import Backups
 from bot.watch import rules
-from bot.watch.facts import Facts, ObjectFacts, Seen
+from bot.watch.facts import Facts, ObjectFacts, SeenBackup
 
 # worst first; the number is the sort weight and the order of /dr backups
 SEVERITY = {"missed": 5, "unreadable": 4, "verify failed": 4, "drill failed": 4,
@@ -129,12 +129,12 @@ def _history(obj: ObjectFacts) -> list[list[Any]]:
     return rows[:HISTORY]
 
 
-def _newest(items: list[Seen]) -> Seen | None:
+def _newest(items: list[SeenBackup]) -> SeenBackup | None:
     dated = [s for s in items if s.at]
     return max(dated, key=lambda s: s.at) if dated else None  # type: ignore[arg-type,return-value]
 
 
-def judge(obj: ObjectFacts, facts: Facts, limits: rules.Limits, now: datetime) -> Finding:
+def judge(obj: ObjectFacts, facts: Facts, limits: rules.BackupLimits, now: datetime) -> Finding:
     store = facts.sights.get(f"store:{obj.kind}")
     cluster = facts.sights["cluster"]
     store_ok, store_set = bool(store and store.ok), bool(store and store.configured)
@@ -200,7 +200,7 @@ def judge(obj: ObjectFacts, facts: Facts, limits: rules.Limits, now: datetime) -
 
 
 @dataclass(frozen=True)
-class Proof:
+class ProofKind:
     """A kind of proof that an object's backups restore (a verification, a drill): what its
     record calls the time it ran, and how the watch words its failure and its absence."""
 
@@ -212,13 +212,13 @@ class Proof:
     last_ok: str  # "<last_ok> <ago> ago"
 
 
-VERIFIED = Proof("verify failed", "verify overdue", "verified_at", "verification",
+VERIFIED = ProofKind("verify failed", "verify overdue", "verified_at", "verification",
                  "never verified restorable", "last verified restorable")
-DRILLED_OK = Proof("drill failed", "drill overdue", "drilled_at", "restore drill",
+DRILLED_OK = ProofKind("drill failed", "drill overdue", "drilled_at", "restore drill",
                    "never drilled", "last drill passed")
 
 
-def held_to(found: Finding, proof: Proof, record: dict[str, Any] | None, command: str,
+def held_to(found: Finding, proof: ProofKind, record: dict[str, Any] | None, command: str,
             every_days: float, now: datetime) -> Finding:
     """Hold an object whose backups are otherwise fine to its proofs: the latest one failed
     (until one passes), or, with ``every_days`` set, none passed within that many days

@@ -58,7 +58,7 @@ class Sight:
 
 
 @dataclass
-class Seen:
+class SeenBackup:
     """One backup as the two sides know it. ``in_store`` None: the store was not read."""
 
     name: str
@@ -74,8 +74,8 @@ class ObjectFacts:
     name: str
     label: str = ""
     aliases: tuple[str, ...] = ()
-    backups: dict[str, Seen] = field(default_factory=dict)
-    store_last: Seen | None = None  # the store's own newest completed backup
+    backups: dict[str, SeenBackup] = field(default_factory=dict)
+    store_last: SeenBackup | None = None  # the store's own newest completed backup
     archiving: bool | None = None  # CNPG ContinuousArchiving
     archiving_message: str = ""
     last_wal: tuple[str, datetime] | None = None
@@ -84,9 +84,9 @@ class ObjectFacts:
     notes: list[str] = field(default_factory=list)
     error: str = ""  # this object's data could not be read (a corrupt file, say)
 
-    def seen(self, name: str) -> Seen:
+    def seen(self, name: str) -> SeenBackup:
         if name not in self.backups:
-            self.backups[name] = Seen(name)
+            self.backups[name] = SeenBackup(name)
         return self.backups[name]
 
 

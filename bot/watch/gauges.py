@@ -20,7 +20,7 @@ from prometheus_client.metrics_core import Metric
 
 from bot.metrics import BACKUP_AGE, BACKUP_STATE
 from bot.watch import drilled, verified
-from bot.watch.alerts import FINDINGS, LAST
+from bot.watch.alert_states import FINDINGS, LAST
 
 log = logging.getLogger("drbot.watch")
 

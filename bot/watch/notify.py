@@ -31,12 +31,12 @@ from bot.records import files
 from bot.records.audit import Audit
 from bot.records.events import ENTRY_ID
 from bot.records.signing import Signer
-from bot.watch.alerts import EVENTS, KEEP_SECONDS, AlertEvent
+from bot.watch.alert_states import EVENTS, KEEP_SECONDS, AlertEvent
 
 CURSOR = "drbot:watch:notify:"  # + frontend name: the last event id delivered there
 THREADS = "drbot:watch:threads"  # hash: "<frontend>:<alert id>" -> JSON thread reference
 POSTED = "drbot:watch:posted:"  # + destination: sorted set of event ids posted there, by signing
-OPENERS = frozenset({"missed", "blind", "red"})  # "red": bot.doctor.alerts
+OPENERS = frozenset({"missed", "blind", "red"})  # "red": bot.doctor.red_alerts
 BATCH = 50
 log = logging.getLogger("drbot.watch")
 

@@ -22,7 +22,7 @@ OVERRIDE_KEYS = frozenset({"max_age_hours", "retention_days"})
 
 
 @dataclass(frozen=True)
-class Limits:
+class BackupLimits:
     """The policy one object is held to."""
 
     max_age_hours: float
@@ -63,7 +63,7 @@ def excluded(backups: Backups, kind: str, names: Iterable[str]) -> bool:
     return any(fnmatchcase(name, pattern) for name in names if name for pattern in patterns)
 
 
-def limits(backups: Backups, kind: str, names: Iterable[str]) -> Limits:
+def limits(backups: Backups, kind: str, names: Iterable[str]) -> BackupLimits:
     """The limits for an object known by ``names`` (the first override that matches wins)."""
     policy = of_kind(backups, kind)
     values: dict[str, float] = {}
@@ -71,5 +71,5 @@ def limits(backups: Backups, kind: str, names: Iterable[str]) -> Limits:
         if name and name in policy.overrides:
             values = policy.overrides[name]
             break
-    return Limits(float(values.get("max_age_hours", policy.max_age_hours)),
+    return BackupLimits(float(values.get("max_age_hours", policy.max_age_hours)),
                   int(values.get("retention_days", policy.retention_days)))

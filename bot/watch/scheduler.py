@@ -41,7 +41,7 @@ MAX_INTERVAL = 86400  # request ids are remembered for a day
 log = logging.getLogger("drbot.scheduler")
 
 
-class Scheduler:
+class WatchScheduler:
     def __init__(self, rt: Runtime, interval: int | None = None) -> None:
         self.rt = rt
         self.interval = int(interval or rt.inventory.backups.check_interval_seconds)
@@ -113,7 +113,7 @@ def run(rt: Runtime, stop: threading.Event | None = None) -> int:
             stop.set()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, on_signal)
-    scheduler = Scheduler(rt)
+    scheduler = WatchScheduler(rt)
     log.info("backup scheduler: one check every %ss", scheduler.interval)
     while not stop.is_set():
         now = time.time()

@@ -22,7 +22,7 @@ BUDGET = "drbot:verify:bytes:"  # + YYYY-MM-DD, expires after two days
 
 
 @dataclass
-class Record:
+class VerificationRecord:
     kind: str
     name: str
     backup_id: str
@@ -46,12 +46,12 @@ class Record:
         return self.outcome == "ok"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Record:
+    def from_dict(cls, data: dict[str, Any]) -> VerificationRecord:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
 
-_RESULTS = ResultHash(RESULTS, Record.from_dict)
+_RESULTS = ResultHash(RESULTS, VerificationRecord.from_dict)
 
 
 def restorable_point(result: Verification) -> str:
@@ -64,11 +64,11 @@ def restorable_point(result: Verification) -> str:
     return ""
 
 
-def record(client: redis.Redis, result: Verification, key: str | None = None) -> Record:
+def record(client: redis.Redis, result: Verification, key: str | None = None) -> VerificationRecord:
     """Store ``result`` as the object's latest verification (and latest pass, if it passed)."""
     key = key or f"{result.kind}:{result.name}"
     previous = load_one(client, key)
-    rec = Record(str(result.kind), key.partition(":")[2], result.backup_id, str(result.outcome),
+    rec = VerificationRecord(str(result.kind), key.partition(":")[2], result.backup_id, str(result.outcome),
                  result.verified_at.timestamp(), round(result.duration, 2), result.bytes_read,
                  list(result.checked), result.problem, dict(result.details))
     if result.ok:
@@ -81,11 +81,11 @@ def record(client: redis.Redis, result: Verification, key: str | None = None) ->
     return rec
 
 
-def load_one(client: redis.Redis, key: str) -> Record | None:
+def load_one(client: redis.Redis, key: str) -> VerificationRecord | None:
     return _RESULTS.one(client, key)
 
 
-def load(client: redis.Redis) -> dict[str, Record]:
+def load(client: redis.Redis) -> dict[str, VerificationRecord]:
     """Every record by ``kind:name``; an unreadable entry is skipped (Redis is not trusted)."""
     return _RESULTS.all(client)
 
@@ -115,10 +115,10 @@ class Verifications:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
 
-    def record(self, result: Verification, key: str | None = None) -> Record:
+    def record(self, result: Verification, key: str | None = None) -> VerificationRecord:
         return record(self.client, result, key)
 
-    def load(self) -> dict[str, Record]:
+    def load(self) -> dict[str, VerificationRecord]:
         return load(self.client)
 
     def spend(self, nbytes: int) -> int:

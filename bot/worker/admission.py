@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 
 from bot.records.jobs import Job
-from bot.worker.seen import Seen
+from bot.worker.seen import SeenVersions
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Admission:
     """One admitted record: the job, the version admitted, and its still unwritten seen-mark."""
 
     record: Job
-    seen: Seen | None = None
+    seen: SeenVersions | None = None
     at: float = 0.0
     _written: threading.Event | None = field(default=None, repr=False)
     _error: OSError | None = field(default=None, repr=False)

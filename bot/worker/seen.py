@@ -35,7 +35,7 @@ def default_dir() -> Path:
     return Path(base) / "drbot" / "worker"
 
 
-class Seen:
+class SeenVersions:
     def __init__(self, folder: Path | None, keep: float) -> None:
         """``folder`` None: memory only (a worker started without a runtime, in tests)."""
         self.path = folder / FILE if folder else None

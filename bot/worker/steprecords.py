@@ -8,7 +8,7 @@ from typing import Any
 from bot.records import confirmations
 from bot.records.view import RecordsView
 from bot.runtime import Runtime
-from bot.watch.check import Outcome
+from bot.watch.check import CheckOutcome
 from bot.watch.evaluate import Finding, sort
 from bot.worker.services import Services
 
@@ -31,14 +31,14 @@ class StepRecords(RecordsView):
 
         remember(source, names, self.rt.client)
 
-    def check_backups(self) -> Outcome:
+    def check_backups(self) -> CheckOutcome:
         from bot.watch import check
 
         return check.run(self.rt.client, self.services, self.rt.inventory,
                          key=self.rt.settings.key())
 
     def latest_backup_check(self) -> tuple[list[Finding], dict[str, Any] | None]:
-        from bot.watch.alerts import Watch
+        from bot.watch.alert_states import Watch
 
         watch = Watch(self.rt.client)
         return sort(watch.findings()), watch.last()

@@ -37,7 +37,7 @@ from bot.runtime import Runtime
 from bot.worker import runner
 from bot.worker.admission import Admission
 from bot.worker.refusal import DrbotJob, acceptable
-from bot.worker.seen import Seen, default_dir
+from bot.worker.seen import SeenVersions, default_dir
 from bot.worker.shutdown import PromptStop
 
 log = logging.getLogger("drbot.worker")
@@ -54,7 +54,7 @@ class DrbotWorker(PromptStop, Worker):
         if runtime is not None:
             folder = runtime.settings.state_dir or default_dir()
         window = runtime.settings.actionable_seconds if runtime is not None else 900
-        self.seen = Seen(folder, 2 * window)
+        self.seen = SeenVersions(folder, 2 * window)
 
     # -- taking a job -----------------------------------------------------------------------------
     def dequeue_job_and_maintain_ttl(self, timeout: int | None,

@@ -1,6 +1,7 @@
 """The lab's `terraform` executable: each subcommand's answer (version, init, validate -json,
 plan, apply, destroy, state list, show -json, output -json, force-unlock); an error is a
-diagnostic and exit status 1, SIGTERM and SIGINT "Operation cancelled".
+diagnostic and exit status 1, SIGTERM and SIGINT "Operation cancelled". A unit test may
+record the calls and script plan/apply through the knobs of `scripted`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lab.terraform_stub import scripted
 from lab.terraform_stub.args import parse
 from lab.terraform_stub.lock import force_unlock
 from lab.terraform_stub.plan import CONFIG, run_plan_or_apply
@@ -42,6 +44,7 @@ def _interrupted(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    scripted.record(argv)
     signal.signal(signal.SIGTERM, _interrupted)
     ui = Ui(json="-json" in argv)
     try:
@@ -63,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"Terraform v{VERSION}\non linux_amd64")
             return 0
         if args.command in ("plan", "apply"):
+            status = scripted.answer(ui, args)
+            if status is not None:
+                return status
             ui.version()
             return run_plan_or_apply(ui, root, args)
         if args.command == "init":

@@ -1,4 +1,5 @@
-"""Terraform adapter against the real Terraform 1.0.3 (provider-less configurations) and a stub."""
+"""Terraform adapter against the real Terraform 1.0.3 (provider-less configurations) and the lab's
+terraform, scripted (lab/terraform_stub/scripted.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,9 +19,10 @@ from adapters import subprocesses, terraform, terraform_stream
 from adapters.errors import AdapterError, Cancelled, Conflict, Refused, TimedOut
 from adapters.progress import Hooks
 from adapters.terraform import TerraformConfig
+from lab.terraform_stub import launcher, write_lock
+from lab.terraform_stub.scripted import FROM_ARGUMENTS, IGNORE_INT, SENSITIVE_OUTPUT, Knob
 from tests.support import PROMPT, Recorder, wait_until
 
-STUB = str(Path(__file__).parent / "data" / "terraform" / "terraform_stub.py")
 EMPTY_STATE = json.dumps(
     {
         "version": 4,
@@ -252,25 +253,22 @@ output "n" {{ value = length(data.terraform_remote_state.slow.outputs) }}
 
 
 # ---------------------------------------------------------------------------------------------
-# Stub terraform: argv construction and stream handling
+# The lab's terraform, scripted: argv construction and stream handling
 
 
 @pytest.fixture
 def stub(tmp_path: Path) -> tuple[TerraformConfig, Path]:
+    """The lab's terraform recording each call, its plan/apply built from the arguments."""
     log = tmp_path / "argv.jsonl"
     workdir = tmp_path / "tf"
     workdir.mkdir()
-    # The stub under the name `terraform`, run by this interpreter (skips a slow `env python3`).
     binary = tmp_path / "bin" / "terraform"
-    binary.parent.mkdir()
-    source = Path(STUB).read_text().split("\n", 1)[1]
-    binary.write_text(f"#!{sys.executable}\n{source}")
-    binary.chmod(0o755)
+    launcher.write(binary)
     cfg = TerraformConfig(
         workdir=str(workdir),
         binary=str(binary),
         plugin_cache=str(tmp_path / "cache"),
-        env={"TF_STUB_LOG": str(log), "TF_VAR_token": "not-logged"},
+        env={Knob.LOG: str(log), Knob.PLAN: FROM_ARGUMENTS, "TF_VAR_token": "not-logged"},
     )
     return cfg, log
 
@@ -304,7 +302,7 @@ def test_stub_apply_argv_targets_and_replace(stub: tuple[TerraformConfig, Path])
     assert result.resources == [VM, DISK]  # the stub lists -replace first, then the other target
     assert result.outputs == {"ip": "10.0.0.13"}
     assert result.summary == terraform.ChangeSummary(add=2, change=0, remove=1)
-    assert "stub-sensitive-value" not in rec.text() and "not-logged" not in rec.text()
+    assert SENSITIVE_OUTPUT not in rec.text() and "not-logged" not in rec.text()
     statuses = [(p.target, p.status) for p in rec.progress if p.target == DISK]
     assert statuses == [(DISK, "create"), (DISK, "create"), (DISK, "create"), (DISK, "complete")]
     assert "not-logged" not in repr(cfg)
@@ -374,7 +372,7 @@ def test_stub_stream_with_noise_and_errors(
     ]
     stream = tmp_path / "lines.jsonl"
     stream.write_text("\n".join(lines) + "\n")
-    cfg.env.update({"TF_STUB_LINES": str(stream), "TF_STUB_EXIT": "1"})
+    cfg.env.update({Knob.LINES: str(stream), Knob.EXIT: "1"})
     rec = Recorder()
     with pytest.raises(AdapterError) as err:
         terraform.apply(cfg, targets=[VM], hooks=rec.hooks)
@@ -389,7 +387,7 @@ def test_stub_stream_with_noise_and_errors(
 
 def test_timeout_escalates_past_an_ignored_sigint(stub: tuple[TerraformConfig, Path]) -> None:
     cfg, _ = stub
-    cfg.env["TF_STUB_BLOCK"] = "ignore-int"
+    cfg.env[Knob.BLOCK] = IGNORE_INT
     cfg.timeout = 1
     cfg.cancel_grace = 0.5
     rec = Recorder()
@@ -402,12 +400,14 @@ def test_timeout_escalates_past_an_ignored_sigint(stub: tuple[TerraformConfig, P
 
 def test_force_unlock_argv(stub: tuple[TerraformConfig, Path]) -> None:
     cfg, log = stub
-    terraform.force_unlock(cfg, "17fd51c4-d584-0789-6327-8bc530421475", hooks=Hooks())
+    held = write_lock(Path(cfg.workdir), "OperationTypeApply")  # the lab's terraform refuses
+    assert held is not None                                      # to unlock a state not locked
+    terraform.force_unlock(cfg, held["ID"], hooks=Hooks())
     assert calls(log)[-1]["argv"] == [
         "force-unlock",
         "-force",
         "-no-color",
-        "17fd51c4-d584-0789-6327-8bc530421475",
+        held["ID"],
     ]
     with pytest.raises(Refused):
         terraform.force_unlock(cfg, "-lock=false", hooks=Hooks())
@@ -549,8 +549,8 @@ def test_apply_progress_counts_resources_done_of_the_plans_total(
     done = [int(c[1]) for c in counts if c]
     assert done == sorted(done) and done[-1] == 3 and done[0] == 0
     completes = [m for m in applying if " complete (" in m]
-    # this stub completes a replace in one event (the lab's, as Terraform, in a delete and a
-    # create); either way it is the plan's two
+    # the scripted stream completes a replace in one event (the lab's plan, as Terraform, in a
+    # delete and a create); either way it is the plan's two
     assert [int(re.search(r"\((\d+)/", m)[1]) for m in completes] == [2, 3]  # type: ignore[index]
     plan_lines = [p.message for p in rec.progress if p.message.startswith("plan:")]
     assert plan_lines and not [m for m in plan_lines if "resources done" in m]

@@ -18,7 +18,7 @@ import redis
 
 from bot.config.settings import Settings
 from bot.runtime import Runtime
-from bot.watch.scheduler import Scheduler
+from bot.watch.scheduler import WatchScheduler
 from lab import Lab
 from lab.fakes.redis import RedisServer
 from tests.bot.harness import Harness
@@ -131,7 +131,7 @@ def test_the_scheduled_check_alerts_and_reports_through_the_users(lab: Lab, acl_
         finally:
             os.environ["REDIS_URL"] = url(acl_redis, "bot")
         assert scheduler.client.acl_whoami() == "scheduler"
-        job_id = Scheduler(scheduler).tick(time.time())
+        job_id = WatchScheduler(scheduler).tick(time.time())
         assert job_id
         h.wait_status(job_id, "succeeded", timeout=60)
         alerts = wait_until(lambda: len(h.frontend.alerts) >= 3 and h.frontend.alerts, 30,
@@ -321,7 +321,7 @@ def test_the_charts_users_each_do_their_job(chart_redis: RedisServer, tmp_path: 
         finally:
             os.environ.update(bot)
         assert rt.client.acl_whoami() == "scheduler"
-        scheduled = Scheduler(rt, interval=60).tick(time.time())
+        scheduled = WatchScheduler(rt, interval=60).tick(time.time())
         assert scheduled  # its signed record and queue entry were written as that user
         # the worker, as its own user, takes the scheduler's job (the check itself needs a
         # cluster the test has not got, so it may end either way; it is not left waiting)

@@ -19,13 +19,13 @@ import pytest
 import redis
 import yaml
 
-from bot.doctor import alerts as doctor_alerts
+from bot.doctor import red_alerts
 from bot.doctor.result import System, fail
 from bot.records.audit import Audit
 from bot.records.jobs import JOB
 from bot.records.signing import Signer
 from bot.watch import notify
-from bot.watch.alerts import EVENTS
+from bot.watch.alert_states import EVENTS
 from tests.bot.harness import KEY, Harness
 from tests.support import wait_until
 from tests.watch.test_apprise import Ntfy, ntfy  # noqa: F401  (fixture)
@@ -49,7 +49,7 @@ def alerting(redis_url: str, tmp_path: Path, ntfy: Ntfy) -> Iterator[Harness]:  
 def raise_alert(h: Harness, subject: str) -> bytes:
     """A real alert, written as the worker's doctor run writes it; the id of its entry."""
     line = fail(System.PROXMOX, subject, "401 authentication failure", "check the token")
-    assert len(doctor_alerts.record(h.redis, [line], time.time(), 12, SIGNER)) == 1
+    assert len(red_alerts.record(h.redis, [line], time.time(), 12, SIGNER)) == 1
     return h.redis.xrevrange(EVENTS, count=1)[0][0]
 
 
@@ -123,11 +123,11 @@ def test_a_thread_reference_written_into_redis_is_not_followed(redis_url: str) -
     client = redis.Redis.from_url(redis_url)
     slack = AlertFrontend("slack")
     line = fail(System.PROXMOX, "token five", "401 authentication failure", "check the token")
-    doctor_alerts.record(client, [line], 1_800_000_000.0, 12, SIGNER)
+    red_alerts.record(client, [line], 1_800_000_000.0, 12, SIGNER)
     assert notify.deliver(client, {"slack": slack}, {"slack": "C1"}, asyncio.run, SIGNER) == 1
     (field,) = client.hkeys(notify.THREADS)
     client.hset(notify.THREADS, field, json.dumps({"ts": "a-message-in-another-thread"}))
-    doctor_alerts.record(client, [line], 1_800_000_000.0 + 12 * 3600, 12, SIGNER)  # a reminder
+    red_alerts.record(client, [line], 1_800_000_000.0 + 12 * 3600, 12, SIGNER)  # a reminder
     assert notify.deliver(client, {"slack": slack}, {"slack": "C1"}, asyncio.run, SIGNER) == 1
     assert slack.posts[1][2] is None  # posted on its own, not into the thread Redis named
     assert "still red" in slack.posts[1][1]

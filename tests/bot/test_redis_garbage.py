@@ -21,8 +21,8 @@ from rq.serializers import JSONSerializer
 from bot.chat.reaper import reap
 from bot.chat.relay import Relay
 from bot.watch import notify
-from bot.watch.alerts import AlertEvent
-from bot.watch.scheduler import Scheduler
+from bot.watch.alert_states import AlertEvent
+from bot.watch.scheduler import WatchScheduler
 from bot.worker.refusal import worker_queue
 from bot.worker.worker import DrbotWorker
 from tests.bot.harness import Harness
@@ -98,7 +98,7 @@ def test_random_bytes_in_every_key_drbot_reads_never_crash_or_stall_it(h: Harnes
                  f"/dr cancel {JOB_ID}", "/dr exercise g", "/dr"):
         assert h.say(text).text  # an answer, never an exception
     try:  # a key of the wrong type is an outage to the scheduler's loop, which it rides out
-        Scheduler(h.rt, interval=60).tick(0.0)
+        WatchScheduler(h.rt, interval=60).tick(0.0)
     except redis.ResponseError as exc:
         assert "WRONGTYPE" in str(exc) and g["wrong"]
     worker = DrbotWorker([worker_queue(h.rt.client, "drbot")], connection=h.rt.client,

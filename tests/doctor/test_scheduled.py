@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import time
 
-from bot.watch.scheduler import DOCTOR, DOCTOR_INTERVAL, Scheduler
+from bot.watch.scheduler import DOCTOR, DOCTOR_INTERVAL, WatchScheduler
 from tests.bot.harness import Harness, wait_until
 from tests.e2e.conftest import drbot_lab, lab  # noqa: F401  (fixtures)
 
 
-def doctor_day(harness: Harness, scheduler: Scheduler, now: float) -> None:
+def doctor_day(harness: Harness, scheduler: WatchScheduler, now: float) -> None:
     job_id = scheduler.tick(now, DOCTOR, DOCTOR_INTERVAL)
     assert job_id
     assert scheduler.tick(now + 60, DOCTOR, DOCTOR_INTERVAL) is None  # once a day
@@ -19,7 +19,7 @@ def doctor_day(harness: Harness, scheduler: Scheduler, now: float) -> None:
 
 
 def test_daily_run_alerts_on_red_and_on_recovery(drbot_lab: Harness, lab) -> None:  # noqa: F811,ANN001
-    scheduler = Scheduler(drbot_lab.rt)
+    scheduler = WatchScheduler(drbot_lab.rt)
     now = time.time()
     doctor_day(drbot_lab, scheduler, now)
     assert not any("drbot doctor" in a for a in drbot_lab.frontend.alerts)  # all green

@@ -19,7 +19,7 @@ from bot.readiness.rpo import Mark
 from bot.watch import drilled
 from bot.watch.evaluate import span
 from bot.watch.scheduler import DOCTOR_INTERVAL as DAY
-from bot.watch.scheduler import READINESS_COMMAND, Scheduler
+from bot.watch.scheduler import READINESS_COMMAND, WatchScheduler
 from handlers.readiness import FIRST_LINE, STEP
 from lab import Lab
 from tests.bot.harness import Harness
@@ -151,7 +151,7 @@ def test_readiness_last_replica_and_failed_drill(lab: Lab, drbot_lab: Harness) -
 
 def test_the_weekly_report_goes_to_the_alert_channels_with_its_picture(drbot_lab: Harness
                                                                        ) -> None:
-    scheduler = Scheduler(drbot_lab.rt)
+    scheduler = WatchScheduler(drbot_lab.rt)
     every = drbot_lab.rt.inventory.backups.readiness_every
     assert every == 7  # the default
     day = (int(time.time() // DAY) // every + 1) * every

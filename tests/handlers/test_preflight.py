@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from adapters.kubernetes import longhorn
 from adapters.kubernetes import nodes as k8s_nodes
 from adapters.kubernetes.longhorn import Replica, Volume
-from adapters.kubernetes.nodes import Node
+from adapters.kubernetes.nodes import KubeNode
 from bot.config.inventory import Inventory
 from bot.errors import CommandError
 from handlers import preflight
@@ -22,8 +22,8 @@ from handlers import preflight
 KUBE: Any = object()  # never reached: the adapter functions are replaced
 
 
-def node(name: str, ready: bool = True, etcd: bool = True, deleting: bool = False) -> Node:
-    return Node(name=name, ready=ready, unschedulable=False, roles=["etcd"] if etcd else [],
+def node(name: str, ready: bool = True, etcd: bool = True, deleting: bool = False) -> KubeNode:
+    return KubeNode(name=name, ready=ready, unschedulable=False, roles=["etcd"] if etcd else [],
                 etcd=etcd, internal_ip="10.0.0.1", deleting=deleting)
 
 
@@ -52,7 +52,7 @@ def test_quorum_is_a_strict_majority(members: int, need: int) -> None:
     assert preflight.quorum(members) == need
 
 
-def verdict(cluster: dict[str, list[Any]], members: list[Node], targets: list[str]) -> str:
+def verdict(cluster: dict[str, list[Any]], members: list[KubeNode], targets: list[str]) -> str:
     cluster["nodes"] = [*members, node("agent", etcd=False)]
     names = [m.name for m in members]
     try:
@@ -67,7 +67,7 @@ def verdict(cluster: dict[str, list[Any]], members: list[Node], targets: list[st
     return "ok"
 
 
-def model(members: list[Node], targets: list[str]) -> str:
+def model(members: list[KubeNode], targets: list[str]) -> str:
     """etcd's rule, written out independently: a strict majority of all members healthy now, and
     still after the targets stop (a member being deleted or not Ready is not healthy)."""
     size = len(members)
@@ -242,7 +242,7 @@ def test_an_unreachable_api_points_to_a_restore_from_snapshot(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from adapters.errors import Unreachable
 
-    def down(kube: Any) -> list[Node]:
+    def down(kube: Any) -> list[KubeNode]:
         raise Unreachable("connection refused")
     monkeypatch.setattr(k8s_nodes, "list_nodes", down)
     with pytest.raises(CommandError) as refused:
@@ -265,7 +265,7 @@ def test_an_unreachable_api_points_to_a_restore_from_snapshot(
      "etcd would lose quorum: it has 2 members and needs 2 healthy; stopping s1 leaves 1 (s2). "
      "Add a healthy server first, or accept the outage with the cluster-reset procedure."),
 ])
-def test_a_quorum_refusal_says_what_to_do_first(cluster: dict[str, list[Any]], members: list[Node],
+def test_a_quorum_refusal_says_what_to_do_first(cluster: dict[str, list[Any]], members: list[KubeNode],
                                                 targets: list[str], text: str) -> None:
     cluster["nodes"] = members
     with pytest.raises(CommandError) as refused:
@@ -291,7 +291,7 @@ def test_a_ready_node_is_warned_about_and_a_gone_or_dead_one_is_not(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from adapters.errors import NotFound
 
-    def get(kube: Any, name: str) -> Node:
+    def get(kube: Any, name: str) -> KubeNode:
         if name == "gone":
             raise NotFound(name)
         return node(name, ready=name == "alive")

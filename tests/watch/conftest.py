@@ -14,7 +14,7 @@ from adapters.s3 import ObjectStore
 from bot.config.inventory import Inventory, load_inventory
 from bot.config.settings import Settings
 from bot.watch import check
-from bot.watch.check import Outcome
+from bot.watch.check import CheckOutcome
 from bot.worker.services import Services
 from lab import Lab
 from lab.fakes.frontend import KEY
@@ -57,7 +57,7 @@ class Checker:
             self._services[id(inv)] = (inv, CachedServices(Settings(kubeconfig=None), inv))
         return self._services[id(inv)][1]
 
-    def at(self, hours: float, inventory: Inventory | None = None) -> Outcome:
+    def at(self, hours: float, inventory: Inventory | None = None) -> CheckOutcome:
         from datetime import timedelta
 
         inv = inventory or self.inventory

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from bot.config.inventory import Inventory
-from bot.watch.alerts import EVENTS, AlertEvent
+from bot.watch.alert_states import EVENTS, AlertEvent
 from bot.watch.notify import CURSOR, OUTBOUND
 from tests.bot.harness import Harness
 from tests.support import wait_until

@@ -14,7 +14,7 @@ import redis
 from adapters import backupstore as bs
 from adapters.kubernetes import resources as R
 from bot.records.signing import Signer
-from bot.watch.alerts import EVENTS, AlertEvent, Watch
+from bot.watch.alert_states import EVENTS, AlertEvent, Watch
 from lab import Lab
 from lab import store_writers as sw
 from lab.fakes.frontend import KEY

@@ -17,8 +17,8 @@ from bot.chat.frontends.base import Frontend, ThreadRef
 from bot.chat.render import Card
 from bot.records.signing import Signer
 from bot.watch import gauges, notify, ping
-from bot.watch.alerts import EVENTS, FINDINGS, LAST, AlertEvent
-from bot.watch.scheduler import Scheduler
+from bot.watch.alert_states import EVENTS, FINDINGS, LAST, AlertEvent
+from bot.watch.scheduler import WatchScheduler
 from lab.fakes.frontend import KEY
 from tests.bot.harness import Harness
 
@@ -84,11 +84,11 @@ def test_reminders_and_recovery_go_in_the_alert_thread_on_every_frontend(
 def test_two_schedulers_enqueue_one_check_per_interval(redis_url: str, tmp_path: Path) -> None:
     harness = Harness(redis_url, tmp_path)
     try:
-        replicas = [Scheduler(harness.rt, interval=60), Scheduler(harness.rt, interval=60)]
+        replicas = [WatchScheduler(harness.rt, interval=60), WatchScheduler(harness.rt, interval=60)]
         created: list[str] = []
         barrier = threading.Barrier(2)
 
-        def run(scheduler: Scheduler) -> None:
+        def run(scheduler: WatchScheduler) -> None:
             for second in range(0, 600, 7):  # ten intervals, ticking every 7 s
                 barrier.wait()
                 job = scheduler.tick(1_800_000_000 + second)

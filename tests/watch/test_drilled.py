@@ -48,14 +48,14 @@ def test_metrics_tell_drilled_age_outcome_and_restore_time(redis_url: str) -> No
 
 def test_the_scheduler_enqueues_the_drill_rotation_hourly_and_the_sweeper_quarter_hourly(
         redis_url: str, tmp_path: Path) -> None:
-    from bot.watch.scheduler import Scheduler
+    from bot.watch.scheduler import WatchScheduler
     from tests.bot.harness import Harness
 
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("backups: {drill_every: 7, check_interval_seconds: 600}\n")
     harness = Harness(redis_url, tmp_path, DRBOT_INVENTORY=str(inventory))
     try:
-        scheduler = Scheduler(harness.rt)
+        scheduler = WatchScheduler(harness.rt)
         for minute in range(0, 180, 5):  # three hours, ticking every five minutes
             scheduler.tick_all(1_800_000_000 + minute * 60)
         jobs = [harness.rt.store.get(j) for j in harness.rt.store.recent(200)]
@@ -70,7 +70,7 @@ def test_the_scheduler_enqueues_the_drill_rotation_hourly_and_the_sweeper_quarte
 def test_a_failed_drill_alerts_until_a_drill_passes(redis_url: str) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from bot.watch.alerts import Watch
+    from bot.watch.alert_states import Watch
     from bot.watch.evaluate import Finding, drill
     from bot.watch.facts import Facts, Sight
 
@@ -111,7 +111,7 @@ def test_drill_overdue_at_the_exact_boundary_alerts_and_clears_when_a_drill_pass
     from datetime import UTC, datetime, timedelta
 
     from bot.records.signing import Signer
-    from bot.watch.alerts import Watch
+    from bot.watch.alert_states import Watch
     from bot.watch.evaluate import Finding, drill
     from bot.watch.facts import Facts, Sight
     from lab.fakes.frontend import KEY

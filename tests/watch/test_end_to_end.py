@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import time
 
-from bot.watch.scheduler import Scheduler
+from bot.watch.scheduler import WatchScheduler
 from tests.bot.harness import Harness, wait_until
 from tests.e2e.conftest import drbot_lab, lab  # noqa: F401  (fixtures)
 
 
 def test_scheduled_check_alerts_and_backups_reports(drbot_lab: Harness) -> None:  # noqa: F811
-    job_id = Scheduler(drbot_lab.rt).tick(time.time())
+    job_id = WatchScheduler(drbot_lab.rt).tick(time.time())
     assert job_id
     drbot_lab.wait_status(job_id, "succeeded", timeout=60)
     alerts = wait_until(lambda: len(drbot_lab.frontend.alerts) >= 3 and drbot_lab.frontend.alerts,

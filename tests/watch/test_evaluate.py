@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.watch import evaluate as ev
-from bot.watch.facts import Facts, ObjectFacts, Seen, Sight
-from bot.watch.rules import Limits
+from bot.watch.facts import Facts, ObjectFacts, SeenBackup, Sight
+from bot.watch.rules import BackupLimits
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
-DAY = Limits(max_age_hours=24, retention_days=7)
+DAY = BackupLimits(max_age_hours=24, retention_days=7)
 
 
 def facts(store: bool | None = True, cluster: bool = True) -> Facts:
@@ -24,21 +24,21 @@ def facts(store: bool | None = True, cluster: bool = True) -> Facts:
     return Facts(NOW, sights)
 
 
-def volume(*seen: Seen, store_last: Seen | None = None) -> ObjectFacts:
+def volume(*seen: SeenBackup, store_last: SeenBackup | None = None) -> ObjectFacts:
     return ObjectFacts("longhorn", "pvc-1", "apps/web", backups={s.name: s for s in seen},
                        store_last=store_last)
 
 
 def backup(name: str, age: timedelta, state: str = "completed", in_store: bool | None = True
-           ) -> Seen:
-    return Seen(name, NOW - age, state, in_store)
+           ) -> SeenBackup:
+    return SeenBackup(name, NOW - age, state, in_store)
 
 
-def daily(days: int, newest: timedelta = timedelta(hours=1)) -> list[Seen]:
+def daily(days: int, newest: timedelta = timedelta(hours=1)) -> list[SeenBackup]:
     return [backup(f"b{i}", newest + timedelta(days=i)) for i in range(days)]
 
 
-def judge(obj: ObjectFacts, seen: Facts | None = None, limits: Limits = DAY) -> ev.Finding:
+def judge(obj: ObjectFacts, seen: Facts | None = None, limits: BackupLimits = DAY) -> ev.Finding:
     return ev.judge(obj, seen or facts(), limits, NOW)
 
 
@@ -57,8 +57,8 @@ def test_a_backup_exactly_max_age_old_is_still_good_one_second_more_is_missed() 
 
 def test_an_override_moves_the_boundary() -> None:
     seen = backup("b", timedelta(hours=7))
-    assert judge(volume(seen, store_last=seen), limits=Limits(6, 0)).status == "missed"
-    assert judge(volume(seen, store_last=seen), limits=Limits(8, 0)).status == "ok"
+    assert judge(volume(seen, store_last=seen), limits=BackupLimits(6, 0)).status == "missed"
+    assert judge(volume(seen, store_last=seen), limits=BackupLimits(8, 0)).status == "ok"
 
 
 def test_no_backup_at_all_is_missed() -> None:
@@ -169,8 +169,8 @@ def test_many_missing_days_are_listed_five_and_counted() -> None:
 def test_history_lists_where_each_backup_was_seen_newest_first() -> None:
     both = backup("both", timedelta(hours=1))
     ghost = backup("ghost", timedelta(hours=2), in_store=False)
-    stored = Seen("stored", NOW - timedelta(hours=3), "", True)
-    running = Seen("running", None, "running", None)
+    stored = SeenBackup("stored", NOW - timedelta(hours=3), "", True)
+    running = SeenBackup("running", None, "running", None)
     found = judge(volume(both, ghost, stored, running, store_last=both))
     assert [row[1:] for row in found.history] == [
         ["both", "store and cluster", "completed"], ["ghost", "cluster", "not in bucket"],
@@ -248,12 +248,12 @@ def test_the_notes_in_full() -> None:
     old = backup("old", timedelta(hours=30))
     older_ghost = backup("older", timedelta(hours=40), in_store=False)  # older than the good one
     ghost = backup("ghost", timedelta(hours=1), in_store=False)
-    running = Seen("new", NOW - timedelta(minutes=5), "running", None)
+    running = SeenBackup("new", NOW - timedelta(minutes=5), "running", None)
     found = judge(volume(old, older_ghost, ghost, running, store_last=old))
     assert found.notes == [
         "the cluster reports ghost completed but it is not in the bucket: not counted",
         "new is in progress since 2026-12-04 11:55 UTC: not counted until it completes"]
-    undated = judge(volume(Seen("x", None, "running", None)), facts(store=None))
+    undated = judge(volume(SeenBackup("x", None, "running", None)), facts(store=None))
     assert undated.notes[-1] == "x is in progress: not counted until it completes"
     blind = judge(volume(backup("b", timedelta(hours=1), in_store=None)), facts(store=False))
     assert blind.notes == ["the Longhorn store could not be read: the cluster's records stand in"]

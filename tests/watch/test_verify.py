@@ -23,7 +23,7 @@ from bot.errors import CommandError
 from bot.records.signing import Signer
 from bot.runbook import PlanContext, Runbook, StepContext
 from bot.watch import verified
-from bot.watch.alerts import Watch
+from bot.watch.alert_states import Watch
 from bot.watch.evaluate import Finding, verification
 from bot.watch.facts import Facts, Sight
 from bot.watch.gauges import install
@@ -237,9 +237,9 @@ def test_the_rotation_picks_never_verified_then_oldest_and_retries_failures_soon
     inv = Inventory(backups=Backups(verify_every=4))
     found = [("longhorn", "a"), ("longhorn", "b"), ("cnpg", "c")]
 
-    def rec(kind: str, name: str, days: float, ok: bool = True) -> verified.Record:
+    def rec(kind: str, name: str, days: float, ok: bool = True) -> verified.VerificationRecord:
         at = (NOW - timedelta(days=days)).timestamp()
-        return verified.Record(kind, name, "x", "ok" if ok else "failed", at, 1, 1)
+        return verified.VerificationRecord(kind, name, "x", "ok" if ok else "failed", at, 1, 1)
 
     assert due(inv, found, {"longhorn:a": rec("longhorn", "a", 1),
                             "longhorn:b": rec("longhorn", "b", 2)}, NOW) == ("cnpg", "c")
@@ -324,14 +324,14 @@ def test_verify_cnpg_through_the_handler_runs_the_inventory_checks(
 
 def test_the_scheduler_enqueues_one_rotation_job_per_hour_when_configured(
         redis_url: str, tmp_path: Path) -> None:
-    from bot.watch.scheduler import Scheduler
+    from bot.watch.scheduler import WatchScheduler
     from tests.bot.harness import Harness
 
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("backups: {verify_every: 7, check_interval_seconds: 600}\n")
     harness = Harness(redis_url, tmp_path, DRBOT_INVENTORY=str(inventory))
     try:
-        scheduler = Scheduler(harness.rt)
+        scheduler = WatchScheduler(harness.rt)
         for minute in range(0, 180, 5):  # three hours, ticking every five minutes
             scheduler.tick_all(1_800_000_000 + minute * 60)
         jobs = [harness.rt.store.get(j) for j in harness.rt.store.recent(100)]

@@ -19,7 +19,7 @@ import pytest
 from adapters.errors import AdapterError, Cancelled, NotFound
 from adapters.s3 import ObjectStore
 from adapters.subprocesses import alive
-from adapters.verify import Outcome
+from adapters.verify import VerificationOutcome
 from adapters.verify import cnpg as cv
 from adapters.verify.scratch import ScratchConfig
 from lab.fakes.s3 import S3Server
@@ -160,7 +160,7 @@ def test_restores_recovers_to_the_end_of_the_archive_and_answers_sql(
     result = cv.verify(store, SERVER, tools=TOOLS, checks=checks, scratch=scratch,
                        hooks=rec.hooks)
 
-    assert result.outcome is Outcome.OK, result.problem
+    assert result.outcome is VerificationOutcome.OK, result.problem
     assert result.backup_id == archive.backup_id
     assert "check 'orders' passed" in result.checked
     assert "check 'fresh orders' passed" in result.checked
@@ -179,7 +179,7 @@ def test_a_missing_wal_segment_in_the_middle_fails_naming_it(
 
     result = cv.verify(store, SERVER, tools=TOOLS, scratch=scratch)
 
-    assert result.outcome is Outcome.FAILED
+    assert result.outcome is VerificationOutcome.FAILED
     assert result.problem.startswith(f"WAL segment {middle} is missing from the archive")
     assert leftovers(scratch) == []
 

@@ -16,7 +16,7 @@ import pytest
 from adapters.errors import NotFound
 from adapters.s3 import ObjectStore
 from adapters.subprocesses import alive, kill_tree
-from adapters.verify import Outcome
+from adapters.verify import VerificationOutcome
 from adapters.verify import etcd as ev
 from adapters.verify.scratch import ScratchConfig
 from tests.support import Recorder, free_port, wait_until
@@ -107,7 +107,7 @@ def test_the_newest_snapshot_is_restored_and_read(source: SourceEtcd, tmp_path: 
     result = ev.verify(s3_store, "k3s", scratch=scratch, hooks=rec.hooks, tools=TOOLS,
                        expect_nodes=["k3s-server-1", "k3s-server-2"])
 
-    assert result.outcome is Outcome.OK, result.problem
+    assert result.outcome is VerificationOutcome.OK, result.problem
     assert result.backup_id == newest
     assert result.details["nodes"] == ",".join(sorted(NODES))
     assert result.details["namespaces"] == 3
@@ -126,7 +126,7 @@ def test_a_truncated_snapshot_fails(source: SourceEtcd, tmp_path: Path, s3_store
 
     result = ev.verify(s3_store, "k3s", scratch=scratch, tools=TOOLS)
 
-    assert result.outcome is Outcome.FAILED
+    assert result.outcome is VerificationOutcome.FAILED
     assert result.problem.startswith(f"{name}: etcd snapshot"), result.problem
     assert leftovers(scratch) == []
 

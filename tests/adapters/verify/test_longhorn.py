@@ -12,7 +12,7 @@ import pytest
 
 from adapters.errors import AdapterError, Cancelled, NotFound
 from adapters.s3 import ObjectStore
-from adapters.verify import Outcome
+from adapters.verify import VerificationOutcome
 from adapters.verify import longhorn as lv
 from adapters.verify.scratch import PREFIX, ScratchConfig, sweep
 from lab import store_writers as sw
@@ -57,7 +57,7 @@ def test_a_sound_backup_passes_block_check_and_e2fsck(s3_store: ObjectStore, tmp
 
     result = lv.verify(s3_store, "", "pvc-data", deep=True, scratch=scratch, hooks=rec.hooks)
 
-    assert result.outcome is Outcome.OK, result.problem
+    assert result.outcome is VerificationOutcome.OK, result.problem
     assert result.backup_id == "backup-1"
     assert result.details["filesystem"] == "ext4"
     assert int(result.details["files"]) >= 8  # 6 files, README, app/, root, lost+found...
@@ -101,7 +101,7 @@ def test_one_flipped_byte_in_one_block_fails_naming_its_offset(s3_store: ObjectS
 
     result = lv.verify(s3_store, "", "pvc-data")
 
-    assert result.outcome is Outcome.FAILED
+    assert result.outcome is VerificationOutcome.FAILED
     assert f"block at offset {victim.offset} " in result.problem
     assert "is corrupt" in result.problem
 

@@ -19,7 +19,7 @@ import redis
 
 from bot.doctor.result import Line, Status
 from bot.records.signing import Signer
-from bot.watch.alerts import EVENTS, STREAM_LENGTH, AlertEvent, signer_of, utc
+from bot.watch.alert_states import EVENTS, STREAM_LENGTH, AlertEvent, signer_of, utc
 from bot.watch.evaluate import span
 
 STATE = "drbot:doctor:state"  # hash: line key -> JSON state of a red line

@@ -42,7 +42,7 @@ LAST = "drbot:watch:last"  # JSON: when the latest check ran and what it could s
 EVENTS = "drbot:watch:alerts"  # stream of alert events for notify.py
 CHECKING = "drbot:watch:checking"  # lease: one check at a time
 STREAM_LENGTH = 10000
-# "red" opens a doctor alert (bot.doctor.alerts); the others are the watch's
+# "red" opens a doctor alert (bot.doctor.red_alerts); the others are the watch's
 TYPES = frozenset({"missed", "reminder", "recovered", "gone", "blind", "blind-reminder", "sight",
                    "red", "report"})  # "report": the weekly readiness report (bot.readiness)
 KEEP_SECONDS = 86400  # an alert event signed longer ago than this is not posted any more
