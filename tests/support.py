@@ -26,6 +26,28 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20, what: str = "c
         raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
 
 
+class FakeClock:
+    """time.monotonic and time.sleep for one module under test: sleeping moves the clock, and
+    the pauses taken are kept, so a wait's pacing is tested without waiting."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 6))
+        self.now += seconds
+
+    def install(self, monkeypatch: Any, module: Any) -> FakeClock:
+        """Replace ``module.time``'s monotonic and sleep with this clock for the test."""
+        monkeypatch.setattr(module.time, "monotonic", self.monotonic)
+        monkeypatch.setattr(module.time, "sleep", self.sleep)
+        return self
+
+
 def die_with_parent() -> None:
     """A ``preexec_fn``: the child gets SIGTERM when the test process dies, even by SIGKILL
     (Linux's PR_SET_PDEATHSIG). A pytest killed for its time would otherwise leave a drbot

@@ -10,29 +10,12 @@ from adapters import pacing
 from adapters.errors import Cancelled, TimedOut
 from adapters.kubernetes import _wait
 from adapters.progress import Hooks
-
-
-class Clock:
-    """time.monotonic and time.sleep for the module: sleeping moves the clock."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 6))
-        self.now += seconds
+from tests.support import FakeClock
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(_wait.time, "monotonic", fake.monotonic)
-    monkeypatch.setattr(_wait.time, "sleep", fake.sleep)
-    return fake
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    return FakeClock(1000.0).install(monkeypatch, _wait)
 
 
 def wait(check: object, timeout: float = 60.0, poll: float = 1.0,
@@ -42,13 +25,13 @@ def wait(check: object, timeout: float = 60.0, poll: float = 1.0,
                           cancel_message="cancelled")
 
 
-def holds_from(clock: Clock, seconds: float) -> object:
+def holds_from(clock: FakeClock, seconds: float) -> object:
     """A check that holds once ``seconds`` have passed on the clock."""
     start = clock.now
     return lambda: "ready" if clock.now - start >= seconds else None
 
 
-def test_pauses_start_at_the_first_pause_then_grow_with_the_time_waited(clock: Clock) -> None:
+def test_pauses_start_at_the_first_pause_then_grow_with_the_time_waited(clock: FakeClock) -> None:
     start = clock.now
     assert wait(holds_from(clock, 4.0), poll=1.0) == "ready"
     waited, expected = 0.0, []
@@ -62,7 +45,7 @@ def test_pauses_start_at_the_first_pause_then_grow_with_the_time_waited(clock: C
     assert 0 <= seen - 4.0 <= pacing.SHARE * seen  # late by at most that share of the wait
 
 
-def test_a_long_wait_pauses_no_longer_than_the_poll_interval(clock: Clock) -> None:
+def test_a_long_wait_pauses_no_longer_than_the_poll_interval(clock: FakeClock) -> None:
     start = clock.now
     wait(holds_from(clock, 40.0), poll=1.0)
     assert max(clock.sleeps) <= 0.5  # slept in slices, so a cancellation is seen
@@ -70,25 +53,25 @@ def test_a_long_wait_pauses_no_longer_than_the_poll_interval(clock: Clock) -> No
     assert clock.sleeps[-4:] == [0.5, 0.5, 0.5, 0.5]  # a full interval: two slices
 
 
-def test_a_condition_true_at_once_never_sleeps(clock: Clock) -> None:
+def test_a_condition_true_at_once_never_sleeps(clock: FakeClock) -> None:
     assert wait(lambda: 1) == 1
     assert clock.sleeps == []
 
 
-def test_a_short_poll_interval_is_never_exceeded(clock: Clock) -> None:
+def test_a_short_poll_interval_is_never_exceeded(clock: FakeClock) -> None:
     calls = iter([None] * 3 + [True])
     wait(lambda: next(calls), poll=0.05)
     assert clock.sleeps == [0.05, 0.05, 0.05]
 
 
-def test_the_last_pause_ends_at_the_deadline(clock: Clock) -> None:
+def test_the_last_pause_ends_at_the_deadline(clock: FakeClock) -> None:
     with pytest.raises(TimedOut, match="timed out"):
         wait(lambda: None, timeout=0.25)
     assert sum(clock.sleeps) == pytest.approx(0.25)
     assert clock.sleeps == [0.1, 0.1, 0.05]
 
 
-def test_cancellation_ends_the_wait(clock: Clock) -> None:
+def test_cancellation_ends_the_wait(clock: FakeClock) -> None:
     asked = iter([False, False, True])
     with pytest.raises(Cancelled):
         wait(lambda: None, hooks=Hooks(cancelled=lambda: next(asked, True)))

@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 from bot.records import signals
@@ -97,6 +97,17 @@ def stopped_at_the_stale_terraform_lock(drbot: Harness, job_id: str) -> str:
 
 
 RECORDED: list[str] = []  # the rows this test process wrote (conftest adds any a failure skipped)
+
+
+@contextlib.contextmanager
+def recording(case: str, effect: Effect, held: str) -> Iterator[None]:
+    """Check a case's invariants inside; its row of the chaos table says whether they held."""
+    try:
+        yield
+    except AssertionError as exc:
+        record(case, effect, "FAIL", f"{held}: {str(exc)[:200]}")
+        raise
+    record(case, effect, "ok", held)
 
 
 def record(case: str, effect: Effect, outcome: str, detail: str = "") -> None:

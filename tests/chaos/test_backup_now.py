@@ -16,7 +16,7 @@ from adapters.s3 import ObjectStore
 from lab import Lab, bucket_store, world
 from lab.world import CNPG_NS, LONGHORN_NS
 from tests.bot.harness import Harness
-from tests.chaos.effects import Effect, kill_during, record, retry_on_a_new_worker
+from tests.chaos.effects import Effect, kill_during, recording, retry_on_a_new_worker
 from tests.chaos.test_rebuild_node import held_locks
 
 LH = f"/apis/longhorn.io/v1beta2/namespaces/{LONGHORN_NS}"
@@ -73,7 +73,7 @@ def test_longhorn_backup_now_killed_after_an_effect_then_retried(
                                                            VOLUME.name)}
     job_id, held = killed_then_retried(drbot_lab, lab, effect, "/dr backup-now longhorn "
                                        f"{VOLUME.namespace}/{VOLUME.pvc}")
-    try:
+    with recording("backup-now longhorn", effect, held):
         final = final_reply(drbot_lab, job_id)
         mine = [b for b in items(lab, "longhorn.io", "v1beta2", LONGHORN_NS, "backups")
                 if b["metadata"]["name"].startswith(f"drbot-{VOLUME.name}")]
@@ -89,10 +89,6 @@ def test_longhorn_backup_now_killed_after_an_effect_then_retried(
         assert stored - seeded == {name}
         assert backupstore.longhorn_volume(store, "", VOLUME.name).last_backup_name == name
         assert f"backup {name} completed" in final, final
-    except AssertionError as exc:
-        record("backup-now longhorn", effect, "FAIL", f"{held}: {str(exc)[:200]}")
-        raise
-    record("backup-now longhorn", effect, "ok", held)
 
 
 @pytest.mark.parametrize("effect", CNPG_EFFECTS, ids=str)
@@ -101,7 +97,7 @@ def test_cnpg_backup_now_killed_after_an_effect_then_retried(
     seeded = {b.backup_id for b in backupstore.barman_backups(bucket(lab, "cnpg"), "", CLUSTER)}
     job_id, held = killed_then_retried(drbot_lab, lab, effect,
                                        f"/dr backup-now cnpg {CNPG_NS}/{CLUSTER}")
-    try:
+    with recording("backup-now cnpg", effect, held):
         final = final_reply(drbot_lab, job_id)
         mine = [b for b in items(lab, "postgresql.cnpg.io", "v1", CNPG_NS, "backups")
                 if b["spec"]["cluster"]["name"] == CLUSTER
@@ -114,7 +110,3 @@ def test_cnpg_backup_now_killed_after_an_effect_then_retried(
         assert set(stored) - seeded == {status["backupId"]}
         assert stored[status["backupId"]].status == "DONE"
         assert f"backup {mine[0]['metadata']['name']} completed" in final, final
-    except AssertionError as exc:
-        record("backup-now cnpg", effect, "FAIL", f"{held}: {str(exc)[:200]}")
-        raise
-    record("backup-now cnpg", effect, "ok", held)

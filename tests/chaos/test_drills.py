@@ -13,7 +13,7 @@ import pytest
 from lab import Lab, world
 from lab.world import LONGHORN_NS
 from tests.bot.harness import Harness
-from tests.chaos.effects import Effect, kill_during, record, retry_on_a_new_worker
+from tests.chaos.effects import Effect, kill_during, recording, retry_on_a_new_worker
 from tests.chaos.test_rebuild_node import held_locks
 from tests.e2e.test_drill_cnpg import cnpg_leftovers
 
@@ -70,26 +70,18 @@ def test_longhorn_drill_killed_after_an_effect_then_retried(
         drbot_lab: Harness, lab: Lab, effect: Effect) -> None:
     job_id, held = killed_then_retried(drbot_lab, lab, effect,
                                        "/dr drill longhorn apps/web-data")
-    try:
+    with recording("drill longhorn", effect, held):
         final_reply(drbot_lab, job_id, "drill passed")
         assert cnpg_leftovers(lab) == []  # no namespace, PV or restored volume
-    except AssertionError as exc:
-        record("drill longhorn", effect, "FAIL", f"{held}: {str(exc)[:200]}")
-        raise
-    record("drill longhorn", effect, "ok", held)
 
 
 @pytest.mark.parametrize("effect", CNPG, ids=str)
 def test_cnpg_drill_killed_after_an_effect_then_retried(
         drbot_lab: Harness, lab: Lab, effect: Effect) -> None:
     job_id, held = killed_then_retried(drbot_lab, lab, effect, "/dr drill cnpg databases/pg-main")
-    try:
+    with recording("drill cnpg", effect, held):
         final_reply(drbot_lab, job_id, "drill passed")
         assert cnpg_leftovers(lab) == []  # no namespace, Cluster, Secret or pod
-    except AssertionError as exc:
-        record("drill cnpg", effect, "FAIL", f"{held}: {str(exc)[:200]}")
-        raise
-    record("drill cnpg", effect, "ok", held)
 
 
 @pytest.mark.parametrize("effect", VERIFY, ids=str)
@@ -97,13 +89,9 @@ def test_verify_killed_after_an_effect_then_retried(
         drbot_lab: Harness, lab: Lab, effect: Effect) -> None:
     job_id, held = killed_then_retried(drbot_lab, lab, effect,
                                        "/dr verify longhorn apps/web-data --deep")
-    try:
+    with recording("verify", effect, held):
         final = final_reply(drbot_lab, job_id, "restorable")
         assert "ext4 filesystem clean" in final
         assert lab.paths is not None
         scratch = lab.paths.root / "verify-scratch"
         assert not scratch.exists() or list(scratch.iterdir()) == []
-    except AssertionError as exc:
-        record("verify", effect, "FAIL", f"{held}: {str(exc)[:200]}")
-        raise
-    record("verify", effect, "ok", held)

@@ -10,7 +10,7 @@ import pytest
 
 from lab import Lab, world
 from tests.bot.harness import Harness
-from tests.chaos.effects import Effect, kill_during, record, retry_on_a_new_worker
+from tests.chaos.effects import Effect, kill_during, recording, retry_on_a_new_worker
 from tests.chaos.test_rebuild_node import held_locks
 from tests.e2e.test_etcd_sync import stored
 
@@ -34,7 +34,7 @@ def test_etcd_sync_killed_after_an_effect_then_retried(drbot_lab: Harness, lab: 
         return job_id
     job_id, held = kill_during(drbot_lab, lab, effect, requested)
     retry_on_a_new_worker(drbot_lab, job_id)
-    try:
+    with recording("etcd-sync", effect, held):
         job = drbot_lab.job(job_id)
         assert job.status == "succeeded", job.error
         after = stored(lab)
@@ -48,7 +48,3 @@ def test_etcd_sync_killed_after_an_effect_then_retried(drbot_lab: Harness, lab: 
         assert "(in 2 attempts)" in final
         assert lab.paths is not None
         assert list((lab.paths.ansible / "artifacts").glob("drbot-*")) == []
-    except AssertionError as exc:
-        record("etcd-sync", effect, "FAIL", f"{held}: {str(exc)[:200]}")
-        raise
-    record("etcd-sync", effect, "ok", held)

@@ -14,7 +14,7 @@ import pytest
 from lab import Lab, world
 from lab.world import LONGHORN_NS
 from tests.bot.harness import Harness
-from tests.chaos.effects import RUN, Effect, kill_during, record
+from tests.chaos.effects import RUN, Effect, kill_during, recording
 from tests.chaos.test_rebuild_node import held_locks
 from tests.chaos.test_restore import restored_volumes
 from tests.e2e.test_rebuild_cluster import PHRASE, standalone, suspended, waiting_for
@@ -71,7 +71,7 @@ def test_rebuild_cluster_killed_in_a_phase_then_retried(drbot_lab: Harness, lab:
     approved(drbot_lab, job_id)
     confirmed(drbot_lab, job_id, range(phase + 1, 5))
     job = drbot_lab.wait_status(job_id, "succeeded", "failed", "cancelled", timeout=RUN)
-    try:
+    with recording("rebuild-cluster", effect, held):
         assert job.status == "succeeded", job.error
         assert requests_to(lab, "POST", "/qemu") == vms  # each VM created once
         assert sum(1 for m, p, _ in lab.world.pve_requests()
@@ -84,7 +84,3 @@ def test_rebuild_cluster_killed_in_a_phase_then_retried(drbot_lab: Harness, lab:
         assert held_locks(drbot_lab) == []
         drbot_lab.wait_settled(job_id, timeout=RUN)
         assert "(in 2 attempts)" in drbot_lab.frontend.replies(job_id)[-1]
-    except AssertionError as exc:
-        record("rebuild-cluster", effect, "FAIL", f"{held}: {str(exc)[:200]}")
-        raise
-    record("rebuild-cluster", effect, "ok", held)

@@ -14,7 +14,7 @@ import pytest
 from lab import Lab
 from lab.world import LONGHORN_NS
 from tests.bot.harness import Harness
-from tests.chaos.effects import Effect, kill_after, record, retry_on_a_new_worker
+from tests.chaos.effects import Effect, kill_after, recording, retry_on_a_new_worker
 from tests.chaos.test_rebuild_node import held_locks
 from tests.e2e.test_restore import obj, planned, web_deployment
 
@@ -78,7 +78,7 @@ def test_restore_beside_killed_after_an_effect_then_retried(drbot_lab: Harness, 
     job_id = planned(drbot_lab, "/dr restore apps/gitea-data")
     held = kill_after(drbot_lab, lab, job_id, effect, f"/dr approve {job_id}")
     retry_on_a_new_worker(drbot_lab, job_id)
-    try:
+    with recording("restore", effect, held):
         final = common(drbot_lab, lab, job_id)
         added = sorted(set(pvc_names(lab)) - set(before))
         assert len(added) == 1 and added[0].startswith("gitea-data-restored-"), added
@@ -86,10 +86,6 @@ def test_restore_beside_killed_after_an_effect_then_retried(drbot_lab: Harness, 
         assert pvc["spec"]["volumeName"] == restored_volumes(lab)[0]["metadata"]["name"]
         assert obj(lab, "v1", "persistentvolumeclaims", "apps", "gitea-data")["spec"] == old["spec"]
         assert f"into PVC apps/{added[0]}" in final
-    except AssertionError as exc:
-        record("restore", effect, "FAIL", f"{held}: {str(exc)[:200]}")
-        raise
-    record("restore", effect, "ok", held)
 
 
 @pytest.mark.parametrize("effect", REPLACE, ids=str)
@@ -101,7 +97,7 @@ def test_restore_replace_killed_after_an_effect_then_retried(drbot_lab: Harness,
     job_id = planned(drbot_lab, "/dr restore apps/web-data --replace")
     held = kill_after(drbot_lab, lab, job_id, effect, f"/dr approve {job_id}")
     retry_on_a_new_worker(drbot_lab, job_id)
-    try:
+    with recording("restore --replace", effect, held):
         final = common(drbot_lab, lab, job_id)
         assert pvc_names(lab) == before  # no restored copy left beside it
         pvc = obj(lab, "v1", "persistentvolumeclaims", "apps", "web-data")
@@ -116,7 +112,3 @@ def test_restore_replace_killed_after_an_effect_then_retried(drbot_lab: Harness,
         assert not obj(lab, "kustomize.toolkit.fluxcd.io/v1", "kustomizations", "flux-system",
                        "apps")["spec"].get("suspend")
         assert "swapped it in" in final and old_pv in final
-    except AssertionError as exc:
-        record("restore --replace", effect, "FAIL", f"{held}: {str(exc)[:200]}")
-        raise
-    record("restore --replace", effect, "ok", held)

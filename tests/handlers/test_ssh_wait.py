@@ -12,32 +12,15 @@ import pytest
 from adapters import pacing
 from adapters.errors import Cancelled, TimedOut
 from handlers import iac
+from tests.support import FakeClock
 
 ENDPOINT = iac.SshEndpoint("k3s-server-3", "192.0.2.13", 22)
 KEYS = ["192.0.2.13 ssh-ed25519 AAAAC3Nza"]
 
 
-class Clock:
-    """time.monotonic and time.sleep for handlers.iac: sleeping moves the clock."""
-
-    def __init__(self) -> None:
-        self.now = 500.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 6))
-        self.now += seconds
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(iac.time, "monotonic", fake.monotonic)
-    monkeypatch.setattr(iac.time, "sleep", fake.sleep)
-    return fake
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    return FakeClock(500.0).install(monkeypatch, iac)
 
 
 def answers_after(monkeypatch: pytest.MonkeyPatch, tries: int) -> list[str]:
@@ -57,7 +40,7 @@ def step(cancelled: bool = False) -> SimpleNamespace:
     return SimpleNamespace(cancelled=lambda: cancelled)
 
 
-def host_keys(clock: Clock, timeout: float = 900.0, cancelled: bool = False) -> list[str]:
+def host_keys(clock: FakeClock, timeout: float = 900.0, cancelled: bool = False) -> list[str]:
     return iac._host_keys(step(cancelled), ENDPOINT, clock.now + timeout, timeout,  # type: ignore[arg-type]
                           threading.Event())
 
@@ -71,14 +54,14 @@ def test_the_pause_is_a_share_of_the_time_waited_between_the_floor_and_the_inter
 
 
 def test_an_endpoint_that_answers_at_once_is_not_waited_for(
-        clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+        clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     answers_after(monkeypatch, 0)
     assert host_keys(clock) == KEYS
     assert clock.sleeps == []
 
 
 def test_the_ssh_wait_tries_again_soon_then_less_often_up_to_ssh_poll(
-        clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+        clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     tries = answers_after(monkeypatch, 40)
     assert host_keys(clock) == KEYS
     assert len(tries) == 41
@@ -92,7 +75,7 @@ def test_the_ssh_wait_tries_again_soon_then_less_often_up_to_ssh_poll(
 
 
 def test_the_last_pause_ends_at_the_deadline_then_it_times_out(
-        clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+        clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     answers_after(monkeypatch, 10**6)
     with pytest.raises(TimedOut, match="did not answer SSH on 192.0.2.13:22 within 1s"):
         host_keys(clock, timeout=1.0)
@@ -100,7 +83,7 @@ def test_the_last_pause_ends_at_the_deadline_then_it_times_out(
     assert clock.sleeps == [0.1] * 10
 
 
-def test_a_cancelled_job_stops_waiting(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cancelled_job_stops_waiting(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     tries = answers_after(monkeypatch, 10**6)
     with pytest.raises(Cancelled, match="stopped waiting for SSH on k3s-server-3"):
         host_keys(clock, cancelled=True)
