@@ -214,7 +214,9 @@ def test_timed_hooks_keep_the_steps_cancel_and_spawn(tmp_path: Path) -> None:
 def test_say_reports_one_line_with_its_target_and_status(tmp_path: Path) -> None:
     job = Job()
     iac.say(job.step(make_inventory(tmp_path)), "VM 102 is already gone", "n2", "done")
-    assert job.rec.progress == [Progress("VM 102 is already gone", target="n2", status="done")]
+    iac.say(job.step(make_inventory(tmp_path)), "nothing left to restore")
+    assert job.rec.progress == [Progress("VM 102 is already gone", target="n2", status="done"),
+                                Progress("nothing left to restore")]
 
 
 # -- Terraform ----------------------------------------------------------------------------------
@@ -234,6 +236,7 @@ def tf(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
         calls.append(("apply", {"workdir": config.workdir, "targets": targets,
                                 "replace": replace, "destroy": destroy}))
         hooks.report(Progress("Creating...", target=targets[0]))
+        hooks.report(Progress("Apply complete"))
         return ApplyResult(ChangeSummary(add=2, change=3, remove=5, imported=7),
                            resources=list(targets), outputs={})
     monkeypatch.setattr(terraform, "check_backend", check_backend)
@@ -250,8 +253,10 @@ def test_apply_targets_the_inventory_addresses_and_never_replaces(
                              "replace": (), "destroy": False})]
     assert result == {"added": 2, "changed": 3, "destroyed": 5, "imported": 7,
                       "resources": ADDRESSES, "earlier_attempt": False}
-    assert job.rec.progress == [Progress(f"terraform apply [{ADDRESSES[0]}] +0s: Creating...",
-                                         target=ADDRESSES[0])]
+    both = ", ".join(ADDRESSES)
+    assert job.rec.progress == [
+        Progress(f"terraform apply [{ADDRESSES[0]}] +0s: Creating...", target=ADDRESSES[0]),
+        Progress(f"terraform apply [{both}] +0s: Apply complete", target=both)]
 
 
 def test_the_intent_is_in_the_job_before_the_first_apply(
@@ -364,9 +369,17 @@ def test_a_playbook_runs_on_the_inventory_hosts_with_the_jobs_known_hosts(
 
 
 def test_a_playbook_with_nothing_to_reset_resets_nothing(
-        tmp_path: Path, playbooks: list[dict[str, Any]]) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    playbooks: list[dict[str, Any]] = []
+
+    def unreachable(config: AnsibleConfig, playbook: str, **kw: Any) -> PlaybookResult:
+        playbooks.append({"config": config, **kw})  # no host got as far as a change
+        return PlaybookResult("failed", 4, {"dark": {"k3s-n1": 1}}, [])
+    monkeypatch.setattr(ansible, "run_playbook", unreachable)
     inventory = make_inventory(tmp_path)
-    iac.run_playbook(Job().step(inventory, "site"), "site.yml", ["k3s-n1"], {})
+    result = iac.run_playbook(Job().step(inventory, "site"), "site.yml", ["k3s-n1"], {})
+    assert result == {"playbook": "site.yml", "hosts": ["k3s-n1"], "status": "failed",
+                      "changed": {"k3s-n1": 0}}
     assert playbooks[0]["known_hosts_reset"] == []
     assert playbooks[0]["limit"] == "k3s-n1"
     assert playbooks[0]["config"].extravars == {"k3s_version": "v1.30.4+k3s1",
@@ -479,6 +492,7 @@ def test_a_known_hosts_ssh_keygen_rejects_is_a_one_line_error(tmp_path: Path, ss
     assert text.startswith(f"could not remove the old SSH key of n2 from {known_hosts}: ")
     assert "invalid line" in text
     assert "\n" not in text
+    assert "\\n" not in text  # ssh-keygen's words, not the repr of its bytes
     assert known_hosts.read_text() == f"[127.0.0.1]:{sshd.port} garbage\n"
 
 
@@ -527,6 +541,14 @@ def test_the_ssh_tools_get_inventory_arguments_and_no_secrets(tmp_path: Path, ss
         for secret in ("DRBOT_SIGNING_KEY", "signing-secret-1", "redis-secret-2",
                        "xoxb-secret-3"):
             assert secret not in env
+
+
+def test_fingerprints_of_several_keys(tmp_path: Path) -> None:
+    lines = [a_key_line(tmp_path / "one", "10.0.0.11"), a_key_line(tmp_path / "two", "10.0.0.12")]
+    expected = sorted(subprocess.run(["ssh-keygen", "-lf", str(tmp_path / name)], capture_output=True,
+                                     text=True, check=True).stdout.split()[1]
+                      for name in ("one.pub", "two.pub"))
+    assert iac.fingerprints(lines) == expected
 
 
 def test_fingerprints_of_nothing_runs_nothing(tools: Path) -> None:
