@@ -39,6 +39,10 @@ Survivors left on purpose, in the modules added after preflight, evaluate and lo
     is waited for; ``zip(..., strict=...)`` None, left out or False (three): the waits are built
     from the endpoints one to one; the ``", "`` between several fingerprints of one machine in
     the progress line: the test sshd serves one host key.
+Below the target as of the run that added iac (1434 of 1662, 86.3 %), not yet fixed: evaluate
+(359 of 474: ``held_to``, ``_history``, ``judge``, ``retention_gap``, the proofs and drills code
+added after its tests, which are tested elsewhere than the selection), locks (90 of 134: ``held``,
+``acquire``, ``from_wire``; ``evict`` is reached by no selected test) and preflight (216 of 234).
 """
 
 from __future__ import annotations
