@@ -180,3 +180,16 @@ def test_evict_frees_only_the_named_holders(redis_url: str) -> None:
     assert set(locks.holders("cluster")) == {"newer"}
     assert locks.evict("cluster", ["newer", "stranger"]) == 1
     assert client.exists(PREFIX + "cluster") == 0
+
+
+def test_a_release_on_a_transaction_happens_when_it_commits(redis_url: str) -> None:
+    """The runner frees a job's locks in the transaction that writes its end: until that
+    commits, the job still holds them."""
+    client = redis.Redis.from_url(redis_url)
+    locks = Locks(client)
+    locks.acquire("j1", [exclusive("cluster")], ttl=30)
+    with client.pipeline(transaction=True) as pipe:
+        locks.release("j1", [exclusive("cluster")], client=pipe)
+        assert set(locks.holders("cluster")) == {"j1"}
+        pipe.execute()
+    assert locks.holders("cluster") == {}
