@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.errors import AdapterError, Cancelled, TimedOut
 from adapters.pacing import pause_after
-from adapters.progress import Hooks, Progress
+from adapters.progress import Hooks, Progress, one_line
 from adapters.subprocesses import minimal_env
 from bot.errors import CommandError, ConfigError
 
@@ -239,7 +239,7 @@ def _forget(known_hosts: str, endpoint: SshEndpoint) -> None:
                           env=minimal_env())
     if done.returncode != 0:
         raise AdapterError(f"could not remove the old SSH key of {endpoint.node} from "
-                           f"{known_hosts}: {done.stderr.strip()[:200]}")
+                           f"{known_hosts}: {one_line(done.stderr, 200)}")
     old = known_hosts + ".old"
     if os.path.exists(old):
         os.remove(old)

@@ -99,7 +99,7 @@ def retention_gap(times: list[datetime], now: datetime, days: int) -> str:
     if not missing:
         return ""
     oldest = min(times)
-    if oldest.date() > missing[-1] and all(d < oldest.date() for d in missing):
+    if all(d < oldest.date() for d in missing):  # every hole is before the oldest kept
         return (f"oldest kept backup is {span((now - oldest).total_seconds())} old; "
                 f"policy keeps {days} days")
     shown = ", ".join(f"{d:%m-%d}" for d in sorted(missing)[:5])

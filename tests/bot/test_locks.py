@@ -110,3 +110,86 @@ def test_drills_and_recoveries_exclude_each_other_through_free_keys(redis_url: s
     assert busy == Busy("cluster", "r1")
     assert locks.acquire("d3", drill, ttl=30, probe=True) == Busy("cluster", "r1")  # at submit
     assert locks.holders("drill") == {}
+
+
+def test_held_lists_every_live_lease_by_key_then_holder_as_stored(redis_url: str) -> None:
+    """Two keys, holders written out of order, an expired lease, a hash without a mode field
+    and a key that is not a lock: only the live leases of lock keys, sorted, their expiry the
+    stored milliseconds in seconds."""
+    client = redis.Redis.from_url(redis_url)
+    locks = Locks(client)
+    assert locks.acquire("j2", [shared("cluster")], ttl=30) is None
+    assert locks.acquire("j1", [shared("cluster")], ttl=30) is None
+    assert locks.acquire("j3", [exclusive("node:a")], ttl=30) is None
+    now_ms = int(time.time() * 1000)
+    client.hset(PREFIX + "node:a", "dead", now_ms - 1000)  # ran out; acquire has not dropped it
+    client.hset(PREFIX + "nomode", "j4", now_ms + 30_000)  # no mode field: the safe reading
+    client.set("drbot:job:j1", "not a lock")
+    leases = held(client)
+    assert [(lease.key, lease.holder, lease.mode) for lease in leases] == [
+        ("cluster", "j1", LockMode.SHARED), ("cluster", "j2", LockMode.SHARED),
+        ("node:a", "j3", LockMode.EXCLUSIVE), ("nomode", "j4", LockMode.EXCLUSIVE)]
+    assert leases[2].expires == int(locks.holders("node:a")["j3"]) / 1000
+    assert 0 < leases[2].remaining <= 30
+
+
+def _redis_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return seconds * 1000 + micros // 1000
+
+
+def test_a_lease_lasts_exactly_its_ttl_from_redis_own_clock(redis_url: str) -> None:
+    """The scripts stamp expiries with Redis's TIME, so the stored expiry lies between the
+    server's clock read just before and just after, plus the ttl: no slack for a wrong unit."""
+    client = redis.Redis.from_url(redis_url)
+    locks = Locks(client)
+    before = _redis_ms(client)
+    locks.acquire("j1", [exclusive("x")], ttl=1000)
+    after = _redis_ms(client)
+    assert before + 1_000_000 <= int(locks.holders("x")["j1"]) <= after + 1_000_000
+    before = _redis_ms(client)
+    assert locks.renew("j1", [exclusive("x")], ttl=2000) == 1
+    after = _redis_ms(client)
+    assert before + 2_000_000 <= int(locks.holders("x")["j1"]) <= after + 2_000_000
+
+
+def test_a_probe_takes_nothing(redis_url: str) -> None:
+    locks = Locks(redis.Redis.from_url(redis_url))
+    assert locks.acquire("j1", [exclusive("cluster")], ttl=30, probe=True) is None
+    assert locks.holders("cluster") == {}
+    assert locks.acquire("j2", [exclusive("cluster")], ttl=30) is None
+
+
+def test_a_client_that_decodes_replies_gets_the_same_busy(redis_url: str) -> None:
+    locks = Locks(redis.Redis.from_url(redis_url, decode_responses=True))
+    assert locks.acquire("j1", [exclusive("cluster")], ttl=30) is None
+    assert locks.acquire("j2", [shared("cluster")], ttl=30) == Busy("cluster", "j1")
+
+
+def test_evict_frees_only_the_named_holders(redis_url: str) -> None:
+    """/dr unlock: the holders found gone are removed, a newer one stays; the key goes with
+    its last holder; naming nobody or only strangers changes nothing."""
+    client = redis.Redis.from_url(redis_url)
+    locks = Locks(client)
+    locks.acquire("gone", [shared("cluster")], ttl=30)
+    locks.acquire("newer", [shared("cluster")], ttl=30)
+    assert locks.evict("cluster", []) == 0
+    assert locks.evict("cluster", ["stranger"]) == 0
+    assert set(locks.holders("cluster")) == {"gone", "newer"}
+    assert locks.evict("cluster", ["gone"]) == 1
+    assert set(locks.holders("cluster")) == {"newer"}
+    assert locks.evict("cluster", ["newer", "stranger"]) == 1
+    assert client.exists(PREFIX + "cluster") == 0
+
+
+def test_a_release_on_a_transaction_happens_when_it_commits(redis_url: str) -> None:
+    """The runner frees a job's locks in the transaction that writes its end: until that
+    commits, the job still holds them."""
+    client = redis.Redis.from_url(redis_url)
+    locks = Locks(client)
+    locks.acquire("j1", [exclusive("cluster")], ttl=30)
+    with client.pipeline(transaction=True) as pipe:
+        locks.release("j1", [exclusive("cluster")], client=pipe)
+        assert set(locks.holders("cluster")) == {"j1"}
+        pipe.execute()
+    assert locks.holders("cluster") == {}

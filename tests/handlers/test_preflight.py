@@ -19,7 +19,12 @@ from bot.config.inventory import Inventory
 from bot.errors import CommandError
 from handlers import preflight
 
-KUBE: Any = object()  # never reached: the adapter functions are replaced
+KUBE: Any = object()  # handed to the replaced adapter functions, which check they got it
+
+
+def asked(kube: Any) -> None:
+    """The checks ask the cluster they were given, not some other client."""
+    assert kube is KUBE
 
 
 def node(name: str, ready: bool = True, etcd: bool = True, deleting: bool = False) -> KubeNode:
@@ -38,8 +43,9 @@ def inventory(*names: str, drbot: tuple[str, ...] = ()) -> Inventory:
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     state: dict[str, list[Any]] = {"nodes": [], "volumes": []}
-    monkeypatch.setattr(k8s_nodes, "list_nodes", lambda kube: list(state["nodes"]))
-    monkeypatch.setattr(longhorn, "list_volumes", lambda kube: list(state["volumes"]))
+    monkeypatch.setattr(k8s_nodes, "list_nodes", lambda kube: asked(kube) or list(state["nodes"]))
+    monkeypatch.setattr(longhorn, "list_volumes",
+                        lambda kube: asked(kube) or list(state["volumes"]))
     return state
 
 
@@ -285,6 +291,9 @@ def test_check_nodes_runs_every_check(cluster: dict[str, list[Any]]) -> None:
         preflight.check_nodes(KUBE, inv, ["s2", "s3"])
     cluster["volumes"] = []
     preflight.check_nodes(KUBE, inv, ["s2"])
+    cluster["nodes"] = [node("s1"), node("s2", ready=False), node("s3", ready=False)]
+    with pytest.raises(CommandError, match=r"has lost quorum(.|\n)*On s1 \(s1\)"):
+        preflight.check_nodes(KUBE, inv, ["s2"])  # the procedure names s1 from the inventory
 
 
 def test_a_ready_node_is_warned_about_and_a_gone_or_dead_one_is_not(
@@ -292,13 +301,14 @@ def test_a_ready_node_is_warned_about_and_a_gone_or_dead_one_is_not(
     from adapters.errors import NotFound
 
     def get(kube: Any, name: str) -> KubeNode:
+        asked(kube)
         if name == "gone":
             raise NotFound(name)
-        return node(name, ready=name == "alive")
+        return node(name, ready=name in ("alive", "zeta"))
     monkeypatch.setattr(k8s_nodes, "get_node", get)
-    assert preflight.still_ready(KUBE, ["gone", "dead", "alive"]) == [
-        "warning: alive is still Ready: its pods will be drained and its VM stopped and "
-        "destroyed. Make sure this is the node you mean."]
+    assert preflight.still_ready(KUBE, ["gone", "zeta", "dead", "alive"]) == [
+        f"warning: {name} is still Ready: its pods will be drained and its VM stopped and "
+        "destroyed. Make sure this is the node you mean." for name in ("alive", "zeta")]
 
 
 def test_the_longhorn_refusal_in_full(cluster: dict[str, list[Any]]) -> None:
@@ -324,3 +334,20 @@ def test_the_drbot_refusal_in_full() -> None:
         "stop drbot in the middle of this job and lose its records. Move drbot to another node "
         "first (e.g. `kubectl cordon n1` and restart drbot's pods, then update `drbot_nodes`), or "
         "run drbot standalone (see the README), then try again.")
+
+
+def test_the_longhorn_refusal_offers_a_restore_only_for_volumes_with_a_pvc(
+        cluster: dict[str, list[Any]]) -> None:
+    cluster["volumes"] = [volume("pvc-2", replica("pvc-2", "gone", "healthy"))]
+    with pytest.raises(CommandError) as refused:
+        preflight.check_longhorn(KUBE, ["gone"])
+    assert str(refused.value).endswith("shows healthy, then run this again.")
+    assert preflight.restore_hint([volume("a", pvc="a"), volume("b", pvc="b")]) == (
+        " If that disk is already lost, restore from backup instead: /dr restore apps/a, "
+        "/dr restore apps/b.")
+
+
+def test_the_procedure_for_a_survivor_the_inventory_lacks_and_several_others() -> None:
+    text = preflight.cluster_reset_procedure(inventory("s1"), ["s9", "s2", "s3"], ["s1"])
+    assert "  1. On s2, a surviving server: `sudo systemctl stop k3s`" in text.splitlines()
+    assert "  5. On s3, s9: `sudo systemctl stop k3s && " in text

@@ -276,3 +276,66 @@ def test_archiving_failing_without_a_message() -> None:
     pg.backups, pg.store_last = {s.name: s for s in kept}, kept[0]
     seen = Facts(NOW, {"cluster": Sight("cluster", "c"), "store:cnpg": Sight("store:cnpg", "s")})
     assert ev.judge(pg, seen, DAY, NOW).problem == "WAL archiving is failing: no message"
+
+
+# -- boundaries the tests above leave open --------------------------------------------------------
+
+
+def test_span_never_reads_negative() -> None:
+    assert (ev.span(0), ev.span(-5)) == ("0s", "0s")  # a clock a little ahead of the cluster's
+
+
+def test_retention_of_one_day_still_needs_a_backup() -> None:
+    assert ev.retention_gap([], NOW, 1) == "no backups kept"
+
+
+def test_a_hole_after_the_oldest_backup_is_listed_not_blamed_on_its_age() -> None:
+    """Kept: today and 4 days ago; policy 7 days: missing 1 to 3 days ago (after the oldest)
+    and 5 to 6 (before it): the days are listed."""
+    times = [NOW - timedelta(hours=1), NOW - timedelta(days=4)]
+    assert ev.retention_gap(times, NOW, 7) == "no backup on 11-28, 11-29, 12-01, 12-02, 12-03 (UTC)"
+
+
+def test_exactly_five_missing_days_are_all_listed_six_are_counted() -> None:
+    today = NOW - timedelta(hours=1)
+    assert ev.retention_gap([today, NOW - timedelta(days=6)], NOW, 7) == \
+        "no backup on 11-29, 11-30, 12-01, 12-02, 12-03 (UTC)"
+    assert ev.retention_gap([today, NOW - timedelta(days=7)], NOW, 8) == \
+        "no backup on 11-28, 11-29, 11-30, 12-01, 12-02 and 1 more (UTC)"
+
+
+@pytest.mark.parametrize(("obj", "command"), [
+    (ObjectFacts("longhorn", "pvc-1"), "/dr backup-now longhorn pvc-1"),
+    (ObjectFacts("cnpg", "pg-main"), "/dr backup-now cnpg pg-main"),
+])
+def test_an_object_without_a_label_is_named_by_its_name(obj: ObjectFacts, command: str) -> None:
+    assert ev.command_for(obj) == command
+
+
+def test_history_of_a_backup_neither_side_vouches_for() -> None:
+    lost = SeenBackup("lost", NOW - timedelta(hours=1), "", False)
+    assert judge(volume(lost)).history == [[lost.at.timestamp(), "lost", "?", "?"]]
+
+
+def test_the_cluster_stands_in_with_its_newest_completed_backup_and_all_it_keeps() -> None:
+    """Store unreadable or not configured: the newest of the cluster's completed backups is the
+    last good one (listed oldest first here), and every dated one counts for retention."""
+    kept = [backup(f"b{i}", timedelta(hours=1) + timedelta(days=i), in_store=None)
+            for i in (6, 5, 4, 3, 2, 1, 0)]
+    for store in (False, None):
+        found = judge(volume(*kept), facts(store=store))
+        assert (found.status, found.last_good, found.retention) == ("ok", "b0", "ok (7 days)")
+
+
+def test_the_objects_own_notes_come_first() -> None:
+    seen = backup("b", timedelta(hours=1))
+    obj = volume(seen, *daily(7)[1:], store_last=seen)
+    obj.notes = ["PVC apps/web is being deleted"]
+    assert judge(obj).notes == ["PVC apps/web is being deleted"]
+
+
+def test_a_backup_the_bucket_lacks_as_old_as_the_good_one_is_not_reported() -> None:
+    """Only a completed backup newer than the store's last good one is worth a note."""
+    good = backup("good", timedelta(hours=1))
+    twin = backup("twin", timedelta(hours=1), in_store=False)
+    assert judge(volume(good, twin, *daily(7)[1:], store_last=good)).notes == []
