@@ -467,6 +467,17 @@ def add_lh_node(
     })
 
 
+def set_lh_disk(server: StandaloneKube, node: str, *, maximum: int, available: int,
+                scheduled: int = 0, reserved: int = 0, allow: bool = True) -> None:
+    """Give a Longhorn node one disk, as longhorn-manager reports it in the node's status
+    (diskStatus: storageMaximum, storageAvailable, storageScheduled)."""
+    server.patch(R.LH_NODES, node, {
+        "spec": {"disks": {"d1": {"allowScheduling": allow, "storageReserved": reserved}}},
+        "status": {"diskStatus": {"d1": {"storageMaximum": maximum, "storageAvailable": available,
+                                         "storageScheduled": scheduled}}}},
+        R.LONGHORN_NAMESPACE)
+
+
 def backup_url(backup: str, volume: str, target: str = "s3://backups@us-east-1/lh") -> str:
     return f"{target}?backup={backup}&volume={volume}"
 

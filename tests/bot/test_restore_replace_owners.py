@@ -14,7 +14,14 @@ from bot.config.inventory import Inventory, KubernetesTarget
 from bot.config.settings import Settings
 from bot.runbook import PlanContext
 from bot.worker.services import Services
-from lab.fakes.kube import StandaloneKube, add_lh_backup, add_lh_volume, write_kubeconfig
+from lab.fakes.kube import (
+    StandaloneKube,
+    add_lh_backup,
+    add_lh_node,
+    add_lh_volume,
+    set_lh_disk,
+    write_kubeconfig,
+)
 
 HELM = {"helm.toolkit.fluxcd.io/name": "db", "helm.toolkit.fluxcd.io/namespace": "apps"}
 KS_APPS = {"kustomize.toolkit.fluxcd.io/name": "apps",
@@ -44,6 +51,8 @@ def test_replace_suspends_the_helmrelease_and_the_pvcs_kustomization_too(
         kube_emulator: StandaloneKube, tmp_path: Path) -> None:
     statefulset(kube_emulator)
     add_lh_volume(kube_emulator, "pvc-d0", [("a", True)], pvc="data-db-0", pvc_namespace="apps")
+    add_lh_node(kube_emulator, "a")  # with room for the restored copy (handlers.restore.room)
+    set_lh_disk(kube_emulator, "a", maximum=100 << 30, available=60 << 30)
     add_lh_backup(kube_emulator, "backup-d0", "pvc-d0", pvc="data-db-0", pvc_namespace="apps")
     kube_emulator.create(R.PERSISTENTVOLUMECLAIMS, {
         "metadata": {"name": "data-db-0", "namespace": "apps", "labels": KS_DATA},

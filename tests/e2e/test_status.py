@@ -6,7 +6,7 @@ from tests.bot.harness import Harness
 
 
 def test_status_overview_names_what_needs_attention(drbot_lab: Harness) -> None:
-    waiting = drbot_lab.say("/dr restore apps/archive", who="alice").job_id
+    waiting = drbot_lab.say("/dr restore apps/gitea-data", who="alice").job_id
     assert waiting
     drbot_lab.wait_status(waiting, "awaiting_approval", timeout=60)
     job_id = drbot_lab.say("/dr status", who="carol").job_id

@@ -14,29 +14,20 @@ from adapters.kubernetes.client import Kube
 from bot.config.inventory import DrillCheck, Inventory
 from bot.errors import CommandError
 from handlers import drill
-from lab.fakes.kube import StandaloneKube, add_lh_node, add_node
+from lab.fakes.kube import StandaloneKube, add_lh_node, add_node, set_lh_disk
 
 GIB = 1 << 30
-
-
-def disk(server: StandaloneKube, node: str, *, maximum: int, available: int, scheduled: int = 0,
-         reserved: int = 0, allow: bool = True) -> None:
-    server.patch(R.LH_NODES, node, {
-        "spec": {"disks": {"d1": {"allowScheduling": allow, "storageReserved": reserved}}},
-        "status": {"diskStatus": {"d1": {"storageMaximum": maximum, "storageAvailable": available,
-                                         "storageScheduled": scheduled}}}},
-        R.LONGHORN_NAMESPACE)
 
 
 def test_longhorn_room_follows_its_replica_scheduler(kube_emulator: StandaloneKube,
                                                      kube: Kube) -> None:
     for name in ("a", "b", "c", "d", "e"):
         add_lh_node(kube_emulator, name)
-    disk(kube_emulator, "a", maximum=100 * GIB, available=60 * GIB)  # fits 5 GiB
-    disk(kube_emulator, "b", maximum=100 * GIB, available=29 * GIB)  # 24 GiB left < 25 %
-    disk(kube_emulator, "c", maximum=100 * GIB, available=90 * GIB, scheduled=96 * GIB)  # over
-    disk(kube_emulator, "d", maximum=100 * GIB, available=90 * GIB, allow=False)
-    disk(kube_emulator, "e", maximum=100 * GIB, available=90 * GIB, reserved=98 * GIB)
+    set_lh_disk(kube_emulator, "a", maximum=100 * GIB, available=60 * GIB)  # fits 5 GiB
+    set_lh_disk(kube_emulator, "b", maximum=100 * GIB, available=29 * GIB)  # 24 GiB left < 25 %
+    set_lh_disk(kube_emulator, "c", maximum=100 * GIB, available=90 * GIB, scheduled=96 * GIB)  # over
+    set_lh_disk(kube_emulator, "d", maximum=100 * GIB, available=90 * GIB, allow=False)
+    set_lh_disk(kube_emulator, "e", maximum=100 * GIB, available=90 * GIB, reserved=98 * GIB)
     assert drills.nodes_with_room(kube, 5 * GIB) == ["a"]
     # the over-provisioning setting raises what may be scheduled
     kube_emulator.create(R.LH_SETTINGS, {"metadata": {
@@ -49,7 +40,7 @@ def test_the_drill_is_refused_without_room_or_a_node_for_its_pod(
         kube_emulator: StandaloneKube, kube: Kube) -> None:
     inventory = Inventory()
     add_lh_node(kube_emulator, "a")
-    disk(kube_emulator, "a", maximum=100 * GIB, available=60 * GIB)
+    set_lh_disk(kube_emulator, "a", maximum=100 * GIB, available=60 * GIB)
     add_node(kube_emulator, "a", unschedulable=True)
     add_node(kube_emulator, "b", ready=False)
     with pytest.raises(CommandError, match="no node can run the drill's pod"):

@@ -9,14 +9,15 @@ import pytest
 from adapters.kubernetes.client import Kube
 from bot.errors import CommandError
 from handlers import restore
-from lab.fakes.kube import StandaloneKube, add_lh_node
-from tests.handlers.test_drill import GIB, disk
+from lab.fakes.kube import StandaloneKube, add_lh_node, set_lh_disk
+
+GIB = 1 << 30
 
 
 def nodes(server: StandaloneKube, free_gib: tuple[int, ...]) -> None:
     for index, free in enumerate(free_gib):
         add_lh_node(server, f"n{index}")
-        disk(server, f"n{index}", maximum=100 * GIB, available=free * GIB)
+        set_lh_disk(server, f"n{index}", maximum=100 * GIB, available=free * GIB)
 
 
 def test_room_on_every_node_needs_no_note(kube_emulator: StandaloneKube, kube: Kube) -> None:
