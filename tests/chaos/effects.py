@@ -64,6 +64,19 @@ def kill_during(drbot: Harness, lab: Lab, effect: Effect,
     return job_id, hold.request
 
 
+def killed_then_retried(drbot: Harness, lab: Lab, effect: Effect, text: str,
+                        who: str = "alice") -> tuple[str, str]:
+    """``who`` asks for ``text`` (a job that needs no approval), the worker is killed at
+    ``effect``, and the job is retried on a new worker: (job id, request held)."""
+    def requested() -> str:
+        reply = drbot.say(text, who=who)
+        assert reply.ok and reply.job_id, reply.text
+        return reply.job_id
+    job_id, held = kill_during(drbot, lab, effect, requested)
+    retry_on_a_new_worker(drbot, job_id)
+    return job_id, held
+
+
 def kill_recorded(drbot: Harness, job_id: str) -> None:
     """SIGKILL the job's recorded subprocesses still alive on this host (bot/records/signals.py)."""
     for entry in signals.living_subprocesses(drbot.redis, job_id):

@@ -16,7 +16,7 @@ from adapters.s3 import ObjectStore
 from lab import Lab, bucket_store, world
 from lab.world import CNPG_NS, LONGHORN_NS
 from tests.bot.harness import Harness
-from tests.chaos.effects import Effect, kill_during, recording, retry_on_a_new_worker
+from tests.chaos.effects import Effect, killed_then_retried, recording
 from tests.chaos.test_rebuild_node import held_locks
 
 LH = f"/apis/longhorn.io/v1beta2/namespaces/{LONGHORN_NS}"
@@ -46,16 +46,6 @@ def bucket(lab: Lab, kind: str) -> ObjectStore:
     return bucket_store(lab.s3_url, creds["secret_key"], world.BUCKETS[kind])
 
 
-def killed_then_retried(drbot: Harness, lab: Lab, effect: Effect, text: str) -> tuple[str, str]:
-    def requested() -> str:
-        reply = drbot.say(text, who="carol")
-        assert reply.ok and reply.job_id, reply.text
-        return reply.job_id
-    job_id, held = kill_during(drbot, lab, effect, requested)
-    retry_on_a_new_worker(drbot, job_id)
-    return job_id, held
-
-
 def final_reply(drbot: Harness, job_id: str) -> str:
     job = drbot.job(job_id)
     assert job.status == "succeeded", job.error
@@ -72,7 +62,7 @@ def test_longhorn_backup_now_killed_after_an_effect_then_retried(
     seeded = {b.name for b in backupstore.longhorn_backups(bucket(lab, "longhorn"), "",
                                                            VOLUME.name)}
     job_id, held = killed_then_retried(drbot_lab, lab, effect, "/dr backup-now longhorn "
-                                       f"{VOLUME.namespace}/{VOLUME.pvc}")
+                                       f"{VOLUME.namespace}/{VOLUME.pvc}", who="carol")
     with recording("backup-now longhorn", effect, held):
         final = final_reply(drbot_lab, job_id)
         mine = [b for b in items(lab, "longhorn.io", "v1beta2", LONGHORN_NS, "backups")
@@ -96,7 +86,7 @@ def test_cnpg_backup_now_killed_after_an_effect_then_retried(
         drbot_lab: Harness, lab: Lab, effect: Effect) -> None:
     seeded = {b.backup_id for b in backupstore.barman_backups(bucket(lab, "cnpg"), "", CLUSTER)}
     job_id, held = killed_then_retried(drbot_lab, lab, effect,
-                                       f"/dr backup-now cnpg {CNPG_NS}/{CLUSTER}")
+                                       f"/dr backup-now cnpg {CNPG_NS}/{CLUSTER}", who="carol")
     with recording("backup-now cnpg", effect, held):
         final = final_reply(drbot_lab, job_id)
         mine = [b for b in items(lab, "postgresql.cnpg.io", "v1", CNPG_NS, "backups")

@@ -13,7 +13,7 @@ import pytest
 from lab import Lab, world
 from lab.world import LONGHORN_NS
 from tests.bot.harness import Harness
-from tests.chaos.effects import Effect, kill_during, recording, retry_on_a_new_worker
+from tests.chaos.effects import Effect, killed_then_retried, recording
 from tests.chaos.test_rebuild_node import held_locks
 from tests.e2e.test_drill_cnpg import cnpg_leftovers
 
@@ -43,16 +43,6 @@ VERIFY = [
     Effect("first block read", "GET", BLOCKS, api="s3"),
     Effect("tenth block read", "GET", BLOCKS, api="s3", nth=10),
 ]
-
-
-def killed_then_retried(drbot: Harness, lab: Lab, effect: Effect, text: str) -> tuple[str, str]:
-    def requested() -> str:
-        reply = drbot.say(text, who="alice")
-        assert reply.ok and reply.job_id, reply.text
-        return reply.job_id
-    job_id, held = kill_during(drbot, lab, effect, requested)
-    retry_on_a_new_worker(drbot, job_id)
-    return job_id, held
 
 
 def final_reply(drbot: Harness, job_id: str, verdict: str) -> str:
