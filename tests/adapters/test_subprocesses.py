@@ -47,11 +47,15 @@ def test_missing_program_is_not_found(tmp_path: Path) -> None:
     assert "thing" in str(err.value)
 
 
+# The handler writes with os.write and leaves with os._exit: SIGINT can land
+# while the main code is still inside print("ready") (the parent acts as soon
+# as it reads the line), and a print inside the handler would then be a
+# reentrant call into the same buffered stdout.
 GRACEFUL = """
-import signal, sys, time
+import os, signal, time
 def stop(*_):
-    print("cleaned up", flush=True)
-    sys.exit(0)
+    os.write(1, b"cleaned up\\n")
+    os._exit(0)
 signal.signal(signal.SIGINT, stop)
 print("ready", flush=True)
 while True:
