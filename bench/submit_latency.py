@@ -214,6 +214,7 @@ def main() -> int:
         env = dict(os.environ, DRBOT_SIGNING_KEY="b" * 64, DRBOT_POLICY=str(policy),
                    DRBOT_PLUGINS='["bench.noop"]', DRBOT_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT),
                    DRBOT_REDIS_ALLOW_NO_PASSWORD="true", DRBOT_BENCH_LOGS=tmp,
+                   DRBOT_STATE_DIR=str(Path(tmp) / "worker-state"),
                    DRBOT_RATE_PERSON_PER_MINUTE="1000000", DRBOT_RATE_GLOBAL_PER_MINUTE="1000000")
         try:
             with deadline(args.deadline):

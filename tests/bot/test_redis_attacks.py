@@ -25,6 +25,7 @@ from bot.records.events import STREAM
 from bot.records.jobs import JOB
 from bot.records.queue import RUNNER, queue
 from bot.records.signing import Signer
+from bot.worker.seen import FILE
 from tests.bot.harness import KEY, POLICY, Harness, wait_until
 
 
@@ -144,7 +145,7 @@ def test_a_job_whose_sighting_cannot_be_written_down_never_runs(core_only: Harne
     that fails (here the file's place is taken by a folder), the job is refused before any
     write or step: unrecorded, a restarted worker could run a written-back copy again."""
     h = core_only
-    (tmp_path / "worker-state" / "seen-versions.json").mkdir(parents=True)
+    (tmp_path / "worker-state" / FILE).mkdir(parents=True)
     h.start_worker()
     job_id = h.say("/dr exercise ns").job_id
     assert job_id

@@ -7,16 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from bot.worker.seen import FILE, SeenVersions
+from bot.worker.seen import FILE, LEGACY, SLACK_LINES, SeenVersions
+
+
+def lines(folder: Path) -> list[str]:
+    return (folder / FILE).read_text().splitlines()
 
 
 def test_versions_survive_a_new_instance_and_only_grow(tmp_path: Path) -> None:
     first = SeenVersions(tmp_path, keep=1800)
     first.note("0000aaaa", 3, now=1000.0)
-    first.note("0000aaaa", 2, now=1001.0)  # older: ignored
+    first.note("0000aaaa", 2, now=1001.0)  # older: ignored, not even written
     again = SeenVersions(tmp_path, keep=1800)  # a restarted worker
     assert again.newest("0000aaaa") == 3 and again.newest("0000bbbb") == 0
-    assert not list(tmp_path.glob(".seen-*"))  # no temporary file left behind
+    assert lines(tmp_path) == ["0000aaaa 3 1000.000"]
 
 
 def test_workers_sharing_the_folder_merge_what_each_saw(tmp_path: Path) -> None:
@@ -25,22 +29,54 @@ def test_workers_sharing_the_folder_merge_what_each_saw(tmp_path: Path) -> None:
     two.note("0000bbbb", 7, now=1000.0)  # two had not read one's entry: it is merged, not lost
     assert SeenVersions(tmp_path, keep=1800).entries.keys() == {"0000aaaa", "0000bbbb"}
     assert two.newest("0000aaaa") == 4
+    one.note("0000cccc", 1, now=1000.0)  # one reads on from where it was: two's line too
+    assert one.newest("0000bbbb") == 7
 
 
-def test_entries_past_the_window_are_pruned(tmp_path: Path) -> None:
+def test_the_journal_is_compacted_to_the_jobs_inside_the_window(tmp_path: Path) -> None:
     seen = SeenVersions(tmp_path, keep=1800)
     seen.note("0000aaaa", 1, now=1000.0)
-    seen.note("0000bbbb", 1, now=1000.0 + 1801)
-    assert set(json.loads((tmp_path / FILE).read_text())) == {"0000bbbb"}
+    appended = SLACK_LINES + 64
+    for n in range(appended):  # a job every 100 s: about 18 inside the window at any time
+        seen.note(f"{n:08x}", 1, now=1100.0 + 100 * n)
+    assert "0000aaaa" not in seen.entries and len(seen.entries) == 19
+    kept = lines(tmp_path)
+    assert len(kept) < appended and not any(k.startswith("0000aaaa ") for k in kept)
+    assert len(kept) <= 2 * len(seen.entries) + SLACK_LINES
+    assert not list(tmp_path.glob(".seen-*"))  # no temporary file left behind
+    other = SeenVersions(tmp_path, keep=1800)
+    assert other.newest(f"{appended - 1:08x}") == 1 and other.newest("0000aaaa") == 0
 
 
-def test_a_damaged_file_is_reported_and_replaced(tmp_path: Path,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
-    (tmp_path / FILE).write_text("{not json")
+def test_a_worker_reads_the_whole_journal_again_after_another_compacted_it(tmp_path: Path) -> None:
+    one, two = SeenVersions(tmp_path, keep=1800), SeenVersions(tmp_path, keep=1800)
+    for n in range(SLACK_LINES):
+        one.note(f"a{n:07x}", 5, now=1000.0)  # one has read (and written) this far
+    before = (tmp_path / FILE).stat().st_ino
+    last = 40
+    for n in range(last + 1):  # two compacts: a much shorter file is put in place
+        two.note(f"{n:08x}", 1, now=1100.0 + 100 * n)
+    assert (tmp_path / FILE).stat().st_ino != before
+    one.note("0000cccc", 1, now=1100.0 + 100 * last)  # its offset into the old file means nothing
+    assert all(one.newest(job) == 1 for job in two.entries)  # all of the new file, from its start
+    assert SeenVersions(tmp_path, keep=1800).newest("0000cccc") == 1
+
+
+def test_damage_is_reported_and_a_torn_line_never_swallows_the_next(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / FILE).write_bytes(b"{not json\n0000aaaa 3 1000.0\n0000bb")  # torn by a crash
     seen = SeenVersions(tmp_path, keep=1800)
-    assert seen.entries == {} and "is unreadable" in caplog.text
-    seen.note("0000aaaa", 2, now=1000.0)
-    assert json.loads((tmp_path / FILE).read_text()) == {"0000aaaa": [2, 1000.0]}
+    assert seen.entries == {"0000aaaa": (3, 1000.0)} and "1 unreadable line(s)" in caplog.text
+    seen.note("0000cccc", 2, now=1000.0)
+    assert lines(tmp_path)[-2:] == ["0000bb", "0000cccc 2 1000.000"]
+    assert SeenVersions(tmp_path, keep=1800).newest("0000cccc") == 2
+
+
+def test_the_versions_of_the_earlier_whole_file_format_are_carried_over(tmp_path: Path) -> None:
+    (tmp_path / LEGACY).write_text(json.dumps({"0000aaaa": [4, 1000.0]}))
+    assert SeenVersions(tmp_path, keep=1800).newest("0000aaaa") == 4
+    assert not (tmp_path / LEGACY).exists()
+    assert SeenVersions(tmp_path, keep=1800).newest("0000aaaa") == 4
 
 
 def test_the_horse_writes_the_admitted_version_and_says_when_it_cannot(tmp_path: Path) -> None:
