@@ -128,8 +128,10 @@ class Events:
             raise RecordForged(f"event {eid} of job {job_id}: not written by drbot for this job")
         return event
 
-    def expire(self, job_id: str) -> None:
-        self.client.expire(STREAM + job_id, KEEP_SECONDS)
+    def expire(self, job_id: str, pipe: Pipeline | None = None) -> None:
+        """The job's events outlive it by KEEP_SECONDS; on ``pipe`` when given (its outcome's
+        transaction)."""
+        (pipe if pipe is not None else self.client).expire(STREAM + job_id, KEEP_SECONDS)
 
     def read(self, job_id: str, after: str = "0-0", count: int = 1000) -> list[Event]:
         """The job's events drbot wrote, after ``after``; any other entry is left out."""

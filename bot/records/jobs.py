@@ -4,10 +4,17 @@ A record is one signed JSON value in Redis. Every change goes through ``JobStore
 optimistic transaction (WATCH/MULTI) that re-verifies the signature, applies the change, re-signs,
 and may add more commands (an rq enqueue) to the same atomic write, so that a state change and the
 work it implies are never separated by a crash.
+
+A writer that keeps the bytes it last read or wrote (``Latest``: the worker running a job, which
+is nearly the only writer while it runs) first tries the change as a compare-and-set against
+them: one round trip and no signature check (the bytes were verified or written by this
+process), instead of WATCH, GET and EXEC. When anyone wrote the record since, the bytes differ,
+nothing is written, and the change is made the usual way.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -27,6 +34,24 @@ JOB = "drbot:job:"
 JOBS = "drbot:jobs"
 ACTIVE = "drbot:jobs:active"  # ids of jobs not yet ended, so sweeps scale with them, not history
 REQUEST = "drbot:request:"
+# KEYS[1] the record; ARGV[1] the bytes expected there; ARGV[2] the new bytes ('' to compare
+# only); then the commands of the same write, each as its argument count and its arguments.
+# Run with pcall, as MULTI/EXEC runs them: one failing does not stop the others (its error is
+# returned). Returns {1, errors...} once written (or found as expected), {0} if the bytes differ.
+SWAP = """
+local ok, current = pcall(redis.call, 'GET', KEYS[1])
+if not ok or current ~= ARGV[1] then return {0} end
+if ARGV[2] == '' then return {1} end
+redis.call('SET', KEYS[1], ARGV[2])
+local result, i = {1}, 3
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  local reply = redis.pcall(unpack(ARGV, i + 1, i + n))
+  if type(reply) == 'table' and reply.err then table.insert(result, reply.err) end
+  i = i + n + 1
+end
+return result
+"""
 
 
 class JobStatus(StrEnum):
@@ -164,10 +189,19 @@ def new_id() -> str:
     return secrets.token_hex(4)
 
 
+@dataclass
+class Latest:
+    """The bytes of a job record as this process last read or wrote them (see the module's
+    docstring); kept up to date by ``JobStore.update``."""
+
+    raw: bytes | None = None
+
+
 class JobStore:
     def __init__(self, client: redis.Redis, signer: Signer) -> None:
         self.client = client
         self.signer = signer
+        self._swap_script = client.register_script(SWAP)
 
     def _load(self, raw: bytes | None, job_id: str) -> Job:
         if raw is None:
@@ -186,8 +220,13 @@ class JobStore:
         job.signed = time.time()
         return self.signer.seal(job.to_dict(), JOB + job.id, job.signed)
 
-    def get(self, job_id: str) -> Job:
-        return self._load(self.client.get(JOB + job_id), job_id)
+    def get(self, job_id: str, latest: Latest | None = None) -> Job:
+        """The verified record; its bytes kept in ``latest`` when given."""
+        raw = self.client.get(JOB + job_id)
+        job = self._load(raw, job_id)
+        if latest is not None:
+            latest.raw = raw
+        return job
 
     def create(self, job: Job, then: Callable[[Pipeline, Job], None] | None = None) -> tuple[Job, bool]:
         """Store a new job unless its request id was seen: returns (job, created)."""
@@ -231,41 +270,90 @@ class JobStore:
         except (RecordForged, CommandError):
             return None
 
-    def _watching(self, job_id: str, act: Callable[[Pipeline, Job], T]) -> T:
-        """Run ``act`` on the job as read under WATCH, again whenever another writer came
-        between the read and ``act``'s transaction."""
+    def _watching(self, job_id: str, act: Callable[[Pipeline, Job, bytes], T]) -> T:
+        """Run ``act`` on the job (and its bytes) as read under WATCH, again whenever another
+        writer came between the read and ``act``'s transaction."""
         while True:
             with self.client.pipeline() as pipe:
                 try:
                     pipe.watch(JOB + job_id)
-                    return act(pipe, self._load(pipe.get(JOB + job_id), job_id))
+                    raw = pipe.get(JOB + job_id)
+                    return act(pipe, self._load(raw, job_id), raw)
                 except redis.WatchError:
                     continue
 
     def update(self, job_id: str, change: Callable[[Job], Any],
-               then: Callable[[Pipeline, Job], None] | None = None) -> Job:
-        """Apply ``change`` atomically; it may raise CommandError to refuse (nothing is written)."""
-        def act(pipe: Pipeline, job: Job) -> Job:
+               then: Callable[[Pipeline, Job], None] | None = None,
+               latest: Latest | None = None) -> Job:
+        """Apply ``change`` atomically; it may raise CommandError to refuse (nothing is written).
+        With ``latest``, first as a compare-and-set against those bytes."""
+        if latest is not None and latest.raw is not None:
+            swapped = self._swap(job_id, latest, change, then)
+            if swapped is not None:
+                return swapped
+
+        def act(pipe: Pipeline, job: Job, raw: bytes) -> Job:
             if change(job) is False:
+                pipe.reset()
+                if latest is not None:
+                    latest.raw = raw
                 return job
-            job.updated = time.time()
-            job.version += 1
+            sealed = self._bump(job)
             pipe.multi()
-            pipe.set(JOB + job_id, self.seal(job))
-            if job.terminal:
-                pipe.srem(ACTIVE, job.id)
-            else:
-                pipe.sadd(ACTIVE, job.id)
-            if then:
-                then(pipe, job)
+            pipe.set(JOB + job_id, sealed)
+            self._stage(pipe, job, then)
             pipe.execute()
+            if latest is not None:
+                latest.raw = sealed
             return job
         return self._watching(job_id, act)
+
+    def _bump(self, job: Job) -> bytes:
+        job.updated = time.time()
+        job.version += 1
+        return self.seal(job)
+
+    @staticmethod
+    def _stage(pipe: Pipeline, job: Job, then: Callable[[Pipeline, Job], None] | None) -> None:
+        """What goes with every write of the record: its place in the active set, and ``then``."""
+        if job.terminal:
+            pipe.srem(ACTIVE, job.id)
+        else:
+            pipe.sadd(ACTIVE, job.id)
+        if then:
+            then(pipe, job)
+
+    def _swap(self, job_id: str, latest: Latest, change: Callable[[Job], Any],
+              then: Callable[[Pipeline, Job], None] | None) -> Job | None:
+        """``update`` as one compare-and-set script; None when the record is not ``latest``'s
+        bytes any more (nothing was written), or the write needs a script of its own."""
+        assert latest.raw is not None
+        envelope = json.loads(latest.raw)
+        job = Job.from_dict(envelope["record"])
+        job.signed = envelope["signed"]
+        if change(job) is False:
+            return job if self._swap_script([JOB + job_id], [latest.raw, ""])[0] else None
+        sealed = self._bump(job)
+        with self.client.pipeline(transaction=False) as staged:
+            self._stage(staged, job, then)
+            if staged.scripts:  # a script cannot be called from a script
+                return None
+            args: list[Any] = [latest.raw, sealed]
+            for command, _ in staged.command_stack:
+                args += [len(command), *command]
+        written, *errors = self._swap_script([JOB + job_id], args)
+        if not written:
+            return None
+        latest.raw = sealed
+        if errors:  # as a transaction's failed command would be, once the others are applied
+            raise redis.ResponseError(errors[0].decode(errors="replace")
+                                      if isinstance(errors[0], bytes) else str(errors[0]))
+        return job
 
     def while_attempt(self, job_id: str, attempt: int, then: Callable[[Pipeline], None]) -> bool:
         """Write ``then``'s commands in one transaction with the check that ``attempt`` still
         owns the job; False, with nothing written, once another attempt does."""
-        def act(pipe: Pipeline, job: Job) -> bool:
+        def act(pipe: Pipeline, job: Job, raw: bytes) -> bool:
             if job.attempt != attempt:
                 return False
             pipe.multi()

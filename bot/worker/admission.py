@@ -14,10 +14,12 @@ would keep holding, through its copy of the descriptor, until it ends.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import threading
+import time
 from dataclasses import dataclass, field
 
-from bot.records.jobs import Job
+from bot.records.jobs import Job, Latest
 from bot.worker.seen import SeenVersions
 
 
@@ -28,6 +30,7 @@ class Admission:
     record: Job
     seen: SeenVersions | None = None
     at: float = 0.0
+    latest: Latest = field(default_factory=Latest)  # the record's bytes: the horse's first write
     _written: threading.Event | None = field(default=None, repr=False)
     _error: OSError | None = field(default=None, repr=False)
     _done: bool = field(default=False, repr=False)
@@ -75,3 +78,12 @@ class Admission:
             return None
         return (f"cannot record that job {self.job_id} version {self.version} was seen "
                 f"({self._error.strerror}); make DRBOT_STATE_DIR writable for the worker")
+
+    def ended(self, version: int) -> None:
+        """In the horse, after the job's last write: write down that version, so that the worker
+        finds it on disk and need not read the record again before it takes the next job
+        (DrbotWorker.saw). If it cannot be written, the worker does it the long way."""
+        if self.seen is None or version <= self.version:
+            return
+        with contextlib.suppress(OSError):
+            self.seen.note(self.job_id, version, time.time())

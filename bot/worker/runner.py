@@ -24,7 +24,7 @@ from bot.errors import CommandError, RecordForged
 from bot.metrics import JOB_SECONDS, JOBS
 from bot.records import files, signals
 from bot.records.events import Event, EventType
-from bot.records.jobs import RETRYABLE, Job, JobStatus, Step, StepStatus, busy_text
+from bot.records.jobs import RETRYABLE, Job, JobStatus, Latest, Step, StepStatus, busy_text
 from bot.records.locks import LockKey
 from bot.registry import CommandSpec
 from bot.runbook import PlanContext, Runbook, StepContext
@@ -109,7 +109,10 @@ class Runner:
         # recorded under the same job id, and a Redis writer could name any pid there).
         self.spawned: list[int] = []
         self.superseded = False
+        self.wrote: int | None = None  # the version of this worker's last write to the job
         self.admission = ADMITTED if ADMITTED is not None and ADMITTED.job_id == job_id else None
+        # the record's bytes as this worker last read or wrote them: its writes are one round trip
+        self.latest = self.admission.latest if self.admission else Latest()
 
     def recorded(self) -> None:
         """Before the job's first write: the admitted version's seen-mark is on disk."""
@@ -173,13 +176,20 @@ class Runner:
                then: Callable[[Pipeline, Job], None] | None = None) -> Job:
         """Every write of this worker to its job, refused once another attempt owns the job."""
         self.recorded()
+        written = False
 
         def mine(job: Job) -> Any:
+            nonlocal written
             if self.attempt is not None and job.attempt != self.attempt:
                 self.superseded = True
                 raise Superseded(f"attempt {self.attempt} was superseded by attempt {job.attempt}")
-            return change(job)
-        return self.rt.store.update(self.job_id, mine, then)
+            result = change(job)
+            written = result is not False
+            return result
+        job = self.rt.store.update(self.job_id, mine, then, self.latest)
+        if written:
+            self.wrote = job.version
+        return job
 
     def finish(self, status: JobStatus, type_: EventType, message: str, error: str | None = None
                ) -> JobStatus:
@@ -202,20 +212,24 @@ class Runner:
             if status == JobStatus.SUCCEEDED:
                 job.summary = message
 
+        audited = self.rt.audit.entry("job", status, job=self.job_id, detail=message)
+
         def written(pipe: Pipeline, j: Job) -> None:
             """The outcome's event in the outcome's transaction: if the reaper took this job for
-            lost meanwhile, its "worker lost" comes before this, and this is the last word."""
+            lost meanwhile, its "worker lost" comes before this, and this is the last word. The
+            events' expiry and the audit entry ride along (one round trip, not three)."""
             signals.forget_alive(pipe, j.id)
             self.rt.events.emit_in(pipe, j.id, Event(type_, message=message))
+            self.rt.events.expire(j.id, pipe)
+            self.rt.audit.stage(pipe, audited)
         job = self.update(change, written)
+        self.rt.audit.log(audited)
         if judged_lost:  # the relay let go of the thread at the verdict: it has more to say
             relay.reactivate(self.rt.client, self.job_id)
-        self.rt.events.expire(self.job_id)
         JOBS.labels(job.command, status).inc()
         started = [s.started for s in job.steps if s.started is not None]
         if started:
             JOB_SECONDS.labels(job.command).observe(time.time() - min(started))
-        self.rt.audit.record("job", status, job=self.job_id, detail=message)
         return status
 
     def build(self, job: Job, spec: CommandSpec) -> Runbook:
@@ -226,7 +240,8 @@ class Runner:
     def run(self) -> str:
         try:
             # the record the worker read and verified to admit it, or read here (no worker)
-            job = self.admission.record if self.admission else self.rt.store.get(self.job_id)
+            job = (self.admission.record if self.admission
+                   else self.rt.store.get(self.job_id, self.latest))
         except RecordForged as exc:
             self.rt.audit.record("job", "refused-forged", job=self.job_id, detail=str(exc))
             self.emit(EventType.REFUSED, "refused: this job's record was not written by drbot "
@@ -239,7 +254,10 @@ class Runner:
             return JobStatus.REFUSED
         self.attempt = job.attempt
         try:
-            return self.act(job)
+            status = self.act(job)
+            if self.admission is not None and self.wrote is not None:
+                self.admission.ended(self.wrote)
+            return status
         except Superseded as exc:
             self.cleanup()
             self.rt.audit.record("job", "superseded", job=self.job_id, detail=str(exc))

@@ -81,6 +81,13 @@ class SeenVersions:
     def newest(self, job_id: str) -> int:
         return self.entries.get(job_id, (0, 0.0))[0]
 
+    def newest_on_disk(self, job_id: str) -> int:
+        """``newest`` after reading what was appended since (by a work horse, or another worker)."""
+        if self.path is not None:
+            with self._locked():
+                self._catch_up()
+        return self.newest(job_id)
+
     def note(self, job_id: str, version: int, now: float) -> None:
         """Remember ``version`` of ``job_id`` (if newer), on disk before this returns."""
         if self.hold(job_id, version, now):

@@ -32,7 +32,7 @@ from rq.serializers import JSONSerializer
 
 from bot.errors import CommandError, RecordForged
 from bot.records.audit import Audit
-from bot.records.jobs import JobStatus
+from bot.records.jobs import JobStatus, Latest
 from bot.runtime import Runtime
 from bot.worker import runner
 from bot.worker.admission import Admission
@@ -108,8 +108,9 @@ class DrbotWorker(PromptStop, Worker):
         if self.rt is None:
             return "", None
         job_id = str(job.args[0])
+        latest = Latest()
         try:
-            record = self.rt.store.get(job_id)
+            record = self.rt.store.get(job_id, latest)
         except RecordForged as exc:
             return "refused-forged", str(exc)
         except CommandError as exc:
@@ -128,7 +129,7 @@ class DrbotWorker(PromptStop, Worker):
         # Held in memory here (this worker admits that version no more); the work horse writes
         # it to disk while it starts and refuses the job if it cannot (bot/worker/admission.py).
         self.seen.hold(job_id, record.version, now)
-        runner.ADMITTED = Admission(record, self.seen, now)  # the horse inherits it with the fork
+        runner.ADMITTED = Admission(record, self.seen, now, latest)  # the horse inherits it
         return "", None
 
     def main_work_horse(self, job: RqJob, queue: Queue) -> None:
@@ -153,6 +154,10 @@ class DrbotWorker(PromptStop, Worker):
         was written after the run (a retry, an approval) and is left to be admitted."""
         if self.rt is None:
             return
+        admitted = runner.ADMITTED
+        if admitted and admitted.job_id == job_id and \
+                self.seen.newest_on_disk(job_id) > admitted.version:
+            return  # the horse wrote down the version of its last write (Admission.ended)
         try:
             record = self.rt.store.get(job_id)
         except (RecordForged, CommandError, redis.RedisError):

@@ -104,3 +104,24 @@ def test_the_horse_writes_the_admitted_version_and_says_when_it_cannot(tmp_path:
     why = refused.recorded()
     assert why and "job 0000bbbb version 1" in why and "DRBOT_STATE_DIR writable" in why
     assert refused.recorded() == why  # asked again, still refused
+
+
+def test_the_horse_writes_down_its_last_write_for_the_worker_to_find(tmp_path: Path) -> None:
+    """Admission.ended, in the horse after the job's last write: the worker (a copy of the same
+    SeenVersions from before the fork) finds the version on disk instead of reading the record
+    again (DrbotWorker.saw)."""
+    from bot.records.jobs import Job
+    from bot.worker.admission import Admission
+
+    worker = SeenVersions(tmp_path, keep=1800)
+    worker.hold("0000aaaa", 3, now=1000.0)
+    admitted = Admission(Job("0000aaaa", "exercise", {}, "alice", "console:alice", "console", "r",
+                             version=3), SeenVersions(tmp_path, keep=1800), at=1000.0)
+    admitted.seen.hold("0000aaaa", 3, now=1000.0)  # what the horse inherits
+    assert admitted.recorded() is None  # the admitted version, before the job's first write
+    admitted.ended(3)  # no write of its own after the admitted version: nothing to add
+    assert lines(tmp_path) == ["0000aaaa 3 1000.000"]
+    admitted.ended(7)
+    assert worker.newest("0000aaaa") == 3  # not read yet
+    assert worker.newest_on_disk("0000aaaa") == 7
+    assert lines(tmp_path) == ["0000aaaa 3 1000.000", f"0000aaaa 7 {lines(tmp_path)[1].split()[2]}"]
