@@ -98,7 +98,14 @@ def _settings():  # type: ignore[no-untyped-def]
 
 def _metrics_dir() -> None:
     """Work horses are forked per job: collect their metrics in files the worker serves. Must run
-    before anything imports prometheus_client; the directory is private to this worker."""
+    before anything imports prometheus_client; the directory is private to this worker.
+
+    prometheus_client names each process's files by its pid, so every job's horse created a
+    file per metric type (three, each a 1 MiB mmap, created after the job's outcome and before
+    the next job could start), and the folder grew by three files a job for the worker's whole
+    life, all read again at every scrape. The worker runs one horse at a time, so its horses
+    share one set of files under one name (prometheus_client's rule: processes that run at the
+    same time must have distinct names; the worker and its horse do)."""
     import atexit
     import shutil
     import tempfile
@@ -107,6 +114,12 @@ def _metrics_dir() -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     parent = os.getpid()
     atexit.register(lambda: os.getpid() == parent and shutil.rmtree(path, ignore_errors=True))
+
+    from prometheus_client import values
+
+    def process_name() -> str:
+        return str(parent) if os.getpid() == parent else f"{parent}-horse"
+    values.ValueClass = values.MultiProcessValue(process_identifier=process_name)
 
 
 def _health(settings, **kwargs):  # type: ignore[no-untyped-def]

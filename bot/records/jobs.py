@@ -34,15 +34,14 @@ JOB = "drbot:job:"
 JOBS = "drbot:jobs"
 ACTIVE = "drbot:jobs:active"  # ids of jobs not yet ended, so sweeps scale with them, not history
 REQUEST = "drbot:request:"
-# KEYS[1] the record; ARGV[1] the bytes expected there; ARGV[2] the new bytes ('' to compare
-# only); then the commands of the same write, each as its argument count and its arguments.
-# Run with pcall, as MULTI/EXEC runs them: one failing does not stop the others (its error is
-# returned). Returns {1, errors...} once written (or found as expected), {0} if the bytes differ.
+# KEYS[1] the record; ARGV[1] the bytes expected there; ARGV[2] the new bytes ('' to leave the
+# record as it is); then the commands of the same write, each as its argument count and its
+# arguments. Run with pcall, as MULTI/EXEC runs them: one failing does not stop the others (its
+# error is returned). Returns {1, errors...} once done, {0} (nothing done) if the bytes differ.
 SWAP = """
 local ok, current = pcall(redis.call, 'GET', KEYS[1])
 if not ok or current ~= ARGV[1] then return {0} end
-if ARGV[2] == '' then return {1} end
-redis.call('SET', KEYS[1], ARGV[2])
+if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[2]) end
 local result, i = {1}, 3
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
@@ -327,32 +326,55 @@ class JobStore:
               then: Callable[[Pipeline, Job], None] | None) -> Job | None:
         """``update`` as one compare-and-set script; None when the record is not ``latest``'s
         bytes any more (nothing was written), or the write needs a script of its own."""
+        job = self._known(latest)
+        if change(job) is False:
+            return job if self._if_unchanged(job_id, latest, b"", lambda pipe: None) else None
+        sealed = self._bump(job)
+        if not self._if_unchanged(job_id, latest, sealed, lambda pipe: self._stage(pipe, job, then)):
+            return None
+        return job
+
+    @staticmethod
+    def _known(latest: Latest) -> Job:
+        """The job in ``latest``'s bytes: verified when this process read them, or its own."""
         assert latest.raw is not None
         envelope = json.loads(latest.raw)
         job = Job.from_dict(envelope["record"])
         job.signed = envelope["signed"]
-        if change(job) is False:
-            return job if self._swap_script([JOB + job_id], [latest.raw, ""])[0] else None
-        sealed = self._bump(job)
+        return job
+
+    def _if_unchanged(self, job_id: str, latest: Latest, sealed: bytes,
+                      stage: Callable[[Pipeline], None]) -> bool:
+        """Write ``sealed`` (unless empty) and ``stage``'s commands if the record still holds
+        ``latest``'s bytes; False, with nothing done, if it does not or a command is a script
+        (a script cannot call one)."""
         with self.client.pipeline(transaction=False) as staged:
-            self._stage(staged, job, then)
-            if staged.scripts:  # a script cannot be called from a script
-                return None
+            stage(staged)
+            if staged.scripts:
+                return False
             args: list[Any] = [latest.raw, sealed]
             for command, _ in staged.command_stack:
                 args += [len(command), *command]
-        written, *errors = self._swap_script([JOB + job_id], args)
-        if not written:
-            return None
-        latest.raw = sealed
+        done, *errors = self._swap_script([JOB + job_id], args)
+        if not done:
+            return False
+        if sealed:
+            latest.raw = sealed
         if errors:  # as a transaction's failed command would be, once the others are applied
             raise redis.ResponseError(errors[0].decode(errors="replace")
                                       if isinstance(errors[0], bytes) else str(errors[0]))
-        return job
+        return True
 
-    def while_attempt(self, job_id: str, attempt: int, then: Callable[[Pipeline], None]) -> bool:
+    def while_attempt(self, job_id: str, attempt: int, then: Callable[[Pipeline], None],
+                      latest: Latest | None = None) -> bool:
         """Write ``then``'s commands in one transaction with the check that ``attempt`` still
-        owns the job; False, with nothing written, once another attempt does."""
+        owns the job; False, with nothing written, once another attempt does. With ``latest``,
+        first as one script that checks the record is still those bytes."""
+        if latest is not None and latest.raw is not None and \
+                self._known(latest).attempt == attempt and \
+                self._if_unchanged(job_id, latest, b"", then):
+            return True
+
         def act(pipe: Pipeline, job: Job, raw: bytes) -> bool:
             if job.attempt != attempt:
                 return False

@@ -144,7 +144,7 @@ class Runner:
             if not proof_of_life:
                 signals.forget_alive(pipe, self.job_id)
         if self.attempt is None or not self.rt.store.while_attempt(self.job_id, self.attempt,
-                                                                   frees):
+                                                                   frees, self.latest):
             self.superseded = True
 
     def remove_files(self) -> None:

@@ -110,3 +110,21 @@ def test_a_failing_command_fails_the_write_as_a_transaction_would(redis_url: str
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         jobs.update("0000aaaa", lambda job: setattr(job, "thread", {"ts": "T1"}), with_it, latest)
     assert jobs.get("0000aaaa").thread == {"ts": "T1"} and client.get("after") == b"1"
+
+
+def test_commands_bound_to_an_attempt_run_only_while_it_owns_the_job(redis_url: str) -> None:
+    jobs, client = store(redis_url)
+    latest = Latest()
+    jobs.get(new_job(jobs).id, latest)
+    jobs.update("0000aaaa", lambda job: setattr(job, "confirm", "yes"), latest=latest)
+    client.config_resetstat()
+    assert jobs.while_attempt("0000aaaa", 0, lambda pipe: pipe.set("freed", 1), latest)
+    assert transactions(client) == {"evalsha": 1} and client.get("freed") == b"1"
+
+    jobs.update("0000aaaa", lambda job: setattr(job, "thread", {"ts": "T1"}))  # the bot
+    assert jobs.while_attempt("0000aaaa", 0, lambda pipe: pipe.set("freed", 2), latest)
+    assert client.get("freed") == b"2"  # read again, still attempt 0's
+
+    jobs.update("0000aaaa", lambda job: setattr(job, "attempt", 1))  # a retry took it over
+    assert not jobs.while_attempt("0000aaaa", 0, lambda pipe: pipe.set("freed", 3), latest)
+    assert client.get("freed") == b"2"

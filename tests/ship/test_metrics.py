@@ -23,7 +23,9 @@ def free_port() -> int:
 @pytest.fixture
 def drbot(redis_url: str, tmp_path: Path) -> Iterator[tuple[Harness, str, str]]:
     worker_port = free_port()
-    harness = Harness(redis_url, tmp_path, DRBOT_HTTP_PORT=worker_port, DRBOT_HTTP_HOST="127.0.0.1")
+    (tmp_path / "tmp").mkdir()  # where the worker's metrics folder goes (tempfile follows TMPDIR)
+    harness = Harness(redis_url, tmp_path, DRBOT_HTTP_PORT=worker_port, DRBOT_HTTP_HOST="127.0.0.1",
+                      TMPDIR=str(tmp_path / "tmp"))
     harness.start_worker()
     harness.start_relay()
     bot = Background(Health(harness.settings, harness.app.frontends, scrape_queue=True),
@@ -37,7 +39,7 @@ def worker_metrics(url: str) -> str:
     return wait_until(lambda: (r := get(url))[0] == 200 and r[1], 20, "the worker's /metrics")
 
 
-def test_metrics_after_a_job(drbot: tuple[Harness, str, str]) -> None:
+def test_metrics_after_a_job(drbot: tuple[Harness, str, str], tmp_path: Path) -> None:
     harness, bot_url, worker_url = drbot
     before = sample(get(bot_url)[1], "drbot_commands_total", command="exercise", outcome="ok") or 0
     reply = harness.say("/dr exercise m1")
@@ -54,6 +56,18 @@ def test_metrics_after_a_job(drbot: tuple[Harness, str, str]) -> None:
     assert sample(worker, "drbot_jobs_total", command="exercise", status="succeeded") == 1.0
     assert sample(worker, "drbot_job_duration_seconds_count", command="exercise") == 1.0
     assert sample(worker, "drbot_queue_depth") is None, "only the bot reports the queue depth"
+
+    again = harness.say("/dr exercise m2").job_id
+    assert again
+    harness.wait_status(again, "succeeded")
+    worker = worker_metrics(worker_url)
+    assert sample(worker, "drbot_jobs_total", command="exercise", status="succeeded") == 2.0
+    # the horses of one worker share one file per metric type (bot/cli.py _metrics_dir): the
+    # folder does not grow by a set of files per job
+    [folder] = (tmp_path / "tmp").glob("drbot-metrics-*")
+    horse_files = sorted(f.name.split("_", 1)[0] for f in folder.glob("*-horse.db"))
+    assert horse_files == ["counter", "gauge", "histogram"]
+    assert len(list(folder.iterdir())) <= 2 * len(horse_files)  # and the worker's own
 
     harness.say("/dr nonsense")
     assert (sample(get(bot_url)[1], "drbot_commands_total", command="unknown", outcome="refused")
