@@ -34,6 +34,7 @@ class Admission:
     _written: threading.Event | None = field(default=None, repr=False)
     _error: OSError | None = field(default=None, repr=False)
     _done: bool = field(default=False, repr=False)
+    _ending: threading.Event | None = field(default=None, repr=False)
 
     @property
     def job_id(self) -> str:
@@ -80,10 +81,24 @@ class Admission:
                 f"({self._error.strerror}); make DRBOT_STATE_DIR writable for the worker")
 
     def ended(self, version: int) -> None:
-        """In the horse, after the job's last write: write down that version, so that the worker
-        finds it on disk and need not read the record again before it takes the next job
-        (DrbotWorker.saw). If it cannot be written, the worker does it the long way."""
-        if self.seen is None or version <= self.version:
+        """In the horse, after the job's last write: write down that version (on a thread of its
+        own, while rq stores the job's result), so that the worker finds it on disk and need not
+        read the record again before it takes the next job (DrbotWorker.saw). If it cannot be
+        written, the worker does it the long way."""
+        if self.seen is None or version <= self.version or self._ending is not None:
             return
-        with contextlib.suppress(OSError):
-            self.seen.note(self.job_id, version, time.time())
+        self._ending = threading.Event()
+        _thread.start_new_thread(self._write_end, (version,))
+
+    def _write_end(self, version: int) -> None:
+        assert self.seen is not None and self._ending is not None
+        try:
+            with contextlib.suppress(OSError):
+                self.seen.note(self.job_id, version, time.time())
+        finally:
+            self._ending.set()
+
+    def settled(self) -> None:
+        """Before the horse exits: the version ``ended`` writes is on disk (or failed)."""
+        if self._ending is not None:
+            self._ending.wait(30)

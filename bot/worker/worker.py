@@ -138,6 +138,15 @@ class DrbotWorker(PromptStop, Worker):
             runner.ADMITTED.begin()
         super().main_work_horse(job, queue)
 
+    def perform_job(self, job: RqJob, queue: Queue, *args: Any) -> bool:
+        """In the work horse: rq stores the result while the job's last version is written down
+        (Admission.ended); the horse ends once both are done."""
+        try:
+            return super().perform_job(job, queue, *args)
+        finally:
+            if runner.ADMITTED is not None:
+                runner.ADMITTED.settled()
+
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         """rq's worker heartbeat (three commands) in one round trip when it has no pipeline:
         it runs between taking a job and starting it."""

@@ -120,8 +120,10 @@ def test_the_horse_writes_down_its_last_write_for_the_worker_to_find(tmp_path: P
     admitted.seen.hold("0000aaaa", 3, now=1000.0)  # what the horse inherits
     assert admitted.recorded() is None  # the admitted version, before the job's first write
     admitted.ended(3)  # no write of its own after the admitted version: nothing to add
+    admitted.settled()
     assert lines(tmp_path) == ["0000aaaa 3 1000.000"]
     admitted.ended(7)
+    admitted.settled()  # what the horse waits for before it exits
     assert worker.newest("0000aaaa") == 3  # not read yet
     assert worker.newest_on_disk("0000aaaa") == 7
     assert lines(tmp_path) == ["0000aaaa 3 1000.000", f"0000aaaa 7 {lines(tmp_path)[1].split()[2]}"]
