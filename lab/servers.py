@@ -111,6 +111,18 @@ class LabLoop:
             self.loop.close()
 
 
+def quiet_test_server() -> type:
+    """kmock's aiohttp test server without aiohttp's access log. The log line was written from
+    the lab's loop thread, and in tests often after pytest had closed the stream it captured,
+    which printed "--- Logging error --- I/O operation on closed file" into the run's output."""
+    from aiohttp.test_utils import RawTestServer
+
+    class QuietTestServer(RawTestServer):
+        async def _make_runner(self, debug: bool = True, **kwargs: Any) -> Any:
+            return await super()._make_runner(debug=debug, access_log=None, **kwargs)
+    return QuietTestServer
+
+
 class KubeServer:
     """A kmock emulator served over HTTP on the lab loop."""
 
@@ -123,7 +135,8 @@ class KubeServer:
         import kmock
 
         await self.emulator.__aenter__()
-        self.server = kmock.Server(self.emulator, host=HOST, port=None)
+        self.server = kmock.Server(self.emulator, host=HOST, port=None,
+                                   server_cls=quiet_test_server())
         await self.server.__aenter__()
         return str(self.server.url).rstrip("/")
 
