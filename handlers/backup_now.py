@@ -21,6 +21,10 @@ from bot.runbook import PlanContext, Runbook, StepContext, StepDef
 KIND = ValueKind("backup kind", re.compile(r"longhorn|cnpg|etcd"), "longhorn")
 TIMEOUT = 3600.0
 POLL = 2.0
+# A Backup of a Cluster whose WAL archiving fails waits in this phase, neither running nor failed
+# (cloudnative-pg pkg/management/postgres/backup.go: the instance manager waits for the WAL
+# archiver; lab/controllers/cnpg.py does the same).
+WAL_ARCHIVING_FAILING = "walArchivingFailing"
 
 
 def locks(args: dict[str, Any], inventory: Inventory) -> list[LockKey]:
@@ -88,11 +92,20 @@ def cnpg_runbook(ctx: PlanContext, name: str) -> Runbook:
         backup = cnpg.trigger_backup(kube, cluster, namespace, name)
         step.progress(f"Backup {backup.name} created", target=target)
 
+        held: list[bool] = []
+
         def completed() -> Any:
             now = next((b for b in cnpg.list_backups(kube, namespace, cluster)
                         if b.name == backup.name), None)
             if now and now.phase == "failed":
                 raise AdapterError(f"CNPG backup {backup.name} failed: {now.error or 'no error'}")
+            if now and now.phase == WAL_ARCHIVING_FAILING and not held:
+                held.append(True)  # said once: CNPG holds the backup, it has not failed
+                step.progress(f"CNPG holds backup {backup.name}: the cluster's WAL archiving "
+                              "fails, and the backup starts once it works again. See `kubectl "
+                              f"-n {namespace} describe cluster {cluster}` (ContinuousArchiving)"
+                              f"; or /dr cancel, and the Backup waits on in the cluster",
+                              target=target, status=WAL_ARCHIVING_FAILING)
             return now if now and now.phase == "completed" else None
 
         done = wait_for(completed, timeout=TIMEOUT, poll=POLL, hooks=step.hooks,

@@ -4,12 +4,13 @@ backup object is created and waited for until it completes."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from adapters.kubernetes import resources as R
-from adapters.progress import Hooks
+from adapters.progress import Hooks, Progress
 from bot import registry
 from bot.config.inventory import Inventory, KubernetesTarget
 from bot.config.settings import Settings
@@ -27,6 +28,7 @@ from lab.fakes.kube import (
     write_kubeconfig,
 )
 from lab.fakes.s3 import S3Server
+from tests.support import wait_until
 
 NS = R.LONGHORN_NAMESPACE
 
@@ -75,6 +77,39 @@ def test_cnpg_backup_object_is_created(kube_emulator: StandaloneKube, tmp_path: 
     created = kube_emulator.get(R.CNPG_BACKUPS, result["backup"], "databases")
     assert created["spec"]["cluster"] == {"name": "pg-auth"}
     assert result["backup_id"] == created["status"]["backupId"] != ""
+
+
+def test_a_backup_cnpg_holds_for_failing_wal_archiving_is_told_then_awaited(
+        kube_emulator: StandaloneKube, tmp_path: Path, s3_server: S3Server) -> None:
+    """CNPG keeps such a Backup in walArchivingFailing, not failed: the thread is told why it
+    waits (once), and the backup completes when archiving works again."""
+    add_cnpg_cluster(kube_emulator, "pg-auth", "databases", archiving=(False, "no space"))
+    kube_emulator.patch(R.CNPG_CLUSTERS, "pg-auth", {"spec": {"backup": {"barmanObjectStore": {
+        "destinationPath": f"s3://{s3_server.new_bucket()}/"}}}}, "databases")
+    operator = Controller(kube_emulator, CnpgController, "cnpg_backups",
+                          t=Timings(cnpg_backup=0.1), cnpg_store=s3_server.store)
+    book = plan(kube_emulator, tmp_path, "cnpg", "pg-auth")
+    services = Services(Settings(kubeconfig=None), Inventory(kubernetes=KubernetesTarget(
+        kubeconfig=str(tmp_path / "kubeconfig"))))
+    told: list[Progress] = []
+    step = book.steps[0]
+    ctx = StepContext("job", step.name, {}, Hooks(report=told.append), services,
+                      services.inventory)
+    with operator, ThreadPoolExecutor(1) as pool:
+        running = pool.submit(step.run, ctx)
+        wait_until(lambda: any(p.status == "walArchivingFailing" for p in told), 30,
+                   "the thread to be told why the backup waits")
+        cluster = kube_emulator.get(R.CNPG_CLUSTERS, "pg-auth", "databases") or {}
+        conditions = [{**c, "status": "True"} if c["type"] == "ContinuousArchiving" else c
+                      for c in cluster["status"]["conditions"]]
+        kube_emulator.patch(R.CNPG_CLUSTERS, "pg-auth", {"status": {"conditions": conditions}},
+                            "databases")
+        result = running.result(60)
+    held = [p.message for p in told if p.status == "walArchivingFailing"]
+    assert len(held) == 1 and "WAL archiving fails" in held[0]
+    assert "describe cluster pg-auth" in held[0]
+    assert kube_emulator.get(R.CNPG_BACKUPS, result["backup"], "databases")["status"][
+        "phase"] == "completed"
 
 
 def test_an_unknown_name_is_refused_with_the_known_ones(kube_emulator: StandaloneKube,
