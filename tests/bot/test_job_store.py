@@ -128,3 +128,20 @@ def test_commands_bound_to_an_attempt_run_only_while_it_owns_the_job(redis_url: 
     jobs.update("0000aaaa", lambda job: setattr(job, "attempt", 1))  # a retry took it over
     assert not jobs.while_attempt("0000aaaa", 0, lambda pipe: pipe.set("freed", 3), latest)
     assert client.get("freed") == b"2"
+
+
+def test_a_record_serializes_as_asdict_did_so_signatures_stay_the_same() -> None:
+    """Job.to_dict replaced dataclasses.asdict for speed; records signed before must verify."""
+    from dataclasses import asdict
+
+    from bot.records.jobs import Approval, Step
+    from bot.records.signing import canonical
+
+    job = Job("0000aaaa", "rebuild-node", {"node": "k3s-2", "n": 3}, "alice", "slack:U1",
+              "slack", "r1", thread={"ts": "1.2"}, locks=[["node:k3s-2", "exclusive"]],
+              approvals=[Approval("bob", "slack:U2", 1.5, "d1", 2.5, attempt=1, version=4)],
+              steps=[Step("destroy VM", "k3s-2", "d", True, result={"vm": {"id": 103}},
+                          intent={"replicas": ["a", "b"]}, started=1.0, ended=None)])
+    assert canonical(job.to_dict()) == canonical(asdict(job))
+    with pytest.raises(TypeError):
+        Job("0000bbbb", "x", {"odd": object()}, "a", "b", "c", "d").to_dict()
