@@ -61,17 +61,25 @@ def test_longhorn_backup_is_created_for_the_named_pvc(kube_emulator: StandaloneK
     assert book.summary and "completed" in book.summary({"back up": result})
 
 
-def test_cnpg_backup_object_is_created(kube_emulator: StandaloneKube, tmp_path: Path,
-                                       s3_server: S3Server) -> None:
-    add_cnpg_cluster(kube_emulator, "pg-auth", "databases")
+def cnpg_backup_now(kube_emulator: StandaloneKube, tmp_path: Path, s3_server: S3Server,
+                    archiving: tuple[bool, str] = (True, "")
+                    ) -> tuple[Controller, Runbook, Services]:
+    """pg-auth backed up to a bucket of the S3 server, the lab's CNPG operator (not yet
+    started), and /dr backup-now cnpg pg-auth planned."""
+    add_cnpg_cluster(kube_emulator, "pg-auth", "databases", archiving=archiving)
     kube_emulator.patch(R.CNPG_CLUSTERS, "pg-auth", {"spec": {"backup": {"barmanObjectStore": {
         "destinationPath": f"s3://{s3_server.new_bucket()}/"}}}}, "databases")
     operator = Controller(kube_emulator, CnpgController, "cnpg_backups",
                           t=Timings(cnpg_backup=0.1), cnpg_store=s3_server.store)
-
     book = plan(kube_emulator, tmp_path, "cnpg", "pg-auth")
     services = Services(Settings(kubeconfig=None), Inventory(kubernetes=KubernetesTarget(
         kubeconfig=str(tmp_path / "kubeconfig"))))
+    return operator, book, services
+
+
+def test_cnpg_backup_object_is_created(kube_emulator: StandaloneKube, tmp_path: Path,
+                                       s3_server: S3Server) -> None:
+    operator, book, services = cnpg_backup_now(kube_emulator, tmp_path, s3_server)
     with operator:
         result = run(book, services)
     created = kube_emulator.get(R.CNPG_BACKUPS, result["backup"], "databases")
@@ -83,14 +91,8 @@ def test_a_backup_cnpg_holds_for_failing_wal_archiving_is_told_then_awaited(
         kube_emulator: StandaloneKube, tmp_path: Path, s3_server: S3Server) -> None:
     """CNPG keeps such a Backup in walArchivingFailing, not failed: the thread is told why it
     waits (once), and the backup completes when archiving works again."""
-    add_cnpg_cluster(kube_emulator, "pg-auth", "databases", archiving=(False, "no space"))
-    kube_emulator.patch(R.CNPG_CLUSTERS, "pg-auth", {"spec": {"backup": {"barmanObjectStore": {
-        "destinationPath": f"s3://{s3_server.new_bucket()}/"}}}}, "databases")
-    operator = Controller(kube_emulator, CnpgController, "cnpg_backups",
-                          t=Timings(cnpg_backup=0.1), cnpg_store=s3_server.store)
-    book = plan(kube_emulator, tmp_path, "cnpg", "pg-auth")
-    services = Services(Settings(kubeconfig=None), Inventory(kubernetes=KubernetesTarget(
-        kubeconfig=str(tmp_path / "kubeconfig"))))
+    operator, book, services = cnpg_backup_now(kube_emulator, tmp_path, s3_server,
+                                               archiving=(False, "no space"))
     told: list[Progress] = []
     step = book.steps[0]
     ctx = StepContext("job", step.name, {}, Hooks(report=told.append), services,
