@@ -295,7 +295,10 @@ class JobStore:
                then: Callable[[Pipeline, Job], None] | None = None,
                latest: Latest | None = None) -> Job:
         """Apply ``change`` atomically; it may raise CommandError to refuse (nothing is written).
-        With ``latest``, first as a compare-and-set against those bytes."""
+        With ``latest``, first as a compare-and-set against those bytes: ``change`` then sees
+        the record as this process last read or wrote it, and what it raises there stands (the
+        runner's checks, its attempt and the status it acted on, hold on that copy whenever they
+        hold on the record)."""
         if latest is not None and latest.raw is not None:
             swapped = self._swap(job_id, latest, change, then)
             if swapped is not None:
