@@ -1,5 +1,11 @@
 """Terraform through its CLI: init, plan and apply with ``-json``, and force-unlock.
 
+Runbooks plan to a file (``plan(..., out=...)``), check the planned changes
+(``adapters.terraform_plan``) and apply exactly that file (``apply_plan``): what Terraform does
+is then what drbot checked, and a state changed in between makes Terraform refuse the file
+("Saved plan is stale") instead of applying a different plan. ``apply`` (plan and apply in one
+run with ``-auto-approve``) is kept for tools that check nothing in between; runbooks never use it.
+
 Every run is ``terraform <cmd> -input=false -no-color -json`` with an argument list; resource
 addresses come from the inventory, never from chat text. The machine-readable UI stream is read
 by ``adapters.terraform_stream`` into whitelisted ``Progress`` items and results.
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters import subprocesses
-from adapters.errors import AdapterError, Cancelled, Refused
+from adapters.errors import AdapterError, Cancelled, Conflict, Refused
 from adapters.progress import Hooks, Progress, one_line
 from adapters.terraform_checks import (
     check_backend,
@@ -45,8 +51,8 @@ from adapters.terraform_stream import (
 
 __all__ = [
     "ApplyResult", "ChangeSummary", "LockInfo", "PlanResult", "PlannedChange", "StateLocked",
-    "TerraformConfig", "apply", "check_backend", "check_revision", "force_unlock", "init",
-    "needs_init", "parse_line", "parse_lock", "plan",
+    "TerraformConfig", "apply", "apply_plan", "check_backend", "check_revision", "force_unlock",
+    "init", "needs_init", "parse_line", "parse_lock", "plan",
 ]
 
 _INIT_MARK = "drbot-lock.sha256"
@@ -73,6 +79,7 @@ class TerraformConfig:
 class PlanResult:
     changes: list[PlannedChange]
     summary: ChangeSummary
+    plan_file: str | None = None  # where ``-out`` saved the plan, if it was asked to
 
 
 @dataclass
@@ -195,6 +202,7 @@ def _argv(
     targets: Sequence[str],
     replace: Sequence[str],
     destroy: bool,
+    out: str | None = None,
 ) -> list[str]:
     argv = [config.binary, command, "-input=false", "-no-color", "-json"]
     if command == "apply":
@@ -203,7 +211,17 @@ def _argv(
         argv.append("-destroy")
     argv += _check_addresses("target", targets)
     argv += _check_addresses("replace", replace)
+    if out is not None:
+        argv.append(f"-out={_plan_path(out)}")
     return argv
+
+
+def _plan_path(path: str) -> str:
+    """An absolute plan file path (it could not pass for a flag), outside the configuration
+    directory: the job's own folder, never the checkout other runs share."""
+    if not os.path.isabs(path) or any(ch in path for ch in "\x00\n\r"):
+        raise Refused(f"{path!r} is not an absolute plan file path")
+    return path
 
 
 def _operation(
@@ -213,8 +231,12 @@ def _operation(
     targets: Sequence[str],
     replace: Sequence[str],
     destroy: bool,
+    out: str | None = None,
 ) -> UiStream:
-    argv = _argv(config, command, targets, replace, destroy)
+    return _stream(config, command, hooks, _argv(config, command, targets, replace, destroy, out))
+
+
+def _stream(config: TerraformConfig, command: str, hooks: Hooks, argv: list[str]) -> UiStream:
     init(config, hooks)
     stream = UiStream(hooks)
     rc = _run(config, argv, hooks, stream, command)
@@ -229,11 +251,14 @@ def plan(
     targets: Sequence[str] = (),
     replace: Sequence[str] = (),
     destroy: bool = False,
+    out: str | None = None,
     hooks: Hooks,
 ) -> PlanResult:
-    """``terraform plan -json``: the planned changes and their summary (init first if needed)."""
-    stream = _operation(config, "plan", hooks, targets, replace, destroy)
-    return PlanResult(changes=stream.changes, summary=stream.summary)
+    """``terraform plan -json``: the planned changes and their summary (init first if needed);
+    with ``out`` (an absolute path) the plan is saved there for ``apply_plan``."""
+    stream = _operation(config, "plan", hooks, targets, replace, destroy, out)
+    return PlanResult(changes=stream.changes, summary=stream.summary,
+                      plan_file=None if out is None else _plan_path(out))
 
 
 def apply(
@@ -246,6 +271,28 @@ def apply(
 ) -> ApplyResult:
     """``terraform apply -json -auto-approve``: summary, applied addresses, safe outputs."""
     stream = _operation(config, "apply", hooks, targets, replace, destroy)
+    return ApplyResult(summary=stream.summary, resources=stream.applied, outputs=stream.outputs)
+
+
+def apply_plan(config: TerraformConfig, plan_file: str, *, hooks: Hooks) -> ApplyResult:
+    """``terraform apply -json <plan file>``: exactly the saved plan, nothing planned anew.
+
+    A saved plan needs no ``-auto-approve`` (Terraform does not ask for approval of a saved
+    plan) and takes no planning options (-target, -replace, -destroy: they are in the plan);
+    developer.hashicorp.com/terraform/cli/commands/apply, "Saved Plan Mode". When the state
+    changed since the plan, Terraform refuses it ("Saved plan is stale",
+    hashicorp/terraform internal/backend/local/backend_local.go) and nothing is applied.
+    """
+    argv = [config.binary, "apply", "-input=false", "-no-color", "-json", _plan_path(plan_file)]
+    try:
+        stream = _stream(config, "apply", hooks, argv)
+    except AdapterError as exc:
+        if "Saved plan is stale" in str(exc) or "Saved plan does not match" in str(exc):
+            raise Conflict(
+                f"terraform apply in {config.workdir} refused the plan drbot checked: the state "
+                "changed after it was made (another Terraform run?), so nothing was applied. "
+                "Retry the job: it plans again from the state as it is now") from exc
+        raise
     return ApplyResult(summary=stream.summary, resources=stream.applied, outputs=stream.outputs)
 
 

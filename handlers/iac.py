@@ -12,6 +12,7 @@ the new one is accepted on first contact, as ``StrictHostKeyChecking=accept-new`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -22,13 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from adapters.errors import AdapterError, Cancelled, TimedOut
+from adapters.errors import AdapterError, Cancelled, Refused, TimedOut
 from adapters.pacing import pause_after
 from adapters.progress import Hooks, Progress, one_line
 from adapters.subprocesses import minimal_env
 from bot.errors import CommandError, ConfigError
 
 if TYPE_CHECKING:
+    from adapters.terraform import ChangeSummary
+    from adapters.terraform_plan import Action
     from bot.config.inventory import Iac, Inventory, Node
     from bot.runbook import Services, StepContext
 
@@ -107,24 +110,63 @@ def say(step: StepContext, message: str, target: str = "", status: str = "") -> 
 
 
 def terraform_apply(step: StepContext, addresses: Sequence[str]) -> dict[str, Any]:
-    """``terraform apply -target=...`` for inventory addresses; a no-op once they exist.
+    """Create the inventory's ``addresses`` with Terraform; a no-op once they exist.
 
-    Never ``-replace``: the runbooks destroy what must go before this step, so an apply after a
-    successful one (a retry) finds nothing to do instead of replacing a fresh machine again.
+    Planned first and applied only as checked (``planned_apply``): creations of these addresses
+    and nothing else. Never ``-replace``: the runbooks destroy what must go before this step, so
+    a retry after a successful one finds nothing to do instead of replacing a fresh machine.
     """
     from adapters import terraform
+    from adapters.terraform_plan import Action
 
     config = step.services.terraform
     hooks = timed(step, ", ".join(addresses))
     terraform.check_backend(config)
-    # Recorded before the first apply: a retry's apply finds the machines an earlier attempt
-    # created and adds nothing; the result must still say this job created them.
+    # Recorded before the first effect: a retry finds the machines an earlier attempt created
+    # and adds nothing; the result must still say this job created them.
     step.intent("apply", lambda: {"targets": list(addresses)})
     earlier = step.resumed("apply")
-    result = terraform.apply(config, targets=list(addresses), hooks=hooks)
-    s = result.summary
+    s, resources = planned_apply(step, list(addresses), Action.CREATE, hooks)
     return {"added": s.add, "changed": s.change, "destroyed": s.remove, "imported": s.imported,
-            "resources": list(result.resources), "earlier_attempt": earlier}
+            "resources": resources, "earlier_attempt": earlier}
+
+
+def planned_apply(step: StepContext, targets: list[str], wanted: Action, hooks: Hooks
+                  ) -> tuple[ChangeSummary, list[str]]:
+    """``terraform plan -out`` into the job's folder, refuse anything but ``wanted`` on
+    ``targets``, then ``terraform apply`` of exactly that plan file.
+
+    Every attempt plans anew (a retry never trusts an earlier attempt's file: the machines may
+    have changed since) and the file is removed afterwards (a plan file holds the
+    configuration's variable values). A plan with nothing to do is not applied.
+    """
+    from adapters import terraform
+    from adapters.terraform import ChangeSummary
+    from adapters.terraform_plan import Action, describe, effective, unexpected
+
+    config = step.services.terraform
+    directory = job_dir(step.inventory, step.job_id)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    plan_file = os.path.join(directory, step.step.replace(" ", "-") + ".tfplan")
+    destroy = wanted == Action.DELETE
+    try:
+        planned = terraform.plan(config, targets=targets, destroy=destroy, out=plan_file,
+                                 hooks=hooks)
+        refused = unexpected(planned.changes, wanted, targets)
+        if refused:
+            only = "deletions" if destroy else "creations"
+            raise Refused(
+                f"terraform would {describe(refused)}; drbot applies only {only} of the "
+                f"inventory's addresses here, so nothing was applied. Run `terraform plan` "
+                f"yourself, fix the drift, then /dr retry {step.job_id}")
+        if not effective(planned.changes):
+            say(step, "terraform plan: nothing to do", ", ".join(targets), "done")
+            return ChangeSummary(), []
+        result = terraform.apply_plan(config, plan_file, hooks=hooks)
+        return result.summary, list(result.resources)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(plan_file)
 
 
 def counted(result: dict[str, Any], key: str) -> str:

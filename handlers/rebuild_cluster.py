@@ -136,15 +136,19 @@ def addresses(inventory: Inventory) -> list[str]:
 
 
 def terraform(step: StepContext, destroy: bool) -> dict[str, Any]:
+    """Phase 1: destroy every VM of the inventory, or create them all again; planned first and
+    applied only as checked (``iac.planned_apply``): deletions only when destroying, creations
+    only when creating, of the inventory's addresses alone."""
     from adapters import terraform as tf
+    from adapters.terraform_plan import Action
 
     config = step.services.terraform
     tf.check_backend(config)
     targets = step.intent("apply", lambda: {"targets": addresses(step.inventory)})["targets"]
-    result = tf.apply(config, targets=targets, destroy=destroy,
-                      hooks=iac.timed(step, f"{len(targets)} VMs"))
-    s = result.summary
-    return {"added": s.add, "destroyed": s.remove, "resources": list(result.resources),
+    summary, resources = iac.planned_apply(step, list(targets),
+                                           Action.DELETE if destroy else Action.CREATE,
+                                           iac.timed(step, f"{len(targets)} VMs"))
+    return {"added": summary.add, "destroyed": summary.remove, "resources": resources,
             "earlier_attempt": step.resumed("apply")}
 
 
@@ -362,8 +366,10 @@ def plan_steps(inventory: Inventory) -> list[StepDef]:
     return [
         confirm_step(1),
         StepDef(DESTROY, lambda s: terraform(s, destroy=True), vms,
-                "terraform apply -destroy of every VM of the inventory", destructive=True),
-        StepDef(APPLY, lambda s: terraform(s, destroy=False), vms, "create them all again"),
+                "terraform plan -destroy of every VM of the inventory, checked to delete only them, "
+                "then applied", destructive=True),
+        StepDef(APPLY, lambda s: terraform(s, destroy=False), vms,
+                "create them all again (planned, checked to create only them, then applied)"),
         StepDef(SSH, lambda s: {"keys": iac.wait_for_ssh(
             s, [iac.ssh_endpoint(s.inventory, n) for n in names], SSH_TIMEOUT)}, vms,
                 "wait until each answers SSH, accept the new host keys"),

@@ -4,10 +4,13 @@ It speaks Terraform's machine-readable UI (`ui`), keeps a version 4 state file (
 takes a state lock whose info file outlives a killed process, as a remote backend's lock does
 (`lock`: a stale lock must be force-unlocked). Plan and apply (`plan`) create, replace and
 destroy VMs through the Proxmox API (`proxmox`); creating a VM gives it a new SMBIOS uuid and its
-SSH endpoint a new host key. `cli` answers each subcommand, `args` reads the command line,
-`launcher` writes the executable. The Terraform adapter's unit tests run the same executable
-with the knobs of `scripted`: each call recorded, plan/apply answered from the arguments or a
-given stream, with a given exit status, or blocking while ignoring SIGINT.
+SSH endpoint a new host key. A VM configured on another node than it runs on is planned as a
+replacement, as the bpg provider does. `plan -out=FILE` saves a plan that `apply FILE` applies
+as it is, refusing it once the state changed (`saved`). `cli` answers each subcommand, `args`
+reads the command line, `launcher` writes the executable. The Terraform adapter's unit tests
+run the same executable with the knobs of `scripted`: each call recorded, plan/apply answered
+from the arguments or a given stream, with a given exit status, or blocking while ignoring
+SIGINT.
 """
 
 from lab.terraform_stub import launcher, scripted

@@ -22,6 +22,7 @@ class Args:
     lock_timeout: float = 0.0
     detailed: bool = False
     refresh: bool = True
+    out: str = ""
     rest: list[str] = field(default_factory=list)
 
 
@@ -53,6 +54,8 @@ def parse(argv: list[str]) -> tuple[Path, Args]:
             args.detailed = True
         elif name == "-refresh":
             args.refresh = value != "false"
+        elif name == "-out":
+            args.out = value
         elif name in (
             "-input",
             "-no-color",
@@ -62,7 +65,6 @@ def parse(argv: list[str]) -> tuple[Path, Args]:
             "-upgrade",
             "-reconfigure",
             "-backend-config",
-            "-out",
         ):
             continue
         else:
@@ -70,6 +72,12 @@ def parse(argv: list[str]) -> tuple[Path, Args]:
     if args.command == "destroy":
         args.command, args.destroy = "apply", True
     return root, args
+
+
+def plan_options(args: Args) -> list[str]:
+    """The planning options given: a saved plan takes none of them."""
+    return ([f"-target={t}" for t in args.targets] + [f"-replace={r}" for r in args.replace]
+            + (["-destroy"] if args.destroy else []))
 
 
 def duration(text: str) -> float:

@@ -1,6 +1,7 @@
 """Plan and apply of the configuration's VMs against the lab's Proxmox: refresh (a VM gone is
-drift), the planned changes (`-target`, `-replace`, `-destroy`), and applying them one VM at a
-time with the state saved after each, as Terraform does.
+drift), the planned changes (`-target`, `-replace`, `-destroy`, and a replacement the provider
+forces for a VM whose configured node differs), saved with `-out` and applied from that file
+(`saved`), and applying them one VM at a time with the state saved after each, as Terraform does.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from lab.terraform_stub.args import Args
+from lab.terraform_stub.args import Args, plan_options
 from lab.terraform_stub.lock import acquire, release
 from lab.terraform_stub.proxmox import Proxmox, rotate_host_key
-from lab.terraform_stub.state import load_state, save_state, state_instances
+from lab.terraform_stub.saved import check_not_stale, load_plan, save_plan
+from lab.terraform_stub.state import STATE, load_state, save_state, state_instances
 from lab.terraform_stub.ui import RESOURCE_NAME, RESOURCE_TYPE, Failed, Ui, address, resource_info
 
 CONFIG = "lab.tf.json"
@@ -54,10 +56,33 @@ def refresh(
     return current
 
 
+def planned_action(key: str, cfg: dict[str, Any], instances: dict[str, dict[str, Any]],
+                   args: Args) -> tuple[str, str]:
+    """(action, reason) for one configured VM; ("", "") when nothing is to be done.
+
+    A VM whose configured `node_name` differs from the one it runs on is replaced (reason
+    `cannot_update`, as Terraform reports a change the provider forces a new resource for): the
+    bpg/proxmox provider re-creates a VM on a node change unless `migrate = true` is set
+    (bpg/terraform-provider-proxmox docs/resources/virtual_environment_vm.md, `migrate`).
+    """
+    exists = key in instances
+    if args.destroy:
+        return ("delete", "") if exists else ("", "")
+    if not exists:
+        return "create", ""
+    if address(key) in args.replace:
+        return "replace", "requested"
+    if cfg["vms"][key]["node_name"] != instances[key]["node_name"] and \
+            not cfg["vms"][key].get("migrate"):
+        return "replace", "cannot_update"
+    return "", ""
+
+
 def plan(
     ui: Ui, cfg: dict[str, Any], instances: dict[str, dict[str, Any]], args: Args
-) -> list[tuple[str, str]]:
-    changes: list[tuple[str, str]] = []
+) -> list[tuple[str, str, str]]:
+    """The planned changes as (key, action, reason), each announced as `planned_change`."""
+    changes: list[tuple[str, str, str]] = []
     known = {address(k) for k in cfg["vms"]}
     for addr in args.replace:
         if addr not in known:
@@ -70,23 +95,12 @@ def plan(
     for key in sorted(cfg["vms"]):
         if not in_scope(key, args.targets):
             continue
-        exists = key in instances
-        if args.destroy:
-            action = "delete" if exists else ""
-        elif address(key) in args.replace:
-            action = "replace" if exists else "create"
-        else:
-            action = "" if exists else "create"
-        if not action:
-            continue
-        change: dict[str, Any] = {"resource": resource_info(key), "action": action}
-        if action == "replace":
-            change["reason"] = "requested"
-        verb = {"create": "create", "delete": "delete", "replace": "replace"}[action]
-        ui.emit("planned_change", f"{address(key)}: Plan to {verb}", change=change)
-        changes.append((key, action))
-    add = sum(1 for _, a in changes if a in ("create", "replace"))
-    remove = sum(1 for _, a in changes if a in ("delete", "replace"))
+        action, reason = planned_action(key, cfg, instances, args)
+        if action:
+            announce(ui, key, action, reason)
+            changes.append((key, action, reason))
+    add = sum(1 for _, a, _ in changes if a in ("create", "replace"))
+    remove = sum(1 for _, a, _ in changes if a in ("delete", "replace"))
     summary = (
         f"Plan: {add} to add, 0 to change, {remove} to destroy."
         if changes
@@ -100,6 +114,15 @@ def plan(
     return changes
 
 
+def announce(ui: Ui, key: str, action: str, reason: str) -> None:
+    """One `planned_change` message (hashicorp/terraform internal/command/views/json/change.go:
+    "<addr>: Plan to <action>", the reason only when there is one)."""
+    change: dict[str, Any] = {"resource": resource_info(key), "action": action}
+    if reason:
+        change["reason"] = reason
+    ui.emit("planned_change", f"{address(key)}: Plan to {action}", change=change)
+
+
 def apply_changes(
     ui: Ui,
     pve: Proxmox,
@@ -107,14 +130,15 @@ def apply_changes(
     root: Path,
     state: dict[str, Any],
     instances: dict[str, dict[str, Any]],
-    changes: list[tuple[str, str]],
+    changes: list[tuple[str, str, str]],
     targeted: bool,
 ) -> None:
     added = removed = 0
-    for key, action in changes:
+    for key, action, _ in changes:
         vm = dict(cfg["vms"][key], name=key)
         if action in ("delete", "replace"):
             attrs = instances[key]
+            old = {"node_name": attrs["node_name"], "vm_id": attrs["vm_id"]}
             hook = {
                 "resource": resource_info(key),
                 "action": "delete",
@@ -124,7 +148,7 @@ def apply_changes(
             ui.emit("apply_start", f"{address(key)}: Destroying... [id={attrs['id']}]", hook=hook)
             started = time.monotonic()
             run_step(
-                ui, key, "delete", lambda vm=vm: pve.destroy(vm["node_name"], int(vm["vm_id"]))
+                ui, key, "delete", lambda old=old: pve.destroy(old["node_name"], int(old["vm_id"]))
             )
             del instances[key]
             removed += 1
@@ -224,7 +248,10 @@ def run_plan_or_apply(ui: Ui, root: Path, args: Args) -> int:
             "version is selected\n\nTo make the initial dependency selections that will "
             "initialize the dependency lock file, run:\n  terraform init",
         )
+    if args.command == "apply" and saved_plan(args):
+        return apply_saved(ui, root, args)
     if args.command == "apply" and not args.auto_approve and (args.json or not sys.stdin.isatty()):
+        # hashicorp/terraform internal/command/arguments/apply.go
         raise Failed(
             "Plan file or auto-approve required",
             "Terraform cannot ask for interactive approval when -json is set. You can "
@@ -251,8 +278,49 @@ def run_plan_or_apply(ui: Ui, root: Path, args: Args) -> int:
             )
         changes = plan(ui, cfg, instances, args)
         if args.command == "plan":
+            if args.out:
+                save_plan(root, args.out, cfg, state, instances, changes, bool(args.targets))
             return 2 if (args.detailed and changes) else 0
         apply_changes(ui, pve, cfg, root, state, instances, changes, bool(args.targets))
+        return 0
+    finally:
+        if lock is not None:
+            release(root, lock)
+
+
+def saved_plan(args: Args) -> str:
+    """The plan file argument of `apply`, "" when there is none."""
+    return next((a for a in args.rest if not a.startswith("-")), "")
+
+
+def apply_saved(ui: Ui, root: Path, args: Args) -> int:
+    """`terraform apply FILE`: exactly the saved plan, against the state it was made from.
+
+    No approval is asked and no planning option is taken with a saved plan
+    (developer.hashicorp.com/terraform/cli/commands/apply, "Saved Plan Mode"; the diagnostic's
+    wording here is the lab's). The plan's prior state must still be the state: a different
+    lineage or serial is refused with Terraform's words (hashicorp/terraform
+    internal/backend/local/backend_local.go `localRunForPlanFile`). The changes are announced
+    as `planned_change` before they are applied (internal/backend/local/backend_apply.go).
+    """
+    given = plan_options(args)
+    if given:
+        raise Failed(
+            "Invalid options with a saved plan",
+            f"{' '.join(given)}: when using a saved plan, you cannot specify any additional "
+            "planning modes or options; they were decided when the plan was created.",
+        )
+    saved = load_plan(root, saved_plan(args))
+    lock = acquire(root, "OperationTypeApply", args.lock_timeout) if args.lock else None
+    try:
+        state = load_state(root)
+        check_not_stale(saved, state, (root / STATE).exists())
+        changes = [(key, action, reason) for key, action, reason in saved["changes"]]
+        for key, action, reason in changes:
+            announce(ui, key, action, reason)
+        cfg = saved["config"]
+        apply_changes(ui, Proxmox(cfg["provider"]), cfg, root, state, dict(saved["prior"]),
+                      changes, saved["targeted"])
         return 0
     finally:
         if lock is not None:

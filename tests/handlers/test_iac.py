@@ -1,11 +1,12 @@
 """handlers/iac.py, the runbooks' Terraform, Ansible and SSH helpers, without the lab.
 
 Terraform and Ansible are replaced at the project's own adapter interface (``adapters.terraform``
-``check_backend``/``check_revision``/``apply``, ``adapters.ansible.run_playbook``); SSH is a real
-sshd on 127.0.0.1 read with the real ``ssh-keyscan`` and ``ssh-keygen``. What is checked is what
-a rebuild's safety rests on: only inventory entries reach a tool (names from chat only select
-them), Terraform gets the inventory's addresses as ``-target`` and never ``-replace`` or
-``-destroy``, the intent is in the job before the first apply and a retry adopts it, the SSH tools
+``check_backend``/``check_revision``/``plan``/``apply_plan``, ``adapters.ansible.run_playbook``);
+SSH is a real sshd on 127.0.0.1 read with the real ``ssh-keyscan`` and ``ssh-keygen``. What is
+checked is what a rebuild's safety rests on: only inventory entries reach a tool (names from chat
+only select them), Terraform plans the inventory's addresses as ``-target`` and never
+``-replace`` or ``-destroy`` and applies that plan's file, the intent is in the job before the
+first plan and a retry adopts it, the SSH tools
 get a whitelisted environment, a rebuilt machine's old host key is dropped for the job, and errors
 are one line that says what to check."""
 
@@ -30,7 +31,13 @@ from adapters import ansible, terraform
 from adapters.ansible import AnsibleConfig, PlaybookResult
 from adapters.errors import AdapterError, Cancelled, Refused, TimedOut
 from adapters.progress import Hooks, Progress
-from adapters.terraform import ApplyResult, ChangeSummary, TerraformConfig
+from adapters.terraform import (
+    ApplyResult,
+    ChangeSummary,
+    PlannedChange,
+    PlanResult,
+    TerraformConfig,
+)
 from bot.config.inventory import Inventory
 from bot.errors import CommandError, ConfigError
 from bot.runbook import StepContext
@@ -222,35 +229,55 @@ def test_say_reports_one_line_with_its_target_and_status(tmp_path: Path) -> None
 # -- Terraform ----------------------------------------------------------------------------------
 
 
+PLAN_FILE = "terraform-apply.tfplan"
+
+
 @pytest.fixture
 def tf(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
-    """Terraform at its adapter interface: the calls in order, with their arguments."""
+    """Terraform at its adapter interface: the calls in order, with their arguments. The plan
+    creates what it targets (tests/handlers/test_terraform_checked_plan.py runs the real
+    lab terraform, refusals included)."""
     calls: list[tuple[str, Any]] = []
 
     def check_backend(config: TerraformConfig) -> str:
         calls.append(("check_backend", config.workdir))
         return "s3"
 
-    def apply(config: TerraformConfig, *, targets: Any = (), replace: Any = (),
-              destroy: bool = False, hooks: Hooks) -> ApplyResult:
-        calls.append(("apply", {"workdir": config.workdir, "targets": targets,
-                                "replace": replace, "destroy": destroy}))
-        hooks.report(Progress("Creating...", target=targets[0]))
+    def plan(config: TerraformConfig, *, targets: Any = (), replace: Any = (),
+             destroy: bool = False, out: str | None = None, hooks: Hooks) -> PlanResult:
+        calls.append(("plan", {"workdir": config.workdir, "targets": targets,
+                               "replace": replace, "destroy": destroy, "out": out}))
+        assert out is not None
+        Path(out).write_text("plan")
+        return PlanResult([PlannedChange(t, "create") for t in targets],
+                          ChangeSummary(add=len(targets)), plan_file=out)
+
+    def apply_plan(config: TerraformConfig, plan_file: str, *, hooks: Hooks) -> ApplyResult:
+        assert Path(plan_file).read_text() == "plan"
+        calls.append(("apply_plan", plan_file))
+        hooks.report(Progress("Creating...", target=ADDRESSES[0]))
         hooks.report(Progress("Apply complete"))
         return ApplyResult(ChangeSummary(add=2, change=3, remove=5, imported=7),
-                           resources=list(targets), outputs={})
+                           resources=list(ADDRESSES), outputs={})
     monkeypatch.setattr(terraform, "check_backend", check_backend)
-    monkeypatch.setattr(terraform, "apply", apply)
+    monkeypatch.setattr(terraform, "plan", plan)
+    monkeypatch.setattr(terraform, "apply_plan", apply_plan)
     return calls
 
 
-def test_apply_targets_the_inventory_addresses_and_never_replaces(
+def test_apply_plans_the_inventory_addresses_then_applies_that_plan(
         tmp_path: Path, tf: list[tuple[str, Any]], clock: SimpleNamespace) -> None:
+    """Targets from the inventory, never -replace or -destroy; the plan file in the job's own
+    folder (not the shared checkout), applied as it is and removed afterwards."""
     job = Job()
-    result = iac.terraform_apply(job.step(make_inventory(tmp_path)), ADDRESSES)
+    inventory = make_inventory(tmp_path)
+    result = iac.terraform_apply(job.step(inventory), ADDRESSES)
+    plan_file = os.path.join(iac.job_dir(inventory, "j42"), PLAN_FILE)
     assert tf == [("check_backend", str(tmp_path / "tf")),
-                  ("apply", {"workdir": str(tmp_path / "tf"), "targets": ADDRESSES,
-                             "replace": (), "destroy": False})]
+                  ("plan", {"workdir": str(tmp_path / "tf"), "targets": ADDRESSES,
+                            "replace": (), "destroy": False, "out": plan_file}),
+                  ("apply_plan", plan_file)]
+    assert not os.path.exists(plan_file)
     assert result == {"added": 2, "changed": 3, "destroyed": 5, "imported": 7,
                       "resources": ADDRESSES, "earlier_attempt": False}
     both = ", ".join(ADDRESSES)
@@ -259,17 +286,17 @@ def test_apply_targets_the_inventory_addresses_and_never_replaces(
         Progress(f"terraform apply [{both}] +0s: Apply complete", target=both)]
 
 
-def test_the_intent_is_in_the_job_before_the_first_apply(
+def test_the_intent_is_in_the_job_before_the_plan_and_the_apply(
         tmp_path: Path, tf: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     job = Job()
-    apply = terraform.apply
+    plan = terraform.plan
 
-    def apply_after_intent(config: TerraformConfig, **kw: Any) -> ApplyResult:
-        assert job.journal == [("apply", {"targets": ADDRESSES})], "applied before the intent"
-        return apply(config, **kw)
-    monkeypatch.setattr(terraform, "apply", apply_after_intent)
+    def plan_after_intent(config: TerraformConfig, **kw: Any) -> PlanResult:
+        assert job.journal == [("apply", {"targets": ADDRESSES})], "planned before the intent"
+        return plan(config, **kw)
+    monkeypatch.setattr(terraform, "plan", plan_after_intent)
     iac.terraform_apply(job.step(make_inventory(tmp_path)), ADDRESSES)
-    assert [name for name, _ in tf] == ["check_backend", "apply"]
+    assert [name for name, _ in tf] == ["check_backend", "plan", "apply_plan"]
 
 
 def test_a_refused_backend_applies_nothing_and_records_no_intent(
@@ -286,17 +313,19 @@ def test_a_refused_backend_applies_nothing_and_records_no_intent(
 
 def test_a_retry_adopts_the_earlier_attempts_apply(tmp_path: Path, tf: list[tuple[str, Any]],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worker died after Terraform created the VMs: the retry's apply finds nothing to do,
-    and the summary still says this job created them."""
-    def nothing_left(config: TerraformConfig, **kw: Any) -> ApplyResult:
-        tf.append(("apply", kw["targets"]))
-        return ApplyResult(ChangeSummary(), resources=[], outputs={})
-    monkeypatch.setattr(terraform, "apply", nothing_left)
+    """The worker died after Terraform created the VMs: the retry plans again, finds nothing to
+    do and applies nothing, and the summary still says this job created them."""
+    def nothing_left(config: TerraformConfig, **kw: Any) -> PlanResult:
+        tf.append(("plan", kw["targets"]))
+        return PlanResult([PlannedChange(a, "noop") for a in kw["targets"]], ChangeSummary(),
+                          plan_file=kw["out"])
+    monkeypatch.setattr(terraform, "plan", nothing_left)
     job = Job(recorded={"apply": {"targets": ADDRESSES}})
     result = iac.terraform_apply(job.step(make_inventory(tmp_path)), ADDRESSES)
     assert job.journal == []  # the recorded intent is kept, not written again
-    assert tf[-1] == ("apply", ADDRESSES)
-    assert result["earlier_attempt"] is True
+    assert tf[-1] == ("plan", ADDRESSES)
+    assert "apply_plan" not in [name for name, _ in tf]
+    assert result["earlier_attempt"] is True and result["added"] == 0
     assert iac.counted(result, "added") == "added by an earlier attempt of this job"
     assert iac.counted(result, "destroyed") == "destroyed by an earlier attempt of this job"
 
