@@ -135,7 +135,6 @@ def _health(settings, **kwargs):  # type: ignore[no-untyped-def]
 def cmd_worker(args: argparse.Namespace) -> int:
     if "prometheus_client" not in sys.modules:
         _metrics_dir()
-    from bot.chat.health import worker_registry
     from bot.runtime import Runtime
     from bot.worker.refusal import worker_queue
     from bot.worker.runner import prepare
@@ -151,7 +150,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _ = rt.policy, rt.inventory  # validate the files before taking any job
     prepare(rt)
     _sweep_scratch(rt)
-    _health(settings, registry=worker_registry())
+    if settings.http_port is not None:
+        # Only a worker that serves /metrics loads the health server (aiohttp): a third of a
+        # worker's start-up CPU otherwise.
+        from bot.chat.health import worker_registry
+
+        _health(settings, registry=worker_registry())
     _check_state_dir(settings.state_dir or default_dir())
     # Everything loaded so far lives as long as the worker: out of the collector's reach, so that
     # a work horse's collections do not walk it and copy every page it sits on (copy-on-write),

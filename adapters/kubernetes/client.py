@@ -42,6 +42,16 @@ def _k8s() -> Any:
     return kubernetes
 
 
+def preload() -> None:
+    """Import the client and the API classes `Kube` hands out. A worker calls this once before
+    it forks a work horse per job: each horse then inherits them instead of importing them
+    again (near a second of CPU per job, CoreV1Api's module alone half of it)."""
+    client = _k8s().client
+    for name in ("ApiClient", "Configuration", "ApiException", "CoreV1Api", "CustomObjectsApi",
+                 "PolicyV1Api", "AuthorizationV1Api"):
+        getattr(client, name)
+
+
 def _verb_of(fn: Callable[..., Any]) -> str:
     name = getattr(fn, "__name__", "")
     return _VERBS.get(name.split("_", 1)[0], name or "this call")

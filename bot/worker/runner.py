@@ -7,6 +7,7 @@ with the key from this process's configuration; the policy and approvals are che
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -48,7 +49,20 @@ def prepare(rt: Runtime) -> None:
     the parsed settings and files, and a connection pool (redis-py resets it after a fork)."""
     global _PREPARED
     registry.load(rt.settings.plugins)
+    if talks_to_kubernetes(rt):
+        from adapters.kubernetes.client import preload
+
+        preload()
     _PREPARED = rt
+
+
+def talks_to_kubernetes(rt: Runtime) -> bool:
+    """Whether this worker's configuration names a cluster (a kubeconfig, endpoints, or the
+    in-cluster account): then its jobs use the Kubernetes client, worth importing before the
+    fork. A worker without one (a bare test worker) does not pay for it."""
+    target = rt.inventory.kubernetes
+    return bool(rt.settings.kubeconfig or target.kubeconfig or target.endpoints
+                or os.environ.get("KUBECONFIG") or os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
 def run_job(job_id: str) -> str:

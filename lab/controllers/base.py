@@ -39,7 +39,7 @@ R_KUSTOMIZATIONS = kmock.resource("kustomize.toolkit.fluxcd.io", "v1", "kustomiz
 R_GITREPOSITORIES = kmock.resource("source.toolkit.fluxcd.io", "v1", "gitrepositories")
 
 
-TICK_FLOOR = 0.05  # seconds between two passes of the controllers, at the fastest
+TICK_FLOOR = 0.1  # seconds between two passes of the controllers, at the fastest
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,9 @@ class Timings:
     def scaled(self, factor: float) -> Timings:
         values = {f.name: getattr(self, f.name) * factor for f in fields(self)}
         # Each tick copies every object the controllers look at: at 0.02 s (scale 0.1) they took
-        # a core's third during a whole e2e test. 0.05 s still resolves the shortest delay.
+        # a core's third during a whole e2e test, at 0.05 s still a fifteenth of a core for every
+        # second a lab idled. A pass every 0.1 s (a second of real time, a controller's resync
+        # rather than its watch) halves that; the shortest delays come due on the next pass.
         values["tick"] = max(TICK_FLOOR, min(self.tick, values["tick"]))
         return replace(self, **values)
 

@@ -24,6 +24,7 @@ from tests.support import children
 
 SCALE = 0.05  # every controller delay is 5% of its real-world-like value
 WAIT = 15.0
+STAMP = "%Y-%m-%dT%H:%M:%SZ"  # metav1.Time as Longhorn writes it: whole seconds
 
 
 @pytest.fixture(scope="module")
@@ -668,21 +669,33 @@ def test_longhorn_backup_target_sync_pulls_the_store_into_backup_objects(
     for obj, plural in [*((b, "backupvolumes") for b in bvs), *((b, "backups") for b in backups)]:
         co.delete_namespaced_custom_object(*lh, plural, obj["metadata"]["name"])
     key = f"{longhorn_volume_dir(vol.name)}/backups/backup_backup-bare.cfg"
+    put_in = datetime.now(UTC).strftime(STAMP)  # the second the new cfg arrives in
     s3.put_object(Bucket=world.BUCKETS["longhorn"], Key=key, Body=json.dumps({
         "Name": "backup-bare", "VolumeName": vol.name, "CreatedTime": "2026-01-01T00:00:00Z",
         "SnapshotCreatedAt": "2026-01-01T00:00:00Z", "Size": "4096",
         "Labels": {"longhorn.io/volume-access-mode": "rwo"}}).encode())
-    asked = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    co.patch_namespaced_custom_object(*lh, "backuptargets", "default",
-                                      {"spec": {"syncRequestedAt": asked}})
+
+    def request() -> str:
+        asked = datetime.now(UTC).strftime(STAMP)
+        co.patch_namespaced_custom_object(*lh, "backuptargets", "default",
+                                          {"spec": {"syncRequestedAt": asked}})
+        return asked
+
+    asked = request()
 
     def synced() -> dict[str, Any] | None:  # the target is written last
+        nonlocal asked
         target = co.get_namespaced_custom_object(*lh, "backuptargets", "default")
-        return target if target["status"].get("lastSyncedAt", "") >= asked else None
+        last = target["status"].get("lastSyncedAt", "")
+        if last > put_in:  # began in a later second than the put: it read the new cfg
+            return target
+        if last >= asked:  # Longhorn's stamps are whole seconds: a sync that began before the
+            asked = request()  # put, in the same second as the request, answered it; ask again
+        return None
 
     # a generous deadline: a sync reads the whole store, and one that began before the request
     # is followed by another
-    target = lab.world.wait_for(synced, 4 * WAIT, "the backup target synced after the request")
+    target = lab.world.wait_for(synced, 4 * WAIT, "the backup target synced after the put")
     bv = next(b for b in co.list_namespaced_custom_object(*lh, "backupvolumes")["items"]
               if b["spec"].get("volumeName") == vol.name)
     found = {b["metadata"]["name"]: b
