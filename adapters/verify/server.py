@@ -72,14 +72,18 @@ class Throwaway:
         cancelled, and after ``timeout`` seconds."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout
-        while not ready():
+        while True:
+            # the cancel first: asked for while the server started, it stands even if the
+            # server is ready by now (a verification cancelled goes no further)
+            if self.hooks.cancelled():
+                raise Cancelled(f"cancelled while waiting for {what}; the server was stopped "
+                                "and its scratch space removed")
+            if ready():
+                return
             code = self.proc.poll()
             if code is not None:
                 raise ServerExited(f"{self.what} exited with code {code} before {what}: "
                                    f"{self.log_tail()}")
-            if self.hooks.cancelled():
-                raise Cancelled(f"cancelled while waiting for {what}; the server was stopped "
-                                "and its scratch space removed")
             if time.monotonic() > deadline:
                 raise TimedOut(f"{self.what} did not reach {what} within {timeout:g} s: "
                                f"{self.log_tail()}")
