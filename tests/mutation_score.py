@@ -67,6 +67,10 @@ Survivors left on purpose:
 The run after the locks, evaluate and preflight tests (iac and evaluate run again on the code
 with waits paced by adapters/pacing.py): 1600 of 1672 (95.7 %): locks 126 of 136, evaluate 464
 of 470, preflight 231 of 234, iac 470 of 515.
+With the Terraform plan check (adapters/terraform_plan.py, and handlers/iac.py's planned_apply
+tested by tests/handlers/test_terraform_checked_plan.py): 1692 of 1780 (95.1 %); terraform_plan
+22 of 25 before the unit test of ``in_scope`` and ``describe`` that kills the other three, iac
+540 of 598.
 """
 
 from __future__ import annotations

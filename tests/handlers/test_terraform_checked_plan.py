@@ -258,3 +258,16 @@ def test_phase_one_refuses_a_create_while_destroying(tmp_path: Path, tflab: TfLa
     assert tflab.commands() == ["plan"]
     assert tflab.where(101) == "pve1" and tflab.where(102) == "pve1"
     assert not os.listdir(tmp_path / "ansible" / "artifacts" / "drbot-j42")
+
+
+def test_a_target_covers_its_instances_and_a_module_what_it_holds() -> None:
+    from adapters.terraform_plan import describe, in_scope
+    from adapters.terraform_stream import PlannedChange
+
+    assert in_scope('proxmox_vm_qemu.k3s["n2"]', ["proxmox_vm_qemu.k3s"])
+    assert in_scope("module.vms.proxmox_vm_qemu.a", ["module.vms"])
+    assert in_scope("proxmox_vm_qemu.k3s", ["proxmox_vm_qemu.k3s"])
+    assert not in_scope("proxmox_vm_qemu.k3s2", ["proxmox_vm_qemu.k3s"])
+    assert not in_scope("module.vmsx.proxmox_vm_qemu.a", ["module.vms"])
+    assert describe([PlannedChange("a", "replace", "cannot_update"),
+                     PlannedChange("b", "delete")]) == "replace a (cannot_update), delete b"
