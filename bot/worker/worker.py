@@ -132,10 +132,19 @@ class DrbotWorker(PromptStop, Worker):
         runner.ADMITTED = Admission(record, self.seen, now, latest)  # the horse inherits it
         return "", None
 
+    def fork_work_horse(self, job: RqJob, queue: Queue) -> None:
+        """The admitted version's seen-mark is written by this worker while its horse starts
+        (bot/worker/admission.py)."""
+        admission = runner.ADMITTED
+        if admission is not None:
+            admission.before_fork()
+        super().fork_work_horse(job, queue)  # the horse never comes back from it
+        if admission is not None:
+            admission.in_worker()
+
     def main_work_horse(self, job: RqJob, queue: Queue) -> None:
-        """In the work horse: the admitted version's seen-mark is written while rq prepares."""
         if runner.ADMITTED is not None:
-            runner.ADMITTED.begin()
+            runner.ADMITTED.in_horse()
         super().main_work_horse(job, queue)
 
     def perform_job(self, job: RqJob, queue: Queue, *args: Any) -> bool:

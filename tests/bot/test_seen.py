@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from bot.records.jobs import Job
+from bot.worker.admission import Admission
 from bot.worker.seen import FILE, LEGACY, SLACK_LINES, SeenVersions
 
 
@@ -79,51 +82,86 @@ def test_the_versions_of_the_earlier_whole_file_format_are_carried_over(tmp_path
     assert SeenVersions(tmp_path, keep=1800).newest("0000aaaa") == 4
 
 
-def test_the_horse_writes_the_admitted_version_and_says_when_it_cannot(tmp_path: Path) -> None:
-    """bot/worker/admission.py: the worker holds the version in memory, the work horse writes it
-    on a thread of its own and waits for it before the job's first write."""
-    from bot.records.jobs import Job
-    from bot.worker.admission import Admission
+def admitted(seen: SeenVersions, job_id: str, version: int) -> Admission:
+    assert seen.hold(job_id, version, now=1000.0)
+    return Admission(Job(job_id, "exercise", {}, "alice", "console:alice", "console", "r",
+                         version=version), seen, at=1000.0)
 
+
+def in_a_horse(admission: Admission, worker_writes: bool = True) -> str | None:
+    """Fork as the worker does (DrbotWorker.fork_work_horse): the child, as the horse, reports
+    what ``recorded`` said; the parent, as the worker, writes the mark (unless it 'dies' first:
+    then it closes its end of the pipe unwritten, as its death would)."""
+    admission.before_fork()
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the horse
+        try:
+            admission.in_horse()
+            os.write(out_w, json.dumps(admission.recorded()).encode())
+        finally:
+            os._exit(0)
+    os.close(out_w)
+    if worker_writes:
+        admission.in_worker()
+    else:
+        assert admission._channel is not None
+        os.close(admission._channel[0])
+        os.close(admission._channel[1])
+    os.waitpid(pid, 0)
+    with os.fdopen(out_r, "rb") as said:
+        return json.loads(said.read())
+
+
+def test_the_worker_writes_the_admitted_version_while_its_horse_starts(tmp_path: Path) -> None:
+    """bot/worker/admission.py: the worker holds the version in memory, writes it right after
+    the fork and tells the horse through a pipe; the horse waits for that before any write."""
     seen = SeenVersions(tmp_path / "ok", keep=1800)
-    assert seen.hold("0000aaaa", 3, now=1000.0) and not seen.hold("0000aaaa", 2, now=1000.0)
-    assert SeenVersions(tmp_path / "ok", keep=1800).newest("0000aaaa") == 0  # held, not yet written
-    admitted = Admission(Job("0000aaaa", "exercise", {}, "alice", "console:alice", "console", "r",
-                             version=3), seen, at=1000.0)
-    admitted.begin()
-    assert admitted.recorded() is None
+    assert not seen.hold("0000aaaa", 0, now=1000.0)
+    admission = admitted(seen, "0000aaaa", 3)
+    assert SeenVersions(tmp_path / "ok", keep=1800).newest("0000aaaa") == 0  # held, not written
+    assert in_a_horse(admission) is None
     assert SeenVersions(tmp_path / "ok", keep=1800).newest("0000aaaa") == 3
 
+
+def test_a_horse_refuses_when_the_mark_cannot_be_written_or_its_worker_died(tmp_path: Path) -> None:
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / FILE).mkdir()  # the file's place is taken: it cannot be written
-    blocked = SeenVersions(tmp_path / "bad", keep=1800)
-    blocked.hold("0000bbbb", 1, now=1000.0)
-    refused = Admission(Job("0000bbbb", "exercise", {}, "alice", "console:alice", "console", "r",
-                            version=1), blocked, at=1000.0)
-    refused.begin()
-    why = refused.recorded()
+    why = in_a_horse(admitted(SeenVersions(tmp_path / "bad", keep=1800), "0000bbbb", 1))
     assert why and "job 0000bbbb version 1" in why and "DRBOT_STATE_DIR writable" in why
-    assert refused.recorded() == why  # asked again, still refused
+    assert "Is a directory" in why
+
+    orphan = in_a_horse(admitted(SeenVersions(tmp_path / "ok", keep=1800), "0000cccc", 2),
+                        worker_writes=False)
+    assert orphan and "the worker ended before it wrote it" in orphan
+    assert SeenVersions(tmp_path / "ok", keep=1800).newest("0000cccc") == 0
+
+
+def test_without_a_worker_the_mark_is_written_in_place_and_a_refusal_stands(tmp_path: Path) -> None:
+    """A runner started without a forking worker (run_job called directly) writes it itself."""
+    admission = admitted(SeenVersions(tmp_path / "ok", keep=1800), "0000aaaa", 3)
+    assert admission.recorded() is None
+    assert SeenVersions(tmp_path / "ok", keep=1800).newest("0000aaaa") == 3
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / FILE).mkdir()
+    refused = admitted(SeenVersions(tmp_path / "bad", keep=1800), "0000bbbb", 1)
+    why = refused.recorded()
+    assert why and refused.recorded() == why  # asked again, still refused
 
 
 def test_the_horse_writes_down_its_last_write_for_the_worker_to_find(tmp_path: Path) -> None:
     """Admission.ended, in the horse after the job's last write: the worker (a copy of the same
     SeenVersions from before the fork) finds the version on disk instead of reading the record
     again (DrbotWorker.saw)."""
-    from bot.records.jobs import Job
-    from bot.worker.admission import Admission
-
     worker = SeenVersions(tmp_path, keep=1800)
     worker.hold("0000aaaa", 3, now=1000.0)
-    admitted = Admission(Job("0000aaaa", "exercise", {}, "alice", "console:alice", "console", "r",
-                             version=3), SeenVersions(tmp_path, keep=1800), at=1000.0)
-    admitted.seen.hold("0000aaaa", 3, now=1000.0)  # what the horse inherits
-    assert admitted.recorded() is None  # the admitted version, before the job's first write
-    admitted.ended(3)  # no write of its own after the admitted version: nothing to add
-    admitted.settled()
+    horse = admitted(SeenVersions(tmp_path, keep=1800), "0000aaaa", 3)  # what the horse inherits
+    assert horse.recorded() is None  # the admitted version, before the job's first write
+    horse.ended(3)  # no write of its own after the admitted version: nothing to add
+    horse.settled()
     assert lines(tmp_path) == ["0000aaaa 3 1000.000"]
-    admitted.ended(7)
-    admitted.settled()  # what the horse waits for before it exits
+    horse.ended(7)
+    horse.settled()  # what the horse waits for before it exits
     assert worker.newest("0000aaaa") == 3  # not read yet
     assert worker.newest_on_disk("0000aaaa") == 7
     assert lines(tmp_path) == ["0000aaaa 3 1000.000", f"0000aaaa 7 {lines(tmp_path)[1].split()[2]}"]
