@@ -44,7 +44,7 @@ from bench.ending import Stop, deadline, redis_server, spawn, stop  # noqa: E402
 from bot.chat.app import BotApp  # noqa: E402
 from bot.chat.frontends.slack import SlackFrontend  # noqa: E402
 from bot.config.settings import Settings  # noqa: E402
-from bot.runtime import Runtime  # noqa: E402
+from bot.runtime import Runtime, freeze_loaded  # noqa: E402
 from lab.fakes.frontend import KEY, POLICY  # noqa: E402
 from lab.fakes.slack import BOT_TOKEN, SIGNING_SECRET, command_fields, form, signed  # noqa: E402
 
@@ -231,6 +231,7 @@ def one_run(concurrency: int, got: Measured) -> Measured:
     frontend = on_loop(build())
     app = BotApp(rt, {"slack": frontend})
     app.start(loop)
+    freeze_loaded()  # as bot.chat.serve does once the bot has started
     serving = asyncio.run_coroutine_threadsafe(frontend.run(app), loop)
     bare_runner = lazy_runner = None
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import secrets
 import subprocess
@@ -135,7 +134,7 @@ def _health(settings, **kwargs):  # type: ignore[no-untyped-def]
 def cmd_worker(args: argparse.Namespace) -> int:
     if "prometheus_client" not in sys.modules:
         _metrics_dir()
-    from bot.runtime import Runtime
+    from bot.runtime import Runtime, freeze_loaded
     from bot.worker.refusal import worker_queue
     from bot.worker.runner import prepare
     from bot.worker.seen import default_dir
@@ -157,11 +156,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
         _health(settings, registry=worker_registry())
     _check_state_dir(settings.state_dir or default_dir())
-    # Everything loaded so far lives as long as the worker: out of the collector's reach, so that
-    # a work horse's collections do not walk it and copy every page it sits on (copy-on-write),
-    # which made each horse slower to run and to exit.
-    gc.collect()
-    gc.freeze()
+    freeze_loaded()
     worker = DrbotWorker([worker_queue(rt.client, settings.queue)], connection=rt.client,
                          runtime=rt, worker_ttl=60, job_monitoring_interval=5,
                          maintenance_interval=30)

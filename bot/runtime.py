@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -39,6 +40,16 @@ def connect(settings: Settings, *, patient: bool) -> redis.Redis:
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         socket_connect_timeout=2.0 if patient else 0.5, socket_timeout=10.0 if patient else 1.5,
         health_check_interval=30)
+
+
+def freeze_loaded() -> None:
+    """Once a long-lived process (the bot, the worker) has loaded what it keeps: collect, then put
+    all of it out of the cyclic collector's reach (gc.freeze). A full collection then walks only
+    what came since: the bot's event loop, which acks, stalls far less (bench/slack_ack.py's p99
+    at 20 concurrent missed its target in one run of three without it), and a worker's horses no
+    longer copy, by collecting, every page they share with it."""
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import sys
 import threading
@@ -48,10 +47,6 @@ class BotApp:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
-        # What is loaded by now lives as long as the bot: out of the collector's reach, so that a
-        # full collection (which stops the event loop that acks) walks only what came since.
-        gc.collect()
-        gc.freeze()
         self.relay = Relay(self.rt, self.frontends, loop, on_tick=self._reap)
         self._thread = threading.Thread(target=self.relay.run, name="relay", daemon=True)
         self._thread.start()

@@ -16,7 +16,7 @@ from bot.chat.app import BotApp
 from bot.chat.frontends.base import Frontend
 from bot.config.settings import Settings
 from bot.errors import ConfigError
-from bot.runtime import Runtime
+from bot.runtime import Runtime, freeze_loaded
 
 log = logging.getLogger("drbot.serve")
 
@@ -48,6 +48,7 @@ async def run(settings: Settings) -> list[str]:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     app.start(loop)
+    freeze_loaded()
     probes = await health.start(health.Health(settings, app.frontends, scrape_queue=True),
                                 settings.http_host, settings.http_port) \
         if settings.http_port is not None else None

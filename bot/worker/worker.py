@@ -126,8 +126,8 @@ class DrbotWorker(PromptStop, Worker):
         if record.version <= newest:
             return "refused-replay", (f"job {job_id} version {record.version} is not newer than "
                                       f"version {newest}, which this worker already saw")
-        # Held in memory here (this worker admits that version no more); the work horse writes
-        # it to disk while it starts and refuses the job if it cannot (bot/worker/admission.py).
+        # Held in memory here (this worker admits that version no more); written to disk right
+        # after the fork, and the horse refuses the job if it was not (bot/worker/admission.py).
         self.seen.hold(job_id, record.version, now)
         runner.ADMITTED = Admission(record, self.seen, now, latest)  # the horse inherits it
         return "", None
