@@ -37,7 +37,8 @@ system-packages:
 demo: $(STAMP) system-packages
 	$(PY) -m lab.demo
 
-# The suite in parallel (one test file per pytest-xdist worker at a time), every worker writing
+# The suite in parallel (one test file per pytest-xdist worker at a time; four workers on two
+# cores keep the CPU busy while tests wait on servers and subprocesses), every worker writing
 # the Kubernetes requests drbot made to KUBE_REQUESTS; then the ClusterRole check over all of them.
 # Both always run; the target fails if either does.
 KUBE_REQUESTS := .run/kube-requests
@@ -50,7 +51,7 @@ test: $(STAMP) system-packages
 	rm -rf $(KUBE_REQUESTS) && mkdir -p $(KUBE_REQUESTS)
 	status=0; \
 	DRBOT_KUBE_REQUESTS_DIR=$(CURDIR)/$(KUBE_REQUESTS) $(PY) -m pytest -q -p no:cacheprovider \
-	  -n 3 --dist loadfile --ignore $(RBAC_TEST) || status=$$?; \
+	  -n 4 --dist loadfile --ignore $(RBAC_TEST) || status=$$?; \
 	DRBOT_KUBE_REQUESTS_DIR=$(CURDIR)/$(KUBE_REQUESTS) $(PY) -m pytest -q -p no:cacheprovider \
 	  $(RBAC_TEST) || status=$$?; \
 	exit $$status
