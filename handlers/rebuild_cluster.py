@@ -261,7 +261,7 @@ def suspend_apps(step: StepContext) -> dict[str, Any]:
 def expected(step: StepContext) -> restore_set.RestoreSet:
     """What this phase must restore: the store's volumes, read from Longhorn's Backups once its
     backup target has synced after this step began (``handlers.restore_set``)."""
-    since = datetime.now(UTC).replace(microsecond=0)
+    since = restore_set.sync_mark(datetime.now(UTC))
     stored = restore_set.stored_volumes(restore_set.open_store(step))
     iac.say(step, f"the store holds {len(stored)} volume(s); waiting for Longhorn's backup "
             "target to sync them")

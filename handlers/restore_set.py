@@ -16,7 +16,7 @@ the caller.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from adapters.errors import AdapterError, NotFound
@@ -59,6 +59,18 @@ def _stamp(value: str) -> datetime | None:
     except ValueError:
         return None
     return stamp.replace(tzinfo=stamp.tzinfo or UTC) if stamp else None
+
+
+def sync_mark(now: datetime) -> datetime:
+    """The time to ask a sync for, and to wait for a sync stamped at or after: the first whole
+    second after ``now``.
+
+    Longhorn syncs a target only when ``spec.syncRequestedAt`` is strictly after
+    ``status.lastSyncedAt``, and both are whole seconds once stored (backup_target_controller.go;
+    metav1.Time serializes to the second). A request stamped with this second could be taken as
+    answered by a pass that began earlier in the same second, before the store was read here; no
+    pass begun before ``now`` is stamped as late as the next second."""
+    return now.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
 
 
 def request_sync(kube: Kube, at: datetime) -> list[str]:

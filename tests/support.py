@@ -26,6 +26,28 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20, what: str = "c
         raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
 
 
+def sync_longhorn_target(custom_objects: Any, timeout: float) -> str:
+    """Ask Longhorn's default backup target to sync, as a person would, and wait for a pass that
+    began after this call (it read the store as it is now); the pass's stamp.
+
+    Asked for the next whole second, as drbot asks (handlers.restore_set.sync_mark): a request
+    for this second can be taken as answered by a pass that began earlier in it."""
+    from datetime import UTC, datetime
+
+    from handlers.restore_set import sync_mark
+    from lab import world
+
+    asked = sync_mark(datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    where = ("longhorn.io", "v1beta2", world.LONGHORN_NS, "backuptargets", "default")
+    custom_objects.patch_namespaced_custom_object(*where, {"spec": {"syncRequestedAt": asked}})
+
+    def synced() -> str | None:
+        last = custom_objects.get_namespaced_custom_object(*where)["status"].get("lastSyncedAt")
+        return last if (last or "") >= asked else None
+
+    return str(wait_until(synced, timeout, "the backup target synced after the request"))
+
+
 class FakeClock:
     """time.monotonic and time.sleep for one module under test: sleeping moves the clock, and
     the pauses taken are kept, so a wait's pacing is tested without waiting."""

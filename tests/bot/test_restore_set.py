@@ -3,7 +3,7 @@ coverage check), against the Kubernetes emulator seeded as Longhorn would be."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from adapters.kubernetes import resources as R
 from adapters.kubernetes.client import Kube
@@ -61,6 +61,18 @@ def test_synced_only_after_the_target_and_each_stored_volume(kube_emulator: Stan
     add_lh_backup_volume(kube_emulator, "vol-a", last_backup="b",
                          last_backup_at="2026-01-03T00:00:01Z")
     assert restore_set.not_synced(kube, SINCE, ["vol-a"]) == []
+
+
+def test_a_sync_is_asked_for_the_next_whole_second() -> None:
+    """Stamps are whole seconds and a target syncs only when asked for a later time than its
+    last pass: a pass begun earlier in this second must not count as the one asked for."""
+    assert restore_set.sync_mark(datetime(2026, 1, 3, 4, 5, 6, 300_000, tzinfo=UTC)) == datetime(
+        2026, 1, 3, 4, 5, 7, tzinfo=UTC)
+    assert restore_set.sync_mark(datetime(2026, 1, 3, 4, 5, 6, tzinfo=UTC)) == datetime(
+        2026, 1, 3, 4, 5, 7, tzinfo=UTC)
+    east = timezone(timedelta(hours=2))
+    assert restore_set.sync_mark(datetime(2026, 1, 3, 6, 5, 6, 999_999, tzinfo=east)) == datetime(
+        2026, 1, 3, 4, 5, 7, tzinfo=UTC)
 
 
 def test_no_backup_target_means_longhorn_is_not_there_yet(kube: Kube) -> None:

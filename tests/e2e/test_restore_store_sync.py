@@ -4,14 +4,14 @@ another, and a new request restores the newest backup the store still holds."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes
 
 from lab import Lab, world
 from lab.store import longhorn_volume_dir
-from tests.bot.harness import Harness, wait_until
+from tests.bot.harness import Harness
+from tests.support import sync_longhorn_target
 
 RUN = 90.0
 GITEA = next(v for v in world.VOLUMES if v.pvc == "gitea-data")
@@ -34,12 +34,9 @@ def remove_from_store_and_sync(lab: Lab, backup: str) -> None:
                                  Key=f"{longhorn_volume_dir(GITEA.name)}/backups/"
                                      f"backup_{backup}.cfg")
     api = kubernetes.config.new_client_from_config(str(lab.kubeconfig))
-    kubernetes.client.CustomObjectsApi(api).patch_namespaced_custom_object(
-        "longhorn.io", "v1beta2", world.LONGHORN_NS, "backuptargets", "default",
-        {"spec": {"syncRequestedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}})
-    wait_until(lambda: lab.world.kube_object("longhorn.io/v1beta2", "backups",
-                                             world.LONGHORN_NS, backup) is None,
-               RUN, f"the sync to delete Backup {backup}")
+    sync_longhorn_target(kubernetes.client.CustomObjectsApi(api), RUN)
+    assert lab.world.kube_object("longhorn.io/v1beta2", "backups", world.LONGHORN_NS,
+                                 backup) is None, f"the sync kept Backup {backup}"
 
 
 def test_a_backup_gone_from_the_store_after_approval_is_not_swapped_unasked(

@@ -20,11 +20,10 @@ from bot.config.inventory import load_inventory
 from lab import Lab, files, terraform_stub, world
 from lab.servers import dead_port
 from lab.store import longhorn_volume_dir
-from tests.support import children
+from tests.support import children, sync_longhorn_target
 
 SCALE = 0.05  # every controller delay is 5% of its real-world-like value
 WAIT = 15.0
-STAMP = "%Y-%m-%dT%H:%M:%SZ"  # metav1.Time as Longhorn writes it: whole seconds
 
 
 @pytest.fixture(scope="module")
@@ -669,33 +668,14 @@ def test_longhorn_backup_target_sync_pulls_the_store_into_backup_objects(
     for obj, plural in [*((b, "backupvolumes") for b in bvs), *((b, "backups") for b in backups)]:
         co.delete_namespaced_custom_object(*lh, plural, obj["metadata"]["name"])
     key = f"{longhorn_volume_dir(vol.name)}/backups/backup_backup-bare.cfg"
-    put_in = datetime.now(UTC).strftime(STAMP)  # the second the new cfg arrives in
     s3.put_object(Bucket=world.BUCKETS["longhorn"], Key=key, Body=json.dumps({
         "Name": "backup-bare", "VolumeName": vol.name, "CreatedTime": "2026-01-01T00:00:00Z",
         "SnapshotCreatedAt": "2026-01-01T00:00:00Z", "Size": "4096",
         "Labels": {"longhorn.io/volume-access-mode": "rwo"}}).encode())
 
-    def request() -> str:
-        asked = datetime.now(UTC).strftime(STAMP)
-        co.patch_namespaced_custom_object(*lh, "backuptargets", "default",
-                                          {"spec": {"syncRequestedAt": asked}})
-        return asked
-
-    asked = request()
-
-    def synced() -> dict[str, Any] | None:  # the target is written last
-        nonlocal asked
-        target = co.get_namespaced_custom_object(*lh, "backuptargets", "default")
-        last = target["status"].get("lastSyncedAt", "")
-        if last > put_in:  # began in a later second than the put: it read the new cfg
-            return target
-        if last >= asked:  # Longhorn's stamps are whole seconds: a sync that began before the
-            asked = request()  # put, in the same second as the request, answered it; ask again
-        return None
-
-    # a generous deadline: a sync reads the whole store, and one that began before the request
-    # is followed by another
-    target = lab.world.wait_for(synced, 4 * WAIT, "the backup target synced after the put")
+    # a generous deadline: a sync reads the whole store
+    asked = sync_longhorn_target(co, 4 * WAIT)
+    target = co.get_namespaced_custom_object(*lh, "backuptargets", "default")
     bv = next(b for b in co.list_namespaced_custom_object(*lh, "backupvolumes")["items"]
               if b["spec"].get("volumeName") == vol.name)
     found = {b["metadata"]["name"]: b
@@ -823,14 +803,6 @@ def test_backup_target_sync_deletes_what_the_store_no_longer_holds(
             "Name": name, "VolumeName": "pvc-going", "CreatedTime": f"2026-01-{day}T00:00:00Z",
             "SnapshotCreatedAt": f"2026-01-{day}T00:00:00Z", "Size": "4096", "Labels": {}})
 
-    def sync() -> None:
-        asked = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        co.patch_namespaced_custom_object(*lh, "backuptargets", "default",
-                                          {"spec": {"syncRequestedAt": asked}})
-        lab.world.wait_for(lambda: co.get_namespaced_custom_object(
-            *lh, "backuptargets", "default")["status"].get("lastSyncedAt", "") >= asked,
-            4 * WAIT, "the backup target synced after the request")
-
     def backups() -> set[str]:
         return {b["metadata"]["name"] for b in co.list_namespaced_custom_object(*lh, "backups")[
             "items"] if (b["metadata"].get("labels") or {}).get("backup-volume") == "pvc-going"}
@@ -839,8 +811,11 @@ def test_backup_target_sync_deletes_what_the_store_no_longer_holds(
         return {b["spec"]["volumeName"] for b in co.list_namespaced_custom_object(
             *lh, "backupvolumes")["items"]}
 
-    sync()  # lastSyncedAt is to the second: a pass begun just before the put may count
-    lab.world.wait_for(lambda: backups() == {"backup-g1", "backup-g2"}, 4 * WAIT, "pulled")
+    def sync() -> None:  # a pass that began after the change; it writes the target last
+        sync_longhorn_target(co, 4 * WAIT)
+
+    sync()
+    assert backups() == {"backup-g1", "backup-g2"}
     assert "pvc-going" in volumes()
     taking = {"apiVersion": "longhorn.io/v1beta2", "kind": "Backup",
               "metadata": {"name": "backup-taking", "namespace": world.LONGHORN_NS,
@@ -855,14 +830,13 @@ def test_backup_target_sync_deletes_what_the_store_no_longer_holds(
     lab.world.put([taking, elsewhere])
     s3.delete_object(Bucket=bucket, Key=f"{base}/backups/backup_backup-g1.cfg")
     sync()
-    lab.world.wait_for(lambda: "backup-g1" not in backups(), WAIT, "backup-g1 deleted")
     assert backups() == {"backup-g2", "backup-taking", "backup-elsewhere"}
     assert any("Backup backup-g1 deleted: gone from the backup store" in e
                for e in lab.world.events())
     for key in ("volume.cfg", "backups/backup_backup-g2.cfg"):
         s3.delete_object(Bucket=bucket, Key=f"{base}/{key}")
     sync()
-    lab.world.wait_for(lambda: "pvc-going" not in volumes(), WAIT, "the BackupVolume deleted")
+    assert "pvc-going" not in volumes()
     assert backups() == {"backup-elsewhere"}  # of another target: not this sync's to delete
     co.delete_namespaced_custom_object(*lh, "backups", "backup-elsewhere")
 
