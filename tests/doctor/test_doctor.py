@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import shutil
+import socket
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,7 @@ import yaml
 
 from bot.config.inventory import load_inventory
 from bot.config.settings import Settings
+from bot.doctor import ssh
 from bot.doctor.iac import credentials_line
 from bot.doctor.result import Line, Status, System
 from bot.doctor.run import check_all
@@ -262,6 +266,47 @@ def test_changed_host_key(lab: Lab) -> None:
     port = lab.world.ssh_port(node)
     assert "different host key" in line.detail
     assert f"ssh-keygen -R '[127.0.0.1]:{port}'" in line.fix
+
+
+def test_the_nodes_are_tried_at_once(lab: Lab, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every node's login is in flight together: a listener that answers no SSH banner lets
+    the connections go only once all of them are open, which logins one after the other never
+    reach (each would wait out its timeout alone first)."""
+    nodes = [node.name for node in world.NODES]
+    listener = socket.create_server(("127.0.0.1", 0))
+    live: set[socket.socket] = set()
+    most = 0
+
+    def serve() -> None:
+        nonlocal most
+        with listener, selectors.DefaultSelector() as waiting:
+            waiting.register(listener, selectors.EVENT_READ)
+            while len(live) < len(nodes):
+                for key, _ in waiting.select():
+                    if key.fileobj is listener:
+                        conn, _ = listener.accept()
+                        live.add(conn)
+                        waiting.register(conn, selectors.EVENT_READ)
+                    elif not key.fileobj.recv(4096):  # type: ignore[union-attr]
+                        waiting.unregister(key.fileobj)  # that client gave up: not open now
+                        live.discard(key.fileobj)  # type: ignore[arg-type]
+                most = max(most, len(live))
+        for conn in live:
+            conn.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    port = listener.getsockname()[1]
+    inventory = edited_inventory(lab, tmp_path, lambda d: [d["nodes"][name].update(
+        ssh_address="127.0.0.1", ssh_port=port) for name in nodes])
+    monkeypatch.setattr(ssh, "CONNECT_TIMEOUT", 120)  # only so that a serial run fails, late
+    monkeypatch.setattr(ssh, "TIMEOUT", 120)
+    lines = ssh.check(load_inventory(inventory))
+    server.join(timeout=1)
+    assert most == len(nodes)
+    assert [line.subject for line in lines] == sorted(nodes)
+    assert all(line.red and line.detail.startswith("ssh failed") for line in lines), lines
 
 
 def test_dirty_iac_checkout(lab: Lab) -> None:
