@@ -8,7 +8,6 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -37,7 +36,7 @@ system-packages:
 demo: $(STAMP) system-packages
 	$(PY) -m lab.demo
 
-# The suite in parallel (one test file per pytest-xdist worker at a time; four workers on two
+# The suite in parallel (one test file per pytest-xdist worker at a time; five workers on two
 # cores keep the CPU busy while tests wait on servers and subprocesses), every worker writing
 # the Kubernetes requests drbot made to KUBE_REQUESTS; then the ClusterRole check over all of them.
 # Both always run; the target fails if either does.
@@ -51,7 +50,7 @@ test: $(STAMP) system-packages
 	rm -rf $(KUBE_REQUESTS) && mkdir -p $(KUBE_REQUESTS)
 	status=0; \
 	DRBOT_KUBE_REQUESTS_DIR=$(CURDIR)/$(KUBE_REQUESTS) $(PY) -m pytest -q -p no:cacheprovider \
-	  -n 4 --dist loadfile --ignore $(RBAC_TEST) || status=$$?; \
+	  -n 5 --dist loadfile --ignore $(RBAC_TEST) || status=$$?; \
 	DRBOT_KUBE_REQUESTS_DIR=$(CURDIR)/$(KUBE_REQUESTS) $(PY) -m pytest -q -p no:cacheprovider \
 	  $(RBAC_TEST) || status=$$?; \
 	exit $$status
