@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from bot.config.yamlfile import load_model
+from bot.config.yamlfile import Strict, load_model
 
 ACCOUNT = re.compile(r"^(console:[a-z_][a-z0-9_.-]{0,31}|slack:[A-Z0-9]+/[A-Z0-9]+|discord:\d{1,20})$")
 GRANT = re.compile(r"^discord-role:\d{1,20}/\d{1,20}$")
@@ -27,10 +27,6 @@ def seconds(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not a duration: write a number and s, m, h or d, e.g. 30m")
     return int(match.group(1)) * UNITS[match.group(2)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class PersonEntry(Strict):

@@ -1,4 +1,5 @@
-"""Load a YAML file into a pydantic model with errors that name the file, the key and the fix."""
+"""Load a YAML file into a pydantic model with errors that name the file, the key and the fix;
+the base of the models read so."""
 
 from __future__ import annotations
 
@@ -6,11 +7,18 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """A model read from a file: a key drbot does not know is an error (a misspelt setting never
+    silently does nothing), and what was read cannot change afterwards."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def load_model(path: str | Path, model: type[M]) -> M:
