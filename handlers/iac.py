@@ -109,24 +109,26 @@ def say(step: StepContext, message: str, target: str = "", status: str = "") -> 
 # -- Terraform ----------------------------------------------------------------------------------
 
 
-def terraform_apply(step: StepContext, addresses: Sequence[str]) -> dict[str, Any]:
-    """Create the inventory's ``addresses`` with Terraform; a no-op once they exist.
+def terraform_apply(step: StepContext, addresses: Sequence[str], wanted: Action | None = None,
+                    what: str | None = None) -> dict[str, Any]:
+    """Create the inventory's ``addresses`` with Terraform (or, with ``wanted`` DELETE, destroy
+    them); a no-op once that is done.
 
-    Planned first and applied only as checked (``planned_apply``): creations of these addresses
-    and nothing else. Never ``-replace``: the runbooks destroy what must go before this step, so
-    a retry after a successful one finds nothing to do instead of replacing a fresh machine.
+    Planned first and applied only as checked (``planned_apply``): that action on these
+    addresses and nothing else. Never ``-replace``: the runbooks destroy what must go before
+    they create, so a retry after a successful step finds nothing to do instead of replacing a
+    fresh machine. ``what`` names the machines in progress lines (else the addresses).
     """
     from adapters import terraform
     from adapters.terraform_plan import Action
 
-    config = step.services.terraform
-    hooks = timed(step, ", ".join(addresses))
-    terraform.check_backend(config)
-    # Recorded before the first effect: a retry finds the machines an earlier attempt created
-    # and adds nothing; the result must still say this job created them.
-    step.intent("apply", lambda: {"targets": list(addresses)})
+    terraform.check_backend(step.services.terraform)
+    # Recorded before the first effect: a retry acts on the same addresses, finds the machines
+    # an earlier attempt created and adds nothing; the result must still say this job did it.
+    targets = step.intent("apply", lambda: {"targets": list(addresses)})["targets"]
     earlier = step.resumed("apply")
-    s, resources = planned_apply(step, list(addresses), Action.CREATE, hooks)
+    s, resources = planned_apply(step, list(targets), wanted or Action.CREATE,
+                                 timed(step, what or ", ".join(targets)))
     return {"added": s.add, "changed": s.change, "destroyed": s.remove, "imported": s.imported,
             "resources": resources, "earlier_attempt": earlier}
 

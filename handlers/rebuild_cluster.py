@@ -136,20 +136,14 @@ def addresses(inventory: Inventory) -> list[str]:
 
 
 def terraform(step: StepContext, destroy: bool) -> dict[str, Any]:
-    """Phase 1: destroy every VM of the inventory, or create them all again; planned first and
-    applied only as checked (``iac.planned_apply``): deletions only when destroying, creations
-    only when creating, of the inventory's addresses alone."""
-    from adapters import terraform as tf
+    """Phase 1: destroy every VM of the inventory, or create them all again (iac.terraform_apply:
+    deletions only when destroying, creations only when creating, of the inventory's addresses
+    alone)."""
     from adapters.terraform_plan import Action
 
-    config = step.services.terraform
-    tf.check_backend(config)
-    targets = step.intent("apply", lambda: {"targets": addresses(step.inventory)})["targets"]
-    summary, resources = iac.planned_apply(step, list(targets),
-                                           Action.DELETE if destroy else Action.CREATE,
-                                           iac.timed(step, f"{len(targets)} VMs"))
-    return {"added": summary.add, "destroyed": summary.remove, "resources": resources,
-            "earlier_attempt": step.resumed("apply")}
+    targets = addresses(step.inventory)
+    return iac.terraform_apply(step, targets, Action.DELETE if destroy else Action.CREATE,
+                               f"{len(targets)} VMs")
 
 
 def kubeconfig_dest(step: StepContext) -> str:
