@@ -79,7 +79,6 @@ class TerraformConfig:
 class PlanResult:
     changes: list[PlannedChange]
     summary: ChangeSummary
-    plan_file: str | None = None  # where ``-out`` saved the plan, if it was asked to
 
 
 @dataclass
@@ -257,8 +256,7 @@ def plan(
     """``terraform plan -json``: the planned changes and their summary (init first if needed);
     with ``out`` (an absolute path) the plan is saved there for ``apply_plan``."""
     stream = _operation(config, "plan", hooks, targets, replace, destroy, out)
-    return PlanResult(changes=stream.changes, summary=stream.summary,
-                      plan_file=None if out is None else _plan_path(out))
+    return PlanResult(changes=stream.changes, summary=stream.summary)
 
 
 def apply(

@@ -250,7 +250,7 @@ def tf(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
         assert out is not None
         Path(out).write_text("plan")
         return PlanResult([PlannedChange(t, "create") for t in targets],
-                          ChangeSummary(add=len(targets)), plan_file=out)
+                          ChangeSummary(add=len(targets)))
 
     def apply_plan(config: TerraformConfig, plan_file: str, *, hooks: Hooks) -> ApplyResult:
         assert Path(plan_file).read_text() == "plan"
@@ -317,8 +317,7 @@ def test_a_retry_adopts_the_earlier_attempts_apply(tmp_path: Path, tf: list[tupl
     do and applies nothing, and the summary still says this job created them."""
     def nothing_left(config: TerraformConfig, **kw: Any) -> PlanResult:
         tf.append(("plan", kw["targets"]))
-        return PlanResult([PlannedChange(a, "noop") for a in kw["targets"]], ChangeSummary(),
-                          plan_file=kw["out"])
+        return PlanResult([PlannedChange(a, "noop") for a in kw["targets"]], ChangeSummary())
     monkeypatch.setattr(terraform, "plan", nothing_left)
     job = Job(recorded={"apply": {"targets": ADDRESSES}})
     result = iac.terraform_apply(job.step(make_inventory(tmp_path)), ADDRESSES)
