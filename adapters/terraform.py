@@ -3,8 +3,8 @@
 Runbooks plan to a file (``plan(..., out=...)``), check the planned changes
 (``adapters.terraform_plan``) and apply exactly that file (``apply_plan``): what Terraform does
 is then what drbot checked, and a state changed in between makes Terraform refuse the file
-("Saved plan is stale") instead of applying a different plan. ``apply`` (plan and apply in one
-run with ``-auto-approve``) is kept for tools that check nothing in between; runbooks never use it.
+("Saved plan is stale") instead of applying a different plan. There is no ``apply -auto-approve``
+here on purpose: nothing in drbot can apply what it did not check.
 
 Every run is ``terraform <cmd> -input=false -no-color -json`` with an argument list; resource
 addresses come from the inventory, never from chat text. The machine-readable UI stream is read
@@ -16,7 +16,7 @@ exits within about 5 s), and SIGKILL after another ``cancel_grace`` s. A run kil
 leave a remote backend's lock held; the next run then reports it as ``StateLocked``.
 
 ``check_revision`` and ``check_backend`` (``adapters.terraform_checks``) are preflight calls of
-their own: ``plan``/``apply`` do not repeat them, so a runbook calls them first (and puts the
+their own: ``plan``/``apply_plan`` do not repeat them, so a runbook calls them first (and puts the
 commit into the plan digest). Both modules' public names are importable from here too.
 """
 
@@ -51,7 +51,7 @@ from adapters.terraform_stream import (
 
 __all__ = [
     "ApplyResult", "ChangeSummary", "LockInfo", "PlanResult", "PlannedChange", "StateLocked",
-    "TerraformConfig", "apply", "apply_plan", "check_backend", "check_revision", "force_unlock",
+    "TerraformConfig", "apply_plan", "check_backend", "check_revision", "force_unlock",
     "init", "needs_init", "parse_line", "parse_lock", "plan",
 ]
 
@@ -257,19 +257,6 @@ def plan(
     with ``out`` (an absolute path) the plan is saved there for ``apply_plan``."""
     stream = _operation(config, "plan", hooks, targets, replace, destroy, out)
     return PlanResult(changes=stream.changes, summary=stream.summary)
-
-
-def apply(
-    config: TerraformConfig,
-    *,
-    targets: Sequence[str] = (),
-    replace: Sequence[str] = (),
-    destroy: bool = False,
-    hooks: Hooks,
-) -> ApplyResult:
-    """``terraform apply -json -auto-approve``: summary, applied addresses, safe outputs."""
-    stream = _operation(config, "apply", hooks, targets, replace, destroy)
-    return ApplyResult(summary=stream.summary, resources=stream.applied, outputs=stream.outputs)
 
 
 def apply_plan(config: TerraformConfig, plan_file: str, *, hooks: Hooks) -> ApplyResult:

@@ -21,6 +21,7 @@ from adapters.progress import Hooks
 from adapters.terraform import TerraformConfig
 from lab.terraform_stub import launcher, write_lock
 from lab.terraform_stub.scripted import FROM_ARGUMENTS, IGNORE_INT, SENSITIVE_OUTPUT, Knob
+from tests.adapters.terraform_unchecked import unchecked_apply
 from tests.support import PROMPT, Recorder, wait_until
 
 EMPTY_STATE = json.dumps(
@@ -126,7 +127,7 @@ def test_real_plan_and_apply_drop_sensitive_outputs(tf_binary: str, tmp_path: Pa
     assert any(p.status == "plan" and "0 to add" in p.message for p in rec.progress)
 
     rec = Recorder()
-    applied = terraform.apply(cfg, hooks=rec.hooks)
+    applied = unchecked_apply(cfg, hooks=rec.hooks)
     assert applied.outputs == {"hello": "hello-world"}
     assert applied.summary == terraform.ChangeSummary(0, 0, 0)
     assert not any(p.message == "terraform init" for p in rec.progress), "init ran twice"
@@ -151,7 +152,7 @@ def test_real_error_diagnostics_become_adapter_error(tf_binary: str, tmp_path: P
 def test_real_state_lock_held_by_another_terraform(tf_binary: str, tmp_path: Path) -> None:
     workdir = write(tmp_path / "tf", OUTPUTS_TF)
     cfg = TerraformConfig(workdir=str(workdir), binary=tf_binary, allow_local_state=True)
-    terraform.apply(cfg, hooks=Hooks())
+    unchecked_apply(cfg, hooks=Hooks())
     # `terraform console` holds the local state lock for as long as it runs.
     holder = subprocess.Popen(
         [tf_binary, "console"],
@@ -241,7 +242,7 @@ output "n" {{ value = length(data.terraform_remote_state.slow.outputs) }}
     rec = Recorder(cancel_when=slow_state.requested.is_set)
     started = time.monotonic()
     with pytest.raises(Cancelled) as err:
-        terraform.apply(cfg, hooks=rec.hooks)
+        unchecked_apply(cfg, hooks=rec.hooks)
     assert time.monotonic() - started < PROMPT
     assert "state lock" in str(err.value)
     pid = rec.pids[-1]
@@ -249,7 +250,7 @@ output "n" {{ value = length(data.terraform_remote_state.slow.outputs) }}
     assert subprocesses.tree(pid) == set()
     # The lock is free: the next run gets past it (the remote now answers at once).
     slow_state.release.set()
-    assert terraform.apply(cfg, hooks=Hooks()).outputs == {"n": 0}
+    assert unchecked_apply(cfg, hooks=Hooks()).outputs == {"n": 0}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,7 +285,7 @@ DISK = 'proxmox_virtual_environment_file.cloud_init["node3"]'
 def test_stub_apply_argv_targets_and_replace(stub: tuple[TerraformConfig, Path]) -> None:
     cfg, log = stub
     rec = Recorder()
-    result = terraform.apply(cfg, targets=[VM, DISK], replace=[VM], hooks=rec.hooks)
+    result = unchecked_apply(cfg, targets=[VM, DISK], replace=[VM], hooks=rec.hooks)
     init_call, apply_call = calls(log)
     assert init_call["argv"] == ["init", "-input=false", "-no-color"]
     assert apply_call["argv"] == [
@@ -335,7 +336,7 @@ def test_addresses_that_look_like_flags_are_refused(
 ) -> None:
     cfg, log = stub
     with pytest.raises(Refused):
-        terraform.apply(cfg, targets=[bad], hooks=Hooks())
+        unchecked_apply(cfg, targets=[bad], hooks=Hooks())
     assert not log.exists(), "terraform ran despite a bad address"
 
 
@@ -375,7 +376,7 @@ def test_stub_stream_with_noise_and_errors(
     cfg.env.update({Knob.LINES: str(stream), Knob.EXIT: "1"})
     rec = Recorder()
     with pytest.raises(AdapterError) as err:
-        terraform.apply(cfg, targets=[VM], hooks=rec.hooks)
+        unchecked_apply(cfg, targets=[VM], hooks=rec.hooks)
     assert not isinstance(err.value, Conflict)
     assert "error creating VM" in str(err.value) and "exit 1" in str(err.value)
     by_status = {p.status: p for p in rec.progress}
@@ -526,7 +527,7 @@ def test_terraform_gets_a_whitelisted_environment(stub: tuple[TerraformConfig, P
     monkeypatch.setenv("DRBOT_SIGNING_KEY", "k" * 64)
     monkeypatch.setenv("REDIS_URL", "redis://:hunter2@127.0.0.1:6379/0")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "for-the-s3-backend")
-    terraform.apply(cfg, targets=[VM], hooks=Hooks())
+    unchecked_apply(cfg, targets=[VM], hooks=Hooks())
     for call in calls(log):
         names = set(call["names"])  # type: ignore[arg-type]
         assert not {"DRBOT_SIGNING_KEY", "REDIS_URL"} & names
@@ -539,7 +540,7 @@ def test_apply_progress_counts_resources_done_of_the_plans_total(
     apply_complete is one more done, so a person sees how far a long apply is."""
     cfg, _ = stub
     rec = Recorder()
-    terraform.apply(cfg, targets=[VM, DISK], replace=[VM], hooks=rec.hooks)
+    unchecked_apply(cfg, targets=[VM, DISK], replace=[VM], hooks=rec.hooks)
     applying = [p.message for p in rec.progress if p.status in (
         "create", "delete", "replace", "complete") and not p.message.startswith("plan:")]
     assert applying, [p.message for p in rec.progress]

@@ -18,6 +18,7 @@ from adapters.terraform import PlannedChange, TerraformConfig
 from adapters.terraform_plan import Action, describe, effective, in_scope, unexpected
 from lab.terraform_stub import launcher
 from lab.terraform_stub.scripted import FROM_ARGUMENTS, Knob
+from tests.adapters.terraform_unchecked import unchecked_apply
 from tests.adapters.test_terraform import OUTPUTS_TF, tf_binary, write  # noqa: F401
 from tests.support import Recorder
 
@@ -47,10 +48,10 @@ def test_real_stale_saved_plan_is_refused_and_says_to_retry(
     """Another apply between drbot's plan and its apply changes the state: Terraform refuses the
     saved plan and nothing of it is applied."""
     cfg = real(tf_binary, tmp_path)
-    terraform.apply(cfg, hooks=Hooks())  # the state exists (Terraform 1.0 checks no first plan)
+    unchecked_apply(cfg, hooks=Hooks())  # the state exists (Terraform 1.0 checks no first plan)
     plan_file = str(tmp_path / "step.tfplan")
     terraform.plan(cfg, out=plan_file, hooks=Hooks())
-    terraform.apply(replace(cfg, env={"TF_VAR_name": "else"}), hooks=Hooks())  # someone else's
+    unchecked_apply(replace(cfg, env={"TF_VAR_name": "else"}), hooks=Hooks())  # someone else's
     serial = json.loads((tmp_path / "tf" / "terraform.tfstate").read_text())["serial"]
     with pytest.raises(Conflict) as refused:
         terraform.apply_plan(cfg, plan_file, hooks=Hooks())

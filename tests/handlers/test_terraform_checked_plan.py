@@ -32,6 +32,7 @@ from lab.terraform_stub import CONFIG, STATE, launcher
 from lab.terraform_stub.proxmox import Proxmox as StubProxmox
 from lab.terraform_stub.scripted import Knob
 from lab.terraform_stub.ui import address
+from tests.adapters.terraform_unchecked import unchecked_apply
 from tests.support import Recorder
 
 NODES = {"n1": ("pve1", 101), "n2": ("pve1", 102)}
@@ -195,7 +196,7 @@ def test_a_stale_saved_plan_is_refused_by_terraform(tmp_path: Path, tflab: TfLab
     plan_file = str(tmp_path / "checked.tfplan")
     planned = terraform.plan(tflab.config, targets=[ADDR["n1"]], out=plan_file, hooks=Hooks())
     assert [c.action for c in planned.changes] == ["create"]
-    terraform.apply(tflab.config, targets=[ADDR["n2"]], hooks=Hooks())  # someone else's run
+    unchecked_apply(tflab.config, targets=[ADDR["n2"]], hooks=Hooks())  # someone else's run
     before = tflab.state()
     with pytest.raises(Conflict, match="refused the plan drbot checked: the state changed"):
         terraform.apply_plan(tflab.config, plan_file, hooks=Hooks())
