@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import getpass
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -30,14 +31,29 @@ SSH_KEYGEN = "/usr/bin/ssh-keygen"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
+    """A port nobody holds right now, outside the range the system hands out (``hold_port``)."""
+    with hold_port() as sock:
         return int(sock.getsockname()[1])
 
 
 def hold_port(port: int = 0) -> socket.socket:
     """A socket bound to the port and not listening: a connection there is refused, and nobody
-    else can take the port while it is held (a port picked free and let go can be)."""
+    else can take the port while it is held (a port picked free and let go can be).
+
+    Without a port, one below the kernel's ephemeral range (``ip_local_port_range``), which it
+    never hands out on its own: let go just before a server binds it, it cannot meanwhile become
+    an outgoing connection's source port or another bind to port 0's pick, as one in that range
+    did on a loaded machine (the lab's sshd then exited 255, "Address already in use")."""
+    if port:
+        return _bind(port)
+    ports = _unassigned_ports()
+    for candidate in random.sample(ports, min(len(ports), 64)):
+        with contextlib.suppress(OSError):
+            return _bind(candidate)
+    return _bind(0)
+
+
+def _bind(port: int) -> socket.socket:
     sock = socket.socket()
     try:
         sock.bind((HOST, port))
@@ -45,6 +61,15 @@ def hold_port(port: int = 0) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _unassigned_ports() -> range:
+    """10000 up to the ephemeral range's start; empty where that range starts too low."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return range(0)
+    return range(10000, low)
 
 
 _DEAD: list[socket.socket] = []
@@ -316,6 +341,7 @@ class Sshd:
         self.host_key = directory / "ssh_host_ed25519_key"
         self.pid_file = directory / "sshd.pid"
         self.config = directory / "sshd_config"
+        self.log = directory / "sshd.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.loaded_key = 0
 
@@ -332,12 +358,13 @@ class Sshd:
         )
         self.loaded_key = self.key_stamp()
         self.release_port()
-        self.proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(self.config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with self.log.open("ab") as log:  # -e: sshd's own messages, for when it will not start
+            self.proc = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(self.config)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -357,8 +384,10 @@ class Sshd:
     def wait_ready(self, timeout: float = 10.0) -> None:
         def check() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
+                said = self.log.read_text(errors="replace").strip().splitlines()
                 raise RuntimeError(
-                    f"lab: sshd for {self.node} exited with {self.proc.returncode}; "
+                    f"lab: sshd for {self.node} on port {self.port} exited with "
+                    f"{self.proc.returncode} ({said[-1] if said else 'it said nothing'}); "
                     f"check {self.config}"
                 )
             return self.ready()

@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 from adapters import subprocesses
-from tests.support import free_port, wait_until
+from lab.servers import free_port
+from tests.support import wait_until
 
 SSHD = "/usr/sbin/sshd"
 

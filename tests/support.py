@@ -6,7 +6,6 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -144,13 +143,6 @@ def stop_process(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIG
             os.kill(pid, signal.SIGKILL)
     proc.wait()
     return False
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Recorder:

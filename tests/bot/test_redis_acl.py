@@ -21,9 +21,10 @@ from bot.runtime import Runtime
 from bot.watch.scheduler import WatchScheduler
 from lab import Lab
 from lab.fakes.redis import RedisServer
+from lab.servers import free_port
 from tests.bot.harness import Harness
 from tests.e2e.conftest import lab  # noqa: F401  (fixture)
-from tests.support import free_port, wait_until
+from tests.support import wait_until
 
 COMPOSE = Path(__file__).parents[2] / "deploy" / "compose.yaml"
 USERS = ("bot", "worker", "scheduler")

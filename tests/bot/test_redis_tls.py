@@ -20,7 +20,7 @@ from bot.records.jobs import Job, JobStore, new_id
 from bot.records.signing import Signer
 from bot.runtime import connect
 from lab.fakes.redis import RedisServer
-from tests.support import free_port
+from lab.servers import free_port
 
 
 def _name(cn: str) -> x509.Name:

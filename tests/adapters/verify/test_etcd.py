@@ -19,7 +19,8 @@ from adapters.subprocesses import alive, kill_tree
 from adapters.verify import VerificationOutcome
 from adapters.verify import etcd as ev
 from adapters.verify.scratch import ScratchConfig
-from tests.support import Recorder, free_port, wait_until
+from lab.servers import free_port
+from tests.support import Recorder, wait_until
 
 TOOLS = ev.EtcdTools.find()
 ENV = {"PATH": "/usr/bin:/bin", "ETCDCTL_API": "3"}
