@@ -398,7 +398,7 @@ class Lab:
         self._servers.append(s3)
         self.s3_url = s3.start()
         s3_secret = secrets.token_hex(16)
-        seed_s3(self.s3_url, s3_secret, now)
+        seed_s3(now)
 
         login_key = self.workdir / "secrets" / "ssh-key"
         authorized_keys = new_login_key(login_key)
@@ -584,19 +584,15 @@ def bucket_store(endpoint: str, secret: str, bucket: str, prefix: str = "") -> A
                                    secret_key=secret))
 
 
-def seed_s3(endpoint: str, secret: str, now: datetime) -> None:
-    import boto3
+def seed_s3(now: datetime) -> None:
+    """The lab's buckets and objects in moto's S3 backend of this process (the account moto
+    serves any access key it does not know from its IAM)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
 
     from lab import store
 
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=world.REGION,
-        aws_access_key_id=files.S3_ACCESS_KEY,
-        aws_secret_access_key=secret,
-    )
-    store.seed(client, now)
+    store.seed(s3_backends[DEFAULT_ACCOUNT_ID]["aws"], now)
 
 
 # ------------------------------------------------------------------------------ main

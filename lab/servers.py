@@ -242,7 +242,9 @@ class S3Server:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = make_server(HOST, 0, self._app(), threaded=True,
                                    request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A stop waits for the serving loop's next poll (half a second by default).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
