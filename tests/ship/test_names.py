@@ -14,8 +14,6 @@ SAME_MEANING = {
     # the inventory's entry, and the verification adapter's own copy of it (adapters import
     # nothing of drbot)
     "SqlCheck",
-    # the strict pydantic base of each configuration file's models (inventory, policy)
-    "Strict",
 }
 
 
