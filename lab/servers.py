@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import getpass
 import os
 import random
@@ -63,8 +64,10 @@ def _bind(port: int) -> socket.socket:
     return sock
 
 
+@functools.cache
 def _unassigned_ports() -> range:
-    """10000 up to the ephemeral range's start; empty where that range starts too low."""
+    """10000 up to the ephemeral range's start; empty where that range starts too low (read
+    once: the range is the machine's, and a lab picks ports many times)."""
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
